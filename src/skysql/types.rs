@@ -1,0 +1,571 @@
+//! Wire types of the SkySQL API subset (`skysql-api/skysql-subset.openapi.yaml`).
+//!
+//! Field names are exactly the spec's. Requests skip absent optional fields so the cloud sees
+//! only what was set; responses are tolerant (`#[serde(default)]` everywhere, unknown fields
+//! ignored) because the real cloud adds and omits fields freely. The emulator serves these same
+//! types, so the client and the emulator cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `v1.AllowListItem`: one allowed address or netblock.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AllowListItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// An IPv4 address or CIDR netblock, e.g. `"1.2.3.4/32"`.
+    pub ip: String,
+}
+
+/// `v1.NamedPort` (create request).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedPort {
+    pub name: String,
+    pub port: u16,
+}
+
+/// `v1.CreateServiceEndpointRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateServiceEndpointRequest {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<NamedPort>>,
+}
+
+/// `v1.ScaleOptions`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScaleOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_compute: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_compute: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspend_enabled: Option<bool>,
+}
+
+/// `v1.CreateServiceRequest` (only the fields a global-replication engine sets, plus the
+/// common optional ones; everything is optional on the wire).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateServiceRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_list: Option<Vec<AllowListItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytical: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_ssl: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_mechanism: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<CreateServiceEndpointRequest>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_window: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxscale_nodes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxscale_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nosql_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<NamedPort>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_options: Option<ScaleOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_iops: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_throughput: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+}
+
+/// `v1.ServiceResponse.status`. Unknown values (the cloud may add some) are kept verbatim in
+/// [`ServiceStatus::Other`] rather than failing the whole response.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    PendingCreate,
+    PendingStart,
+    PendingStop,
+    PendingScale,
+    PendingDelete,
+    PendingModifying,
+    Ready,
+    Failed,
+    Stopped,
+    Retired,
+    #[default]
+    Unknown,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ServiceStatus {
+    /// The wire spelling, e.g. `"pending_create"`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServiceStatus::PendingCreate => "pending_create",
+            ServiceStatus::PendingStart => "pending_start",
+            ServiceStatus::PendingStop => "pending_stop",
+            ServiceStatus::PendingScale => "pending_scale",
+            ServiceStatus::PendingDelete => "pending_delete",
+            ServiceStatus::PendingModifying => "pending_modifying",
+            ServiceStatus::Ready => "ready",
+            ServiceStatus::Failed => "failed",
+            ServiceStatus::Stopped => "stopped",
+            ServiceStatus::Retired => "retired",
+            ServiceStatus::Unknown => "unknown",
+            ServiceStatus::Other(s) => s,
+        }
+    }
+
+    /// Any `pending_*` status: the cloud refuses mutations until it settles.
+    pub fn is_pending(&self) -> bool {
+        self.as_str().starts_with("pending_")
+    }
+}
+
+impl fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `v1.PurposePort`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PurposePort {
+    pub name: String,
+    pub port: u16,
+    pub purpose: String,
+}
+
+/// `v1.ServiceEndpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceEndpoint {
+    pub allow_list: Vec<AllowListItem>,
+    pub allowed_accounts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    pub ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    pub name: String,
+    pub ports: Vec<PurposePort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+}
+
+/// `v1.StorageVolume`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolume {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i64>,
+    pub size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+}
+
+/// `v1.ServiceResponse`: what the provisioning API says about one service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceResponse {
+    pub id: String,
+    pub name: String,
+    pub status: ServiceStatus,
+    pub service_type: String,
+    pub topology: String,
+    pub provider: String,
+    pub region: String,
+    pub architecture: String,
+    pub size: String,
+    pub nodes: i64,
+    pub ssl_enabled: bool,
+    pub fqdn: String,
+    pub endpoints: Vec<ServiceEndpoint>,
+    pub outbound_ips: Vec<String>,
+    pub storage_volume: StorageVolume,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxscale_nodes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxscale_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_on: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    pub errors: Vec<String>,
+}
+
+impl ServiceResponse {
+    /// The port of the endpoint port named (or with purpose) `readwrite`, if any.
+    pub fn readwrite_port(&self) -> Option<u16> {
+        self.endpoints
+            .iter()
+            .flat_map(|e| e.ports.iter())
+            .find(|p| p.name == "readwrite" || p.purpose == "readwrite")
+            .map(|p| p.port)
+    }
+}
+
+/// `v1.AllowListEndpoint`: one endpoint's allowlist (GET/PUT/POST/DELETE …/allowlist answer an
+/// array of these).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AllowListEndpoint {
+    /// Deprecated by the cloud (plain strings); still served for old clients.
+    #[serde(rename = "allowList")]
+    pub allow_list_deprecated: Vec<String>,
+    pub allow_list: Vec<AllowListItem>,
+    pub name: String,
+}
+
+/// `v1.AddAllowListIPAddressRequest`: `{"ip_address": "1.2.3.4/32"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddAllowListIPAddressRequest {
+    pub ip_address: String,
+}
+
+/// `v1.DeleteAllowedAddressRequest`: `{"ip_address": "1.2.3.4/32"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeleteAllowedAddressRequest {
+    pub ip_address: String,
+}
+
+/// `v1.CredentialsResponse`. Holds a password: never log or print it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CredentialsResponse {
+    pub host: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for CredentialsResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialsResponse")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `v1.IsIpAllowedRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IsIpAllowedRequest {
+    pub ip_address: String,
+}
+
+/// `v1.IsIpAllowedResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IsIpAllowedResponse {
+    pub ip_address: String,
+    pub is_allowed: bool,
+}
+
+/// `v1.ServiceSizeState`: body and answer of `POST …/size`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceSizeState {
+    pub size: String,
+}
+
+/// `v1.SetStorageRequest`: body and answer of `PATCH …/storage`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SetStorageRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i64>,
+}
+
+/// `v1.BackupScheduleRequest`: `{"backup_type":"full","schedule":"once","service_id":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupScheduleRequest {
+    pub backup_type: String,
+    pub schedule: String,
+    pub service_id: String,
+}
+
+/// `v1.BackupScheduleResponse`. Its `id` is the schedule's, not the backup's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupScheduleResponse {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<String>,
+    pub service_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<bool>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub backup_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// `v1.Backup`. `status` is e.g. "Pending", "Running", "Succeeded", "Failed".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backup {
+    pub id: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub status: String,
+    #[serde(rename = "type")]
+    pub backup_type: String,
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binlog_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binlog_gtid_position: Option<String>,
+    /// A string on the wire (the spec says so), e.g. `"1234"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binlog_position: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_external_storage: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_full_backup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_pod: Option<String>,
+}
+
+impl Backup {
+    pub fn is_succeeded(&self) -> bool {
+        self.status.eq_ignore_ascii_case("succeeded")
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.status.eq_ignore_ascii_case("failed")
+    }
+}
+
+/// `v1.PagedBackupsResponse`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PagedBackupsResponse {
+    pub backups: Vec<Backup>,
+    pub backups_count: i64,
+    pub pages_count: i64,
+}
+
+/// `v1.RestoreRequest`: `{"id": backup id, "service_id": target}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreRequest {
+    pub id: String,
+    pub service_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<String>,
+}
+
+/// `v1.RestoreResponse`. `id` is the restore operation's (an integer on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreResponse {
+    pub id: i64,
+    pub backup_id: String,
+    pub service_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub restore_type: Option<String>,
+}
+
+/// `v1.PagedRestoresResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PagedRestoresResponse {
+    pub restores: Vec<RestoreResponse>,
+    pub restores_count: i64,
+    pub pages_count: i64,
+}
+
+/// `errr.ErrorDetails` (`web.ErrorDetails` is the same minus `type`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorDetails {
+    pub error: String,
+    pub message: String,
+    /// `errr.Type`: "fatal" | "error" | "warning".
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solution: Option<String>,
+}
+
+/// `errr.ErrorResponse` / `web.ErrorResponse`: the body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorResponse {
+    pub code: i64,
+    pub errors: Vec<ErrorDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    pub path: String,
+    pub timestamp: i64,
+    pub trace_id: String,
+}
+
+impl ErrorResponse {
+    /// All detail messages joined, for error reports.
+    pub fn message(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_and_keeps_unknown_values() {
+        let s: ServiceStatus = serde_json::from_str("\"pending_create\"").unwrap();
+        assert_eq!(s, ServiceStatus::PendingCreate);
+        assert!(s.is_pending());
+        let s: ServiceStatus = serde_json::from_str("\"hibernating\"").unwrap();
+        assert_eq!(s, ServiceStatus::Other("hibernating".into()));
+        assert_eq!(
+            serde_json::to_string(&ServiceStatus::Ready).unwrap(),
+            "\"ready\""
+        );
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"hibernating\"");
+    }
+
+    #[test]
+    fn service_response_tolerates_missing_and_unknown_fields() {
+        let json = r#"{"id":"dbpgf00000001","status":"ready","brand_new":1,
+            "endpoints":[{"name":"primary","ports":[{"name":"readwrite","port":3306,"purpose":"readwrite"}]}]}"#;
+        let s: ServiceResponse = serde_json::from_str(json).unwrap();
+        assert_eq!(s.readwrite_port(), Some(3306));
+        assert_eq!(s.status, ServiceStatus::Ready);
+        assert!(s.outbound_ips.is_empty());
+    }
+
+    #[test]
+    fn requests_skip_absent_fields() {
+        let req = CreateServiceRequest {
+            name: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"name":"a"}"#);
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = CredentialsResponse {
+            host: "h".into(),
+            username: "u".into(),
+            password: "s3cret".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
