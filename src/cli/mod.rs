@@ -1,0 +1,5 @@
+//! The command line: thin commands over the library.
+
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,68 @@
+//! What refresh saw in the real world. The diff takes it as an input beside the topology and
+//! the state; an offline plan (`--refresh=false`) passes `Observed::offline()` and trusts state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// False for an offline plan: nothing below was looked at.
+    pub refreshed: bool,
+    /// By topology key. A key with no entry was not looked up (no id in state, no name match).
+    pub services: BTreeMap<String, ObservedService>,
+    /// Allowlist entries present on a service, by service key.
+    pub allowlists: BTreeMap<String, Vec<String>>,
+    /// Inbound replication status of a replica, by replica key.
+    pub replication: BTreeMap<String, ObservedReplication>,
+}
+
+impl Observed {
+    pub fn offline() -> Observed {
+        Observed::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "presence", rename_all = "snake_case")]
+pub enum ObservedService {
+    /// The id recorded in state answered 404.
+    Missing {
+        id: String,
+    },
+    Present(RemoteService),
+}
+
+/// The managed fields of a `v1.ServiceResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteService {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub provider: String,
+    pub region: String,
+    pub size: String,
+    pub nodes: u32,
+    pub storage: u32,
+    pub ssl_enabled: bool,
+    pub fqdn: Option<String>,
+    pub port: Option<u16>,
+    pub outbound_ips: Vec<String>,
+}
+
+/// Parsed from `CALL sky.replication_status()` on the replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedReplication {
+    /// False when the replica has no replication configured at all (empty status).
+    pub configured: bool,
+    pub io_running: bool,
+    pub sql_running: bool,
+    pub master_host: Option<String>,
+    pub master_port: Option<u16>,
+    pub seconds_behind_master: Option<u64>,
+    pub last_io_errno: u32,
+    pub last_io_error: String,
+    pub last_sql_errno: u32,
+    pub last_sql_error: String,
+    pub gtid_io_pos: Option<String>,
+}

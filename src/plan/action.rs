@@ -1,0 +1,159 @@
+//! One step of a plan. An action carries what the executor needs to carry it out and what a
+//! reviewer needs to judge it (before/after values, whether it wipes data).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::topology::{Seed, ServiceSpec};
+
+/// Index of an action inside its plan.
+pub type ActionId = usize;
+
+/// How an action changes the world, in Terraform's vocabulary (drives markers and the summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Change {
+    pub fn marker(self) -> &'static str {
+        match self {
+            Change::Create => "+",
+            Change::Update => "~",
+            Change::Replace => "-/+",
+            Change::Delete => "-",
+        }
+    }
+}
+
+/// Why replication is (re)wired, which decides how the executor starts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireMode {
+    /// Configure from the seeding backup's GTID position, grant, start, verify.
+    Fresh,
+    /// The channel is configured but stopped: start it again and verify.
+    Restart,
+    /// The channel was reset: configure again from the replica's own GTID position.
+    Rewire,
+}
+
+/// What to do. Service keys refer to the topology (and the state's maps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Create a service (or adopt an existing one with the same name) and wait until ready.
+    CreateService { key: String, spec: ServiceSpec },
+    /// Change size / nodes / storage / allow list / tags in place.
+    UpdateService {
+        key: String,
+        from: ServiceSpec,
+        to: ServiceSpec,
+    },
+    /// Delete the service and create it again: the only way to change an immutable field.
+    ReplaceService {
+        key: String,
+        from: ServiceSpec,
+        to: ServiceSpec,
+    },
+    /// Delete the service and wait until it is gone.
+    DeleteService { key: String, spec: ServiceSpec },
+    /// Obtain a full backup of `source` to seed `replicas`: a new one, the latest, or a given id.
+    Backup {
+        source: String,
+        seed: Seed,
+        replicas: Vec<String>,
+    },
+    /// Restore the seeding backup of `source` into `replica`: wipes the replica's data.
+    Restore { source: String, replica: String },
+    /// Add the replica's outbound IPs to the source's allowlist.
+    AllowlistGrant { source: String, replica: String },
+    /// Remove the entries skyplan added for the replica from the source's allowlist.
+    AllowlistRevoke {
+        source: String,
+        replica: String,
+        entries: Vec<String>,
+    },
+    /// Wire GTID replication source → replica and wait until it is healthy.
+    Replicate {
+        source: String,
+        replica: String,
+        ssl: bool,
+        mode: WireMode,
+    },
+    /// Stop and reset replication on the replica (link removed or re-pointed).
+    StopReplication { source: String, replica: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: ActionId,
+    /// Stable name, e.g. `service.primary`, `restore.secondary`.
+    pub address: String,
+    pub change: Change,
+    #[serde(flatten)]
+    pub kind: ActionKind,
+    /// One line for reviewers.
+    pub summary: String,
+    /// Ids of actions that must finish first.
+    pub depends_on: Vec<ActionId>,
+    /// Values before and after, `null` when the object does not exist on that side. Values not
+    /// known until apply are the string "(known after apply)".
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Destroys or overwrites data: a restore, a replace, a delete.
+    pub wipes_data: bool,
+    /// Why this action is planned when not because of the topology (drift repair), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+impl ActionKind {
+    /// The address prefix and key that name this action.
+    pub fn address(&self) -> String {
+        match self {
+            ActionKind::CreateService { key, .. }
+            | ActionKind::UpdateService { key, .. }
+            | ActionKind::ReplaceService { key, .. }
+            | ActionKind::DeleteService { key, .. } => format!("service.{key}"),
+            ActionKind::Backup { source, seed, .. } => match seed {
+                Seed::LatestBackup => format!("backup.{source}.latest"),
+                Seed::Backup(id) => format!("backup.{source}.{id}"),
+                Seed::NewBackup | Seed::None => format!("backup.{source}"),
+            },
+            ActionKind::Restore { replica, .. } => format!("restore.{replica}"),
+            ActionKind::AllowlistGrant { source, replica }
+            | ActionKind::AllowlistRevoke {
+                source, replica, ..
+            } => {
+                format!("allowlist.{source}.{replica}")
+            }
+            ActionKind::Replicate { replica, .. } | ActionKind::StopReplication { replica, .. } => {
+                format!("replication.{replica}")
+            }
+        }
+    }
+
+    /// The services this action mutates (the executor serialises mutations per service).
+    pub fn mutated_services(&self) -> Vec<&str> {
+        match self {
+            ActionKind::CreateService { key, .. }
+            | ActionKind::UpdateService { key, .. }
+            | ActionKind::ReplaceService { key, .. }
+            | ActionKind::DeleteService { key, .. } => vec![key],
+            ActionKind::Backup { source, .. } => vec![source],
+            ActionKind::Restore { replica, .. } => vec![replica],
+            ActionKind::AllowlistGrant { source, .. }
+            | ActionKind::AllowlistRevoke { source, .. } => vec![source],
+            ActionKind::Replicate { replica, .. } | ActionKind::StopReplication { replica, .. } => {
+                vec![replica]
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The dependency graph of a plan's actions: explicit edges from the rules below, a stable
+//! dependency order (Kahn's algorithm with a fixed tie-break), cycle detection and DOT output.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::action::{Action, ActionKind};
+use super::diff::Planned;
+use super::PlanError;
+use crate::state::State;
+
+/// Order among actions that are ready at the same time: teardown first, then services, then
+/// the seeding chain. Only a tie-break; correctness comes from the edges.
+fn rank(kind: &ActionKind) -> u8 {
+    match kind {
+        ActionKind::StopReplication { .. } => 0,
+        ActionKind::AllowlistRevoke { .. } => 1,
+        ActionKind::DeleteService { .. } => 2,
+        ActionKind::CreateService { .. }
+        | ActionKind::UpdateService { .. }
+        | ActionKind::ReplaceService { .. } => 3,
+        ActionKind::Backup { .. } => 4,
+        ActionKind::Restore { .. } => 5,
+        ActionKind::AllowlistGrant { .. } => 6,
+        ActionKind::Replicate { .. } => 7,
+    }
+}
+
+/// Edges `dependency → dependent` between indices of `planned`.
+fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
+    let mut svc: HashMap<&str, usize> = HashMap::new();
+    let mut del: HashMap<&str, usize> = HashMap::new();
+    let mut del_by_name: HashMap<&str, usize> = HashMap::new();
+    let mut backup_for: HashMap<&str, usize> = HashMap::new();
+    let mut restore: HashMap<&str, usize> = HashMap::new();
+    let mut grant: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut revokes_of_replica: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut replicate: HashMap<&str, usize> = HashMap::new();
+    let mut stop: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in planned.iter().enumerate() {
+        match &p.kind {
+            ActionKind::CreateService { key, .. }
+            | ActionKind::UpdateService { key, .. }
+            | ActionKind::ReplaceService { key, .. } => {
+                svc.insert(key, i);
+            }
+            ActionKind::DeleteService { key, spec } => {
+                del.insert(key, i);
+                del_by_name.insert(&spec.name, i);
+            }
+            ActionKind::Backup { replicas, .. } => {
+                for r in replicas {
+                    backup_for.insert(r, i);
+                }
+            }
+            ActionKind::Restore { replica, .. } => {
+                restore.insert(replica, i);
+            }
+            ActionKind::AllowlistGrant { source, replica } => {
+                grant.insert((source, replica), i);
+            }
+            ActionKind::AllowlistRevoke { replica, .. } => {
+                revokes_of_replica.entry(replica).or_default().push(i);
+            }
+            ActionKind::Replicate { replica, .. } => {
+                replicate.insert(replica, i);
+            }
+            ActionKind::StopReplication { replica, .. } => {
+                stop.insert(replica, i);
+            }
+        }
+    }
+    // Replicas by source, as recorded in state (for deleting sources after their replicas).
+    let mut replicas_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (r, link) in &state.resources.replications {
+        replicas_of.entry(&link.source).or_default().push(r);
+    }
+
+    let mut e = Vec::new();
+    let mut dep = |from: Option<&usize>, to: usize| {
+        if let Some(&f) = from {
+            if f != to {
+                e.push((f, to));
+            }
+        }
+    };
+    for (i, p) in planned.iter().enumerate() {
+        match &p.kind {
+            ActionKind::CreateService { spec, .. }
+            | ActionKind::ReplaceService { to: spec, .. } => {
+                // A name is unique in SkySQL: a service renamed to another key goes first.
+                dep(del_by_name.get(spec.name.as_str()), i);
+            }
+            ActionKind::UpdateService { .. } => {}
+            ActionKind::DeleteService { key, .. } => {
+                dep(stop.get(key.as_str()), i);
+                for &rv in revokes_of_replica.get(key.as_str()).into_iter().flatten() {
+                    dep(Some(&rv), i);
+                }
+                for r in replicas_of.get(key.as_str()).into_iter().flatten() {
+                    dep(del.get(r), i);
+                    dep(stop.get(r), i);
+                }
+            }
+            ActionKind::Backup { source, .. } => {
+                dep(svc.get(source.as_str()), i);
+                dep(replicate.get(source.as_str()), i);
+            }
+            ActionKind::Restore { replica, .. } => {
+                dep(backup_for.get(replica.as_str()), i);
+                dep(svc.get(replica.as_str()), i);
+                dep(stop.get(replica.as_str()), i);
+            }
+            ActionKind::AllowlistGrant { source, replica } => {
+                dep(svc.get(source.as_str()), i);
+                dep(svc.get(replica.as_str()), i);
+            }
+            ActionKind::AllowlistRevoke { replica, .. } => {
+                dep(stop.get(replica.as_str()), i);
+                dep(replicate.get(replica.as_str()), i);
+            }
+            ActionKind::Replicate {
+                source, replica, ..
+            } => {
+                dep(restore.get(replica.as_str()), i);
+                dep(grant.get(&(source.as_str(), replica.as_str())), i);
+                dep(svc.get(replica.as_str()), i);
+                dep(svc.get(source.as_str()), i);
+                dep(replicate.get(source.as_str()), i);
+            }
+            ActionKind::StopReplication { .. } => {}
+        }
+    }
+    e.sort_unstable();
+    e.dedup();
+    e
+}
+
+/// Order the planned actions by dependency and turn them into numbered actions.
+pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanError> {
+    let n = planned.len();
+    let edges = edges(&planned, state);
+    let mut indegree = vec![0usize; n];
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(a, b) in &edges {
+        indegree[b] += 1;
+        out[a].push(b);
+    }
+    let addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
+    let mut ready: BinaryHeap<Reverse<(u8, &str, usize)>> = (0..n)
+        .filter(|&i| indegree[i] == 0)
+        .map(|i| Reverse((rank(&planned[i].kind), addresses[i].as_str(), i)))
+        .collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse((_, _, i))) = ready.pop() {
+        order.push(i);
+        for &j in &out[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.push(Reverse((rank(&planned[j].kind), addresses[j].as_str(), j)));
+            }
+        }
+    }
+    if order.len() < n {
+        return Err(PlanError::Cycle(describe_cycle(n, &edges, &addresses)));
+    }
+    let mut new_id = vec![0usize; n];
+    for (pos, &old) in order.iter().enumerate() {
+        new_id[old] = pos;
+    }
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(a, b) in &edges {
+        deps[new_id[b]].push(new_id[a]);
+    }
+    let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
+    let mut actions = Vec::with_capacity(n);
+    for (pos, &old) in order.iter().enumerate() {
+        let p = slots[old].take().expect("each action is ordered once");
+        let mut depends_on = std::mem::take(&mut deps[pos]);
+        depends_on.sort_unstable();
+        actions.push(Action {
+            id: pos,
+            address: addresses[old].clone(),
+            change: p.change,
+            kind: p.kind,
+            summary: p.summary,
+            depends_on,
+            before: p.before,
+            after: p.after,
+            wipes_data: p.wipes_data,
+            reason: p.reason,
+        });
+    }
+    Ok(actions)
+}
+
+/// Name one cycle among the actions that could not be ordered, e.g. `a -> b -> a`.
+fn describe_cycle(n: usize, edges: &[(usize, usize)], addresses: &[String]) -> String {
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<NodeIndex> = (0..n).map(|i| g.add_node(i)).collect();
+    for &(a, b) in edges {
+        g.add_edge(nodes[a], nodes[b], ());
+    }
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        if scc.len() > 1 {
+            let mut names: Vec<&str> = scc
+                .iter()
+                .rev()
+                .map(|ix| addresses[g[*ix]].as_str())
+                .collect();
+            names.push(names[0]);
+            return names.join(" -> ");
+        }
+    }
+    "unknown cycle".into()
+}
+
+/// The plan's graph in Graphviz DOT.
+pub fn to_dot(actions: &[Action]) -> String {
+    let mut g: DiGraph<String, ()> = DiGraph::new();
+    let nodes: Vec<NodeIndex> = actions
+        .iter()
+        .map(|a| {
+            let label = format!(
+                "{} {}{}",
+                a.change.marker(),
+                a.address,
+                if a.wipes_data { " (wipes data)" } else { "" }
+            );
+            g.add_node(label)
+        })
+        .collect();
+    for a in actions {
+        for &d in &a.depends_on {
+            g.add_edge(nodes[d], nodes[a.id], ());
+        }
+    }
+    let mut s = String::from("digraph skyplan {\n  rankdir = \"LR\";\n  node [shape = box];\n");
+    for a in actions {
+        let style = if a.wipes_data {
+            ", color = \"red\""
+        } else {
+            ""
+        };
+        s.push_str(&format!(
+            "  \"{}\" [label = \"{}\"{}];\n",
+            a.address,
+            g[nodes[a.id]].replace('"', "\\\""),
+            style
+        ));
+    }
+    for a in actions {
+        for &d in &a.depends_on {
+            s.push_str(&format!(
+                "  \"{}\" -> \"{}\";\n",
+                actions[d].address, a.address
+            ));
+        }
+    }
+    s.push_str("}\n");
+    s
+}

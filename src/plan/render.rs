@@ -1,0 +1,219 @@
+//! Rendering a plan for people: Terraform-like markers, attribute diffs, a loud mark on every
+//! step that wipes data, drift apart from requested changes, and a summary line. Written
+//! against a `String` so it is testable without a terminal; colour is a parameter.
+
+use std::fmt::Write;
+
+use console::Style;
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use super::{Action, ActionKind, Change, Plan};
+
+/// Colours (or none, for `NO_COLOR` and non-terminals).
+pub struct Styles {
+    add: Style,
+    change: Style,
+    destroy: Style,
+    wipe: Style,
+    dim: Style,
+    bold: Style,
+}
+
+impl Styles {
+    pub fn new(colors: bool) -> Styles {
+        let s = |st: Style| st.force_styling(colors);
+        Styles {
+            add: s(Style::new().green()),
+            change: s(Style::new().yellow()),
+            destroy: s(Style::new().red()),
+            wipe: s(Style::new().red().bold()),
+            dim: s(Style::new().dim()),
+            bold: s(Style::new().bold()),
+        }
+    }
+}
+
+fn marker(a: &Action) -> &'static str {
+    match (&a.kind, a.change) {
+        (ActionKind::Restore { .. }, _) => "!",
+        (_, c) => c.marker(),
+    }
+}
+
+pub fn render(plan: &Plan, colors: bool) -> String {
+    let st = Styles::new(colors);
+    let mut out = String::new();
+    if !plan.refreshed && !plan.destroy {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim.apply_to(
+                "Note: refresh skipped (--refresh=false); the plan trusts the state file.\n"
+            )
+        );
+    }
+    if !plan.drift.is_empty() {
+        let _ = writeln!(out, "{}", st.bold.apply_to("Changed outside skyplan:"));
+        for d in &plan.drift {
+            let _ = writeln!(
+                out,
+                "  {} {:<28} {}",
+                st.change.apply_to("~"),
+                d.resource,
+                d.detail
+            );
+            if !d.before.is_null() || !d.after.is_null() {
+                let _ = writeln!(
+                    out,
+                    "      {} {}  ->  {}",
+                    st.dim.apply_to("was"),
+                    compact(&d.before),
+                    compact(&d.after)
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if plan.actions.is_empty() {
+        if plan.drift.iter().all(|d| d.kind.is_informational()) {
+            let _ = writeln!(
+                out,
+                "{} The services, allowlists and replication match the topology.",
+                st.bold.apply_to("No changes.")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "No actions can repair the drift above; it needs a person."
+            );
+        }
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "skyplan will perform these actions, in dependency order:\n"
+    );
+    let width = plan
+        .actions
+        .iter()
+        .map(|a| a.address.len())
+        .max()
+        .unwrap_or(0);
+    for a in &plan.actions {
+        let style = match (a.change, a.wipes_data) {
+            (_, true) => &st.wipe,
+            (Change::Create, _) => &st.add,
+            (Change::Update, _) => &st.change,
+            (Change::Replace | Change::Delete, _) => &st.destroy,
+        };
+        let _ = writeln!(
+            out,
+            "  {} {:<width$}  {}",
+            style.apply_to(format!("{:>3}", marker(a))),
+            a.address,
+            a.summary
+        );
+        if let Some(reason) = &a.reason {
+            let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
+        }
+        if matches!(a.change, Change::Update | Change::Replace) {
+            attribute_diff(&mut out, a, &st);
+        }
+        if a.wipes_data {
+            let _ = writeln!(
+                out,
+                "        {}",
+                st.wipe.apply_to("!! this step wipes data")
+            );
+        }
+    }
+    let s = &plan.summary;
+    let _ = write!(
+        out,
+        "\n{} {} to add, {} to change, {} to replace, {} to destroy.",
+        st.bold.apply_to("Plan:"),
+        s.add,
+        s.change,
+        s.replace,
+        s.destroy
+    );
+    match s.wipes_data {
+        0 => {}
+        1 => {
+            let _ = write!(out, " {}", st.wipe.apply_to("1 step wipes data."));
+        }
+        n => {
+            let _ = write!(
+                out,
+                " {}",
+                st.wipe.apply_to(format!("{n} steps wipe data."))
+            );
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// `field: old -> new` for scalars; a line diff (similar) for lists and maps.
+fn attribute_diff(out: &mut String, a: &Action, st: &Styles) {
+    let (Some(Value::Object(before)), Some(Value::Object(after))) = (&a.before, &a.after) else {
+        return;
+    };
+    for (k, new) in after {
+        let old = before.get(k).unwrap_or(&Value::Null);
+        if old == new || new.as_str() == Some(super::KNOWN_AFTER_APPLY) {
+            continue;
+        }
+        match (old, new) {
+            (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => {
+                let _ = writeln!(out, "        {k}:");
+                let (o, n) = (lines(old), lines(new));
+                for change in TextDiff::from_lines(&o, &n).iter_all_changes() {
+                    let line = change.value().trim_end();
+                    let _ = match change.tag() {
+                        ChangeTag::Delete => writeln!(
+                            out,
+                            "          {}",
+                            st.destroy.apply_to(format!("- {line}"))
+                        ),
+                        ChangeTag::Insert => {
+                            writeln!(out, "          {}", st.add.apply_to(format!("+ {line}")))
+                        }
+                        ChangeTag::Equal => writeln!(out, "            {line}"),
+                    };
+                }
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "        {k}: {} {} {}",
+                    st.destroy.apply_to(compact(old)),
+                    st.dim.apply_to("->"),
+                    st.add.apply_to(compact(new))
+                );
+            }
+        }
+    }
+}
+
+/// One line per list element or map entry, for line diffs.
+fn lines(v: &Value) -> String {
+    match v {
+        Value::Array(items) => items.iter().map(|i| format!("{}\n", compact(i))).collect(),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k} = {}\n", compact(v)))
+            .collect(),
+        Value::Null => String::new(),
+        other => format!("{}\n", compact(other)),
+    }
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::Null => "(none)".into(),
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,167 @@
+//! The state file's content: what skyplan created and knows about remote objects.
+//! It holds ids and derived facts, never secrets (no API key, no passwords).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::topology::ServiceSpec;
+
+/// Current state format version. Files with a higher version are refused, not mangled.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format_version: u32,
+    /// Set once when the state is created; a state from another lineage is another topology.
+    pub lineage: String,
+    /// Incremented on every write.
+    pub serial: u64,
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            format_version: STATE_FORMAT_VERSION,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            resources: Resources::default(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// All maps are keyed by the topology's service key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceRecord>,
+    /// Keyed by the *replica* key: the backup that seeds that replica.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, BackupRecord>,
+    /// Keyed by the replica (restore target) key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restores: BTreeMap<String, RestoreRecord>,
+    /// Allowlist entries skyplan added, keyed by the replica key whose outbound IPs they admit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allowlists: BTreeMap<String, AllowlistRecord>,
+    /// Keyed by the replica key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replications: BTreeMap<String, ReplicationRecord>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+            && self.backups.is_empty()
+            && self.restores.is_empty()
+            && self.allowlists.is_empty()
+            && self.replications.is_empty()
+    }
+}
+
+/// A long operation started but not yet seen finished: resumed by polling after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InFlight {
+    /// "create", "update", "delete", "backup", "restore".
+    pub operation: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Operation-specific id (restore id, backup schedule id) when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRecord {
+    /// SkySQL service id.
+    pub id: String,
+    /// The spec as last applied.
+    pub spec: ServiceSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub outbound_ips: Vec<String>,
+    /// Last status seen (e.g. "ready").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// After a restore the service takes its credentials from this service (key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRecord {
+    /// Key of the backed-up (source) service.
+    pub source: String,
+    /// Backup id (None while only the schedule exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_position: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRecord {
+    pub backup_id: String,
+    /// Service id the backup was restored into (a re-created service needs a new restore).
+    pub target_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<String>,
+    pub completed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowlistRecord {
+    /// Key of the service whose allowlist holds the entries (the source).
+    pub on: String,
+    /// CIDRs skyplan added and owns (it never removes entries it does not own).
+    pub entries: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationRecord {
+    /// Key of the source service.
+    pub source: String,
+    pub source_host: String,
+    pub source_port: u16,
+    /// GTID position replication was started from (the backup's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_position: Option<String>,
+    pub ssl: bool,
+    /// Replication user created on the source by the grant (no password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_user: Option<String>,
+    /// True once start_replication ran and status was verified healthy.
+    pub healthy: bool,
+}

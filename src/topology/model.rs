@@ -1,0 +1,160 @@
+//! The resolved topology: what the user asked for, after defaults are merged and validation
+//! passed. Everything downstream (diff, plan, apply) works on these types only, never on TOML.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Endpoint value that selects the embedded emulator.
+pub const LOCAL_ENDPOINT: &str = "local";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// The file it was read from (used for the default state path and in messages).
+    pub source: PathBuf,
+    pub provider: ProviderConfig,
+    pub state: StateConfig,
+    /// Services by key (the `<key>` of `[services.<key>]`); BTreeMap keeps output deterministic.
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// `"local"` or an https URL such as `https://api.skysql.com`.
+    pub endpoint: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    pub api_key_env: String,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            endpoint: LOCAL_ENDPOINT.into(),
+            api_key_env: "API_KEY".into(),
+        }
+    }
+}
+
+impl ProviderConfig {
+    pub fn is_local(&self) -> bool {
+        self.endpoint == LOCAL_ENDPOINT
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateConfig {
+    /// Explicit local state file path (relative paths are relative to the working directory).
+    pub path: Option<PathBuf>,
+    /// Backend URL, e.g. `mysql://skyplan@db.example.com:3306/skyplan`.
+    pub backend: Option<String>,
+    /// Env var holding the backend password.
+    pub password_env: Option<String>,
+}
+
+/// One `[services.<key>]` entry with `[defaults]` merged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub key: String,
+    pub spec: ServiceSpec,
+    pub replication: Option<Replication>,
+    /// Refuse to delete/replace this service unless the topology turns it off.
+    #[serde(default)]
+    pub deletion_protection: bool,
+}
+
+impl Service {
+    pub fn address(&self) -> String {
+        format!("service.{}", self.key)
+    }
+}
+
+/// The fields of `v1.CreateServiceRequest` that skyplan manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub service_type: String,
+    pub topology: String,
+    pub provider: String,
+    pub region: String,
+    pub architecture: String,
+    pub size: String,
+    /// GB.
+    pub storage: u32,
+    pub nodes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub ssl_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_iops: Option<u32>,
+    /// CIDRs the user lists (normalised, e.g. `10.0.0.1/32`).
+    #[serde(default)]
+    pub allow_list: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// Key of the source service.
+    pub from: String,
+    pub seed: Seed,
+    /// Replicate over TLS (default: the source's ssl_enabled).
+    pub ssl: bool,
+    /// Lag above this is drift.
+    pub max_lag_seconds: u64,
+}
+
+pub const DEFAULT_MAX_LAG_SECONDS: u64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Seed {
+    /// Take a new full backup of the source and restore it.
+    NewBackup,
+    /// Use the source's latest succeeded full backup (must be younger than binlog retention).
+    LatestBackup,
+    /// Use this backup id.
+    Backup(String),
+    /// No data copy: replicate from the source's GTID position as found (empty replica only).
+    None,
+}
+
+impl std::fmt::Display for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seed::NewBackup => f.write_str("new-backup"),
+            Seed::LatestBackup => f.write_str("latest-backup"),
+            Seed::Backup(id) => write!(f, "backup:{id}"),
+            Seed::None => f.write_str("none"),
+        }
+    }
+}
+
+impl Seed {
+    pub fn parse(s: &str) -> Option<Seed> {
+        match s {
+            "new-backup" => Some(Seed::NewBackup),
+            "latest-backup" => Some(Seed::LatestBackup),
+            "none" => Some(Seed::None),
+            _ => s
+                .strip_prefix("backup:")
+                .filter(|id| !id.is_empty())
+                .map(|id| Seed::Backup(id.to_string())),
+        }
+    }
+    pub fn uses_backup(&self) -> bool {
+        !matches!(self, Seed::None)
+    }
+}
+
+impl Topology {
+    /// Services that replicate from `key`.
+    pub fn replicas_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Service> + 'a {
+        self.services
+            .values()
+            .filter(move |s| s.replication.as_ref().is_some_and(|r| r.from == key))
+    }
+}
