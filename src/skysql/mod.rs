@@ -1,2 +1,4 @@
 //! (in progress)
 pub mod types;
+pub mod retry;
+pub mod secret;

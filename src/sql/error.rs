@@ -1,0 +1,79 @@
+//! Errors of the SQL layer. They name the server (`host:port`) and the user, never the
+//! password: messages that come from the server are passed through [`Secret::redact_in`].
+//!
+//! [`Secret::redact_in`]: crate::skysql::secret::Secret::redact_in
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::grant::GrantParseError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("cannot read the CA certificate {}: {message}", path.display())]
+    CaCertificate { path: PathBuf, message: String },
+
+    #[error("cannot connect to {endpoint} as '{user}': {message}")]
+    Connect {
+        endpoint: String,
+        user: String,
+        /// The server's error code (e.g. 1045 access denied), when the server answered.
+        code: Option<u16>,
+        message: String,
+    },
+
+    #[error("cannot connect to {endpoint} as '{user}': no answer within {}s", timeout.as_secs())]
+    ConnectTimeout {
+        endpoint: String,
+        user: String,
+        timeout: Duration,
+    },
+
+    #[error("{what} on {endpoint} failed: {message}")]
+    Query {
+        endpoint: String,
+        what: String,
+        code: Option<u16>,
+        message: String,
+    },
+
+    #[error("{what} on {endpoint} returned an unexpected result: {message}")]
+    UnexpectedResult {
+        endpoint: String,
+        what: String,
+        message: String,
+    },
+
+    #[error("{what} on {endpoint}: {source}")]
+    Grant {
+        endpoint: String,
+        what: String,
+        #[source]
+        source: GrantParseError,
+    },
+
+    #[error("invalid GTID position `{0}`: expected comma-separated domain-server-sequence triples like 0-100-42")]
+    InvalidGtid(String),
+}
+
+impl SqlError {
+    /// The MariaDB error code, when the server refused something (1045 = access denied).
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            SqlError::Connect { code, .. } | SqlError::Query { code, .. } => *code,
+            _ => None,
+        }
+    }
+}
+
+/// The server's error code and a message with `redact` applied, from a mysql_async error.
+pub(crate) fn describe(
+    error: &mysql_async::Error,
+    redact: impl Fn(&str) -> String,
+) -> (Option<u16>, String) {
+    let code = match error {
+        mysql_async::Error::Server(e) => Some(e.code),
+        _ => None,
+    };
+    (code, redact(&error.to_string()))
+}

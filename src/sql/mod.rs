@@ -1,0 +1,24 @@
+//! SQL against SkySQL services: connect (TLS verified when the service has `ssl_enabled`) and
+//! call the `sky.*` stored procedures that configure inbound replication.
+//!
+//! ```text
+//! connect.rs     SqlTarget, TlsMode, connect()
+//! conn.rs        SqlConn: result sets as NamedRows, errors naming host:port
+//! procedures.rs  sky.change_external_primary_gtid, start/stop/reset, status
+//! grant.rs       ReplicationGrant: the GRANT the replica returns, validated
+//! status.rs      pure parsing of replication_status / gtid_status rows
+//! ```
+
+pub mod conn;
+pub mod connect;
+pub mod error;
+pub mod grant;
+pub mod procedures;
+pub mod status;
+
+pub use conn::SqlConn;
+pub use connect::{connect, connect_with_timeout, SqlTarget, TlsMode, DEFAULT_CONNECT_TIMEOUT};
+pub use error::SqlError;
+pub use grant::{GrantParseError, ReplicationGrant};
+pub use procedures::validate_gtid;
+pub use status::{GtidStatus, NamedRow, StatusParseError, ThreadState};
