@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cli;
 pub mod emulator;
+pub mod engine;
 pub mod observed;
 pub mod plan;
 pub mod skysql;

@@ -1,5 +1,81 @@
-//! The command line: thin commands over the library.
+//! The command line: thin commands over the library. Each command lives in its own file and
+//! returns an exit code; errors become `Error: …` on stderr and exit code 1.
+//!
+//! Output discipline (as uv's Printer): plans, JSON and DOT go to stdout; progress,
+//! diagnostics and prompts go to stderr.
+
+mod apply;
+mod common;
+mod destroy;
+mod force_unlock;
+mod graph;
+mod plan;
+mod show;
+mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes (Terraform's habits).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+/// `plan --detailed-exitcode`: changes (or drift) present.
+pub const EXIT_CHANGES: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skyplan",
+    version,
+    about = "Declarative plan/apply for MariaDB SkySQL global replication",
+    long_about = "skyplan reads a topology file (services in several regions and who replicates \
+                  from whom), compares it with what exists, shows a plan and carries it out."
+)]
+pub struct Cli {
+    /// Log what happens (-v: info, -vv: debug). Secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Plain output without colour (also: NO_COLOR=1).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check topology files and report every problem with its location.
+    Validate(validate::Args),
+    /// Show what apply would do (and what drifted).
+    Plan(plan::Args),
+    /// Carry out a plan (from a topology file or a saved plan file).
+    Apply(apply::Args),
+    /// Tear down everything the state records.
+    Destroy(destroy::Args),
+    /// Show a saved plan, or the current state.
+    Show(show::Args),
+    /// Print the plan's dependency graph in Graphviz DOT.
+    Graph(graph::Args),
+    /// Remove a state lock left by a crashed run.
+    ForceUnlock(force_unlock::Args),
+}
 
 pub fn main() -> i32 {
-    0
+    let cli = Cli::parse();
+    common::init_logging(cli.verbose);
+    let ui = common::Ui::new(cli.no_color);
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(a, &ui),
+        Command::Plan(a) => common::block_on(plan::run(a, &ui)),
+        Command::Apply(a) => common::block_on(apply::run(a, &ui)),
+        Command::Destroy(a) => common::block_on(destroy::run(a, &ui)),
+        Command::Show(a) => common::block_on(show::run(a, &ui)),
+        Command::Graph(a) => common::block_on(graph::run(a, &ui)),
+        Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui.error(&format!("{e:#}"));
+            EXIT_ERROR
+        }
+    }
 }

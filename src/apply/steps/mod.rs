@@ -1,0 +1,91 @@
+//! The real steps: each plan action carried out against the SkySQL API and the services' SQL
+//! endpoints, with state saved before every wait and after every change.
+
+mod link;
+mod seed;
+mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::executor::{ProgressHandle, StepError, Steps};
+use super::state_handle::StateHandle;
+use super::wait::PollPolicy;
+use crate::engine::connect::Remote;
+use crate::plan::{Action, ActionKind};
+use crate::topology::Topology;
+
+/// Tunables of the real steps.
+#[derive(Debug, Clone)]
+pub struct StepOptions {
+    pub poll: PollPolicy,
+    /// How long replication may take to become healthy after it is started.
+    pub healthy_timeout: Duration,
+    /// Binlog retention of the source: `latest-backup` older than this cannot seed a replica.
+    pub binlog_retention: Duration,
+}
+
+impl Default for StepOptions {
+    fn default() -> Self {
+        StepOptions {
+            poll: PollPolicy::default(),
+            healthy_timeout: Duration::from_secs(300),
+            binlog_retention: Duration::from_secs(4 * 24 * 3600),
+        }
+    }
+}
+
+pub struct RealSteps {
+    pub remote: Arc<Remote>,
+    pub topology: Topology,
+    pub state: StateHandle,
+    pub opts: StepOptions,
+}
+
+#[async_trait]
+impl Steps for RealSteps {
+    async fn run(&self, action: &Action, p: &ProgressHandle) -> Result<String, StepError> {
+        let r = match &action.kind {
+            ActionKind::CreateService { key, spec } => service::create(self, key, spec, p).await,
+            ActionKind::UpdateService { key, from, to } => {
+                service::update(self, key, from, to, p).await
+            }
+            ActionKind::ReplaceService { key, to, .. } => service::replace(self, key, to, p).await,
+            ActionKind::DeleteService { key, .. } => service::delete(self, key, p).await,
+            ActionKind::Backup {
+                source,
+                seed,
+                replicas,
+            } => seed::backup(self, source, seed, replicas, p).await,
+            ActionKind::Restore { source, replica } => {
+                seed::restore(self, source, replica, p).await
+            }
+            ActionKind::AllowlistGrant { source, replica } => {
+                link::grant(self, source, replica, p).await
+            }
+            ActionKind::AllowlistRevoke {
+                source,
+                replica,
+                entries,
+            } => link::revoke(self, source, replica, entries, p).await,
+            ActionKind::Replicate {
+                source,
+                replica,
+                ssl,
+                mode,
+            } => link::replicate(self, source, replica, *ssl, *mode, p).await,
+            ActionKind::StopReplication { source, replica } => {
+                link::stop(self, source, replica, p).await
+            }
+        };
+        r.map_err(StepError::from)
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,352 @@
+//! Service steps: create (or adopt), update in place, replace, delete.
+
+use anyhow::{bail, Context, Result};
+
+use super::{now_rfc3339, RealSteps};
+use crate::apply::executor::ProgressHandle;
+use crate::apply::wait::{self, Poll};
+use crate::engine::refresh::remote_service;
+use crate::plan::diff::cidr32;
+use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse};
+use crate::state::{InFlight, ServiceRecord, State};
+use crate::topology::ServiceSpec;
+
+fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
+    CreateServiceRequest {
+        name: Some(spec.name.clone()),
+        service_type: Some(spec.service_type.clone()),
+        topology: Some(spec.topology.clone()),
+        provider: Some(spec.provider.clone()),
+        region: Some(spec.region.clone()),
+        architecture: Some(spec.architecture.clone()),
+        size: Some(spec.size.clone()),
+        storage: Some(i64::from(spec.storage)),
+        nodes: Some(i64::from(spec.nodes)),
+        version: spec.version.clone(),
+        ssl_enabled: Some(spec.ssl_enabled),
+        volume_type: spec.volume_type.clone(),
+        volume_iops: spec.volume_iops.map(i64::from),
+        allow_list: Some(
+            spec.allow_list
+                .iter()
+                .map(|ip| AllowListItem {
+                    ip: cidr32(ip),
+                    comment: Some("skyplan: topology allow_list".into()),
+                })
+                .collect(),
+        ),
+        tags: if spec.tags.is_empty() {
+            None
+        } else {
+            Some(spec.tags.clone())
+        },
+        ..Default::default()
+    }
+}
+
+fn in_flight(operation: &str) -> InFlight {
+    InFlight {
+        operation: operation.into(),
+        started_at: now_rfc3339(),
+        operation_id: None,
+    }
+}
+
+/// Record what a ready service looks like.
+fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceResponse) {
+    let r = remote_service(s);
+    let prev = state.resources.services.get(key);
+    let credentials_from = prev.and_then(|p| {
+        if p.id == s.id {
+            p.credentials_from.clone()
+        } else {
+            None
+        }
+    });
+    state.resources.services.insert(
+        key.to_string(),
+        ServiceRecord {
+            id: s.id.clone(),
+            spec: spec.clone(),
+            fqdn: r.fqdn,
+            port: r.port,
+            outbound_ips: r.outbound_ips,
+            status: Some(r.status),
+            credentials_from,
+            in_flight: None,
+        },
+    );
+}
+
+/// Poll the service until it is `ready`; fail on `failed` or when it disappears.
+pub(super) async fn wait_ready(
+    steps: &RealSteps,
+    key: &str,
+    id: &str,
+    p: &ProgressHandle,
+) -> Result<ServiceResponse> {
+    let client = &steps.remote.client;
+    wait::until(
+        &steps.opts.poll,
+        p,
+        &format!("waiting for service.{key} to be ready"),
+        || async {
+            let Some(s) = client.get_service(id).await? else {
+                bail!("service.{key} ({id}) disappeared while waiting for it to be ready");
+            };
+            match s.status.as_str() {
+                "ready" => Ok(Poll::Done(s)),
+                "failed" => bail!(
+                    "service.{key} ({}, {id}) ended in status failed{}",
+                    s.name,
+                    errors_of(&s)
+                ),
+                other => Ok(Poll::Pending(other.to_string())),
+            }
+        },
+    )
+    .await
+}
+
+fn errors_of(s: &ServiceResponse) -> String {
+    if s.errors.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", s.errors.join("; "))
+    }
+}
+
+pub(super) async fn wait_gone(
+    steps: &RealSteps,
+    key: &str,
+    id: &str,
+    p: &ProgressHandle,
+) -> Result<()> {
+    let client = &steps.remote.client;
+    wait::until(
+        &steps.opts.poll,
+        p,
+        &format!("waiting for service.{key} to be deleted"),
+        || async {
+            Ok(match client.get_service(id).await? {
+                None => Poll::Done(()),
+                Some(s) => Poll::Pending(s.status.as_str().to_string()),
+            })
+        },
+    )
+    .await
+}
+
+pub(super) async fn create(
+    steps: &RealSteps,
+    key: &str,
+    spec: &ServiceSpec,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let client = &steps.remote.client;
+    // Resume a create that a previous run started (its id was saved before waiting).
+    let resumed = steps
+        .state
+        .read(|s| {
+            s.resources.services.get(key).and_then(|r| {
+                r.in_flight
+                    .as_ref()
+                    .filter(|f| f.operation == "create")
+                    .map(|_| r.id.clone())
+            })
+        })
+        .await;
+    let (id, note) = match resumed {
+        Some(id) if client.get_service(&id).await?.is_some() => {
+            (id, "resumed an interrupted create")
+        }
+        _ => {
+            // Adopt a service that already has this name instead of creating a duplicate.
+            let existing = client
+                .list_services()
+                .await?
+                .into_iter()
+                .find(|s| s.name == spec.name);
+            match existing {
+                Some(s) if s.status.as_str() != "failed" && s.status.as_str() != "pending_delete" => {
+                    (s.id, "adopted an existing service with this name")
+                }
+                Some(s) => bail!(
+                    "a service named {} already exists in status {} ({}); delete it or rename the service",
+                    spec.name,
+                    s.status.as_str(),
+                    s.id
+                ),
+                None => {
+                    p.status("creating");
+                    let s = client
+                        .create_service(&create_request(spec))
+                        .await
+                        .with_context(|| format!("creating service.{key} ({})", spec.name))?;
+                    (s.id, "")
+                }
+            }
+        }
+    };
+    // Saved before waiting: a crash from here on leaves a state that knows the service.
+    let id2 = id.clone();
+    steps
+        .state
+        .update(|s| {
+            let prev = s.resources.services.remove(key);
+            let _ = prev;
+            s.resources.services.insert(
+                key.to_string(),
+                ServiceRecord {
+                    id: id2,
+                    spec: spec.clone(),
+                    fqdn: None,
+                    port: None,
+                    outbound_ips: vec![],
+                    status: Some("pending_create".into()),
+                    credentials_from: None,
+                    in_flight: Some(in_flight("create")),
+                },
+            );
+            // A new service holds no seeded data and no replication yet.
+            forget_links_of(s, key);
+        })
+        .await?;
+    let ready = wait_ready(steps, key, &id, p).await?;
+    steps
+        .state
+        .update(|s| record_ready(s, key, spec, &ready))
+        .await?;
+    Ok(note.to_string())
+}
+
+/// A service that is new (or was wiped) has no restore or replication of its own any more.
+fn forget_links_of(s: &mut State, key: &str) {
+    s.resources.restores.remove(key);
+    s.resources.replications.remove(key);
+    s.resources.backups.remove(key);
+    s.resources.allowlists.remove(key);
+}
+
+pub(super) async fn update(
+    steps: &RealSteps,
+    key: &str,
+    from: &ServiceSpec,
+    to: &ServiceSpec,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let client = &steps.remote.client;
+    let id = steps
+        .state
+        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
+        .await
+        .with_context(|| format!("service.{key} is not in the state"))?;
+    let mut done = Vec::new();
+    if from.size != to.size {
+        p.status(&format!("resizing to {}", to.size));
+        client.set_size(&id, &to.size).await?;
+        wait_ready(steps, key, &id, p).await?;
+        done.push("size");
+    }
+    if from.nodes != to.nodes {
+        p.status(&format!("setting nodes to {}", to.nodes));
+        bail!("changing nodes in place is not supported by this skyplan yet");
+    }
+    if from.storage != to.storage {
+        p.status(&format!("growing storage to {} GB", to.storage));
+        client
+            .set_storage(
+                &id,
+                &crate::skysql::types::SetStorageRequest {
+                    size: Some(i64::from(to.storage)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        wait_ready(steps, key, &id, p).await?;
+        done.push("storage");
+    }
+    if from.allow_list != to.allow_list {
+        let present: Vec<String> = client
+            .get_allowlist(&id)
+            .await?
+            .into_iter()
+            .flat_map(|e| e.allow_list)
+            .map(|i| i.ip)
+            .collect();
+        for ip in to.allow_list.iter().map(|i| cidr32(i)) {
+            if !present.contains(&ip) {
+                client.add_allowlist_entry(&id, &ip).await?;
+            }
+        }
+        for ip in from
+            .allow_list
+            .iter()
+            .filter(|i| !to.allow_list.contains(i))
+            .map(|i| cidr32(i))
+        {
+            if present.contains(&ip) {
+                client.delete_allowlist_entry(&id, &ip).await?;
+            }
+        }
+        done.push("allow_list");
+    }
+    if from.tags != to.tags {
+        bail!("changing tags in place is not supported by this skyplan yet");
+    }
+    let ready = wait_ready(steps, key, &id, p).await?;
+    steps
+        .state
+        .update(|s| record_ready(s, key, to, &ready))
+        .await?;
+    Ok(format!("updated {}", done.join(", ")))
+}
+
+pub(super) async fn delete(steps: &RealSteps, key: &str, p: &ProgressHandle) -> Result<String> {
+    let client = &steps.remote.client;
+    let Some(id) = steps
+        .state
+        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
+        .await
+    else {
+        return Ok("already gone from the state".into());
+    };
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(key) {
+                r.in_flight = Some(in_flight("delete"));
+            }
+        })
+        .await?;
+    p.status("deleting");
+    if client.get_service(&id).await?.is_some() {
+        client
+            .delete_service(&id)
+            .await
+            .with_context(|| format!("deleting service.{key}"))?;
+    }
+    wait_gone(steps, key, &id, p).await?;
+    steps
+        .state
+        .update(|s| {
+            s.resources.services.remove(key);
+            forget_links_of(s, key);
+            // Entries that admitted this service elsewhere are now meaningless; entries others
+            // had on it are gone with it.
+            s.resources.allowlists.retain(|_, a| a.on != key);
+        })
+        .await?;
+    Ok(String::new())
+}
+
+pub(super) async fn replace(
+    steps: &RealSteps,
+    key: &str,
+    to: &ServiceSpec,
+    p: &ProgressHandle,
+) -> Result<String> {
+    delete(steps, key, p).await?;
+    create(steps, key, to, p).await?;
+    Ok("replaced".into())
+}

@@ -1,0 +1,314 @@
+//! `skyplan apply [FILE | PLANFILE]`: plan (or load a saved plan), confirm, carry it out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::common::{confirm, lock_timeout, topology_path, Ui};
+use super::{EXIT_ERROR, EXIT_OK};
+use crate::apply::executor::Executor;
+use crate::apply::progress::{Bars, Lines, Progress};
+use crate::apply::state_handle::StateHandle;
+use crate::apply::steps::{RealSteps, StepOptions};
+use crate::engine::connect::Remote;
+use crate::engine::{self, Workspace};
+use crate::plan::{planfile, render, Plan};
+use crate::state::{LockInfo, State};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topology file or saved plan file (default: skyplan.toml).
+    file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    /// How many actions may run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+    /// Wait this long for a state lock held by another run (e.g. 30s, 5m).
+    #[arg(long, value_parser = lock_timeout, default_value = "0s")]
+    lock_timeout: Duration,
+    /// Use this state backend instead of the topology's.
+    #[arg(long)]
+    state_backend: Option<String>,
+}
+
+pub struct ExecuteOptions {
+    pub auto_approve: bool,
+    pub parallelism: usize,
+    pub lock_timeout: Duration,
+    pub destroy: bool,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+    let path = topology_path(args.file);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let opts = ExecuteOptions {
+        auto_approve: args.auto_approve,
+        parallelism: args.parallelism,
+        lock_timeout: args.lock_timeout,
+        destroy: false,
+    };
+    if planfile::looks_like_plan(&bytes) {
+        let saved = planfile::parse(&bytes, &path.display().to_string())?;
+        // The saved plan names its topology; state and staleness are checked against it.
+        let ws = Workspace::load(
+            std::path::Path::new(&saved.topology_file),
+            args.state_backend.as_deref(),
+        )
+        .with_context(|| {
+            format!(
+                "loading {}, the topology of the saved plan",
+                saved.topology_file
+            )
+        })?;
+        return execute(
+            &ws,
+            Some(saved),
+            ui,
+            ExecuteOptions {
+                auto_approve: true,
+                ..opts
+            },
+        )
+        .await;
+    }
+    let ws = Workspace::load(&path, args.state_backend.as_deref())?;
+    execute(&ws, None, ui, opts).await
+}
+
+/// Lock, (re)plan or check the saved plan, confirm, run, report.
+pub async fn execute(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    ui: &Ui,
+    opts: ExecuteOptions,
+) -> Result<i32> {
+    let lock = ws
+        .backend
+        .lock(LockInfo::for_this_process(), opts.lock_timeout)
+        .await?;
+    if let Some(old) = lock.took_over() {
+        ui.info(&format!(
+            "Note: took over a stale lock of pid {} on {} (that process is gone).",
+            old.pid, old.host
+        ));
+    }
+    let result = execute_locked(ws, saved, ui, &opts).await;
+    if let Err(e) = lock.release().await {
+        ui.error(&format!("releasing the state lock: {e}"));
+    }
+    result
+}
+
+async fn execute_locked(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    ui: &Ui,
+    opts: &ExecuteOptions,
+) -> Result<i32> {
+    let stored = ws.backend.read().await?;
+    let remote = Arc::new(Remote::connect(&ws.topology).await?);
+    let (plan, state) = match saved {
+        Some(plan) => {
+            let state = match stored {
+                Some(s) => s,
+                // Nothing applied yet: the new state continues the plan's lineage.
+                None if plan.serial == 0 => State {
+                    lineage: plan.lineage.clone(),
+                    ..State::new()
+                },
+                None => bail!(
+                    "stale plan: it was made against state serial {}, but there is no state now",
+                    plan.serial
+                ),
+            };
+            planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
+            ui.out(&render::render(&plan, ui.colors));
+            (plan, state)
+        }
+        None => {
+            let state = stored.unwrap_or_default();
+            let observed = if state.resources.services.is_empty() {
+                crate::observed::Observed {
+                    refreshed: true,
+                    ..Default::default()
+                }
+            } else {
+                engine::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+            };
+            let plan = engine::plan_from(ws, &state, &observed, opts.destroy)?;
+            ui.out(&render::render(&plan, ui.colors));
+            (plan, state)
+        }
+    };
+    if plan.actions.is_empty() {
+        print_outputs(ui, &state, &ws.topology, opts.destroy);
+        return Ok(EXIT_OK);
+    }
+    if !opts.auto_approve {
+        let q = if opts.destroy {
+            "\nDo you really want to destroy all these services? Their data will be lost."
+        } else {
+            "\nDo you want to perform these actions?"
+        };
+        if !confirm(ui, q)? {
+            ui.error("apply cancelled; nothing was changed");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    let handle = StateHandle::new(state, ws.backend.clone());
+    let steps = Arc::new(RealSteps {
+        remote: remote.clone(),
+        topology: plan.topology.clone(),
+        state: handle.clone(),
+        opts: StepOptions::default(),
+    });
+    let progress: Arc<dyn Progress> = if ui.stderr_tty {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Lines::new())
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+            // A second Ctrl-C exits at once; the state is as of the last completed step.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nInterrupted again: exiting now. The state holds every completed step."
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    let executor = Executor {
+        parallelism: opts.parallelism,
+        progress,
+        stop: stop_rx,
+    };
+    ui.info("");
+    let report = executor.run(&plan.actions, steps).await;
+    let final_state = handle.snapshot().await;
+    let secs = report.elapsed.as_secs_f64();
+    if report.success() {
+        let verb = if opts.destroy { "Destroy" } else { "Apply" };
+        ui.out(&format!(
+            "\n{verb} complete after {secs:.1}s: {} actions done. API calls: {}.\n",
+            report.completed.len(),
+            remote.client.requests_made()
+        ));
+        print_outputs(ui, &final_state, &ws.topology, opts.destroy);
+        return Ok(EXIT_OK);
+    }
+    let mut msg = String::new();
+    if report.interrupted {
+        msg.push_str("Interrupted.\n");
+    }
+    for (id, e) in &report.failed {
+        let addr = plan
+            .actions
+            .get(*id)
+            .map(|a| a.address.as_str())
+            .unwrap_or("(internal)");
+        msg.push_str(&format!("  failed:      {addr}: {e}\n"));
+    }
+    for id in &report.not_started {
+        msg.push_str(&format!("  not started: {}\n", plan.actions[*id].address));
+    }
+    ui.error(&format!(
+        "apply stopped after {secs:.1}s: {} done, {} failed, {} not started. The state records every completed step; run `skyplan apply` again to finish.\n{msg}",
+        report.completed.len(),
+        report.failed.len(),
+        report.not_started.len()
+    ));
+    Ok(EXIT_ERROR)
+}
+
+/// Endpoints and how to get credentials; never the password.
+fn print_outputs(ui: &Ui, state: &State, topology: &crate::topology::Topology, destroy: bool) {
+    if destroy || state.resources.services.is_empty() {
+        return;
+    }
+    let mut s = String::from("\nOutputs:\n");
+    for (key, svc) in &state.resources.services {
+        let endpoint = match (&svc.fqdn, svc.port) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => "(no endpoint)".into(),
+        };
+        let owner = Remote::credentials_owner(state, key);
+        let owner_id = state
+            .resources
+            .services
+            .get(owner)
+            .map(|r| r.id.as_str())
+            .unwrap_or("?");
+        let creds = if owner == key {
+            format!("credentials: GET /provisioning/v1/services/{owner_id}/security/credentials")
+        } else {
+            format!("credentials: those of service.{owner} (restored from it): GET /provisioning/v1/services/{owner_id}/security/credentials")
+        };
+        let _ = topology;
+        s.push_str(&format!(
+            "  service.{key:<14} {:<20} {endpoint}\n      {creds}\n",
+            svc.spec.name
+        ));
+    }
+    ui.out(&s);
+}
+
+/// `plan --refresh-only`: show drift, then (after confirmation) record reality in the state
+/// without touching anything remote.
+pub async fn refresh_only(
+    ws: &Workspace,
+    ui: &Ui,
+    auto_approve: bool,
+    lock_timeout: Duration,
+    parallelism: usize,
+    json: bool,
+) -> Result<i32> {
+    let lock = ws
+        .backend
+        .lock(LockInfo::for_this_process(), lock_timeout)
+        .await?;
+    let result = async {
+        let state = ws.read_state().await?;
+        let remote = Remote::connect(&ws.topology).await?;
+        let observed = engine::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
+        let plan = engine::plan_from(ws, &state, &observed, false)?;
+        if json {
+            ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan.drift)?));
+        } else if plan.drift.is_empty() {
+            ui.out("No drift: the state matches what exists.\n");
+        } else {
+            let only_drift = Plan {
+                actions: vec![],
+                ..plan.clone()
+            };
+            ui.out(&render::render(&only_drift, ui.colors));
+        }
+        let mut next = state.clone();
+        engine::refresh::record_observed(&mut next, &observed);
+        if next == state {
+            return Ok(EXIT_OK);
+        }
+        if !auto_approve
+            && !confirm(
+                ui,
+                "\nUpdate the state to match what exists? Nothing remote will change.",
+            )?
+        {
+            ui.error("state left unchanged");
+            return Ok(EXIT_ERROR);
+        }
+        let mut next = next;
+        ws.backend.write(&mut next).await?;
+        ui.info(&format!("State updated (serial {}).", next.serial));
+        Ok(EXIT_OK)
+    }
+    .await;
+    let _ = lock.release().await;
+    result
+}

@@ -1,0 +1,42 @@
+//! `skyplan destroy [FILE]`: stop replication, revoke skyplan's allowlist entries and delete
+//! every service the state records, replicas first.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::apply::{execute, ExecuteOptions};
+use super::common::{lock_timeout, topology_path, Ui};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topology file (default: skyplan.toml).
+    file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    /// How many actions may run at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+    #[arg(long, value_parser = lock_timeout, default_value = "0s")]
+    lock_timeout: std::time::Duration,
+    #[arg(long)]
+    state_backend: Option<String>,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+    let file = topology_path(args.file);
+    let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    execute(
+        &ws,
+        None,
+        ui,
+        ExecuteOptions {
+            auto_approve: args.auto_approve,
+            parallelism: args.parallelism,
+            lock_timeout: args.lock_timeout,
+            destroy: true,
+        },
+    )
+    .await
+}

@@ -1,0 +1,34 @@
+//! `skyplan graph [FILE]`: the plan's dependency graph in DOT.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::common::{topology_path, Ui};
+use super::EXIT_OK;
+use crate::engine::{self, PlanOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topology file (default: skyplan.toml).
+    file: Option<PathBuf>,
+    /// Look at the real world first (default false: graph of the plan against the state file).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    refresh: bool,
+    /// Use this state backend instead of the topology's.
+    #[arg(long)]
+    state_backend: Option<String>,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+    let file = topology_path(args.file);
+    let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    let opts = PlanOptions {
+        refresh: args.refresh,
+        destroy: false,
+        parallelism: 10,
+    };
+    let (plan, _) = engine::plan(&ws, &opts).await?;
+    ui.out(&crate::plan::graph::to_dot(&plan.actions));
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,87 @@
+//! `skyplan plan`: refresh, diff, show the plan; optionally save it or print JSON.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::common::{lock_timeout, topology_path, Ui};
+use super::{EXIT_CHANGES, EXIT_OK};
+use crate::engine::{self, PlanOptions};
+use crate::plan::{planfile, render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topology file (default: skyplan.toml).
+    file: Option<PathBuf>,
+    /// Save the plan to this file for `skyplan apply PLANFILE`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do, 2 when there are changes or drift, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Print the plan as JSON (format: schemas/plan.schema.json).
+    #[arg(long)]
+    json: bool,
+    /// Look at the real world first (default true); `--refresh=false` trusts the state file.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    refresh: bool,
+    /// Only show drift and offer to update the state to match reality (nothing remote changes).
+    #[arg(long)]
+    refresh_only: bool,
+    /// Plan a destroy of everything in the state.
+    #[arg(long)]
+    destroy: bool,
+    /// Use this state backend instead of the topology's (a path or mysql:// URL).
+    #[arg(long)]
+    state_backend: Option<String>,
+    /// Wait this long for a state lock held by another run (e.g. 30s, 5m).
+    #[arg(long, value_parser = lock_timeout, default_value = "0s")]
+    lock_timeout: std::time::Duration,
+    /// How many services to refresh at once.
+    #[arg(long, default_value_t = 10)]
+    parallelism: usize,
+    /// Skip the confirmation of `--refresh-only`'s state update.
+    #[arg(long)]
+    auto_approve: bool,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+    let file = topology_path(args.file);
+    let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    if args.refresh_only {
+        return super::apply::refresh_only(
+            &ws,
+            ui,
+            args.auto_approve,
+            args.lock_timeout,
+            args.parallelism,
+            args.json,
+        )
+        .await;
+    }
+    let opts = PlanOptions {
+        refresh: args.refresh,
+        destroy: args.destroy,
+        parallelism: args.parallelism,
+    };
+    let (plan, _state) = engine::plan(&ws, &opts).await?;
+    if args.json {
+        ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?));
+    } else {
+        ui.out(&render::render(&plan, ui.colors));
+    }
+    if let Some(out) = &args.out {
+        planfile::save(&plan, out)
+            .with_context(|| format!("saving the plan to {}", out.display()))?;
+        ui.info(&format!(
+            "\nSaved the plan to {}. To carry out exactly these actions, run:\n  skyplan apply {}",
+            out.display(),
+            out.display()
+        ));
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}

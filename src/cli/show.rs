@@ -1,0 +1,72 @@
+//! `skyplan show [PLANFILE] [--json]`: a saved plan, or (without a file) the current state.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::common::{topology_path, Ui};
+use super::EXIT_OK;
+use crate::plan::{planfile, render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A saved plan file. Without it, the state of the topology given by --topology.
+    planfile: Option<PathBuf>,
+    /// Topology whose state to show (default: skyplan.toml).
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+    /// Use this state backend instead of the topology's.
+    #[arg(long)]
+    state_backend: Option<String>,
+}
+
+pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+    if let Some(p) = &args.planfile {
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if planfile::looks_like_plan(&bytes) {
+            let plan = planfile::parse(&bytes, &p.display().to_string())?;
+            if args.json {
+                ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?));
+            } else {
+                ui.out(&format!(
+                    "Saved plan {} (state serial {}):\n\n",
+                    p.display(),
+                    plan.serial
+                ));
+                ui.out(&render::render(&plan, ui.colors));
+            }
+            return Ok(EXIT_OK);
+        }
+        // A topology file: show its state.
+        return show_state(p.clone(), args.state_backend.as_deref(), args.json, ui).await;
+    }
+    show_state(
+        topology_path(args.topology),
+        args.state_backend.as_deref(),
+        args.json,
+        ui,
+    )
+    .await
+}
+
+async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Ui) -> Result<i32> {
+    let ws = crate::engine::Workspace::load(&file, backend)?;
+    let Some(state) = ws.backend.read().await? else {
+        ui.info(&format!(
+            "No state yet at {} (nothing applied).",
+            ws.backend.describe()
+        ));
+        return Ok(EXIT_OK);
+    };
+    if json {
+        ui.out(&format!("{}\n", crate::state::codec::to_json(&state)?));
+    } else {
+        ui.out(&crate::engine::describe_state(
+            &state,
+            &ws.backend.describe(),
+        ));
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,51 @@
+//! `skyplan validate [FILE]...`: report every problem in the topology files, located.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::common::{topology_path, Ui};
+use super::{EXIT_ERROR, EXIT_OK};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topology files (default: skyplan.toml).
+    files: Vec<PathBuf>,
+}
+
+pub fn run(args: Args, ui: &Ui) -> Result<i32> {
+    let files = if args.files.is_empty() {
+        vec![topology_path(None)]
+    } else {
+        args.files
+    };
+    let mut failed = 0;
+    for file in &files {
+        match crate::topology::load(file) {
+            Ok(t) => {
+                let links = t
+                    .services
+                    .values()
+                    .filter(|s| s.replication.is_some())
+                    .count();
+                ui.out(&format!(
+                    "{}: valid ({} services, {} replication links)\n",
+                    file.display(),
+                    t.services.len(),
+                    links
+                ));
+            }
+            Err(diags) => {
+                failed += 1;
+                eprint!("{diags}");
+                ui.error(&format!(
+                    "{}: {} problem{} found",
+                    file.display(),
+                    diags.len(),
+                    if diags.len() == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
+}

@@ -1,0 +1,133 @@
+//! Reaching the world: the SkySQL API (the cloud, or the local emulator started on demand)
+//! and the services' SQL endpoints with the right credentials and TLS.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::Mutex;
+
+use crate::skysql::client::{ClientConfig, SkysqlClient};
+use crate::skysql::retry::RetryPolicy;
+use crate::skysql::secret::Secret;
+use crate::sql::{SqlConn, SqlTarget, TlsMode};
+use crate::state::State;
+use crate::topology::Topology;
+
+/// Env var naming the emulator data directory used for `endpoint = "local"`.
+pub const EMULATOR_DIR_ENV: &str = "SKYPLAN_EMULATOR_DIR";
+
+pub struct Remote {
+    pub client: SkysqlClient,
+    /// CA that signs the services' certificates when it is not a public one (the emulator's).
+    pub sql_ca: Option<PathBuf>,
+    /// Human name of the endpoint (for messages).
+    pub endpoint: String,
+    credentials: Mutex<HashMap<String, (String, Secret)>>,
+}
+
+impl Remote {
+    /// Connect to the topology's endpoint. For `"local"`, find (or start) the emulator of
+    /// `$SKYPLAN_EMULATOR_DIR` (default: the user's state directory) and use its key.
+    pub async fn connect(topology: &Topology) -> Result<Remote> {
+        Self::connect_with(topology, RetryPolicy::default()).await
+    }
+
+    pub async fn connect_with(topology: &Topology, retry: RetryPolicy) -> Result<Remote> {
+        let p = &topology.provider;
+        let (endpoint, api_key, sql_ca) = if p.is_local() {
+            let _ = EMULATOR_DIR_ENV;
+            bail!("the local emulator is not wired in yet")
+        } else {
+            let key = match std::env::var(&p.api_key_env) {
+                Ok(k) if !k.trim().is_empty() => k,
+                _ => bail!(
+                    "the SkySQL API key is not set: export {}=<your key> (from https://app.skysql.com/user-profile/api-keys/)",
+                    p.api_key_env
+                ),
+            };
+            (p.endpoint.clone(), Secret::new(key), None)
+        };
+        let mut config = ClientConfig::new(endpoint.clone(), api_key);
+        config.retry = retry;
+        let client = SkysqlClient::new(config)?;
+        Ok(Remote {
+            client,
+            sql_ca,
+            endpoint,
+            credentials: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The service whose credentials work on `key`: after a restore a service accepts its
+    /// source's credentials only (and the source may itself have been restored).
+    pub fn credentials_owner<'a>(state: &'a State, key: &'a str) -> &'a str {
+        let mut k = key;
+        for _ in 0..state.resources.services.len() + 1 {
+            match state
+                .resources
+                .services
+                .get(k)
+                .and_then(|r| r.credentials_from.as_deref())
+            {
+                Some(from) if from != k => k = from,
+                _ => break,
+            }
+        }
+        k
+    }
+
+    async fn credentials_of(&self, service_id: &str) -> Result<(String, Secret)> {
+        if let Some(c) = self.credentials.lock().await.get(service_id) {
+            return Ok(c.clone());
+        }
+        let c = self.client.get_credentials(service_id).await?;
+        let pair = (c.username.clone(), Secret::new(c.password.clone()));
+        self.credentials
+            .lock()
+            .await
+            .insert(service_id.to_string(), pair.clone());
+        Ok(pair)
+    }
+
+    /// A SQL connection to service `key` as recorded in `state`.
+    pub async fn sql(&self, state: &State, key: &str) -> Result<SqlConn> {
+        let target = self.sql_target(state, key).await?;
+        Ok(crate::sql::connect(&target).await?)
+    }
+
+    pub async fn sql_target(&self, state: &State, key: &str) -> Result<SqlTarget> {
+        let rec = state
+            .resources
+            .services
+            .get(key)
+            .with_context(|| format!("service.{key} is not in the state"))?;
+        let (Some(host), Some(port)) = (rec.fqdn.clone(), rec.port) else {
+            bail!("service.{key} ({}) has no endpoint yet", rec.spec.name);
+        };
+        let owner = Self::credentials_owner(state, key);
+        let owner_id = state
+            .resources
+            .services
+            .get(owner)
+            .map(|r| r.id.clone())
+            .with_context(|| {
+                format!("service.{owner} (credentials of service.{key}) is not in the state")
+            })?;
+        let (user, password) = self.credentials_of(&owner_id).await?;
+        let tls = if rec.spec.ssl_enabled {
+            TlsMode::Verified {
+                ca_pem_path: self.sql_ca.clone(),
+            }
+        } else {
+            TlsMode::Disabled
+        };
+        Ok(SqlTarget {
+            host,
+            port,
+            user,
+            password,
+            tls,
+        })
+    }
+}

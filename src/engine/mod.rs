@@ -1,0 +1,156 @@
+//! The engine's workflows, shared by the CLI commands: load a workspace (topology + state
+//! backend), refresh, plan, apply. The pure core is `plan`; this module wires the edges.
+
+pub mod connect;
+pub mod refresh;
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::observed::Observed;
+use crate::plan::{self, Plan, PlanInput};
+use crate::state::{State, StateBackend};
+use crate::topology::Topology;
+
+/// A topology file and the state backend it uses.
+pub struct Workspace {
+    pub file: PathBuf,
+    pub topology: Topology,
+    pub topology_sha256: String,
+    pub backend: Arc<dyn StateBackend>,
+}
+
+impl Workspace {
+    /// Load and validate the topology; open (not read) its state backend.
+    pub fn load(file: &Path, backend_override: Option<&str>) -> Result<Workspace> {
+        let bytes = std::fs::read(file)
+            .map_err(|e| anyhow::anyhow!("cannot read topology file {}: {e}", file.display()))?;
+        let topology = crate::topology::load(file).map_err(|d| {
+            anyhow::anyhow!(
+                "{d}{} problem{} in {}",
+                d.len(),
+                if d.len() == 1 { "" } else { "s" },
+                file.display()
+            )
+        })?;
+        let backend: Arc<dyn StateBackend> =
+            Arc::from(crate::state::open_backend(&topology, backend_override)?);
+        Ok(Workspace {
+            file: file.to_path_buf(),
+            topology_sha256: sha256_hex(&bytes),
+            topology,
+            backend,
+        })
+    }
+
+    /// The stored state, or a new empty one (not yet written) when there is none.
+    pub async fn read_state(&self) -> Result<State> {
+        Ok(self.backend.read().await?.unwrap_or_default())
+    }
+}
+
+pub struct PlanOptions {
+    pub refresh: bool,
+    pub destroy: bool,
+    pub parallelism: usize,
+}
+
+/// Refresh (unless told not to) and plan.
+pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
+    let state = ws.read_state().await?;
+    let observed = if opts.refresh && !state.resources.services.is_empty() {
+        let remote = connect::Remote::connect(&ws.topology).await?;
+        refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+    } else {
+        Observed {
+            refreshed: opts.refresh,
+            ..Observed::offline()
+        }
+    };
+    let plan = plan_from(ws, &state, &observed, opts.destroy)?;
+    Ok((plan, state))
+}
+
+pub fn plan_from(
+    ws: &Workspace,
+    state: &State,
+    observed: &Observed,
+    destroy: bool,
+) -> Result<Plan> {
+    let input = PlanInput {
+        topology: &ws.topology,
+        topology_sha256: &ws.topology_sha256,
+        state,
+        observed,
+    };
+    Ok(if destroy {
+        plan::build_destroy(&input)?
+    } else {
+        plan::build(&input)?
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A human summary of a state (for `skyplan show`).
+pub fn describe_state(state: &State, location: &str) -> String {
+    let mut s = String::new();
+    let r = &state.resources;
+    let _ = writeln!(
+        s,
+        "State {location}: lineage {}, serial {}",
+        state.lineage, state.serial
+    );
+    if r.is_empty() {
+        let _ = writeln!(s, "\n(empty: nothing managed)");
+        return s;
+    }
+    let _ = writeln!(s);
+    for (key, svc) in &r.services {
+        let endpoint = match (&svc.fqdn, svc.port) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => "(no endpoint yet)".into(),
+        };
+        let _ = writeln!(
+            s,
+            "service.{key:<16} {:<24} {:<16} {}  {}{}",
+            svc.spec.name,
+            svc.id,
+            endpoint,
+            svc.status.as_deref().unwrap_or("unknown"),
+            svc.in_flight
+                .as_ref()
+                .map(|f| format!("  (in flight: {} since {})", f.operation, f.started_at))
+                .unwrap_or_default()
+        );
+    }
+    for (replica, b) in &r.backups {
+        let _ = writeln!(
+            s,
+            "backup   {} -> {replica}: {} at GTID {}",
+            b.source,
+            b.backup_id.as_deref().unwrap_or("(not yet known)"),
+            b.gtid_position.as_deref().unwrap_or("?")
+        );
+    }
+    for (replica, a) in &r.allowlists {
+        let _ = writeln!(s, "allowlist.{}.{replica}: {}", a.on, a.entries.join(", "));
+    }
+    for (replica, l) in &r.replications {
+        let _ = writeln!(
+            s,
+            "replication.{replica}: from {} ({}:{}) {}",
+            l.source,
+            l.source_host,
+            l.source_port,
+            if l.healthy { "healthy" } else { "not verified" }
+        );
+    }
+    s
+}
