@@ -385,6 +385,15 @@ pub struct BackupScheduleResponse {
     pub updated_at: Option<String>,
 }
 
+/// `v1.PagedBackupSchedulesResponse`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PagedBackupSchedulesResponse {
+    pub schedules: Vec<BackupScheduleResponse>,
+    pub schedules_count: i64,
+    pub pages_count: i64,
+}
+
 /// `v1.Backup`. `status` is e.g. "Pending", "Running", "Succeeded", "Failed".
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,0 +1,282 @@
+//! The emulator as a background process: find it, start it (idempotently), stop it.
+//!
+//! `start` runs `<skyplan> emulator serve --dir D …` in its own session, with its output in
+//! `<dir>/emulator.log`, and waits until `<dir>/emulator.json` names that process and the API
+//! answers. `stop` sends SIGTERM (the emulator then stops its mariadbd servers) and, as a last
+//! resort, kills any mariadbd still running from the directory.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::info::{self, LocalEmulator, LOG_FILE};
+use super::options::ServeOptions;
+use super::EmulatorError;
+
+/// Env var naming the data directory when `--dir` is not given.
+pub const DIR_ENV: &str = "SKYPLAN_EMULATOR_DIR";
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+const STOP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `$XDG_STATE_HOME/skyplan/emulator`, else `~/.local/state/skyplan/emulator`.
+pub fn default_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local").join("state")))
+        .unwrap_or_else(|| std::env::temp_dir().join("skyplan-state"));
+    state.join("skyplan").join("emulator")
+}
+
+/// `--dir`, else `$SKYPLAN_EMULATOR_DIR`, else [`default_dir`]; made absolute.
+pub fn resolve_dir(explicit: Option<&Path>) -> PathBuf {
+    let dir = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(default_dir);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// The emulator serving `dir`, if its process is alive and its API answers with its key.
+pub async fn find_running(dir: &Path) -> Option<LocalEmulator> {
+    let info = info::read_info(dir)?.emulator;
+    if !pid_alive(info.pid) {
+        return None;
+    }
+    let url = format!("{}/emulator/v1/status", info.endpoint);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client
+        .get(url)
+        .header("X-API-Key", &info.api_key)
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = resp.error_for_status().ok()?.json().await.ok()?;
+    (body["pid"].as_u64() == Some(u64::from(info.pid))).then_some(info)
+}
+
+/// The emulator of `dir`, started in the background with default options when none runs.
+pub async fn ensure_running(dir: &Path) -> Result<LocalEmulator, EmulatorError> {
+    let exe = skyplan_exe()?;
+    Ok(
+        start_background(&ServeOptions::new(dir.to_path_buf()), &exe)
+            .await?
+            .0,
+    )
+}
+
+/// The skyplan binary to run `emulator serve` with: `$SKYPLAN_BIN`, else this executable.
+pub fn skyplan_exe() -> Result<PathBuf, EmulatorError> {
+    if let Some(bin) = std::env::var_os("SKYPLAN_BIN").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    std::env::current_exe().map_err(|e| EmulatorError::io("finding", Path::new("current_exe"), e))
+}
+
+/// Reuses the emulator of `opts.dir` or starts `exe emulator serve …` in the background.
+/// Returns the emulator and whether it was started now.
+pub async fn start_background(
+    opts: &ServeOptions,
+    exe: &Path,
+) -> Result<(LocalEmulator, bool), EmulatorError> {
+    opts.validate()?;
+    let dir =
+        std::path::absolute(&opts.dir).map_err(|e| EmulatorError::io("resolving", &opts.dir, e))?;
+    if let Some(running) = find_running(&dir).await {
+        return Ok((running, false));
+    }
+    info::create_data_dir(&dir)?;
+    let log_path = dir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| EmulatorError::io("opening", &log_path, e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| EmulatorError::io("opening", &log_path, e))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("emulator")
+        .arg("serve")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--op-seconds")
+        .arg(opts.op_seconds.to_string())
+        .arg("--fault-rate")
+        .arg(opts.fault_rate.to_string())
+        .arg("--fault-seed")
+        .arg(opts.fault_seed.to_string());
+    if opts.no_mariadb {
+        command.arg("--no-mariadb");
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .current_dir(&dir);
+    // SAFETY: setsid() is async-signal-safe; it only moves the child into a new session so
+    // it survives the terminal (and the Ctrl-C) of whoever started it.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| EmulatorError::io("starting", exe, e))?;
+    let pid = child.id();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(start_failed(
+                &log_path,
+                format!("`{} emulator serve` exited ({status})", exe.display()),
+            ));
+        }
+        if let Some(running) = find_running(&dir).await.filter(|r| r.pid == pid) {
+            // Reap the child when it eventually exits, so it never lingers as a zombie of a
+            // long-lived caller.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok((running, true));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(start_failed(
+                &log_path,
+                format!("not ready after {}s; killed it", START_TIMEOUT.as_secs()),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start_failed(log: &Path, reason: String) -> EmulatorError {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    EmulatorError::StartFailed {
+        reason,
+        log: log.to_path_buf(),
+        log_tail: lines[lines.len().saturating_sub(20)..].join("\n"),
+    }
+}
+
+/// Stops the emulator of `dir` (which stops its databases) and any mariadbd left running from
+/// `dir`. Returns whether anything was running.
+pub async fn stop(dir: &Path) -> Result<bool, EmulatorError> {
+    let mut stopped_any = false;
+    if let Some(info) = info::read_info(dir).map(|i| i.emulator) {
+        if pid_alive(info.pid) && info.pid != std::process::id() {
+            stopped_any = true;
+            signal(info.pid, libc::SIGTERM);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while pid_alive(info.pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if pid_alive(info.pid) {
+                signal(info.pid, libc::SIGKILL);
+            }
+        }
+        info::remove_info_of(dir, info.pid);
+    }
+    let strays = stray_pids(dir);
+    if !strays.is_empty() {
+        stopped_any = true;
+        for pid in &strays {
+            signal(*pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while strays.iter().any(|p| pid_alive(*p)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        kill_strays(dir);
+    }
+    Ok(stopped_any)
+}
+
+/// SIGKILLs, without waiting, every process run from `dir`'s service directories (mariadbd,
+/// mariadb-backup). For Drop guards and as `stop`'s last resort. Returns how many it signalled.
+pub fn kill_strays(dir: &Path) -> usize {
+    let pids = stray_pids(dir);
+    for pid in &pids {
+        signal(*pid, libc::SIGKILL);
+    }
+    pids.len()
+}
+
+/// Processes whose command line has `--defaults-file=<dir>/services/…`: only this emulator's
+/// databases and tools carry that argument.
+fn stray_pids(dir: &Path) -> Vec<u32> {
+    let services = std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join("services");
+    let prefix = format!("--defaults-file={}/", services.display());
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
+                cmd.split(|b| *b == 0)
+                    .any(|arg| arg.starts_with(prefix.as_bytes()))
+            })
+        })
+        .filter(|pid| pid_alive(*pid))
+        .collect()
+}
+
+/// Alive and not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_resolution_prefers_flag_then_env() {
+        let d = resolve_dir(Some(Path::new("/x/y")));
+        assert_eq!(d, PathBuf::from("/x/y"));
+        assert!(default_dir().ends_with("skyplan/emulator"));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_nonsense_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(u32::MAX - 3));
+    }
+}

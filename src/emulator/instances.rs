@@ -1,0 +1,278 @@
+//! The database behind each emulated service: a real `mariadbd` (see [`super::mariadb`]), or
+//! nothing at all in API-only mode (`--no-mariadb`, for benchmarks of the API alone).
+//!
+//! Instances live under `<dir>/services/<service id>/` (data, my.cnf, logs, and `tls/` with the
+//! service's certificate), so deleting a service removes exactly that directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::RwLock;
+
+use super::mariadb::{BackupInfo, Binaries, Ca, Instance, InstanceConfig, MariadbError};
+use super::store::ServiceRecord;
+
+/// What real instances need: the MariaDB binaries and the emulator CA.
+struct Backend {
+    binaries: Binaries,
+    ca: Ca,
+}
+
+pub struct Instances {
+    root: PathBuf,
+    /// The CA clients trust; created even when API-only, so every emulator has one.
+    ca_cert: PathBuf,
+    /// None when API-only.
+    backend: Option<Backend>,
+    /// Read lock for backups (they run beside client traffic), write lock for start, restore
+    /// and destroy.
+    live: Mutex<HashMap<String, Arc<RwLock<Instance>>>>,
+    /// Last known mariadbd pid per service, readable without waiting for an operation: the
+    /// allowlist proxy uses it to recognise replicas.
+    pids: Mutex<HashMap<String, u32>>,
+}
+
+impl Instances {
+    /// Real instances: finds the MariaDB binaries (a clear error naming the Debian packages
+    /// when they are missing) and loads or creates the CA in `<dir>/ca`.
+    pub fn real(dir: &Path) -> Result<Instances, MariadbError> {
+        let binaries = Binaries::locate()?;
+        let ca = Ca::load_or_create(&dir.join("ca"))?;
+        let ca_cert = ca.cert_pem_path.clone();
+        Ok(Instances::with_backend(
+            dir,
+            ca_cert,
+            Some(Backend { binaries, ca }),
+        ))
+    }
+
+    /// API-only: services have no database; backups and restores only change records.
+    pub fn api_only(dir: &Path) -> Result<Instances, MariadbError> {
+        let ca = Ca::load_or_create(&dir.join("ca"))?;
+        Ok(Instances::with_backend(dir, ca.cert_pem_path, None))
+    }
+
+    fn with_backend(dir: &Path, ca_cert: PathBuf, backend: Option<Backend>) -> Instances {
+        Instances {
+            root: dir.join("services"),
+            ca_cert,
+            backend,
+            live: Mutex::new(HashMap::new()),
+            pids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_api_only(&self) -> bool {
+        self.backend.is_none()
+    }
+
+    /// The CA certificate clients use to verify services.
+    pub fn ca_cert(&self) -> &Path {
+        &self.ca_cert
+    }
+
+    /// Creates and starts the instance of a new service.
+    pub async fn create(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let cfg = self.config(backend, rec)?;
+        let instance = Instance::create(&backend.binaries, cfg).await?;
+        self.remember(&rec.id, instance);
+        Ok(())
+    }
+
+    /// After an emulator restart: adopts the service's running mariadbd or starts it.
+    pub async fn open(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let cfg = self.config(backend, rec)?;
+        let mut instance = Instance::open(&backend.binaries, cfg);
+        let started = instance.start().await;
+        self.remember(&rec.id, instance);
+        started
+    }
+
+    /// Whether the service has a database directory to open (a create may have been
+    /// interrupted before it made one).
+    pub fn exists(&self, id: &str) -> bool {
+        self.backend.is_none() || self.root.join(id).join("my.cnf").exists()
+    }
+
+    /// A full backup of a running service into `dest`.
+    pub async fn backup(&self, id: &str, dest: &Path) -> Result<BackupInfo, MariadbError> {
+        if self.backend.is_none() {
+            return Ok(BackupInfo {
+                binlog_file: "mariadb-bin.000001".into(),
+                binlog_position: 4,
+                gtid_position: String::new(),
+                size_bytes: 0,
+            });
+        }
+        let instance = self.get(id)?;
+        let guard = instance.read().await;
+        guard.backup(dest).await
+    }
+
+    /// Replaces the service's data with the backup in `backup_dir`; `rec` is the service as it
+    /// will be afterwards.
+    pub async fn restore(
+        &self,
+        rec: &ServiceRecord,
+        backup_dir: &Path,
+    ) -> Result<(), MariadbError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let cfg = self.config(backend, rec)?;
+        let instance = self.get(&rec.id)?;
+        let mut guard = instance.write().await;
+        let result = guard.restore(backup_dir, &cfg).await;
+        self.note_pid(&rec.id, guard.pid());
+        result
+    }
+
+    /// Stops the service's mariadbd and removes its directory.
+    pub async fn destroy(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let instance = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&rec.id);
+        self.note_pid(&rec.id, None);
+        let instance = match instance {
+            // Wait for a running backup to finish before pulling the data away.
+            Some(arc) => {
+                let lock = arc.write().await;
+                drop(lock);
+                match Arc::try_unwrap(arc) {
+                    Ok(lock) => lock.into_inner(),
+                    Err(_) => Instance::open(&backend.binaries, self.config(backend, rec)?),
+                }
+            }
+            None => Instance::open(&backend.binaries, self.config(backend, rec)?),
+        };
+        instance.destroy().await?;
+        match std::fs::remove_dir_all(self.root.join(&rec.id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(MariadbError::Config(format!(
+                "removing {}: {e}",
+                self.root.join(&rec.id).display()
+            ))),
+        }
+    }
+
+    /// Stops every instance (emulator shutdown).
+    pub async fn stop_all(&self) {
+        let all: Vec<(String, Arc<RwLock<Instance>>)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Concurrently: each stop mostly waits for a process to exit.
+        let mut stops = tokio::task::JoinSet::new();
+        for (id, instance) in all {
+            stops.spawn(async move {
+                if let Err(e) = instance.write().await.stop().await {
+                    tracing::warn!("stopping the mariadbd of {id}: {e}");
+                }
+                id
+            });
+        }
+        while let Some(done) = stops.join_next().await {
+            if let Ok(id) = done {
+                self.note_pid(&id, None);
+            }
+        }
+    }
+
+    /// (service id, mariadbd pid) of every instance believed running.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Whether the service's mariadbd is alive (always true when API-only).
+    pub fn is_running(&self, id: &str) -> bool {
+        if self.backend.is_none() {
+            return true;
+        }
+        let pid = self
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<RwLock<Instance>>, MariadbError> {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MariadbError::Config(format!("service {id} has no running database")))
+    }
+
+    fn remember(&self, id: &str, instance: Instance) {
+        self.note_pid(id, instance.pid());
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Arc::new(RwLock::new(instance)));
+    }
+
+    fn note_pid(&self, id: &str, pid: Option<u32>) {
+        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        match pid {
+            Some(pid) => pids.insert(id.to_string(), pid),
+            None => pids.remove(id),
+        };
+    }
+
+    /// The instance configuration of `rec`. TLS certificates are (re)issued from the CA each
+    /// time: cheap, and they always chain to the current `ca.pem`.
+    fn config(
+        &self,
+        backend: &Backend,
+        rec: &ServiceRecord,
+    ) -> Result<InstanceConfig, MariadbError> {
+        let dir = self.root.join(&rec.id);
+        let tls = if rec.ssl_enabled {
+            Some(
+                backend
+                    .ca
+                    .issue_server_cert(&dir.join("tls"), &[rec_fqdn(rec)])?,
+            )
+        } else {
+            None
+        };
+        Ok(InstanceConfig {
+            dir,
+            port: rec.db_port,
+            server_id: rec.server_id,
+            gtid_domain_id: rec.gtid_domain_id,
+            tls,
+            admin_user: rec.username.clone(),
+            admin_password: rec.password.clone(),
+            outbound_ip: rec.outbound_ip.clone(),
+            ca_for_replication: Some(backend.ca.cert_pem_path.clone()),
+        })
+    }
+}
+
+fn rec_fqdn(_rec: &ServiceRecord) -> String {
+    super::FQDN.to_string()
+}

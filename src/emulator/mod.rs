@@ -1,0 +1,47 @@
+//! The embedded SkySQL emulator: the SkySQL API subset on loopback, backed by real MariaDB.
+//!
+//! - `server` routes the spec's paths through middleware (request log, error bodies, faults,
+//!   `X-API-Key`) to the handlers in `api_services`, `api_security`, `api_backups`, and the
+//!   emulator's own `api_admin` (`/emulator/v1/…`).
+//! - `store` persists the cloud's state; `ops` moves services through `pending_*` states in the
+//!   background; `instances` drives the real `mariadbd` of each service (`mariadb`).
+//! - `proxy` + `peer` enforce the allowlist on each service endpoint (mechanism documented in
+//!   [`proxy`]).
+//! - `serve` runs an emulator in this process; `daemon` runs one in the background and finds
+//!   it again (`info`: `emulator.json`, the API key).
+
+pub mod allowlist;
+pub mod api_admin;
+pub mod api_backups;
+pub mod api_error;
+pub mod api_security;
+pub mod api_services;
+pub mod app;
+pub mod daemon;
+pub mod error;
+pub mod faults;
+pub mod ids;
+pub mod info;
+pub mod instances;
+pub mod mariadb;
+pub mod ops;
+pub mod options;
+pub mod peer;
+pub mod proxy;
+pub mod render;
+pub mod reqlog;
+pub mod serve;
+pub mod server;
+pub mod store;
+
+pub use daemon::{
+    default_dir, ensure_running, find_running, kill_strays, resolve_dir, start_background, stop,
+};
+pub use error::EmulatorError;
+pub use info::LocalEmulator;
+pub use options::ServeOptions;
+pub use serve::{serve_until_signal, start, RunningEmulator};
+
+/// The host name of every emulated service: resolves on any machine, and the services' TLS
+/// certificates carry it (and 127.0.0.1) as subject alternative names.
+pub const FQDN: &str = "localhost";

@@ -1,0 +1,249 @@
+//! The allowlist, really enforced: each service's public `readwrite` port is a TCP proxy.
+//!
+//! # Mechanism
+//!
+//! An emulated service's `mariadbd` listens on a private port on 127.0.0.1. The port the API
+//! publishes (`endpoints[0].ports[readwrite]`) belongs to a small TCP proxy inside the emulator
+//! that forwards to that private port. On every accepted connection the proxy first works out
+//! the connection's *source IP*, as the cloud would see it:
+//!
+//! 1. Everything runs on one machine, so the peer address is always loopback. The kernel still
+//!    knows which process owns the client socket: the proxy finds the socket whose local address
+//!    is the peer's address:port in `/proc/net/tcp` and `/proc/net/tcp6` (→ its inode), then
+//!    looks for `socket:[inode]` under `/proc/<pid>/fd` of each emulated service's `mariadbd`
+//!    (see [`super::peer`]).
+//! 2. If the client is an emulated service's `mariadbd` (a replica's IO thread), the source IP is
+//!    that service's outbound IP (`outbound_ips[0]`, 127.0.1.N). Otherwise the client is the
+//!    operator (the `mariadb` CLI, skyplan itself) and the source IP is the peer's own address,
+//!    127.0.0.1 (`::1` counts as 127.0.0.1).
+//! 3. The connection passes only if that IP lies inside one of the target service's allowlist
+//!    entries; otherwise it is closed at once, before the server greeting. A client sees "Lost
+//!    connection … reading initial communication packet"; a replica's IO thread retries and
+//!    `sky.replication_status()` shows the connect error in `Last_IO_Error`.
+//! 4. A passing connection is forwarded byte for byte (TLS is negotiated in-band, end to end
+//!    with `mariadbd`). The proxy binds its upstream socket to the source IP (all of 127/8 is
+//!    local on Linux), so `mariadbd` also sees the replica's outbound IP as the client host.
+//!
+//! The allowlist is checked when a connection opens; open connections survive an allowlist
+//! change, as on most clouds. The private port is reachable by anyone on the machine who looks
+//! for it: the emulator enforces the allowlist on the published endpoint only.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The verdict on one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward to `upstream`, binding the upstream socket to `source_ip` when it is loopback.
+    Allow {
+        upstream: SocketAddr,
+        source_ip: IpAddr,
+    },
+    /// Close the connection; `reason` goes to the emulator log.
+    Deny { reason: String },
+}
+
+/// Decides the fate of connections to a service's endpoint.
+pub trait Gate: Send + Sync + 'static {
+    fn decide(&self, service_id: &str, listen: SocketAddr, peer: SocketAddr) -> Decision;
+}
+
+/// A running proxy; dropping it stops the listeners and every connection it forwards.
+pub struct ProxyHandle {
+    pub port: u16,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The listeners of one endpoint: 127.0.0.1:`preferred` (any free port when 0 or taken), plus
+/// [::1] on the same port when it is free, because clients resolving "localhost" may try IPv6
+/// first.
+pub async fn bind(preferred: u16) -> io::Result<Vec<TcpListener>> {
+    let v4 = match preferred {
+        0 => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?,
+        port => match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?,
+        },
+    };
+    let port = v4.local_addr()?.port();
+    let mut listeners = vec![v4];
+    if let Ok(v6) = TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+        listeners.push(v6);
+    }
+    Ok(listeners)
+}
+
+/// Serves `listeners` for `service_id`, asking `gate` about every connection.
+pub fn spawn(listeners: Vec<TcpListener>, service_id: String, gate: Arc<dyn Gate>) -> ProxyHandle {
+    let port = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .unwrap_or(0);
+    let task = tokio::spawn(async move {
+        // Accept loops and connections live in this set: aborting the task drops them all.
+        let mut tasks = JoinSet::new();
+        for listener in listeners {
+            let (service_id, gate) = (service_id.clone(), gate.clone());
+            tasks.spawn(accept_loop(listener, service_id, gate));
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    ProxyHandle { port, task }
+}
+
+async fn accept_loop(listener: TcpListener, service_id: String, gate: Arc<dyn Gate>) {
+    let Ok(listen) = listener.local_addr() else {
+        return;
+    };
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let (service_id, gate) = (service_id.clone(), gate.clone());
+                    connections.spawn(handle(stream, listen, peer, service_id, gate));
+                }
+                Err(e) => {
+                    tracing::warn!("proxy for {service_id} on {listen}: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(
+    mut client: TcpStream,
+    listen: SocketAddr,
+    peer: SocketAddr,
+    service_id: String,
+    gate: Arc<dyn Gate>,
+) {
+    // The /proc scan reads files: keep it off the async workers.
+    let id = service_id.clone();
+    let decision = tokio::task::spawn_blocking(move || gate.decide(&id, listen, peer)).await;
+    let (upstream, source_ip) = match decision {
+        Ok(Decision::Allow {
+            upstream,
+            source_ip,
+        }) => (upstream, source_ip),
+        Ok(Decision::Deny { reason }) => {
+            tracing::info!("refused connection to {service_id} from {peer}: {reason}");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("deciding on a connection to {service_id}: {e}");
+            return;
+        }
+    };
+    let mut server = match connect_from(source_ip, upstream).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!("connection to {service_id}: upstream {upstream} unreachable: {e}");
+            return;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}
+
+/// Connects to `upstream` from `source_ip` when that is a loopback IPv4 address other than
+/// the default, so the server sees the emulated source; falls back to an unbound socket.
+async fn connect_from(source_ip: IpAddr, upstream: SocketAddr) -> io::Result<TcpStream> {
+    if let IpAddr::V4(v4) = source_ip {
+        if v4.is_loopback() && v4 != Ipv4Addr::LOCALHOST && upstream.is_ipv4() {
+            let socket = TcpSocket::new_v4()?;
+            if socket.bind(SocketAddr::new(source_ip, 0)).is_ok() {
+                return socket.connect(upstream).await;
+            }
+        }
+    }
+    TcpStream::connect(upstream).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Allows only connections whose service id is "open"; reports the source IP it chose.
+    struct TestGate {
+        upstream: SocketAddr,
+    }
+
+    impl Gate for TestGate {
+        fn decide(&self, service_id: &str, _listen: SocketAddr, _peer: SocketAddr) -> Decision {
+            if service_id == "open" {
+                Decision::Allow {
+                    upstream: self.upstream,
+                    source_ip: "127.0.1.9".parse().unwrap(),
+                }
+            } else {
+                Decision::Deny {
+                    reason: "not allowed".into(),
+                }
+            }
+        }
+    }
+
+    /// An upstream that writes back the address it saw the client come from.
+    async fn reporting_upstream() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, peer)) = listener.accept().await {
+                let _ = s.write_all(peer.ip().to_string().as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    async fn read_all_from(port: u16) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn forwards_allowed_connections_from_the_emulated_source_ip() {
+        let gate = Arc::new(TestGate {
+            upstream: reporting_upstream().await,
+        });
+        let open = spawn(bind(0).await.unwrap(), "open".into(), gate.clone());
+        assert_eq!(read_all_from(open.port).await, "127.0.1.9");
+    }
+
+    #[tokio::test]
+    async fn closes_refused_connections_at_once() {
+        let gate = Arc::new(TestGate {
+            upstream: reporting_upstream().await,
+        });
+        let closed = spawn(bind(0).await.unwrap(), "closed".into(), gate);
+        assert_eq!(read_all_from(closed.port).await, "");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_handle_stops_listening() {
+        let gate = Arc::new(TestGate {
+            upstream: reporting_upstream().await,
+        });
+        let handle = spawn(bind(0).await.unwrap(), "open".into(), gate);
+        let port = handle.port;
+        drop(handle);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! The HTTP API: routes (exactly the spec's paths) and the middleware every request passes,
+//! outermost first: request log → error bodies → fault injection → `X-API-Key` check.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::api_error::{self, ApiError};
+use super::app::App;
+use super::faults::Fault;
+use super::{api_admin, api_backups, api_security, api_services};
+
+/// Paths under this prefix are the emulator's own: never faulted.
+pub const ADMIN_PREFIX: &str = "/emulator/";
+
+pub fn router(app: Arc<App>) -> Router {
+    const SVC: &str = "/provisioning/v1/services/:service_id";
+    Router::new()
+        .route(
+            "/provisioning/v1/services",
+            get(api_services::list).post(api_services::create),
+        )
+        .route(SVC, get(api_services::get).delete(api_services::delete))
+        .route(&format!("{SVC}/size"), post(api_services::set_size))
+        .route(
+            &format!("{SVC}/storage"),
+            axum::routing::patch(api_services::set_storage),
+        )
+        .route(
+            &format!("{SVC}/security/allowlist"),
+            get(api_security::get_allowlist)
+                .put(api_security::put_allowlist)
+                .post(api_security::add_to_allowlist)
+                .delete(api_security::delete_from_allowlist),
+        )
+        .route(
+            &format!("{SVC}/security/credentials"),
+            get(api_security::credentials),
+        )
+        .route(
+            &format!("{SVC}/security/is-ip-allowed"),
+            post(api_security::is_ip_allowed),
+        )
+        .route("/skybackup/v1/backups", get(api_backups::list_backups))
+        .route(
+            "/skybackup/v1/backups/schedules",
+            get(api_backups::list_schedules).post(api_backups::create_schedule),
+        )
+        .route(
+            "/skybackup/v1/restores",
+            get(api_backups::list_restores).post(api_backups::create_restore),
+        )
+        .route("/skybackup/v1/restores/:id", get(api_backups::get_restore))
+        .route(
+            "/emulator/v1/services/:service/fail-next",
+            post(api_admin::fail_next),
+        )
+        .route("/emulator/v1/status", get(api_admin::status))
+        .fallback(api_error::no_route)
+        .layer(from_fn_with_state(app.clone(), require_api_key))
+        .layer(from_fn_with_state(app.clone(), inject_faults))
+        .layer(from_fn(api_error::render_errors))
+        .layer(from_fn_with_state(app.clone(), log_request))
+        .with_state(app)
+}
+
+async fn log_request(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let latency = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    app.reqlog
+        .record(&method, &path, resp.status().as_u16(), latency);
+    resp
+}
+
+async fn inject_faults(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with(ADMIN_PREFIX) {
+        return next.run(req).await;
+    }
+    match app.faults.roll() {
+        None => next.run(req).await,
+        Some(fault) => {
+            let status =
+                StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = match fault {
+                Fault::TooManyRequests => "rate limit exceeded (injected by the emulator)",
+                Fault::ServerError(_) => "injected fault (emulator --fault-rate)",
+            };
+            ApiError::new(status, message).into_response()
+        }
+    }
+}
+
+async fn require_api_key(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if constant_time_eq(given, app.api_key.as_bytes()) {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid API key: send it in the X-API-Key header",
+        )
+        .into_response()
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a key was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
