@@ -70,20 +70,21 @@ impl fmt::Display for Diagnostic {
         // Paths are shown with forward slashes so output is the same on every platform.
         let path = self.path.display().to_string().replace('\\', "/");
         writeln!(f, "error: {}", self.message)?;
+        // The gutter holds the line number, right-aligned, at least two columns wide.
+        let gutter = self.location.map_or(2, |l| l.line.to_string().len().max(2));
+        let pad = " ".repeat(gutter);
         let Some(loc) = self.location else {
-            writeln!(f, "  --> {path}")?;
+            writeln!(f, "{pad}--> {path}")?;
             if let Some(help) = &self.help {
-                writeln!(f, "   = help: {help}")?;
+                writeln!(f, "{pad} = help: {help}")?;
             }
             return Ok(());
         };
-        let gutter = loc.line.to_string().len();
-        let pad = " ".repeat(gutter + 1);
         writeln!(f, "{pad}--> {path}:{}:{}", loc.line, loc.column)?;
         if let Some(snippet) = &self.snippet {
             let (text, indent, width) = layout_snippet(snippet);
             writeln!(f, "{pad} |")?;
-            writeln!(f, " {} |{}", loc.line, prefixed(&text))?;
+            writeln!(f, "{:>gutter$} |{}", loc.line, prefixed(&text))?;
             writeln!(f, "{pad} | {}{}", " ".repeat(indent), "^".repeat(width))?;
         }
         if let Some(help) = &self.help {

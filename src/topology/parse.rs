@@ -28,6 +28,12 @@ pub fn parse_raw(src: &SourceFile<'_>, diags: &mut Vec<Diagnostic>) -> Option<Ra
 fn syntax_error(src: &SourceFile<'_>, err: &toml_edit::TomlError) -> Diagnostic {
     let message = err.message().lines().collect::<Vec<_>>().join(": ");
     let span = err.span().unwrap_or(0..0);
+    if src.text[span.start.min(src.text.len())..].starts_with('[') {
+        return src.error(
+            src.header_span(span.start),
+            format!("invalid TOML: {message}"),
+        );
+    }
     // The parser reports one character; widen it to the word it starts, for a readable caret.
     let word_len = src.text[span.start.min(src.text.len())..]
         .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
@@ -181,6 +187,10 @@ impl Reader<'_, '_> {
                 }
                 "services" => {
                     raw.services_span = Some(self.header_span(&entry));
+                    raw.services_declared = match entry.item.as_table_like() {
+                        Some(t) => t.len(),
+                        None => 1,
+                    };
                     if matches!(entry.item, Item::ArrayOfTables(_)) {
                         let diag = self
                             .src

@@ -105,6 +105,9 @@ pub struct RawTopology {
     pub defaults: RawFields,
     /// In file order.
     pub services: Vec<RawService>,
-    /// Whether a `services` key exists at all (an empty `[services]` table is another error).
+    /// Where `services` is, if anywhere (the place to report "no services").
     pub services_span: Option<Range<usize>>,
+    /// Entries under `services`, valid or not: "no services" is only said when there are none
+    /// (a malformed entry has its own error already).
+    pub services_declared: usize,
 }

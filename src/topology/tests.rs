@@ -333,3 +333,15 @@ fn load_reports_unreadable_and_non_utf8_files() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_malformed_services_entry_is_not_also_no_services() {
+    let d = error("[services]\nprimary = \"skysql-primary\"\n");
+    assert!(
+        d.message.starts_with("wrong type for `primary`"),
+        "{}",
+        d.message
+    );
+    let d = error("[[services]]\nname = \"skysql-primary\"\n");
+    assert_eq!(d.message, "`services` is an array of tables");
+}

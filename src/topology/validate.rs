@@ -68,7 +68,7 @@ pub fn resolve(
             .with_help("every service needs its own name: set `name` in each [services.<key>]");
         v.diags.push(diag);
     }
-    if raw.services.is_empty() {
+    if raw.services_declared == 0 {
         let at = raw.services_span.clone().unwrap_or(0..0);
         let diag = v.src.error(at, "no services defined").with_help(
             "add a [services.<key>] table with at least name, provider, region, size and storage",
