@@ -19,7 +19,7 @@ pub const REQUIRED: &[&str] = &["name", "provider", "region", "size", "storage"]
 
 /// `own` with every unset field taken from `defaults`. Spans travel with the values, so an
 /// error in an inherited value points into `[defaults]`, where the user has to fix it.
-pub fn merge(defaults: &RawFields, own: &RawFields) -> RawFields {
+pub(crate) fn merge(defaults: &RawFields, own: &RawFields) -> RawFields {
     fn pick<T: Clone>(own: &Option<T>, default: &Option<T>) -> Option<T> {
         own.as_ref().or(default.as_ref()).cloned()
     }
@@ -44,7 +44,7 @@ pub fn merge(defaults: &RawFields, own: &RawFields) -> RawFields {
 }
 
 /// The required fields that `fields` leaves unset, in [`REQUIRED`] order.
-pub fn missing_required(fields: &RawFields) -> Vec<&'static str> {
+pub(crate) fn missing_required(fields: &RawFields) -> Vec<&'static str> {
     let set = [
         fields.name.is_some(),
         fields.provider.is_some(),

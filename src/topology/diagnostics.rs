@@ -226,7 +226,12 @@ impl<'a> SourceFile<'a> {
             .map_or(self.text.len(), |i| start + i);
         let line_text = self.text[line_start..line_end].trim_end_matches('\r');
         let line = self.text[..start].matches('\n').count() + 1;
-        let column = self.text[line_start..start].chars().count() + 1;
+        // A byte-order mark is invisible in editors, so it does not count as a column.
+        let column = self.text[line_start..start]
+            .chars()
+            .filter(|c| *c != '\u{FEFF}')
+            .count()
+            + 1;
         let len = self.text[start..end.min(line_start + line_text.len()).max(start)]
             .chars()
             .count();

@@ -345,3 +345,18 @@ fn a_malformed_services_entry_is_not_also_no_services() {
     let d = error("[[services]]\nname = \"skysql-primary\"\n");
     assert_eq!(d.message, "`services` is an array of tables");
 }
+
+#[test]
+fn crlf_and_byte_order_marks_do_not_shift_positions() {
+    let d = error("\u{FEFF}[services.a]\r\nname = \"skysql-a\"\r\nregion = \"us-east4\"\r\n");
+    assert_eq!(d.location, Some(Location { line: 1, column: 1 }));
+    let d = error(&with("regoin = \"x\"\n").replace('\n', "\r\n"));
+    assert_eq!(
+        d.location,
+        Some(Location {
+            line: 10,
+            column: 1
+        })
+    );
+    assert_eq!(d.snippet.unwrap().text, "regoin = \"x\"");
+}
