@@ -1,0 +1,303 @@
+//! The local lock: `<state file>.lock`, created atomically with its content, naming the holder.
+//!
+//! # Guarantees
+//! - At most one holder: the lock file is published with `link(2)`, which fails if the file
+//!   exists, so it appears complete (never empty or half-written) and only once.
+//! - A lock left behind by a dead process on this host (its pid answers ESRCH) is taken over.
+//!   Takeovers are serialised by an `flock` on the state directory, which the kernel releases
+//!   if the taker dies, so two takers cannot both win and the guard itself cannot get stuck.
+//! - A lock held on another host is never taken over automatically: only `force_unlock`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::atomic::{parent_dir, sync_dir, with_suffix};
+use crate::state::backend::{this_host, LockInfo, StateLock};
+use crate::state::error::StateError;
+
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
+
+pub fn lock_path(state_path: &Path) -> PathBuf {
+    with_suffix(state_path, ".lock")
+}
+
+/// A held local lock; removes its lock file on release or drop.
+#[derive(Debug)]
+pub struct LocalLock {
+    path: PathBuf,
+    info: LockInfo,
+    took_over: Option<LockInfo>,
+    released: bool,
+}
+
+#[async_trait]
+impl StateLock for LocalLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+    fn took_over(&self) -> Option<&LockInfo> {
+        self.took_over.as_ref()
+    }
+    async fn release(mut self: Box<Self>) -> Result<(), StateError> {
+        self.released = true;
+        remove_if_ours(&self.path, &self.info.id)
+    }
+}
+
+impl Drop for LocalLock {
+    fn drop(&mut self) {
+        if !self.released {
+            if let Err(e) = remove_if_ours(&self.path, &self.info.id) {
+                tracing::warn!("could not release the state lock: {e}");
+            }
+        }
+    }
+}
+
+/// Take the lock at `path`, retrying every 200 ms until `timeout` has passed.
+pub async fn acquire(
+    path: &Path,
+    info: LockInfo,
+    timeout: Duration,
+    location: &str,
+) -> Result<LocalLock, StateError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match try_acquire(path, &info)? {
+            Attempt::Acquired { took_over } => {
+                if let Some(stale) = &took_over {
+                    tracing::warn!(
+                        "took over the state lock {} left by pid {} on {} (`{}`), which is no \
+                         longer running",
+                        path.display(),
+                        stale.pid,
+                        stale.host,
+                        stale.command
+                    );
+                }
+                return Ok(LocalLock {
+                    path: path.to_path_buf(),
+                    info,
+                    took_over,
+                    released: false,
+                });
+            }
+            Attempt::Held(holder) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(StateError::Locked {
+                        location: location.to_string(),
+                        holder: holder.map(Box::new),
+                    });
+                }
+                tokio::time::sleep(RETRY_INTERVAL.min(deadline - now)).await;
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Acquired { took_over: Option<LockInfo> },
+    Held(Option<LockInfo>),
+}
+
+enum Holder {
+    Gone,
+    Unreadable,
+    Known(LockInfo),
+}
+
+fn try_acquire(path: &Path, info: &LockInfo) -> Result<Attempt, StateError> {
+    if publish(path, info)? {
+        return Ok(Attempt::Acquired { took_over: None });
+    }
+    match read_holder(path)? {
+        // Released between our attempt and the read: the next round will get it.
+        Holder::Gone => Ok(Attempt::Held(None)),
+        Holder::Unreadable => Ok(Attempt::Held(None)),
+        Holder::Known(h) if is_stale(&h) => take_over(path, h, info),
+        Holder::Known(h) => Ok(Attempt::Held(Some(h))),
+    }
+}
+
+fn take_over(path: &Path, stale: LockInfo, info: &LockInfo) -> Result<Attempt, StateError> {
+    let _guard = DirGuard::lock(&parent_dir(path))?;
+    // Under the guard, check again: another process may have taken over already.
+    match read_holder(path)? {
+        Holder::Known(h) if h.id == stale.id => remove(path)?,
+        Holder::Gone => {}
+        Holder::Known(h) => return Ok(Attempt::Held(Some(h))),
+        Holder::Unreadable => return Ok(Attempt::Held(None)),
+    }
+    if publish(path, info)? {
+        Ok(Attempt::Acquired {
+            took_over: Some(stale),
+        })
+    } else {
+        match read_holder(path)? {
+            Holder::Known(h) => Ok(Attempt::Held(Some(h))),
+            _ => Ok(Attempt::Held(None)),
+        }
+    }
+}
+
+/// Write `info` to a private temp file, then link it to `path`: false if `path` exists.
+fn publish(path: &Path, info: &LockInfo) -> Result<bool, StateError> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir).map_err(|e| StateError::io("create the directory", &dir, e))?;
+    let tmp = with_suffix(path, &format!(".{}.tmp", info.id));
+    let json = serde_json::to_vec_pretty(info)?;
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()
+    };
+    write().map_err(|e| StateError::io("write the lock file", &tmp, e))?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(&dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(StateError::io("create the lock file", path, e)),
+    }
+}
+
+fn read_holder(path: &Path) -> Result<Holder, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_or(Holder::Unreadable, Holder::Known)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Holder::Gone),
+        Err(e) => Err(StateError::io("read the lock file", path, e)),
+    }
+}
+
+/// The holder recorded in the lock file at `path`, if any (and readable).
+pub fn holder(path: &Path) -> Result<Option<LockInfo>, StateError> {
+    Ok(match read_holder(path)? {
+        Holder::Known(h) => Some(h),
+        _ => None,
+    })
+}
+
+fn remove(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(&parent_dir(path)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StateError::io("remove the lock file", path, e)),
+    }
+}
+
+/// Remove the lock file only if it is still ours (a force-unlock may have handed it on).
+fn remove_if_ours(path: &Path, id: &str) -> Result<(), StateError> {
+    match read_holder(path)? {
+        Holder::Known(h) if h.id == id => remove(path),
+        _ => Ok(()),
+    }
+}
+
+/// Remove the lock of the state file at `state_path`, whoever holds it. With `expected_id`,
+/// only if the holder has that id. Returns the removed holder (`None`: no lock, or an
+/// unreadable lock file, which is removed too).
+pub fn force_unlock(
+    state_path: &Path,
+    expected_id: Option<&str>,
+) -> Result<Option<LockInfo>, StateError> {
+    let path = lock_path(state_path);
+    // No directory means no lock; otherwise exclude a concurrent takeover while we remove it.
+    let _guard = DirGuard::lock(&parent_dir(&path)).ok();
+    match read_holder(&path)? {
+        Holder::Gone => Ok(None),
+        Holder::Known(h) => {
+            if let Some(expected) = expected_id.filter(|e| *e != h.id) {
+                return Err(StateError::LockIdMismatch {
+                    location: state_path.display().to_string(),
+                    expected: expected.to_string(),
+                    found: h.id,
+                });
+            }
+            remove(&path)?;
+            Ok(Some(h))
+        }
+        Holder::Unreadable => {
+            if let Some(expected) = expected_id {
+                return Err(StateError::LockIdMismatch {
+                    location: state_path.display().to_string(),
+                    expected: expected.to_string(),
+                    found: "(unreadable lock file)".into(),
+                });
+            }
+            remove(&path)?;
+            Ok(None)
+        }
+    }
+}
+
+fn is_stale(holder: &LockInfo) -> bool {
+    holder.host == this_host() && !pid_alive(holder.pid)
+}
+
+/// Whether a process with this pid exists on this host. Unknowable pids count as alive: a lock
+/// is only taken over when its holder is certainly gone.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 performs only the existence and permission check.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// An exclusive `flock` on a directory, released when dropped or when the process dies.
+struct DirGuard {
+    _dir: File,
+}
+
+impl DirGuard {
+    fn lock(dir: &Path) -> Result<DirGuard, StateError> {
+        let f = File::open(dir).map_err(|e| StateError::io("open the directory", dir, e))?;
+        // SAFETY: flock on a descriptor we own; it stays open for the guard's lifetime.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(StateError::io(
+                "lock the directory",
+                dir,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(DirGuard { _dir: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_pid_is_alive_and_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+        assert!(
+            pid_alive(0),
+            "pid 0 is not a real holder and must not be taken over"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! State: what skyplan manages (ids, positions, ownership), its persistence and locking.
+//!
+//! `model` is the content; `codec` its one JSON encoding; `backend` the contract the engine
+//! uses; `local` and `mysql` the two places a state can live; `migrate` moves it between them.
+
+pub mod backend;
+pub mod codec;
+pub mod error;
+pub mod local;
+pub mod migrate;
+pub mod model;
+mod rules;
+
+use std::path::{Path, PathBuf};
+
+pub use backend::{HistoryEntry, LockInfo, StateBackend, StateLock, Writer};
+pub use error::StateError;
+pub use local::LocalBackend;
+pub use migrate::migrate;
+pub use model::*;
+
+use crate::topology::Topology;
+
+/// `state/<topology file stem>.state.json`, relative to the working directory.
+pub fn default_state_path(topology_file: &Path) -> PathBuf {
+    PathBuf::from("state").join(format!("{}.state.json", workspace_name(topology_file)))
+}
+
+/// The name a topology's state goes by in a shared backend: the topology file's stem.
+pub fn workspace_name(topology_file: &Path) -> String {
+    topology_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// The backend for `topology`: `override_backend` (the CLI's `--state-backend`) if given, else
+/// `[state] backend`, else `[state] path`, else the default local file. A backend is a
+/// `mysql://USER@HOST:PORT/DATABASE` URL, `file:PATH`, or a plain path.
+pub fn open_backend(
+    topology: &Topology,
+    override_backend: Option<&str>,
+) -> Result<Box<dyn StateBackend>, StateError> {
+    match override_backend.or(topology.state.backend.as_deref()) {
+        Some(spec) => open_spec(topology, spec),
+        None => Ok(Box::new(LocalBackend::new(
+            topology
+                .state
+                .path
+                .clone()
+                .unwrap_or_else(|| default_state_path(&topology.source)),
+        ))),
+    }
+}
+
+fn open_spec(topology: &Topology, spec: &str) -> Result<Box<dyn StateBackend>, StateError> {
+    let _ = topology;
+    if let Some(path) = spec
+        .strip_prefix("file://")
+        .or_else(|| spec.strip_prefix("file:"))
+    {
+        return Ok(Box::new(LocalBackend::new(path)));
+    }
+    if spec.contains("://") {
+        return Err(StateError::InvalidBackend {
+            backend: backend::redact_url_passwords(spec),
+            reason: "unsupported scheme (expected mysql://USER@HOST:PORT/DATABASE or a file \
+                     path)"
+                .into(),
+        });
+    }
+    if spec.is_empty() {
+        return Err(StateError::InvalidBackend {
+            backend: String::new(),
+            reason: "empty backend".into(),
+        });
+    }
+    Ok(Box::new(LocalBackend::new(spec)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_uses_the_topology_stem() {
+        assert_eq!(
+            default_state_path(Path::new("examples/global-replication.toml")),
+            PathBuf::from("state/global-replication.state.json")
+        );
+    }
+}
