@@ -75,9 +75,7 @@ impl Progress for Lines {
     }
     fn finished(&self, a: &Action, result: Result<&str, &str>, took: Duration) {
         match result {
-            Ok(note) if note.is_empty() => {
-                self.line(&format!("{}: done after {}", a.address, secs(took)))
-            }
+            Ok("") => self.line(&format!("{}: done after {}", a.address, secs(took))),
             Ok(note) => self.line(&format!(
                 "{}: done after {} ({note})",
                 a.address,
@@ -134,7 +132,7 @@ impl Progress for Bars {
     fn finished(&self, a: &Action, result: Result<&str, &str>, took: Duration) {
         let bar = self.bars.lock().ok().and_then(|mut m| m.remove(&a.id));
         let line = match result {
-            Ok(note) if note.is_empty() => format!("✓ {} ({})", a.address, secs(took)),
+            Ok("") => format!("✓ {} ({})", a.address, secs(took)),
             Ok(note) => format!("✓ {} ({}, {note})", a.address, secs(took)),
             Err(e) => format!("✗ {} failed after {}: {e}", a.address, secs(took)),
         };

@@ -303,7 +303,6 @@ pub async fn refresh_only(
             ui.error("state left unchanged");
             return Ok(EXIT_ERROR);
         }
-        let mut next = next;
         ws.backend.write(&mut next).await?;
         ui.info(&format!("State updated (serial {}).", next.serial));
         Ok(EXIT_OK)

@@ -340,7 +340,7 @@ fn replace(svc: &Service, current: &ServiceSpec, why: String) -> Planned {
         },
         change: Change::Replace,
         summary: format!(
-            "replace  {}  ({why}; destroys all data on {})",
+            "replace  {}  (destroys all data on {})",
             describe_spec(&svc.spec),
             current.name
         ),
@@ -590,9 +590,16 @@ fn plan_links(
                     if repl.ssl { ", ssl" } else { "" }
                 ),
                 before: link.map(|l| {
-                    json!({ "source": name_of(&l.source), "healthy": l.healthy, "gtid": l.gtid_position })
+                    json!({
+                        "source": name_of(&l.source),
+                        "host": format!("{}:{}", l.source_host, l.source_port),
+                        "gtid": l.gtid_position,
+                        "ssl": l.ssl,
+                    })
                 }),
-                after: Some(json!({ "source": name_of(src), "host": host, "gtid": gtid, "ssl": repl.ssl })),
+                after: Some(
+                    json!({ "source": name_of(src), "host": host, "gtid": gtid, "ssl": repl.ssl }),
+                ),
                 wipes_data: false,
                 reason,
             });
