@@ -109,9 +109,11 @@ async fn execute_locked(
     ui: &Ui,
     opts: &ExecuteOptions,
 ) -> Result<i32> {
+    if !opts.auto_approve && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan)");
+    }
     let stored = ws.backend.read().await?;
-    let remote = Arc::new(Remote::connect(&ws.topology).await?);
-    let (plan, state) = match saved {
+    let (plan, state, remote) = match saved {
         Some(plan) => {
             let state = match stored {
                 Some(s) => s,
@@ -127,10 +129,12 @@ async fn execute_locked(
             };
             planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
             ui.out(&render::render(&plan, ui.colors));
-            (plan, state)
+            let remote = Arc::new(Remote::connect(&ws.topology).await?);
+            (plan, state, remote)
         }
         None => {
             let state = stored.unwrap_or_default();
+            let remote = Arc::new(Remote::connect(&ws.topology).await?);
             let observed = if state.resources.services.is_empty() {
                 crate::observed::Observed {
                     refreshed: true,
@@ -141,7 +145,7 @@ async fn execute_locked(
             };
             let plan = engine::plan_from(ws, &state, &observed, opts.destroy)?;
             ui.out(&render::render(&plan, ui.colors));
-            (plan, state)
+            (plan, state, remote)
         }
     };
     if plan.actions.is_empty() {
