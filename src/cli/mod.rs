@@ -7,6 +7,7 @@
 mod apply;
 mod common;
 mod destroy;
+pub mod emulator;
 mod force_unlock;
 mod graph;
 mod plan;

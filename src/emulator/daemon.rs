@@ -118,6 +118,10 @@ pub async fn start_background(
     if opts.no_mariadb {
         command.arg("--no-mariadb");
     }
+    // The log file is the daemon's only voice: log what it refuses and why.
+    if std::env::var_os("SKYPLAN_LOG").is_none() {
+        command.env("SKYPLAN_LOG", "skyplan=info");
+    }
     command
         .stdin(Stdio::null())
         .stdout(log)
