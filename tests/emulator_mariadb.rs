@@ -281,6 +281,21 @@ async fn gtid_replication_from_a_restored_backup() {
             && grant.ends_with("';"),
         "{grant}"
     );
+    // Before the grant runs on A, the replica is refused, and says so.
+    let refused = call_one(&mut conn_b, "CALL sky.start_replication()").await;
+    assert_ne!(
+        text(&refused, "Message"),
+        "External replication running normally."
+    );
+    let status = wait_status(&mut conn_b, |s| text(s, "Last_IO_Errno") != "0").await;
+    assert_eq!(
+        text(&status, "Last_IO_Errno"),
+        "1045",
+        "{}",
+        text(&status, "Last_IO_Error")
+    );
+    assert_ne!(text(&status, "Slave_IO_Running"), "Yes");
+
     conn_a.query_drop(&grant).await.unwrap();
 
     let started = call_one(&mut conn_b, "CALL sky.start_replication()").await;
@@ -318,12 +333,58 @@ async fn gtid_replication_from_a_restored_backup() {
     assert!(text(&status, "Gtid_IO_Pos").contains("1-1-"));
     assert!(!text(&status, "Seconds_Behind_Master").is_empty());
 
+    // A conflicting row stops the SQL thread visibly; skip_repl_error skips that transaction.
+    conn_b
+        .query_drop("INSERT INTO app.t VALUES (100, 'on B')")
+        .await
+        .unwrap();
+    insert(&mut conn_a, 100, 101).await;
+    let status = wait_status(&mut conn_b, |s| text(s, "Slave_SQL_Running") == "No").await;
+    assert_eq!(
+        text(&status, "Last_SQL_Errno"),
+        "1062",
+        "{}",
+        text(&status, "Last_SQL_Error")
+    );
+    call_one(&mut conn_b, "CALL sky.skip_repl_error()").await;
+    insert(&mut conn_a, 101, 102).await;
+    let status = wait_status(&mut conn_b, |s| text(s, "Slave_SQL_Running") == "Yes").await;
+    assert_eq!(text(&status, "Last_SQL_Errno"), "0");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&mut conn_b, "app.t").await < 11 {
+        assert!(
+            Instant::now() < deadline,
+            "replication did not resume after the skip"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let stopped = call_one(&mut conn_b, "CALL sky.stop_replication()").await;
     assert_eq!(text(&stopped, "Message"), "Replication is down or disabled");
     let reset = call_one(&mut conn_b, "CALL sky.reset_replication()").await;
     assert_eq!(text(&reset, "Message"), "Replica has been reset");
     let rows: Vec<Row> = conn_b.query("CALL sky.replication_status()").await.unwrap();
     assert!(rows.is_empty(), "replication still configured after reset");
+}
+
+/// Polls sky.replication_status() until `done` holds (30 s at most).
+async fn wait_status(conn: &mut Conn, done: impl Fn(&Row) -> bool) -> Row {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = call_one(conn, "CALL sky.replication_status()").await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replication status never reached the expected state: IO {} ({}), SQL {} ({})",
+            text(&status, "Slave_IO_Running"),
+            text(&status, "Last_IO_Error"),
+            text(&status, "Slave_SQL_Running"),
+            text(&status, "Last_SQL_Error")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,8 +446,15 @@ async fn a_failed_start_reports_the_error_log() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     cfg.port = taken.local_addr().unwrap().port();
     servers.configs.push(cfg.clone());
-    let err = Instance::create(&servers.binaries, cfg).await.unwrap_err();
+    let err = Instance::create(&servers.binaries, cfg.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(err, MariadbError::StartFailed { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("Address already in use"), "{msg}");
+    // Nothing half-made is left: once the port is free, the same create succeeds.
+    assert!(!cfg.dir.join("data").exists());
+    drop(taken);
+    let instance = Instance::create(&servers.binaries, cfg).await.unwrap();
+    assert!(instance.is_running());
 }

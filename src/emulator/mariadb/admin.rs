@@ -10,6 +10,7 @@ use super::replication_secret::ReplicationSecret;
 use super::MariadbError;
 
 const SKY_SCHEMA: &str = include_str!("sky_schema.sql");
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A root session on the instance's socket.
 pub(crate) struct Admin<'a> {
@@ -131,7 +132,15 @@ pub(crate) async fn try_connect(layout: &Layout) -> Result<Conn, mysql_async::Er
         .socket(Some(layout.socket.to_string_lossy()))
         .user(Some("root"))
         .prefer_socket(true);
-    Conn::new(opts).await
+    // A server that accepted the socket but hangs must not hang us.
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out connecting over the socket",
+        )
+        .into()),
+    }
 }
 
 /// A SQL string literal. Backslashes and quotes are escaped; our sessions never set

@@ -37,21 +37,34 @@ impl Instance {
             )));
         }
         fsutil::create_dir_private(&layout.dir)?;
-        instance.write_my_cnf()?;
-        instance.install_db().await?;
-        ReplicationSecret::load_or_create(&layout)?;
-        instance.start().await?;
-        let mut admin = Admin::connect(&layout).await?;
+        match instance.initialise().await {
+            Ok(()) => Ok(instance),
+            Err(e) => {
+                // Leave no half-made server behind, so that a retried create starts afresh.
+                // Other files in the directory (e.g. the caller's TLS files) stay.
+                let _ = process::stop(&layout).await;
+                let _ = std::fs::remove_dir_all(&layout.datadir);
+                let _ = std::fs::remove_file(&layout.my_cnf);
+                Err(e)
+            }
+        }
+    }
+
+    async fn initialise(&mut self) -> Result<(), MariadbError> {
+        self.write_my_cnf()?;
+        self.install_db().await?;
+        ReplicationSecret::load_or_create(&self.layout)?;
+        self.start().await?;
+        let mut admin = Admin::connect(&self.layout).await?;
         let result = async {
             admin.lock_down_root().await?;
             admin
-                .create_admin_user(&instance.cfg.admin_user, &instance.cfg.admin_password)
+                .create_admin_user(&self.cfg.admin_user, &self.cfg.admin_password)
                 .await
         }
         .await;
         admin.close().await;
-        result?;
-        Ok(instance)
+        result
     }
 
     /// An existing instance directory (e.g. after an emulator restart). Does not start it.

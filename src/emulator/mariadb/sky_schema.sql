@@ -117,12 +117,19 @@ $$
 
 -- Starts replication, then waits up to 5 s for the IO thread to connect and the SQL thread to
 -- run, so a caller learns at once when the primary is unreachable or refuses the user.
+-- Threads that are up but not connected (an IO thread between connect retries) are restarted,
+-- so a fixed grant or allowlist takes effect now rather than at the next retry.
 CREATE OR REPLACE DEFINER='sky_definer'@'localhost' PROCEDURE sky.start_replication()
 SQL SECURITY DEFINER
 BEGIN
   DECLARE v_running VARCHAR(8) DEFAULT 'OFF';
   DECLARE v_waited INT DEFAULT 0;
-  START SLAVE;
+  SELECT VARIABLE_VALUE INTO v_running FROM information_schema.GLOBAL_STATUS
+    WHERE VARIABLE_NAME = 'SLAVE_RUNNING';
+  IF v_running <> 'ON' THEN
+    STOP SLAVE;
+    START SLAVE;
+  END IF;
   wait_loop: LOOP
     SELECT VARIABLE_VALUE INTO v_running FROM information_schema.GLOBAL_STATUS
       WHERE VARIABLE_NAME = 'SLAVE_RUNNING';
