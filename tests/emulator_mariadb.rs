@@ -402,7 +402,18 @@ async fn stop_and_start_keep_data_and_a_live_server_is_adopted() {
     insert(&mut conn, 0, 4).await;
     drop(conn);
 
+    // The passwordless root of mariadb-install-db is reachable over the socket only.
+    match connect(cfg.port, "root", "", None).await {
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1045, "{e}"),
+        other => panic!("root logged in over TCP: {:?}", other.map(|_| ())),
+    }
+
     let pid = instance.pid().unwrap();
+    // mariadbd leads its own session, so it outlives the emulator and its terminal.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let session: u32 = after_name.split(' ').nth(3).unwrap().parse().unwrap();
+    assert_eq!(session, pid);
     instance.stop().await.unwrap();
     assert!(!instance.is_running());
     assert_eq!(instance.pid(), None);
