@@ -200,6 +200,11 @@ async fn restore_replaces_data_and_credentials() {
     assert!(info.gtid_position.starts_with("1-1-"), "{info:?}");
     assert!(info.size_bytes > 1_000_000, "{info:?}");
 
+    // Something that is not a prepared backup is refused before B is touched.
+    let err = b.restore(&servers.path("a"), &cfg_b).await.unwrap_err();
+    assert!(matches!(err, MariadbError::BadBackup { .. }), "{err}");
+    assert!(b.is_running());
+
     b.restore(&servers.path("backup"), &cfg_b).await.unwrap();
     assert!(b.is_running());
 
@@ -418,6 +423,8 @@ async fn stop_and_start_keep_data_and_a_live_server_is_adopted() {
     assert!(!instance.is_running());
     assert_eq!(instance.pid(), None);
     instance.stop().await.unwrap(); // stopping a stopped server is a no-op
+    let err = instance.backup(&servers.path("backup")).await.unwrap_err();
+    assert!(err.to_string().contains("not running"), "{err}");
 
     instance.start().await.unwrap();
     assert_ne!(instance.pid(), Some(pid));

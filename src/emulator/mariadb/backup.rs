@@ -30,6 +30,32 @@ impl Instance {
                 self.layout.dir.display()
             )));
         }
+        let fresh = match std::fs::read_dir(dest) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(MariadbError::Config(format!(
+                        "backup destination {} is not empty",
+                        dest.display()
+                    )));
+                }
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(MariadbError::io("reading", dest, e)),
+        };
+        let result = self.backup_into(dest).await;
+        if result.is_err() {
+            // A half-written backup must not be mistaken for one, nor block a retry.
+            // `dest` was absent or empty before: put it back that way.
+            let _ = std::fs::remove_dir_all(dest);
+            if !fresh {
+                let _ = std::fs::create_dir(dest);
+            }
+        }
+        result
+    }
+
+    async fn backup_into(&self, dest: &Path) -> Result<BackupInfo, MariadbError> {
         let target = format!("--target-dir={}", dest.display());
         let mut backup = tokio::process::Command::new(&self.binaries.backup);
         backup
