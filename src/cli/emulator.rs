@@ -36,15 +36,16 @@ pub struct DirArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub dir: DirArgs,
-    /// Fraction (0-1) of API requests answered with an injected 500/502/503 or 429.
-    #[arg(long, value_name = "F", default_value_t = 0.0)]
-    pub fault_rate: f64,
-    /// Seed for the injected faults (same seed, same faults).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub fault_seed: u64,
-    /// Least time, in seconds, that create, modify, backup, restore and delete stay pending.
-    #[arg(long, value_name = "S", default_value_t = ServeOptions::DEFAULT_OP_SECONDS)]
-    pub op_seconds: f64,
+    /// Fraction (0-1) of API requests answered with an injected 500/502/503 or 429 [default: 0]
+    #[arg(long, value_name = "F")]
+    pub fault_rate: Option<f64>,
+    /// Seed for the injected faults: same seed, same faults [default: 0]
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
+    /// Least time, in seconds, that create, modify, backup, restore and delete stay pending
+    /// [default: 1]
+    #[arg(long, value_name = "S")]
+    pub op_seconds: Option<f64>,
     /// API only: services get no MariaDB server (for benchmarks of the API alone).
     #[arg(long)]
     pub no_mariadb: bool,
@@ -61,13 +62,44 @@ pub struct StatusArgs {
 
 impl ServeArgs {
     fn options(&self) -> ServeOptions {
+        let defaults = ServeOptions::new(emulator::resolve_dir(self.dir.dir.as_deref()));
         ServeOptions {
-            dir: emulator::resolve_dir(self.dir.dir.as_deref()),
-            op_seconds: self.op_seconds,
-            fault_rate: self.fault_rate,
-            fault_seed: self.fault_seed,
+            op_seconds: self.op_seconds.unwrap_or(defaults.op_seconds),
+            fault_rate: self.fault_rate.unwrap_or(defaults.fault_rate),
+            fault_seed: self.fault_seed.unwrap_or(defaults.fault_seed),
             no_mariadb: self.no_mariadb,
+            ..defaults
         }
+    }
+
+    /// The options given on the command line that differ from `running`'s.
+    fn conflicts(&self, running: &ServeOptions) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(v) = self.op_seconds.filter(|v| *v != running.op_seconds) {
+            out.push(format!(
+                "--op-seconds {v} (running: {})",
+                running.op_seconds
+            ));
+        }
+        if let Some(v) = self.fault_rate.filter(|v| *v != running.fault_rate) {
+            out.push(format!(
+                "--fault-rate {v} (running: {})",
+                running.fault_rate
+            ));
+        }
+        if let Some(v) = self.fault_seed.filter(|v| *v != running.fault_seed) {
+            out.push(format!(
+                "--fault-seed {v} (running: {})",
+                running.fault_seed
+            ));
+        }
+        if self.no_mariadb != running.no_mariadb {
+            out.push(format!(
+                "--no-mariadb {} (running: {})",
+                self.no_mariadb, running.no_mariadb
+            ));
+        }
+        out
     }
 }
 
@@ -99,14 +131,11 @@ async fn start(args: ServeArgs) -> anyhow::Result<i32> {
     if !started {
         eprintln!("emulator already running (pid {}); reusing it", running.pid);
         if let Some(info) = emulator::info::read_info(&running.dir) {
-            if info.options != opts {
+            let conflicts = args.conflicts(&info.options);
+            if !conflicts.is_empty() {
                 eprintln!(
-                    "note: it runs with other options (op-seconds {}, fault-rate {}, fault-seed {}, \
-                     no-mariadb {}); `skyplan emulator stop` first to change them",
-                    info.options.op_seconds,
-                    info.options.fault_rate,
-                    info.options.fault_seed,
-                    info.options.no_mariadb
+                    "warning: ignored {}; run `skyplan emulator stop` first to change options",
+                    conflicts.join(", ")
                 );
             }
         }

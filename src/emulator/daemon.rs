@@ -182,9 +182,11 @@ fn start_failed(log: &Path, reason: String) -> EmulatorError {
 /// Stops the emulator of `dir` (which stops its databases) and any mariadbd left running from
 /// `dir`. Returns whether anything was running.
 pub async fn stop(dir: &Path) -> Result<bool, EmulatorError> {
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut stopped_any = false;
     if let Some(info) = info::read_info(dir).map(|i| i.emulator) {
-        if pid_alive(info.pid) && info.pid != std::process::id() {
+        // emulator.json outlives its process: signal the pid only if it still is that emulator.
+        if info.pid != std::process::id() && is_emulator_of(info.pid, dir) {
             stopped_any = true;
             signal(info.pid, libc::SIGTERM);
             let deadline = Instant::now() + STOP_TIMEOUT;
@@ -195,7 +197,6 @@ pub async fn stop(dir: &Path) -> Result<bool, EmulatorError> {
                 signal(info.pid, libc::SIGKILL);
             }
         }
-        info::remove_info_of(dir, info.pid);
     }
     let strays = stray_pids(dir);
     if !strays.is_empty() {
@@ -245,6 +246,21 @@ fn stray_pids(dir: &Path) -> Vec<u32> {
         })
         .filter(|pid| pid_alive(*pid))
         .collect()
+}
+
+/// Is `pid` a live `… emulator serve --dir <dir>` process? (Not just any process that
+/// inherited a recycled pid.)
+fn is_emulator_of(pid: u32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let dir = dir.as_os_str().as_encoded_bytes();
+    pid_alive(pid)
+        && args
+            .windows(2)
+            .any(|w| w == [b"emulator".as_slice(), b"serve".as_slice()])
+        && args.windows(2).any(|w| w[0] == b"--dir" && w[1] == dir)
 }
 
 /// Alive and not a zombie.

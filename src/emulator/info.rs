@@ -1,5 +1,9 @@
 //! The files that make a running emulator findable: `emulator.json` (endpoint, key, pid, CA)
 //! and the API key file. Both are 0600: they hold the key.
+//!
+//! `emulator.json` stays when the emulator exits, so the next start can reuse its port (an
+//! endpoint a user exported keeps working). Readers trust it only when its pid is alive and the
+//! API answers with that pid (see `daemon::find_running`).
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -57,13 +61,6 @@ pub fn write_info(dir: &Path, info: &InfoFile) -> Result<(), EmulatorError> {
         reason: e.to_string(),
     })?;
     write_private_atomic(&path, &bytes).map_err(|e| EmulatorError::io("writing", &path, e))
-}
-
-/// Removes `emulator.json` if it still describes process `pid`.
-pub fn remove_info_of(dir: &Path, pid: u32) {
-    if read_info(dir).is_some_and(|i| i.emulator.pid == pid) {
-        let _ = std::fs::remove_file(dir.join(INFO_FILE));
-    }
 }
 
 /// The data directory's API key, generated once (random, 0600) and reused ever after.

@@ -55,7 +55,6 @@ impl RunningEmulator {
         if stop_databases {
             self.app.instances.stop_all().await;
         }
-        info::remove_info_of(&self.info.dir, self.info.pid);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
     }
 }
