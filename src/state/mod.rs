@@ -9,6 +9,7 @@ pub mod error;
 pub mod local;
 pub mod migrate;
 pub mod model;
+pub mod mysql;
 mod rules;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ pub use error::StateError;
 pub use local::LocalBackend;
 pub use migrate::migrate;
 pub use model::*;
+pub use mysql::MysqlBackend;
 
 use crate::topology::Topology;
 
@@ -55,7 +57,13 @@ pub fn open_backend(
 }
 
 fn open_spec(topology: &Topology, spec: &str) -> Result<Box<dyn StateBackend>, StateError> {
-    let _ = topology;
+    if mysql::MysqlConfig::matches(spec) {
+        return Ok(Box::new(MysqlBackend::from_url(
+            spec,
+            workspace_name(&topology.source),
+            topology.state.password_env.as_deref(),
+        )?));
+    }
     if let Some(path) = spec
         .strip_prefix("file://")
         .or_else(|| spec.strip_prefix("file:"))
