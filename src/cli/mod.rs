@@ -57,6 +57,8 @@ enum Command {
     Graph(graph::Args),
     /// Remove a state lock left by a crashed run.
     ForceUnlock(force_unlock::Args),
+    /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status.
+    Emulator(emulator::EmulatorArgs),
 }
 
 pub fn main() -> i32 {
@@ -71,6 +73,7 @@ pub fn main() -> i32 {
         Command::Show(a) => common::block_on(show::run(a, &ui)),
         Command::Graph(a) => common::block_on(graph::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
+        Command::Emulator(a) => emulator::run(a),
     };
     match result {
         Ok(code) => code,

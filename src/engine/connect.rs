@@ -14,9 +14,6 @@ use crate::sql::{SqlConn, SqlTarget, TlsMode};
 use crate::state::State;
 use crate::topology::Topology;
 
-/// Env var naming the emulator data directory used for `endpoint = "local"`.
-pub const EMULATOR_DIR_ENV: &str = "SKYPLAN_EMULATOR_DIR";
-
 pub struct Remote {
     pub client: SkysqlClient,
     /// CA that signs the services' certificates when it is not a public one (the emulator's).
@@ -30,14 +27,22 @@ impl Remote {
     /// Connect to the topology's endpoint. For `"local"`, find (or start) the emulator of
     /// `$SKYPLAN_EMULATOR_DIR` (default: the user's state directory) and use its key.
     pub async fn connect(topology: &Topology) -> Result<Remote> {
-        Self::connect_with(topology, RetryPolicy::default()).await
+        Self::connect_with(topology, RetryPolicy::default(), None).await
     }
 
-    pub async fn connect_with(topology: &Topology, retry: RetryPolicy) -> Result<Remote> {
+    /// `emulator_dir` overrides `$SKYPLAN_EMULATOR_DIR` for `endpoint = "local"`.
+    pub async fn connect_with(
+        topology: &Topology,
+        retry: RetryPolicy,
+        emulator_dir: Option<&std::path::Path>,
+    ) -> Result<Remote> {
         let p = &topology.provider;
         let (endpoint, api_key, sql_ca) = if p.is_local() {
-            let _ = EMULATOR_DIR_ENV;
-            bail!("the local emulator is not wired in yet")
+            let dir = crate::emulator::resolve_dir(emulator_dir);
+            let emu = crate::emulator::ensure_running(&dir)
+                .await
+                .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
+            (emu.endpoint, Secret::new(emu.api_key), Some(emu.ca_cert))
         } else {
             let key = match std::env::var(&p.api_key_env) {
                 Ok(k) if !k.trim().is_empty() => k,

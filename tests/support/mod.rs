@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 pub mod cli;
+pub mod e2e;
 pub mod fixtures;

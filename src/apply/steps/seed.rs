@@ -176,7 +176,7 @@ pub(super) async fn backup(
     let gtid = chosen
         .binlog_gtid_position
         .clone()
-        .filter(|g| !g.is_empty())
+        // Empty is a real position: the source had written no transaction yet.
         .ok_or_else(|| {
             anyhow!(
                 "backup {} has no binlog_gtid_position; it cannot seed a replica",

@@ -1,0 +1,128 @@
+//! End to end against the emulator's real MariaDB servers: apply the guide, with rows written
+//! on the primary the whole time; all of them arrive on the replica; destroy leaves nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use support::e2e::{table_fingerprint, wait_converged, write_rows, Cloud};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let apply = cloud
+        .command(&["apply", "global-replication.toml", "--auto-approve"])
+        .output();
+    let apply = tokio::spawn(apply);
+
+    // As soon as the primary exists, write to it continuously: before the backup, between
+    // the backup and the start of replication, and after.
+    cloud
+        .wait_ready_in_state("primary", Duration::from_secs(120))
+        .await;
+    let writer_conn = cloud.sql("primary").await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(write_rows(writer_conn, stop_rx));
+
+    let out = apply.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "apply failed\n{stdout}\n{stderr}");
+    assert!(stdout.contains("Apply complete"), "{stdout}");
+    assert!(stderr.contains("replication.secondary: done"), "{stderr}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let written = writer.await.unwrap();
+    assert!(written > 10, "the writer wrote only {written} rows");
+
+    let mut primary = cloud.sql("primary").await;
+    let mut secondary = cloud.sql("secondary").await;
+    let (count, checksum) = wait_converged(&mut primary, &mut secondary).await;
+    assert_eq!(count, written);
+    assert_eq!(table_fingerprint(&mut secondary).await, (count, checksum));
+
+    // The backup was taken while rows were being written, so some rows came only through
+    // replication from the backup's GTID position.
+    let state = cloud.state().unwrap();
+    let gtid = state.resources.backups["secondary"]
+        .gtid_position
+        .clone()
+        .unwrap();
+    assert!(
+        !gtid.is_empty(),
+        "the backup should have captured some writes"
+    );
+
+    // No drift, no changes.
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
+        .code(0);
+
+    // Outputs name endpoints, never passwords.
+    assert!(stdout.contains("service.primary"), "{stdout}");
+    assert!(stdout.contains("security/credentials"), "{stdout}");
+
+    drop(primary);
+    drop(secondary);
+    let r = cloud
+        .skyplan(&["destroy", "global-replication.toml", "--auto-approve"])
+        .code(0);
+    assert!(r.stdout.contains("Destroy complete"), "{}", r.stdout);
+    assert!(cloud.api().list_services().await.unwrap().is_empty());
+    assert_eq!(
+        cloud.mariadbd_count(),
+        0,
+        "destroy must leave no mariadbd running"
+    );
+    let state = cloud.state().unwrap();
+    assert!(state.resources.is_empty(), "{state:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
+    let mut cloud = Cloud::new("fan-out.toml");
+    // Long enough operations that overlap (or its absence) is visible.
+    cloud.start_emulator(&["--op-seconds", "2"]);
+    let r = cloud
+        .skyplan(&["apply", "fan-out.toml", "--auto-approve"])
+        .code(0);
+    // Progress lines are "[hh:mm:ss] address: starting …" / "address: done after …".
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{}", r.stderr))
+    };
+    let first_restore_done = ["asia", "europe", "oregon"]
+        .iter()
+        .map(|k| pos(&format!("restore.{k}: done")))
+        .min()
+        .unwrap();
+    for k in ["asia", "europe", "oregon"] {
+        assert!(
+            pos(&format!("restore.{k}: starting")) < first_restore_done,
+            "restores ran one after another:\n{}",
+            r.stderr
+        );
+    }
+    let mut primary = cloud.sql("primary").await;
+    use mysql_async::prelude::Queryable;
+    primary.query_drop("CREATE DATABASE app").await.unwrap();
+    primary
+        .query_drop("CREATE TABLE app.events (id INT PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .unwrap();
+    primary
+        .query_drop("INSERT INTO app.events VALUES (1,'a'),(2,'b'),(3,'c')")
+        .await
+        .unwrap();
+    for k in ["asia", "europe", "oregon"] {
+        let mut replica = cloud.sql(k).await;
+        let (count, _) = wait_converged(&mut primary, &mut replica).await;
+        assert_eq!(count, 3);
+    }
+    cloud
+        .skyplan(&["plan", "fan-out.toml", "--detailed-exitcode"])
+        .code(0);
+}
