@@ -254,7 +254,7 @@ impl Instances {
             Some(
                 backend
                     .ca
-                    .issue_server_cert(&dir.join("tls"), &[rec_fqdn(rec)])?,
+                    .issue_server_cert(&dir.join("tls"), &[super::FQDN.to_string()])?,
             )
         } else {
             None
@@ -271,8 +271,4 @@ impl Instances {
             ca_for_replication: Some(backend.ca.cert_pem_path.clone()),
         })
     }
-}
-
-fn rec_fqdn(_rec: &ServiceRecord) -> String {
-    super::FQDN.to_string()
 }

@@ -9,6 +9,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Go services (the cloud) write empty slices and strings as `null`: read `null` as the
+/// default, like a missing field.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// `v1.AllowListItem`: one allowed address or netblock.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -16,6 +26,7 @@ pub struct AllowListItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// An IPv4 address or CIDR netblock, e.g. `"1.2.3.4/32"`.
+    #[serde(deserialize_with = "null_as_default")]
     pub ip: String,
 }
 
@@ -23,7 +34,9 @@ pub struct AllowListItem {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NamedPort {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub port: u16,
 }
 
@@ -31,6 +44,7 @@ pub struct NamedPort {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateServiceEndpointRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<NamedPort>>,
@@ -169,8 +183,11 @@ impl fmt::Display for ServiceStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PurposePort {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub port: u16,
+    #[serde(deserialize_with = "null_as_default")]
     pub purpose: String,
 }
 
@@ -178,16 +195,21 @@ pub struct PurposePort {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceEndpoint {
+    #[serde(deserialize_with = "null_as_default")]
     pub allow_list: Vec<AllowListItem>,
+    #[serde(deserialize_with = "null_as_default")]
     pub allowed_accounts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_service: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fqdn: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub ips: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mechanism: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub ports: Vec<PurposePort>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
@@ -199,6 +221,7 @@ pub struct ServiceEndpoint {
 pub struct StorageVolume {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iops: Option<i64>,
+    #[serde(deserialize_with = "null_as_default")]
     pub size: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput: Option<i64>,
@@ -210,20 +233,35 @@ pub struct StorageVolume {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub status: ServiceStatus,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_type: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub topology: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub provider: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub region: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub architecture: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub size: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub nodes: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub ssl_enabled: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub fqdn: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub endpoints: Vec<ServiceEndpoint>,
+    #[serde(deserialize_with = "null_as_default")]
     pub outbound_ips: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub storage_volume: StorageVolume,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -253,6 +291,7 @@ pub struct ServiceResponse {
     pub created_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub errors: Vec<String>,
 }
 
@@ -274,8 +313,11 @@ impl ServiceResponse {
 pub struct AllowListEndpoint {
     /// Deprecated by the cloud (plain strings); still served for old clients.
     #[serde(rename = "allowList")]
+    #[serde(deserialize_with = "null_as_default")]
     pub allow_list_deprecated: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub allow_list: Vec<AllowListItem>,
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
 }
 
@@ -283,6 +325,7 @@ pub struct AllowListEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AddAllowListIPAddressRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub ip_address: String,
 }
 
@@ -290,6 +333,7 @@ pub struct AddAllowListIPAddressRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeleteAllowedAddressRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub ip_address: String,
 }
 
@@ -297,8 +341,11 @@ pub struct DeleteAllowedAddressRequest {
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CredentialsResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub host: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub username: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub password: String,
 }
 
@@ -316,6 +363,7 @@ impl fmt::Debug for CredentialsResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IsIpAllowedRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub ip_address: String,
 }
 
@@ -323,7 +371,9 @@ pub struct IsIpAllowedRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IsIpAllowedResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub ip_address: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub is_allowed: bool,
 }
 
@@ -331,6 +381,7 @@ pub struct IsIpAllowedResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceSizeState {
+    #[serde(deserialize_with = "null_as_default")]
     pub size: String,
 }
 
@@ -350,8 +401,11 @@ pub struct SetStorageRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BackupScheduleRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub backup_type: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub schedule: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_id: String,
 }
 
@@ -359,6 +413,7 @@ pub struct BackupScheduleRequest {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BackupScheduleResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_provider: Option<String>,
@@ -372,6 +427,7 @@ pub struct BackupScheduleResponse {
     pub schedule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
@@ -389,8 +445,11 @@ pub struct BackupScheduleResponse {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PagedBackupSchedulesResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub schedules: Vec<BackupScheduleResponse>,
+    #[serde(deserialize_with = "null_as_default")]
     pub schedules_count: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub pages_count: i64,
 }
 
@@ -398,12 +457,18 @@ pub struct PagedBackupSchedulesResponse {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Backup {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub status: String,
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "null_as_default")]
     pub backup_type: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub method: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_provider: Option<String>,
@@ -448,8 +513,11 @@ impl Backup {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PagedBackupsResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub backups: Vec<Backup>,
+    #[serde(deserialize_with = "null_as_default")]
     pub backups_count: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub pages_count: i64,
 }
 
@@ -457,7 +525,9 @@ pub struct PagedBackupsResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RestoreRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub point_in_time: Option<String>,
@@ -467,11 +537,15 @@ pub struct RestoreRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RestoreResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub backup_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub service_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
@@ -487,8 +561,11 @@ pub struct RestoreResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PagedRestoresResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub restores: Vec<RestoreResponse>,
+    #[serde(deserialize_with = "null_as_default")]
     pub restores_count: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub pages_count: i64,
 }
 
@@ -496,7 +573,9 @@ pub struct PagedRestoresResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ErrorDetails {
+    #[serde(deserialize_with = "null_as_default")]
     pub error: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub message: String,
     /// `errr.Type`: "fatal" | "error" | "warning".
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
@@ -511,12 +590,17 @@ pub struct ErrorDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ErrorResponse {
+    #[serde(deserialize_with = "null_as_default")]
     pub code: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub errors: Vec<ErrorDetails>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub path: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub timestamp: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub trace_id: String,
 }
 
@@ -557,6 +641,17 @@ mod tests {
         assert_eq!(s.readwrite_port(), Some(3306));
         assert_eq!(s.status, ServiceStatus::Ready);
         assert!(s.outbound_ips.is_empty());
+    }
+
+    #[test]
+    fn nulls_read_as_defaults() {
+        let json = r#"{"id":"dbpgf00000001","status":null,"outbound_ips":null,"errors":null,
+            "endpoints":[{"name":"primary","allow_list":null,"ports":null}],"storage_volume":null}"#;
+        let s: ServiceResponse = serde_json::from_str(json).unwrap();
+        assert_eq!(s.status, ServiceStatus::Unknown);
+        assert!(s.outbound_ips.is_empty() && s.endpoints[0].ports.is_empty());
+        let b: PagedBackupsResponse = serde_json::from_str(r#"{"backups":null}"#).unwrap();
+        assert!(b.backups.is_empty());
     }
 
     #[test]
