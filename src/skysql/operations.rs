@@ -114,6 +114,20 @@ impl SkysqlClient {
         self.call(&request::set_size(id, size)).await
     }
 
+    /// `POST /provisioning/v1/services/{id}/nodes` (asynchronous: wait for `ready`).
+    pub async fn set_nodes(&self, id: &str, nodes: i64) -> Result<(), SkysqlError> {
+        self.execute(&request::set_nodes(id, nodes), &mut 0).await.map(|_| ())
+    }
+
+    /// `PATCH /provisioning/v1/services/{id}/tags` (answers 204 No Content).
+    pub async fn set_tags(
+        &self,
+        id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), SkysqlError> {
+        self.execute(&request::set_tags(id, tags), &mut 0).await.map(|_| ())
+    }
+
     /// `PATCH /provisioning/v1/services/{id}/storage`.
     pub async fn set_storage(
         &self,

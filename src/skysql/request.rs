@@ -111,6 +111,17 @@ pub fn set_size(id: &str, size: &str) -> ApiRequest {
     })
 }
 
+/// Idempotent although a POST: it sets the node count to a value.
+pub fn set_nodes(id: &str, nodes: i64) -> ApiRequest {
+    ApiRequest::new(Method::Post, service_path(id, "/nodes"))
+        .body(&super::types::ServiceNodesState { nodes })
+}
+
+pub fn set_tags(id: &str, tags: &std::collections::BTreeMap<String, String>) -> ApiRequest {
+    ApiRequest::new(Method::Patch, service_path(id, "/tags"))
+        .body(&super::types::UpdateServiceTagsRequest { tags: tags.clone() })
+}
+
 pub fn set_storage(id: &str, body: &SetStorageRequest) -> ApiRequest {
     ApiRequest::new(Method::Patch, service_path(id, "/storage")).body(body)
 }

@@ -385,6 +385,20 @@ pub struct ServiceSizeState {
     pub size: String,
 }
 
+/// `v1.ServiceNodesState`: body of `POST …/nodes` (full spec; not in the subset).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceNodesState {
+    pub nodes: i64,
+}
+
+/// `v1.UpdateServiceTagsRequest`: body of `PATCH …/tags` (full spec; not in the subset).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateServiceTagsRequest {
+    pub tags: BTreeMap<String, String>,
+}
+
 /// `v1.SetStorageRequest`: body and answer of `PATCH …/storage`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -250,7 +250,9 @@ pub(super) async fn update(
     }
     if from.nodes != to.nodes {
         p.status(&format!("setting nodes to {}", to.nodes));
-        bail!("changing nodes in place is not supported by this skyplan yet");
+        client.set_nodes(&id, i64::from(to.nodes)).await?;
+        wait_ready(steps, key, &id, p).await?;
+        done.push("nodes");
     }
     if from.storage != to.storage {
         p.status(&format!("growing storage to {} GB", to.storage));
@@ -292,7 +294,8 @@ pub(super) async fn update(
         done.push("allow_list");
     }
     if from.tags != to.tags {
-        bail!("changing tags in place is not supported by this skyplan yet");
+        client.set_tags(&id, &to.tags).await?;
+        done.push("tags");
     }
     let ready = wait_ready(steps, key, &id, p).await?;
     steps
