@@ -279,7 +279,7 @@ async fn a_second_locker_is_refused_naming_the_holder() {
         held.info().host.clone(),
         "skyplan apply demo.toml".to_string(),
         held.info().created_at.clone(),
-        format!("skyplan force-unlock {}", held.info().id),
+        format!("skyplan force-unlock --id {}", held.info().id),
     ] {
         assert!(msg.contains(&part), "{part:?} missing from: {msg}");
     }

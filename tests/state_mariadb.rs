@@ -22,6 +22,8 @@ struct MariaDb {
     dir: tempfile::TempDir,
     port: u16,
     password: String,
+    /// The user must connect over TLS.
+    tls: bool,
 }
 
 impl Drop for MariaDb {
@@ -41,7 +43,11 @@ fn free_port() -> u16 {
 
 impl MariaDb {
     async fn start() -> MariaDb {
-        let dir = tempfile::tempdir().unwrap();
+        MariaDb::start_with(tempfile::tempdir().unwrap(), &[], "").await
+    }
+
+    /// `extra` goes to mariadbd; `require` is appended to CREATE USER (e.g. "REQUIRE SSL").
+    async fn start_with(dir: tempfile::TempDir, extra: &[String], require: &str) -> MariaDb {
         let data = dir.path().join("data");
         let is_root = unsafe { libc::geteuid() } == 0;
         let user_arg: Vec<String> = if is_root {
@@ -80,7 +86,7 @@ impl MariaDb {
             &init,
             format!(
                 "CREATE DATABASE IF NOT EXISTS {DB};\n\
-                 CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{password}';\n\
+                 CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{password}' {require};\n\
                  GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON {DB}.* TO '{USER}'@'%';\n"
             ),
         )
@@ -100,15 +106,18 @@ impl MariaDb {
             .arg(format!("--init-file={}", init.display()))
             .args(&user_arg)
             .args(&small)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mariadbd starts");
+        let tls = !require.is_empty();
         let server = MariaDb {
             child,
             dir,
             port,
             password,
+            tls,
         };
         server.wait_ready().await;
         server
@@ -150,6 +159,11 @@ impl MariaDb {
             .pass(Some(self.password.clone()))
             .db_name(Some(DB))
             .prefer_socket(false)
+            .ssl_opts(self.tls.then(|| {
+                mysql_async::SslOpts::default()
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true)
+            }))
             .into()
     }
 
@@ -295,7 +309,7 @@ async fn a_second_locker_is_refused_naming_the_holder_then_waits_for_it() {
     for part in [
         format!("pid {}", std::process::id()),
         "skyplan apply team.toml".to_string(),
-        format!("skyplan force-unlock {}", held.info().id),
+        format!("skyplan force-unlock --id {}", held.info().id),
     ] {
         assert!(msg.contains(&part), "{part:?} missing from: {msg}");
     }
@@ -486,6 +500,17 @@ async fn force_unlock_clears_the_record_and_kills_the_holder_only_when_asked() {
         panic!("{err:?}")
     };
     assert_eq!(holder.id, format!("connection-{holder_conn}"));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("MariaDB connection {holder_conn}")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "force-unlock --id connection-{holder_conn} --kill-holder"
+        )),
+        "{msg}"
+    );
 
     // Without --kill-holder nothing is killed: the lock stays.
     let wrong = b.force_unlock(Some("not-it"), true).await.unwrap_err();
@@ -604,4 +629,72 @@ async fn a_schema_from_a_newer_skyplan_is_refused() {
         matches!(err, StateError::SchemaTooNew { found: 99, .. }),
         "{err:?}"
     );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test]
+async fn ssl_modes_encrypt_and_verify_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(dir.path(), "server");
+    let (other_ca, _, _) = make_certs(dir.path(), "other");
+    let extra = [
+        format!("--ssl-ca={}", ca.display()),
+        format!("--ssl-cert={}", cert.display()),
+        format!("--ssl-key={}", key.display()),
+    ];
+    let db = MariaDb::start_with(dir, &extra, "REQUIRE SSL").await;
+    let with = |query: &str| {
+        let config = MysqlConfig::parse(&format!("{}?{query}", db.url())).unwrap();
+        MysqlBackend::new(config, "demo", Some(Password::new(&db.password)))
+    };
+
+    // The user may only connect over TLS: plain connections are refused by the server.
+    assert!(with("ssl-mode=disabled").read().await.is_err());
+    // Encrypted, unverified.
+    with("ssl-mode=required").read().await.unwrap();
+    // Verified against the right CA, with and without the host name check.
+    let ca_arg = format!("ssl-ca={}", ca.display());
+    with(&format!("ssl-mode=verify-ca&{ca_arg}"))
+        .read()
+        .await
+        .unwrap();
+    let mut s = State::new();
+    with(&format!("ssl-mode=verify-identity&{ca_arg}"))
+        .write(&mut s)
+        .await
+        .unwrap();
+    // A server certificate from another CA is refused.
+    let other = format!("ssl-mode=verify-ca&ssl-ca={}", other_ca.display());
+    let err = with(&other).read().await.unwrap_err();
+    assert!(matches!(err, StateError::Database { .. }), "{err:?}");
+    assert_no_password(&db, &err.to_string());
 }

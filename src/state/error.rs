@@ -106,17 +106,23 @@ pub enum StateError {
 }
 
 fn locked_message(location: &str, holder: Option<&LockInfo>) -> String {
+    const WAIT: &str = "Wait for it to finish (or pass a longer --lock-timeout)";
     match holder {
+        // A MariaDB lock taken by something that recorded no holder (see mysql::lock).
+        Some(h) if h.pid == 0 => format!(
+            "the state {location} is locked by {}. {WAIT}; if it is stuck, run \
+             `skyplan force-unlock --id {} --kill-holder`",
+            h.command, h.id
+        ),
         Some(h) => format!(
             "the state {location} is locked by pid {} on host {} (user {}) running `{}` since \
-             {} (lock id {}). Wait for it to finish (or pass a longer --lock-timeout); if that \
-             process is gone, run `skyplan force-unlock {}`",
+             {} (lock id {}). {WAIT}; if that process is gone, run \
+             `skyplan force-unlock --id {}`",
             h.pid, h.host, h.user, h.command, h.created_at, h.id, h.id
         ),
         None => format!(
             "the state {location} is locked by another process that left no holder \
-             information. Wait for it to finish (or pass a longer --lock-timeout); if it is \
-             gone, run `skyplan force-unlock`"
+             information. {WAIT}; if it is gone, run `skyplan force-unlock`"
         ),
     }
 }

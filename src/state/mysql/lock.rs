@@ -116,7 +116,7 @@ fn unknown_holder(connection: u64) -> LockInfo {
         pid: 0,
         host: "(unknown)".into(),
         user: "(unknown)".into(),
-        command: format!("(MariaDB connection {connection}, which left no skyplan lock record)"),
+        command: format!("MariaDB connection {connection}, which left no skyplan lock record"),
         created_at: "(unknown)".into(),
     }
 }
