@@ -698,3 +698,86 @@ async fn ssl_modes_encrypt_and_verify_the_server() {
     assert!(matches!(err, StateError::Database { .. }), "{err:?}");
     assert_no_password(&db, &err.to_string());
 }
+
+/// The CLI on a topology whose `[state]` names this server.
+fn cli_topology(db: &MariaDb, dir: &Path, password_env: &str) -> PathBuf {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/global-replication.toml"
+    ))
+    .unwrap();
+    let file = dir.join("team.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{example}\n[state]\nbackend = \"{}\"\npassword_env = \"{password_env}\"\n",
+            db.url()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[tokio::test]
+async fn the_cli_plans_through_mariadb_and_a_second_apply_names_the_holder() {
+    let db = MariaDb::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = "SKYPLAN_TEST_CLI_STATE_PASSWORD";
+    let file = cli_topology(&db, dir.path(), env);
+    let skyplan = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyplan"));
+        cmd.current_dir(dir.path())
+            .env(env, &db.password)
+            .env("NO_COLOR", "1");
+        cmd
+    };
+
+    let out = skyplan()
+        .args(["plan", "--refresh=false", "--detailed-exitcode"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("skysql-secondary"), "{text}");
+    assert_no_password(&db, &text);
+    assert!(
+        !dir.path().join("state").exists(),
+        "no local state file was made"
+    );
+
+    // Another run holds the workspace's lock (the workspace is the file stem, "team").
+    let holder = db.backend("team");
+    let held = holder
+        .lock(LockInfo::new("skyplan apply team.toml"), Duration::ZERO)
+        .await
+        .unwrap();
+    let out = skyplan()
+        .args(["apply", "--auto-approve"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("skyplan apply team.toml"), "{stderr}");
+    assert_no_password(&db, &stderr);
+    held.release().await.unwrap();
+
+    // Without the password's env var: a clear error naming the variable.
+    let out = skyplan()
+        .env_remove(env)
+        .args(["plan", "--refresh=false"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(env));
+}
