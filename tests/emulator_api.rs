@@ -992,3 +992,112 @@ fn the_schema_check_follows_nested_refs() {
         &json!({"backups": [{"storage_bytes": "many"}]}),
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The background daemon, through the binary
+
+/// Runs `skyplan emulator …`; returns (exit code, stdout, stderr).
+fn skyplan(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .args(args)
+        .env_remove("SKYPLAN_EMULATOR_DIR")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Stops the daemon of a temp dir and kills anything left, even on panic.
+struct Daemon(tempfile::TempDir);
+
+impl Daemon {
+    fn dir(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = skyplan(&["emulator", "stop", "--dir", self.dir()]);
+        emulator::kill_strays(self.0.path());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_starts_once_reports_its_status_and_stops_everything() {
+    let daemon = Daemon(tempfile::tempdir().unwrap());
+    let dir = daemon.dir();
+    let (code, first, _) = skyplan(&["emulator", "start", "--dir", dir, "--op-seconds", "0.2"]);
+    assert_eq!(code, 0, "{first}");
+    assert!(
+        first.contains("endpoint: http://127.0.0.1:") && first.contains("api_key:"),
+        "{first}"
+    );
+    let (code, second, stderr) = skyplan(&["emulator", "start", "--dir", dir]);
+    assert_eq!(code, 0);
+    assert_eq!(first, second, "start reuses the running emulator");
+    assert!(stderr.contains("reusing"), "{stderr}");
+
+    let (code, status, _) = skyplan(&["emulator", "status", "--dir", dir, "--json"]);
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let pid = status["pid"].as_u64().unwrap() as u32;
+    assert!(pid_alive(pid) && pid != std::process::id());
+    assert_eq!(status["dir"], dir);
+
+    // A service of the daemon: a mariadbd that `stop` must take down with it.
+    let (base, key) = (
+        status["endpoint"].as_str().unwrap(),
+        status["api_key"].as_str().unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/provisioning/v1/services"))
+        .header("X-API-Key", key)
+        .json(&service_body("daemon-service"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{base}/provisioning/v1/services/{}",
+        created["id"].as_str().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let svc: Value = http
+            .get(&url)
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if svc["status"] == "ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && svc["status"] == "pending_create",
+            "{svc}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(emulator::daemon::processes_of(daemon.0.path()).len(), 1);
+
+    let (code, _, stderr) = skyplan(&["emulator", "stop", "--dir", dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!pid_alive(pid), "the emulator exited");
+    assert!(
+        emulator::daemon::processes_of(daemon.0.path()).is_empty(),
+        "its mariadbd stopped"
+    );
+    let (code, _, _) = skyplan(&["emulator", "status", "--dir", dir]);
+    assert_eq!(code, 1, "status reports nothing running");
+}

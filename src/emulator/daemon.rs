@@ -198,7 +198,7 @@ pub async fn stop(dir: &Path) -> Result<bool, EmulatorError> {
             }
         }
     }
-    let strays = stray_pids(dir);
+    let strays = processes_of(dir);
     if !strays.is_empty() {
         stopped_any = true;
         for pid in &strays {
@@ -216,16 +216,16 @@ pub async fn stop(dir: &Path) -> Result<bool, EmulatorError> {
 /// SIGKILLs, without waiting, every process run from `dir`'s service directories (mariadbd,
 /// mariadb-backup). For Drop guards and as `stop`'s last resort. Returns how many it signalled.
 pub fn kill_strays(dir: &Path) -> usize {
-    let pids = stray_pids(dir);
+    let pids = processes_of(dir);
     for pid in &pids {
         signal(*pid, libc::SIGKILL);
     }
     pids.len()
 }
 
-/// Processes whose command line has `--defaults-file=<dir>/services/…`: only this emulator's
-/// databases and tools carry that argument.
-fn stray_pids(dir: &Path) -> Vec<u32> {
+/// Live processes whose command line has `--defaults-file=<dir>/services/…`: only this
+/// emulator's databases (and backup tools) carry that argument.
+pub fn processes_of(dir: &Path) -> Vec<u32> {
     let services = std::path::absolute(dir)
         .unwrap_or_else(|_| dir.to_path_buf())
         .join("services");
