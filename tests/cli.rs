@@ -254,3 +254,79 @@ fn destroy_refuses_without_a_terminal() {
         .run()
         .code(1);
 }
+
+#[test]
+fn state_commands_list_show_pull_push_and_migrate_locally() {
+    let mut t = Test::new().example("global-replication.toml");
+    let state = write_applied_state(&t, "global-replication.toml");
+    let list = t
+        .args(&["state", "list", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert!(list.stdout.contains("service.primary\n"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("allowlist.primary.secondary\n"),
+        "{}",
+        list.stdout
+    );
+    let show = t
+        .args(&[
+            "state",
+            "show",
+            "replication.secondary",
+            "global-replication.toml",
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(v["source"], "primary");
+    t.args(&["state", "show", "service.nope", "global-replication.toml"])
+        .run()
+        .code(1);
+    let pulled = t
+        .args(&["state", "pull", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert_eq!(
+        pulled.stdout.trim_end(),
+        skyplan::state::codec::to_json(&state).unwrap().trim_end()
+    );
+
+    // Another lineage is refused unless forced; the stored file is untouched.
+    let mut other = state.clone();
+    other.lineage = "11111111-1111-4111-8111-111111111111".into();
+    std::fs::write(
+        t.path().join("other.json"),
+        skyplan::state::codec::to_json(&other).unwrap(),
+    )
+    .unwrap();
+    let before = std::fs::read(t.state_file("global-replication")).unwrap();
+    let r = t
+        .args(&[
+            "state",
+            "push",
+            "global-replication.toml",
+            "--from",
+            "other.json",
+        ])
+        .run()
+        .code(1);
+    assert!(r.stderr.contains("lineage"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(t.state_file("global-replication")).unwrap(),
+        before
+    );
+
+    // Migrate to another file and back: same lineage, serial and content.
+    t.args(&[
+        "state",
+        "migrate",
+        "global-replication.toml",
+        "--to",
+        "elsewhere/copy.json",
+    ])
+    .run()
+    .code(0);
+    let copy = std::fs::read_to_string(t.path().join("elsewhere/copy.json")).unwrap();
+    assert_eq!(copy.trim_end(), pulled.stdout.trim_end());
+}

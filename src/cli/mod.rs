@@ -12,6 +12,7 @@ mod force_unlock;
 mod graph;
 mod plan;
 mod show;
+mod state;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Command {
     Show(show::Args),
     /// Print the plan's dependency graph in Graphviz DOT.
     Graph(graph::Args),
+    /// Inspect and move the state (list, show, pull, push, history, migrate).
+    State(state::Args),
     /// Remove a state lock left by a crashed run.
     ForceUnlock(force_unlock::Args),
     /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status.
@@ -72,6 +75,7 @@ pub fn main() -> i32 {
         Command::Destroy(a) => common::block_on(destroy::run(a, &ui)),
         Command::Show(a) => common::block_on(show::run(a, &ui)),
         Command::Graph(a) => common::block_on(graph::run(a, &ui)),
+        Command::State(a) => common::block_on(state::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
         Command::Emulator(a) => emulator::run(a),
     };
