@@ -119,7 +119,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningEmulator, EmulatorError>
             options: opts,
         },
     )?;
-    tracing::info!("emulator serving {} from {}", info.endpoint, dir.display());
+    tracing::debug!("emulator serving {} from {}", info.endpoint, dir.display());
     Ok(RunningEmulator {
         info,
         app,
