@@ -425,6 +425,28 @@ async fn json_bodies_match_the_spec() {
         .await;
     assert_schema("v1.SetStorageRequest", &storage);
     assert_eq!(emu.wait_ready(&id).await["storage_volume"]["size"], 200);
+    // From the full spec (the client updates nodes and tags in place).
+    let nodes = emu
+        .ok(
+            Method::POST,
+            &format!("{base}/nodes"),
+            Some(json!({"nodes": 3})),
+        )
+        .await;
+    assert_eq!(nodes, json!({"nodes": 3}));
+    assert_eq!(emu.wait_ready(&id).await["nodes"], 3);
+    let (status, _) = emu
+        .call(
+            Method::PATCH,
+            &format!("{base}/tags"),
+            Some(json!({"tags": {"team": "db"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        emu.ok(Method::GET, &base, None).await["tags"],
+        json!({"team": "db"})
+    );
 
     let schedule = emu
         .ok(
@@ -542,6 +564,16 @@ async fn a_mutation_on_a_pending_service_is_refused() {
             Method::PATCH,
             format!("{base}/storage"),
             Some(json!({"size": 200})),
+        ),
+        (
+            Method::POST,
+            format!("{base}/nodes"),
+            Some(json!({"nodes": 3})),
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/tags"),
+            Some(json!({"tags": {}})),
         ),
         (Method::DELETE, base.clone(), None),
         (

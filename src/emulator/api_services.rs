@@ -7,8 +7,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::skysql::types::{
-    CreateServiceRequest, ServiceResponse, ServiceSizeState, ServiceStatus, SetStorageRequest,
-    StorageVolume,
+    CreateServiceRequest, ServiceNodesState, ServiceResponse, ServiceSizeState, ServiceStatus,
+    SetStorageRequest, StorageVolume, UpdateServiceTagsRequest,
 };
 
 use super::api_error::ApiError;
@@ -337,4 +337,41 @@ pub async fn set_storage(
     })?;
     app.spawn_op(ops::modify(app.clone(), id, fail));
     Ok((StatusCode::ACCEPTED, Json(req)))
+}
+
+/// `POST …/nodes` (full spec): pending_scale, then ready. Nothing real to scale: the node count
+/// is recorded.
+pub async fn set_nodes(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<ServiceNodesState>,
+) -> Api<Json<ServiceNodesState>> {
+    if !(1..=9).contains(&req.nodes) {
+        return Err(ApiError::bad_request("nodes must be between 1 and 9"));
+    }
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.nodes = req.nodes;
+        svc.status = ServiceStatus::PendingScale;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::modify(app.clone(), id, fail));
+    Ok(Json(req))
+}
+
+/// `PATCH …/tags` (full spec): replaces the tags at once; 204 No Content.
+pub async fn set_tags(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateServiceTagsRequest>,
+) -> Api<StatusCode> {
+    app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.tags = Some(req.tags);
+        svc.updated_on = now();
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }

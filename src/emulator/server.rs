@@ -27,6 +27,12 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(SVC, get(api_services::get).delete(api_services::delete))
         .route(&format!("{SVC}/size"), post(api_services::set_size))
+        // Not in the subset spec, but in the full one and used by the client for updates.
+        .route(&format!("{SVC}/nodes"), post(api_services::set_nodes))
+        .route(
+            &format!("{SVC}/tags"),
+            axum::routing::patch(api_services::set_tags),
+        )
         .route(
             &format!("{SVC}/storage"),
             axum::routing::patch(api_services::set_storage),
