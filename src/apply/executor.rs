@@ -1,12 +1,18 @@
 //! Walks a plan's DAG with tokio: each action starts the moment its last dependency is done
 //! (not level by level), at most `parallelism` at once and one mutation per service at a
-//! time. On a failure or an interrupt it starts nothing new, lets running actions finish and
-//! reports what failed and what was not started.
+//! time. A failed action blocks only the actions that depend on it: independent branches
+//! carry on (one replica failing does not stop its siblings). On an interrupt nothing new
+//! starts; running actions finish the API call they are in, and actions waiting on a long
+//! cloud operation stop waiting (see [`ProgressHandle::interruptible`]).
 //!
 //! # Guarantees
-//! Steps persist state themselves after every change (see `steps`), so whatever stops the
-//! walk, the state describes every completed step and every in-flight operation.
+//! Steps persist state themselves after every change and record every long operation before
+//! waiting on it (see `steps`), so whatever stops the walk — a failure, an interrupt, a kill —
+//! the state describes every completed step and every operation still in flight, and the next
+//! apply resumes those by polling instead of starting them again.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,37 +31,119 @@ pub trait Steps: Send + Sync + 'static {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StepError(pub String);
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+    /// The step stopped waiting because of an interrupt: not a failure of the operation.
+    pub interrupted: bool,
+}
 
 impl StepError {
     pub fn new(msg: impl Into<String>) -> StepError {
-        StepError(msg.into())
+        StepError {
+            message: msg.into(),
+            interrupted: false,
+        }
     }
 }
 
 impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
-        StepError(format!("{e:#}"))
+        let interrupted = e.chain().any(|c| c.is::<Interrupted>());
+        StepError {
+            message: format!("{e:#}"),
+            interrupted,
+        }
     }
 }
 
-/// Lets a running step say what it is waiting for.
+/// What a step returns when an interrupt made it stop waiting on a cloud operation. The
+/// operation itself goes on; the state records it, so the next apply resumes waiting.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("stopped {what} (interrupted); the operation goes on in the cloud and the next apply resumes waiting for it")]
+pub struct Interrupted {
+    pub what: String,
+}
+
+/// Lets a running step say what it is waiting for, and learn of an interrupt.
 #[derive(Clone)]
 pub struct ProgressHandle {
     progress: Arc<dyn Progress>,
     id: ActionId,
+    stop: watch::Receiver<bool>,
+    /// API calls of this step in progress (see [`ProgressHandle::call`]).
+    calls: Arc<watch::Sender<usize>>,
+}
+
+/// Decrements the call count even if the call panics or its future is dropped.
+struct CallGuard<'a>(&'a watch::Sender<usize>);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl ProgressHandle {
+    fn new(progress: Arc<dyn Progress>, id: ActionId, stop: watch::Receiver<bool>) -> Self {
+        ProgressHandle {
+            progress,
+            id,
+            stop,
+            calls: Arc::new(watch::channel(0).0),
+        }
+    }
+
     pub fn status(&self, msg: &str) {
         self.progress.status(self.id, msg);
     }
-    /// A handle that reports nowhere (for tests and for steps run outside an apply).
+
+    /// A handle that reports nowhere and is never interrupted (for tests and for steps run
+    /// outside an apply).
     pub fn detached() -> ProgressHandle {
-        ProgressHandle {
-            progress: Arc::new(super::progress::Silent),
-            id: 0,
+        Self::with_stop(Arc::new(super::progress::Silent), watch::channel(false).1)
+    }
+
+    /// A handle reporting to `progress` that stops waiting when `stop` becomes true (for work
+    /// done outside the executor, such as resuming operations before planning).
+    pub fn with_stop(progress: Arc<dyn Progress>, stop: watch::Receiver<bool>) -> ProgressHandle {
+        Self::new(progress, 0, stop)
+    }
+
+    /// Whether an interrupt was received.
+    pub fn interrupted(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// An API call that an interrupt must let finish: [`Self::interruptible`] never abandons a
+    /// wait while one of these is in progress.
+    pub async fn call<T>(&self, fut: impl Future<Output = T>) -> T {
+        self.calls.send_modify(|n| *n += 1);
+        let _guard = CallGuard(&self.calls);
+        fut.await
+    }
+
+    /// Wait for `fut` (a poll loop on a long cloud operation), unless an interrupt comes
+    /// first: then stop waiting at the next moment no [`Self::call`] is in progress and return
+    /// [`Interrupted`]. Only wrap waits whose operation is already recorded in the state.
+    pub async fn interruptible<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let mut stop = self.stop.clone();
+        let mut calls = self.calls.subscribe();
+        let interrupt = async move {
+            if stop.wait_for(|s| *s).await.is_err() {
+                // No one can interrupt any more (a detached handle): wait forever.
+                std::future::pending::<()>().await;
+            }
+            let _ = calls.wait_for(|n| *n == 0).await;
+        };
+        tokio::select! {
+            biased;
+            () = interrupt => Err(Interrupted { what: what.to_string() }.into()),
+            r = fut => r,
         }
     }
 }
@@ -64,6 +152,10 @@ impl ProgressHandle {
 pub struct Report {
     pub completed: Vec<ActionId>,
     pub failed: Vec<(ActionId, String)>,
+    /// Actions that stopped waiting on an interrupt; their cloud operation goes on and the
+    /// next apply resumes it.
+    pub abandoned: Vec<(ActionId, String)>,
+    /// Blocked by a failure or an interrupt.
     pub not_started: Vec<ActionId>,
     pub interrupted: bool,
     pub elapsed: Duration,
@@ -71,7 +163,10 @@ pub struct Report {
 
 impl Report {
     pub fn success(&self) -> bool {
-        self.failed.is_empty() && self.not_started.is_empty() && !self.interrupted
+        self.failed.is_empty()
+            && self.abandoned.is_empty()
+            && self.not_started.is_empty()
+            && !self.interrupted
     }
 }
 
@@ -98,52 +193,68 @@ impl Executor {
             .collect();
         let mut queue = DependencyQueue::new(&deps, services);
         let mut running: JoinSet<(ActionId, Result<String, StepError>, Duration)> = JoinSet::new();
+        // Which action a task runs, to account for a task that panicked.
+        let mut task_action: HashMap<tokio::task::Id, ActionId> = HashMap::new();
         let mut report = Report::default();
         let mut stop = self.stop.clone();
+        // False once no one can send an interrupt any more (the sender is gone).
+        let mut stop_open = true;
         let parallelism = self.parallelism.max(1);
 
         loop {
-            let halted = !report.failed.is_empty() || *stop.borrow();
-            if !halted {
+            if !*stop.borrow() {
                 while running.len() < parallelism {
                     let Some(id) = queue.dequeue() else { break };
                     let action = actions[id].clone();
                     let steps = steps.clone();
-                    let handle = ProgressHandle {
-                        progress: self.progress.clone(),
-                        id,
-                    };
+                    let handle = ProgressHandle::new(self.progress.clone(), id, self.stop.clone());
                     self.progress.started(&action);
-                    running.spawn(async move {
+                    let task = running.spawn(async move {
                         let t = Instant::now();
                         let r = steps.run(&action, &handle).await;
                         (id, r, t.elapsed())
                     });
+                    task_action.insert(task.id(), id);
                 }
             }
             if running.is_empty() {
                 break;
             }
             tokio::select! {
-                joined = running.join_next() => {
+                joined = running.join_next_with_id() => {
                     let Some(joined) = joined else { break };
                     let (id, result, took) = match joined {
-                        Ok(v) => v,
+                        Ok((_, v)) => v,
                         Err(e) => {
-                            // A panicking step is a bug; treat it as a failure of an unknown action.
-                            report.failed.push((usize::MAX, format!("internal error: {e}")));
-                            continue;
+                            // A panicking step is a bug: fail its action, block its dependents.
+                            let Some(id) = task_action.get(&e.id()).copied() else { continue };
+                            (id, Err(StepError::new(format!("internal error: {e}"))), Duration::ZERO)
                         }
                     };
-                    self.progress.finished(&actions[id], result.as_ref().map(|s| s.as_str()).map_err(|e| e.0.as_str()), took);
+                    self.progress.finished(
+                        &actions[id],
+                        result.as_ref().map(|s| s.as_str()).map_err(|e| e.message.as_str()),
+                        took,
+                    );
                     match result {
-                        Ok(_) => { queue.finish(id); report.completed.push(id); }
-                        Err(e) => { queue.fail(id); report.failed.push((id, e.0)); }
+                        Ok(_) => {
+                            queue.finish(id);
+                            report.completed.push(id);
+                        }
+                        Err(e) => {
+                            queue.fail(id);
+                            if e.interrupted {
+                                report.abandoned.push((id, e.message));
+                            } else {
+                                report.failed.push((id, e.message));
+                            }
+                        }
                     }
                 }
-                changed = stop.changed(), if !*stop.borrow() => {
-                    if changed.is_ok() && *stop.borrow() {
-                        self.progress.message("Interrupt received: starting nothing new, waiting for running steps to finish (Ctrl-C again to exit now).");
+                changed = stop.changed(), if stop_open && !*stop.borrow() => {
+                    stop_open = changed.is_ok();
+                    if *stop.borrow() {
+                        self.progress.message("Interrupt received: starting nothing new; running steps finish their API calls and stop waiting (Ctrl-C again to exit now).");
                     }
                 }
             }
@@ -261,8 +372,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failure_stops_new_starts_but_running_actions_finish() {
-        // 0 fails at 50ms; 1 (independent, running) finishes; 2 (after 0) and 3 (after 1) never start.
+    async fn a_failure_blocks_its_dependents_while_independent_branches_finish() {
+        // 0 fails at 50ms; 2 (after 0) never starts; 1 and 3 (after 1) are independent of
+        // it and complete, as a sibling replica does when one replica fails.
         let actions = vec![
             action(0, "a", &[]),
             action(1, "b", &[]),
@@ -277,8 +389,35 @@ mod tests {
         let (ex, _tx) = executor(10);
         let report = ex.run(&actions, steps).await;
         assert_eq!(report.failed, vec![(0, "boom".to_string())]);
-        assert_eq!(report.completed, vec![1]);
-        assert_eq!(report.not_started, vec![2, 3]);
+        assert_eq!(report.completed, vec![1, 3]);
+        assert_eq!(report.not_started, vec![2]);
+        assert!(!report.success());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_step_fails_its_action_only() {
+        struct Panics;
+        #[async_trait]
+        impl Steps for Panics {
+            async fn run(&self, a: &Action, _: &ProgressHandle) -> Result<String, StepError> {
+                if a.id == 0 {
+                    panic!("bug");
+                }
+                Ok(String::new())
+            }
+        }
+        let actions = vec![
+            action(0, "a", &[]),
+            action(1, "b", &[0]),
+            action(2, "c", &[]),
+        ];
+        let (ex, _tx) = executor(10);
+        let report = ex.run(&actions, Arc::new(Panics)).await;
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, 0);
+        assert!(report.failed[0].1.contains("internal error"), "{report:?}");
+        assert_eq!(report.completed, vec![2]);
+        assert_eq!(report.not_started, vec![1]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -299,5 +438,79 @@ mod tests {
         assert!(report.interrupted);
         assert_eq!(report.completed, vec![0]);
         assert_eq!(report.not_started, vec![1]);
+    }
+
+    /// A step that makes an API call (`call_ms`) then waits on a long operation (`wait_ms`),
+    /// polling every 100 ms, the wait being interruptible.
+    struct Waits {
+        call_ms: u64,
+        wait_ms: u64,
+        calls_done: Mutex<Vec<Instant>>,
+    }
+
+    #[async_trait]
+    impl Steps for Waits {
+        async fn run(&self, _: &Action, p: &ProgressHandle) -> Result<String, StepError> {
+            let wait = async {
+                let t = Instant::now();
+                loop {
+                    p.call(tokio::time::sleep(Duration::from_millis(self.call_ms)))
+                        .await;
+                    self.calls_done.lock().unwrap().push(Instant::now());
+                    if t.elapsed() >= Duration::from_millis(self.wait_ms) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            p.interruptible("waiting for x", wait).await?;
+            Ok(String::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interrupt_abandons_waits_but_lets_the_api_call_in_progress_finish() {
+        // Each poll is a 300 ms call; the interrupt comes 50 ms into the first one.
+        let actions = vec![action(0, "a", &[]), action(1, "b", &[0])];
+        let steps = Arc::new(Waits {
+            call_ms: 300,
+            wait_ms: 60_000,
+            calls_done: Mutex::new(vec![]),
+        });
+        let (ex, tx) = executor(10);
+        let t = Instant::now();
+        let run = ex.run(&actions, steps.clone());
+        let interrupt = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send(true).unwrap();
+        };
+        let (report, _) = tokio::join!(run, interrupt);
+        assert!(report.interrupted);
+        assert_eq!(report.abandoned.len(), 1, "{report:?}");
+        assert!(
+            report.abandoned[0]
+                .1
+                .contains("stopped waiting for x (interrupted)"),
+            "{report:?}"
+        );
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.not_started, vec![1]);
+        // The call in progress was not cut short, and nothing was polled after it.
+        assert_eq!(steps.calls_done.lock().unwrap().len(), 1);
+        assert_eq!(t.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_detached_handle_is_never_interrupted() {
+        let p = ProgressHandle::detached();
+        let r = p
+            .interruptible("waiting", async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, 7);
+        assert!(!p.interrupted());
     }
 }

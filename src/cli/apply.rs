@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::common::{confirm, lock_timeout, topology_path, Ui};
 use super::{EXIT_ERROR, EXIT_OK};
-use crate::apply::executor::Executor;
+use crate::apply::executor::{Executor, ProgressHandle, Report};
 use crate::apply::progress::{Bars, Lines, Progress};
 use crate::apply::state_handle::StateHandle;
 use crate::apply::steps::{RealSteps, StepOptions};
@@ -113,7 +113,7 @@ async fn execute_locked(
         bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan)");
     }
     let stored = ws.backend.read().await?;
-    let (plan, state, remote) = match saved {
+    let (saved, state) = match saved {
         Some(plan) => {
             let state = match stored {
                 Some(s) => s,
@@ -128,13 +128,27 @@ async fn execute_locked(
                 ),
             };
             planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
-            ui.out(&render::render(&plan, ui.colors));
-            let remote = Arc::new(Remote::connect(&ws.topology).await?);
-            (plan, state, remote)
+            (Some(plan), state)
         }
+        None => (None, stored.unwrap_or_default()),
+    };
+    let remote = Arc::new(Remote::connect(&ws.topology).await?);
+    let topology = saved
+        .as_ref()
+        .map(|p| p.topology.clone())
+        .unwrap_or_else(|| ws.topology.clone());
+    let handle = StateHandle::new(state, ws.backend.clone());
+    let steps = Arc::new(RealSteps {
+        remote: remote.clone(),
+        topology,
+        state: handle.clone(),
+        opts: StepOptions::default(),
+    });
+    resume(&steps, ui).await?;
+    let state = handle.snapshot().await;
+    let plan = match saved {
+        Some(plan) => plan,
         None => {
-            let state = stored.unwrap_or_default();
-            let remote = Arc::new(Remote::connect(&ws.topology).await?);
             let observed = if state.resources.services.is_empty() {
                 crate::observed::Observed {
                     refreshed: true,
@@ -143,11 +157,10 @@ async fn execute_locked(
             } else {
                 engine::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
             };
-            let plan = engine::plan_from(ws, &state, &observed, opts.destroy)?;
-            ui.out(&render::render(&plan, ui.colors));
-            (plan, state, remote)
+            engine::plan_from(ws, &state, &observed, opts.destroy)?
         }
     };
+    ui.out(&render::render(&plan, ui.colors));
     if plan.actions.is_empty() {
         print_outputs(ui, &state, &ws.topology, opts.destroy);
         return Ok(EXIT_OK);
@@ -163,35 +176,16 @@ async fn execute_locked(
             return Ok(EXIT_ERROR);
         }
     }
-    let handle = StateHandle::new(state, ws.backend.clone());
-    let steps = Arc::new(RealSteps {
-        remote: remote.clone(),
-        topology: plan.topology.clone(),
-        state: handle.clone(),
-        opts: StepOptions::default(),
-    });
     let progress: Arc<dyn Progress> = if ui.stderr_tty {
         Arc::new(Bars::new())
     } else {
         Arc::new(Lines::new())
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
-            // A second Ctrl-C exits at once; the state is as of the last completed step.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nInterrupted again: exiting now. The state holds every completed step."
-                );
-                std::process::exit(130);
-            }
-        }
-    });
+    let stop = interrupt_on_ctrl_c();
     let executor = Executor {
         parallelism: opts.parallelism,
         progress,
-        stop: stop_rx,
+        stop,
     };
     ui.info("");
     let report = executor.run(&plan.actions, steps).await;
@@ -207,28 +201,93 @@ async fn execute_locked(
         print_outputs(ui, &final_state, &ws.topology, opts.destroy);
         return Ok(EXIT_OK);
     }
+    ui.error(&summary(&plan, &report));
+    Ok(EXIT_ERROR)
+}
+
+/// First Ctrl-C: the returned flag becomes true (start nothing new, stop waiting, save,
+/// report). Second Ctrl-C: exit at once; the state is as of the last completed write (each
+/// write is atomic, so the file is never half-written).
+fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling on this platform: keep the sender, never interrupt.
+            return std::future::pending::<()>().await;
+        }
+        let _ = stop_tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    });
+    stop_rx
+}
+
+/// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Settle what a killed or interrupted run left in flight, before planning (see
+/// `RealSteps::resume_service_operations` and `adopt_started_replications`).
+async fn resume(steps: &RealSteps, ui: &Ui) -> Result<()> {
+    let in_flight = steps
+        .state
+        .read(|s| {
+            s.resources
+                .services
+                .iter()
+                .filter(|(_, r)| r.in_flight.is_some())
+                .map(|(k, r)| {
+                    let op = r.in_flight.as_ref().map(|f| f.operation.as_str());
+                    format!("service.{k} ({})", op.unwrap_or("?"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    if !in_flight.is_empty() {
+        ui.info(&format!(
+            "Resuming operations a previous run left in flight: {}",
+            in_flight.join(", ")
+        ));
+    }
+    let p = ProgressHandle::detached();
+    let mut lines = steps.resume_service_operations(&p).await?;
+    lines.extend(steps.adopt_started_replications().await?);
+    for line in lines {
+        ui.info(&format!("  {line}"));
+    }
+    Ok(())
+}
+
+/// What stopped an apply, action by action, and what to do next.
+fn summary(plan: &Plan, report: &Report) -> String {
+    let addr = |id: usize| {
+        plan.actions
+            .get(id)
+            .map(|a| a.address.as_str())
+            .unwrap_or("(internal)")
+    };
     let mut msg = String::new();
     if report.interrupted {
         msg.push_str("Interrupted.\n");
     }
     for (id, e) in &report.failed {
-        let addr = plan
-            .actions
-            .get(*id)
-            .map(|a| a.address.as_str())
-            .unwrap_or("(internal)");
-        msg.push_str(&format!("  failed:      {addr}: {e}\n"));
+        msg.push_str(&format!("  failed:         {}: {e}\n", addr(*id)));
+    }
+    for (id, e) in &report.abandoned {
+        msg.push_str(&format!("  still running:  {}: {e}\n", addr(*id)));
     }
     for id in &report.not_started {
-        msg.push_str(&format!("  not started: {}\n", plan.actions[*id].address));
+        msg.push_str(&format!("  not started:    {}\n", addr(*id)));
     }
-    ui.error(&format!(
-        "apply stopped after {secs:.1}s: {} done, {} failed, {} not started. The state records every completed step; run `skyplan apply` again to finish.\n{msg}",
+    format!(
+        "apply stopped after {:.1}s: {} done, {} failed, {} still running in the cloud, {} not started. The state records every completed step and every operation in flight; run `skyplan apply` again to finish (`skyplan plan` shows what is left).\n{msg}",
+        report.elapsed.as_secs_f64(),
         report.completed.len(),
         report.failed.len(),
+        report.abandoned.len(),
         report.not_started.len()
-    ));
-    Ok(EXIT_ERROR)
+    )
 }
 
 /// Endpoints and how to get credentials; never the password.

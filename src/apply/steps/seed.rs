@@ -10,7 +10,7 @@ use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
 use crate::skysql::types::{Backup, RestoreRequest};
-use crate::state::{BackupRecord, InFlight, RestoreRecord};
+use crate::state::{BackupRecord, InFlight, ReplicationRecord, RestoreRecord};
 use crate::topology::Seed;
 
 fn is_succeeded(status: &str) -> bool {
@@ -44,102 +44,15 @@ pub(super) async fn backup(
 ) -> Result<String> {
     let client = &steps.remote.client;
     let source_id = service_id(steps, source).await?;
+    let mut note = "";
     let chosen: Backup = match seed {
         Seed::NewBackup | Seed::None => {
-            // Resume a backup that a previous run scheduled: the ids it did not want are saved.
-            let resumed = steps
-                .state
-                .read(|s| {
-                    replicas.iter().find_map(|r| {
-                        s.resources.backups.get(r).and_then(|b| {
-                            b.in_flight
-                                .as_ref()
-                                .filter(|_| b.source == source && b.backup_id.is_none())
-                                .cloned()
-                        })
-                    })
-                })
-                .await;
-            let (known, note) = match resumed.and_then(|f| f.operation_id) {
-                Some(known) => (
-                    known
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    "resumed",
-                ),
-                None => {
-                    let known: BTreeSet<String> = client
-                        .list_backups(&source_id)
-                        .await?
-                        .into_iter()
-                        .map(|b| b.id)
-                        .collect();
-                    let known_csv = known.iter().cloned().collect::<Vec<_>>().join(",");
-                    p.status("scheduling a one-time full backup");
-                    let schedule = client
-                        .schedule_backup(&source_id)
-                        .await
-                        .with_context(|| format!("scheduling a full backup of service.{source}"))?;
-                    // Saved before waiting, with the backups that existed before, so a resumed
-                    // run can tell the new backup apart.
-                    steps
-                        .state
-                        .update(|s| {
-                            for r in replicas {
-                                s.resources.backups.insert(
-                                    r.clone(),
-                                    BackupRecord {
-                                        source: source.to_string(),
-                                        backup_id: None,
-                                        schedule_id: Some(schedule.id.to_string()),
-                                        gtid_position: None,
-                                        status: Some("scheduled".into()),
-                                        in_flight: Some(InFlight {
-                                            operation: "backup".into(),
-                                            started_at: now_rfc3339(),
-                                            operation_id: Some(known_csv.clone()),
-                                        }),
-                                    },
-                                );
-                            }
-                        })
-                        .await?;
-                    (known, "")
-                }
-            };
-            let known: BTreeSet<String> = known;
-            let b = wait::until(
-                &steps.opts.poll,
-                p,
-                &format!("waiting for the backup of service.{source}"),
-                || async {
-                    let new: Vec<Backup> = client
-                        .list_backups(&source_id)
-                        .await?
-                        .into_iter()
-                        .filter(|b| !known.contains(&b.id))
-                        .collect();
-                    let Some(b) = new
-                        .into_iter()
-                        .max_by(|a, b| a.start_time.cmp(&b.start_time))
-                    else {
-                        return Ok(Poll::Pending("waiting for the backup to appear".into()));
-                    };
-                    let status = b.status.clone();
-                    if is_succeeded(&status) {
-                        Ok(Poll::Done(b))
-                    } else if is_failed(&status) {
-                        bail!("the backup {} of service.{source} ended {status}", b.id)
-                    } else {
-                        Ok(Poll::Pending(format!("backup {} {status}", b.id)))
-                    }
-                },
-            )
-            .await?;
-            let _ = note;
-            b
+            if let Some(b) = unconsumed_backup(steps, source, &source_id, replicas).await? {
+                note = " (taken by a previous run for this seed, not restored yet)";
+                b
+            } else {
+                new_backup(steps, source, &source_id, replicas, p).await?
+            }
         }
         Seed::LatestBackup => {
             let backups = client.list_backups(&source_id).await?;
@@ -205,7 +118,204 @@ pub(super) async fn backup(
             }
         })
         .await?;
-    Ok(format!("backup {} at GTID {gtid}", chosen.id))
+    Ok(format!("backup {} at GTID {gtid}{note}", chosen.id))
+}
+
+/// A backup a previous (killed or failed) run took to seed exactly these replicas and that no
+/// restore has consumed yet: seeding from it is what that run would have done, and taking
+/// another would only cost time and storage. It must still be a succeeded backup of the
+/// current source service, young enough to replicate from.
+async fn unconsumed_backup(
+    steps: &RealSteps,
+    source: &str,
+    source_id: &str,
+    replicas: &[String],
+) -> Result<Option<Backup>> {
+    let recorded: Option<String> = steps
+        .state
+        .read(|s| {
+            let mut ids = replicas.iter().map(|r| {
+                let b = s.resources.backups.get(r)?;
+                let id = b.backup_id.as_ref()?;
+                let consumed = s
+                    .resources
+                    .restores
+                    .get(r)
+                    .is_some_and(|rs| rs.completed && &rs.backup_id == id);
+                let usable = b.source == source
+                    && b.in_flight.is_none()
+                    && b.gtid_position.is_some()
+                    && !consumed;
+                usable.then(|| id.clone())
+            });
+            let first = ids.next()??;
+            ids.all(|id| id.as_ref() == Some(&first)).then_some(first)
+        })
+        .await;
+    let Some(id) = recorded else {
+        return Ok(None);
+    };
+    let found = steps
+        .remote
+        .client
+        .list_backups(source_id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == id && is_succeeded(&b.status) && b.binlog_gtid_position.is_some());
+    Ok(found.filter(|b| check_age(b, steps.opts.binlog_retention).is_ok()))
+}
+
+/// Schedule a one-time full backup of the source and wait for it, or resume waiting for the
+/// one a killed run scheduled. The backups that existed before are saved *before* the
+/// schedule request, so a resumed run tells the new backup apart and never schedules twice
+/// (unless the first request never reached the API: then no new backup exists and it
+/// schedules again).
+async fn new_backup(
+    steps: &RealSteps,
+    source: &str,
+    source_id: &str,
+    replicas: &[String],
+    p: &ProgressHandle,
+) -> Result<Backup> {
+    let client = &steps.remote.client;
+    let resumed: Option<(BTreeSet<String>, bool)> = steps
+        .state
+        .read(|s| {
+            replicas.iter().find_map(|r| {
+                let b = s.resources.backups.get(r)?;
+                let f = b.in_flight.as_ref()?;
+                (b.source == source && b.backup_id.is_none()).then(|| {
+                    (
+                        f.operation_id
+                            .as_deref()
+                            .unwrap_or("")
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                        b.schedule_id.is_some(),
+                    )
+                })
+            })
+        })
+        .await;
+    let known = match resumed {
+        Some((known, scheduled)) => {
+            let appeared = newest_new_backup(steps, source_id, &known).await?.is_some();
+            if !appeared && !scheduled {
+                schedule(steps, source, source_id, replicas, &known, p).await?;
+            }
+            known
+        }
+        None => {
+            let known: BTreeSet<String> = client
+                .list_backups(source_id)
+                .await?
+                .into_iter()
+                .map(|b| b.id)
+                .collect();
+            schedule(steps, source, source_id, replicas, &known, p).await?;
+            known
+        }
+    };
+    let what = format!("waiting for the backup of service.{source}");
+    let poll = wait::until(&steps.opts.poll, p, &what, || async {
+        let Some(b) = p.call(newest_new_backup(steps, source_id, &known)).await? else {
+            return Ok(Poll::Pending("waiting for the backup to appear".into()));
+        };
+        if is_succeeded(&b.status) || is_failed(&b.status) {
+            Ok(Poll::Done(b))
+        } else {
+            Ok(Poll::Pending(format!("backup {} {}", b.id, b.status)))
+        }
+    });
+    let b = p.interruptible(&what, poll).await?;
+    if is_failed(&b.status) {
+        // Over: nothing to resume. The next run schedules a new backup.
+        steps
+            .state
+            .update(|s| {
+                for r in replicas {
+                    if let Some(rec) = s.resources.backups.get_mut(r) {
+                        rec.backup_id = Some(b.id.clone());
+                        rec.status = Some(b.status.clone());
+                        rec.gtid_position = None;
+                        rec.in_flight = None;
+                    }
+                }
+            })
+            .await?;
+        bail!("the backup {} of service.{source} ended {}", b.id, b.status);
+    }
+    Ok(b)
+}
+
+/// The newest backup of the source that is not in `known`.
+async fn newest_new_backup(
+    steps: &RealSteps,
+    source_id: &str,
+    known: &BTreeSet<String>,
+) -> Result<Option<Backup>> {
+    Ok(steps
+        .remote
+        .client
+        .list_backups(source_id)
+        .await?
+        .into_iter()
+        .filter(|b| !known.contains(&b.id))
+        .max_by(|a, b| a.start_time.cmp(&b.start_time)))
+}
+
+/// Record the intent (with the backups known before), then schedule, then record the schedule.
+async fn schedule(
+    steps: &RealSteps,
+    source: &str,
+    source_id: &str,
+    replicas: &[String],
+    known: &BTreeSet<String>,
+    p: &ProgressHandle,
+) -> Result<()> {
+    let known_csv = known.iter().cloned().collect::<Vec<_>>().join(",");
+    steps
+        .state
+        .update(|s| {
+            for r in replicas {
+                s.resources.backups.insert(
+                    r.clone(),
+                    BackupRecord {
+                        source: source.to_string(),
+                        backup_id: None,
+                        schedule_id: None,
+                        gtid_position: None,
+                        status: Some("scheduling".into()),
+                        in_flight: Some(InFlight {
+                            operation: "backup".into(),
+                            started_at: now_rfc3339(),
+                            operation_id: Some(known_csv.clone()),
+                        }),
+                    },
+                );
+            }
+        })
+        .await?;
+    p.status("scheduling a one-time full backup");
+    let schedule = steps
+        .remote
+        .client
+        .schedule_backup(source_id)
+        .await
+        .with_context(|| format!("scheduling a full backup of service.{source}"))?;
+    steps
+        .state
+        .update(|s| {
+            for r in replicas {
+                if let Some(rec) = s.resources.backups.get_mut(r) {
+                    rec.schedule_id = Some(schedule.id.to_string());
+                    rec.status = Some("scheduled".into());
+                }
+            }
+        })
+        .await
 }
 
 /// A backup older than the source's binlog retention cannot be caught up from.
@@ -253,75 +363,74 @@ pub(super) async fn restore(
         })
         .await
         .with_context(|| format!("no backup recorded to seed service.{replica}"))?;
-    let resumed = steps
+    // A restore of this backup into this service that a killed run started (or was about to).
+    let resumed: Option<(Option<i64>, BTreeSet<i64>)> = steps
         .state
         .read(|s| {
-            s.resources
-                .restores
-                .get(replica)
-                .filter(|r| r.backup_id == backup_id && r.target_id == replica_id && !r.completed)
-                .and_then(|r| r.restore_id.clone())
+            let r = s.resources.restores.get(replica)?;
+            let f = r.in_flight.as_ref()?;
+            (r.backup_id == backup_id && r.target_id == replica_id && !r.completed).then(|| {
+                let known = f
+                    .operation_id
+                    .as_deref()
+                    .filter(|_| r.restore_id.is_none())
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|id| id.parse().ok())
+                    .collect();
+                (
+                    r.restore_id.as_deref().and_then(|id| id.parse().ok()),
+                    known,
+                )
+            })
         })
         .await;
-    let restore_id: i64 = match resumed.and_then(|r| r.parse().ok()) {
-        Some(id) => id,
-        None => {
-            // The target must be ready to accept a restore.
-            super::service::wait_ready(steps, replica, &replica_id, p).await?;
-            p.status(&format!("restoring backup {backup_id}"));
-            let r = client
-                .start_restore(&RestoreRequest {
-                    id: backup_id.clone(),
-                    service_id: replica_id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("restoring backup {backup_id} into service.{replica}"))?;
-            let id = r.id;
-            steps
-                .state
-                .update(|s| {
-                    s.resources.restores.insert(
-                        replica.to_string(),
-                        RestoreRecord {
-                            backup_id: backup_id.clone(),
-                            target_id: replica_id.clone(),
-                            restore_id: Some(id.to_string()),
-                            completed: false,
-                            in_flight: Some(InFlight {
-                                operation: "restore".into(),
-                                started_at: now_rfc3339(),
-                                operation_id: Some(id.to_string()),
-                            }),
-                        },
-                    );
-                    // The replica's data is being replaced: its old replication is meaningless.
-                    s.resources.replications.remove(replica);
-                })
-                .await?;
-            id
-        }
-    };
-    wait::until(
-        &steps.opts.poll,
-        p,
-        &format!("waiting for the restore into service.{replica}"),
-        || async {
-            let r = client.get_restore(restore_id).await?;
-            let status = r.status.clone();
-            if is_succeeded(&status) {
-                Ok(Poll::Done(()))
-            } else if is_failed(&status) {
-                bail!(
-                    "the restore of backup {backup_id} into service.{replica} ended {status}{}",
-                    r.message.map(|m| format!(": {m}")).unwrap_or_default()
-                )
-            } else {
-                Ok(Poll::Pending(format!("restore {status}")))
+    let restore_id: i64 = match resumed {
+        Some((Some(id), _)) => id,
+        Some((None, known)) => {
+            // The request may have been sent before the kill: look for it before sending one.
+            let started = client
+                .list_restores(&replica_id)
+                .await?
+                .into_iter()
+                .filter(|r| r.backup_id == backup_id && !known.contains(&r.id))
+                .max_by_key(|r| r.id);
+            match started {
+                Some(r) => {
+                    record_restore_id(steps, replica, r.id).await?;
+                    r.id
+                }
+                None => start_restore(steps, replica, &replica_id, &backup_id, p).await?,
             }
-        },
-    )
-    .await?;
+        }
+        None => start_restore(steps, replica, &replica_id, &backup_id, p).await?,
+    };
+    let what = format!("waiting for the restore into service.{replica}");
+    let poll = wait::until(&steps.opts.poll, p, &what, || async {
+        let r = p.call(client.get_restore(restore_id)).await?;
+        if is_succeeded(&r.status) || is_failed(&r.status) {
+            Ok(Poll::Done(r))
+        } else {
+            Ok(Poll::Pending(format!("restore {}", r.status)))
+        }
+    });
+    let r = p.interruptible(&what, poll).await?;
+    if is_failed(&r.status) {
+        // Over: nothing to resume. The service may have failed with it; the next plan sees.
+        steps
+            .state
+            .update(|s| {
+                if let Some(rec) = s.resources.restores.get_mut(replica) {
+                    rec.in_flight = None;
+                }
+            })
+            .await?;
+        bail!(
+            "the restore of backup {backup_id} into service.{replica} ended {}{}",
+            r.status,
+            r.message.map(|m| format!(": {m}")).unwrap_or_default()
+        );
+    }
     super::service::wait_ready(steps, replica, &replica_id, p).await?;
     // From now on the replica accepts the source's credentials only (as the guide warns).
     steps
@@ -338,4 +447,149 @@ pub(super) async fn restore(
         })
         .await?;
     Ok(format!("restored backup {backup_id}"))
+}
+
+/// Record the intent (with the restores known before), start the restore, record its id.
+async fn start_restore(
+    steps: &RealSteps,
+    replica: &str,
+    replica_id: &str,
+    backup_id: &str,
+    p: &ProgressHandle,
+) -> Result<i64> {
+    let client = &steps.remote.client;
+    // The target must be ready to accept a restore.
+    super::service::wait_ready(steps, replica, replica_id, p).await?;
+    let known: Vec<String> = client
+        .list_restores(replica_id)
+        .await?
+        .into_iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    steps
+        .state
+        .update(|s| {
+            s.resources.restores.insert(
+                replica.to_string(),
+                RestoreRecord {
+                    backup_id: backup_id.to_string(),
+                    target_id: replica_id.to_string(),
+                    restore_id: None,
+                    completed: false,
+                    in_flight: Some(InFlight {
+                        operation: "restore".into(),
+                        started_at: now_rfc3339(),
+                        operation_id: Some(known.join(",")),
+                    }),
+                },
+            );
+            // The replica's data is being replaced: its old replication is meaningless.
+            s.resources.replications.remove(replica);
+        })
+        .await?;
+    p.status(&format!("restoring backup {backup_id}"));
+    let r = client
+        .start_restore(&RestoreRequest {
+            id: backup_id.to_string(),
+            service_id: replica_id.to_string(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("restoring backup {backup_id} into service.{replica}"))?;
+    record_restore_id(steps, replica, r.id).await?;
+    Ok(r.id)
+}
+
+async fn record_restore_id(steps: &RealSteps, replica: &str, id: i64) -> Result<()> {
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.restores.get_mut(replica) {
+                r.restore_id = Some(id.to_string());
+                if let Some(f) = r.in_flight.as_mut() {
+                    f.operation_id = Some(id.to_string());
+                }
+            }
+        })
+        .await
+}
+
+/// The last step of seeding is starting replication at the backup's position. A run killed
+/// after `sky.start_replication` but before recording the link leaves a replica that already
+/// replicates (and may have applied writes made after the backup) while the state says it
+/// is not wired; wiring it again from the backup's position would replay those writes
+/// (duplicate-key errors, or worse). Such a link is adopted instead, before planning.
+impl RealSteps {
+    /// For every seeded replica with no recorded link whose server replicates from its source's
+    /// endpoint: record the link — healthy if both threads run, unhealthy (the plan then
+    /// restarts or rewires it from the replica's own position) if it moved past the backup's
+    /// position without running. A replica that never started is left to be wired afresh.
+    /// Only replicas in that situation are contacted. Returns one line per adopted link.
+    pub async fn adopt_started_replications(&self) -> Result<Vec<String>> {
+        let state = self.state.snapshot().await;
+        let res = &state.resources;
+        let candidates: Vec<(String, String, String, u16, bool)> = self
+            .topology
+            .services
+            .iter()
+            .filter_map(|(key, svc)| {
+                let repl = svc.replication.as_ref()?;
+                let rec = res.services.get(key)?;
+                let src = res.services.get(&repl.from)?;
+                let seeded = res
+                    .restores
+                    .get(key)
+                    .is_some_and(|r| r.completed && r.target_id == rec.id);
+                let unwired = !res.replications.contains_key(key);
+                let (host, port) = (src.fqdn.clone()?, src.port?);
+                (seeded && unwired && rec.fqdn.is_some())
+                    .then(|| (key.clone(), repl.from.clone(), host, port, repl.ssl))
+            })
+            .collect();
+        let mut adopted = Vec::new();
+        for (key, source, host, port, ssl) in candidates {
+            let backup_gtid = res
+                .backups
+                .get(&key)
+                .and_then(|b| b.gtid_position.clone())
+                .unwrap_or_default();
+            let mut conn = self
+                .remote
+                .sql(&state, &key)
+                .await
+                .with_context(|| format!("connecting to service.{key}"))?;
+            let status = conn.replication_status().await?;
+            let slave_pos = conn.gtid_status().await?.slave_pos.unwrap_or_default();
+            let _ = conn.disconnect().await;
+            let ours = status.configured
+                && status.master_host.as_deref() == Some(host.as_str())
+                && status.master_port == Some(port);
+            let running = status.io_running && status.sql_running;
+            let moved_on = slave_pos.trim() != backup_gtid.trim();
+            if !ours || !(running || moved_on) {
+                continue;
+            }
+            self.state
+                .update(|s| {
+                    s.resources.replications.insert(
+                        key.clone(),
+                        ReplicationRecord {
+                            source: source.clone(),
+                            source_host: host.clone(),
+                            source_port: port,
+                            gtid_position: Some(backup_gtid.clone()).filter(|g| !g.is_empty()),
+                            ssl,
+                            replication_user: None,
+                            healthy: running,
+                        },
+                    );
+                })
+                .await?;
+            adopted.push(format!(
+                "replication.{key}: adopted the replication from {host}:{port} a previous run started ({})",
+                if running { "running" } else { "not running; it will be repaired from the replica's own position" }
+            ));
+        }
+        Ok(adopted)
+    }
 }

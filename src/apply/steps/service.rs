@@ -78,6 +78,37 @@ fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceRes
     );
 }
 
+/// Poll the service until it settles: `Ok` with the service once it is `ready` or `failed`;
+/// an error when it disappears. An interrupt stops the waiting (the service is in the state).
+async fn wait_settled(
+    steps: &RealSteps,
+    key: &str,
+    id: &str,
+    p: &ProgressHandle,
+) -> Result<ServiceResponse> {
+    let client = &steps.remote.client;
+    let what = format!("waiting for service.{key} to be ready");
+    let poll = wait::until(&steps.opts.poll, p, &what, || async {
+        let Some(s) = p.call(client.get_service(id)).await? else {
+            bail!("service.{key} ({id}) disappeared while waiting for it to be ready");
+        };
+        match s.status.as_str() {
+            "ready" | "failed" => Ok(Poll::Done(s)),
+            other => Ok(Poll::Pending(other.to_string())),
+        }
+    });
+    p.interruptible(&what, poll).await
+}
+
+fn failed_error(key: &str, s: &ServiceResponse) -> anyhow::Error {
+    anyhow::anyhow!(
+        "service.{key} ({}, {}) ended in status failed{}",
+        s.name,
+        s.id,
+        errors_of(s)
+    )
+}
+
 /// Poll the service until it is `ready`; fail on `failed` or when it disappears.
 pub(super) async fn wait_ready(
     steps: &RealSteps,
@@ -85,27 +116,25 @@ pub(super) async fn wait_ready(
     id: &str,
     p: &ProgressHandle,
 ) -> Result<ServiceResponse> {
-    let client = &steps.remote.client;
-    wait::until(
-        &steps.opts.poll,
-        p,
-        &format!("waiting for service.{key} to be ready"),
-        || async {
-            let Some(s) = client.get_service(id).await? else {
-                bail!("service.{key} ({id}) disappeared while waiting for it to be ready");
-            };
-            match s.status.as_str() {
-                "ready" => Ok(Poll::Done(s)),
-                "failed" => bail!(
-                    "service.{key} ({}, {id}) ended in status failed{}",
-                    s.name,
-                    errors_of(&s)
-                ),
-                other => Ok(Poll::Pending(other.to_string())),
+    let s = wait_settled(steps, key, id, p).await?;
+    if s.status.as_str() == "failed" {
+        return Err(failed_error(key, &s));
+    }
+    Ok(s)
+}
+
+/// Record that the service ended `failed`: the operation is over (nothing to resume), and
+/// the next plan sees the failure and proposes to replace the service.
+async fn record_failed(steps: &RealSteps, key: &str, id: &str) -> Result<()> {
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(key).filter(|r| r.id == id) {
+                r.status = Some("failed".into());
+                r.in_flight = None;
             }
-        },
-    )
-    .await
+        })
+        .await
 }
 
 fn errors_of(s: &ServiceResponse) -> String {
@@ -123,18 +152,14 @@ pub(super) async fn wait_gone(
     p: &ProgressHandle,
 ) -> Result<()> {
     let client = &steps.remote.client;
-    wait::until(
-        &steps.opts.poll,
-        p,
-        &format!("waiting for service.{key} to be deleted"),
-        || async {
-            Ok(match client.get_service(id).await? {
-                None => Poll::Done(()),
-                Some(s) => Poll::Pending(s.status.as_str().to_string()),
-            })
-        },
-    )
-    .await
+    let what = format!("waiting for service.{key} to be deleted");
+    let poll = wait::until(&steps.opts.poll, p, &what, || async {
+        Ok(match p.call(client.get_service(id)).await? {
+            None => Poll::Done(()),
+            Some(s) => Poll::Pending(s.status.as_str().to_string()),
+        })
+    });
+    p.interruptible(&what, poll).await
 }
 
 pub(super) async fn create(
@@ -212,10 +237,14 @@ pub(super) async fn create(
             forget_links_of(s, key);
         })
         .await?;
-    let ready = wait_ready(steps, key, &id, p).await?;
+    let settled = wait_settled(steps, key, &id, p).await?;
+    if settled.status.as_str() == "failed" {
+        record_failed(steps, key, &id).await?;
+        return Err(failed_error(key, &settled));
+    }
     steps
         .state
-        .update(|s| record_ready(s, key, spec, &ready))
+        .update(|s| record_ready(s, key, spec, &settled))
         .await?;
     Ok(note.to_string())
 }
@@ -330,16 +359,7 @@ pub(super) async fn delete(steps: &RealSteps, key: &str, p: &ProgressHandle) -> 
             .with_context(|| format!("deleting service.{key}"))?;
     }
     wait_gone(steps, key, &id, p).await?;
-    steps
-        .state
-        .update(|s| {
-            s.resources.services.remove(key);
-            forget_links_of(s, key);
-            // Entries that admitted this service elsewhere are now meaningless; entries others
-            // had on it are gone with it.
-            s.resources.allowlists.retain(|_, a| a.on != key);
-        })
-        .await?;
+    steps.state.update(|s| forget_service(s, key)).await?;
     Ok(String::new())
 }
 
@@ -352,4 +372,94 @@ pub(super) async fn replace(
     delete(steps, key, p).await?;
     create(steps, key, to, p).await?;
     Ok("replaced".into())
+}
+
+/// What a killed run left in flight on a service, settled before planning: the plan is made
+/// from settled services only (a service still being created would otherwise look done).
+impl RealSteps {
+    /// Wait for every service create or delete recorded in flight and record how it ended:
+    /// a create that finished is recorded ready (with its endpoint), one that failed is
+    /// recorded failed (the plan then proposes a replacement), one whose service is gone is
+    /// forgotten (the plan creates it again); a finished delete is forgotten. Nothing is
+    /// started again. Returns one line per resumed operation.
+    pub async fn resume_service_operations(&self, p: &ProgressHandle) -> Result<Vec<String>> {
+        let pending: Vec<(String, String, String, ServiceSpec)> = self
+            .state
+            .read(|s| {
+                s.resources
+                    .services
+                    .iter()
+                    .filter_map(|(k, r)| {
+                        let op = r.in_flight.as_ref()?.operation.clone();
+                        Some((k.clone(), r.id.clone(), op, r.spec.clone()))
+                    })
+                    .collect()
+            })
+            .await;
+        let resumed = pending.iter().map(|(key, id, op, spec)| async move {
+            self.resume_one(key, id, op, spec, p)
+                .await
+                .with_context(|| format!("resuming the {op} of service.{key} ({id})"))
+        });
+        futures::future::try_join_all(resumed).await
+    }
+
+    async fn resume_one(
+        &self,
+        key: &str,
+        id: &str,
+        op: &str,
+        spec: &ServiceSpec,
+        p: &ProgressHandle,
+    ) -> Result<String> {
+        let client = &self.remote.client;
+        match op {
+            "delete" => {
+                wait_gone(self, key, id, p).await?;
+                self.state.update(|s| forget_service(s, key)).await?;
+                Ok(format!("service.{key}: the interrupted delete finished"))
+            }
+            _ if client.get_service(id).await?.is_none() => {
+                // Created and then removed (or never finished): plan it afresh.
+                self.state
+                    .update(|s| {
+                        if s.resources.services.get(key).is_some_and(|r| r.id == id) {
+                            forget_service(s, key);
+                        }
+                    })
+                    .await?;
+                Ok(format!(
+                    "service.{key}: {id} no longer exists; it will be planned again"
+                ))
+            }
+            _ => {
+                p.status(&format!(
+                    "waiting for service.{key} ({op} started by an interrupted run)"
+                ));
+                let settled = wait_settled(self, key, id, p).await?;
+                if settled.status.as_str() == "failed" {
+                    record_failed(self, key, id).await?;
+                    return Ok(format!(
+                        "service.{key}: the interrupted {op} ended failed{}",
+                        errors_of(&settled)
+                    ));
+                }
+                self.state
+                    .update(|s| record_ready(s, key, spec, &settled))
+                    .await?;
+                Ok(format!(
+                    "service.{key}: the interrupted {op} finished (ready)"
+                ))
+            }
+        }
+    }
+}
+
+/// Remove a service and everything skyplan recorded about it.
+fn forget_service(s: &mut State, key: &str) {
+    s.resources.services.remove(key);
+    forget_links_of(s, key);
+    // Entries that admitted this service elsewhere are now meaningless; entries others
+    // had on it are gone with it.
+    s.resources.allowlists.retain(|_, a| a.on != key);
 }
