@@ -3,13 +3,18 @@
 //! the per-service calls concurrent within `parallelism`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use mysql_async::Params;
 
 use super::connect::Remote;
 use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
+use crate::plan::diff::contains_cidr;
 use crate::skysql::types::ServiceResponse;
+use crate::sql::status::{parse_replication_status, parse_thread_state, NamedRow, ThreadState};
+use crate::sql::SqlConn;
 use crate::state::State;
 use crate::topology::Topology;
 
@@ -42,7 +47,12 @@ pub async fn refresh(
         .client
         .list_services()
         .await
-        .context("refreshing services")?
+        .with_context(|| {
+            format!(
+                "refresh failed: cannot list the services at the SkySQL API {} (nothing was planned; this is an error, not drift)",
+                remote.endpoint
+            )
+        })?
         .into_iter()
         .map(|s| (s.id.clone(), s))
         .collect();
@@ -117,8 +127,7 @@ pub async fn refresh(
             let mut conn = remote.sql(state, key).await.with_context(|| {
                 format!("connecting to service.{key} to read its replication status")
             })?;
-            let status = conn
-                .replication_status()
+            let status = read_replication(&mut conn)
                 .await
                 .with_context(|| format!("reading the replication status of service.{key}"))?;
             let _ = conn.disconnect().await;
@@ -136,20 +145,67 @@ pub async fn refresh(
     })
 }
 
+/// How often, and how far apart, a replica whose IO thread is reconnecting after an error is
+/// read again before its state counts: a reconnect in progress is not drift.
+const RECONNECT_READS: u32 = 4;
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+
+/// `sky.replication_status()`, with the IO thread's "Connecting" state taken into account.
+///
+/// The parsed status says only whether the IO thread is "Yes". "Connecting" without an error
+/// is a thread that runs and is (re)establishing its connection, as right after a start: it
+/// counts as running. "Connecting" with an error is read again a few times, so a reconnect in
+/// progress settles before it is judged; one that keeps failing is reported (not running, with
+/// the server's `Last_IO_Error`).
+async fn read_replication(conn: &mut SqlConn) -> Result<ObservedReplication> {
+    let what = "CALL sky.replication_status()";
+    let mut reads = 0;
+    loop {
+        reads += 1;
+        let sets = conn.call(what, what, Params::Empty).await?;
+        let rows: Vec<NamedRow> = sets
+            .into_iter()
+            .rev()
+            .find(|s| !s.is_empty())
+            .unwrap_or_default();
+        let mut status = parse_replication_status(&rows)
+            .map_err(|e| anyhow::anyhow!("unexpected result of {what}: {e}"))?;
+        let connecting = rows
+            .first()
+            .and_then(|r| r.get_any(&["Slave_IO_Running", "Replica_IO_Running"]).ok())
+            .and_then(|v| parse_thread_state("Slave_IO_Running", v).ok())
+            == Some(ThreadState::Connecting);
+        if !connecting {
+            return Ok(status);
+        }
+        if status.last_io_errno == 0 {
+            status.io_running = true;
+            return Ok(status);
+        }
+        if reads >= RECONNECT_READS {
+            return Ok(status);
+        }
+        tokio::time::sleep(RECONNECT_PAUSE).await;
+    }
+}
+
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
 /// resized ones take their real size, unhealthy links are marked so.
 pub fn record_observed(state: &mut State, observed: &Observed) {
+    let res = &mut state.resources;
     for (key, o) in &observed.services {
         match o {
             ObservedService::Missing { .. } => {
-                state.resources.services.remove(key);
-                state.resources.restores.remove(key);
-                state.resources.replications.remove(key);
-                state.resources.backups.remove(key);
-                state.resources.allowlists.remove(key);
+                res.services.remove(key);
+                res.restores.remove(key);
+                res.replications.remove(key);
+                res.backups.remove(key);
+                res.allowlists.remove(key);
+                // Entries skyplan had added on the gone service went with it.
+                res.allowlists.retain(|_, a| &a.on != key);
             }
             ObservedService::Present(r) => {
-                if let Some(rec) = state.resources.services.get_mut(key) {
+                if let Some(rec) = res.services.get_mut(key) {
                     rec.spec.size = r.size.clone();
                     rec.spec.nodes = r.nodes;
                     rec.spec.storage = r.storage;
@@ -161,8 +217,18 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
             }
         }
     }
+    for (key, entries) in &observed.allowlists {
+        // The user's entries still there, and skyplan's grants reduced to what is left.
+        if let Some(rec) = res.services.get_mut(key) {
+            rec.spec.allow_list.retain(|e| contains_cidr(entries, e));
+        }
+        for grant in res.allowlists.values_mut().filter(|a| &a.on == key) {
+            grant.entries.retain(|e| contains_cidr(entries, e));
+        }
+    }
+    res.allowlists.retain(|_, a| !a.entries.is_empty());
     for (key, o) in &observed.replication {
-        if let Some(link) = state.resources.replications.get_mut(key) {
+        if let Some(link) = res.replications.get_mut(key) {
             link.healthy = o.configured && o.io_running && o.sql_running;
         }
     }

@@ -6,15 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::action::{ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
+use super::action::{ActionKind, Change, KNOWN_AFTER_APPLY};
 use super::drift::{Drift, DriftKind};
 use super::PlanError;
-use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
-use crate::state::State;
-use crate::topology::{Seed, Service, ServiceSpec, Topology};
+use crate::observed::{Observed, ObservedService, RemoteService};
+use crate::state::{ServiceRecord, State};
+use crate::topology::{Service, ServiceSpec, Topology};
 
-/// MariaDB's "could not find GTID state requested by slave in any binlog files".
-const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
+mod links;
 
 /// An action before ids and dependencies are assigned.
 #[derive(Debug, Clone)]
@@ -84,7 +83,7 @@ pub fn diff(
         return Err(e);
     }
 
-    plan_links(topology, state, observed, &fates, &mut out);
+    links::plan_links(topology, state, observed, &fates, &mut out);
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
     // orders them); links from or to them are torn down by plan_links.
@@ -92,11 +91,35 @@ pub fn diff(
         if topology.services.contains_key(key) {
             continue;
         }
-        if matches!(
-            observed.services.get(key),
-            Some(ObservedService::Missing { .. })
-        ) {
-            continue; // already gone; the state entry is dropped by apply
+        if let Some(ObservedService::Missing { id }) = observed.services.get(key) {
+            // Already gone: the state still refers to it. The delete step finds it gone and
+            // only forgets it (and the entries others had on it).
+            out.drift.push(Drift {
+                resource: format!("service.{key}"),
+                kind: DriftKind::ServiceDeleted,
+                before: json!({ "id": id, "name": rec.spec.name }),
+                after: Value::Null,
+                detail: format!(
+                    "{} ({id}) no longer exists; the state still refers to it",
+                    rec.spec.name
+                ),
+            });
+            out.actions.push(Planned {
+                kind: ActionKind::DeleteService {
+                    key: key.clone(),
+                    spec: rec.spec.clone(),
+                },
+                change: Change::Delete,
+                summary: format!(
+                    "forget   {}  (already deleted; only the state changes)",
+                    rec.spec.name
+                ),
+                before: Some(spec_value(&rec.spec)),
+                after: None,
+                wipes_data: false,
+                reason: Some("deleted outside skyplan".into()),
+            });
+            continue;
         }
         out.actions.push(Planned {
             kind: ActionKind::DeleteService {
@@ -172,6 +195,8 @@ fn plan_service(
         None => None,
     };
 
+    // Fields that changed outside skyplan: an update that puts them back says so.
+    let mut drifted: Vec<&str> = Vec::new();
     if let Some(r) = remote {
         match r.status.as_str() {
             "failed" => {
@@ -199,14 +224,33 @@ fn plan_service(
             }),
             _ => {}
         }
+        // A field changed by hand to exactly what the topology now asks for is not drift:
+        // nothing needs doing, and reporting it would exit 2 on every run after.
         let resized: Vec<(&str, Value, Value)> = [
-            ("size", json!(rec.spec.size), json!(r.size)),
-            ("nodes", json!(rec.spec.nodes), json!(r.nodes)),
-            ("storage", json!(rec.spec.storage), json!(r.storage)),
+            (
+                "size",
+                json!(rec.spec.size),
+                json!(r.size),
+                json!(svc.spec.size),
+            ),
+            (
+                "nodes",
+                json!(rec.spec.nodes),
+                json!(r.nodes),
+                json!(svc.spec.nodes),
+            ),
+            (
+                "storage",
+                json!(rec.spec.storage),
+                json!(r.storage),
+                json!(svc.spec.storage),
+            ),
         ]
         .into_iter()
-        .filter(|(_, a, b)| a != b)
+        .filter(|(_, was, now, want)| was != now && now != want)
+        .map(|(f, was, now, _)| (f, was, now))
         .collect();
+        drifted.extend(resized.iter().map(|(f, _, _)| *f));
         if !resized.is_empty() {
             let before: serde_json::Map<String, Value> = resized
                 .iter()
@@ -229,58 +273,30 @@ fn plan_service(
 
     let mut current = current_spec(&rec.spec, remote);
     if let Some(entries) = observed.allowlists.get(key) {
-        // The user's part of the allowlist is what is there minus the entries skyplan owns.
-        let owned: BTreeSet<&str> = state
-            .resources
-            .allowlists
-            .values()
-            .filter(|a| &a.on == key)
-            .flat_map(|a| a.entries.iter().map(String::as_str))
-            .collect();
-        let user: Vec<String> = entries
-            .iter()
-            .filter(|e| !owned.contains(e.as_str()))
-            .cloned()
-            .collect();
-        let missing: Vec<&String> = rec
-            .spec
-            .allow_list
-            .iter()
-            .filter(|e| !user.contains(e))
-            .collect();
-        if !missing.is_empty() {
-            out.drift.push(Drift {
-                resource: address.clone(),
-                kind: DriftKind::AllowListChanged,
-                before: json!(rec.spec.allow_list),
-                after: json!(user),
-                detail: format!("allow_list entries removed outside skyplan: {missing:?}"),
-            });
+        let found = allow_list_drift(svc, rec, key, entries, state, &mut current);
+        if found.listed_missing {
+            drifted.push("allow_list");
         }
-        let extra: Vec<&String> = user
-            .iter()
-            .filter(|e| !rec.spec.allow_list.contains(e) && !svc.spec.allow_list.contains(e))
-            .collect();
-        if !extra.is_empty() {
-            out.drift.push(Drift {
-                resource: address.clone(),
-                kind: DriftKind::AllowlistEntryAdded,
-                before: Value::Null,
-                after: json!(extra),
-                detail: "entries added outside skyplan (left alone)".into(),
-            });
-        }
-        // Entries added by hand are left alone: only the user's listed entries are managed.
-        current.allow_list = rec
-            .spec
-            .allow_list
-            .iter()
-            .filter(|e| user.contains(e))
-            .cloned()
-            .collect();
+        out.drift.extend(found.drift);
     }
 
-    let changed = changed_fields(&current, &svc.spec);
+    // Storage grown outside skyplan cannot be shrunk back: keep it, and say what to do. (A
+    // topology that itself asks for less than the state records is still an error below.)
+    let mut want = svc.spec.clone();
+    if drifted.contains(&"storage") && want.storage < current.storage {
+        want.storage = current.storage;
+        if let Some(d) = out
+            .drift
+            .iter_mut()
+            .find(|d| d.resource == address && d.kind == DriftKind::ServiceResized)
+        {
+            d.detail.push_str(&format!(
+                "; storage cannot shrink back to {} GB: set storage = {} in the topology",
+                svc.spec.storage, current.storage
+            ));
+        }
+    }
+    let changed = changed_fields(&current, &want);
     if changed.is_empty() {
         return Ok(Fate::Keep);
     }
@@ -298,25 +314,25 @@ fn plan_service(
         ));
         return Ok(Fate::Replace);
     }
-    if svc.spec.storage < current.storage {
+    if want.storage < current.storage {
         return Err(PlanError::StorageShrink {
             key: key.clone(),
             from: current.storage,
-            to: svc.spec.storage,
+            to: want.storage,
         });
     }
     out.actions.push(Planned {
         kind: ActionKind::UpdateService {
             key: key.clone(),
             from: current.clone(),
-            to: svc.spec.clone(),
+            to: want.clone(),
         },
         change: Change::Update,
-        summary: format!("update   {}  ({})", svc.spec.name, changed.join(", ")),
+        summary: format!("update   {}  ({})", want.name, changed.join(", ")),
         before: Some(spec_value(&current)),
-        after: Some(spec_value(&svc.spec)),
+        after: Some(spec_value(&want)),
         wipes_data: false,
-        reason: None,
+        reason: repair_reason(&changed, &drifted),
     });
     Ok(Fate::Update)
 }
@@ -329,6 +345,100 @@ fn check_protection(svc: &Service) -> Result<(), PlanError> {
         });
     }
     Ok(())
+}
+
+/// "size changed outside skyplan" when an update puts drifted fields back.
+fn repair_reason(changed: &[&str], drifted: &[&str]) -> Option<String> {
+    let back: Vec<&str> = changed
+        .iter()
+        .copied()
+        .filter(|f| drifted.contains(f))
+        .collect();
+    (!back.is_empty()).then(|| format!("{} changed outside skyplan", back.join(", ")))
+}
+
+/// Compare a service's observed allowlist with the user's `allow_list` (as last applied) and
+/// the entries skyplan added for replicas. Entries are compared CIDR-normalised. Sets
+/// `current.allow_list` to the listed entries still present, so the update puts back the
+/// missing ones; entries added by hand are reported and left alone.
+fn allow_list_drift(
+    svc: &Service,
+    rec: &ServiceRecord,
+    key: &str,
+    entries: &[String],
+    state: &State,
+    current: &mut ServiceSpec,
+) -> AllowListDrift {
+    let present: BTreeSet<String> = entries.iter().map(|e| cidr_key(e)).collect();
+    let owned: BTreeSet<String> = state
+        .resources
+        .allowlists
+        .values()
+        .filter(|a| a.on == key)
+        .flat_map(|a| a.entries.iter().map(|e| cidr_key(e)))
+        .collect();
+    let listed: BTreeSet<String> = rec
+        .spec
+        .allow_list
+        .iter()
+        .chain(&svc.spec.allow_list)
+        .map(|e| cidr_key(e))
+        .collect();
+    current.allow_list = rec
+        .spec
+        .allow_list
+        .iter()
+        .filter(|e| present.contains(&cidr_key(e)))
+        .cloned()
+        .collect();
+    let mut drift = Vec::new();
+    let missing: Vec<&String> = rec
+        .spec
+        .allow_list
+        .iter()
+        .filter(|e| !present.contains(&cidr_key(e)))
+        .collect();
+    if !missing.is_empty() {
+        drift.push(Drift {
+            resource: svc.address(),
+            kind: DriftKind::AllowListChanged,
+            before: json!(rec.spec.allow_list),
+            after: json!(current.allow_list),
+            detail: format!(
+                "allow_list {} removed outside skyplan",
+                join(missing.iter().map(|s| s.as_str()))
+            ),
+        });
+    }
+    let extra: Vec<&String> = entries
+        .iter()
+        .filter(|e| {
+            let k = cidr_key(e);
+            !owned.contains(&k) && !listed.contains(&k)
+        })
+        .collect();
+    if !extra.is_empty() {
+        drift.push(Drift {
+            resource: svc.address(),
+            kind: DriftKind::AllowlistEntryAdded,
+            before: Value::Null,
+            after: json!(extra),
+            detail: format!(
+                "{} added outside skyplan (left alone)",
+                join(extra.iter().map(|s| s.as_str()))
+            ),
+        });
+    }
+    AllowListDrift {
+        drift,
+        listed_missing: !missing.is_empty(),
+    }
+}
+
+struct AllowListDrift {
+    drift: Vec<Drift>,
+    /// Entries of the user's allow_list are missing (the update puts them back).
+    listed_missing: bool,
 }
 
 fn replace(svc: &Service, current: &ServiceSpec, why: String) -> Planned {
@@ -377,491 +487,28 @@ pub fn changed_fields(a: &ServiceSpec, b: &ServiceSpec) -> Vec<&'static str> {
     f
 }
 
-/// Replication links: backups, restores, allowlist grants, wiring; and teardown of old links.
-fn plan_links(
-    topology: &Topology,
-    state: &State,
-    observed: &Observed,
-    fates: &BTreeMap<&str, Fate>,
-    out: &mut DiffOutput,
-) {
-    let res = &state.resources;
-    // (source, seed) → replicas that need a fresh copy of the source's data.
-    let mut seeds: BTreeMap<(String, SeedKey), Vec<String>> = BTreeMap::new();
-    let name_of = |key: &str| -> String {
-        topology
-            .services
-            .get(key)
-            .map(|s| s.spec.name.clone())
-            .or_else(|| res.services.get(key).map(|r| r.spec.name.clone()))
-            .unwrap_or_else(|| key.to_string())
-    };
-
-    for (r, svc) in &topology.services {
-        let Some(repl) = &svc.replication else {
-            continue;
-        };
-        let src = &repl.from;
-        let fate_r = fates.get(r.as_str()).copied().unwrap_or(Fate::Keep);
-        let fate_s = fates.get(src.as_str()).copied().unwrap_or(Fate::Keep);
-        let rec_r = res.services.get(r);
-        let link = res.replications.get(r);
-        let restore = res.restores.get(r);
-        let obs_repl = observed.replication.get(r);
-        let repointed = link.is_some_and(|l| &l.source != src);
-
-        // Replication health as observed (only when refresh looked and the link is recorded).
-        let mut repair: Option<(WireMode, String)> = None;
-        let mut reseed_reason: Option<String> = None;
-        if let (Some(o), Some(l)) = (obs_repl, link) {
-            if !fate_r.is_new() && !repointed {
-                let src_rec = res.services.get(src);
-                classify_replication(r, o, l, src_rec, svc, out, &mut repair, &mut reseed_reason);
-            }
-        }
-
-        let seeded_ok = match (restore, rec_r) {
-            (Some(rs), Some(rec)) => rs.completed && rs.target_id == rec.id,
-            _ => false,
-        };
-        let needs_seed = repl.seed.uses_backup()
-            && (fate_r.is_new()
-                || fate_s.is_new()
-                || repointed
-                || !seeded_ok
-                || reseed_reason.is_some());
-        let needs_wire = needs_seed
-            || fate_s.is_new()
-            || fate_r.is_new()
-            || link.is_none()
-            || repointed
-            || link.is_some_and(|l| !l.healthy)
-            || repair.is_some();
-
-        // Allowlist: the source must admit the replica's outbound IPs.
-        let grant = res.allowlists.get(r);
-        let mut grant_reason = None;
-        if let (Some(g), Some(entries)) = (grant, observed.allowlists.get(src)) {
-            let missing: Vec<&String> = g.entries.iter().filter(|e| !entries.contains(e)).collect();
-            if g.on == *src && !missing.is_empty() && !fate_s.is_new() {
-                out.drift.push(Drift {
-                    resource: format!("allowlist.{src}.{r}"),
-                    kind: DriftKind::AllowlistEntryRemoved,
-                    before: json!(g.entries),
-                    after: json!(entries),
-                    detail: format!(
-                        "entry {} for {} removed from {}'s allowlist",
-                        missing
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        name_of(r),
-                        name_of(src)
-                    ),
-                });
-                grant_reason = Some("allowlist entry removed outside skyplan".to_string());
-            }
-        }
-        let outbound_known =
-            !fate_r.is_new() && rec_r.is_some_and(|rec| !rec.outbound_ips.is_empty());
-        let needs_grant = grant.is_none_or(|g| &g.on != src)
-            || fate_r.is_new()
-            || fate_s.is_new()
-            || grant_reason.is_some()
-            || (outbound_known
-                && grant.is_some_and(|g| {
-                    rec_r.is_some_and(|rec| {
-                        rec.outbound_ips
-                            .iter()
-                            .any(|ip| !g.entries.contains(&cidr32(ip)))
-                    })
-                }));
-
-        if needs_seed {
-            seeds
-                .entry((src.clone(), SeedKey::from(&repl.seed)))
-                .or_default()
-                .push(r.clone());
-            let wipe_reason = reseed_reason.clone();
-            out.actions.push(Planned {
-                kind: ActionKind::Restore {
-                    source: src.clone(),
-                    replica: r.clone(),
-                },
-                change: Change::Create,
-                summary: format!(
-                    "restore  backup.{src} -> {}   (wipes all data on {})",
-                    name_of(r),
-                    name_of(r)
-                ),
-                before: None,
-                after: Some(json!({ "backup_of": name_of(src), "target": name_of(r) })),
-                wipes_data: true,
-                reason: wipe_reason,
-            });
-        }
-        if needs_grant {
-            let entries = if outbound_known {
-                json!(rec_r.map(|rec| rec
-                    .outbound_ips
-                    .iter()
-                    .map(|ip| cidr32(ip))
-                    .collect::<Vec<_>>()))
-            } else {
-                json!(KNOWN_AFTER_APPLY)
-            };
-            let shown = if outbound_known {
-                rec_r
-                    .map(|rec| rec.outbound_ips.join(", "))
-                    .unwrap_or_default()
-            } else {
-                KNOWN_AFTER_APPLY.to_string()
-            };
-            out.actions.push(Planned {
-                kind: ActionKind::AllowlistGrant {
-                    source: src.clone(),
-                    replica: r.clone(),
-                },
-                change: Change::Create,
-                summary: format!(
-                    "grant    {} outbound IP {shown} on {}",
-                    name_of(r),
-                    name_of(src)
-                ),
-                before: grant.map(|g| json!({ "on": name_of(&g.on), "entries": g.entries })),
-                after: Some(json!({ "on": name_of(src), "entries": entries })),
-                wipes_data: false,
-                reason: grant_reason,
-            });
-        }
-        if needs_wire {
-            let (mode, reason) = if needs_seed || !repl.seed.uses_backup() && link.is_none() {
-                (WireMode::Fresh, reseed_reason.clone())
-            } else if let Some((mode, why)) = repair.clone() {
-                (mode, Some(why))
-            } else {
-                (WireMode::Fresh, None)
-            };
-            let gtid = match (&mode, needs_seed) {
-                (WireMode::Fresh, true) => match &repl.seed {
-                    Seed::Backup(_) | Seed::NewBackup | Seed::LatestBackup => {
-                        json!(format!("the backup's GTID {KNOWN_AFTER_APPLY}"))
-                    }
-                    Seed::None => json!("the source's current GTID"),
-                },
-                (WireMode::Fresh, false) => json!(link
-                    .and_then(|l| l.gtid_position.clone())
-                    .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string())),
-                (WireMode::Restart, _) => json!("where it stopped"),
-                (WireMode::Rewire, _) => json!("the replica's own GTID position"),
-            };
-            let host = if fate_s.is_new() {
-                json!(KNOWN_AFTER_APPLY)
-            } else {
-                res.services
-                    .get(src)
-                    .and_then(|s| s.fqdn.clone().zip(s.port))
-                    .map(|(h, p)| json!(format!("{h}:{p}")))
-                    .unwrap_or(json!(KNOWN_AFTER_APPLY))
-            };
-            let verb = match mode {
-                WireMode::Fresh => "wire    ",
-                WireMode::Restart => "restart ",
-                WireMode::Rewire => "rewire  ",
-            };
-            let at = gtid.as_str().unwrap_or_default().to_string();
-            out.actions.push(Planned {
-                kind: ActionKind::Replicate {
-                    source: src.clone(),
-                    replica: r.clone(),
-                    ssl: repl.ssl,
-                    mode,
-                },
-                change: if mode == WireMode::Fresh && link.is_none() {
-                    Change::Create
-                } else {
-                    Change::Update
-                },
-                summary: format!(
-                    "{verb} {} -> {} at {at}{}",
-                    name_of(src),
-                    name_of(r),
-                    if repl.ssl { ", ssl" } else { "" }
-                ),
-                before: link.map(|l| {
-                    json!({
-                        "source": name_of(&l.source),
-                        "host": format!("{}:{}", l.source_host, l.source_port),
-                        "gtid": l.gtid_position,
-                        "ssl": l.ssl,
-                    })
-                }),
-                after: Some(
-                    json!({ "source": name_of(src), "host": host, "gtid": gtid, "ssl": repl.ssl }),
-                ),
-                wipes_data: false,
-                reason,
-            });
-        }
-
-        // A re-pointed link leaves an allowlist entry on the old source to revoke.
-        if let Some(g) = grant {
-            if &g.on != src {
-                push_revoke(
-                    &g.on, r, &g.entries, fates, topology, state, observed, out, &name_of,
-                );
-            }
-        }
+/// An allowlist entry in canonical form, for comparisons only: `1.2.3.4` and `1.2.3.4/32` are
+/// the same entry, and so are `10.0.0.1/24` and `10.0.0.0/24` (a cloud may store either).
+/// Text that is no address is compared as written, trimmed.
+pub fn cidr_key(entry: &str) -> String {
+    let e = entry.trim();
+    if let Ok(net) = e.parse::<ipnet::IpNet>() {
+        return net.trunc().to_string();
     }
-
-    // Links in state that the topology no longer has: stop the replica, revoke its entries.
-    for (r, link) in &res.replications {
-        let still = topology
-            .services
-            .get(r)
-            .and_then(|s| s.replication.as_ref())
-            .is_some();
-        if still {
-            continue;
-        }
-        let replica_gone = matches!(
-            observed.services.get(r),
-            Some(ObservedService::Missing { .. })
-        ) || !res.services.contains_key(r);
-        if !replica_gone {
-            out.actions.push(Planned {
-                kind: ActionKind::StopReplication {
-                    source: link.source.clone(),
-                    replica: r.clone(),
-                },
-                change: Change::Delete,
-                summary: format!(
-                    "stop     {} -> {} (stop and reset replication)",
-                    name_of(&link.source),
-                    name_of(r)
-                ),
-                before: Some(json!({ "source": name_of(&link.source), "healthy": link.healthy })),
-                after: None,
-                wipes_data: false,
-                reason: None,
-            });
-        }
-        if let Some(g) = res.allowlists.get(r) {
-            push_revoke(
-                &g.on, r, &g.entries, fates, topology, state, observed, out, &name_of,
-            );
-        }
+    if let Ok(addr) = e.parse::<std::net::IpAddr>() {
+        return ipnet::IpNet::from(addr).to_string();
     }
-
-    for ((source, seed), replicas) in seeds {
-        let seed = seed.0;
-        let what = match &seed {
-            Seed::NewBackup | Seed::None => format!("full, once, of {}", name_of(&source)),
-            Seed::LatestBackup => format!(
-                "latest succeeded full backup of {} (known after apply)",
-                name_of(&source)
-            ),
-            Seed::Backup(id) => format!("existing backup {id} of {}", name_of(&source)),
-        };
-        out.actions.push(Planned {
-            kind: ActionKind::Backup { source: source.clone(), seed: seed.clone(), replicas },
-            change: Change::Create,
-            summary: format!("backup   {what}"),
-            before: None,
-            after: Some(json!({
-                "source": name_of(&source),
-                "seed": seed.to_string(),
-                "backup_id": match &seed { Seed::Backup(id) => json!(id), _ => json!(KNOWN_AFTER_APPLY) },
-                "gtid_position": KNOWN_AFTER_APPLY,
-            })),
-            wipes_data: false,
-            reason: None,
-        });
-    }
+    e.to_string()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_revoke(
-    on: &str,
-    replica: &str,
-    entries: &[String],
-    fates: &BTreeMap<&str, Fate>,
-    topology: &Topology,
-    state: &State,
-    observed: &Observed,
-    out: &mut DiffOutput,
-    name_of: &dyn Fn(&str) -> String,
-) {
-    // Nothing to revoke on a source that is going away or being replaced.
-    let source_gone = !topology.services.contains_key(on)
-        || fates.get(on).is_some_and(|f| f.is_new())
-        || !state.resources.services.contains_key(on)
-        || matches!(
-            observed.services.get(on),
-            Some(ObservedService::Missing { .. })
-        );
-    if source_gone {
-        return;
-    }
-    out.actions.push(Planned {
-        kind: ActionKind::AllowlistRevoke {
-            source: on.to_string(),
-            replica: replica.to_string(),
-            entries: entries.to_vec(),
-        },
-        change: Change::Delete,
-        summary: format!(
-            "revoke   {} on {}'s allowlist",
-            entries.join(", "),
-            name_of(on)
-        ),
-        before: Some(json!({ "on": name_of(on), "entries": entries })),
-        after: None,
-        wipes_data: false,
-        reason: None,
-    });
+/// Whether `list` holds `entry`, CIDR-normalised.
+pub fn contains_cidr(list: &[String], entry: &str) -> bool {
+    let k = cidr_key(entry);
+    list.iter().any(|e| cidr_key(e) == k)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn classify_replication(
-    r: &str,
-    o: &ObservedReplication,
-    link: &crate::state::ReplicationRecord,
-    src_rec: Option<&crate::state::ServiceRecord>,
-    svc: &Service,
-    out: &mut DiffOutput,
-    repair: &mut Option<(WireMode, String)>,
-    reseed: &mut Option<String>,
-) {
-    let resource = format!("replication.{r}");
-    let expected = json!({ "io_running": true, "sql_running": true, "source": format!("{}:{}", link.source_host, link.source_port) });
-    let seen = serde_json::to_value(o).unwrap_or(Value::Null);
-    if !o.configured {
-        out.drift.push(Drift {
-            resource,
-            kind: DriftKind::ReplicationMissing,
-            before: expected,
-            after: seen,
-            detail: "no replication configured on the replica (reset outside skyplan)".into(),
-        });
-        *repair = Some((
-            WireMode::Rewire,
-            "replication was reset outside skyplan".into(),
-        ));
-        return;
-    }
-    let host_ok = o.master_host.as_deref() == Some(link.source_host.as_str())
-        && o.master_port == Some(link.source_port);
-    let src_moved = src_rec.is_some_and(|s| {
-        s.fqdn.as_deref() != Some(link.source_host.as_str()) || s.port != Some(link.source_port)
-    });
-    if !host_ok || src_moved {
-        out.drift.push(Drift {
-            resource,
-            kind: DriftKind::ReplicationRepointed,
-            before: expected,
-            after: seen,
-            detail: format!(
-                "replicating from {}:{} instead of {}:{}",
-                o.master_host.as_deref().unwrap_or("?"),
-                o.master_port
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "?".into()),
-                link.source_host,
-                link.source_port
-            ),
-        });
-        *reseed = Some("replica points at another primary; re-seed from the source".into());
-        return;
-    }
-    if o.last_io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
-        out.drift.push(Drift {
-            resource,
-            kind: DriftKind::ReplicationBroken,
-            before: expected,
-            after: seen,
-            detail: format!(
-                "IO error {}: {} (position gone from the source's binlogs)",
-                o.last_io_errno, o.last_io_error
-            ),
-        });
-        *reseed = Some("the replica's GTID position is gone from the source's binlogs".into());
-        return;
-    }
-    if o.last_sql_errno != 0 {
-        out.drift.push(Drift {
-            resource,
-            kind: DriftKind::ReplicationBroken,
-            before: expected,
-            after: seen,
-            detail: format!("SQL error {}: {}", o.last_sql_errno, o.last_sql_error),
-        });
-        *reseed = Some(format!(
-            "replication broke on SQL error {}; re-seed the replica",
-            o.last_sql_errno
-        ));
-        return;
-    }
-    if !o.io_running || !o.sql_running {
-        let broken = o.last_io_errno != 0;
-        out.drift.push(Drift {
-            resource,
-            kind: if broken {
-                DriftKind::ReplicationBroken
-            } else {
-                DriftKind::ReplicationStopped
-            },
-            before: expected,
-            after: seen,
-            detail: if broken {
-                format!("IO error {}: {}", o.last_io_errno, o.last_io_error)
-            } else {
-                "replication threads are stopped".into()
-            },
-        });
-        *repair = Some((
-            WireMode::Restart,
-            "replication stopped outside skyplan".into(),
-        ));
-        return;
-    }
-    let max_lag = svc
-        .replication
-        .as_ref()
-        .map(|r| r.max_lag_seconds)
-        .unwrap_or(u64::MAX);
-    if let Some(lag) = o.seconds_behind_master {
-        if lag > max_lag {
-            out.drift.push(Drift {
-                resource,
-                kind: DriftKind::ReplicationLagging,
-                before: json!({ "max_lag_seconds": max_lag }),
-                after: json!({ "seconds_behind_master": lag }),
-                detail: format!("{lag} s behind the source (threshold {max_lag} s)"),
-            });
-        }
-    }
-}
-
-/// Seeds ordered for grouping (Seed itself has no Ord).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SeedKey(Seed);
-
-impl From<&Seed> for SeedKey {
-    fn from(s: &Seed) -> Self {
-        SeedKey(s.clone())
-    }
-}
-impl PartialOrd for SeedKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for SeedKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.to_string().cmp(&other.0.to_string())
-    }
+fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.collect::<Vec<_>>().join(", ")
 }
 
 pub fn cidr32(ip: &str) -> String {

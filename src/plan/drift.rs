@@ -2,7 +2,11 @@
 //! reported apart from the changes the topology asks for.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::action::WireMode;
+use crate::observed::ObservedReplication;
+use crate::state::ReplicationRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,9 +34,43 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// Every kind, in declaration order (for documentation and schema tests).
+    pub const ALL: [DriftKind; 12] = [
+        DriftKind::ServiceDeleted,
+        DriftKind::ServiceFailed,
+        DriftKind::ServiceStopped,
+        DriftKind::ServiceResized,
+        DriftKind::AllowlistEntryRemoved,
+        DriftKind::AllowlistEntryAdded,
+        DriftKind::AllowListChanged,
+        DriftKind::ReplicationStopped,
+        DriftKind::ReplicationBroken,
+        DriftKind::ReplicationMissing,
+        DriftKind::ReplicationRepointed,
+        DriftKind::ReplicationLagging,
+    ];
+
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
     pub fn is_informational(self) -> bool {
         matches!(self, DriftKind::AllowlistEntryAdded)
+    }
+
+    /// A few words for people (the JSON carries the snake_case name).
+    pub fn label(self) -> &'static str {
+        match self {
+            DriftKind::ServiceDeleted => "deleted",
+            DriftKind::ServiceFailed => "failed",
+            DriftKind::ServiceStopped => "stopped",
+            DriftKind::ServiceResized => "resized",
+            DriftKind::AllowlistEntryRemoved => "entry removed",
+            DriftKind::AllowlistEntryAdded => "entries added",
+            DriftKind::AllowListChanged => "allow_list changed",
+            DriftKind::ReplicationStopped => "replication stopped",
+            DriftKind::ReplicationBroken => "replication broken",
+            DriftKind::ReplicationMissing => "replication reset",
+            DriftKind::ReplicationRepointed => "replication re-pointed",
+            DriftKind::ReplicationLagging => "replication lagging",
+        }
     }
 }
 
@@ -46,4 +84,177 @@ pub struct Drift {
     /// What refresh found.
     pub after: Value,
     pub detail: String,
+}
+
+/// MariaDB's "could not find GTID state requested by slave in any binlog files".
+pub const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
+
+/// What the observed replication status of one replica means for the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationVerdict {
+    /// What drifted, if anything.
+    pub drift: Option<Drift>,
+    /// Repair the channel in place (restart it, or configure it again from the replica's own
+    /// position), with the reason shown beside the action.
+    pub repair: Option<(WireMode, String)>,
+    /// Repairing in place cannot work: re-seed the replica by backup and restore (wipes it).
+    pub reseed: Option<String>,
+}
+
+impl ReplicationVerdict {
+    /// Replicating as recorded (lag alone does not make a channel unhealthy).
+    pub fn healthy(&self) -> bool {
+        self.repair.is_none() && self.reseed.is_none()
+    }
+}
+
+/// The channel as skyplan set it up: both threads running, from the recorded source.
+fn expected(link: &ReplicationRecord) -> Value {
+    json!({
+        "source": format!("{}:{}", link.source_host, link.source_port),
+        "io_running": true,
+        "sql_running": true,
+    })
+}
+
+/// The same fields as [`expected`], as observed, plus the errors the server reports.
+fn seen(o: &ObservedReplication) -> Value {
+    let mut v = json!({
+        "source": match (&o.master_host, o.master_port) {
+            (Some(h), Some(p)) => json!(format!("{h}:{p}")),
+            (Some(h), None) => json!(h),
+            _ => Value::Null,
+        },
+        "io_running": o.io_running,
+        "sql_running": o.sql_running,
+    });
+    if o.last_io_errno != 0 {
+        v["last_io_error"] = json!(format!("{}: {}", o.last_io_errno, o.last_io_error));
+    }
+    if o.last_sql_errno != 0 {
+        v["last_sql_error"] = json!(format!("{}: {}", o.last_sql_errno, o.last_sql_error));
+    }
+    v
+}
+
+/// Classify a replica's observed replication against the link recorded in state.
+///
+/// `source_endpoint` is where the source is now (from state); `max_lag_seconds` is the
+/// topology's threshold. Order matters: a channel pointing elsewhere or unable to continue
+/// (1236, SQL errors) needs a re-seed, which also covers stopped threads.
+pub fn classify_replication(
+    replica: &str,
+    o: &ObservedReplication,
+    link: &ReplicationRecord,
+    source_endpoint: Option<(&str, u16)>,
+    max_lag_seconds: u64,
+) -> ReplicationVerdict {
+    let resource = format!("replication.{replica}");
+    let drift = |kind: DriftKind, detail: String| Drift {
+        resource: resource.clone(),
+        kind,
+        before: expected(link),
+        after: seen(o),
+        detail,
+    };
+    let mut v = ReplicationVerdict::default();
+    if !o.configured {
+        v.drift = Some(drift(
+            DriftKind::ReplicationMissing,
+            "no replication configured on the replica (reset outside skyplan)".into(),
+        ));
+        v.repair = Some((
+            WireMode::Rewire,
+            "replication was reset outside skyplan".into(),
+        ));
+        return v;
+    }
+    let host_ok = o.master_host.as_deref() == Some(link.source_host.as_str())
+        && o.master_port == Some(link.source_port);
+    let src_moved =
+        source_endpoint.is_some_and(|(h, p)| h != link.source_host || p != link.source_port);
+    if !host_ok || src_moved {
+        let (now_host, now_port) = source_endpoint.unwrap_or((&link.source_host, link.source_port));
+        v.drift = Some(drift(
+            DriftKind::ReplicationRepointed,
+            format!(
+                "replicating from {}:{} instead of {now_host}:{now_port}",
+                o.master_host.as_deref().unwrap_or("?"),
+                o.master_port
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into()),
+            ),
+        ));
+        v.reseed = Some("the replica points at another primary; re-seed it from the source".into());
+        return v;
+    }
+    if o.last_io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+        v.drift = Some(drift(
+            DriftKind::ReplicationBroken,
+            format!(
+                "IO error {}: {} (its GTID position is gone from the source's binlogs)",
+                o.last_io_errno, o.last_io_error
+            ),
+        ));
+        v.reseed = Some("the replica's GTID position is gone from the source's binlogs".into());
+        return v;
+    }
+    if o.last_sql_errno != 0 {
+        v.drift = Some(drift(
+            DriftKind::ReplicationBroken,
+            format!("SQL error {}: {}", o.last_sql_errno, o.last_sql_error),
+        ));
+        // The replica's data no longer matches the source's; skipping the event would hide
+        // that, so the only safe repair is a fresh copy.
+        v.reseed = Some(format!(
+            "replication broke on SQL error {}: the replica's data differs from the source's",
+            o.last_sql_errno
+        ));
+        return v;
+    }
+    if !o.io_running || !o.sql_running {
+        let broken = o.last_io_errno != 0;
+        v.drift = Some(if broken {
+            drift(
+                DriftKind::ReplicationBroken,
+                format!("IO error {}: {}", o.last_io_errno, o.last_io_error),
+            )
+        } else {
+            drift(
+                DriftKind::ReplicationStopped,
+                format!(
+                    "replication threads stopped (IO {}, SQL {})",
+                    running(o.io_running),
+                    running(o.sql_running)
+                ),
+            )
+        });
+        v.repair = Some((
+            WireMode::Restart,
+            if broken {
+                format!("the IO thread stopped on error {}", o.last_io_errno)
+            } else {
+                "replication stopped outside skyplan".into()
+            },
+        ));
+        return v;
+    }
+    if let Some(lag) = o.seconds_behind_master.filter(|lag| *lag > max_lag_seconds) {
+        v.drift = Some(Drift {
+            resource,
+            kind: DriftKind::ReplicationLagging,
+            before: json!({ "max_lag_seconds": max_lag_seconds }),
+            after: json!({ "seconds_behind_master": lag }),
+            detail: format!("{lag} s behind the source (threshold {max_lag_seconds} s)"),
+        });
+    }
+    v
+}
+
+fn running(b: bool) -> &'static str {
+    if b {
+        "running"
+    } else {
+        "not running"
+    }
 }

@@ -8,7 +8,7 @@ use console::Style;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{Action, ActionKind, Change, Plan};
+use super::{Action, ActionKind, Change, Drift, Plan};
 
 /// Colours (or none, for `NO_COLOR` and non-terminals).
 pub struct Styles {
@@ -54,26 +54,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         );
     }
     if !plan.drift.is_empty() {
-        let _ = writeln!(out, "{}", st.bold.apply_to("Changed outside skyplan:"));
-        for d in &plan.drift {
-            let _ = writeln!(
-                out,
-                "  {} {:<28} {}",
-                st.change.apply_to("~"),
-                d.resource,
-                d.detail
-            );
-            if !d.before.is_null() || !d.after.is_null() {
-                let _ = writeln!(
-                    out,
-                    "      {} {}  ->  {}",
-                    st.dim.apply_to("was"),
-                    compact(&d.before),
-                    compact(&d.after)
-                );
-            }
-        }
-        out.push('\n');
+        render_drift(&mut out, &plan.drift, &st);
     }
     if plan.actions.is_empty() {
         if plan.drift.iter().all(|d| d.kind.is_informational()) {
@@ -138,6 +119,9 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         s.replace,
         s.destroy
     );
+    if s.drift > 0 {
+        let _ = write!(out, " {} changed outside skyplan.", s.drift);
+    }
     match s.wipes_data {
         0 => {}
         1 => {
@@ -153,6 +137,78 @@ pub fn render(plan: &Plan, colors: bool) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The "Changed outside skyplan" section: one line per drift (marker, resource, kind, detail),
+/// then the fields that differ, `field: expected -> found`.
+fn render_drift(out: &mut String, drift: &[Drift], st: &Styles) {
+    let _ = writeln!(out, "{}", st.bold.apply_to("Changed outside skyplan:"));
+    let width = drift.iter().map(|d| d.resource.len()).max().unwrap_or(0);
+    for d in drift {
+        let (marker, style) = if d.kind.is_informational() {
+            ("i", &st.dim)
+        } else if d.after.is_null() {
+            ("-", &st.destroy)
+        } else {
+            ("~", &st.change)
+        };
+        let _ = writeln!(
+            out,
+            "  {} {:<width$}  {}: {}",
+            style.apply_to(marker),
+            d.resource,
+            d.kind.label(),
+            d.detail
+        );
+        drift_fields(out, &d.before, &d.after, st);
+    }
+    out.push('\n');
+}
+
+/// What differs between a drift's expected and found values. Nothing when one side is null
+/// (the detail says it all); one `expected … found …` line when they share no field.
+fn drift_fields(out: &mut String, before: &Value, after: &Value, st: &Styles) {
+    if before.is_null() || after.is_null() {
+        return;
+    }
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        if before != after {
+            let _ = writeln!(
+                out,
+                "        {} {} {}",
+                st.destroy.apply_to(compact(before)),
+                st.dim.apply_to("->"),
+                st.add.apply_to(compact(after))
+            );
+        }
+        return;
+    };
+    if !b.keys().any(|k| a.contains_key(k)) {
+        let _ = writeln!(
+            out,
+            "        {} {}  {} {}",
+            st.dim.apply_to("expected"),
+            compact(before),
+            st.dim.apply_to("found"),
+            compact(after)
+        );
+        return;
+    }
+    for (k, old) in b {
+        let new = a.get(k).unwrap_or(&Value::Null);
+        if old != new {
+            let _ = writeln!(
+                out,
+                "        {k}: {} {} {}",
+                st.destroy.apply_to(compact(old)),
+                st.dim.apply_to("->"),
+                st.add.apply_to(compact(new))
+            );
+        }
+    }
+    for (k, new) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+        let _ = writeln!(out, "        {k}: {}", compact(new));
+    }
 }
 
 /// `field: old -> new` for scalars; a line diff (similar) for lists and maps.

@@ -10,7 +10,7 @@ use super::RealSteps;
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll, PollPolicy};
 use crate::observed::ObservedReplication;
-use crate::plan::diff::cidr32;
+use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
 use crate::plan::WireMode;
 use crate::state::{AllowlistRecord, ReplicationRecord};
 
@@ -31,22 +31,24 @@ pub(super) async fn grant(
     let client = &steps.remote.client;
     let source_id = id_of(steps, source).await?;
     let replica_id = id_of(steps, replica).await?;
-    let mut ips = steps
-        .state
-        .read(|s| {
-            s.resources
-                .services
-                .get(replica)
-                .map(|r| r.outbound_ips.clone())
-                .unwrap_or_default()
-        })
-        .await;
+    // The replica's outbound IPs as the API reports them now (they may have changed since
+    // the state recorded them); the recorded ones if the API lists none.
+    let mut ips = client
+        .get_service(&replica_id)
+        .await?
+        .ok_or_else(|| anyhow!("service.{replica} ({replica_id}) does not exist"))?
+        .outbound_ips;
     if ips.is_empty() {
-        let s = client
-            .get_service(&replica_id)
-            .await?
-            .ok_or_else(|| anyhow!("service.{replica} ({replica_id}) does not exist"))?;
-        ips = s.outbound_ips;
+        ips = steps
+            .state
+            .read(|s| {
+                s.resources
+                    .services
+                    .get(replica)
+                    .map(|r| r.outbound_ips.clone())
+                    .unwrap_or_default()
+            })
+            .await;
     }
     if ips.is_empty() {
         bail!("service.{replica} reports no outbound IPs; cannot allowlist it on service.{source}");
@@ -61,7 +63,8 @@ pub(super) async fn grant(
         .collect();
     let mut added = Vec::new();
     for e in &entries {
-        if !present.contains(e) {
+        // `1.2.3.4` listed by the cloud is the entry `1.2.3.4/32`.
+        if !contains_cidr(&present, e) {
             p.status(&format!("adding {e}"));
             client
                 .add_allowlist_entry(&source_id, e)
@@ -110,25 +113,57 @@ pub(super) async fn revoke(
         .topology
         .services
         .get(source)
-        .map(|s| {
-            s.spec
-                .allow_list
-                .iter()
-                .map(|e| cidr32(e))
-                .collect::<Vec<_>>()
-        })
+        .map(|s| s.spec.allow_list.clone())
         .unwrap_or_default();
-    for e in entries
-        .iter()
-        .filter(|e| present.contains(e) && !user_listed.contains(e))
-    {
+    // When the topology still replicates `replica` from `source`, this revokes the entries of
+    // an earlier incarnation of the replica (re-created, new outbound IPs): the entries that
+    // admit its current IPs stay, and so does the grant that added them.
+    let still_linked = steps
+        .topology
+        .services
+        .get(replica)
+        .and_then(|s| s.replication.as_ref())
+        .is_some_and(|r| r.from == source);
+    let current_ips: Vec<String> = if still_linked {
+        steps
+            .state
+            .read(|s| {
+                s.resources
+                    .services
+                    .get(replica)
+                    .map(|r| r.outbound_ips.clone())
+                    .unwrap_or_default()
+            })
+            .await
+    } else {
+        Vec::new()
+    };
+    let mut removed = Vec::new();
+    for e in entries.iter().filter(|e| {
+        contains_cidr(&present, e)
+            && !contains_cidr(&user_listed, e)
+            && !contains_cidr(&current_ips, e)
+    }) {
         p.status(&format!("removing {e}"));
-        client.delete_allowlist_entry(&source_id, e).await?;
+        // Delete the entry as the cloud spells it.
+        let listed = present
+            .iter()
+            .find(|p| cidr_key(p) == cidr_key(e))
+            .cloned()
+            .unwrap_or_else(|| e.clone());
+        client.delete_allowlist_entry(&source_id, &listed).await?;
+        removed.push(e.clone());
     }
     steps
         .state
         .update(|s| {
-            if s.resources
+            if still_linked {
+                if let Some(a) = s.resources.allowlists.get_mut(replica) {
+                    a.entries
+                        .retain(|e| !contains_cidr(entries, e) || contains_cidr(&current_ips, e));
+                }
+            } else if s
+                .resources
                 .allowlists
                 .get(replica)
                 .is_some_and(|a| a.on == source)
@@ -137,7 +172,11 @@ pub(super) async fn revoke(
             }
         })
         .await?;
-    Ok(String::new())
+    Ok(if removed.is_empty() {
+        "nothing to remove".into()
+    } else {
+        format!("removed {}", removed.join(", "))
+    })
 }
 
 pub(super) async fn replicate(

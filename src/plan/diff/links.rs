@@ -1,0 +1,496 @@
+//! Replication links: for each replica of the topology, the seeding (backup, restore), the
+//! allowlist grant on its source and the wiring it needs, including the repairs of drift that
+//! refresh saw; and the teardown of links the topology no longer has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::{cidr32, cidr_key, join, DiffOutput, Fate, Planned};
+use crate::observed::{Observed, ObservedService};
+use crate::plan::action::{ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
+use crate::plan::drift::{classify_replication, Drift, DriftKind};
+use crate::state::{ReplicationRecord, ServiceRecord, State};
+use crate::topology::{Replication, Seed, Topology};
+
+/// The inputs every link decision reads.
+struct Ctx<'a> {
+    topology: &'a Topology,
+    state: &'a State,
+    observed: &'a Observed,
+    fates: &'a BTreeMap<&'a str, Fate>,
+}
+
+impl Ctx<'_> {
+    fn name_of(&self, key: &str) -> String {
+        self.topology
+            .services
+            .get(key)
+            .map(|s| s.spec.name.clone())
+            .or_else(|| {
+                self.state
+                    .resources
+                    .services
+                    .get(key)
+                    .map(|r| r.spec.name.clone())
+            })
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    fn fate(&self, key: &str) -> Fate {
+        self.fates.get(key).copied().unwrap_or(Fate::Keep)
+    }
+
+    /// Refresh found the id recorded in state gone.
+    fn deleted_outside(&self, key: &str) -> bool {
+        matches!(
+            self.observed.services.get(key),
+            Some(ObservedService::Missing { .. })
+        )
+    }
+}
+
+/// (source, seed) → replicas that need a fresh copy of the source's data.
+type Seeds = BTreeMap<(String, SeedKey), Vec<String>>;
+
+pub(super) fn plan_links(
+    topology: &Topology,
+    state: &State,
+    observed: &Observed,
+    fates: &BTreeMap<&str, Fate>,
+    out: &mut DiffOutput,
+) {
+    let cx = Ctx {
+        topology,
+        state,
+        observed,
+        fates,
+    };
+    let mut seeds = Seeds::new();
+    for (r, svc) in &topology.services {
+        if let Some(repl) = &svc.replication {
+            plan_link(&cx, r, repl, &mut seeds, out);
+        }
+    }
+    plan_teardown(&cx, out);
+    plan_backups(&cx, seeds, out);
+}
+
+/// What one replica's link needs.
+fn plan_link(cx: &Ctx, r: &str, repl: &Replication, seeds: &mut Seeds, out: &mut DiffOutput) {
+    let res = &cx.state.resources;
+    let src = repl.from.as_str();
+    let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
+    let rec_r = res.services.get(r);
+    let link = res.replications.get(r);
+    let repointed = link.is_some_and(|l| l.source != src);
+
+    // Replication health as observed (only when refresh looked and the link is recorded).
+    let mut repair: Option<(WireMode, String)> = None;
+    let mut reseed: Option<String> = None;
+    let observed = cx.observed.replication.get(r);
+    if let (Some(o), Some(l)) = (observed, link) {
+        if !fate_r.is_new() && !repointed {
+            let endpoint = res
+                .services
+                .get(src)
+                .and_then(|s| s.fqdn.as_deref().zip(s.port));
+            let v = classify_replication(r, o, l, endpoint, repl.max_lag_seconds);
+            if v.healthy() && !l.healthy {
+                // Running fine, but the state does not say so (an apply stopped while waiting,
+                // or `--refresh-only` recorded an outage since repaired by hand): verify and
+                // record it. Never re-wire a running replica from an old position.
+                repair = Some((
+                    WireMode::Restart,
+                    "replication runs but the state does not record it healthy: verify it".into(),
+                ));
+            } else {
+                repair = v.repair;
+                reseed = v.reseed;
+            }
+            out.drift.extend(v.drift);
+        }
+    }
+
+    let seeded_ok = match (res.restores.get(r), rec_r) {
+        (Some(rs), Some(rec)) => rs.completed && rs.target_id == rec.id,
+        _ => false,
+    };
+    let needs_seed = repl.seed.uses_backup()
+        && (fate_r.is_new() || fate_s.is_new() || repointed || !seeded_ok || reseed.is_some());
+    let needs_wire = needs_seed
+        || fate_s.is_new()
+        || fate_r.is_new()
+        || link.is_none()
+        || repointed
+        || link.is_some_and(|l| !l.healthy)
+        || repair.is_some();
+
+    let grant = plan_grant(cx, r, src, rec_r, out);
+
+    if needs_seed {
+        seeds
+            .entry((src.to_string(), SeedKey::from(&repl.seed)))
+            .or_default()
+            .push(r.to_string());
+        // A replica that holds replicated data and is about to be overwritten from a source
+        // that is new (hence empty) deserves a reason a reviewer cannot miss.
+        let reason = reseed.clone().or_else(|| {
+            (seeded_ok && !fate_r.is_new() && fate_s.is_new()).then(|| {
+                format!(
+                    "{} is {}: this replaces all data on {} with a copy of the new, empty {}",
+                    cx.name_of(src),
+                    if cx.deleted_outside(src) {
+                        "re-created after it was deleted outside skyplan"
+                    } else {
+                        "replaced"
+                    },
+                    cx.name_of(r),
+                    cx.name_of(src)
+                )
+            })
+        });
+        out.actions.push(Planned {
+            kind: ActionKind::Restore {
+                source: src.to_string(),
+                replica: r.to_string(),
+            },
+            change: Change::Create,
+            summary: format!(
+                "restore  backup.{src} -> {}   (wipes all data on {})",
+                cx.name_of(r),
+                cx.name_of(r)
+            ),
+            before: None,
+            after: Some(json!({ "backup_of": cx.name_of(src), "target": cx.name_of(r) })),
+            wipes_data: true,
+            reason,
+        });
+    }
+    if let Some(g) = grant {
+        out.actions.push(g);
+    }
+    if needs_wire {
+        let (mode, reason) = if needs_seed || !repl.seed.uses_backup() && link.is_none() {
+            (WireMode::Fresh, reseed.clone())
+        } else if let Some((mode, why)) = repair.clone() {
+            (mode, Some(why))
+        } else {
+            (WireMode::Fresh, None)
+        };
+        let running = observed.map(|o| o.configured && o.io_running && o.sql_running);
+        out.actions
+            .push(wire(cx, r, repl, link, mode, needs_seed, running, reason));
+    }
+
+    // Entries skyplan added for this replica that are no longer right go: on a previous
+    // source (re-pointed link), or for the outbound IPs of a replica that is re-created.
+    if let Some(g) = res.allowlists.get(r) {
+        if g.on != src {
+            push_revoke(cx, &g.on, r, &g.entries, None, out);
+        } else if fate_r.is_new() && !fate_s.is_new() {
+            let why = format!(
+                "{} is new: these admitted the outbound IPs of the old one",
+                cx.name_of(r)
+            );
+            push_revoke(cx, src, r, &g.entries, Some(why), out);
+        }
+    }
+}
+
+/// The grant action the link needs, if any, and the drift of the entries skyplan owns.
+fn plan_grant(
+    cx: &Ctx,
+    r: &str,
+    src: &str,
+    rec_r: Option<&ServiceRecord>,
+    out: &mut DiffOutput,
+) -> Option<Planned> {
+    let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
+    let grant = cx.state.resources.allowlists.get(r);
+    let granted_here = grant.filter(|g| g.on == src);
+    let mut reason = None;
+    if let (Some(g), Some(entries)) = (granted_here, cx.observed.allowlists.get(src)) {
+        let present: BTreeSet<String> = entries.iter().map(|e| cidr_key(e)).collect();
+        let (kept, missing): (Vec<&String>, Vec<&String>) = g
+            .entries
+            .iter()
+            .partition(|e| present.contains(&cidr_key(e)));
+        if !missing.is_empty() && !fate_s.is_new() {
+            out.drift.push(Drift {
+                resource: format!("allowlist.{src}.{r}"),
+                kind: DriftKind::AllowlistEntryRemoved,
+                before: json!(g.entries),
+                after: json!(kept),
+                detail: format!(
+                    "{} for {} removed from {}'s allowlist",
+                    join(missing.iter().map(|s| s.as_str())),
+                    cx.name_of(r),
+                    cx.name_of(src)
+                ),
+            });
+            reason = Some("allowlist entry removed outside skyplan".to_string());
+        }
+    }
+    // The replica's outbound IPs as refresh saw them, else as recorded.
+    let outbound: Vec<String> = match cx.observed.services.get(r) {
+        Some(ObservedService::Present(s)) if !s.outbound_ips.is_empty() => s.outbound_ips.clone(),
+        _ => rec_r.map(|x| x.outbound_ips.clone()).unwrap_or_default(),
+    };
+    let outbound_known = !fate_r.is_new() && !outbound.is_empty();
+    let uncovered = outbound_known
+        && granted_here.is_some_and(|g| {
+            let have: BTreeSet<String> = g.entries.iter().map(|e| cidr_key(e)).collect();
+            outbound.iter().any(|ip| !have.contains(&cidr_key(ip)))
+        });
+    if uncovered && reason.is_none() {
+        reason = Some(format!("{}'s outbound IPs changed", cx.name_of(r)));
+    }
+    let needed = granted_here.is_none() || fate_r.is_new() || fate_s.is_new() || reason.is_some();
+    if !needed {
+        return None;
+    }
+    let (entries, shown) = if outbound_known {
+        (
+            json!(outbound.iter().map(|ip| cidr32(ip)).collect::<Vec<_>>()),
+            outbound.join(", "),
+        )
+    } else {
+        (json!(KNOWN_AFTER_APPLY), KNOWN_AFTER_APPLY.to_string())
+    };
+    Some(Planned {
+        kind: ActionKind::AllowlistGrant {
+            source: src.to_string(),
+            replica: r.to_string(),
+        },
+        change: Change::Create,
+        summary: format!(
+            "grant    {} outbound IP {shown} on {}",
+            cx.name_of(r),
+            cx.name_of(src)
+        ),
+        before: grant.map(|g| json!({ "on": cx.name_of(&g.on), "entries": g.entries })),
+        after: Some(json!({ "on": cx.name_of(src), "entries": entries })),
+        wipes_data: false,
+        reason,
+    })
+}
+
+/// The replicate action: fresh from the seeding backup's position, a restart of a stopped
+/// channel, or a re-wire of a reset one from the replica's own position.
+#[allow(clippy::too_many_arguments)]
+fn wire(
+    cx: &Ctx,
+    r: &str,
+    repl: &Replication,
+    link: Option<&ReplicationRecord>,
+    mode: WireMode,
+    seeded: bool,
+    running: Option<bool>,
+    reason: Option<String>,
+) -> Planned {
+    let src = repl.from.as_str();
+    let res = &cx.state.resources;
+    let old_gtid = link.map(|l| json!(l.gtid_position));
+    let gtid = match (mode, seeded) {
+        (WireMode::Fresh, true) => match &repl.seed {
+            Seed::Backup(_) | Seed::NewBackup | Seed::LatestBackup => {
+                json!(format!("the backup's GTID {KNOWN_AFTER_APPLY}"))
+            }
+            Seed::None => json!("the source's current GTID"),
+        },
+        (WireMode::Fresh, false) => json!(link
+            .and_then(|l| l.gtid_position.clone())
+            .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string())),
+        // Continues where it stopped: the position does not change.
+        (WireMode::Restart, _) => old_gtid.clone().unwrap_or(Value::Null),
+        (WireMode::Rewire, _) => json!("the replica's own GTID position"),
+    };
+    let host = if cx.fate(src).is_new() {
+        json!(KNOWN_AFTER_APPLY)
+    } else {
+        res.services
+            .get(src)
+            .and_then(|s| s.fqdn.clone().zip(s.port))
+            .map(|(h, p)| json!(format!("{h}:{p}")))
+            .unwrap_or(json!(KNOWN_AFTER_APPLY))
+    };
+    let (verb, at) = match mode {
+        WireMode::Fresh => (
+            "wire    ",
+            format!("at {}", gtid.as_str().unwrap_or_default()),
+        ),
+        WireMode::Restart => ("restart ", "from where it stopped".to_string()),
+        WireMode::Rewire => (
+            "rewire  ",
+            format!("at {}", gtid.as_str().unwrap_or_default()),
+        ),
+    };
+    Planned {
+        kind: ActionKind::Replicate {
+            source: src.to_string(),
+            replica: r.to_string(),
+            ssl: repl.ssl,
+            mode,
+        },
+        change: if mode == WireMode::Fresh && link.is_none() {
+            Change::Create
+        } else {
+            Change::Update
+        },
+        summary: format!(
+            "{verb} {} -> {} {at}{}",
+            cx.name_of(src),
+            cx.name_of(r),
+            if repl.ssl { ", ssl" } else { "" }
+        ),
+        before: link.map(|l| {
+            json!({
+                "source": cx.name_of(&l.source),
+                "host": format!("{}:{}", l.source_host, l.source_port),
+                "gtid": l.gtid_position,
+                "ssl": l.ssl,
+                // As refresh saw it; without a look, as the state last recorded it.
+                "running": running.unwrap_or(l.healthy),
+            })
+        }),
+        after: Some({
+            let mut after =
+                json!({ "source": cx.name_of(src), "host": host, "gtid": gtid, "ssl": repl.ssl });
+            if link.is_some() {
+                after["running"] = json!(true);
+            }
+            after
+        }),
+        wipes_data: false,
+        reason,
+    }
+}
+
+/// Links in state that the topology no longer has: stop the replica, revoke its entries.
+fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
+    let res = &cx.state.resources;
+    for (r, link) in &res.replications {
+        let still = cx
+            .topology
+            .services
+            .get(r)
+            .and_then(|s| s.replication.as_ref())
+            .is_some();
+        if still {
+            continue;
+        }
+        let replica_gone = cx.deleted_outside(r) || !res.services.contains_key(r);
+        if !replica_gone {
+            out.actions.push(Planned {
+                kind: ActionKind::StopReplication {
+                    source: link.source.clone(),
+                    replica: r.clone(),
+                },
+                change: Change::Delete,
+                summary: format!(
+                    "stop     {} -> {} (stop and reset replication)",
+                    cx.name_of(&link.source),
+                    cx.name_of(r)
+                ),
+                before: Some(
+                    json!({ "source": cx.name_of(&link.source), "healthy": link.healthy }),
+                ),
+                after: None,
+                wipes_data: false,
+                reason: None,
+            });
+        }
+        if let Some(g) = res.allowlists.get(r) {
+            push_revoke(cx, &g.on, r, &g.entries, None, out);
+        }
+    }
+}
+
+/// One backup action per (source, seed), shared by the replicas it seeds.
+fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) {
+    for ((source, seed), replicas) in seeds {
+        let seed = seed.0;
+        let what = match &seed {
+            Seed::NewBackup | Seed::None => format!("full, once, of {}", cx.name_of(&source)),
+            Seed::LatestBackup => format!(
+                "latest succeeded full backup of {} (known after apply)",
+                cx.name_of(&source)
+            ),
+            Seed::Backup(id) => format!("existing backup {id} of {}", cx.name_of(&source)),
+        };
+        out.actions.push(Planned {
+            kind: ActionKind::Backup {
+                source: source.clone(),
+                seed: seed.clone(),
+                replicas,
+            },
+            change: Change::Create,
+            summary: format!("backup   {what}"),
+            before: None,
+            after: Some(json!({
+                "source": cx.name_of(&source),
+                "seed": seed.to_string(),
+                "backup_id": match &seed { Seed::Backup(id) => json!(id), _ => json!(KNOWN_AFTER_APPLY) },
+                "gtid_position": KNOWN_AFTER_APPLY,
+            })),
+            wipes_data: false,
+            reason: None,
+        });
+    }
+}
+
+fn push_revoke(
+    cx: &Ctx,
+    on: &str,
+    replica: &str,
+    entries: &[String],
+    reason: Option<String>,
+    out: &mut DiffOutput,
+) {
+    // Nothing to revoke on a source that is going away or being replaced.
+    let source_gone = !cx.topology.services.contains_key(on)
+        || cx.fate(on).is_new()
+        || !cx.state.resources.services.contains_key(on)
+        || cx.deleted_outside(on);
+    if source_gone {
+        return;
+    }
+    out.actions.push(Planned {
+        kind: ActionKind::AllowlistRevoke {
+            source: on.to_string(),
+            replica: replica.to_string(),
+            entries: entries.to_vec(),
+        },
+        change: Change::Delete,
+        summary: format!(
+            "revoke   {} on {}'s allowlist",
+            entries.join(", "),
+            cx.name_of(on)
+        ),
+        before: Some(json!({ "on": cx.name_of(on), "entries": entries })),
+        after: None,
+        wipes_data: false,
+        reason,
+    });
+}
+
+/// Seeds ordered for grouping (Seed itself has no Ord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SeedKey(Seed);
+
+impl From<&Seed> for SeedKey {
+    fn from(s: &Seed) -> Self {
+        SeedKey(s.clone())
+    }
+}
+impl PartialOrd for SeedKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SeedKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.to_string().cmp(&other.0.to_string())
+    }
+}
