@@ -115,6 +115,12 @@ pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
         Command::Migrate { file, to } => {
             let ws = Workspace::load(&topology_path(file), backend_override)?;
             let target = crate::state::open_backend(&ws.topology, Some(&to))?;
+            if target.describe() == ws.backend.describe() {
+                bail!(
+                    "the state is already at {}: --to must name another backend",
+                    target.describe()
+                );
+            }
             let l1 = ws
                 .backend
                 .lock(LockInfo::for_this_process(), args.lock_timeout)

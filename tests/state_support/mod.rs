@@ -1,6 +1,8 @@
 //! Shared fixtures for the tests/state_*.rs files.
 #![allow(dead_code)]
 
+pub mod mariadb;
+
 use std::collections::BTreeMap;
 
 use skyplan::state::*;

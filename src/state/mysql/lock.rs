@@ -17,6 +17,11 @@ use super::{db_error, MysqlBackend};
 use crate::state::backend::{LockInfo, StateLock};
 use crate::state::error::StateError;
 
+/// MariaDB's "unknown thread id" and "you are not owner of thread" (KILL of another user's
+/// connection without CONNECTION ADMIN).
+const ER_NO_SUCH_THREAD: u16 = 1094;
+const ER_KILL_DENIED: u16 = 1095;
+
 /// The server's longest idle time for a session: a long apply must not lose its lock.
 const LOCK_SESSION_WAIT_TIMEOUT: usize = 31_536_000;
 
@@ -211,8 +216,10 @@ pub async fn acquire(
     )
     .await
     .map_err(|e| db_error(&loc, "recording the lock holder", e))?;
+    tracing::debug!("holding the state lock on {loc} (lock id {})", info.id);
+    // `took_over()` lets the caller tell the user; this is for the log.
     if let Some(stale) = &took_over {
-        tracing::warn!(
+        tracing::info!(
             "the previous holder of {loc} (pid {} on {}, `{}`) died; its lock was released by \
              the server",
             stale.pid,
@@ -253,12 +260,7 @@ pub async fn force_unlock(
             });
         }
     }
-    conn.exec_drop(
-        "DELETE FROM skyplan_lock WHERE workspace = ?",
-        (backend.workspace(),),
-    )
-    .await
-    .map_err(|e| db_error(&loc, "removing the lock record", e))?;
+    // Kill first: if the server refuses, the record still names the holder.
     if let (true, Some((_, connection))) = (kill_holder, &current) {
         // The id is a number the server gave us, not user input.
         match conn
@@ -266,11 +268,30 @@ pub async fn force_unlock(
             .await
         {
             Ok(()) => {}
-            // Unknown thread: it ended meanwhile, which is what we wanted.
-            Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+            // It ended meanwhile, which is what we wanted.
+            Err(mysql_async::Error::Server(e)) if e.code == ER_NO_SUCH_THREAD => {}
+            Err(mysql_async::Error::Server(e)) if e.code == ER_KILL_DENIED => {
+                return Err(StateError::Database {
+                    location: loc,
+                    action: "killing the lock holder's connection",
+                    message: format!(
+                        "{} (connection {connection} belongs to another MariaDB user; ending \
+                         it needs the CONNECTION ADMIN privilege for user {}); nothing was \
+                         unlocked",
+                        e.message,
+                        backend.config().user
+                    ),
+                });
+            }
             Err(e) => return Err(db_error(&loc, "killing the lock holder's connection", e)),
         }
     }
+    conn.exec_drop(
+        "DELETE FROM skyplan_lock WHERE workspace = ?",
+        (backend.workspace(),),
+    )
+    .await
+    .map_err(|e| db_error(&loc, "removing the lock record", e))?;
     let _ = conn.disconnect().await;
     Ok(found)
 }

@@ -112,6 +112,7 @@ impl MysqlBackend {
         let mut conn = Conn::new(opts)
             .await
             .map_err(|e| db_error(&loc, "connecting", e))?;
+        tracing::debug!("connected to the state database {loc}");
         if !self.schema_ready.initialized() {
             schema::ensure(&mut conn, &loc, &self.config.database).await?;
             let _ = self.schema_ready.set(());
@@ -190,7 +191,10 @@ impl MysqlBackend {
         }
         .await;
         match result {
-            Ok(()) => Ok(Some(next)),
+            Ok(()) => {
+                tracing::debug!("stored serial {} in {loc}", next.serial);
+                Ok(Some(next))
+            }
             Err(mysql_async::Error::Server(e))
                 if e.code == ER_DUP_ENTRY || e.code == ER_LOCK_DEADLOCK =>
             {
