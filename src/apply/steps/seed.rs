@@ -416,12 +416,22 @@ pub(super) async fn restore(
     });
     let r = p.interruptible(&what, poll).await?;
     if is_failed(&r.status) {
-        // Over: nothing to resume. The service may have failed with it; the next plan sees.
+        // Over: nothing to resume. A target that failed with it is recorded so (the next
+        // plan replaces it).
+        let target_failed = matches!(
+            client.get_service(&replica_id).await,
+            Ok(Some(svc)) if svc.status.as_str() == "failed"
+        );
         steps
             .state
             .update(|s| {
                 if let Some(rec) = s.resources.restores.get_mut(replica) {
                     rec.in_flight = None;
+                }
+                if let Some(svc) = s.resources.services.get_mut(replica) {
+                    if target_failed && svc.id == replica_id {
+                        svc.status = Some("failed".into());
+                    }
                 }
             })
             .await?;

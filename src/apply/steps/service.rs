@@ -250,10 +250,12 @@ pub(super) async fn create(
 }
 
 /// A service that is new (or was wiped) has no restore or replication of its own any more.
+/// The backup recorded to seed it stays: it is a backup of the source, as good for the new
+/// service, and the plan may already have recorded it for this very service (a replace runs
+/// beside the backup it will be seeded from).
 fn forget_links_of(s: &mut State, key: &str) {
     s.resources.restores.remove(key);
     s.resources.replications.remove(key);
-    s.resources.backups.remove(key);
     s.resources.allowlists.remove(key);
 }
 
@@ -335,6 +337,16 @@ pub(super) async fn update(
 }
 
 pub(super) async fn delete(steps: &RealSteps, key: &str, p: &ProgressHandle) -> Result<String> {
+    delete_keeping(steps, key, false, p).await
+}
+
+/// Delete the service; `keep_seed`: keep the backup recorded to seed its key (a replace).
+async fn delete_keeping(
+    steps: &RealSteps,
+    key: &str,
+    keep_seed: bool,
+    p: &ProgressHandle,
+) -> Result<String> {
     let client = &steps.remote.client;
     let Some(id) = steps
         .state
@@ -359,7 +371,10 @@ pub(super) async fn delete(steps: &RealSteps, key: &str, p: &ProgressHandle) -> 
             .with_context(|| format!("deleting service.{key}"))?;
     }
     wait_gone(steps, key, &id, p).await?;
-    steps.state.update(|s| forget_service(s, key)).await?;
+    steps
+        .state
+        .update(|s| forget_service(s, key, keep_seed))
+        .await?;
     Ok(String::new())
 }
 
@@ -369,7 +384,7 @@ pub(super) async fn replace(
     to: &ServiceSpec,
     p: &ProgressHandle,
 ) -> Result<String> {
-    delete(steps, key, p).await?;
+    delete_keeping(steps, key, true, p).await?;
     create(steps, key, to, p).await?;
     Ok("replaced".into())
 }
@@ -416,7 +431,7 @@ impl RealSteps {
         match op {
             "delete" => {
                 wait_gone(self, key, id, p).await?;
-                self.state.update(|s| forget_service(s, key)).await?;
+                self.state.update(|s| forget_service(s, key, false)).await?;
                 Ok(format!("service.{key}: the interrupted delete finished"))
             }
             _ if client.get_service(id).await?.is_none() => {
@@ -424,7 +439,7 @@ impl RealSteps {
                 self.state
                     .update(|s| {
                         if s.resources.services.get(key).is_some_and(|r| r.id == id) {
-                            forget_service(s, key);
+                            forget_service(s, key, false);
                         }
                     })
                     .await?;
@@ -456,9 +471,12 @@ impl RealSteps {
 }
 
 /// Remove a service and everything skyplan recorded about it.
-fn forget_service(s: &mut State, key: &str) {
+fn forget_service(s: &mut State, key: &str, keep_seed: bool) {
     s.resources.services.remove(key);
     forget_links_of(s, key);
+    if !keep_seed {
+        s.resources.backups.remove(key);
+    }
     // Entries that admitted this service elsewhere are now meaningless; entries others
     // had on it are gone with it.
     s.resources.allowlists.retain(|_, a| a.on != key);
