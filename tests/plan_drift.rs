@@ -269,7 +269,15 @@ fn io_error_restarts_and_shows_the_servers_error() {
         [("replication.secondary", DriftKind::ReplicationBroken)]
     );
     assert_eq!(addresses(&p), ["replication.secondary"]);
-    assert!(text(&p).contains("last_io_error: \"2003: error connecting to master\""));
+    assert!(
+        text(&p).contains("IO error 2003: error connecting to master"),
+        "{}",
+        text(&p)
+    );
+    assert_eq!(
+        p.drift[0].after["last_io_error"],
+        "2003: error connecting to master"
+    );
 }
 
 #[test]
@@ -568,4 +576,58 @@ fn drift_json_matches_the_schema_and_lists_every_field() {
         }
     }
     assert_eq!(v["summary"]["drift"], 3);
+}
+
+#[test]
+fn refresh_only_records_reality_in_the_state() {
+    use skyplan::engine::refresh::record_observed;
+    let (t, s) = guide();
+    // The secondary deleted, the primary resized, the user's entry gone from the primary.
+    let mut o = in_sync(&s);
+    let id = s.resources.services["secondary"].id.clone();
+    o.services
+        .insert("secondary".into(), ObservedService::Missing { id });
+    o.allowlists.remove("secondary");
+    o.replication.remove("secondary");
+    remote(&mut o, "primary").size = "sky-4x16".into();
+    o.allowlists
+        .insert("primary".into(), vec!["10.0.0.2".into()]);
+    let mut next = s.clone();
+    record_observed(&mut next, &o);
+    let res = &next.resources;
+    assert!(!res.services.contains_key("secondary"));
+    assert!(!res.replications.contains_key("secondary"));
+    assert!(!res.restores.contains_key("secondary"));
+    assert_eq!(res.services["primary"].spec.size, "sky-4x16");
+    assert!(res.services["primary"].spec.allow_list.is_empty());
+    // The gone replica's entry is still on the primary: still owned, so revoked next.
+    assert_eq!(res.allowlists["secondary"].entries, ["10.0.0.2/32"]);
+    // After it, refresh finds no drift; the plan re-creates the secondary and revokes the
+    // entry of the old one (a change, not drift).
+    let mut o2 = in_sync(&next);
+    o2.allowlists
+        .insert("primary".into(), vec!["10.0.0.2".into()]);
+    let p = plan_with(&t, &next, &o2);
+    assert!(p.drift.is_empty(), "{}", text(&p));
+    assert!(addresses(&p).contains(&"service.secondary"));
+    assert!(p
+        .actions
+        .iter()
+        .any(|a| matches!(&a.kind, ActionKind::AllowlistRevoke { entries, .. } if entries == &["10.0.0.2/32"])));
+
+    // A stopped channel is recorded unhealthy; an entry gone from its source is forgotten.
+    let mut o = in_sync(&s);
+    repl(&mut o).io_running = false;
+    o.allowlists
+        .insert("primary".into(), vec!["127.0.0.1/32".into()]);
+    let mut next = s.clone();
+    record_observed(&mut next, &o);
+    assert!(!next.resources.replications["secondary"].healthy);
+    assert!(!next.resources.allowlists.contains_key("secondary"));
+    // The next plan still restarts the channel and grants the entry again.
+    let p = plan_with(&t, &next, &o);
+    assert_eq!(
+        addresses(&p),
+        ["allowlist.primary.secondary", "replication.secondary"]
+    );
 }

@@ -200,9 +200,8 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
                 res.restores.remove(key);
                 res.replications.remove(key);
                 res.backups.remove(key);
-                res.allowlists.remove(key);
-                // Entries skyplan had added on the gone service went with it.
-                res.allowlists.retain(|_, a| &a.on != key);
+                // The grant that admitted the gone replica stays while its entries are still on
+                // the source: skyplan still owns them, and revokes them when it next plans.
             }
             ObservedService::Present(r) => {
                 if let Some(rec) = res.services.get_mut(key) {
@@ -226,7 +225,10 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
             grant.entries.retain(|e| contains_cidr(entries, e));
         }
     }
-    res.allowlists.retain(|_, a| !a.entries.is_empty());
+    // Entries on a service that is gone went with it.
+    let services = &res.services;
+    res.allowlists
+        .retain(|_, a| !a.entries.is_empty() && services.contains_key(&a.on));
     for (key, o) in &observed.replication {
         if let Some(link) = res.replications.get_mut(key) {
             link.healthy = o.configured && o.io_running && o.sql_running;

@@ -160,14 +160,16 @@ fn render_drift(out: &mut String, drift: &[Drift], st: &Styles) {
             d.kind.label(),
             d.detail
         );
-        drift_fields(out, &d.before, &d.after, st);
+        drift_fields(out, d, st);
     }
     out.push('\n');
 }
 
 /// What differs between a drift's expected and found values. Nothing when one side is null
-/// (the detail says it all); one `expected … found …` line when they share no field.
-fn drift_fields(out: &mut String, before: &Value, after: &Value, st: &Styles) {
+/// (the detail says it all); one `expected … found …` line when they share no field; fields
+/// found only in reality (server errors) unless the detail already quotes them.
+fn drift_fields(out: &mut String, d: &Drift, st: &Styles) {
+    let (before, after) = (&d.before, &d.after);
     if before.is_null() || after.is_null() {
         return;
     }
@@ -207,6 +209,9 @@ fn drift_fields(out: &mut String, before: &Value, after: &Value, st: &Styles) {
         }
     }
     for (k, new) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+        if new.as_str().is_some_and(|text| d.detail.contains(text)) {
+            continue;
+        }
         let _ = writeln!(out, "        {k}: {}", compact(new));
     }
 }

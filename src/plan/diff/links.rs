@@ -367,19 +367,19 @@ fn wire(
     }
 }
 
-/// Links in state that the topology no longer has: stop the replica, revoke its entries.
+/// Links in state that the topology no longer has: stop the replica, revoke its entries
+/// (also the entries of a replica the state no longer links, e.g. after `--refresh-only`
+/// recorded that it was deleted).
 fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
     let res = &cx.state.resources;
-    for (r, link) in &res.replications {
-        let still = cx
-            .topology
+    let unlinked = |r: &String| {
+        cx.topology
             .services
             .get(r)
             .and_then(|s| s.replication.as_ref())
-            .is_some();
-        if still {
-            continue;
-        }
+            .is_none()
+    };
+    for (r, link) in res.replications.iter().filter(|(r, _)| unlinked(r)) {
         let replica_gone = cx.deleted_outside(r) || !res.services.contains_key(r);
         if !replica_gone {
             out.actions.push(Planned {
@@ -401,9 +401,9 @@ fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
                 reason: None,
             });
         }
-        if let Some(g) = res.allowlists.get(r) {
-            push_revoke(cx, &g.on, r, &g.entries, None, out);
-        }
+    }
+    for (r, g) in res.allowlists.iter().filter(|(r, _)| unlinked(r)) {
+        push_revoke(cx, &g.on, r, &g.entries, None, out);
     }
 }
 
