@@ -527,3 +527,32 @@ async fn two_applies_at_once_one_holds_the_lock_the_other_fails_fast_or_waits() 
     assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
     assert_eq!(count(&requests(&cloud), "POST", SERVICES, false), 2);
 }
+
+/// The state file replaced during an apply by another topology's state (another lineage):
+/// the apply's next write is refused, and the file stays exactly as the other one left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_state_of_another_topology_swapped_in_during_apply_is_never_overwritten() {
+    let mut cloud = Cloud::new(GUIDE);
+    cloud.start_emulator(&["--op-seconds", "2"]);
+    let run = Running::spawn(&cloud, &apply_args(GUIDE));
+    let s = wait_state(&cloud, "creates in flight", Duration::from_secs(30), |s| {
+        s.resources.services.len() == 2 && any_service_in_flight(s, "create")
+    })
+    .await;
+    let other = skyplan::state::State {
+        lineage: "11111111-2222-4333-8444-555555555555".into(),
+        ..s
+    };
+    let bytes = skyplan::state::codec::to_json(&other).unwrap();
+    std::fs::write(cloud.state_path(), &bytes).unwrap();
+
+    let out = run.finish(Duration::from_secs(60)).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("they are different states (another topology?); refusing to overwrite"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(cloud.state_path()).unwrap(), bytes);
+}

@@ -1,11 +1,18 @@
-//! `skyplan force-unlock [FILE] [LOCK_ID]`: remove a lock a crashed run left behind.
+//! `skyplan force-unlock [FILE] [--id LOCK_ID]`: remove a lock a crashed run left behind.
+//!
+//! It shows the holder and asks for "yes" first: removing a lock that a live run still holds
+//! lets a second run write the same state at the same time. Without a terminal it refuses
+//! unless `--force` is given.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
 use super::common::{confirm, topology_path, Ui};
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::state::{LockInfo, StateError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,40 +27,84 @@ pub struct Args {
     /// MariaDB backend: also kill the holder's lock connection.
     #[arg(long)]
     kill_holder: bool,
+    /// Use this state backend instead of the topology's (a path or mysql:// URL).
     #[arg(long)]
     state_backend: Option<String>,
+}
+
+/// Who holds the lock: nobody, a known holder, or a lock that names no (readable) holder.
+enum Lock {
+    Free,
+    Held(LockInfo),
+    Anonymous,
 }
 
 pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let file = topology_path(args.file);
     let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
-    let Some(holder) = ws.backend.lock_holder().await? else {
-        ui.info(&format!("{} is not locked.", ws.backend.describe()));
-        return Ok(EXIT_OK);
+    let location = ws.backend.describe();
+    let expected = match find_lock(&ws).await? {
+        Lock::Free => {
+            ui.info(&format!("{location} is not locked."));
+            return Ok(EXIT_OK);
+        }
+        Lock::Held(holder) => {
+            ui.info(&format!(
+                "Lock on {location}:\n  id: {}\n  held by pid {} on {} ({}) since {}\n  command: {}",
+                holder.id, holder.pid, holder.host, holder.user, holder.created_at, holder.command
+            ));
+            Some(args.id.unwrap_or(holder.id))
+        }
+        Lock::Anonymous => {
+            ui.info(&format!(
+                "{location} is locked, but the lock names no readable holder."
+            ));
+            args.id
+        }
     };
-    ui.info(&format!(
-        "Lock on {}:\n  id: {}\n  held by pid {} on {} ({}) since {}\n  command: {}",
-        ws.backend.describe(),
-        holder.id,
-        holder.pid,
-        holder.host,
-        holder.user,
-        holder.created_at,
-        holder.command
-    ));
-    if !args.force
-        && !confirm(
+    if !args.force {
+        if !std::io::stdin().is_terminal() {
+            ui.error("refusing to remove the lock without confirmation: stdin is not a terminal (use --force if you are sure no run holds it)");
+            return Ok(EXIT_ERROR);
+        }
+        if !confirm(
             ui,
-            "Remove this lock? A run that still holds it could then corrupt the state.",
-        )?
-    {
-        ui.error("force-unlock cancelled");
-        return Ok(EXIT_ERROR);
+            "Remove this lock? If the run that holds it is still going, it and the next run could both write the state.",
+        )? {
+            ui.error("force-unlock cancelled; the lock is still there");
+            return Ok(EXIT_ERROR);
+        }
     }
-    let expected = args.id.as_deref().or(Some(holder.id.as_str()));
-    match ws.backend.force_unlock(expected, args.kill_holder).await? {
+    match ws
+        .backend
+        .force_unlock(expected.as_deref(), args.kill_holder)
+        .await?
+    {
         Some(_) => ui.info("Lock removed."),
-        None => ui.info("The lock was already gone."),
+        None => ui.info("Lock removed (or it was already gone)."),
     }
     Ok(EXIT_OK)
+}
+
+/// The lock's holder, or whether there is a lock at all when it names none: then the only way
+/// to know is to try to take it (at once, and give it back).
+async fn find_lock(ws: &crate::engine::Workspace) -> Result<Lock> {
+    if let Some(h) = ws.backend.lock_holder().await? {
+        return Ok(Lock::Held(h));
+    }
+    match ws
+        .backend
+        .lock(LockInfo::for_this_process(), Duration::ZERO)
+        .await
+    {
+        Ok(lock) => {
+            lock.release().await?;
+            Ok(Lock::Free)
+        }
+        Err(StateError::Locked {
+            holder: Some(h), ..
+        }) => Ok(Lock::Held(*h)),
+        Err(StateError::Locked { holder: None, .. }) => Ok(Lock::Anonymous),
+        Err(e) => Err(e.into()),
+    }
 }
