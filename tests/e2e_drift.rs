@@ -508,3 +508,173 @@ async fn replica_that_cannot_reconnect_after_its_entry_was_removed_is_repaired()
     assert_eq!(broken["after"]["io_running"], false, "{broken}");
     repair(&mut cloud).await;
 }
+
+// --- Scheduled use: examples/drift-check.sh and the CI workflow ---------------------------
+
+/// A plan with drift (a stopped channel, a removed grant, an entry added by hand) as the real
+/// `plan --json` prints it.
+fn drifted_plan_json() -> String {
+    use skyplan::observed::{Observed, ObservedReplication};
+    let t = support::fixtures::example(TOPOLOGY);
+    let s = support::fixtures::applied(&t);
+    let mut o = Observed {
+        refreshed: true,
+        ..Observed::default()
+    };
+    let link = &s.resources.replications["secondary"];
+    o.replication.insert(
+        "secondary".into(),
+        ObservedReplication {
+            configured: true,
+            master_host: Some(link.source_host.clone()),
+            master_port: Some(link.source_port),
+            ..ObservedReplication::default()
+        },
+    );
+    o.allowlists
+        .insert("primary".into(), vec!["127.0.0.1/32".into()]);
+    o.allowlists.insert(
+        "secondary".into(),
+        vec!["127.0.0.1/32".into(), "203.0.113.9/32".into()],
+    );
+    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: &t,
+        topology_sha256: "0",
+        state: &s,
+        observed: &o,
+    })
+    .unwrap();
+    serde_json::to_string_pretty(&p).unwrap()
+}
+
+/// Runs examples/drift-check.sh with a fake `skyplan` first on PATH that prints `stdout` and
+/// `stderr` and exits `code`. Returns (exit code, stdout, stderr, notification if any, args
+/// the fake was called with).
+fn drift_check(
+    code: i32,
+    stdout: &str,
+    stderr: &str,
+    json_tool: &str,
+) -> (i32, String, String, Option<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(dir.path().join("fake.out"), stdout).unwrap();
+    std::fs::write(dir.path().join("fake.err"), stderr).unwrap();
+    let fake = bin.join("skyplan");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" > '{d}/fake.args'\ncat '{d}/fake.out'\ncat '{d}/fake.err' >&2\nexit {code}\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drift-check.sh");
+    let out = std::process::Command::new("sh")
+        .arg(script)
+        .arg(TOPOLOGY)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("SKYPLAN")
+        .env("DRIFT_CHECK_JSON", json_tool)
+        .env("NOTIFY_CMD", "cat > notified.txt")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read_to_string(dir.path().join("notified.txt")).ok(),
+        std::fs::read_to_string(dir.path().join("fake.args")).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn drift_check_script_summarises_drift_and_tells_errors_apart() {
+    let json = drifted_plan_json();
+    let mut summaries = Vec::new();
+    for tool in ["jq", "python3"] {
+        let (code, stdout, stderr, notified, args) = drift_check(2, &json, "", tool);
+        assert_eq!(code, 2, "{tool}: {stdout}\n{stderr}");
+        assert_eq!(
+            args.trim(),
+            "plan global-replication.toml --detailed-exitcode --json"
+        );
+        for needle in [
+            "has drifted",
+            "Changed outside skyplan: 2 ",
+            "~ replication.secondary  replication_stopped: replication threads stopped",
+            "~ allowlist.primary.secondary  allowlist_entry_removed: 10.0.0.2/32",
+            "service.secondary  allowlist_entry_added (informational)",
+            "`skyplan apply` would:",
+            "replication.secondary  update: restart skysql-primary -> skysql-secondary from where it stopped, ssl (because replication stopped outside skyplan)",
+            "allowlist.primary.secondary  create: grant",
+        ] {
+            assert!(stdout.contains(needle), "{tool}: no `{needle}` in\n{stdout}");
+        }
+        assert_eq!(notified.as_deref(), Some(stdout.as_str()), "{tool}");
+        summaries.push(stdout);
+    }
+    assert_eq!(summaries[0], summaries[1], "jq and python3 summarise alike");
+    if std::env::var_os("SHOW_PLANS").is_some() {
+        eprintln!("{}", summaries[0]);
+    }
+
+    // In sync: quiet, nobody notified.
+    let (code, stdout, _, notified, _) = drift_check(0, &json, "", "jq");
+    assert_eq!((code, stdout.as_str(), notified), (0, "", None));
+
+    // An error is an error, whatever skyplan's exit code, and says so.
+    for skyplan_code in [1, 101] {
+        let (code, stdout, stderr, notified, _) = drift_check(
+            skyplan_code,
+            "",
+            "Error: refresh failed: cannot list the services at the SkySQL API http://127.0.0.1:9",
+            "jq",
+        );
+        assert_eq!(code, 1);
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.contains("an error, not drift"), "{stderr}");
+        assert!(stderr.contains("cannot list the services"), "{stderr}");
+        assert!(notified.unwrap().contains("cannot list the services"));
+    }
+
+    // Exit 2 with output that is not a plan: reported as an error, not as drift.
+    let (code, stdout, _, _, _) = drift_check(2, "not json", "", "python3");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("could not be summarised"), "{stdout}");
+}
+
+#[test]
+fn ci_workflow_runs_the_check_on_a_schedule_and_fails_on_drift_or_error() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ci/github-drift.yml"
+    ))
+    .unwrap();
+    let wf: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    let on = &wf["on"];
+    assert!(on["schedule"][0]["cron"].as_str().is_some(), "{on:?}");
+    let steps = wf["jobs"]["drift"]["steps"].as_sequence().unwrap();
+    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(
+        runs.iter().any(|r| r.contains("drift-check.sh")),
+        "{runs:?}"
+    );
+    let fail = steps
+        .iter()
+        .find(|s| s["name"] == "Fail on drift or error")
+        .unwrap();
+    assert_eq!(fail["if"], "steps.check.outputs.code != '0'");
+    assert!(fail["run"].as_str().unwrap().contains("exit 1"));
+    // The key comes from a secret, never from the file.
+    assert!(text.contains("${{ secrets.SKYSQL_API_KEY }}"));
+}

@@ -542,11 +542,21 @@ fn drift_json_matches_the_schema_and_lists_every_field() {
     .unwrap();
     let schema_json: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Every kind the engine can report is documented.
-    let documented = &schema_json["definitions"]["drift"]["properties"]["kind"]["enum"];
+    let documented: Vec<&serde_json::Value> = schema_json["definitions"]["drift"]["properties"]
+        ["kind"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert!(k["description"].is_string(), "{k}");
+            &k["const"]
+        })
+        .collect();
+    assert_eq!(documented.len(), DriftKind::ALL.len());
     for k in DriftKind::ALL {
         let name = serde_json::to_value(k).unwrap();
         assert!(
-            documented.as_array().unwrap().contains(&name),
+            documented.contains(&&name),
             "{name} is not in plan.schema.json"
         );
     }
@@ -576,6 +586,10 @@ fn drift_json_matches_the_schema_and_lists_every_field() {
         }
     }
     assert_eq!(v["summary"]["drift"], 3);
+    // The schema is not vacuous: an unknown kind fails it.
+    let mut bad = v.clone();
+    bad["drift"][0]["kind"] = "gremlins".into();
+    assert!(schema.validate(&bad).is_err());
 }
 
 #[test]
