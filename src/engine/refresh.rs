@@ -150,13 +150,7 @@ pub async fn refresh(
 const RECONNECT_READS: u32 = 4;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
-/// `sky.replication_status()`, with the IO thread's "Connecting" state taken into account.
-///
-/// The parsed status says only whether the IO thread is "Yes". "Connecting" without an error
-/// is a thread that runs and is (re)establishing its connection, as right after a start: it
-/// counts as running. "Connecting" with an error is read again a few times, so a reconnect in
-/// progress settles before it is judged; one that keeps failing is reported (not running, with
-/// the server's `Last_IO_Error`).
+/// `sky.replication_status()`, read again while [`judge_status`] says a reconnect is settling.
 async fn read_replication(conn: &mut SqlConn) -> Result<ObservedReplication> {
     let what = "CALL sky.replication_status()";
     let mut reads = 0;
@@ -168,25 +162,39 @@ async fn read_replication(conn: &mut SqlConn) -> Result<ObservedReplication> {
             .rev()
             .find(|s| !s.is_empty())
             .unwrap_or_default();
-        let mut status = parse_replication_status(&rows)
-            .map_err(|e| anyhow::anyhow!("unexpected result of {what}: {e}"))?;
-        let connecting = rows
-            .first()
-            .and_then(|r| r.get_any(&["Slave_IO_Running", "Replica_IO_Running"]).ok())
-            .and_then(|v| parse_thread_state("Slave_IO_Running", v).ok())
-            == Some(ThreadState::Connecting);
-        if !connecting {
-            return Ok(status);
-        }
-        if status.last_io_errno == 0 {
-            status.io_running = true;
-            return Ok(status);
-        }
-        if reads >= RECONNECT_READS {
+        if let Some(status) = judge_status(&rows, reads >= RECONNECT_READS)
+            .map_err(|e| anyhow::anyhow!("unexpected result of {what}: {e}"))?
+        {
             return Ok(status);
         }
         tokio::time::sleep(RECONNECT_PAUSE).await;
     }
+}
+
+/// The replication status, with the IO thread's "Connecting" state taken into account, or
+/// `None` to read again.
+///
+/// The parsed status says only whether the IO thread is "Yes". "Connecting" without an error
+/// is a thread that runs and is (re)establishing its connection, as right after a start: it
+/// counts as running. "Connecting" with an error is read again (unless this is the `last`
+/// read), so a reconnect in progress settles before it is judged; one that keeps failing is
+/// reported as it is: not running, with the server's `Last_IO_Error`.
+fn judge_status(
+    rows: &[NamedRow],
+    last: bool,
+) -> Result<Option<ObservedReplication>, crate::sql::status::StatusParseError> {
+    let mut status = parse_replication_status(rows)?;
+    let connecting = rows
+        .first()
+        .and_then(|r| r.get_any(&["Slave_IO_Running", "Replica_IO_Running"]).ok())
+        .and_then(|v| parse_thread_state("Slave_IO_Running", v).ok())
+        == Some(ThreadState::Connecting);
+    if connecting && status.last_io_errno == 0 {
+        status.io_running = true;
+    } else if connecting && !last {
+        return Ok(None);
+    }
+    Ok(Some(status))
 }
 
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
@@ -233,5 +241,68 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
         if let Some(link) = res.replications.get_mut(key) {
             link.healthy = o.configured && o.io_running && o.sql_running;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(io: &str, errno: &str) -> Vec<NamedRow> {
+        vec![NamedRow::new()
+            .with("Master_Host", Some("primary.example.com"))
+            .with("Master_Port", Some("3306"))
+            .with("Slave_IO_Running", Some(io))
+            .with("Slave_SQL_Running", Some("Yes"))
+            .with("Seconds_Behind_Master", None)
+            .with("Last_IO_Errno", Some(errno))
+            .with(
+                "Last_IO_Error",
+                Some(if errno == "0" {
+                    ""
+                } else {
+                    "error connecting to master"
+                }),
+            )
+            .with("Last_SQL_Errno", Some("0"))
+            .with("Last_SQL_Error", Some(""))]
+    }
+
+    #[test]
+    fn connecting_without_an_error_is_a_running_thread() {
+        let s = judge_status(&row("Connecting", "0"), false)
+            .unwrap()
+            .unwrap();
+        assert!(s.io_running && s.sql_running);
+        assert_eq!(s.seconds_behind_master, None);
+    }
+
+    #[test]
+    fn connecting_with_an_error_is_read_again_then_reported() {
+        assert_eq!(
+            judge_status(&row("Connecting", "2003"), false).unwrap(),
+            None
+        );
+        let s = judge_status(&row("Connecting", "2003"), true)
+            .unwrap()
+            .unwrap();
+        assert!(!s.io_running);
+        assert_eq!(s.last_io_errno, 2003);
+    }
+
+    #[test]
+    fn settled_states_are_taken_as_they_are() {
+        assert!(
+            judge_status(&row("Yes", "0"), false)
+                .unwrap()
+                .unwrap()
+                .io_running
+        );
+        let stopped = judge_status(&row("No", "0"), false).unwrap().unwrap();
+        assert!(!stopped.io_running);
+        let failed = judge_status(&row("No", "1045"), false).unwrap().unwrap();
+        assert_eq!((failed.io_running, failed.last_io_errno), (false, 1045));
+        // No rows: no replication configured.
+        assert!(!judge_status(&[], false).unwrap().unwrap().configured);
     }
 }

@@ -213,21 +213,34 @@ pub(super) async fn replicate(
             conn.start_replication().await?;
         }
         WireMode::Fresh | WireMode::Rewire => {
-            let position = if mode == WireMode::Fresh {
+            // A channel that already ran from this very source (the state still records it:
+            // a restore removes the record) continues from the replica's own position.
+            // Starting it again at the seeding backup's position would replay every
+            // transaction applied since, and break on the first duplicate.
+            let ran_here = state.resources.replications.get(replica).is_some_and(|l| {
+                l.source == source && l.source_host == host && l.source_port == port
+            });
+            let own = if mode == WireMode::Rewire || ran_here {
+                let g = conn.gtid_status().await?;
+                let slave = g.slave_pos.clone().filter(|s| !s.is_empty());
+                if mode == WireMode::Rewire {
+                    slave.or(g.current_pos.clone())
+                } else {
+                    slave
+                }
+            } else {
+                None
+            };
+            let position = match own {
+                Some(own) => own,
                 // The seeding backup's position; with seed = "none" the start of the binlogs.
-                state
+                None if mode == WireMode::Fresh => state
                     .resources
                     .backups
                     .get(replica)
                     .and_then(|b| b.gtid_position.clone())
-                    .unwrap_or_default()
-            } else {
-                let g = conn.gtid_status().await?;
-                g.slave_pos
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .or(g.current_pos.clone())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                None => String::new(),
             };
             let _ = conn.stop_replication().await;
             p.status(&format!(
