@@ -401,6 +401,18 @@ fn closed_port() -> u16 {
 
 #[test]
 fn unreachable_api_is_an_error_never_drift() {
+    // Every retry policy setting: the default (7 retries with backoff), none, and a few.
+    let policies = [None, Some(0), Some(2)];
+    let runs: Vec<_> = policies
+        .into_iter()
+        .map(|p| std::thread::spawn(move || unreachable_api_with(p)))
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+}
+
+fn unreachable_api_with(max_retries: Option<u32>) {
     let guide = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/global-replication.toml"
@@ -409,7 +421,10 @@ fn unreachable_api_is_an_error_never_drift() {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
     let topo = guide.replacen(
         "endpoint = \"local\"",
-        &format!("endpoint = \"{endpoint}\""),
+        &match max_retries {
+            None => format!("endpoint = \"{endpoint}\""),
+            Some(n) => format!("endpoint = \"{endpoint}\"\nmax_retries = {n}"),
+        },
         1,
     );
     assert_ne!(topo, guide);
@@ -418,8 +433,7 @@ fn unreachable_api_is_an_error_never_drift() {
     let test = support::cli::Test::new()
         .file(TOPOLOGY, &topo)
         .file("state/global-replication.state.json", &state);
-    // The client's retry policy has one setting (no knob): its default, 8 attempts with
-    // backoff. The three ways a scheduler asks run side by side to keep the test short.
+    // The three ways a scheduler asks run side by side to keep the test short.
     let runs: Vec<(&[&str], std::thread::JoinHandle<support::cli::Run>)> = [
         &["plan", TOPOLOGY, "--detailed-exitcode"][..],
         &["plan", TOPOLOGY, "--detailed-exitcode", "--json"][..],

@@ -27,7 +27,11 @@ impl Remote {
     /// Connect to the topology's endpoint. For `"local"`, find (or start) the emulator of
     /// `$SKYPLAN_EMULATOR_DIR` (default: the user's state directory) and use its key.
     pub async fn connect(topology: &Topology) -> Result<Remote> {
-        Self::connect_with(topology, RetryPolicy::default(), None).await
+        let mut retry = RetryPolicy::default();
+        if let Some(n) = topology.provider.max_retries {
+            retry.max_attempts = n + 1;
+        }
+        Self::connect_with(topology, retry, None).await
     }
 
     /// `emulator_dir` overrides `$SKYPLAN_EMULATOR_DIR` for `endpoint = "local"`.

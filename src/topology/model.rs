@@ -25,6 +25,10 @@ pub struct ProviderConfig {
     pub endpoint: String,
     /// Name of the environment variable holding the API key (never the key itself).
     pub api_key_env: String,
+    /// Retries of a failed API call (transport errors, 429, 5xx, "pending state");
+    /// None = the client's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 impl Default for ProviderConfig {
@@ -32,6 +36,7 @@ impl Default for ProviderConfig {
         ProviderConfig {
             endpoint: LOCAL_ENDPOINT.into(),
             api_key_env: "API_KEY".into(),
+            max_retries: None,
         }
     }
 }

@@ -219,6 +219,7 @@ impl Reader<'_, '_> {
             match e.key {
                 "endpoint" => p.endpoint = self.string(&e, label),
                 "api_key_env" => p.api_key_env = self.string(&e, label),
+                "max_retries" => p.max_retries = self.integer(&e, label),
                 _ => self.unknown_key(&e, label, PROVIDER_KEYS),
             }
         }

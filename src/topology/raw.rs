@@ -36,7 +36,7 @@ pub const SERVICE_FIELDS: &[&str] = &[
     "deletion_protection",
 ];
 pub const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
-pub const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env"];
+pub const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries"];
 pub const STATE_KEYS: &[&str] = &["path", "backend", "password_env"];
 pub const REPLICATION_KEYS: &[&str] = &["from", "seed", "ssl", "max_lag_seconds"];
 
@@ -89,6 +89,7 @@ pub struct RawService {
 pub struct RawProvider {
     pub endpoint: Option<Located<String>>,
     pub api_key_env: Option<Located<String>>,
+    pub max_retries: Option<Located<i64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

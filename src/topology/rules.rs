@@ -154,6 +154,18 @@ pub fn at_least(field: &str, value: i64, min: i64) -> Result<u32, Problem> {
     u32::try_from(value).map_err(|_| Problem::new(format!("{field} {value} is too large")))
 }
 
+/// Retries of a failed API call (0 = fail at the first error).
+pub fn max_retries(value: i64) -> Result<u32, Problem> {
+    u32::try_from(value)
+        .ok()
+        .filter(|n| *n <= 20)
+        .ok_or_else(|| {
+            Problem::new(format!(
+                "max_retries must be between 0 and 20, found {value}"
+            ))
+        })
+}
+
 pub fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
     u64::try_from(value)
         .ok()
@@ -376,6 +388,10 @@ mod tests {
             .unwrap_err()
             .message
             .contains("too large"));
+        assert_eq!(max_retries(0), Ok(0));
+        assert_eq!(max_retries(20), Ok(20));
+        assert!(max_retries(21).is_err());
+        assert!(max_retries(-1).is_err());
         assert_eq!(max_lag_seconds(300), Ok(300));
         assert!(max_lag_seconds(0).is_err());
     }

@@ -182,9 +182,11 @@ impl Validator<'_, '_> {
         let builtin = ProviderConfig::default();
         let endpoint = self.check(&raw.endpoint, |e| rules::endpoint(e).map(|()| e.clone()));
         let api_key_env = self.check_secret_name("api_key_env", &raw.api_key_env);
+        let max_retries = self.check(&raw.max_retries, |n| rules::max_retries(*n));
         Some(ProviderConfig {
             endpoint: endpoint.or(builtin.endpoint)?,
             api_key_env: api_key_env.or(builtin.api_key_env)?,
+            max_retries: max_retries.optional()?,
         })
     }
 
