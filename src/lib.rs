@@ -4,6 +4,7 @@
 //! `skysql` (REST), `sql` (sky.* procedures), `refresh`, `apply`, `emulator`, `cli`.
 
 pub mod apply;
+pub mod bench;
 pub mod cli;
 pub mod emulator;
 pub mod engine;

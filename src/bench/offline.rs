@@ -1,0 +1,247 @@
+//! Offline planning (`plan --refresh=false`) on generated topologies: in process through the
+//! library (parse + state decode + `plan::build`), in a child for its peak memory, and through
+//! the real binary once per scenario.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+
+use super::child;
+use super::generate;
+use super::table::{duration, thousands, Row};
+use crate::observed::Observed;
+use crate::plan::{self, PlanInput};
+use crate::state::{codec, State};
+
+/// Argument that turns the bench binary into the child that plans once (for peak memory).
+pub const CHILD_FLAG: &str = "--child-plan";
+
+/// Targets of the issue for the largest topology.
+const MAX_10K: Duration = Duration::from_secs(1);
+const MAX_10K_KIB: u64 = 200 * 1024;
+/// 10× the services may cost at most this factor in time and still count as linear (a
+/// log factor from the ordered maps is allowed: 10 × log(10⁴)/log(10³) ≈ 13).
+const LINEAR_FACTOR: f64 = 13.0;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Nothing applied yet: every service, backup, restore, grant and link is planned.
+    Empty,
+    /// Everything applied: the plan is empty (the no-change path).
+    Applied,
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Empty => "empty state",
+            Scenario::Applied => "applied state",
+        }
+    }
+}
+
+/// One workload on disk: the topology file and, for `Applied`, its state file where the CLI
+/// looks for it (`state/bench.state.json` relative to the directory).
+struct Workload {
+    dir: PathBuf,
+    toml: PathBuf,
+    state: Option<PathBuf>,
+}
+
+fn write_workload(root: &Path, n: usize, scenario: Scenario) -> Result<Workload> {
+    let dir = root.join(format!(
+        "offline-{n}-{}",
+        if scenario == Scenario::Empty {
+            "empty"
+        } else {
+            "applied"
+        }
+    ));
+    std::fs::create_dir_all(dir.join("state"))?;
+    let toml = dir.join("bench.toml");
+    let text = generate::topology_toml(n);
+    std::fs::write(&toml, &text)?;
+    let state = if scenario == Scenario::Applied {
+        let topology = parse(&text)?;
+        let path = dir.join("state").join("bench.state.json");
+        std::fs::write(&path, codec::to_json(&generate::applied_state(&topology))?)?;
+        Some(path)
+    } else {
+        None
+    };
+    Ok(Workload { dir, toml, state })
+}
+
+fn parse(text: &str) -> Result<crate::topology::Topology> {
+    crate::topology::parse(text, Path::new("bench.toml"))
+        .map_err(|d| anyhow!("generated topology is invalid:\n{d}"))
+}
+
+/// Wall time of each phase of one offline plan.
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    parse: Duration,
+    state: Duration,
+    plan: Duration,
+    actions: usize,
+}
+
+impl Phases {
+    fn total(&self) -> Duration {
+        self.parse + self.state + self.plan
+    }
+}
+
+/// Parse the topology, decode the state, build the plan: the work of an offline plan minus
+/// printing it.
+fn plan_once(text: &str, state_json: Option<&[u8]>) -> Result<Phases> {
+    let t = Instant::now();
+    let topology = parse(text)?;
+    let parse_time = t.elapsed();
+    let t = Instant::now();
+    let state = match state_json {
+        Some(bytes) => codec::from_json(bytes, "bench state")?,
+        None => State::new(),
+    };
+    let state_time = t.elapsed();
+    let t = Instant::now();
+    let plan = plan::build(&PlanInput {
+        topology: &topology,
+        topology_sha256: "",
+        state: &state,
+        observed: &Observed::offline(),
+    })?;
+    Ok(Phases {
+        parse: parse_time,
+        state: state_time,
+        plan: t.elapsed(),
+        actions: plan.actions.len(),
+    })
+}
+
+/// The child side of [`CHILD_FLAG`]: plan once and print the action count.
+pub fn child_main(args: &[String]) -> Result<()> {
+    let [toml, rest @ ..] = args else {
+        bail!("usage: {CHILD_FLAG} TOPOLOGY [STATE]");
+    };
+    let text = std::fs::read_to_string(toml)?;
+    let state = rest.first().map(std::fs::read).transpose()?;
+    println!("{}", plan_once(&text, state.as_deref())?.actions);
+    Ok(())
+}
+
+/// The fastest of `runs` in-process plans of `w`: on a shared machine the minimum is the
+/// estimate least disturbed by other processes.
+fn time_library(w: &Workload, runs: usize) -> Result<Phases> {
+    let text = std::fs::read_to_string(&w.toml)?;
+    let state = w.state.as_ref().map(std::fs::read).transpose()?;
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        all.push(plan_once(&text, state.as_deref())?);
+    }
+    all.sort_by_key(Phases::total);
+    Ok(all[0])
+}
+
+fn peak_of_library(bench_exe: &Path, w: &Workload) -> Result<u64> {
+    let mut args = vec![OsStr::new(CHILD_FLAG), w.toml.as_os_str()];
+    if let Some(s) = &w.state {
+        args.push(s.as_os_str());
+    }
+    let m = child::run(bench_exe, bench_exe, &args, None, true)?;
+    if m.exit_code != 0 {
+        bail!("the planning child exited {}", m.exit_code);
+    }
+    Ok(m.peak_rss_kib)
+}
+
+fn run_binary(bench_exe: &Path, skyplan: &Path, w: &Workload) -> Result<child::Measured> {
+    let args = ["plan", "--refresh=false", "--no-color", "bench.toml"].map(OsStr::new);
+    let m = child::run(bench_exe, skyplan, &args, Some(&w.dir), false)?;
+    if m.exit_code != 0 {
+        bail!("`skyplan plan` exited {}", m.exit_code);
+    }
+    Ok(m)
+}
+
+/// Every offline row: 100 / 1,000 / 10,000 services × empty / applied state, the growth
+/// from 1,000 to 10,000, and the binary on 10,000.
+pub fn run(root: &Path, bench_exe: &Path, skyplan: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    match child::floor(bench_exe) {
+        Ok(kib) => rows.push(
+            Row::new("  peak memory floor (the launcher running `true`)")
+                .mem_kib(kib)
+                .note("included in every peak memory figure below"),
+        ),
+        Err(e) => rows.push(Row::failed("peak memory floor", &e)),
+    }
+    for scenario in [Scenario::Empty, Scenario::Applied] {
+        let mut by_size = Vec::new();
+        for (n, runs) in [(100, 21), (1_000, 7), (10_000, 5)] {
+            let what = format!(
+                "plan --refresh=false, library: {} services, {}",
+                thousands(n),
+                scenario.label()
+            );
+            let measured = write_workload(root, n, scenario).and_then(|w| {
+                let phases = time_library(&w, runs)?;
+                let peak = peak_of_library(bench_exe, &w)?;
+                Ok((w, phases, peak))
+            });
+            match measured {
+                Ok((w, p, peak)) => {
+                    let t = p.total();
+                    let mut row = Row::new(what).wall(t).mem_kib(peak).note(format!(
+                        "{} actions; parse {} + state {} + plan {}; best of {runs}",
+                        thousands(p.actions),
+                        duration(p.parse),
+                        duration(p.state),
+                        duration(p.plan)
+                    ));
+                    if n == 10_000 {
+                        row = row.target("< 1 s, < 200 MB", t < MAX_10K && peak < MAX_10K_KIB);
+                    }
+                    rows.push(row);
+                    by_size.push((n, t, w));
+                }
+                Err(e) => rows.push(Row::failed(what, &e)),
+            }
+        }
+        let t = |size| by_size.iter().find(|(n, _, _)| *n == size).map(|x| x.1);
+        if let (Some(t1k), Some(t10k)) = (t(1_000), t(10_000)) {
+            let factor = t10k.as_secs_f64() / t1k.as_secs_f64().max(1e-9);
+            rows.push(
+                Row::new(format!("  growth 1,000 -> 10,000 ({})", scenario.label()))
+                    .wall_text(format!("x{factor:.1}"))
+                    .target(
+                        format!("linear (x10, <= x{LINEAR_FACTOR:.0})"),
+                        factor <= LINEAR_FACTOR,
+                    ),
+            );
+        }
+        if let Some((_, _, w)) = by_size.iter().find(|(n, _, _)| *n == 10_000) {
+            let what = format!(
+                "plan --refresh=false, binary: 10,000 services, {}",
+                scenario.label()
+            );
+            rows.push(match run_binary(bench_exe, skyplan, w) {
+                Ok(m) => Row::new(what)
+                    .wall(m.wall)
+                    .mem_kib(m.peak_rss_kib)
+                    .target(
+                        "< 1 s, < 200 MB",
+                        m.wall < MAX_10K && m.peak_rss_kib < MAX_10K_KIB,
+                    )
+                    .note(format!(
+                        "whole process: read, plan, render {} KiB of output",
+                        m.stdout.len() / 1024
+                    )),
+                Err(e) => Row::failed(what, &e),
+            });
+        }
+    }
+    rows
+}
