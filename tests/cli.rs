@@ -330,3 +330,36 @@ fn state_commands_list_show_pull_push_and_migrate_locally() {
     let copy = std::fs::read_to_string(t.path().join("elsewhere/copy.json")).unwrap();
     assert_eq!(copy.trim_end(), pulled.stdout.trim_end());
 }
+
+#[test]
+fn every_broken_topology_in_the_corpus_exits_1_with_a_located_error_and_writes_nothing() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/topology");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "the corpus must hold at least 30 broken files"
+    );
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let mut t = Test::new();
+        std::fs::copy(&f, t.path().join(&name)).unwrap();
+        let r = t.args(&["plan", &name, "--refresh=false"]).run();
+        assert_eq!(r.code, 1, "{name}: exit {}\n{}", r.code, r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("--> {name}")),
+            "{name}: no location in\n{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
+        assert!(
+            !t.path().join("state").exists(),
+            "{name}: something was written"
+        );
+    }
+}

@@ -262,3 +262,38 @@ pub fn to_dot(actions: &[Action]) -> String {
     s.push_str("}\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_is_named_in_dependency_order() {
+        let addresses: Vec<String> = ["service.a", "backup.a", "restore.b", "service.c"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // a → backup → restore → a, and c on its own.
+        let edges = [(0, 1), (1, 2), (2, 0), (3, 0)];
+        let named = describe_cycle(4, &edges, &addresses);
+        let ring: Vec<&str> = named.split(" -> ").collect();
+        assert_eq!(ring.len(), 4, "{named}");
+        assert_eq!(ring.first(), ring.last(), "{named}");
+        for a in ["service.a", "backup.a", "restore.b"] {
+            assert!(named.contains(a), "{named}");
+        }
+        assert!(!named.contains("service.c"), "{named}");
+        // Each step of the named ring is a real edge.
+        for w in ring.windows(2) {
+            let i = addresses.iter().position(|x| x == w[0]).unwrap();
+            let j = addresses.iter().position(|x| x == w[1]).unwrap();
+            assert!(edges.contains(&(i, j)), "{w:?} is not an edge in {named}");
+        }
+    }
+
+    #[test]
+    fn plan_errors_name_the_cycle() {
+        let e = PlanError::Cycle("a -> b -> a".into());
+        assert!(e.to_string().contains("a -> b -> a"));
+    }
+}
