@@ -53,3 +53,56 @@ impl StateHandle {
         f(&*self.inner.lock().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{AllowlistRecord, LocalBackend};
+
+    fn admit(s: &mut State, replica: &str) {
+        s.resources.allowlists.insert(
+            replica.into(),
+            AllowlistRecord {
+                on: "primary".into(),
+                entries: vec!["10.0.0.1/32".into()],
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn every_update_is_on_disk_when_it_returns_and_a_refused_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let backend: Arc<dyn StateBackend> = Arc::new(LocalBackend::new(&path));
+        let handle = StateHandle::new(State::new(), backend.clone());
+        handle
+            .update(|s| s.resources.backups.clear())
+            .await
+            .unwrap();
+        assert!(
+            !path.exists(),
+            "an update that changes nothing writes nothing"
+        );
+        handle.update(|s| s.lineage.push_str("-x")).await.unwrap();
+        let on_disk = backend.read().await.unwrap().unwrap();
+        assert_eq!(on_disk, handle.snapshot().await);
+        assert_eq!(on_disk.serial, 1);
+
+        // Another writer replaced the file (another lineage): the next update is refused,
+        // and neither the file nor the in-memory state takes the change.
+        let other = State {
+            serial: 1,
+            ..State::new()
+        };
+        let bytes = crate::state::codec::to_json(&other).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let before = handle.snapshot().await;
+        let err = handle.update(|s| admit(s, "b")).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
+        assert_eq!(handle.snapshot().await, before);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), bytes);
+    }
+}
