@@ -276,12 +276,14 @@ pub(super) async fn update(
     if from.size != to.size {
         p.status(&format!("resizing to {}", to.size));
         client.set_size(&id, &to.size).await?;
+        record_accepted(steps, key, |spec| spec.size = to.size.clone()).await?;
         wait_ready(steps, key, &id, p).await?;
         done.push("size");
     }
     if from.nodes != to.nodes {
         p.status(&format!("setting nodes to {}", to.nodes));
         client.set_nodes(&id, i64::from(to.nodes)).await?;
+        record_accepted(steps, key, |spec| spec.nodes = to.nodes).await?;
         wait_ready(steps, key, &id, p).await?;
         done.push("nodes");
     }
@@ -296,6 +298,7 @@ pub(super) async fn update(
                 },
             )
             .await?;
+        record_accepted(steps, key, |spec| spec.storage = to.storage).await?;
         wait_ready(steps, key, &id, p).await?;
         done.push("storage");
     }
@@ -334,6 +337,26 @@ pub(super) async fn update(
         .update(|s| record_ready(s, key, to, &ready))
         .await?;
     Ok(format!("updated {}", done.join(", ")))
+}
+
+/// Record a change the API accepted, before waiting for it: a run stopped during the wait
+/// (interrupt or kill) leaves a state that already says what the service is becoming, with
+/// the modification in flight for the next run to wait for; never a stale spec that the next
+/// plan would report as changed outside skyplan.
+async fn record_accepted(
+    steps: &RealSteps,
+    key: &str,
+    change: impl FnOnce(&mut ServiceSpec),
+) -> Result<()> {
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(key) {
+                change(&mut r.spec);
+                r.in_flight = Some(in_flight("update"));
+            }
+        })
+        .await
 }
 
 pub(super) async fn delete(steps: &RealSteps, key: &str, p: &ProgressHandle) -> Result<String> {
