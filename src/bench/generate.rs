@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use crate::plan::diff::cidr32;
 use crate::state::{
     AllowlistRecord, BackupRecord, ReplicationRecord, RestoreRecord, ServiceRecord, State,
@@ -142,6 +143,60 @@ pub fn applied_state(topology: &Topology) -> State {
     state
 }
 
+/// What a refresh of `state` finds when the world is exactly as applied: every service ready
+/// as recorded, every allowlist holding the user's entries and the grants, every link healthy.
+/// Planning against it exercises the refreshed no-change path (a scheduled drift check).
+pub fn observed_as_applied(state: &State) -> Observed {
+    let res = &state.resources;
+    let mut observed = Observed {
+        refreshed: true,
+        ..Observed::default()
+    };
+    for (key, rec) in &res.services {
+        observed.services.insert(
+            key.clone(),
+            ObservedService::Present(RemoteService {
+                id: rec.id.clone(),
+                name: rec.spec.name.clone(),
+                status: "ready".into(),
+                provider: rec.spec.provider.clone(),
+                region: rec.spec.region.clone(),
+                size: rec.spec.size.clone(),
+                nodes: rec.spec.nodes,
+                storage: rec.spec.storage,
+                ssl_enabled: rec.spec.ssl_enabled,
+                fqdn: rec.fqdn.clone(),
+                port: rec.port,
+                outbound_ips: rec.outbound_ips.clone(),
+            }),
+        );
+        observed
+            .allowlists
+            .insert(key.clone(), rec.spec.allow_list.clone());
+    }
+    for grant in res.allowlists.values() {
+        if let Some(entries) = observed.allowlists.get_mut(&grant.on) {
+            entries.extend(grant.entries.iter().cloned());
+        }
+    }
+    for (key, link) in &res.replications {
+        observed.replication.insert(
+            key.clone(),
+            ObservedReplication {
+                configured: true,
+                io_running: true,
+                sql_running: true,
+                master_host: Some(link.source_host.clone()),
+                master_port: Some(link.source_port),
+                seconds_behind_master: Some(0),
+                gtid_io_pos: link.gtid_position.clone(),
+                ..ObservedReplication::default()
+            },
+        );
+    }
+    observed
+}
+
 /// A distinct documentation-range address per service (198.18.0.0/15, RFC 2544).
 fn outbound_ip(i: usize) -> String {
     format!("198.{}.{}.{}", 18 + (i >> 16) % 2, (i >> 8) % 256, i % 256)
@@ -203,5 +258,20 @@ mod tests {
         let applied = applied_state(&t);
         let again = plan_against(&t, &applied);
         assert!(again.is_empty(), "{:#?}", again.actions);
+
+        // Refreshed, with the world exactly as applied: still nothing to do, nothing drifted.
+        let refreshed = plan::build(&PlanInput {
+            topology: &t,
+            topology_sha256: "x",
+            state: &applied,
+            observed: &observed_as_applied(&applied),
+        })
+        .unwrap();
+        assert!(
+            refreshed.actions.is_empty() && refreshed.drift.is_empty(),
+            "{:#?} {:#?}",
+            refreshed.actions,
+            refreshed.drift
+        );
     }
 }

@@ -139,27 +139,52 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
 }
 
 /// Order the planned actions by dependency and turn them into numbered actions.
+///
+/// Linear in actions + edges, plus one sort: the ready set is a heap of integer priorities
+/// (each action's place in the (rank, address) order, computed once), adjacency lives in flat
+/// arrays, and each action is moved once into its place.
 pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanError> {
     let n = planned.len();
     let edges = edges(&planned, state);
-    let mut indegree = vec![0usize; n];
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for &(a, b) in &edges {
-        indegree[b] += 1;
-        out[a].push(b);
+    let mut addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
+
+    // priority[i]: i's place among all actions by (rank, address): the tie-break as an integer.
+    let mut by_key: Vec<usize> = (0..n).collect();
+    by_key.sort_unstable_by(|&a, &b| {
+        (rank(&planned[a].kind), addresses[a].as_str(), a).cmp(&(
+            rank(&planned[b].kind),
+            addresses[b].as_str(),
+            b,
+        ))
+    });
+    let mut priority = vec![0usize; n];
+    for (p, &i) in by_key.iter().enumerate() {
+        priority[i] = p;
     }
-    let addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
-    let mut ready: BinaryHeap<Reverse<(u8, &str, usize)>> = (0..n)
+
+    // Edges are sorted by their source: the dependents of `a` are edges[first_out[a]..first_out[a + 1]].
+    let mut first_out = vec![0usize; n + 1];
+    let mut indegree = vec![0usize; n];
+    for &(a, b) in &edges {
+        first_out[a + 1] += 1;
+        indegree[b] += 1;
+    }
+    for i in 0..n {
+        first_out[i + 1] += first_out[i];
+    }
+
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
         .filter(|&i| indegree[i] == 0)
-        .map(|i| Reverse((rank(&planned[i].kind), addresses[i].as_str(), i)))
+        .map(|i| Reverse(priority[i]))
         .collect();
     let mut order = Vec::with_capacity(n);
-    while let Some(Reverse((_, _, i))) = ready.pop() {
+    while let Some(Reverse(p)) = ready.pop() {
+        let i = by_key[p];
         order.push(i);
-        for &j in &out[i] {
+        for &(_, j) in &edges[first_out[i]..first_out[i + 1]] {
             indegree[j] -= 1;
             if indegree[j] == 0 {
-                ready.push(Reverse((rank(&planned[j].kind), addresses[j].as_str(), j)));
+                ready.push(Reverse(priority[j]));
             }
         }
     }
@@ -182,7 +207,7 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
         depends_on.sort_unstable();
         actions.push(Action {
             id: pos,
-            address: addresses[old].clone(),
+            address: std::mem::take(&mut addresses[old]),
             change: p.change,
             kind: p.kind,
             summary: p.summary,
@@ -289,6 +314,92 @@ mod tests {
             let j = addresses.iter().position(|x| x == w[1]).unwrap();
             assert!(edges.contains(&(i, j)), "{w:?} is not an edge in {named}");
         }
+    }
+
+    fn planned(kind: ActionKind) -> Planned {
+        Planned {
+            kind,
+            change: super::super::Change::Create,
+            summary: String::new(),
+            before: None,
+            after: None,
+            wipes_data: false,
+            reason: None,
+        }
+    }
+
+    fn create(key: &str) -> Planned {
+        let spec = crate::topology::ServiceSpec {
+            name: key.into(),
+            service_type: "transactional".into(),
+            topology: "standalone".into(),
+            provider: "gcp".into(),
+            region: "us-east4".into(),
+            architecture: "amd64".into(),
+            size: "sky-2x8".into(),
+            storage: 100,
+            nodes: 1,
+            version: None,
+            ssl_enabled: true,
+            volume_type: None,
+            volume_iops: None,
+            allow_list: vec![],
+            tags: Default::default(),
+        };
+        planned(ActionKind::CreateService {
+            key: key.into(),
+            spec,
+        })
+    }
+
+    #[test]
+    fn dependencies_first_then_rank_then_address() {
+        let (p, r) = (String::from("p"), String::from("r"));
+        let actions = build(
+            vec![
+                planned(ActionKind::Replicate {
+                    source: p.clone(),
+                    replica: r.clone(),
+                    ssl: true,
+                    mode: super::super::WireMode::Fresh,
+                }),
+                create("r"),
+                planned(ActionKind::AllowlistGrant {
+                    source: p.clone(),
+                    replica: r.clone(),
+                }),
+                planned(ActionKind::Restore {
+                    source: p.clone(),
+                    replica: r.clone(),
+                }),
+                create("p"),
+                planned(ActionKind::Backup {
+                    source: p.clone(),
+                    seed: crate::topology::Seed::NewBackup,
+                    replicas: vec![r.clone()],
+                }),
+            ],
+            &State::new(),
+        )
+        .unwrap();
+        let order: Vec<&str> = actions.iter().map(|a| a.address.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "service.p",
+                "service.r",
+                "backup.p",
+                "restore.r",
+                "allowlist.p.r",
+                "replication.r"
+            ]
+        );
+        for (i, a) in actions.iter().enumerate() {
+            assert_eq!(a.id, i);
+        }
+        assert_eq!(actions[2].depends_on, vec![0]);
+        assert_eq!(actions[3].depends_on, vec![1, 2]);
+        assert_eq!(actions[5].depends_on, vec![0, 1, 3, 4]);
     }
 
     #[test]
