@@ -161,7 +161,8 @@ pub async fn wait_state(
 }
 
 /// After a kill: the state file is a valid state (it parsed), it did not go backwards, and the
-/// previous version kept beside it is the one before.
+/// previous version kept beside it is valid and not newer (equal when the kill fell between
+/// writing the `.backup` and replacing the file).
 pub fn assert_state_intact(cloud: &Cloud, at_least_serial: u64) -> State {
     let state = read_state(cloud).expect("a state file");
     assert!(
@@ -173,7 +174,12 @@ pub fn assert_state_intact(cloud: &Cloud, at_least_serial: u64) -> State {
     if let Ok(bytes) = std::fs::read(&backup) {
         let prev = skyplan::state::codec::from_json(&bytes, "backup").expect("valid .backup");
         assert_eq!(prev.lineage, state.lineage);
-        assert!(prev.serial < state.serial);
+        assert!(
+            prev.serial <= state.serial,
+            "backup serial {} is newer than the state's {}",
+            prev.serial,
+            state.serial
+        );
     }
     state
 }
