@@ -149,14 +149,15 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
     let mut addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
 
     // priority[i]: i's place among all actions by (rank, address): the tie-break as an integer.
+    // The keys sit in one small array so the sort does not stride through the large actions.
+    let keys: Vec<(u8, &str)> = planned
+        .iter()
+        .zip(&addresses)
+        .map(|(p, a)| (rank(&p.kind), a.as_str()))
+        .collect();
     let mut by_key: Vec<usize> = (0..n).collect();
-    by_key.sort_unstable_by(|&a, &b| {
-        (rank(&planned[a].kind), addresses[a].as_str(), a).cmp(&(
-            rank(&planned[b].kind),
-            addresses[b].as_str(),
-            b,
-        ))
-    });
+    by_key.sort_unstable_by(|&a, &b| (keys[a], a).cmp(&(keys[b], b)));
+    drop(keys);
     let mut priority = vec![0usize; n];
     for (p, &i) in by_key.iter().enumerate() {
         priority[i] = p;
