@@ -80,10 +80,21 @@ pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
         .force_unlock(expected.as_deref(), args.kill_holder)
         .await?
     {
-        Some(_) => ui.info("Lock removed."),
-        None => ui.info("Lock removed (or it was already gone)."),
+        Some(_) => {}
+        None => ui.info("The lock record was already gone."),
     }
-    Ok(EXIT_OK)
+    // On MariaDB the lock is the holder's connection: clearing the record alone does not free
+    // it. Look again rather than claim success.
+    match find_lock(&ws).await? {
+        Lock::Free => {
+            ui.info("Lock removed.");
+            Ok(EXIT_OK)
+        }
+        Lock::Held(_) | Lock::Anonymous => {
+            ui.error("the holder's record was removed, but its connection still holds the lock; end it with --kill-holder (or stop that run)");
+            Ok(EXIT_ERROR)
+        }
+    }
 }
 
 /// The lock's holder, or whether there is a lock at all when it names none: then the only way

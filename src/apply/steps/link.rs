@@ -14,14 +14,6 @@ use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
 use crate::plan::WireMode;
 use crate::state::{AllowlistRecord, ReplicationRecord};
 
-async fn id_of(steps: &RealSteps, key: &str) -> Result<String> {
-    steps
-        .state
-        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
-        .await
-        .with_context(|| format!("service.{key} is not in the state"))
-}
-
 pub(super) async fn grant(
     steps: &RealSteps,
     source: &str,
@@ -29,8 +21,8 @@ pub(super) async fn grant(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let source_id = id_of(steps, source).await?;
-    let replica_id = id_of(steps, replica).await?;
+    let source_id = steps.service_id(source).await?;
+    let replica_id = steps.service_id(replica).await?;
     // The replica's outbound IPs as the API reports them now (they may have changed since
     // the state recorded them); the recorded ones if the API lists none.
     let mut ips = client
@@ -54,13 +46,7 @@ pub(super) async fn grant(
         bail!("service.{replica} reports no outbound IPs; cannot allowlist it on service.{source}");
     }
     let entries: Vec<String> = ips.iter().map(|ip| cidr32(ip)).collect();
-    let present: Vec<String> = client
-        .get_allowlist(&source_id)
-        .await?
-        .into_iter()
-        .flat_map(|e| e.allow_list)
-        .map(|i| i.ip)
-        .collect();
+    let present: Vec<String> = steps.allowlist_entries(&source_id).await?;
     let mut added = Vec::new();
     for e in &entries {
         // `1.2.3.4` listed by the cloud is the entry `1.2.3.4/32`.
@@ -100,14 +86,8 @@ pub(super) async fn revoke(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let source_id = id_of(steps, source).await?;
-    let present: Vec<String> = client
-        .get_allowlist(&source_id)
-        .await?
-        .into_iter()
-        .flat_map(|e| e.allow_list)
-        .map(|i| i.ip)
-        .collect();
+    let source_id = steps.service_id(source).await?;
+    let present: Vec<String> = steps.allowlist_entries(&source_id).await?;
     // Only entries skyplan owns, and not ones the user also lists for this source.
     let user_listed = steps
         .topology

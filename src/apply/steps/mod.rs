@@ -84,6 +84,30 @@ impl Steps for RealSteps {
     }
 }
 
+impl RealSteps {
+    /// The SkySQL id of service `key`, as recorded in the state.
+    pub(crate) async fn service_id(&self, key: &str) -> anyhow::Result<String> {
+        use anyhow::Context;
+        self.state
+            .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
+            .await
+            .with_context(|| format!("service.{key} is not in the state"))
+    }
+
+    /// The entries on a service's allowlist, as the API spells them.
+    pub(crate) async fn allowlist_entries(&self, service_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .remote
+            .client
+            .get_allowlist(service_id)
+            .await?
+            .into_iter()
+            .flat_map(|e| e.allow_list)
+            .map(|i| i.ip)
+            .collect())
+    }
+}
+
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -27,14 +27,6 @@ fn is_failed(status: &str) -> bool {
     )
 }
 
-async fn service_id(steps: &RealSteps, key: &str) -> Result<String> {
-    steps
-        .state
-        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
-        .await
-        .with_context(|| format!("service.{key} is not in the state"))
-}
-
 pub(super) async fn backup(
     steps: &RealSteps,
     source: &str,
@@ -43,7 +35,7 @@ pub(super) async fn backup(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let source_id = service_id(steps, source).await?;
+    let source_id = steps.service_id(source).await?;
     let mut note = "";
     let chosen: Backup = match seed {
         Seed::NewBackup | Seed::None => {
@@ -352,7 +344,7 @@ pub(super) async fn restore(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let replica_id = service_id(steps, replica).await?;
+    let replica_id = steps.service_id(replica).await?;
     let backup_id = steps
         .state
         .read(|s| {

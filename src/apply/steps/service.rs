@@ -6,7 +6,7 @@ use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
 use crate::engine::refresh::remote_service;
-use crate::plan::diff::cidr32;
+use crate::plan::diff::{cidr32, contains_cidr};
 use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse};
 use crate::state::{InFlight, ServiceRecord, State};
 use crate::topology::ServiceSpec;
@@ -303,15 +303,10 @@ pub(super) async fn update(
         done.push("storage");
     }
     if from.allow_list != to.allow_list {
-        let present: Vec<String> = client
-            .get_allowlist(&id)
-            .await?
-            .into_iter()
-            .flat_map(|e| e.allow_list)
-            .map(|i| i.ip)
-            .collect();
+        let present: Vec<String> = steps.allowlist_entries(&id).await?;
+        // `1.2.3.4` listed by the cloud is the entry `1.2.3.4/32`.
         for ip in to.allow_list.iter().map(|i| cidr32(i)) {
-            if !present.contains(&ip) {
+            if !contains_cidr(&present, &ip) {
                 client.add_allowlist_entry(&id, &ip).await?;
             }
         }
@@ -321,8 +316,12 @@ pub(super) async fn update(
             .filter(|i| !to.allow_list.contains(i))
             .map(|i| cidr32(i))
         {
-            if present.contains(&ip) {
-                client.delete_allowlist_entry(&id, &ip).await?;
+            // Delete the entry as the cloud spells it.
+            if let Some(existing) = present
+                .iter()
+                .find(|e| contains_cidr(std::slice::from_ref(e), &ip))
+            {
+                client.delete_allowlist_entry(&id, existing).await?;
             }
         }
         done.push("allow_list");
