@@ -138,12 +138,12 @@ async fn execute_locked(
         .map(|p| p.topology.clone())
         .unwrap_or_else(|| ws.topology.clone());
     let handle = StateHandle::new(state, ws.backend.clone());
-    let steps = Arc::new(RealSteps {
-        remote: remote.clone(),
+    let steps = Arc::new(RealSteps::new(
+        remote.clone(),
         topology,
-        state: handle.clone(),
-        opts: StepOptions::default(),
-    });
+        handle.clone(),
+        StepOptions::default(),
+    ));
     resume(&steps, ui).await?;
     let state = handle.snapshot().await;
     let plan = match saved {

@@ -98,7 +98,28 @@ pub async fn refresh(
         })
         .collect();
 
-    let allowlists: BTreeMap<String, Vec<String>> = stream::iter(present.iter().copied())
+    // A listed service carries its allowlist in `endpoints[].allow_list`: use it and save a GET
+    // per service. Only services the list did not show, or whose endpoints hold no entry
+    // (which the cloud may simply have left out), are read one by one.
+    let mut allowlists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut to_read = Vec::new();
+    for (key, r) in present.iter().copied() {
+        let embedded: Vec<String> = listed
+            .get(&r.id)
+            .map(|s| {
+                s.endpoints
+                    .iter()
+                    .flat_map(|e| e.allow_list.iter().map(|i| i.ip.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if embedded.is_empty() {
+            to_read.push((key, r));
+        } else {
+            allowlists.insert(key.clone(), embedded);
+        }
+    }
+    let read: Vec<(String, Vec<String>)> = stream::iter(to_read)
         .map(|(key, r)| async move {
             let lists = remote
                 .client
@@ -115,6 +136,7 @@ pub async fn refresh(
         .buffer_unordered(parallelism)
         .try_collect()
         .await?;
+    allowlists.extend(read);
 
     let ready: std::collections::BTreeSet<&String> = present.iter().map(|(k, _)| *k).collect();
     let replicas: Vec<&String> = res

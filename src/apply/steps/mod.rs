@@ -42,6 +42,9 @@ pub struct RealSteps {
     pub topology: Topology,
     pub state: StateHandle,
     pub opts: StepOptions,
+    /// (name, id) of every service that existed when the first create looked: listed once
+    /// per apply, not once per create (a big account has many pages).
+    existing: tokio::sync::OnceCell<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -85,6 +88,39 @@ impl Steps for RealSteps {
 }
 
 impl RealSteps {
+    pub fn new(
+        remote: Arc<Remote>,
+        topology: Topology,
+        state: StateHandle,
+        opts: StepOptions,
+    ) -> RealSteps {
+        RealSteps {
+            remote,
+            topology,
+            state,
+            opts,
+            existing: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The id of a service named `name` that existed before this apply created anything.
+    pub(crate) async fn existing_service_named(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let all = self
+            .existing
+            .get_or_try_init(|| async {
+                let list = self.remote.client.list_services().await?;
+                Ok::<_, anyhow::Error>(list.into_iter().map(|s| (s.name, s.id)).collect())
+            })
+            .await?;
+        Ok(all
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.clone()))
+    }
+
     /// The SkySQL id of service `key`, as recorded in the state.
     pub(crate) async fn service_id(&self, key: &str) -> anyhow::Result<String> {
         use anyhow::Context;

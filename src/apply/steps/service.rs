@@ -187,11 +187,12 @@ pub(super) async fn create(
         }
         _ => {
             // Adopt a service that already has this name instead of creating a duplicate.
-            let existing = client
-                .list_services()
-                .await?
-                .into_iter()
-                .find(|s| s.name == spec.name);
+            // The list is taken once per apply; a match is confirmed by a GET, so a service
+            // this apply deleted (a replace) is not adopted.
+            let existing = match steps.existing_service_named(&spec.name).await? {
+                Some(id) => client.get_service(&id).await?,
+                None => None,
+            };
             match existing {
                 Some(s) if s.status.as_str() != "failed" && s.status.as_str() != "pending_delete" => {
                     (s.id, "adopted an existing service with this name")
