@@ -53,6 +53,20 @@ async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
         "the backup should have captured some writes"
     );
 
+    // The state a real apply wrote matches its published schema.
+    assert_matches_schema(
+        "state.schema.json",
+        &std::fs::read(cloud.state_path()).unwrap(),
+    );
+    // So does the plan of a saved drift check.
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--out", "check.plan"])
+        .code(0);
+    assert_matches_schema(
+        "plan.schema.json",
+        &std::fs::read(cloud.dir().join("check.plan")).unwrap(),
+    );
+
     // No drift, no changes.
     cloud
         .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
@@ -125,4 +139,17 @@ async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
     cloud
         .skyplan(&["plan", "fan-out.toml", "--detailed-exitcode"])
         .code(0);
+}
+
+fn assert_matches_schema(schema: &str, bytes: &[u8]) {
+    let path = format!("{}/schemas/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let schema_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let compiled = jsonschema::JSONSchema::compile(&schema_json).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let errors: Vec<String> = match compiled.validate(&doc) {
+        Ok(()) => return,
+        Err(e) => e.map(|e| format!("{e} at {}", e.instance_path)).collect(),
+    };
+    panic!("does not match {schema}:\n{}", errors.join("\n"));
 }
