@@ -15,39 +15,13 @@ use crate::emulator::ServeOptions;
 use crate::engine::connect::Remote;
 use crate::engine::refresh;
 use crate::skysql::retry::RetryPolicy;
-use crate::skysql::types::{AllowListItem, CreateServiceRequest};
 use crate::state::{ServiceRecord, State};
-use crate::topology::{ServiceSpec, Topology};
+use crate::topology::Topology;
 
 const MAX_LIST_CALLS: usize = 15;
 const MAX_WALL: Duration = Duration::from_secs(3);
 /// `--parallelism` of `skyplan plan` (its default).
 const PARALLELISM: usize = 10;
-
-fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
-    CreateServiceRequest {
-        name: Some(spec.name.clone()),
-        service_type: Some(spec.service_type.clone()),
-        topology: Some(spec.topology.clone()),
-        provider: Some(spec.provider.clone()),
-        region: Some(spec.region.clone()),
-        architecture: Some(spec.architecture.clone()),
-        size: Some(spec.size.clone()),
-        storage: Some(i64::from(spec.storage)),
-        nodes: Some(i64::from(spec.nodes)),
-        ssl_enabled: Some(spec.ssl_enabled),
-        allow_list: Some(
-            spec.allow_list
-                .iter()
-                .map(|ip| AllowListItem {
-                    ip: ip.clone(),
-                    comment: None,
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }
-}
 
 /// Creates every service of `topology` and returns the state that records them (services
 /// only: an API-only emulator has no SQL endpoint to read replication status from).
@@ -56,7 +30,7 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
         .map(|svc| async move {
             let s = remote
                 .client
-                .create_service(&create_request(&svc.spec))
+                .create_service(&crate::apply::steps::create_request(&svc.spec))
                 .await?;
             Ok::<_, anyhow::Error>((
                 svc.key.clone(),

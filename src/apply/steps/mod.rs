@@ -5,6 +5,8 @@ mod link;
 mod seed;
 mod service;
 
+pub use service::create_request;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,7 +11,8 @@ use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse}
 use crate::state::{InFlight, ServiceRecord, State};
 use crate::topology::ServiceSpec;
 
-fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
+/// The `POST /provisioning/v1/services` body for a topology service.
+pub fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
     CreateServiceRequest {
         name: Some(spec.name.clone()),
         service_type: Some(spec.service_type.clone()),
