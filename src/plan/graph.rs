@@ -28,6 +28,55 @@ fn rank(kind: &ActionKind) -> u8 {
     }
 }
 
+/// The service an action is about: the one whose chain depth orders it among equals.
+fn subject(kind: &ActionKind) -> &str {
+    match kind {
+        ActionKind::CreateService { key, .. }
+        | ActionKind::UpdateService { key, .. }
+        | ActionKind::ReplaceService { key, .. }
+        | ActionKind::DeleteService { key, .. } => key,
+        ActionKind::Backup { source, .. } => source,
+        ActionKind::Restore { replica, .. }
+        | ActionKind::AllowlistGrant { replica, .. }
+        | ActionKind::AllowlistRevoke { replica, .. }
+        | ActionKind::Replicate { replica, .. }
+        | ActionKind::StopReplication { replica, .. } => replica,
+    }
+}
+
+/// How deep in a replication chain each action's service sits (0 = not a replica), so that
+/// among actions ready together a reviewer reads a primary before its replicas.
+fn depths(planned: &[Planned], state: &State) -> Vec<u32> {
+    let mut parent: HashMap<&str, &str> = HashMap::new();
+    for (r, link) in &state.resources.replications {
+        parent.insert(r, &link.source);
+    }
+    for p in planned {
+        if let ActionKind::Replicate {
+            source, replica, ..
+        } = &p.kind
+        {
+            parent.insert(replica, source);
+        }
+    }
+    planned
+        .iter()
+        .map(|p| {
+            let mut d = 0;
+            let mut cur = subject(&p.kind);
+            // Chains are short; the cap only guards against a cycle in a corrupt state.
+            while let Some(s) = parent.get(cur) {
+                d += 1;
+                cur = s;
+                if d > 64 {
+                    break;
+                }
+            }
+            d
+        })
+        .collect()
+}
+
 /// Edges `dependency → dependent` between indices of `planned`.
 fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut svc: HashMap<&str, usize> = HashMap::new();
@@ -148,12 +197,15 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
     let edges = edges(&planned, state);
     let mut addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
 
-    // priority[i]: i's place among all actions by (rank, address): the tie-break as an integer.
+    // priority[i]: i's place among all actions by (rank, chain depth, address): the tie-break
+    // as an integer.
     // The keys sit in one small array so the sort does not stride through the large actions.
-    let keys: Vec<(u8, &str)> = planned
+    let depth = depths(&planned, state);
+    let keys: Vec<(u8, u32, &str)> = planned
         .iter()
         .zip(&addresses)
-        .map(|(p, a)| (rank(&p.kind), a.as_str()))
+        .zip(&depth)
+        .map(|((p, a), d)| (rank(&p.kind), *d, a.as_str()))
         .collect();
     let mut by_key: Vec<usize> = (0..n).collect();
     by_key.sort_unstable_by(|&a, &b| (keys[a], a).cmp(&(keys[b], b)));
