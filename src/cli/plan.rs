@@ -22,7 +22,7 @@ pub struct Args {
     /// Print the plan as JSON (format: schemas/plan.schema.json).
     #[arg(long)]
     json: bool,
-    /// Look at the real world first (default true); `--refresh=false` trusts the state file.
+    /// Look at the real world first (default true); `--refresh=false` trusts the recorded state.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     refresh: bool,
     /// Only show drift and offer to update the state to match reality (nothing remote changes).

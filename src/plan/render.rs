@@ -49,7 +49,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
             out,
             "{}",
             st.dim.apply_to(
-                "Note: refresh skipped (--refresh=false); the plan trusts the state file.\n"
+                "Note: refresh skipped (--refresh=false); the plan trusts the recorded state.\n"
             )
         );
     }
