@@ -200,8 +200,18 @@ impl Executor {
         // False once no one can send an interrupt any more (the sender is gone).
         let mut stop_open = true;
         let parallelism = self.parallelism.max(1);
+        // The interrupt is announced once, before anything it causes is reported: a step may
+        // notice it (and end) before this loop's own `stop.changed()` branch runs.
+        let mut announced = false;
+        let mut announce = |stop: &watch::Receiver<bool>| {
+            if *stop.borrow() && !announced {
+                announced = true;
+                self.progress.message("Interrupt received: starting nothing new; running steps finish their API calls and stop waiting (Ctrl-C again to exit now).");
+            }
+        };
 
         loop {
+            announce(&stop);
             if !*stop.borrow() {
                 while running.len() < parallelism {
                     let Some(id) = queue.dequeue() else { break };
@@ -231,6 +241,7 @@ impl Executor {
                             (id, Err(StepError::new(format!("internal error: {e}"))), Duration::ZERO)
                         }
                     };
+                    announce(&stop);
                     self.progress.finished(
                         &actions[id],
                         result.as_ref().map(|s| s.as_str()).map_err(|e| e.message.as_str()),
@@ -253,9 +264,7 @@ impl Executor {
                 }
                 changed = stop.changed(), if stop_open && !*stop.borrow() => {
                     stop_open = changed.is_ok();
-                    if *stop.borrow() {
-                        self.progress.message("Interrupt received: starting nothing new; running steps finish their API calls and stop waiting (Ctrl-C again to exit now).");
-                    }
+                    announce(&stop);
                 }
             }
         }
