@@ -116,7 +116,9 @@ impl SkysqlClient {
 
     /// `POST /provisioning/v1/services/{id}/nodes` (asynchronous: wait for `ready`).
     pub async fn set_nodes(&self, id: &str, nodes: i64) -> Result<(), SkysqlError> {
-        self.execute(&request::set_nodes(id, nodes), &mut 0).await.map(|_| ())
+        self.execute(&request::set_nodes(id, nodes), &mut 0)
+            .await
+            .map(|_| ())
     }
 
     /// `PATCH /provisioning/v1/services/{id}/tags` (answers 204 No Content).
@@ -125,7 +127,9 @@ impl SkysqlClient {
         id: &str,
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), SkysqlError> {
-        self.execute(&request::set_tags(id, tags), &mut 0).await.map(|_| ())
+        self.execute(&request::set_tags(id, tags), &mut 0)
+            .await
+            .map(|_| ())
     }
 
     /// `PATCH /provisioning/v1/services/{id}/storage`.
