@@ -2,175 +2,17 @@
 
 mod state_support;
 
+use state_support::mariadb::{KillOnDrop, MariaDb, DB, USER};
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use skyplan::state::mysql::{MysqlBackend, MysqlConfig, Password};
 use skyplan::state::*;
 use skyplan::topology::{ProviderConfig, StateConfig, Topology};
-
-const DB: &str = "skyplan_state";
-const USER: &str = "skyplan";
-
-/// A private mariadbd, killed when dropped (also when the test panics).
-struct MariaDb {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-    password: String,
-    /// The user must connect over TLS.
-    tls: bool,
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl MariaDb {
-    async fn start() -> MariaDb {
-        MariaDb::start_with(tempfile::tempdir().unwrap(), &[], "").await
-    }
-
-    /// `extra` goes to mariadbd; `require` is appended to CREATE USER (e.g. "REQUIRE SSL").
-    async fn start_with(dir: tempfile::TempDir, extra: &[String], require: &str) -> MariaDb {
-        let data = dir.path().join("data");
-        let is_root = unsafe { libc::geteuid() } == 0;
-        let user_arg: Vec<String> = if is_root {
-            vec!["--user=root".into()]
-        } else {
-            vec![]
-        };
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir(&tmp).unwrap();
-        // Own tmpdir: concurrent bootstraps sharing /tmp collide on temporary table names.
-        let small = [
-            "--innodb-buffer-pool-size=16M".to_string(),
-            "--innodb-log-file-size=4M".to_string(),
-            "--performance-schema=OFF".to_string(),
-            "--skip-name-resolve".to_string(),
-            format!("--tmpdir={}", tmp.display()),
-        ];
-        let out = Command::new("mariadb-install-db")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .args(&user_arg)
-            .args(&small)
-            .output()
-            .expect("mariadb-install-db runs");
-        assert!(
-            out.status.success(),
-            "install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
-        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
-        // The grants the README asks for, and no more: the backend must work with them.
-        let init = dir.path().join("init.sql");
-        std::fs::write(
-            &init,
-            format!(
-                "CREATE DATABASE IF NOT EXISTS {DB};\n\
-                 CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{password}' {require};\n\
-                 GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON {DB}.* TO '{USER}'@'%';\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                dir.path().join("err.log").display()
-            ))
-            .arg(format!("--init-file={}", init.display()))
-            .args(&user_arg)
-            .args(&small)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd starts");
-        let tls = !require.is_empty();
-        let server = MariaDb {
-            child,
-            dir,
-            port,
-            password,
-            tls,
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = match mysql_async::Conn::new(self.opts()).await {
-                Ok(c) => c.disconnect().await.is_ok(),
-                Err(_) => false,
-            };
-            if ok {
-                return;
-            }
-            let log = std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd did not come up:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mysql://{USER}@127.0.0.1:{}/{DB}", self.port)
-    }
-
-    fn backend(&self, workspace: &str) -> MysqlBackend {
-        let config = MysqlConfig::parse(&self.url()).unwrap();
-        MysqlBackend::new(config, workspace, Some(Password::new(&self.password)))
-    }
-
-    fn opts(&self) -> mysql_async::Opts {
-        mysql_async::OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.port)
-            .user(Some(USER))
-            .pass(Some(self.password.clone()))
-            .db_name(Some(DB))
-            .prefer_socket(false)
-            .ssl_opts(self.tls.then(|| {
-                mysql_async::SslOpts::default()
-                    .with_danger_accept_invalid_certs(true)
-                    .with_danger_skip_domain_validation(true)
-            }))
-            .into()
-    }
-
-    async fn conn(&self) -> mysql_async::Conn {
-        mysql_async::Conn::new(self.opts()).await.unwrap()
-    }
-}
 
 fn assert_no_password(server: &MariaDb, text: &str) {
     assert!(
@@ -383,14 +225,6 @@ async fn child_process_mariadb_lock_holder() {
         .unwrap();
     println!("LOCKED {}", lock.info().id);
     tokio::time::sleep(Duration::from_secs(60)).await;
-}
-
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]
