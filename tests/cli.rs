@@ -363,3 +363,35 @@ fn every_broken_topology_in_the_corpus_exits_1_with_a_located_error_and_writes_n
         );
     }
 }
+
+#[test]
+fn destroy_refuses_protected_services_before_touching_anything() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    let protected = std::fs::read_to_string(t.path().join("global-replication.toml"))
+        .unwrap()
+        .replace(
+            "name = \"skysql-primary\"",
+            "name = \"skysql-primary\"\ndeletion_protection = true",
+        );
+    std::fs::write(t.path().join("global-replication.toml"), protected).unwrap();
+    let before = std::fs::read(t.state_file("global-replication")).unwrap();
+    let r = t
+        .args(&["destroy", "global-replication.toml", "--auto-approve"])
+        .run()
+        .code(1);
+    assert!(
+        r.stderr.contains("deletion_protection = true"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("service.primary"), "{}", r.stderr);
+    assert!(
+        !t.path().join("emulator").exists(),
+        "nothing may be contacted"
+    );
+    assert_eq!(
+        std::fs::read(t.state_file("global-replication")).unwrap(),
+        before
+    );
+}

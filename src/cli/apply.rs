@@ -113,6 +113,11 @@ async fn execute_locked(
         bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan)");
     }
     let stored = ws.backend.read().await?;
+    if opts.destroy {
+        if let Some(state) = &stored {
+            crate::plan::check_destroy_allowed(&ws.topology, state)?;
+        }
+    }
     let (saved, state) = match saved {
         Some(plan) => {
             let state = match stored {

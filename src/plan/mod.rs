@@ -104,19 +104,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
 
 /// Plan tearing down everything the state records (`skyplan destroy`).
 pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
-    let protected: Vec<PlanError> = input
-        .topology
-        .services
-        .values()
-        .filter(|s| s.deletion_protection && input.state.resources.services.contains_key(&s.key))
-        .map(|s| PlanError::DeletionProtected {
-            key: s.key.clone(),
-            name: s.spec.name.clone(),
-        })
-        .collect();
-    if let Some(e) = PlanError::combine(protected) {
-        return Err(e);
-    }
+    check_destroy_allowed(input.topology, input.state)?;
     let empty = Topology {
         services: Default::default(),
         ..input.topology.clone()
@@ -126,6 +114,24 @@ pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
     plan.drift.clear();
     plan.summary.drift = 0;
     Ok(plan)
+}
+
+/// Refuse a destroy while a managed service has `deletion_protection = true` (pure, so the
+/// CLI can say so before it connects to anything).
+pub fn check_destroy_allowed(topology: &Topology, state: &State) -> Result<(), PlanError> {
+    let protected: Vec<PlanError> = topology
+        .services
+        .values()
+        .filter(|s| s.deletion_protection && state.resources.services.contains_key(&s.key))
+        .map(|s| PlanError::DeletionProtected {
+            key: s.key.clone(),
+            name: s.spec.name.clone(),
+        })
+        .collect();
+    match PlanError::combine(protected) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Plan, PlanError> {
