@@ -343,6 +343,12 @@ async fn refresh_only_records_reality_without_touching_anything_remote() {
     cloud.api().delete_service(&old).await.unwrap();
     wait_status(&cloud, "secondary", None).await;
     let before = mutating_requests(&cloud);
+    // For a scheduler: drift is exit 2, and without a terminal nothing is recorded.
+    let state_before = std::fs::read(cloud.state_path()).unwrap();
+    cloud
+        .skyplan(&["plan", TOPOLOGY, "--refresh-only", "--detailed-exitcode"])
+        .code(2);
+    assert_eq!(std::fs::read(cloud.state_path()).unwrap(), state_before);
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--refresh-only", "--auto-approve"])
         .code(0);

@@ -336,6 +336,7 @@ pub async fn refresh_only(
     lock_timeout: Duration,
     parallelism: usize,
     json: bool,
+    detailed_exitcode: bool,
 ) -> Result<i32> {
     let lock = ws
         .backend
@@ -357,10 +358,21 @@ pub async fn refresh_only(
             };
             ui.out(&render::render(&only_drift, ui.colors));
         }
+        // With --detailed-exitcode, drift is exit 2 whether or not the state is then updated,
+        // so a scheduler can tell drift from an error (1).
+        let found = if detailed_exitcode && plan.summary.drift > 0 {
+            super::EXIT_CHANGES
+        } else {
+            EXIT_OK
+        };
         let mut next = state.clone();
         engine::refresh::record_observed(&mut next, &observed);
         if next == state {
-            return Ok(EXIT_OK);
+            return Ok(found);
+        }
+        if !auto_approve && detailed_exitcode && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ui.info("State left unchanged (no terminal to confirm; add --auto-approve to record what exists).");
+            return Ok(found);
         }
         if !auto_approve
             && !confirm(
@@ -373,7 +385,7 @@ pub async fn refresh_only(
         }
         ws.backend.write(&mut next).await?;
         ui.info(&format!("State updated (serial {}).", next.serial));
-        Ok(EXIT_OK)
+        Ok(found)
     }
     .await;
     let _ = lock.release().await;

@@ -56,6 +56,7 @@ pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
             args.lock_timeout,
             args.parallelism,
             args.json,
+            args.detailed_exitcode,
         )
         .await;
     }

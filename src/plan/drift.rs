@@ -169,10 +169,18 @@ pub fn classify_replication(
         ));
         return v;
     }
-    let host_ok = o.master_host.as_deref() == Some(link.source_host.as_str())
+    // Host names compare as DNS does: case-insensitively, a trailing dot meaning nothing.
+    let same_host = |a: &str, b: &str| {
+        a.trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    };
+    let host_ok = o
+        .master_host
+        .as_deref()
+        .is_some_and(|h| same_host(h, &link.source_host))
         && o.master_port == Some(link.source_port);
-    let src_moved =
-        source_endpoint.is_some_and(|(h, p)| h != link.source_host || p != link.source_port);
+    let src_moved = source_endpoint
+        .is_some_and(|(h, p)| !same_host(h, &link.source_host) || p != link.source_port);
     if !host_ok || src_moved {
         let (now_host, now_port) = source_endpoint.unwrap_or((&link.source_host, link.source_port));
         v.drift = Some(drift(
@@ -199,7 +207,8 @@ pub fn classify_replication(
         v.reseed = Some("the replica's GTID position is gone from the source's binlogs".into());
         return v;
     }
-    if o.last_sql_errno != 0 {
+    // A SQL error the thread got past (it runs again) is history, not a broken replica.
+    if o.last_sql_errno != 0 && !o.sql_running {
         v.drift = Some(drift(
             DriftKind::ReplicationBroken,
             format!("SQL error {}: {}", o.last_sql_errno, o.last_sql_error),
