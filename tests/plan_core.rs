@@ -279,3 +279,43 @@ fn every_produced_plan_matches_the_plan_schema() {
     v["actions"][0]["kind"] = "launch_rocket".into();
     assert!(schema.validate(&v).is_err());
 }
+
+/// The API leaving fields out (or spelling them in another case) must never plan a replace.
+#[test]
+fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
+    use skyplan::observed::{ObservedService, RemoteService};
+    let t = example("global-replication.toml");
+    let s = applied(&t);
+    let mut observed = Observed {
+        refreshed: true,
+        ..Observed::default()
+    };
+    for (key, rec) in &s.resources.services {
+        observed.services.insert(
+            key.clone(),
+            ObservedService::Present(RemoteService {
+                id: rec.id.clone(),
+                name: rec.spec.name.clone(),
+                status: "ready".into(),
+                provider: "GCP".into(),
+                region: String::new(),
+                size: String::new(),
+                nodes: 0,
+                storage: 0,
+                ssl_enabled: false,
+                fqdn: rec.fqdn.clone(),
+                port: rec.port,
+                outbound_ips: rec.outbound_ips.clone(),
+            }),
+        );
+    }
+    let p = plan::build(&PlanInput {
+        topology: &t,
+        topology_sha256: "0",
+        state: &s,
+        observed: &observed,
+    })
+    .unwrap();
+    assert!(p.actions.is_empty(), "{}", text(&p));
+    assert!(p.drift.is_empty(), "{:?}", p.drift);
+}

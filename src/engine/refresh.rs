@@ -126,11 +126,7 @@ pub async fn refresh(
                 .get_allowlist(&r.id)
                 .await
                 .with_context(|| format!("reading the allowlist of service.{key}"))?;
-            let entries = lists
-                .into_iter()
-                .flat_map(|e| e.allow_list)
-                .map(|i| i.ip)
-                .collect();
+            let entries = lists.iter().flat_map(|e| e.entries()).collect();
             Ok::<_, anyhow::Error>((key.clone(), entries))
         })
         .buffer_unordered(parallelism)

@@ -147,6 +147,34 @@ pub fn diff(
 }
 
 /// The service's current spec: state's record overlaid with what refresh saw.
+/// What the API reported, minus what it cannot be trusted to report: a field left out (empty,
+/// zero) keeps the recorded value, a provider or region that differs only in case keeps the
+/// recorded spelling, and `ssl_enabled` is always the recorded one (it reads as `false` when
+/// the API leaves it out, and cannot change in place anyway). A replace that wipes data must
+/// never follow from a missing field.
+fn trusted(r: &RemoteService, rec: &ServiceSpec) -> RemoteService {
+    let keep = |seen: &str, recorded: &str| {
+        if seen.is_empty() || seen.eq_ignore_ascii_case(recorded) {
+            recorded.to_string()
+        } else {
+            seen.to_string()
+        }
+    };
+    RemoteService {
+        size: keep(&r.size, &rec.size),
+        provider: keep(&r.provider, &rec.provider),
+        region: keep(&r.region, &rec.region),
+        nodes: if r.nodes == 0 { rec.nodes } else { r.nodes },
+        storage: if r.storage == 0 {
+            rec.storage
+        } else {
+            r.storage
+        },
+        ssl_enabled: rec.ssl_enabled,
+        ..r.clone()
+    }
+}
+
 fn current_spec(rec_spec: &ServiceSpec, remote: Option<&RemoteService>) -> ServiceSpec {
     let mut spec = rec_spec.clone();
     if let Some(r) = remote {
@@ -201,9 +229,10 @@ fn plan_service(
                 .push(create(Some("deleted outside skyplan".into())));
             return Ok(Fate::Create);
         }
-        Some(ObservedService::Present(r)) => Some(r),
+        Some(ObservedService::Present(r)) => Some(trusted(r, &rec.spec)),
         None => None,
     };
+    let remote = remote.as_ref();
 
     // Fields that changed outside skyplan: an update that puts them back says so.
     let mut drifted: Vec<&str> = Vec::new();

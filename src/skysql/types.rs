@@ -321,6 +321,20 @@ pub struct AllowListEndpoint {
     pub name: String,
 }
 
+impl AllowListEndpoint {
+    /// The entries, from `allow_list` and from the deprecated `allowList` (a server may fill
+    /// either), each once.
+    pub fn entries(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.allow_list.iter().map(|i| i.ip.clone()).collect();
+        for ip in &self.allow_list_deprecated {
+            if !all.contains(ip) {
+                all.push(ip.clone());
+            }
+        }
+        all
+    }
+}
+
 /// `v1.AddAllowListIPAddressRequest`: `{"ip_address": "1.2.3.4/32"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -685,5 +699,22 @@ mod tests {
             password: "s3cret".into(),
         };
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
+
+#[cfg(test)]
+mod allowlist_entries_tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_from_either_field_once() {
+        let e: AllowListEndpoint = serde_json::from_str(
+            r#"{"allowList":["1.2.3.4/32","5.6.7.8/32"],"allow_list":[{"ip":"1.2.3.4/32"}],"name":"primary"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.entries(), ["1.2.3.4/32", "5.6.7.8/32"]);
+        let only_old: AllowListEndpoint =
+            serde_json::from_str(r#"{"allowList":["9.9.9.9/32"],"allow_list":null}"#).unwrap();
+        assert_eq!(only_old.entries(), ["9.9.9.9/32"]);
     }
 }

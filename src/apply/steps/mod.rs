@@ -139,9 +139,8 @@ impl RealSteps {
             .client
             .get_allowlist(service_id)
             .await?
-            .into_iter()
-            .flat_map(|e| e.allow_list)
-            .map(|i| i.ip)
+            .iter()
+            .flat_map(|e| e.entries())
             .collect())
     }
 }
