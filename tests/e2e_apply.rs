@@ -153,3 +153,42 @@ fn assert_matches_schema(schema: &str, bytes: &[u8]) {
     };
     panic!("does not match {schema}:\n{}", errors.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_same_named_service_elsewhere_is_not_adopted() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    // Someone already has a `skysql-primary`, but in another region than the topology's.
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let mut spec = topo.services["primary"].spec.clone();
+    spec.region = "us-central1".into();
+    let theirs = cloud
+        .api()
+        .create_service(&skyplan::apply::steps::create_request(&spec))
+        .await
+        .unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("region us-central1 (topology: us-east4)"),
+        "{}",
+        r.stderr
+    );
+    // Theirs is untouched and nothing else took its name.
+    let named: Vec<_> = cloud
+        .api()
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "skysql-primary")
+        .collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].id, theirs.id);
+    let state = cloud.state().unwrap();
+    assert!(
+        !state.resources.services.contains_key("primary"),
+        "{state:?}"
+    );
+}

@@ -196,6 +196,7 @@ pub(super) async fn create(
             };
             match existing {
                 Some(s) if s.status.as_str() != "failed" && s.status.as_str() != "pending_delete" => {
+                    check_adoptable(key, spec, &s)?;
                     (s.id, "adopted an existing service with this name")
                 }
                 Some(s) => bail!(
@@ -249,6 +250,37 @@ pub(super) async fn create(
         .update(|s| record_ready(s, key, spec, &settled))
         .await?;
     Ok(note.to_string())
+}
+
+/// Adopting a same-named service is only safe when it is the service the topology describes:
+/// one in another place would be "replaced" (wiped) by the next plan, or seeded over.
+fn check_adoptable(key: &str, spec: &ServiceSpec, s: &ServiceResponse) -> Result<()> {
+    let differs = |seen: &str, want: &str| !seen.is_empty() && !seen.eq_ignore_ascii_case(want);
+    let mut wrong = Vec::new();
+    if differs(&s.provider, &spec.provider) {
+        wrong.push(format!(
+            "provider {} (topology: {})",
+            s.provider, spec.provider
+        ));
+    }
+    if differs(&s.region, &spec.region) {
+        wrong.push(format!("region {} (topology: {})", s.region, spec.region));
+    }
+    if differs(&s.architecture, &spec.architecture) {
+        wrong.push(format!(
+            "architecture {} (topology: {})",
+            s.architecture, spec.architecture
+        ));
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "service.{key}: a service named {} already exists ({}) with {}; skyplan will not adopt a service that differs from the topology. Rename the service in the topology, or delete the existing one",
+        spec.name,
+        s.id,
+        wrong.join(", ")
+    )
 }
 
 /// A service that is new (or was wiped) has no restore or replication of its own any more.
