@@ -117,9 +117,43 @@ fn scrub(error: SqlError, grant: &ReplicationGrant) -> SqlError {
             endpoint,
             what,
             code,
-            message: grant.password().redact_in(&message),
+            message: scrub_message(&message, grant.password().expose()),
         },
         other => other,
+    }
+}
+
+/// A server message that may quote the GRANT back: the password, as sent or with its quotes
+/// doubled, and anything after `IDENTIFIED BY` (a quote may be cut short mid-password) go.
+fn scrub_message(message: &str, password: &str) -> String {
+    let mut m = message.to_string();
+    for form in [password.to_string(), password.replace('\'', "''")] {
+        if !form.is_empty() {
+            m = m.replace(&form, "***");
+        }
+    }
+    match m.to_ascii_uppercase().find("IDENTIFIED BY") {
+        Some(i) => format!("{} IDENTIFIED BY '***'", m[..i].trim_end()),
+        None => m,
+    }
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub_message;
+
+    #[test]
+    fn quoted_or_truncated_passwords_never_survive() {
+        let pw = "s3cr'et-pw";
+        let echoed = "You have an error near 'GRANT REPLICATION SLAVE ON *.* TO 'u'@'h' IDENTIFIED BY 's3cr''et-p";
+        let m = scrub_message(echoed, pw);
+        assert!(!m.contains("s3cr"), "{m}");
+        assert!(m.ends_with("IDENTIFIED BY '***'"), "{m}");
+        assert_eq!(
+            scrub_message("Access denied for user 'x'", pw),
+            "Access denied for user 'x'"
+        );
+        assert_eq!(scrub_message("near 's3cr'et-pw'", pw), "near '***'");
     }
 }
 
