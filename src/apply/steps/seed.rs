@@ -538,10 +538,12 @@ impl RealSteps {
                 let repl = svc.replication.as_ref()?;
                 let rec = res.services.get(key)?;
                 let src = res.services.get(&repl.from)?;
-                let seeded = res
-                    .restores
-                    .get(key)
-                    .is_some_and(|r| r.completed && r.target_id == rec.id);
+                // With seed = "none" there is no restore: the replica is wired as it is.
+                let seeded = !repl.seed.uses_backup()
+                    || res
+                        .restores
+                        .get(key)
+                        .is_some_and(|r| r.completed && r.target_id == rec.id);
                 let unwired = !res.replications.contains_key(key);
                 let (host, port) = (src.fqdn.clone()?, src.port?);
                 (seeded && unwired && rec.fqdn.is_some())
