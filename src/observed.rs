@@ -50,6 +50,27 @@ pub struct RemoteService {
     pub outbound_ips: Vec<String>,
 }
 
+impl RemoteService {
+    /// What the API reports for a service that is ready and exactly as `rec` records it
+    /// (tests and benchmarks build "in sync" observations from it).
+    pub fn as_recorded(rec: &crate::state::ServiceRecord) -> RemoteService {
+        RemoteService {
+            id: rec.id.clone(),
+            name: rec.spec.name.clone(),
+            status: "ready".into(),
+            provider: rec.spec.provider.clone(),
+            region: rec.spec.region.clone(),
+            size: rec.spec.size.clone(),
+            nodes: rec.spec.nodes,
+            storage: rec.spec.storage,
+            ssl_enabled: rec.spec.ssl_enabled,
+            fqdn: rec.fqdn.clone(),
+            port: rec.port,
+            outbound_ips: rec.outbound_ips.clone(),
+        }
+    }
+}
+
 /// Parsed from `CALL sky.replication_status()` on the replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedReplication {

@@ -28,20 +28,7 @@ fn in_sync(s: &State) -> Observed {
     for (key, rec) in &res.services {
         o.services.insert(
             key.clone(),
-            ObservedService::Present(RemoteService {
-                id: rec.id.clone(),
-                name: rec.spec.name.clone(),
-                status: "ready".into(),
-                provider: rec.spec.provider.clone(),
-                region: rec.spec.region.clone(),
-                size: rec.spec.size.clone(),
-                nodes: rec.spec.nodes,
-                storage: rec.spec.storage,
-                ssl_enabled: rec.spec.ssl_enabled,
-                fqdn: rec.fqdn.clone(),
-                port: rec.port,
-                outbound_ips: rec.outbound_ips.clone(),
-            }),
+            ObservedService::Present(RemoteService::as_recorded(rec)),
         );
         let mut entries = rec.spec.allow_list.clone();
         for g in res.allowlists.values().filter(|g| &g.on == key) {
