@@ -8,15 +8,15 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use skyplan::observed::Observed;
-use skyplan::plan::{self, PlanInput};
-use skyplan::state::codec;
-use skyplan::topology::Topology;
+use skyplan_core::observed::Observed;
+use skyplan_core::plan::{self, PlanInput};
+use skyplan_core::state::codec;
+use skyplan_core::topology::Topology;
 
 fn topology() -> &'static Topology {
     static T: OnceLock<Topology> = OnceLock::new();
     T.get_or_init(|| {
-        skyplan::topology::parse(
+        skyplan_core::topology::parse(
             include_str!("../../examples/fan-out.toml"),
             Path::new("fan-out.toml"),
         )

@@ -6,15 +6,15 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use skyplan::observed::Observed;
-use skyplan::plan::{self, PlanInput};
-use skyplan::state::State;
+use skyplan_core::observed::Observed;
+use skyplan_core::plan::{self, PlanInput};
+use skyplan_core::state::State;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match skyplan::topology::parse(text, Path::new("fuzz.toml")) {
+    match skyplan_core::topology::parse(text, Path::new("fuzz.toml")) {
         Err(diagnostics) => {
             // Rendering places carets under columns: a classic place for panics.
             let _ = diagnostics.to_string();

@@ -1,5 +1,6 @@
 //! `skyplan apply [FILE | PLANFILE]`: plan (or load a saved plan), confirm, carry it out.
 
+use crate::state::LockInfoExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::plan::{planfile, render, Plan};
 use crate::state::{LockInfo, State};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology file or saved plan file (default: skyplan.toml).
     file: Option<PathBuf>,
     /// Do not ask for confirmation.
@@ -35,14 +36,14 @@ pub struct Args {
     state_backend: Option<String>,
 }
 
-pub struct ExecuteOptions {
+pub(super) struct ExecuteOptions {
     pub auto_approve: bool,
     pub parallelism: usize,
     pub lock_timeout: Duration,
     pub destroy: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let path = topology_path(args.file);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let opts = ExecuteOptions {
@@ -80,7 +81,7 @@ pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
 }
 
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
-pub async fn execute(
+pub(super) async fn execute(
     ws: &Workspace,
     saved: Option<Plan>,
     ui: &Ui,
@@ -222,7 +223,12 @@ fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
         }
         let _ = stop_tx.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+            // The process exits right here, from a signal task that has no printer; this one
+            // line is the printer's exception.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+            }
             std::process::exit(EXIT_INTERRUPTED);
         }
     });
@@ -329,7 +335,7 @@ fn print_outputs(ui: &Ui, state: &State, topology: &crate::topology::Topology, d
 
 /// `plan --refresh-only`: show drift, then (after confirmation) record reality in the state
 /// without touching anything remote.
-pub async fn refresh_only(
+pub(super) async fn refresh_only(
     ws: &Workspace,
     ui: &Ui,
     auto_approve: bool,

@@ -5,16 +5,18 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-pub const DEFAULT_TOPOLOGY: &str = "skyplan.toml";
+pub(super) const DEFAULT_TOPOLOGY: &str = "skyplan.toml";
 
-/// Where output goes and whether it is coloured.
-pub struct Ui {
+/// The printer: where output goes and whether it is coloured. Results go to stdout, progress
+/// and diagnostics to stderr; every other module writes through this (clippy's
+/// `print_stdout`/`print_stderr` lints hold everywhere else).
+pub(super) struct Ui {
     pub colors: bool,
     pub stderr_tty: bool,
 }
 
 impl Ui {
-    pub fn new(no_color: bool) -> Ui {
+    pub(super) fn new(no_color: bool) -> Ui {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let colors = !no_color && !no_color_env && std::io::stdout().is_terminal();
         console::set_colors_enabled(colors);
@@ -24,21 +26,27 @@ impl Ui {
             stderr_tty: std::io::stderr().is_terminal(),
         }
     }
-    pub fn out(&self, s: &str) {
+    pub(super) fn out(&self, s: &str) {
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(s.as_bytes());
         let _ = o.flush();
     }
-    pub fn info(&self, s: &str) {
+    pub(super) fn info(&self, s: &str) {
         let _ = writeln!(std::io::stderr(), "{s}");
     }
-    pub fn error(&self, s: &str) {
+    /// `s` on stderr as it is (it carries its own line ends).
+    pub(super) fn info_raw(&self, s: &str) {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(s.as_bytes());
+        let _ = e.flush();
+    }
+    pub(super) fn error(&self, s: &str) {
         let style = console::Style::new().red().bold().for_stderr();
         let _ = writeln!(std::io::stderr(), "{} {s}", style.apply_to("Error:"));
     }
 }
 
-pub fn init_logging(verbose: u8) {
+pub(super) fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -54,7 +62,7 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-pub fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Result<i32> {
+pub(super) fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,18 +70,19 @@ pub fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Result<i3
     rt.block_on(f)
 }
 
-pub fn topology_path(file: Option<PathBuf>) -> PathBuf {
+pub(super) fn topology_path(file: Option<PathBuf>) -> PathBuf {
     file.unwrap_or_else(|| PathBuf::from(DEFAULT_TOPOLOGY))
 }
 
 /// Ask for "yes" on a terminal; refuse (false) when stdin is not a terminal.
-pub fn confirm(ui: &Ui, question: &str) -> Result<bool> {
+pub(super) fn confirm(ui: &Ui, question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         ui.error("refusing to proceed without confirmation: stdin is not a terminal (use --auto-approve)");
         return Ok(false);
     }
-    eprint!("{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
-    let _ = std::io::stderr().flush();
+    ui.info_raw(&format!(
+        "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    ));
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
@@ -81,12 +90,12 @@ pub fn confirm(ui: &Ui, question: &str) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-pub fn lock_timeout(s: &str) -> Result<std::time::Duration, String> {
+pub(super) fn lock_timeout(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }
 
 /// `30s`, `5m`, `1h`, `500ms` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())

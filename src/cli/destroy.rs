@@ -9,7 +9,7 @@ use super::apply::{execute, ExecuteOptions};
 use super::common::{lock_timeout, topology_path, Ui};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology file (default: skyplan.toml).
     file: Option<PathBuf>,
     /// Do not ask for confirmation.
@@ -24,7 +24,7 @@ pub struct Args {
     state_backend: Option<String>,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let file = topology_path(args.file);
     let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
     execute(

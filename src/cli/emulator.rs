@@ -1,10 +1,12 @@
 //! `skyplan emulator serve|start|stop|status`: the embedded SkySQL emulator.
 
 use anyhow::Context;
+
+use super::common::Ui;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
-use crate::emulator::{self, ServeOptions};
+use skyplan_emulator::{self as emulator, ServeOptions};
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
@@ -104,7 +106,7 @@ impl ServeArgs {
 }
 
 /// Runs an emulator command; returns the exit code.
-pub fn run(args: EmulatorArgs) -> anyhow::Result<i32> {
+pub(super) fn run(args: EmulatorArgs, ui: &Ui) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,9 +114,9 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<i32> {
     runtime.block_on(async move {
         match args.command {
             EmulatorCommand::Serve(a) => serve(a).await,
-            EmulatorCommand::Start(a) => start(a).await,
-            EmulatorCommand::Stop(a) => stop(a).await,
-            EmulatorCommand::Status(a) => status(a).await,
+            EmulatorCommand::Start(a) => start(a, ui).await,
+            EmulatorCommand::Stop(a) => stop(a, ui).await,
+            EmulatorCommand::Status(a) => status(a, ui).await,
         }
     })
 }
@@ -124,64 +126,67 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn start(args: ServeArgs) -> anyhow::Result<i32> {
+async fn start(args: ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let opts = args.options();
     let exe = emulator::daemon::skyplan_exe()?;
     let (running, started) = emulator::start_background(&opts, &exe).await?;
     if !started {
-        eprintln!("emulator already running (pid {}); reusing it", running.pid);
+        ui.info(&format!(
+            "emulator already running (pid {}); reusing it",
+            running.pid
+        ));
         if let Some(info) = emulator::info::read_info(&running.dir) {
             let conflicts = args.conflicts(&info.options);
             if !conflicts.is_empty() {
-                eprintln!(
+                ui.info(&format!(
                     "warning: ignored {}; run `skyplan emulator stop` first to change options",
                     conflicts.join(", ")
-                );
+                ));
             }
         }
     } else {
-        eprintln!(
+        ui.info(&format!(
             "emulator started (pid {}, dir {})",
             running.pid,
             running.dir.display()
-        );
+        ));
     }
-    println!("endpoint: {}", running.endpoint);
-    println!("api_key:  {}", running.api_key);
-    println!("ca_cert:  {}", running.ca_cert.display());
+    ui.out(&format!("endpoint: {}\n", running.endpoint));
+    ui.out(&format!("api_key:  {}\n", running.api_key));
+    ui.out(&format!("ca_cert:  {}\n", running.ca_cert.display()));
     Ok(0)
 }
 
-async fn stop(args: DirArgs) -> anyhow::Result<i32> {
+async fn stop(args: DirArgs, ui: &Ui) -> anyhow::Result<i32> {
     let dir = emulator::resolve_dir(args.dir.as_deref());
     if emulator::stop(&dir).await? {
-        eprintln!("emulator for {} stopped", dir.display());
+        ui.info(&format!("emulator for {} stopped", dir.display()));
     } else {
-        eprintln!("no emulator was running for {}", dir.display());
+        ui.info(&format!("no emulator was running for {}", dir.display()));
     }
     Ok(0)
 }
 
-async fn status(args: StatusArgs) -> anyhow::Result<i32> {
+async fn status(args: StatusArgs, ui: &Ui) -> anyhow::Result<i32> {
     let dir = emulator::resolve_dir(args.dir.dir.as_deref());
     match emulator::find_running(&dir).await {
         Some(running) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&running)?);
+            ui.out(&format!("{}\n", serde_json::to_string_pretty(&running)?));
             Ok(0)
         }
         Some(running) => {
-            println!("running: pid {}", running.pid);
-            println!("endpoint: {}", running.endpoint);
-            println!("api_key:  {}", running.api_key);
-            println!("ca_cert:  {}", running.ca_cert.display());
-            println!("dir:      {}", running.dir.display());
+            ui.out(&format!("running: pid {}\n", running.pid));
+            ui.out(&format!("endpoint: {}\n", running.endpoint));
+            ui.out(&format!("api_key:  {}\n", running.api_key));
+            ui.out(&format!("ca_cert:  {}\n", running.ca_cert.display()));
+            ui.out(&format!("dir:      {}\n", running.dir.display()));
             Ok(0)
         }
         None => {
             if args.json {
-                println!("null");
+                ui.out("null\n");
             }
-            eprintln!("no emulator is running for {}", dir.display());
+            ui.info(&format!("no emulator is running for {}", dir.display()));
             Ok(1)
         }
     }

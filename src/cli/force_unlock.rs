@@ -4,6 +4,7 @@
 //! lets a second run write the same state at the same time. Without a terminal it refuses
 //! unless `--force` is given.
 
+use crate::state::LockInfoExt;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::{EXIT_ERROR, EXIT_OK};
 use crate::state::{LockInfo, StateError};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology file (default: skyplan.toml).
     file: Option<PathBuf>,
     /// Only remove the lock if its id is this one (shown in the "state is locked" error).
@@ -39,7 +40,7 @@ enum Lock {
     Anonymous,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let file = topology_path(args.file);
     let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
     let location = ws.backend.describe();

@@ -9,7 +9,7 @@ use super::EXIT_OK;
 use crate::engine::{self, PlanOptions};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology file (default: skyplan.toml).
     file: Option<PathBuf>,
     /// Look at the real world first (default false: graph of the plan against the state file).
@@ -20,7 +20,7 @@ pub struct Args {
     state_backend: Option<String>,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let file = topology_path(args.file);
     let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
     let opts = PlanOptions {

@@ -77,7 +77,7 @@ pub fn main() -> i32 {
         Command::Graph(a) => common::block_on(graph::run(a, &ui)),
         Command::State(a) => common::block_on(state::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
-        Command::Emulator(a) => emulator::run(a),
+        Command::Emulator(a) => emulator::run(a, &ui),
     };
     match result {
         Ok(code) => code,

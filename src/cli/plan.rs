@@ -10,7 +10,7 @@ use crate::engine::{self, PlanOptions};
 use crate::plan::{planfile, render};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology file (default: skyplan.toml).
     file: Option<PathBuf>,
     /// Save the plan to this file for `skyplan apply PLANFILE`.
@@ -45,7 +45,7 @@ pub struct Args {
     auto_approve: bool,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let file = topology_path(args.file);
     let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
     if args.refresh_only {

@@ -9,7 +9,7 @@ use super::EXIT_OK;
 use crate::plan::{planfile, render};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// A saved plan file. Without it, the state of the topology given by --topology.
     planfile: Option<PathBuf>,
     /// Topology whose state to show (default: skyplan.toml).
@@ -22,7 +22,7 @@ pub struct Args {
     state_backend: Option<String>,
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     if let Some(p) = &args.planfile {
         let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         if planfile::looks_like_plan(&bytes) {

@@ -1,5 +1,6 @@
 //! `skyplan state …`: inspect and move the state, on either backend (local file or MariaDB).
 
+use crate::state::LockInfoExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::engine::Workspace;
 use crate::state::{codec, LockInfo, State};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     command: Command,
     /// Use this state backend instead of the topology's (a path or mysql:// URL).
@@ -52,7 +53,7 @@ enum Command {
     },
 }
 
-pub async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     let backend_override = args.state_backend.as_deref();
     match args.command {
         Command::List { file } => {

@@ -8,12 +8,12 @@ use super::common::{topology_path, Ui};
 use super::{EXIT_ERROR, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Topology files (default: skyplan.toml).
     files: Vec<PathBuf>,
 }
 
-pub fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) fn run(args: Args, ui: &Ui) -> Result<i32> {
     let files = if args.files.is_empty() {
         vec![topology_path(None)]
     } else {
@@ -37,7 +37,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<i32> {
             }
             Err(diags) => {
                 failed += 1;
-                eprint!("{diags}");
+                ui.info_raw(&diags.to_string());
                 ui.error(&format!(
                     "{}: {} problem{} found",
                     file.display(),

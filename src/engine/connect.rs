@@ -42,8 +42,8 @@ impl Remote {
     ) -> Result<Remote> {
         let p = &topology.provider;
         let (endpoint, api_key, sql_ca) = if p.is_local() {
-            let dir = crate::emulator::resolve_dir(emulator_dir);
-            let emu = crate::emulator::ensure_running(&dir)
+            let dir = skyplan_emulator::resolve_dir(emulator_dir);
+            let emu = skyplan_emulator::ensure_running(&dir)
                 .await
                 .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
             (emu.endpoint, Secret::new(emu.api_key), Some(emu.ca_cert))

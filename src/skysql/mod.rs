@@ -1,8 +1,8 @@
-//! (in progress)
+//! The SkySQL API client: the wire types and request builders of `skyplan-api`, sent with
+//! reqwest (retries, waits, pending-state handling) by `client` and `operations`.
+
 pub mod client;
 pub mod error;
 pub mod operations;
-pub mod request;
-pub mod retry;
-pub mod secret;
-pub mod types;
+
+pub use skyplan_api::{request, retry, secret, types};

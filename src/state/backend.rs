@@ -8,11 +8,9 @@
 
 use std::time::Duration;
 
+pub use super::{HistoryEntry, LockInfo, Writer};
+use super::{State, StateError};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
-use super::error::StateError;
-use super::model::State;
 
 #[async_trait]
 pub trait StateBackend: Send + Sync {
@@ -69,23 +67,17 @@ pub trait StateLock: Send + Sync {
     async fn release(self: Box<Self>) -> Result<(), StateError>;
 }
 
-/// Who holds a lock: written next to the state so a refused writer can name the holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInfo {
-    /// Random id, the argument of `skyplan force-unlock`.
-    pub id: String,
-    pub pid: u32,
-    pub host: String,
-    pub user: String,
-    /// The holder's command line.
-    pub command: String,
-    /// RFC 3339.
-    pub created_at: String,
+/// Lock records for the running process (pid, host, user, clock): the I/O half of
+/// [`LockInfo`], which is plain data in the core.
+pub trait LockInfoExt {
+    /// A lock record for this process running `command` (e.g. the CLI's command line).
+    fn new(command: impl Into<String>) -> Self;
+    /// A lock record naming this process's own command line.
+    fn for_this_process() -> Self;
 }
 
-impl LockInfo {
-    /// A lock record for this process running `command` (e.g. the CLI's command line).
-    pub fn new(command: impl Into<String>) -> LockInfo {
+impl LockInfoExt for LockInfo {
+    fn new(command: impl Into<String>) -> LockInfo {
         let w = Writer::current();
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
@@ -97,23 +89,18 @@ impl LockInfo {
         }
     }
 
-    /// A lock record naming this process's own command line.
-    pub fn for_this_process() -> LockInfo {
+    fn for_this_process() -> LockInfo {
         LockInfo::new(Writer::current().command)
     }
 }
 
-/// The process that wrote a state version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Writer {
-    pub user: String,
-    pub host: String,
-    pub pid: u32,
-    pub command: String,
+/// The running process as the writer of a state version.
+pub trait WriterExt {
+    fn current() -> Self;
 }
 
-impl Writer {
-    pub fn current() -> Writer {
+impl WriterExt for Writer {
+    fn current() -> Writer {
         let args: Vec<String> = std::env::args().collect();
         Writer {
             user: current_user(),
@@ -122,16 +109,6 @@ impl Writer {
             command: redact_url_passwords(&args.join(" ")),
         }
     }
-}
-
-/// One stored version of the state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub serial: u64,
-    pub lineage: String,
-    /// RFC 3339, when known.
-    pub written_at: Option<String>,
-    pub writer: Option<Writer>,
 }
 
 pub(crate) fn now_rfc3339() -> String {

@@ -1,24 +1,23 @@
 //! State: what skyplan manages (ids, positions, ownership), its persistence and locking.
 //!
-//! `model` is the content; `codec` its one JSON encoding; `backend` the contract the engine
-//! uses; `local` and `mysql` the two places a state can live; `migrate` moves it between them.
+//! The content (`model`), its JSON encoding (`codec`), the write rules and the error type are
+//! the core's (`skyplan_core::state`, re-exported here). This module adds where a state lives:
+//! `backend` the contract the engine uses; `local` and `mysql` the two places a state can live;
+//! `migrate` moves it between them.
 
 pub mod backend;
-pub mod codec;
-pub mod error;
 pub mod local;
 pub mod migrate;
-pub mod model;
 pub mod mysql;
-mod rules;
+
+pub use skyplan_core::state::*;
+pub use skyplan_core::state::{codec, error, holder, model, rules};
 
 use std::path::{Path, PathBuf};
 
-pub use backend::{HistoryEntry, LockInfo, StateBackend, StateLock, Writer};
-pub use error::StateError;
+pub use backend::{LockInfoExt, StateBackend, StateLock, WriterExt};
 pub use local::LocalBackend;
 pub use migrate::migrate;
-pub use model::*;
 pub use mysql::MysqlBackend;
 
 use crate::topology::Topology;

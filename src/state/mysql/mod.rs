@@ -14,6 +14,7 @@ pub mod config;
 pub mod lock;
 pub mod schema;
 
+use crate::state::WriterExt;
 use async_trait::async_trait;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, TxOpts};

@@ -1,0 +1,275 @@
+//! Applies on the real-MariaDB emulator: the fan-out example (one primary, eight replicas)
+//! against its critical path, and the guide's example from `apply` to a row replicated.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql_async::prelude::Queryable;
+
+use super::critical::{critical_path, emulated_delay};
+use super::emulator::{Emulator, Logged};
+use super::table::{duration, Row};
+use skyplan::engine::connect::Remote;
+use skyplan::observed::Observed;
+use skyplan::plan::{self, Plan, PlanInput};
+use skyplan::state::{codec, State};
+use skyplan_emulator::ServeOptions;
+
+/// Wall time may exceed the critical path by this factor.
+const MAX_RATIO: f64 = 1.10;
+const GUIDE_MAX: Duration = Duration::from_secs(20);
+
+struct Applied {
+    wall: Duration,
+    /// Each action's own duration, from the progress lines (`ADDRESS: done after 2.1s`).
+    took: HashMap<String, Duration>,
+    calls: Vec<Logged>,
+}
+
+/// Copies `example` into `work` and plans it offline against an empty state.
+fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
+    std::fs::create_dir_all(work)?;
+    let file = work.join(example.file_name().context("example file name")?);
+    std::fs::copy(example, &file)
+        .with_context(|| format!("copying {} to {}", example.display(), file.display()))?;
+    let topology = skyplan::topology::load(&file).map_err(|d| anyhow!("{d}"))?;
+    let plan = plan::build(&PlanInput {
+        topology: &topology,
+        topology_sha256: "",
+        state: &State::new(),
+        observed: &Observed::offline(),
+    })?;
+    Ok((file, plan))
+}
+
+/// `skyplan apply --auto-approve FILE` in `work`, against `emu`.
+async fn apply(skyplan: &Path, emu: &Emulator, work: &Path, file: &Path) -> Result<Applied> {
+    let mark = emu.log_mark();
+    let start = Instant::now();
+    let out = tokio::process::Command::new(skyplan)
+        .current_dir(work)
+        .arg("apply")
+        .arg("--auto-approve")
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .env(skyplan_emulator::daemon::DIR_ENV, emu.dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running skyplan apply")?;
+    let wall = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
+        bail!(
+            "skyplan apply failed ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        );
+    }
+    Ok(Applied {
+        wall,
+        took: step_times(&stderr),
+        calls: emu.requests_since(mark)?,
+    })
+}
+
+/// `[12:00:01] restore.asia: done after 2.3s` → ("restore.asia", 2.3 s).
+fn step_times(progress: &str) -> HashMap<String, Duration> {
+    progress
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once("] ").map_or(l, |(_, r)| r);
+            let (address, took) = rest.split_once(": done after ")?;
+            let secs: f64 = took.split('s').next()?.parse().ok()?;
+            Some((address.to_string(), Duration::from_secs_f64(secs)))
+        })
+        .collect()
+}
+
+/// API calls and the GETs that poll a long operation (service status, backups, restores).
+fn polling_gets(calls: &[Logged]) -> usize {
+    calls
+        .iter()
+        .filter(|c| c.method == "GET")
+        .filter(|c| {
+            let p = c.path.trim_end_matches('/');
+            (p.starts_with("/provisioning/v1/services/") && p.matches('/').count() == 4)
+                || p == "/skybackup/v1/backups"
+                || p.starts_with("/skybackup/v1/restores/")
+        })
+        .count()
+}
+
+fn refused(calls: &[Logged]) -> usize {
+    calls.iter().filter(|c| c.status >= 400).count()
+}
+
+async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Result<Row> {
+    let work = root.join("fan-out");
+    let (file, plan) = prepare(example, &work)?;
+    let (critical, path) = critical_path(&plan.actions, emulated_delay(op));
+    let chain: Vec<&str> = path
+        .iter()
+        .filter(|&&i| !emulated_delay(op)(&plan.actions[i]).is_zero())
+        .map(|&i| plan.actions[i].address.as_str())
+        .collect();
+    let mut opts = ServeOptions::new(work.join("emulator"));
+    opts.op_seconds = op.as_secs_f64();
+    let emu = Emulator::start(skyplan, opts).await?;
+    let run = apply(skyplan, &emu, &work, &file).await?;
+    drop(emu);
+
+    let ratio = run.wall.as_secs_f64() / critical.as_secs_f64().max(1e-9);
+    // The same critical path over the step times the apply really saw: what is left between
+    // it and the wall time is scheduling and polling, not the emulator's work.
+    let (measured, _) = critical_path(&plan.actions, |a| {
+        run.took.get(&a.address).copied().unwrap_or_default()
+    });
+    let sched = run.wall.as_secs_f64() / measured.as_secs_f64().max(1e-9);
+    let polls = polling_gets(&run.calls);
+    Ok(Row::new(format!(
+        "apply fan-out 1+8 ({}), --op-seconds {}",
+        example.display(),
+        op.as_secs_f64()
+    ))
+    .wall(run.wall)
+    .calls(format!("{} ({polls} polling GETs)", run.calls.len()))
+    .target(
+        format!("<= {MAX_RATIO:.2} x critical path {}", duration(critical)),
+        ratio <= MAX_RATIO,
+    )
+    .note(format!(
+        "ratio {ratio:.2} to the emulated critical path ({}); over the steps' measured times the critical path is {} (ratio {sched:.2}); {} actions; {} refused calls",
+        chain.join(" -> "),
+        duration(measured),
+        plan.actions.len(),
+        refused(&run.calls),
+    )))
+}
+
+/// A row written on the primary appears on the replica: replication really works.
+async fn verify_replication(emu: &Emulator, work: &Path, file: &Path) -> Result<()> {
+    let stem = skyplan::state::workspace_name(file);
+    let state_path = work.join("state").join(format!("{stem}.state.json"));
+    let state = codec::from_json(&std::fs::read(&state_path)?, "state")?;
+    let topology = skyplan::topology::load(file).map_err(|d| anyhow!("{d}"))?;
+    let remote = Remote::connect_with(&topology, Default::default(), Some(emu.dir())).await?;
+    let connect = |key: &'static str| {
+        let remote = &remote;
+        let state = &state;
+        async move {
+            let t = remote.sql_target(state, key).await?;
+            let ssl = mysql_async::SslOpts::default().with_root_certs(vec![emu
+                .info
+                .ca_cert
+                .clone()
+                .into()]);
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname(t.host)
+                .tcp_port(t.port)
+                .user(Some(t.user))
+                .pass(Some(t.password.expose().to_string()))
+                .ssl_opts(Some(ssl));
+            mysql_async::Conn::new(opts)
+                .await
+                .with_context(|| format!("connecting to service.{key}"))
+        }
+    };
+    let mut primary = connect("primary").await?;
+    let mut secondary = connect("secondary").await?;
+    primary
+        .query_drop("CREATE DATABASE IF NOT EXISTS bench")
+        .await?;
+    primary
+        .query_drop("CREATE TABLE bench.marker (id INT PRIMARY KEY, note VARCHAR(32))")
+        .await?;
+    primary
+        .query_drop("INSERT INTO bench.marker VALUES (1, 'replicated')")
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen: Option<String> = secondary
+            .query_first("SELECT note FROM bench.marker WHERE id = 1")
+            .await
+            .ok()
+            .flatten();
+        if seen.as_deref() == Some("replicated") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the row written on the primary never reached the secondary");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = primary.disconnect().await;
+    let _ = secondary.disconnect().await;
+    Ok(())
+}
+
+async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
+    let work = root.join("guide");
+    let (file, _) = prepare(example, &work)?;
+    let opts = ServeOptions::new(work.join("emulator"));
+    let op = opts.op_seconds;
+    let started = Instant::now();
+    let emu = Emulator::start(skyplan, opts).await?;
+    let emulator_start = started.elapsed();
+    let start = Instant::now();
+    let run = apply(skyplan, &emu, &work, &file).await?;
+    verify_replication(&emu, &work, &file).await?;
+    let wall = start.elapsed();
+    drop(emu);
+    Ok(Row::new(format!(
+        "guide end to end ({}), --op-seconds {op}",
+        example.display()
+    ))
+    .wall(wall)
+    .calls(format!(
+        "{} ({} polling GETs)",
+        run.calls.len(),
+        polling_gets(&run.calls)
+    ))
+    .target("< 20 s to a replicated row", wall < GUIDE_MAX)
+    .note(format!(
+        "apply {} + row written on the primary read on the secondary {}; emulator start {} not counted",
+        duration(run.wall),
+        duration(wall.saturating_sub(run.wall)),
+        duration(emulator_start)
+    )))
+}
+
+pub async fn run_fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Row {
+    match fan_out(root, skyplan, example, op).await {
+        Ok(row) => row,
+        Err(e) => Row::failed(format!("apply fan-out ({})", example.display()), &e),
+    }
+}
+
+pub async fn run_guide(root: &Path, skyplan: &Path, example: &Path) -> Row {
+    match guide(root, skyplan, example).await {
+        Ok(row) => row,
+        Err(e) => Row::failed(format!("guide end to end ({})", example.display()), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_times_come_from_the_progress_lines() {
+        let t = step_times(
+            "[12:00:01] service.primary: starting (create)\n\
+             [12:00:03] service.primary: done after 2.1s\n\
+             [12:00:05] restore.asia: done after 2.0s (note)\n",
+        );
+        assert_eq!(t["service.primary"], Duration::from_millis(2100));
+        assert_eq!(t["restore.asia"], Duration::from_secs(2));
+        assert_eq!(t.len(), 2);
+    }
+}

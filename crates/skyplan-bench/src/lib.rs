@@ -1,0 +1,72 @@
+//! `skyplan-bench`: measures planning, refresh and apply at scale and prints one table.
+//!
+//! - `offline`: `plan --refresh=false` on generated topologies (`generate`), time and peak
+//!   memory (`child`), growth from 1,000 to 10,000 services.
+//! - `refresh`: 1,000 services on an API-only emulator, wall time and API calls.
+//! - `apply`: the fan-out example against its `critical` path, and the guide's example
+//!   end to end, on real MariaDB.
+//!
+//! Every emulator runs in a private directory and is stopped on any exit (`emulator`).
+//! Targets are reported, never asserted: timings belong in this table, not in tests.
+
+// A measuring tool, not the product: progress on stderr and the table on stdout, written
+// where they happen (the product keeps its single printer, `skyplan::cli`).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod apply;
+pub mod child;
+pub mod critical;
+pub mod emulator;
+pub mod generate;
+pub mod machine;
+pub mod offline;
+pub mod refresh;
+pub mod table;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use table::Row;
+
+/// Which parts to run (all by default).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The bench binary itself (re-run as a child to measure peak memory).
+    pub bench_exe: PathBuf,
+    /// The `skyplan` binary (plan, apply, emulator).
+    pub skyplan: PathBuf,
+    /// Directory holding `fan-out-8.toml` and `global-replication.toml`.
+    pub examples: PathBuf,
+    /// Scratch directory; everything the benchmark writes goes under it.
+    pub work: PathBuf,
+    pub offline: bool,
+    pub refresh: bool,
+    pub fan_out: bool,
+    pub guide: bool,
+    /// `--op-seconds` of the fan-out apply.
+    pub op: Duration,
+}
+
+/// Runs the selected measurements in order, reporting progress on stderr.
+pub async fn run_all(opts: &Options) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if opts.offline {
+        eprintln!("skyplan-bench: offline plans (100 / 1,000 / 10,000 services)…");
+        rows.extend(offline::run(&opts.work, &opts.bench_exe, &opts.skyplan));
+    }
+    if opts.refresh {
+        eprintln!("skyplan-bench: refresh of 1,000 services (API-only emulator)…");
+        rows.push(refresh::run(&opts.work, &opts.skyplan).await);
+    }
+    if opts.fan_out {
+        eprintln!("skyplan-bench: apply fan-out 1+8 on real MariaDB…");
+        let example = opts.examples.join("fan-out-8.toml");
+        rows.push(apply::run_fan_out(&opts.work, &opts.skyplan, &example, opts.op).await);
+    }
+    if opts.guide {
+        eprintln!("skyplan-bench: the guide's example end to end…");
+        let example = opts.examples.join("global-replication.toml");
+        rows.push(apply::run_guide(&opts.work, &opts.skyplan, &example).await);
+    }
+    rows
+}

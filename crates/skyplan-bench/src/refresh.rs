@@ -1,0 +1,162 @@
+//! Refresh of many services against an API-only emulator (`--no-mariadb`, benchmarks only):
+//! create them through the API, record them in a state, then time `engine::refresh::refresh`
+//! and count its API calls by endpoint.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::emulator::{Emulator, Logged};
+use super::generate;
+use super::table::{thousands, Row};
+use skyplan::engine::connect::Remote;
+use skyplan::engine::refresh;
+use skyplan::skysql::retry::RetryPolicy;
+use skyplan::state::{ServiceRecord, State};
+use skyplan::topology::Topology;
+use skyplan_emulator::ServeOptions;
+
+const MAX_LIST_CALLS: usize = 15;
+const MAX_WALL: Duration = Duration::from_secs(3);
+/// `--parallelism` of `skyplan plan` (its default).
+const PARALLELISM: usize = 10;
+
+/// Creates every service of `topology` and returns the state that records them (services
+/// only: an API-only emulator has no SQL endpoint to read replication status from).
+async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
+    let created: Vec<(String, ServiceRecord)> = stream::iter(topology.services.values())
+        .map(|svc| async move {
+            let s = remote
+                .client
+                .create_service(&skyplan::apply::steps::create_request(&svc.spec))
+                .await?;
+            Ok::<_, anyhow::Error>((
+                svc.key.clone(),
+                ServiceRecord {
+                    id: s.id.clone(),
+                    spec: svc.spec.clone(),
+                    fqdn: None,
+                    port: None,
+                    outbound_ips: s.outbound_ips.clone(),
+                    status: Some("ready".into()),
+                    credentials_from: None,
+                    in_flight: None,
+                },
+            ))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    // With --op-seconds 0 the creates settle at once; wait until the list says so.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = remote.client.list_services().await?;
+        let ready = listed
+            .iter()
+            .filter(|s| s.status.as_str() == "ready")
+            .count();
+        if ready >= created.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {} services became ready", created.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut state = State::new();
+    state.resources.services = created.into_iter().collect();
+    Ok(state)
+}
+
+/// Calls by endpoint: (service list pages, per-service GETs, allowlist GETs, other).
+fn classify(calls: &[Logged]) -> (usize, usize, usize, usize) {
+    let (mut list, mut get, mut allow, mut other) = (0, 0, 0, 0);
+    for c in calls {
+        let p = c.path.trim_end_matches('/');
+        if c.method != "GET" {
+            other += 1;
+        } else if p == "/provisioning/v1/services" {
+            list += 1;
+        } else if p.ends_with("/security/allowlist") {
+            allow += 1;
+        } else if p.starts_with("/provisioning/v1/services/") && p.matches('/').count() == 4 {
+            get += 1;
+        } else {
+            other += 1;
+        }
+    }
+    (list, get, allow, other)
+}
+
+async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
+    let mut opts = ServeOptions::new(root.join("refresh-emulator"));
+    opts.op_seconds = 0.0;
+    opts.no_mariadb = true;
+    let emu = Emulator::start(skyplan, opts).await?;
+    let text = generate::topology_toml(n);
+    let topology = skyplan::topology::parse(&text, Path::new("bench.toml"))
+        .map_err(|d| anyhow!("generated topology is invalid:\n{d}"))?;
+    let setup = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
+    let state = populate(&setup, &topology).await?;
+
+    // A fresh client, as `skyplan plan` would have: its counter starts at zero.
+    let remote = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
+    let mark = emu.log_mark();
+    let start = Instant::now();
+    let observed = refresh::refresh(&remote, &topology, &state, PARALLELISM).await?;
+    let wall = start.elapsed();
+    let made = remote.client.requests_made();
+    let logged = emu.requests_since(mark)?;
+    let (list, get, allow, other) = classify(&logged);
+    let seen = observed.services.len();
+    if seen != n {
+        bail!("refresh saw {seen} of {n} services");
+    }
+    Ok(Row::new(format!(
+        "refresh: {} services, API-only emulator",
+        thousands(n)
+    ))
+    .wall(wall)
+    .calls(format!("{made} ({list} list)"))
+    .target(
+        format!("<= {MAX_LIST_CALLS} list calls, < 3 s"),
+        list <= MAX_LIST_CALLS && wall < MAX_WALL,
+    )
+    .note(format!(
+        "{list} list pages + {get} service GETs + {allow} allowlist GETs + {other} other; parallelism {PARALLELISM}; services only (no SQL in API-only mode)"
+    )))
+}
+
+pub async fn run(root: &Path, skyplan: &Path) -> Row {
+    let n = 1_000;
+    match measure(root, skyplan, n).await {
+        Ok(row) => row,
+        Err(e) => Row::failed(format!("refresh: {} services", thousands(n)), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(method: &str, path: &str) -> Logged {
+        Logged {
+            method: method.into(),
+            path: path.into(),
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn calls_are_counted_by_endpoint() {
+        let calls = [
+            logged("GET", "/provisioning/v1/services"),
+            logged("GET", "/provisioning/v1/services/dbtgf1"),
+            logged("GET", "/provisioning/v1/services/dbtgf1/security/allowlist"),
+            logged("POST", "/provisioning/v1/services"),
+        ];
+        assert_eq!(classify(&calls), (1, 1, 1, 1));
+    }
+}

@@ -1,0 +1,10 @@
+//! skyplan's pure core: topology + state + observed → plan.
+//!
+//! Nothing here does I/O: no network, no files, no clock, no async runtime. The binary crate
+//! (`skyplan`) reads the files, talks to the cloud and hands this crate plain values, so every
+//! decision below is deterministic and testable without a server.
+
+pub mod observed;
+pub mod plan;
+pub mod state;
+pub mod topology;

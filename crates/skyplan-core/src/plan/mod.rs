@@ -1,0 +1,173 @@
+//! The plan: topology + state + observed → a `Plan`, plain data from a pure function.
+//!
+//! `diff` decides what to do, `graph` orders it, `render` shows it, `planfile` saves it.
+
+pub mod action;
+pub mod diff;
+pub mod drift;
+pub mod graph;
+pub mod planfile;
+pub mod render;
+
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, ActionId, ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
+pub use drift::{Drift, DriftKind};
+
+use crate::observed::Observed;
+use crate::state::State;
+use crate::topology::Topology;
+
+/// Version of the JSON plan format (`--json`, saved plan files).
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("service.{key}: storage can only grow ({from} GB -> {to} GB); keep {from} or more, or replace the service under a new name")]
+    StorageShrink { key: String, from: u32, to: u32 },
+    #[error("service.{key} ({name}) has deletion_protection = true; this plan would delete it. Set deletion_protection = false in the topology to allow it")]
+    DeletionProtected { key: String, name: String },
+    #[error("the actions depend on each other in a cycle: {0}")]
+    Cycle(String),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<PlanError>),
+}
+
+impl PlanError {
+    fn combine(mut errors: Vec<PlanError>) -> Option<PlanError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(PlanError::Several(errors)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+    /// Steps that wipe or destroy data.
+    pub wipes_data: usize,
+    /// Drift items that need attention (informational ones excluded).
+    pub drift: usize,
+}
+
+/// Plain data: what will be done, in dependency order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub skyplan_version: String,
+    /// Whether this is a destroy plan (everything in state torn down).
+    pub destroy: bool,
+    /// Whether refresh looked at the real world (false for `--refresh=false`).
+    pub refreshed: bool,
+    pub topology_file: String,
+    /// SHA-256 of the topology file's bytes: a saved plan is refused if the file changed.
+    pub topology_sha256: String,
+    /// The state this plan was made against: a saved plan is refused if it moved on.
+    pub lineage: String,
+    pub serial: u64,
+    pub actions: Vec<Action>,
+    pub drift: Vec<Drift>,
+    pub summary: Summary,
+    /// The desired topology, so a saved plan applies exactly what was reviewed.
+    pub topology: Topology,
+}
+
+impl Plan {
+    /// Nothing to do and nothing drifted that needs attention.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.summary.drift == 0
+    }
+
+    pub fn action(&self, address: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.address == address)
+    }
+}
+
+/// Inputs the caller read at the edges.
+pub struct PlanInput<'a> {
+    pub topology: &'a Topology,
+    pub topology_sha256: &'a str,
+    pub state: &'a State,
+    pub observed: &'a Observed,
+}
+
+/// Plan the changes that make the world match the topology.
+pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
+    let out = diff::diff(input.topology, input.state, input.observed)?;
+    finish(input, out, false)
+}
+
+/// Plan tearing down everything the state records (`skyplan destroy`).
+pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
+    check_destroy_allowed(input.topology, input.state)?;
+    let empty = Topology {
+        services: Default::default(),
+        ..input.topology.clone()
+    };
+    let out = diff::diff(&empty, input.state, input.observed)?;
+    let mut plan = finish(input, out, true)?;
+    plan.drift.clear();
+    plan.summary.drift = 0;
+    Ok(plan)
+}
+
+/// Refuse a destroy while a managed service has `deletion_protection = true` (pure, so the
+/// CLI can say so before it connects to anything).
+pub fn check_destroy_allowed(topology: &Topology, state: &State) -> Result<(), PlanError> {
+    let protected: Vec<PlanError> = topology
+        .services
+        .values()
+        .filter(|s| s.deletion_protection && state.resources.services.contains_key(&s.key))
+        .map(|s| PlanError::DeletionProtected {
+            key: s.key.clone(),
+            name: s.spec.name.clone(),
+        })
+        .collect();
+    match PlanError::combine(protected) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Plan, PlanError> {
+    let actions = graph::build(out.actions, input.state)?;
+    let mut drift = out.drift;
+    drift.sort_by(|a, b| (&a.resource, a.kind).cmp(&(&b.resource, b.kind)));
+    let summary = summarize(&actions, &drift);
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        skyplan_version: env!("CARGO_PKG_VERSION").to_string(),
+        destroy,
+        refreshed: input.observed.refreshed,
+        topology_file: input.topology.source.display().to_string(),
+        topology_sha256: input.topology_sha256.to_string(),
+        lineage: input.state.lineage.clone(),
+        serial: input.state.serial,
+        actions,
+        drift,
+        summary,
+        topology: input.topology.clone(),
+    })
+}
+
+fn summarize(actions: &[Action], drift: &[Drift]) -> Summary {
+    let mut s = Summary::default();
+    for a in actions {
+        match a.change {
+            Change::Create => s.add += 1,
+            Change::Update => s.change += 1,
+            Change::Replace => s.replace += 1,
+            Change::Delete => s.destroy += 1,
+        }
+        if a.wipes_data {
+            s.wipes_data += 1;
+        }
+    }
+    s.drift = drift.iter().filter(|d| !d.kind.is_informational()).count();
+    s
+}

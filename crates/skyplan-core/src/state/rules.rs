@@ -1,0 +1,60 @@
+//! The rules every backend applies before it stores a state, so they behave alike.
+
+use super::error::StateError;
+use super::model::State;
+
+/// The compare-and-swap rule shared by all backends: `state` must have been read at the
+/// stored serial, from the stored lineage (no stored state: a new state at serial 0).
+pub fn check_cas(location: &str, stored: Option<&State>, state: &State) -> Result<(), StateError> {
+    if let Some(stored) = stored {
+        if stored.lineage != state.lineage {
+            return Err(StateError::LineageMismatch {
+                location: location.to_string(),
+                stored: stored.lineage.clone(),
+                given: state.lineage.clone(),
+            });
+        }
+    }
+    let found = stored.map(|s| s.serial);
+    if found.unwrap_or(0) != state.serial {
+        return Err(StateError::StaleSerial {
+            location: location.to_string(),
+            expected: state.serial,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// The push rule shared by all backends (without `--force`). `Ok(true)`: the stored state is
+/// already exactly this one, nothing to do.
+pub fn check_push(location: &str, stored: &State, state: &State) -> Result<bool, StateError> {
+    let refuse = |reason: String| {
+        Err(StateError::PushRefused {
+            location: location.to_string(),
+            reason,
+        })
+    };
+    if stored.lineage != state.lineage {
+        return refuse(format!(
+            "it holds lineage {}, the pushed state has lineage {}",
+            stored.lineage, state.lineage
+        ));
+    }
+    if stored.serial > state.serial {
+        return refuse(format!(
+            "it holds serial {}, newer than the pushed serial {}",
+            stored.serial, state.serial
+        ));
+    }
+    if stored.serial == state.serial {
+        if stored == state {
+            return Ok(true);
+        }
+        return refuse(format!(
+            "it holds different content at the same serial {}",
+            stored.serial
+        ));
+    }
+    Ok(false)
+}

@@ -1,0 +1,66 @@
+//! The topology file: parse (TOML with spans), merge defaults, validate with located errors.
+//!
+//! ```text
+//! text ──parse──► RawTopology (values + spans) ──defaults + validate──► Topology
+//!                     └──────────── every problem ─────────────► Diagnostics
+//! ```
+//! Nothing stops at the first problem: a user fixing a file sees all of them at once.
+
+pub mod defaults;
+pub mod diagnostics;
+pub mod model;
+mod parse;
+mod raw;
+mod replication;
+pub mod rules;
+mod suggest;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::path::Path;
+
+pub use diagnostics::{Diagnostic, Diagnostics, Location, Snippet};
+pub use model::*;
+
+use diagnostics::SourceFile;
+
+/// Validates the bytes of the topology file at `path` (read by the caller: the core does no
+/// I/O). A non-UTF-8 file is reported as a [`Diagnostic`] like any other problem. Messages show
+/// `path` as given.
+pub fn parse_bytes(bytes: Vec<u8>, path: &Path) -> Result<Topology, Diagnostics> {
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path),
+        Err(err) => {
+            let at = err.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(err.as_bytes());
+            let diag = SourceFile::new(path, &text)
+                .error(at..at + 1, "the file is not valid UTF-8 text")
+                .with_help("topology files are TOML, which must be UTF-8 encoded");
+            Err(diag.into())
+        }
+    }
+}
+
+/// Parses and validates topology `source`; `path` is used in messages and as
+/// [`Topology::source`]. Returns every problem found, not only the first.
+pub fn parse(source: &str, path: &Path) -> Result<Topology, Diagnostics> {
+    let src = SourceFile::new(path, source);
+    let mut diags = Vec::new();
+    let topology = parse::parse_raw(&src, &mut diags)
+        .and_then(|raw| validate::resolve(&raw, &src, &mut diags));
+    match topology {
+        Some(topology) if diags.is_empty() => Ok(topology),
+        _ => {
+            if diags.is_empty() {
+                // Unreachable by construction (a failed step always reports); never return an
+                // error without a message.
+                diags.push(Diagnostic::whole_file(
+                    path,
+                    "the topology could not be resolved",
+                ));
+            }
+            Err(Diagnostics::new(diags))
+        }
+    }
+}

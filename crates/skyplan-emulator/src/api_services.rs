@@ -1,0 +1,377 @@
+//! `/provisioning/v1/services…`: create, list, get, delete, size, storage.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+
+use skyplan_api::types::{
+    CreateServiceRequest, ServiceNodesState, ServiceResponse, ServiceSizeState, ServiceStatus,
+    SetStorageRequest, StorageVolume, UpdateServiceTagsRequest,
+};
+
+use super::api_error::ApiError;
+use super::app::{now, App};
+use super::store::ServiceRecord;
+use super::{allowlist, ids, ops, proxy, render};
+
+type Api<T> = Result<T, ApiError>;
+
+const PROVIDERS: &[&str] = &["aws", "gcp", "azure"];
+const PAGE_TOKEN_NEXT: &str = "X-SkySQL-Page-Token-Next";
+const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
+
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Json(req): Json<CreateServiceRequest>,
+) -> Api<(StatusCode, Json<ServiceResponse>)> {
+    let name = validate_create(&req)?;
+    // The endpoint is bound before the record exists, so its port is real and reserved.
+    let listeners = if app.instances.is_api_only() {
+        Vec::new()
+    } else {
+        proxy::bind(0)
+            .await
+            .map_err(|e| ApiError::internal(format!("opening the service endpoint: {e}")))?
+    };
+    let public_port = match listeners.first() {
+        Some(l) => l
+            .local_addr()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .port(),
+        None => 0,
+    };
+    let db_port = if app.instances.is_api_only() {
+        0
+    } else {
+        free_port().map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
+    };
+    let (rec, fail) = app.store.update(|s| {
+        if s.services.iter().any(|svc| svc.name == name) {
+            return Err(ApiError::bad_request(format!(
+                "a service named {name:?} already exists; service names must be unique"
+            )));
+        }
+        s.counters.service_seq += 1;
+        let seq = s.counters.service_seq;
+        let outbound_ip = ids::outbound_ip(seq)
+            .ok_or_else(|| ApiError::bad_request("the emulator has run out of outbound IPs"))?;
+        let id = loop {
+            let id = ids::service_id();
+            if s.service(&id).is_none() {
+                break id;
+            }
+        };
+        let rec = new_record(
+            &req,
+            seq,
+            id,
+            name.clone(),
+            outbound_ip.to_string(),
+            public_port,
+            db_port,
+        );
+        let fail = s.take_fail_next(&name);
+        s.services.push(rec.clone());
+        Ok((rec, fail))
+    })?;
+    // API-only: no listener; the port shown is a placeholder nothing answers on.
+    if !listeners.is_empty() {
+        app.start_proxy(&rec.id, listeners);
+    }
+    let (op_app, id) = (app.clone(), rec.id.clone());
+    app.spawn_op(ops::create(op_app, id, fail));
+    Ok((StatusCode::ACCEPTED, Json(render::service(&rec))))
+}
+
+fn validate_create(req: &CreateServiceRequest) -> Api<String> {
+    let name = req.name.clone().unwrap_or_default();
+    let valid_name = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(ApiError::bad_request(
+            "name is required: 1-63 characters of letters, digits, '-' and '_'",
+        ));
+    }
+    if let Some(provider) = &req.provider {
+        if !PROVIDERS.contains(&provider.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "provider {provider:?} is not one of {PROVIDERS:?}"
+            )));
+        }
+    }
+    if let Some(size) = &req.size {
+        validate_size(size)?;
+    }
+    if req.storage.is_some_and(|s| s < 1) {
+        return Err(ApiError::bad_request("storage must be at least 1 (GB)"));
+    }
+    for item in req.allow_list.iter().flatten() {
+        allowlist::validate(&item.ip).map_err(ApiError::bad_request)?;
+    }
+    Ok(name)
+}
+
+fn validate_size(size: &str) -> Api<()> {
+    let ok = size
+        .strip_prefix("sky-")
+        .and_then(|rest| rest.split_once('x'))
+        .is_some_and(|(cpu, ram)| cpu.parse::<u32>().is_ok() && ram.parse::<u32>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "size {size:?} is not a valid instance size (e.g. sky-2x8)"
+        )))
+    }
+}
+
+fn new_record(
+    req: &CreateServiceRequest,
+    seq: u64,
+    id: String,
+    name: String,
+    outbound_ip: String,
+    public_port: u16,
+    db_port: u16,
+) -> ServiceRecord {
+    let provider = req.provider.clone().unwrap_or_else(|| "gcp".into());
+    let storage = StorageVolume {
+        size: req.storage.unwrap_or(100),
+        iops: req.volume_iops,
+        throughput: req.volume_throughput,
+        volume_type: Some(match provider.as_str() {
+            "aws" => req.volume_type.clone().unwrap_or_else(|| "gp3".into()),
+            "azure" => "StandardSSD_LRS".into(),
+            _ => "pd-ssd".into(),
+        }),
+    };
+    let seq32 = u32::try_from(seq).unwrap_or(u32::MAX - 1000);
+    ServiceRecord {
+        seq,
+        username: id.clone(),
+        password: ids::secret(24),
+        id,
+        name,
+        status: ServiceStatus::PendingCreate,
+        region: req.region.clone().unwrap_or_else(|| "us-east4".into()),
+        provider,
+        service_type: req
+            .service_type
+            .clone()
+            .unwrap_or_else(|| "transactional".into()),
+        topology: req.topology.clone().unwrap_or_else(|| "es-single".into()),
+        architecture: req.architecture.clone().unwrap_or_else(|| "amd64".into()),
+        version: req.version.clone().or_else(|| Some("10.11".into())),
+        size: req.size.clone().unwrap_or_else(|| "sky-2x8".into()),
+        nodes: req.nodes.unwrap_or(1),
+        storage,
+        ssl_enabled: req.ssl_enabled.unwrap_or(true),
+        tags: req.tags.clone(),
+        created_on: now(),
+        updated_on: now(),
+        public_port,
+        db_port,
+        server_id: 1000 + seq32,
+        gtid_domain_id: seq32,
+        outbound_ip,
+        allow_list: req.allow_list.clone().unwrap_or_default(),
+        errors: Vec::new(),
+    }
+}
+
+/// A free port on 127.0.0.1 for a new mariadbd (free now; mariadbd binds it moments later).
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    page_size: Option<usize>,
+    page_token: Option<String>,
+    page_order: Option<String>,
+}
+
+/// Pages in creation order; a page token is the creation number of the page's first service,
+/// so pages stay stable when services are deleted in between.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ListQuery>,
+) -> Api<(HeaderMap, Json<Vec<ServiceResponse>>)> {
+    let page_size = q.page_size.unwrap_or(100);
+    if !(1..=100).contains(&page_size) {
+        return Err(ApiError::bad_request("page_size must be between 1 and 100"));
+    }
+    let desc = match q.page_order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "page_order {other:?} must be \"asc\" or \"desc\""
+            )))
+        }
+    };
+    let mut all: Vec<ServiceRecord> = app.store.read(|s| s.services.clone());
+    all.sort_by_key(|s| s.seq);
+    if desc {
+        all.reverse();
+    }
+    let start = match &q.page_token {
+        None => 0,
+        Some(token) => {
+            let seq = parse_token(token)?;
+            all.iter()
+                .position(|s| if desc { s.seq <= seq } else { s.seq >= seq })
+                .unwrap_or(all.len())
+        }
+    };
+    let end = (start + page_size).min(all.len());
+    let mut headers = HeaderMap::new();
+    if let Some(next) = all.get(end) {
+        headers.insert(PAGE_TOKEN_NEXT, token_header(next.seq));
+    }
+    if start > 0 {
+        headers.insert(
+            PAGE_TOKEN_PREVIOUS,
+            token_header(all[start.saturating_sub(page_size)].seq),
+        );
+    }
+    let page = all[start..end].iter().map(render::service).collect();
+    Ok((headers, Json(page)))
+}
+
+fn token_header(seq: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("s{seq:x}")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn parse_token(token: &str) -> Api<u64> {
+    token
+        .strip_prefix('s')
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| ApiError::bad_request(format!("invalid page_token {token:?}")))
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Api<Json<ServiceResponse>> {
+    app.store
+        .read(|s| s.require(&id).map(render::service))
+        .map(Json)
+}
+
+pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.status = ServiceStatus::PendingDelete;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::delete(app.clone(), id, fail));
+    Ok(StatusCode::OK)
+}
+
+pub async fn set_size(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<ServiceSizeState>,
+) -> Api<(StatusCode, Json<ServiceSizeState>)> {
+    validate_size(&req.size)?;
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.size = req.size.clone();
+        svc.status = ServiceStatus::PendingModifying;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::modify(app.clone(), id, fail));
+    Ok((StatusCode::ACCEPTED, Json(req)))
+}
+
+pub async fn set_storage(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<SetStorageRequest>,
+) -> Api<(StatusCode, Json<SetStorageRequest>)> {
+    if req.size.is_none() && req.iops.is_none() && req.throughput.is_none() {
+        return Err(ApiError::bad_request(
+            "set at least one of size, iops, throughput",
+        ));
+    }
+    if req.iops.is_some_and(|v| !(3000..=16000).contains(&v)) {
+        return Err(ApiError::bad_request("iops must be between 3000 and 16000"));
+    }
+    if req.throughput.is_some_and(|v| !(125..=1000).contains(&v)) {
+        return Err(ApiError::bad_request(
+            "throughput must be between 125 and 1000",
+        ));
+    }
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        if let Some(size) = req.size {
+            if size < svc.storage.size {
+                return Err(ApiError::bad_request(format!(
+                    "storage can only grow: {size} GB is less than the current {} GB",
+                    svc.storage.size
+                )));
+            }
+            svc.storage.size = size;
+        }
+        if req.iops.is_some() {
+            svc.storage.iops = req.iops;
+        }
+        if req.throughput.is_some() {
+            svc.storage.throughput = req.throughput;
+        }
+        svc.status = ServiceStatus::PendingModifying;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::modify(app.clone(), id, fail));
+    Ok((StatusCode::ACCEPTED, Json(req)))
+}
+
+/// `POST …/nodes` (full spec): pending_scale, then ready. Nothing real to scale: the node count
+/// is recorded.
+pub async fn set_nodes(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<ServiceNodesState>,
+) -> Api<Json<ServiceNodesState>> {
+    if !(1..=9).contains(&req.nodes) {
+        return Err(ApiError::bad_request("nodes must be between 1 and 9"));
+    }
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.nodes = req.nodes;
+        svc.status = ServiceStatus::PendingScale;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::modify(app.clone(), id, fail));
+    Ok(Json(req))
+}
+
+/// `PATCH …/tags` (full spec): replaces the tags at once; 204 No Content.
+pub async fn set_tags(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateServiceTagsRequest>,
+) -> Api<StatusCode> {
+    app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        svc.tags = Some(req.tags);
+        svc.updated_on = now();
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,240 @@
+//! The emulator's persisted state: services, backups, schedules, restores and counters, as one
+//! JSON file (`<dir>/store.json`, mode 0600 because it holds service passwords).
+//!
+//! # Guarantees
+//! Every change is written to a temporary file and renamed over the old one before the API
+//! answers, so after a crash the file holds either the state before or after a request, never
+//! half of one. An update that fails to persist leaves the in-memory state unchanged too.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use skyplan_api::types::{
+    AllowListItem, Backup, BackupScheduleResponse, RestoreResponse, ServiceStatus, StorageVolume,
+};
+
+use super::api_error::ApiError;
+use super::EmulatorError;
+
+pub const FILE_NAME: &str = "store.json";
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Store {
+    pub counters: Counters,
+    /// In creation order (`seq` ascending).
+    pub services: Vec<ServiceRecord>,
+    pub backups: Vec<BackupRecord>,
+    pub schedules: Vec<BackupScheduleResponse>,
+    pub restores: Vec<RestoreResponse>,
+    /// Names of services whose next long operation must end `failed` (set by the admin API;
+    /// by name, so it can target a service that does not exist yet).
+    pub fail_next: BTreeSet<String>,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub service_seq: u64,
+    pub schedule_id: i64,
+    pub restore_id: i64,
+}
+
+/// One service, as the emulator knows it. Not `Debug`: it holds the password.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// Creation sequence number: orders the list and derives the outbound IP and ids.
+    pub seq: u64,
+    pub id: String,
+    pub name: String,
+    pub status: ServiceStatus,
+    pub provider: String,
+    pub region: String,
+    pub service_type: String,
+    pub topology: String,
+    pub architecture: String,
+    pub version: Option<String>,
+    pub size: String,
+    pub nodes: i64,
+    pub storage: StorageVolume,
+    pub ssl_enabled: bool,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub created_on: i64,
+    pub updated_on: i64,
+    /// The published endpoint port (the allowlist proxy).
+    pub public_port: u16,
+    /// mariadbd's own port on 127.0.0.1.
+    pub db_port: u16,
+    pub server_id: u32,
+    pub gtid_domain_id: u32,
+    pub outbound_ip: String,
+    pub allow_list: Vec<AllowListItem>,
+    /// The credentials the service accepts now (the source's after a restore).
+    pub username: String,
+    pub password: String,
+    /// Why the last operation failed, served in `errors`.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// A backup plus what a restore needs and the API does not show.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub backup: Backup,
+    /// The backed-up service's credentials at backup time: a restore makes them the target's.
+    pub source_username: String,
+    pub source_password: String,
+    /// Where the backup files are (None in API-only mode).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Store {
+    pub fn service(&self, id: &str) -> Option<&ServiceRecord> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    pub fn service_mut(&mut self, id: &str) -> Option<&mut ServiceRecord> {
+        self.services.iter_mut().find(|s| s.id == id)
+    }
+
+    /// The service `id`, or the API's 404.
+    pub fn require(&self, id: &str) -> Result<&ServiceRecord, ApiError> {
+        self.service(id)
+            .ok_or_else(|| ApiError::service_not_found(id))
+    }
+
+    /// The service `id` if it exists and is not in a `pending_*` state (400 otherwise).
+    pub fn require_settled(&mut self, id: &str) -> Result<&mut ServiceRecord, ApiError> {
+        let svc = self
+            .service_mut(id)
+            .ok_or_else(|| ApiError::service_not_found(id))?;
+        if svc.status.is_pending() {
+            return Err(ApiError::pending(id, svc.status.as_str()));
+        }
+        Ok(svc)
+    }
+
+    pub fn backup(&self, id: &str) -> Option<&BackupRecord> {
+        self.backups.iter().find(|b| b.backup.id == id)
+    }
+
+    pub fn backup_mut(&mut self, id: &str) -> Option<&mut BackupRecord> {
+        self.backups.iter_mut().find(|b| b.backup.id == id)
+    }
+
+    pub fn restore_mut(&mut self, id: i64) -> Option<&mut RestoreResponse> {
+        self.restores.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Consumes a fail-next mark for the service called `name`.
+    pub fn take_fail_next(&mut self, name: &str) -> bool {
+        self.fail_next.remove(name)
+    }
+}
+
+/// The store and the file it lives in.
+pub struct StoreFile {
+    path: PathBuf,
+    inner: Mutex<Store>,
+}
+
+impl StoreFile {
+    /// Loads `<dir>/store.json`, or starts empty when there is none.
+    pub fn open(dir: &Path) -> Result<StoreFile, EmulatorError> {
+        let path = dir.join(FILE_NAME);
+        let store = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EmulatorError::Store {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
+            Err(e) => return Err(EmulatorError::io("reading", &path, e)),
+        };
+        Ok(StoreFile {
+            path,
+            inner: Mutex::new(store),
+        })
+    }
+
+    /// Reads under the lock.
+    pub fn read<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Applies `f` to a copy, persists the copy, then makes it current. When `f` fails or the
+    /// write fails, nothing changes.
+    pub fn update<R>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
+        let mut guard = self.lock();
+        let mut next = guard.clone();
+        let out = f(&mut next)?;
+        let bytes = serde_json::to_vec_pretty(&next)
+            .map_err(|e| ApiError::internal(format!("encoding the emulator store: {e}")))?;
+        write_private_atomic(&self.path, &bytes)
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", self.path.display())))?;
+        *guard = next;
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-applied update (see `update`).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes `bytes` to a 0600 temporary sibling, syncs it and renames it over `path`.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_persist_and_failed_updates_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StoreFile::open(dir.path()).unwrap();
+        file.update(|s| {
+            s.counters.service_seq = 5;
+            Ok(())
+        })
+        .unwrap();
+        let err = file.update(|s| {
+            s.counters.service_seq = 6;
+            Err::<(), _>(ApiError::bad_request("no"))
+        });
+        assert!(err.is_err());
+        assert_eq!(file.read(|s| s.counters.service_seq), 5);
+        let reopened = StoreFile::open(dir.path()).unwrap();
+        assert_eq!(reopened.read(|s| s.counters.service_seq), 5);
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_corrupt_store_is_an_error_not_an_empty_cloud() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
+        assert!(StoreFile::open(dir.path()).is_err());
+    }
+}

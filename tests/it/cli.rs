@@ -1,0 +1,395 @@
+//! The binary's contract: verbs, exit codes, stdout/stderr discipline, saved plans, locking.
+//! Everything here runs offline (no emulator, no cloud).
+
+use crate::support::cli::Test;
+use crate::support::fixtures::{applied, example};
+
+fn write_applied_state(t: &Test, example_name: &str) -> skyplan::state::State {
+    let topo = example(example_name);
+    let state = applied(&topo);
+    let path = t.state_file(example_name.trim_end_matches(".toml"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, skyplan::state::codec::to_json(&state).unwrap()).unwrap();
+    state
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let r = Test::new()
+        .example("global-replication.toml")
+        .example("fan-out.toml")
+        .args(&["validate", "global-replication.toml", "fan-out.toml"])
+        .run()
+        .code(0);
+    assert!(r
+        .stdout
+        .contains("global-replication.toml: valid (2 services, 1 replication links)"));
+}
+
+#[test]
+fn validate_reports_located_errors_and_exits_1() {
+    let r = Test::new()
+        .file(
+            "skyplan.toml",
+            "[services.a]\nname = \"Bad_Name\"\nregoin = \"x\"\n",
+        )
+        .args(&["validate"])
+        .run()
+        .code(1);
+    assert!(r.stderr.contains("skyplan.toml:3:1"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `region`"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn offline_plan_on_empty_state_exits_2_with_detailed_exitcode() {
+    let mut t = Test::new().example("global-replication.toml");
+    let r = t
+        .args(&[
+            "plan",
+            "global-replication.toml",
+            "--refresh=false",
+            "--detailed-exitcode",
+        ])
+        .run()
+        .code(2);
+    insta::assert_snapshot!("plan_empty_state", r.stdout);
+    // A plan writes nothing.
+    assert!(!t.path().join("state").exists());
+    let r = t
+        .args(&["plan", "global-replication.toml", "--refresh=false"])
+        .run()
+        .code(0);
+    assert!(r.stdout.contains("Plan: 6 to add"));
+}
+
+#[test]
+fn plan_against_applied_state_says_no_changes_and_exits_0() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    let r = t
+        .args(&[
+            "plan",
+            "global-replication.toml",
+            "--refresh=false",
+            "--detailed-exitcode",
+        ])
+        .run()
+        .code(0);
+    assert!(r.stdout.contains("No changes."), "{}", r.stdout);
+}
+
+#[test]
+fn json_plan_goes_to_stdout_and_parses() {
+    let r = Test::new()
+        .example("global-replication.toml")
+        .args(&[
+            "plan",
+            "global-replication.toml",
+            "--refresh=false",
+            "--json",
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is JSON only");
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["summary"]["add"], 6);
+    assert_eq!(v["actions"][3]["wipes_data"], true);
+}
+
+#[test]
+fn saved_plan_is_shown_and_refused_when_stale() {
+    let mut t = Test::new().example("global-replication.toml");
+    let mut state = write_applied_state(&t, "global-replication.toml");
+    let bigger = std::fs::read_to_string(t.path().join("global-replication.toml"))
+        .unwrap()
+        .replace(
+            "region = \"us-west1\"",
+            "region = \"us-west1\"\nsize = \"sky-4x16\"",
+        );
+    std::fs::write(t.path().join("global-replication.toml"), bigger).unwrap();
+    t.args(&[
+        "plan",
+        "global-replication.toml",
+        "--refresh=false",
+        "--out",
+        "resize.plan",
+    ])
+    .run()
+    .code(0);
+    let shown = t.args(&["show", "resize.plan"]).run().code(0);
+    assert!(
+        shown.stdout.contains("~ service.secondary"),
+        "{}",
+        shown.stdout
+    );
+    // Someone else applies in between: the state's serial moves on.
+    state.serial += 1;
+    std::fs::write(
+        t.state_file("global-replication"),
+        skyplan::state::codec::to_json(&state).unwrap(),
+    )
+    .unwrap();
+    let r = t.args(&["apply", "resize.plan"]).run().code(1);
+    assert!(r.stderr.contains("stale plan"), "{}", r.stderr);
+    assert!(r.stderr.contains("serial 7 then, 8 now"), "{}", r.stderr);
+}
+
+#[test]
+fn saved_plan_is_refused_when_the_topology_changed() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    t.args(&[
+        "plan",
+        "global-replication.toml",
+        "--refresh=false",
+        "--out",
+        "p.json",
+    ])
+    .run()
+    .code(0);
+    let edited =
+        std::fs::read_to_string(t.path().join("global-replication.toml")).unwrap() + "\n# edited\n";
+    std::fs::write(t.path().join("global-replication.toml"), edited).unwrap();
+    let r = t.args(&["apply", "p.json"]).run().code(1);
+    assert!(
+        r.stderr.contains("changed since the plan was made"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn apply_refuses_without_a_terminal_and_changes_nothing() {
+    let mut t = Test::new().example("global-replication.toml");
+    let r = t
+        .args(&["apply", "global-replication.toml"])
+        .stdin("yes\n")
+        .run()
+        .code(1);
+    assert!(r.stderr.contains("stdin is not a terminal"), "{}", r.stderr);
+    assert!(!t.state_file("global-replication").exists());
+    assert!(
+        !t.path().join("emulator").exists(),
+        "no emulator may be started"
+    );
+}
+
+#[test]
+fn a_second_writer_is_told_who_holds_the_lock() {
+    let mut t = Test::new().example("global-replication.toml");
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let lock = serde_json::json!({
+        "id": "abc", "pid": holder.id(), "host": gethostname::gethostname().to_string_lossy(),
+        "user": "alice", "command": "skyplan apply global-replication.toml", "created_at": "2026-11-23T22:00:00Z"
+    });
+    std::fs::create_dir_all(t.path().join("state")).unwrap();
+    std::fs::write(
+        t.path().join("state/global-replication.state.json.lock"),
+        lock.to_string(),
+    )
+    .unwrap();
+    let r = t
+        .args(&["apply", "global-replication.toml", "--auto-approve"])
+        .run();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&holder.id().to_string()), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("skyplan apply global-replication.toml"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn graph_prints_dot() {
+    let r = Test::new()
+        .example("global-replication.toml")
+        .args(&["graph", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert!(r.stdout.starts_with("digraph skyplan {"));
+    assert!(
+        r.stdout
+            .contains("\"restore.secondary\" -> \"replication.secondary\""),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn show_without_a_file_prints_the_state() {
+    let mut t = Test::new().example("global-replication.toml");
+    let state = write_applied_state(&t, "global-replication.toml");
+    let r = t
+        .args(&["show", "--topology", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert!(r.stdout.contains(&state.lineage), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("replication.secondary: from primary"),
+        "{}",
+        r.stdout
+    );
+    let j = t
+        .args(&["show", "--topology", "global-replication.toml", "--json"])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["serial"], 7);
+}
+
+#[test]
+fn destroy_refuses_without_a_terminal() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    t.args(&["destroy", "global-replication.toml"])
+        .run()
+        .code(1);
+}
+
+#[test]
+fn state_commands_list_show_pull_push_and_migrate_locally() {
+    let mut t = Test::new().example("global-replication.toml");
+    let state = write_applied_state(&t, "global-replication.toml");
+    let list = t
+        .args(&["state", "list", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert!(list.stdout.contains("service.primary\n"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("allowlist.primary.secondary\n"),
+        "{}",
+        list.stdout
+    );
+    let show = t
+        .args(&[
+            "state",
+            "show",
+            "replication.secondary",
+            "global-replication.toml",
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(v["source"], "primary");
+    t.args(&["state", "show", "service.nope", "global-replication.toml"])
+        .run()
+        .code(1);
+    let pulled = t
+        .args(&["state", "pull", "global-replication.toml"])
+        .run()
+        .code(0);
+    assert_eq!(
+        pulled.stdout.trim_end(),
+        skyplan::state::codec::to_json(&state).unwrap().trim_end()
+    );
+
+    // Another lineage is refused unless forced; the stored file is untouched.
+    let mut other = state.clone();
+    other.lineage = "11111111-1111-4111-8111-111111111111".into();
+    std::fs::write(
+        t.path().join("other.json"),
+        skyplan::state::codec::to_json(&other).unwrap(),
+    )
+    .unwrap();
+    let before = std::fs::read(t.state_file("global-replication")).unwrap();
+    let r = t
+        .args(&[
+            "state",
+            "push",
+            "global-replication.toml",
+            "--from",
+            "other.json",
+        ])
+        .run()
+        .code(1);
+    assert!(r.stderr.contains("lineage"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(t.state_file("global-replication")).unwrap(),
+        before
+    );
+
+    // Migrate to another file and back: same lineage, serial and content.
+    t.args(&[
+        "state",
+        "migrate",
+        "global-replication.toml",
+        "--to",
+        "elsewhere/copy.json",
+    ])
+    .run()
+    .code(0);
+    let copy = std::fs::read_to_string(t.path().join("elsewhere/copy.json")).unwrap();
+    assert_eq!(copy.trim_end(), pulled.stdout.trim_end());
+}
+
+#[test]
+fn every_broken_topology_in_the_corpus_exits_1_with_a_located_error_and_writes_nothing() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/topology");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "the corpus must hold at least 30 broken files"
+    );
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let mut t = Test::new();
+        std::fs::copy(&f, t.path().join(&name)).unwrap();
+        let r = t.args(&["plan", &name, "--refresh=false"]).run();
+        assert_eq!(r.code, 1, "{name}: exit {}\n{}", r.code, r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("--> {name}")),
+            "{name}: no location in\n{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
+        assert!(
+            !t.path().join("state").exists(),
+            "{name}: something was written"
+        );
+    }
+}
+
+#[test]
+fn destroy_refuses_protected_services_before_touching_anything() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    let protected = std::fs::read_to_string(t.path().join("global-replication.toml"))
+        .unwrap()
+        .replace(
+            "name = \"skysql-primary\"",
+            "name = \"skysql-primary\"\ndeletion_protection = true",
+        );
+    std::fs::write(t.path().join("global-replication.toml"), protected).unwrap();
+    let before = std::fs::read(t.state_file("global-replication")).unwrap();
+    let r = t
+        .args(&["destroy", "global-replication.toml", "--auto-approve"])
+        .run()
+        .code(1);
+    assert!(
+        r.stderr.contains("deletion_protection = true"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("service.primary"), "{}", r.stderr);
+    assert!(
+        !t.path().join("emulator").exists(),
+        "nothing may be contacted"
+    );
+    assert_eq!(
+        std::fs::read(t.state_file("global-replication")).unwrap(),
+        before
+    );
+}

@@ -1,0 +1,192 @@
+//! End to end against the emulator's real MariaDB servers: apply the guide, with rows written
+//! on the primary the whole time; all of them arrive on the replica; destroy leaves nothing.
+
+use std::time::Duration;
+
+use crate::support::e2e::{table_fingerprint, wait_converged, write_rows, Cloud};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let apply = cloud
+        .command(&["apply", "global-replication.toml", "--auto-approve"])
+        .output();
+    let apply = tokio::spawn(apply);
+
+    // As soon as the primary exists, write to it continuously: before the backup, between
+    // the backup and the start of replication, and after.
+    cloud
+        .wait_ready_in_state("primary", Duration::from_secs(120))
+        .await;
+    let writer_conn = cloud.sql("primary").await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(write_rows(writer_conn, stop_rx));
+
+    let out = apply.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "apply failed\n{stdout}\n{stderr}");
+    assert!(stdout.contains("Apply complete"), "{stdout}");
+    assert!(stderr.contains("replication.secondary: done"), "{stderr}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let written = writer.await.unwrap();
+    assert!(written > 10, "the writer wrote only {written} rows");
+
+    let mut primary = cloud.sql("primary").await;
+    let mut secondary = cloud.sql("secondary").await;
+    let (count, checksum) = wait_converged(&mut primary, &mut secondary).await;
+    assert_eq!(count, written);
+    assert_eq!(table_fingerprint(&mut secondary).await, (count, checksum));
+
+    // The backup was taken while rows were being written, so some rows came only through
+    // replication from the backup's GTID position.
+    let state = cloud.state().unwrap();
+    let gtid = state.resources.backups["secondary"]
+        .gtid_position
+        .clone()
+        .unwrap();
+    assert!(
+        !gtid.is_empty(),
+        "the backup should have captured some writes"
+    );
+
+    // The state a real apply wrote matches its published schema.
+    assert_matches_schema(
+        "state.schema.json",
+        &std::fs::read(cloud.state_path()).unwrap(),
+    );
+    // So does the plan of a saved drift check.
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--out", "check.plan"])
+        .code(0);
+    assert_matches_schema(
+        "plan.schema.json",
+        &std::fs::read(cloud.dir().join("check.plan")).unwrap(),
+    );
+
+    // No drift, no changes.
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
+        .code(0);
+
+    // Outputs name endpoints, never passwords.
+    assert!(stdout.contains("service.primary"), "{stdout}");
+    assert!(stdout.contains("security/credentials"), "{stdout}");
+
+    drop(primary);
+    drop(secondary);
+    let r = cloud
+        .skyplan(&["destroy", "global-replication.toml", "--auto-approve"])
+        .code(0);
+    assert!(r.stdout.contains("Destroy complete"), "{}", r.stdout);
+    assert!(cloud.api().list_services().await.unwrap().is_empty());
+    assert_eq!(
+        cloud.mariadbd_count(),
+        0,
+        "destroy must leave no mariadbd running"
+    );
+    let state = cloud.state().unwrap();
+    assert!(state.resources.is_empty(), "{state:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
+    let mut cloud = Cloud::new("fan-out.toml");
+    // Long enough operations that overlap (or its absence) is visible.
+    cloud.start_emulator(&["--op-seconds", "2"]);
+    let r = cloud
+        .skyplan(&["apply", "fan-out.toml", "--auto-approve"])
+        .code(0);
+    // Progress lines are "[hh:mm:ss] address: starting …" / "address: done after …".
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{}", r.stderr))
+    };
+    let first_restore_done = ["asia", "europe", "oregon"]
+        .iter()
+        .map(|k| pos(&format!("restore.{k}: done")))
+        .min()
+        .unwrap();
+    for k in ["asia", "europe", "oregon"] {
+        assert!(
+            pos(&format!("restore.{k}: starting")) < first_restore_done,
+            "restores ran one after another:\n{}",
+            r.stderr
+        );
+    }
+    let mut primary = cloud.sql("primary").await;
+    use mysql_async::prelude::Queryable;
+    primary.query_drop("CREATE DATABASE app").await.unwrap();
+    primary
+        .query_drop("CREATE TABLE app.events (id INT PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .unwrap();
+    primary
+        .query_drop("INSERT INTO app.events VALUES (1,'a'),(2,'b'),(3,'c')")
+        .await
+        .unwrap();
+    for k in ["asia", "europe", "oregon"] {
+        let mut replica = cloud.sql(k).await;
+        let (count, _) = wait_converged(&mut primary, &mut replica).await;
+        assert_eq!(count, 3);
+    }
+    cloud
+        .skyplan(&["plan", "fan-out.toml", "--detailed-exitcode"])
+        .code(0);
+}
+
+fn assert_matches_schema(schema: &str, bytes: &[u8]) {
+    let path = format!("{}/schemas/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let schema_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let compiled = jsonschema::JSONSchema::compile(&schema_json).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let errors: Vec<String> = match compiled.validate(&doc) {
+        Ok(()) => return,
+        Err(e) => e.map(|e| format!("{e} at {}", e.instance_path)).collect(),
+    };
+    panic!("does not match {schema}:\n{}", errors.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_same_named_service_elsewhere_is_not_adopted() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    // Someone already has a `skysql-primary`, but in another region than the topology's.
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let mut spec = topo.services["primary"].spec.clone();
+    spec.region = "us-central1".into();
+    let theirs = cloud
+        .api()
+        .create_service(&skyplan::apply::steps::create_request(&spec))
+        .await
+        .unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("region us-central1 (topology: us-east4)"),
+        "{}",
+        r.stderr
+    );
+    // Theirs is untouched and nothing else took its name.
+    let named: Vec<_> = cloud
+        .api()
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "skysql-primary")
+        .collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].id, theirs.id);
+    let state = cloud.state().unwrap();
+    assert!(
+        !state.resources.services.contains_key("primary"),
+        "{state:?}"
+    );
+}

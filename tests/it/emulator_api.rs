@@ -1,0 +1,1135 @@
+//! The emulator's API contract: authentication, spec-valid JSON, pending-state refusals,
+//! faults, the request log, fail-next, paging, the same-provider rule (API-only emulators, fast),
+//! and with real MariaDB: the allowlist really blocks, a restore really wipes and switches
+//! credentials, services survive a restart, DELETE leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Row};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// An emulator in this process on its own temp dir; dropping it (also on panic) stops the API
+/// and kills every mariadbd it started.
+struct Emulator {
+    running: Option<RunningEmulator>,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Emulator {
+    async fn api_only(op_seconds: f64) -> Emulator {
+        Emulator::with(|o| ServeOptions {
+            op_seconds,
+            no_mariadb: true,
+            ..o
+        })
+        .await
+    }
+
+    async fn real() -> Emulator {
+        Emulator::with(|o| ServeOptions {
+            op_seconds: 0.2,
+            ..o
+        })
+        .await
+    }
+
+    async fn with(f: impl FnOnce(ServeOptions) -> ServeOptions) -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = f(ServeOptions::new(dir.path().to_path_buf()));
+        let running = emulator::start(opts).await.expect("emulator starts");
+        let (base, key) = (
+            running.info().endpoint.clone(),
+            running.info().api_key.clone(),
+        );
+        Emulator {
+            running: Some(running),
+            dir,
+            http: reqwest::Client::new(),
+            base,
+            key,
+        }
+    }
+
+    fn running(&self) -> &RunningEmulator {
+        self.running.as_ref().unwrap()
+    }
+
+    /// Stops this emulator (databases too when `stop_databases`) and starts a new one on the
+    /// same directory with the same options.
+    async fn restart(&mut self, stop_databases: bool) {
+        let old = self.running.take().unwrap();
+        let opts = ServeOptions {
+            op_seconds: 0.2,
+            ..ServeOptions::new(self.dir.path().to_path_buf())
+        };
+        old.shutdown(stop_databases).await;
+        let running = emulator::start(opts).await.expect("emulator restarts");
+        self.base = running.info().endpoint.clone();
+        assert_eq!(
+            running.info().api_key,
+            self.key,
+            "the API key survives a restart"
+        );
+        self.running = Some(running);
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.header("X-API-Key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let resp = self.raw(method, path, Some(&self.key), body).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method.clone(), path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
+    async fn create(&self, body: Value) -> Value {
+        let (status, svc) = self
+            .call(Method::POST, "/provisioning/v1/services", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{svc}");
+        svc
+    }
+
+    async fn wait_for(
+        &self,
+        path: &str,
+        what: &str,
+        done: impl Fn(StatusCode, &Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (status, value) = self.call(Method::GET, path, None).await;
+            if done(status, &value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {status} {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_settled(&self, id: &str) -> Value {
+        self.wait_for(
+            &format!("/provisioning/v1/services/{id}"),
+            "a settled status",
+            |_, v| {
+                !v["status"]
+                    .as_str()
+                    .unwrap_or("pending_")
+                    .starts_with("pending_")
+            },
+        )
+        .await
+    }
+
+    async fn wait_ready(&self, id: &str) -> Value {
+        let svc = self.wait_settled(id).await;
+        assert_eq!(svc["status"], "ready", "{svc}");
+        svc
+    }
+
+    async fn backup(&self, service_id: &str) -> Value {
+        self.ok(
+            Method::POST,
+            "/skybackup/v1/backups/schedules",
+            Some(json!({"backup_type": "full", "schedule": "once", "service_id": service_id})),
+        )
+        .await;
+        let list = self
+            .wait_for(
+                &format!("/skybackup/v1/backups?service_id={service_id}"),
+                "the backup",
+                |_, v| {
+                    matches!(
+                        v["backups"][0]["status"].as_str(),
+                        Some("Succeeded" | "Failed")
+                    )
+                },
+            )
+            .await;
+        list["backups"][0].clone()
+    }
+
+    async fn restore(&self, backup_id: &str, target: &str) -> Value {
+        let restore = self
+            .ok(
+                Method::POST,
+                "/skybackup/v1/restores",
+                Some(json!({"id": backup_id, "service_id": target})),
+            )
+            .await;
+        let id = restore["id"].as_i64().unwrap();
+        self.wait_for(
+            &format!("/skybackup/v1/restores/{id}"),
+            "the restore",
+            |_, v| matches!(v["status"].as_str(), Some("Succeeded" | "Failed")),
+        )
+        .await
+    }
+
+    async fn credentials(&self, id: &str) -> (String, String) {
+        let c = self
+            .ok(
+                Method::GET,
+                &format!("/provisioning/v1/services/{id}/security/credentials"),
+                None,
+            )
+            .await;
+        (
+            c["username"].as_str().unwrap().into(),
+            c["password"].as_str().unwrap().into(),
+        )
+    }
+
+    async fn allow(&self, id: &str, ip: &str) {
+        let path = format!("/provisioning/v1/services/{id}/security/allowlist");
+        self.ok(Method::POST, &path, Some(json!({ "ip_address": ip })))
+            .await;
+    }
+
+    fn requests_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        drop(self.running.take());
+        emulator::kill_strays(self.dir.path());
+    }
+}
+
+fn service_body(name: &str) -> Value {
+    json!({
+        "service_type": "transactional", "topology": "es-single", "provider": "gcp",
+        "region": "us-east4", "architecture": "amd64", "size": "sky-2x8", "storage": 100,
+        "nodes": 1, "name": name, "ssl_enabled": true
+    })
+}
+
+fn readwrite_port(svc: &Value) -> u16 {
+    let ports = svc["endpoints"][0]["ports"].as_array().unwrap();
+    let rw = ports.iter().find(|p| p["name"] == "readwrite").unwrap();
+    rw["port"].as_u64().unwrap() as u16
+}
+
+async fn try_connect(port: u16, user: &str, password: &str) -> Result<Conn, mysql_async::Error> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false);
+    tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+        .await
+        .expect("connect does not hang")
+}
+
+fn pid_alive(pid: u32) -> bool {
+    emulator::daemon::pid_alive(pid)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spec validation: the OpenAPI components, each schema validated with $refs resolved in place.
+
+fn spec_components() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = spec_path();
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let json: Value = serde_json::to_value(yaml).unwrap();
+        json["components"].clone()
+    })
+}
+
+/// The spec lives beside the repository (shared with the team); `SKYPLAN_SPEC` overrides.
+fn spec_path() -> PathBuf {
+    if let Ok(p) = std::env::var("SKYPLAN_SPEC") {
+        return p.into();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        repo.join("skysql-api/skysql-subset.openapi.yaml"),
+        repo.join("../shared/skysql-api/skysql-subset.openapi.yaml"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("the SkySQL OpenAPI subset (skysql-api/skysql-subset.openapi.yaml)")
+}
+
+/// Validates `value` against `#/components/schemas/<name>`, or an array of it with `[]` suffix.
+fn assert_schema(name: &str, value: &Value) {
+    let (name, array) = match name.strip_suffix("[]") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
+    let mut schema = if array {
+        json!({ "type": "array", "items": reference })
+    } else {
+        json!({ "allOf": [reference] })
+    };
+    schema["components"] = spec_components().clone();
+    let compiled = jsonschema::JSONSchema::compile(&schema).expect("the spec's schema compiles");
+    if let Err(errors) = compiled.validate(value) {
+        let msgs: Vec<String> = errors
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        panic!("{value} does not match {name}: {msgs:?}");
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// API-only tests
+
+#[tokio::test]
+async fn requests_without_the_api_key_are_refused() {
+    let emu = Emulator::api_only(0.0).await;
+    for key in [None, Some("wrong")] {
+        let resp = emu
+            .raw(Method::GET, "/provisioning/v1/services", key, None)
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = resp.json().await.unwrap();
+        assert_schema("errr.ErrorResponse", &body);
+        assert_eq!(body["code"], 401);
+        assert_eq!(body["path"], "/provisioning/v1/services");
+    }
+    let (status, _) = emu
+        .call(Method::GET, "/provisioning/v1/services", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn json_bodies_match_the_spec() {
+    let emu = Emulator::api_only(0.0).await;
+    let mut body = service_body("spec-check");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32", "comment": "operator"}]);
+    let created = emu.create(body).await;
+    assert_schema("v1.ServiceResponse", &created);
+    assert!(created["id"].as_str().unwrap().starts_with("dbpgf"));
+    assert_eq!(created["fqdn"], "localhost");
+    let id = created["id"].as_str().unwrap().to_string();
+    let svc = emu.wait_ready(&id).await;
+    assert_schema("v1.ServiceResponse", &svc);
+    assert_eq!(
+        svc["endpoints"][0]["ports"][0],
+        json!({"name": "readwrite", "port": readwrite_port(&svc), "purpose": "readwrite"})
+    );
+    assert!(svc["outbound_ips"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.1."));
+
+    let list = emu.ok(Method::GET, "/provisioning/v1/services", None).await;
+    assert_schema("v1.ServiceResponse[]", &list);
+
+    let base = format!("/provisioning/v1/services/{id}");
+    let allow = format!("{base}/security/allowlist");
+    let got = emu.ok(Method::GET, &allow, None).await;
+    assert_schema("v1.AllowListEndpoint[]", &got);
+    assert_eq!(got[0]["allow_list"][0]["ip"], "127.0.0.1/32");
+    let added = emu
+        .ok(
+            Method::POST,
+            &allow,
+            Some(json!({"ip_address": "10.0.0.0/8"})),
+        )
+        .await;
+    assert_schema("v1.AllowListEndpoint[]", &added);
+    assert_eq!(added[0]["allow_list"].as_array().unwrap().len(), 2);
+    let removed = emu
+        .ok(
+            Method::DELETE,
+            &allow,
+            Some(json!({"ip_address": "10.0.0.0/8"})),
+        )
+        .await;
+    assert_eq!(removed[0]["allow_list"].as_array().unwrap().len(), 1);
+    let put = emu
+        .ok(
+            Method::PUT,
+            &allow,
+            Some(json!([{"ip": "127.0.0.1/32"}, {"ip": "192.168.1.7"}])),
+        )
+        .await;
+    assert_schema("v1.AllowListEndpoint[]", &put);
+
+    let creds = emu
+        .ok(Method::GET, &format!("{base}/security/credentials"), None)
+        .await;
+    assert_schema("v1.CredentialsResponse", &creds);
+    assert_eq!(creds["username"], id.as_str());
+    let allowed = emu
+        .ok(
+            Method::POST,
+            &format!("{base}/security/is-ip-allowed"),
+            Some(json!({"ip_address": "192.168.1.7"})),
+        )
+        .await;
+    assert_schema("v1.IsIpAllowedResponse", &allowed);
+    assert_eq!(allowed["is_allowed"], true);
+
+    let size = emu
+        .ok(
+            Method::POST,
+            &format!("{base}/size"),
+            Some(json!({"size": "sky-4x16"})),
+        )
+        .await;
+    assert_schema("v1.ServiceSizeState", &size);
+    assert_eq!(emu.wait_ready(&id).await["size"], "sky-4x16");
+    let storage = emu
+        .ok(
+            Method::PATCH,
+            &format!("{base}/storage"),
+            Some(json!({"size": 200})),
+        )
+        .await;
+    assert_schema("v1.SetStorageRequest", &storage);
+    assert_eq!(emu.wait_ready(&id).await["storage_volume"]["size"], 200);
+    // From the full spec (the client updates nodes and tags in place).
+    let nodes = emu
+        .ok(
+            Method::POST,
+            &format!("{base}/nodes"),
+            Some(json!({"nodes": 3})),
+        )
+        .await;
+    assert_eq!(nodes, json!({"nodes": 3}));
+    assert_eq!(emu.wait_ready(&id).await["nodes"], 3);
+    let (status, _) = emu
+        .call(
+            Method::PATCH,
+            &format!("{base}/tags"),
+            Some(json!({"tags": {"team": "db"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        emu.ok(Method::GET, &base, None).await["tags"],
+        json!({"team": "db"})
+    );
+
+    let schedule = emu
+        .ok(
+            Method::POST,
+            "/skybackup/v1/backups/schedules",
+            Some(json!({"backup_type": "full", "schedule": "once", "service_id": id})),
+        )
+        .await;
+    assert_schema("v1.BackupScheduleResponse", &schedule);
+    let schedules = emu
+        .ok(Method::GET, "/skybackup/v1/backups/schedules", None)
+        .await;
+    assert_schema("v1.PagedBackupSchedulesResponse", &schedules);
+    let backups = emu
+        .wait_for(
+            &format!("/skybackup/v1/backups?service_id={id}"),
+            "backup",
+            |_, v| v["backups"][0]["status"] == "Succeeded",
+        )
+        .await;
+    assert_schema("v1.PagedBackupsResponse", &backups);
+    let backup = &backups["backups"][0];
+    for field in [
+        "binlog_gtid_position",
+        "binlog_file",
+        "binlog_position",
+        "start_time",
+        "end_time",
+        "cloud_provider",
+    ] {
+        assert!(
+            backup.get(field).is_some(),
+            "backup lacks {field}: {backup}"
+        );
+    }
+    assert_eq!(
+        (&backup["type"], &backup["method"]),
+        (&json!("full"), &json!("mariabackup"))
+    );
+    assert_eq!(
+        (&backup["service_id"], &backup["service_name"]),
+        (&json!(id), &json!("spec-check"))
+    );
+
+    let restore = emu
+        .ok(
+            Method::POST,
+            "/skybackup/v1/restores",
+            Some(json!({"id": backup["id"], "service_id": id})),
+        )
+        .await;
+    assert_schema("v1.RestoreResponse", &restore);
+    let one = emu
+        .ok(
+            Method::GET,
+            &format!("/skybackup/v1/restores/{}", restore["id"]),
+            None,
+        )
+        .await;
+    assert_schema("v1.RestoreResponse", &one);
+    let restores = emu
+        .ok(
+            Method::GET,
+            &format!("/skybackup/v1/restores?service_id={id}"),
+            None,
+        )
+        .await;
+    assert_schema("v1.PagedRestoresResponse", &restores);
+    assert_eq!(restores["restores_count"], 1);
+
+    for (method, path, body) in [
+        (
+            Method::GET,
+            "/provisioning/v1/services/dbpgf00000000".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/provisioning/v1/services".to_string(),
+            Some(json!({"name": ""})),
+        ),
+        (
+            Method::POST,
+            allow.clone(),
+            Some(json!({"ip_address": "not-an-ip"})),
+        ),
+        (
+            Method::POST,
+            "/provisioning/v1/services".to_string(),
+            Some(json!("not an object")),
+        ),
+        (Method::GET, "/skybackup/v1/restores/999".to_string(), None),
+    ] {
+        let (status, err) = emu.call(method, &path, body).await;
+        assert!(status.is_client_error(), "{path}: {status}");
+        assert_schema("errr.ErrorResponse", &err);
+        assert_schema("web.ErrorResponse", &err);
+        assert_eq!(err["code"], status.as_u16());
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_on_a_pending_service_is_refused() {
+    let emu = Emulator::api_only(30.0).await;
+    let svc = emu.create(service_body("busy")).await;
+    let id = svc["id"].as_str().unwrap();
+    let base = format!("/provisioning/v1/services/{id}");
+    let attempts = [
+        (
+            Method::POST,
+            format!("{base}/size"),
+            Some(json!({"size": "sky-4x16"})),
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/storage"),
+            Some(json!({"size": 200})),
+        ),
+        (
+            Method::POST,
+            format!("{base}/nodes"),
+            Some(json!({"nodes": 3})),
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/tags"),
+            Some(json!({"tags": {}})),
+        ),
+        (Method::DELETE, base.clone(), None),
+        (
+            Method::POST,
+            format!("{base}/security/allowlist"),
+            Some(json!({"ip_address": "1.2.3.4/32"})),
+        ),
+        (
+            Method::PUT,
+            format!("{base}/security/allowlist"),
+            Some(json!([])),
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/security/allowlist"),
+            Some(json!({"ip_address": "1.2.3.4/32"})),
+        ),
+        (
+            Method::POST,
+            "/skybackup/v1/backups/schedules".into(),
+            Some(json!({"backup_type": "full", "schedule": "once", "service_id": id})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let (status, err) = emu.call(method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {err}");
+        let message = err["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("pending state"), "{message}");
+    }
+    assert_eq!(
+        emu.ok(Method::GET, &base, None).await["status"],
+        "pending_create"
+    );
+    // The name is taken while the service exists.
+    let (status, err) = emu
+        .call(
+            Method::POST,
+            "/provisioning/v1/services",
+            Some(service_body("busy")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+}
+
+#[tokio::test]
+async fn faults_follow_the_seed_and_rate_and_spare_admin_paths() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let emu = Emulator::with(|o| ServeOptions {
+            no_mariadb: true,
+            fault_rate: 0.3,
+            fault_seed: 42,
+            ..o
+        })
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..400 {
+            let resp = emu
+                .raw(
+                    Method::GET,
+                    "/provisioning/v1/services",
+                    Some(&emu.key),
+                    None,
+                )
+                .await;
+            let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_eq!(resp.headers()["retry-after"], "1");
+            }
+            if status != StatusCode::OK {
+                assert!([429, 500, 502, 503].contains(&status.as_u16()), "{status}");
+                let body: Value = resp.json().await.unwrap();
+                assert_schema("errr.ErrorResponse", &body);
+            }
+            statuses.push(status.as_u16());
+        }
+        for _ in 0..50 {
+            let (status, _) = emu.call(Method::GET, "/emulator/v1/status", None).await;
+            assert_eq!(status, StatusCode::OK, "admin paths are never faulted");
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1], "the same seed gives the same faults");
+    let faults = runs[0].iter().filter(|s| **s != 200).count();
+    assert!(
+        (80..=160).contains(&faults),
+        "{faults} faults in 400 requests at rate 0.3"
+    );
+    assert!(runs[0].contains(&429) && runs[0].iter().any(|s| *s >= 500));
+}
+
+#[tokio::test]
+async fn every_request_is_logged_without_secrets() {
+    let emu = Emulator::api_only(0.0).await;
+    let svc = emu.create(service_body("logged")).await;
+    let id = svc["id"].as_str().unwrap();
+    emu.wait_ready(id).await;
+    let (_, password) = emu.credentials(id).await;
+    let _ = emu
+        .raw(Method::GET, "/provisioning/v1/services", None, None)
+        .await;
+    let text = emu.requests_log();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4, "{text}");
+    for line in &lines {
+        for field in ["time", "method", "path", "status", "latency_ms"] {
+            assert!(line.get(field).is_some(), "{line} lacks {field}");
+        }
+    }
+    assert_eq!(lines[0]["method"], "POST");
+    assert_eq!(lines[0]["status"], 202);
+    assert_eq!(lines.last().unwrap()["status"], 401);
+    assert!(!text.contains(&emu.key) && !text.contains(&password));
+}
+
+#[tokio::test]
+async fn fail_next_makes_the_next_operation_of_a_named_service_fail() {
+    let emu = Emulator::api_only(0.0).await;
+    // Before the service exists: by name.
+    emu.ok(Method::POST, "/emulator/v1/services/doomed/fail-next", None)
+        .await;
+    let svc = emu.create(service_body("doomed")).await;
+    let id = svc["id"].as_str().unwrap().to_string();
+    let settled = emu.wait_settled(&id).await;
+    assert_eq!(settled["status"], "failed");
+    assert!(!settled["errors"].as_array().unwrap().is_empty());
+    // A failed service can be deleted.
+    let path = format!("/provisioning/v1/services/{id}");
+    emu.ok(Method::DELETE, &path, None).await;
+    emu.wait_for(&path, "404", |s, _| s == StatusCode::NOT_FOUND)
+        .await;
+
+    // By id, on a backup.
+    let svc = emu.create(service_body("healthy")).await;
+    let id = svc["id"].as_str().unwrap().to_string();
+    emu.wait_ready(&id).await;
+    emu.ok(
+        Method::POST,
+        &format!("/emulator/v1/services/{id}/fail-next"),
+        None,
+    )
+    .await;
+    assert_eq!(emu.backup(&id).await["status"], "Failed");
+    assert_eq!(
+        emu.backup(&id).await["status"],
+        "Succeeded",
+        "only the next one fails"
+    );
+}
+
+#[tokio::test]
+async fn the_service_list_pages_with_tokens() {
+    let emu = Emulator::api_only(0.0).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            emu.create(service_body(&format!("page-{i}"))).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &token {
+            None => "/provisioning/v1/services?page_size=2".to_string(),
+            Some(t) => format!("/provisioning/v1/services?page_size=2&page_token={t}"),
+        };
+        let resp = emu.raw(Method::GET, &path, Some(&emu.key), None).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        token = resp
+            .headers()
+            .get("X-SkySQL-Page-Token-Next")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Vec<Value> = resp.json().await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|s| s["id"].as_str().unwrap().to_string()));
+        pages += 1;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!((seen, pages), (ids, 3));
+    let (status, _) = emu
+        .call(Method::GET, "/provisioning/v1/services?page_size=101", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_backup_restores_only_to_the_same_cloud_provider() {
+    let emu = Emulator::api_only(0.0).await;
+    let gcp = emu.create(service_body("on-gcp")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut aws_body = service_body("on-aws");
+    aws_body["provider"] = json!("aws");
+    aws_body["region"] = json!("us-east-1");
+    let aws = emu.create(aws_body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    emu.wait_ready(&gcp).await;
+    emu.wait_ready(&aws).await;
+    let backup = emu.backup(&gcp).await;
+    let (status, err) = emu
+        .call(
+            Method::POST,
+            "/skybackup/v1/restores",
+            Some(json!({"id": backup["id"], "service_id": aws})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("same cloud provider"));
+    assert_eq!(
+        emu.wait_ready(&aws).await["status"],
+        "ready",
+        "the target was not touched"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real MariaDB
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_allowlist_entry_blocks_the_operator_and_the_replica() {
+    let emu = Emulator::real().await;
+    let primary = emu.create(service_body("gate-primary")).await;
+    let mut replica_body = service_body("gate-replica");
+    replica_body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let replica = emu.create(replica_body).await;
+    let (p_id, r_id) = (
+        primary["id"].as_str().unwrap(),
+        replica["id"].as_str().unwrap(),
+    );
+    let primary = emu.wait_ready(p_id).await;
+    let replica = emu.wait_ready(r_id).await;
+    let (p_port, r_port) = (readwrite_port(&primary), readwrite_port(&replica));
+    let (p_user, p_pass) = emu.credentials(p_id).await;
+    let (r_user, r_pass) = emu.credentials(r_id).await;
+
+    // The operator: a new service allows nothing.
+    assert!(primary["endpoints"][0]["allow_list"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(
+        try_connect(p_port, &p_user, &p_pass).await.is_err(),
+        "empty allowlist blocks the operator"
+    );
+    emu.allow(p_id, "127.0.0.1/32").await;
+    let mut p = try_connect(p_port, &p_user, &p_pass)
+        .await
+        .expect("allowed after the allowlist change");
+
+    // The replica: wired with a valid grant, but its outbound IP is not on the primary's list.
+    let gtid: String = p
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut r = try_connect(r_port, &r_user, &r_pass).await.unwrap();
+    let rows: Vec<Row> = r
+        .exec(
+            "CALL sky.change_external_primary_gtid(?, ?, ?, ?)",
+            ("localhost", p_port, &gtid, false),
+        )
+        .await
+        .unwrap();
+    let grant: String = rows[0]
+        .get("Run_this_grant_on_your_external_primary")
+        .unwrap();
+    p.query_drop(grant).await.unwrap();
+    r.query_drop("CALL sky.start_replication()").await.unwrap();
+    let status: Vec<Row> = r.query("CALL sky.replication_status()").await.unwrap();
+    let io_running: String = status[0].get("Slave_IO_Running").unwrap();
+    let io_error: String = status[0].get("Last_IO_Error").unwrap();
+    assert_ne!(io_running, "Yes");
+    assert!(
+        !io_error.is_empty(),
+        "the blocked replica shows the connect error"
+    );
+
+    // Allowlisting the replica's outbound IP is what makes it work.
+    let outbound = replica["outbound_ips"][0].as_str().unwrap();
+    emu.allow(p_id, &format!("{outbound}/32")).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let status: Vec<Row> = r.query("CALL sky.replication_status()").await.unwrap();
+        let io: String = status[0].get("Slave_IO_Running").unwrap();
+        if io == "Yes" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never connected after the allowlist change"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_wipes_the_target_and_switches_its_credentials() {
+    let emu = Emulator::real().await;
+    let mut ids = Vec::new();
+    for name in ["restore-source", "restore-target"] {
+        let mut body = service_body(name);
+        body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+        ids.push(emu.create(body).await["id"].as_str().unwrap().to_string());
+    }
+    let source = emu.wait_ready(&ids[0]).await;
+    let target = emu.wait_ready(&ids[1]).await;
+    let (s_user, s_pass) = emu.credentials(&ids[0]).await;
+    let (t_user, t_pass) = emu.credentials(&ids[1]).await;
+    let mut s = try_connect(readwrite_port(&source), &s_user, &s_pass)
+        .await
+        .unwrap();
+    s.query_drop("CREATE DATABASE from_source").await.unwrap();
+    let mut t = try_connect(readwrite_port(&target), &t_user, &t_pass)
+        .await
+        .unwrap();
+    t.query_drop("CREATE DATABASE target_own").await.unwrap();
+    drop(t);
+
+    let backup = emu.backup(&ids[0]).await;
+    assert_eq!(backup["status"], "Succeeded", "{backup}");
+    let restore = emu.restore(backup["id"].as_str().unwrap(), &ids[1]).await;
+    assert_eq!(restore["status"], "Succeeded", "{restore}");
+    emu.wait_ready(&ids[1]).await;
+
+    let port = readwrite_port(&target);
+    assert!(
+        try_connect(port, &t_user, &t_pass).await.is_err(),
+        "the target's own credentials no longer work"
+    );
+    let mut t = try_connect(port, &s_user, &s_pass)
+        .await
+        .expect("the source's credentials work");
+    let dbs: Vec<String> = t.query("SHOW DATABASES").await.unwrap();
+    assert!(dbs.contains(&"from_source".to_string()), "{dbs:?}");
+    assert!(
+        !dbs.contains(&"target_own".to_string()),
+        "the target's own data is gone: {dbs:?}"
+    );
+    assert_eq!(emu.credentials(&ids[1]).await, (s_user, s_pass));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_survive_an_emulator_restart() {
+    let mut emu = Emulator::real().await;
+    let mut body = service_body("durable");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let id = emu.create(body).await["id"].as_str().unwrap().to_string();
+    let before = emu.wait_ready(&id).await;
+    let (user, pass) = emu.credentials(&id).await;
+    let mut c = try_connect(readwrite_port(&before), &user, &pass)
+        .await
+        .unwrap();
+    c.query_drop("CREATE DATABASE kept").await.unwrap();
+    drop(c);
+    let pids = emu.running().mariadbd_pids();
+    assert_eq!(pids.len(), 1);
+
+    // Emulator gone, database left running: the new emulator adopts it.
+    emu.restart(false).await;
+    let after = emu.wait_ready(&id).await;
+    assert_eq!(readwrite_port(&after), readwrite_port(&before));
+    assert_eq!(
+        emu.running().mariadbd_pids(),
+        pids,
+        "the running mariadbd was adopted"
+    );
+
+    // Everything stopped: the new emulator starts the database again.
+    emu.restart(true).await;
+    assert!(!pid_alive(pids[0]));
+    let again = emu.wait_ready(&id).await;
+    let mut c = try_connect(readwrite_port(&again), &user, &pass)
+        .await
+        .unwrap();
+    let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();
+    assert!(dbs.contains(&"kept".to_string()), "{dbs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_leaves_no_process_and_no_data() {
+    let emu = Emulator::real().await;
+    let mut body = service_body("short-lived");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let id = emu.create(body).await["id"].as_str().unwrap().to_string();
+    let svc = emu.wait_ready(&id).await;
+    let pids = emu.running().mariadbd_pids();
+    assert_eq!(pids.len(), 1);
+    let data = emu.dir.path().join("services").join(&id);
+    assert!(data.exists());
+
+    let path = format!("/provisioning/v1/services/{id}");
+    let (status, _) = emu.call(Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        emu.ok(Method::GET, &path, None).await["status"],
+        "pending_delete"
+    );
+    let gone = emu
+        .wait_for(&path, "404", |s, _| s == StatusCode::NOT_FOUND)
+        .await;
+    assert_schema("errr.ErrorResponse", &gone);
+    assert!(!pid_alive(pids[0]), "mariadbd stopped");
+    assert!(!data.exists(), "data removed");
+    assert!(emu.running().mariadbd_pids().is_empty());
+    let port = readwrite_port(&svc);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "endpoint closed"
+    );
+}
+
+#[test]
+#[should_panic(expected = "does not match v1.ServiceResponse")]
+fn the_schema_check_rejects_a_wrong_shape() {
+    // Guards the guard: a validator that resolved nothing would pass every body above.
+    assert_schema(
+        "v1.ServiceResponse",
+        &json!({"id": "x", "status": "sleeping"}),
+    );
+}
+
+#[test]
+#[should_panic(expected = "does not match v1.PagedBackupsResponse")]
+fn the_schema_check_follows_nested_refs() {
+    assert_schema(
+        "v1.PagedBackupsResponse",
+        &json!({"backups": [{"storage_bytes": "many"}]}),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The background daemon, through the binary
+
+/// Runs `skyplan emulator …`; returns (exit code, stdout, stderr).
+fn skyplan(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .args(args)
+        .env_remove("SKYPLAN_EMULATOR_DIR")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Stops the daemon of a temp dir and kills anything left, even on panic.
+struct Daemon(tempfile::TempDir);
+
+impl Daemon {
+    fn dir(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = skyplan(&["emulator", "stop", "--dir", self.dir()]);
+        emulator::kill_strays(self.0.path());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_starts_once_reports_its_status_and_stops_everything() {
+    let daemon = Daemon(tempfile::tempdir().unwrap());
+    let dir = daemon.dir();
+    let (code, first, _) = skyplan(&["emulator", "start", "--dir", dir, "--op-seconds", "0.2"]);
+    assert_eq!(code, 0, "{first}");
+    assert!(
+        first.contains("endpoint: http://127.0.0.1:") && first.contains("api_key:"),
+        "{first}"
+    );
+    let (code, second, stderr) = skyplan(&["emulator", "start", "--dir", dir]);
+    assert_eq!(code, 0);
+    assert_eq!(first, second, "start reuses the running emulator");
+    assert!(stderr.contains("reusing"), "{stderr}");
+
+    let (code, status, _) = skyplan(&["emulator", "status", "--dir", dir, "--json"]);
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let pid = status["pid"].as_u64().unwrap() as u32;
+    assert!(pid_alive(pid) && pid != std::process::id());
+    assert_eq!(status["dir"], dir);
+
+    // A service of the daemon: a mariadbd that `stop` must take down with it.
+    let (base, key) = (
+        status["endpoint"].as_str().unwrap(),
+        status["api_key"].as_str().unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/provisioning/v1/services"))
+        .header("X-API-Key", key)
+        .json(&service_body("daemon-service"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{base}/provisioning/v1/services/{}",
+        created["id"].as_str().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let svc: Value = http
+            .get(&url)
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if svc["status"] == "ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && svc["status"] == "pending_create",
+            "{svc}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(emulator::daemon::processes_of(daemon.0.path()).len(), 1);
+
+    let (code, _, stderr) = skyplan(&["emulator", "stop", "--dir", dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!pid_alive(pid), "the emulator exited");
+    assert!(
+        emulator::daemon::processes_of(daemon.0.path()).is_empty(),
+        "its mariadbd stopped"
+    );
+    let (code, _, _) = skyplan(&["emulator", "status", "--dir", dir]);
+    assert_eq!(code, 1, "status reports nothing running");
+}

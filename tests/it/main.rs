@@ -1,0 +1,30 @@
+//! The one integration-test binary: every suite is a module, the harnesses live once in
+//! `support` (CLI runs, emulators, fixtures), `state_support` (MariaDB servers) and
+//! `reliability_support` (fault injection).
+
+// Tests print what helps read a failure.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod reliability_support;
+mod state_support;
+mod support;
+
+mod cli;
+mod e2e_apply;
+mod e2e_drift;
+mod e2e_reliability;
+mod e2e_state_mariadb;
+mod emulator_api;
+mod emulator_guide;
+mod emulator_mariadb;
+mod parser_robustness;
+mod plan_core;
+mod plan_drift;
+mod secrets;
+mod skysql_client;
+mod sql_sky;
+mod state_local;
+mod state_mariadb;
+mod state_safety;
+mod state_schema;
+mod topology_corpus;

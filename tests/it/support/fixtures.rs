@@ -1,0 +1,94 @@
+//! Fixtures: topologies from the examples and states "as if applied", for plan tests.
+
+use std::path::Path;
+
+use skyplan::state::{
+    AllowlistRecord, BackupRecord, ReplicationRecord, RestoreRecord, ServiceRecord, State,
+};
+use skyplan::topology::Topology;
+
+pub(crate) fn topology(src: &str) -> Topology {
+    skyplan::topology::parse(src, Path::new("skyplan.toml")).unwrap_or_else(|d| panic!("{d}"))
+}
+
+pub(crate) fn example(name: &str) -> Topology {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    let src = std::fs::read_to_string(&path).unwrap();
+    skyplan::topology::parse(&src, Path::new(&format!("examples/{name}")))
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// A state in which everything in `t` was applied and is healthy.
+pub(crate) fn applied(t: &Topology) -> State {
+    let mut s = State::new();
+    s.lineage = "00000000-0000-4000-8000-000000000000".into();
+    s.serial = 7;
+    let r = &mut s.resources;
+    for (i, (key, svc)) in t.services.iter().enumerate() {
+        r.services.insert(
+            key.clone(),
+            ServiceRecord {
+                id: format!("dbpgf{:08}", i + 1),
+                spec: svc.spec.clone(),
+                fqdn: Some(format!("{}.example.skysql.com", svc.spec.name)),
+                port: Some(3306),
+                outbound_ips: vec![format!("10.0.0.{}", i + 1)],
+                status: Some("ready".into()),
+                credentials_from: svc.replication.as_ref().map(|x| x.from.clone()),
+                in_flight: None,
+            },
+        );
+    }
+    for (key, svc) in &t.services {
+        let Some(repl) = &svc.replication else {
+            continue;
+        };
+        let src = &r.services[&repl.from];
+        let (host, port) = (src.fqdn.clone().unwrap(), src.port.unwrap());
+        let replica_id = r.services[key].id.clone();
+        let ip = r.services[key].outbound_ips[0].clone();
+        r.backups.insert(
+            key.clone(),
+            BackupRecord {
+                source: repl.from.clone(),
+                backup_id: Some(format!("backup-{}", repl.from)),
+                schedule_id: Some("1".into()),
+                gtid_position: Some("1-1-42".into()),
+                status: Some("Succeeded".into()),
+                in_flight: None,
+            },
+        );
+        r.restores.insert(
+            key.clone(),
+            RestoreRecord {
+                backup_id: format!("backup-{}", repl.from),
+                target_id: replica_id,
+                restore_id: Some("3".into()),
+                completed: true,
+                in_flight: None,
+            },
+        );
+        r.allowlists.insert(
+            key.clone(),
+            AllowlistRecord {
+                on: repl.from.clone(),
+                entries: vec![format!("{ip}/32")],
+            },
+        );
+        r.replications.insert(
+            key.clone(),
+            ReplicationRecord {
+                source: repl.from.clone(),
+                source_host: host,
+                source_port: port,
+                gtid_position: Some("1-1-42".into()),
+                ssl: repl.ssl,
+                replication_user: Some("skysql_replication_x@10.0.0.2".into()),
+                healthy: true,
+            },
+        );
+    }
+    s
+}

@@ -1,0 +1,3 @@
+pub(crate) mod cli;
+pub(crate) mod e2e;
+pub(crate) mod fixtures;
