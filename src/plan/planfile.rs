@@ -11,7 +11,7 @@ use super::Plan;
 pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
     let err = |source| PlanFileError::Write {
         path: path.display().to_string(),
-        source,
+        cause: source,
     };
     let json = serde_json::to_vec_pretty(plan).map_err(|e| err(std::io::Error::other(e)))?;
     let dir = path
@@ -40,7 +40,7 @@ pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| PlanFileError::Read {
         path: p.clone(),
-        source,
+        cause: source,
     })?;
     parse(&bytes, &p)
 }

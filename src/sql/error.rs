@@ -44,12 +44,13 @@ pub enum SqlError {
         message: String,
     },
 
-    #[error("{what} on {endpoint}: {source}")]
+    // The cause is part of the message and deliberately not `source()`: the CLI prints the
+    // chain, and a cause in both would print twice.
+    #[error("{what} on {endpoint}: {cause}")]
     Grant {
         endpoint: String,
         what: String,
-        #[source]
-        source: GrantParseError,
+        cause: GrantParseError,
     },
 
     #[error("invalid GTID position `{0}`: expected comma-separated domain-server-sequence triples like 0-100-42")]

@@ -41,7 +41,7 @@ impl SqlConn {
         ReplicationGrant::parse(&text).map_err(|source| SqlError::Grant {
             endpoint: self.endpoint().to_string(),
             what: what.to_string(),
-            source,
+            cause: source,
         })
     }
 

@@ -20,7 +20,7 @@ fn validate_accepts_the_examples() {
         .example("fan-out.toml")
         .args(&["validate", "global-replication.toml", "fan-out.toml"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(r
         .stdout
         .contains("global-replication.toml: valid (2 services, 1 replication links)"));
@@ -35,7 +35,7 @@ fn validate_reports_located_errors_and_exits_1() {
         )
         .args(&["validate"])
         .run()
-        .code(1);
+        .expect_code(1);
     assert!(r.stderr.contains("skyplan.toml:3:1"), "{}", r.stderr);
     assert!(r.stderr.contains("did you mean `region`"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
@@ -44,22 +44,21 @@ fn validate_reports_located_errors_and_exits_1() {
 #[test]
 fn offline_plan_on_empty_state_exits_2_with_detailed_exitcode() {
     let mut t = Test::new().example("global-replication.toml");
-    let r = t
-        .args(&[
-            "plan",
-            "global-replication.toml",
-            "--refresh=false",
-            "--detailed-exitcode",
-        ])
-        .run()
-        .code(2);
-    insta::assert_snapshot!("plan_empty_state", r.stdout);
+    t.args(&[
+        "plan",
+        "global-replication.toml",
+        "--refresh=false",
+        "--detailed-exitcode",
+    ])
+    .run()
+    .expect_code(2)
+    .stdout_snapshot("cli__plan_empty_state", t.path());
     // A plan writes nothing.
     assert!(!t.path().join("state").exists());
     let r = t
         .args(&["plan", "global-replication.toml", "--refresh=false"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("Plan: 6 to add"));
 }
 
@@ -75,7 +74,7 @@ fn plan_against_applied_state_says_no_changes_and_exits_0() {
             "--detailed-exitcode",
         ])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("No changes."), "{}", r.stdout);
 }
 
@@ -90,7 +89,7 @@ fn json_plan_goes_to_stdout_and_parses() {
             "--json",
         ])
         .run()
-        .code(0);
+        .expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is JSON only");
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["summary"]["add"], 6);
@@ -116,8 +115,8 @@ fn saved_plan_is_shown_and_refused_when_stale() {
         "resize.plan",
     ])
     .run()
-    .code(0);
-    let shown = t.args(&["show", "resize.plan"]).run().code(0);
+    .expect_code(0);
+    let shown = t.args(&["show", "resize.plan"]).run().expect_code(0);
     assert!(
         shown.stdout.contains("~ service.secondary"),
         "{}",
@@ -130,7 +129,7 @@ fn saved_plan_is_shown_and_refused_when_stale() {
         skyplan::state::codec::to_json(&state).unwrap(),
     )
     .unwrap();
-    let r = t.args(&["apply", "resize.plan"]).run().code(1);
+    let r = t.args(&["apply", "resize.plan"]).run().expect_code(1);
     assert!(r.stderr.contains("stale plan"), "{}", r.stderr);
     assert!(r.stderr.contains("serial 7 then, 8 now"), "{}", r.stderr);
 }
@@ -147,11 +146,11 @@ fn saved_plan_is_refused_when_the_topology_changed() {
         "p.json",
     ])
     .run()
-    .code(0);
+    .expect_code(0);
     let edited =
         std::fs::read_to_string(t.path().join("global-replication.toml")).unwrap() + "\n# edited\n";
     std::fs::write(t.path().join("global-replication.toml"), edited).unwrap();
-    let r = t.args(&["apply", "p.json"]).run().code(1);
+    let r = t.args(&["apply", "p.json"]).run().expect_code(1);
     assert!(
         r.stderr.contains("changed since the plan was made"),
         "{}",
@@ -166,7 +165,7 @@ fn apply_refuses_without_a_terminal_and_changes_nothing() {
         .args(&["apply", "global-replication.toml"])
         .stdin("yes\n")
         .run()
-        .code(1);
+        .expect_code(1);
     assert!(r.stderr.contains("stdin is not a terminal"), "{}", r.stderr);
     assert!(!t.state_file("global-replication").exists());
     assert!(
@@ -212,7 +211,7 @@ fn graph_prints_dot() {
         .example("global-replication.toml")
         .args(&["graph", "global-replication.toml"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.starts_with("digraph skyplan {"));
     assert!(
         r.stdout
@@ -229,7 +228,7 @@ fn show_without_a_file_prints_the_state() {
     let r = t
         .args(&["show", "--topology", "global-replication.toml"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains(&state.lineage), "{}", r.stdout);
     assert!(
         r.stdout.contains("replication.secondary: from primary"),
@@ -239,7 +238,7 @@ fn show_without_a_file_prints_the_state() {
     let j = t
         .args(&["show", "--topology", "global-replication.toml", "--json"])
         .run()
-        .code(0);
+        .expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(v["serial"], 7);
 }
@@ -250,7 +249,7 @@ fn destroy_refuses_without_a_terminal() {
     write_applied_state(&t, "global-replication.toml");
     t.args(&["destroy", "global-replication.toml"])
         .run()
-        .code(1);
+        .expect_code(1);
 }
 
 #[test]
@@ -260,7 +259,7 @@ fn state_commands_list_show_pull_push_and_migrate_locally() {
     let list = t
         .args(&["state", "list", "global-replication.toml"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert!(list.stdout.contains("service.primary\n"), "{}", list.stdout);
     assert!(
         list.stdout.contains("allowlist.primary.secondary\n"),
@@ -275,16 +274,16 @@ fn state_commands_list_show_pull_push_and_migrate_locally() {
             "global-replication.toml",
         ])
         .run()
-        .code(0);
+        .expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
     assert_eq!(v["source"], "primary");
     t.args(&["state", "show", "service.nope", "global-replication.toml"])
         .run()
-        .code(1);
+        .expect_code(1);
     let pulled = t
         .args(&["state", "pull", "global-replication.toml"])
         .run()
-        .code(0);
+        .expect_code(0);
     assert_eq!(
         pulled.stdout.trim_end(),
         skyplan::state::codec::to_json(&state).unwrap().trim_end()
@@ -308,7 +307,7 @@ fn state_commands_list_show_pull_push_and_migrate_locally() {
             "other.json",
         ])
         .run()
-        .code(1);
+        .expect_code(1);
     assert!(r.stderr.contains("lineage"), "{}", r.stderr);
     assert_eq!(
         std::fs::read(t.state_file("global-replication")).unwrap(),
@@ -324,7 +323,7 @@ fn state_commands_list_show_pull_push_and_migrate_locally() {
         "elsewhere/copy.json",
     ])
     .run()
-    .code(0);
+    .expect_code(0);
     let copy = std::fs::read_to_string(t.path().join("elsewhere/copy.json")).unwrap();
     assert_eq!(copy.trim_end(), pulled.stdout.trim_end());
 }
@@ -377,7 +376,7 @@ fn destroy_refuses_protected_services_before_touching_anything() {
     let r = t
         .args(&["destroy", "global-replication.toml", "--auto-approve"])
         .run()
-        .code(1);
+        .expect_code(1);
     assert!(
         r.stderr.contains("deletion_protection = true"),
         "{}",

@@ -59,7 +59,7 @@ async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
     // So does the plan of a saved drift check.
     cloud
         .skyplan(&["plan", "global-replication.toml", "--out", "check.plan"])
-        .code(0);
+        .expect_code(0);
     assert_matches_schema(
         "plan.schema.json",
         &std::fs::read(cloud.dir().join("check.plan")).unwrap(),
@@ -68,7 +68,7 @@ async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
     // No drift, no changes.
     cloud
         .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 
     // Outputs name endpoints, never passwords.
     assert!(stdout.contains("service.primary"), "{stdout}");
@@ -78,7 +78,7 @@ async fn guide_applies_end_to_end_and_keeps_every_row_written_during_apply() {
     drop(secondary);
     let r = cloud
         .skyplan(&["destroy", "global-replication.toml", "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("Destroy complete"), "{}", r.stdout);
     assert!(cloud.api().list_services().await.unwrap().is_empty());
     assert_eq!(
@@ -97,7 +97,7 @@ async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
     cloud.start_emulator(&["--op-seconds", "2"]);
     let r = cloud
         .skyplan(&["apply", "fan-out.toml", "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     // Progress lines are "[hh:mm:ss] address: starting …" / "address: done after …".
     let lines: Vec<&str> = r.stderr.lines().collect();
     let pos = |needle: &str| {
@@ -136,7 +136,7 @@ async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
     }
     cloud
         .skyplan(&["plan", "fan-out.toml", "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 }
 
 fn assert_matches_schema(schema: &str, bytes: &[u8]) {

@@ -17,7 +17,7 @@ async fn healthy() -> Cloud {
     let mut cloud = Cloud::new(TOPOLOGY);
     cloud
         .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert_in_sync(&mut cloud);
     // Something to replicate, so "rows flow again" is checked against a populated table.
     assert_replicates(&cloud, "before drift").await;
@@ -28,7 +28,7 @@ async fn healthy() -> Cloud {
 fn assert_in_sync(cloud: &mut Cloud) {
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.starts_with("No changes."), "{}", r.stdout);
 }
 
@@ -37,7 +37,7 @@ fn assert_in_sync(cloud: &mut Cloud) {
 fn expect_drift(cloud: &mut Cloud, resource: &str, kind: &str, words: &[&str]) -> Value {
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
-        .code(2);
+        .expect_code(2);
     if std::env::var_os("SHOW_PLANS").is_some() {
         eprintln!("=== {resource}\n{}", r.stdout);
     }
@@ -51,7 +51,7 @@ fn expect_drift(cloud: &mut Cloud, resource: &str, kind: &str, words: &[&str]) -
     }
     let j = cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode", "--json"])
-        .code(2);
+        .expect_code(2);
     let plan: Value = serde_json::from_str(&j.stdout).expect("plan JSON");
     let drift = plan["drift"].as_array().expect("drift list");
     let found = drift
@@ -68,7 +68,7 @@ fn expect_drift(cloud: &mut Cloud, resource: &str, kind: &str, words: &[&str]) -
 async fn repair(cloud: &mut Cloud) -> String {
     let r = cloud
         .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     assert_in_sync(cloud);
     assert_replicates(cloud, "after repair").await;
@@ -306,7 +306,7 @@ async fn healthy_topology_planned_20_times_never_reports_drift() {
     for i in 0..20 {
         let r = cloud
             .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
-            .code(0);
+            .expect_code(0);
         assert!(
             r.stdout.starts_with("No changes."),
             "run {i}:\n{}",
@@ -318,7 +318,7 @@ async fn healthy_topology_planned_20_times_never_reports_drift() {
     // And the JSON says the same: no drift at all.
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode", "--json"])
-        .code(0);
+        .expect_code(0);
     let plan: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(plan["drift"], serde_json::json!([]));
     assert_eq!(plan["actions"], serde_json::json!([]));
@@ -345,11 +345,11 @@ async fn refresh_only_records_reality_without_touching_anything_remote() {
     let state_before = std::fs::read(cloud.state_path()).unwrap();
     cloud
         .skyplan(&["plan", TOPOLOGY, "--refresh-only", "--detailed-exitcode"])
-        .code(2);
+        .expect_code(2);
     assert_eq!(std::fs::read(cloud.state_path()).unwrap(), state_before);
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--refresh-only", "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("service.secondary"), "{}", r.stdout);
     assert!(r.stdout.contains("no longer exists"), "{}", r.stdout);
     assert!(r.stderr.contains("State updated"), "{}", r.stderr);
@@ -366,11 +366,11 @@ async fn refresh_only_records_reality_without_touching_anything_remote() {
     // asks to create the secondary again (a change, not drift).
     let r = cloud
         .skyplan(&["plan", TOPOLOGY, "--refresh-only", "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("No drift"), "{}", r.stdout);
     let j = cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode", "--json"])
-        .code(2);
+        .expect_code(2);
     let plan: Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(plan["summary"]["drift"], 0);
     let actions: Vec<(&str, &str)> = plan["actions"]
@@ -391,7 +391,7 @@ async fn refresh_only_records_reality_without_touching_anything_remote() {
     // The plan then restores what the topology asks for, without leftovers.
     let r = cloud
         .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
-        .code(0);
+        .expect_code(0);
     assert!(r.stdout.contains("Apply complete"), "{}", r.stdout);
     assert_in_sync(&mut cloud);
     assert_replicates(&cloud, "after refresh-only").await;
@@ -434,42 +434,22 @@ fn unreachable_api_with(max_retries: Option<u32>) {
     assert_ne!(topo, guide);
     let t = crate::support::fixtures::topology(&topo);
     let state = skyplan::state::codec::to_json(&crate::support::fixtures::applied(&t)).unwrap();
-    let test = crate::support::cli::Test::new()
+    let mut test = crate::support::cli::Test::new()
         .file(TOPOLOGY, &topo)
-        .file("state/global-replication.state.json", &state);
+        .file("state/global-replication.state.json", &state)
+        .env("API_KEY", "not-a-real-key");
     // The three ways a scheduler asks run side by side to keep the test short.
-    let runs: Vec<(&[&str], std::thread::JoinHandle<crate::support::cli::Run>)> = [
+    let runs: Vec<(&[&str], crate::support::cli::Spawned)> = [
         &["plan", TOPOLOGY, "--detailed-exitcode"][..],
         &["plan", TOPOLOGY, "--detailed-exitcode", "--json"][..],
         &["plan", TOPOLOGY, "--refresh-only", "--auto-approve"][..],
     ]
     .into_iter()
-    .map(|args| {
-        let dir = test.path().to_path_buf();
-        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        (
-            args,
-            std::thread::spawn(move || {
-                let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
-                    .current_dir(&dir)
-                    .args(&owned)
-                    .env("NO_COLOR", "1")
-                    .env("API_KEY", "not-a-real-key")
-                    .env("SKYPLAN_EMULATOR_DIR", dir.join("emulator"))
-                    .output()
-                    .unwrap();
-                crate::support::cli::Run {
-                    code: out.status.code().unwrap_or(-1),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                }
-            }),
-        )
-    })
+    .map(|args| (args, test.args(args).spawn()))
     .collect();
     let started = Instant::now();
     for (args, run) in runs {
-        let r = run.join().unwrap();
+        let r = run.wait();
         assert_eq!(r.code, 1, "{args:?}\n{}\n{}", r.stdout, r.stderr);
         assert!(
             r.stdout.is_empty(),

@@ -72,7 +72,7 @@ async fn flaky_api_fan_out_creates_each_service_once_and_ends_healthy() {
     // Healthy: nothing to do, even when the refresh itself meets faults...
     cloud
         .skyplan(&["plan", FAN_OUT, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
     // ...and rows written on the primary reach every replica.
     let mut primary = cloud.sql("primary").await;
     primary
@@ -194,7 +194,7 @@ async fn kill_9_at_each_stage_then_apply_again_finishes_without_duplicates() {
     assert!(names.values().all(|n| *n == 1), "{names:?}");
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 
     // Every row written since the backup arrived once: none lost, none replayed.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -251,7 +251,7 @@ async fn a_service_created_but_unknown_to_the_state_is_adopted_by_name() {
     assert!(names.values().all(|n| *n == 1), "{names:?}");
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -261,7 +261,7 @@ async fn a_failed_create_stops_its_dependents_while_sibling_replicas_finish_then
     cloud.start_emulator(&[]);
     fail_next(&cloud, "orders-europe").await;
 
-    let r = cloud.skyplan(&apply_args(FAN_OUT)).code(1);
+    let r = cloud.skyplan(&apply_args(FAN_OUT)).expect_code(1);
     for done in ["replication.asia: done", "replication.oregon: done"] {
         assert!(r.stderr.contains(done), "{}", r.stderr);
     }
@@ -292,7 +292,7 @@ async fn a_failed_create_stops_its_dependents_while_sibling_replicas_finish_then
     // The next plan replaces the failed service and leaves the healthy ones alone.
     let r = cloud
         .skyplan(&["plan", FAN_OUT, "--json", "--detailed-exitcode"])
-        .code(2);
+        .expect_code(2);
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let actions: Vec<(String, String)> = plan["actions"]
         .as_array()
@@ -316,10 +316,10 @@ async fn a_failed_create_stops_its_dependents_while_sibling_replicas_finish_then
         "{actions:?}"
     );
 
-    cloud.skyplan(&apply_args(FAN_OUT)).code(0);
+    cloud.skyplan(&apply_args(FAN_OUT)).expect_code(0);
     cloud
         .skyplan(&["plan", FAN_OUT, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
     let names = service_names(&cloud).await;
     assert_eq!(names.len(), 4, "{names:?}");
     assert!(names.values().all(|n| *n == 1), "{names:?}");
@@ -334,11 +334,11 @@ async fn a_failed_restore_stops_the_wiring_records_the_failure_and_plan_replaces
     let full = std::fs::read_to_string(cloud.dir().join(GUIDE)).unwrap();
     let (services_only, _) = full.split_once("[services.secondary.replication]").unwrap();
     std::fs::write(cloud.dir().join(GUIDE), services_only).unwrap();
-    cloud.skyplan(&apply_args(GUIDE)).code(0);
+    cloud.skyplan(&apply_args(GUIDE)).expect_code(0);
 
     std::fs::write(cloud.dir().join(GUIDE), &full).unwrap();
     fail_next(&cloud, "skysql-secondary").await;
-    let r = cloud.skyplan(&apply_args(GUIDE)).code(1);
+    let r = cloud.skyplan(&apply_args(GUIDE)).expect_code(1);
     assert!(
         r.stderr.contains("failed:         restore.secondary") && r.stderr.contains("ended Failed"),
         "{}",
@@ -363,16 +363,16 @@ async fn a_failed_restore_stops_the_wiring_records_the_failure_and_plan_replaces
 
     let r = cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(2);
+        .expect_code(2);
     assert!(
         r.stdout.contains("service.secondary") && r.stdout.contains("replace"),
         "{}",
         r.stdout
     );
-    cloud.skyplan(&apply_args(GUIDE)).code(0);
+    cloud.skyplan(&apply_args(GUIDE)).expect_code(0);
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
     let reqs = requests(&cloud);
     assert_eq!(
         count(&reqs, "POST", RESTORES, false),
@@ -432,7 +432,7 @@ async fn ctrl_c_starts_nothing_new_stops_waiting_saves_and_the_next_apply_resume
     assert_eq!(count(&requests(&cloud), "POST", SERVICES, false), 2);
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -506,11 +506,11 @@ async fn two_applies_at_once_one_holds_the_lock_the_other_fails_fast_or_waits() 
     // A plan saved now is made against a state the running apply is about to change.
     cloud
         .skyplan(&["plan", GUIDE, "--out", "early.plan"])
-        .code(0);
+        .expect_code(0);
 
     // Fails fast, naming the holder.
     let t = std::time::Instant::now();
-    let r = cloud.skyplan(&apply_args(GUIDE)).code(1);
+    let r = cloud.skyplan(&apply_args(GUIDE)).expect_code(1);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let holder = format!("locked by pid {} on host {host}", first.pid);
@@ -539,7 +539,7 @@ async fn two_applies_at_once_one_holds_the_lock_the_other_fails_fast_or_waits() 
 
     // The saved plan is stale now and refused, leaving the state as it is.
     let before = std::fs::read(cloud.state_path()).unwrap();
-    let r = cloud.skyplan(&["apply", "early.plan"]).code(1);
+    let r = cloud.skyplan(&["apply", "early.plan"]).expect_code(1);
     assert!(r.stderr.contains("stale plan"), "{}", r.stderr);
     assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
     assert_eq!(count(&requests(&cloud), "POST", SERVICES, false), 2);

@@ -35,7 +35,7 @@ struct Out {
 }
 
 impl Out {
-    fn code(self, code: i32) -> Out {
+    fn expect_code(self, code: i32) -> Out {
         assert_eq!(
             self.code,
             Some(code),
@@ -197,7 +197,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
             url,
         ])
         .await
-        .code(0);
+        .expect_code(0);
     assert!(apply.stdout.contains("Apply complete"), "{}", apply.stdout);
     // -vv logs the state database's traffic (checked for the password like all output).
     for line in [
@@ -222,7 +222,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
             url,
         ])
         .await
-        .code(0);
+        .expect_code(0);
     assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
 
     // Healthy: a row written on the primary arrives on the secondary, with the endpoints and
@@ -265,13 +265,13 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
         ][..],
         &["state", "history", TOPOLOGY, "--state-backend", &drift_url][..],
     ] {
-        team.run_as(args, &drift_password).await.code(0);
+        team.run_as(args, &drift_password).await.expect_code(0);
     }
 
     let list = team
         .run(&["state", "list", TOPOLOGY, "--state-backend", url])
         .await
-        .code(0);
+        .expect_code(0);
     for address in [
         "service.primary",
         "service.secondary",
@@ -292,13 +292,13 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
             url,
         ])
         .await
-        .code(0);
+        .expect_code(0);
     assert!(show.stdout.contains("\"healthy\": true"), "{}", show.stdout);
 
     let pull = team
         .run(&["state", "pull", TOPOLOGY, "--state-backend", url])
         .await
-        .code(0);
+        .expect_code(0);
     let pulled = codec::from_json(pull.stdout.as_bytes(), "pull").unwrap();
     assert_eq!(pulled, state);
 
@@ -307,7 +307,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
     let history = team
         .run(&["state", "history", TOPOLOGY, "--state-backend", url])
         .await
-        .code(0);
+        .expect_code(0);
     let lines: Vec<&str> = history.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", history.stdout);
     for (line, serial) in lines.iter().zip((state.serial - 2..=state.serial).rev()) {
@@ -322,7 +322,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
     let show = team
         .run(&["show", "--topology", TOPOLOGY, "--state-backend", url])
         .await
-        .code(0);
+        .expect_code(0);
     assert!(show.stdout.contains(&state.lineage), "{}", show.stdout);
     team.assert_password_stored_nowhere().await;
     assert!(!team.db.error_log().contains(&team.db.password));
@@ -384,7 +384,7 @@ async fn of_two_concurrent_applies_one_proceeds_the_other_names_the_holder_or_wa
     };
 
     // The loser fails fast, while the winner still works, naming it.
-    let loser = team.finish(loser, started).await.code(1);
+    let loser = team.finish(loser, started).await.expect_code(1);
     assert_eq!(current_holder_pid(&team.db).await, Some(holder.pid));
     assert!(
         loser.elapsed < Duration::from_secs(20),
@@ -435,14 +435,14 @@ async fn of_two_concurrent_applies_one_proceeds_the_other_names_the_holder_or_wa
     assert!(waiter.try_wait().unwrap().is_none(), "the waiter gave up");
     assert_eq!(current_holder_pid(&team.db).await, Some(holder.pid));
 
-    let winner = team.finish(winner, started).await.code(0);
+    let winner = team.finish(winner, started).await.expect_code(0);
     assert!(
         winner.stdout.contains("Apply complete"),
         "{}",
         winner.stdout
     );
     // ...then proceeds on the state the winner left: nothing left to do.
-    let waiter = team.finish(waiter, started).await.code(0);
+    let waiter = team.finish(waiter, started).await.expect_code(0);
     assert!(waiter.stdout.contains("No changes"), "{}", waiter.stdout);
     assert!(!waiter.stderr.contains("took over"), "{}", waiter.stderr);
     assert_eq!(
@@ -496,7 +496,7 @@ async fn after_kill_9_of_the_holder_the_next_apply_gets_the_lock_at_once_and_fin
     );
 
     // No --lock-timeout, no force-unlock: the server released the dead holder's lock.
-    let next = team.run(&apply).await.code(0);
+    let next = team.run(&apply).await.expect_code(0);
     assert!(
         next.stderr
             .contains(&format!("took over a stale lock of pid {pid}")),
@@ -512,7 +512,7 @@ async fn after_kill_9_of_the_holder_the_next_apply_gets_the_lock_at_once_and_fin
         &url,
     ])
     .await
-    .code(0);
+    .expect_code(0);
     let done = team.stored().await.unwrap();
     assert_eq!(done.lineage, mid.lineage);
     assert!(done.serial > mid.serial);
@@ -541,7 +541,7 @@ async fn history_serials(team: &Team) -> Vec<u64> {
     let out = team
         .run(&["state", "history", TOPOLOGY, "--state-backend", &team.url])
         .await
-        .code(0);
+        .expect_code(0);
     out.stdout
         .lines()
         .map(|l| {
@@ -557,7 +557,7 @@ async fn pulled(team: &Team) -> State {
     let out = team
         .run(&["state", "pull", TOPOLOGY, "--state-backend", &team.url])
         .await
-        .code(0);
+        .expect_code(0);
     codec::from_json(out.stdout.as_bytes(), "state pull").unwrap()
 }
 
@@ -569,30 +569,34 @@ async fn history_keeps_n_versions_and_a_push_of_an_older_serial_is_refused_witho
         state.serial = serial;
         let out = push(&team, &state, &format!("v{serial}.json"), &[])
             .await
-            .code(0);
+            .expect_code(0);
         assert!(out.stderr.contains("Pushed"), "{}", out.stderr);
     }
     assert_eq!(history_serials(&team).await, vec![5, 4, 3]);
 
     // A stale serial: refused, nothing written.
     state.serial = 3;
-    let stale = push(&team, &state, "old.json", &[]).await.code(1);
+    let stale = push(&team, &state, "old.json", &[]).await.expect_code(1);
     for part in ["refusing to push", "serial 5", "serial 3", "--force"] {
         assert!(stale.stderr.contains(part), "{part:?} in {}", stale.stderr);
     }
     // The same serial with other content, and another lineage: refused too.
     let mut changed = pulled(&team).await;
     changed.resources.replications.clear();
-    push(&team, &changed, "same-serial.json", &[]).await.code(1);
+    push(&team, &changed, "same-serial.json", &[])
+        .await
+        .expect_code(1);
     let mut other = State::new();
     other.serial = 9;
-    let foreign = push(&team, &other, "other.json", &[]).await.code(1);
+    let foreign = push(&team, &other, "other.json", &[]).await.expect_code(1);
     assert!(foreign.stderr.contains("lineage"), "{}", foreign.stderr);
     assert_eq!(pulled(&team).await.serial, 5);
     assert_eq!(history_serials(&team).await, vec![5, 4, 3]);
 
     // --force is the operator's override, and it is a version like any other.
-    push(&team, &state, "old.json", &["--force"]).await.code(0);
+    push(&team, &state, "old.json", &["--force"])
+        .await
+        .expect_code(0);
     assert_eq!(pulled(&team).await, state);
     assert_eq!(history_serials(&team).await, vec![3, 5, 4]);
 
@@ -603,7 +607,7 @@ async fn history_keeps_n_versions_and_a_push_of_an_older_serial_is_refused_witho
     let out = team
         .run(&["state", "list", TOPOLOGY, "--state-backend", &with_password])
         .await
-        .code(1);
+        .expect_code(1);
     assert!(out.stderr.contains("password_env"), "{}", out.stderr);
     team.assert_password_stored_nowhere().await;
 }
@@ -618,7 +622,7 @@ async fn migrate_local_to_mariadb_and_back_is_byte_identical_with_lineage_and_se
     std::fs::write(&seed, codec::to_json(&state).unwrap()).unwrap();
     team.run(&["state", "push", TOPOLOGY, "--from", "seed.json"])
         .await
-        .code(0);
+        .expect_code(0);
     let local_path = team
         .dir()
         .join("state")
@@ -629,7 +633,7 @@ async fn migrate_local_to_mariadb_and_back_is_byte_identical_with_lineage_and_se
     let out = team
         .run(&["state", "migrate", TOPOLOGY, "--to", &team.url])
         .await
-        .code(0);
+        .expect_code(0);
     assert!(out.stderr.contains("Migrated"), "{}", out.stderr);
     let mut conn = team.db.conn().await;
     let row: (String, u64, String) = conn
@@ -652,18 +656,18 @@ async fn migrate_local_to_mariadb_and_back_is_byte_identical_with_lineage_and_se
     ));
     std::fs::write(&topology, text).unwrap();
     team.password_env = "TEAM_STATE_PASSWORD".into();
-    let list = team.run(&["state", "list", TOPOLOGY]).await.code(0);
+    let list = team.run(&["state", "list", TOPOLOGY]).await.expect_code(0);
     let same = team
         .run(&["state", "migrate", TOPOLOGY, "--to", &team.url])
         .await
-        .code(1);
+        .expect_code(1);
     assert!(same.stderr.contains("already at"), "{}", same.stderr);
     assert!(list.stdout.contains("service.primary"), "{}", list.stdout);
 
     // MariaDB → local, to a new file.
     team.run(&["state", "migrate", TOPOLOGY, "--to", "back/roundtrip.json"])
         .await
-        .code(0);
+        .expect_code(0);
     let back = std::fs::read(team.dir().join("back/roundtrip.json")).unwrap();
     assert_eq!(back, original, "local → MariaDB → local is byte-identical");
     let back = codec::from_json(&back, "back").unwrap();
@@ -673,7 +677,7 @@ async fn migrate_local_to_mariadb_and_back_is_byte_identical_with_lineage_and_se
     // cannot be migrated over it.
     team.run(&["state", "migrate", TOPOLOGY, "--to", "back/roundtrip.json"])
         .await
-        .code(0);
+        .expect_code(0);
     let mut newer = team.db.backend(WORKSPACE).read().await.unwrap().unwrap();
     team.db.backend(WORKSPACE).write(&mut newer).await.unwrap();
     team.run(&[
@@ -686,7 +690,7 @@ async fn migrate_local_to_mariadb_and_back_is_byte_identical_with_lineage_and_se
         &team.url,
     ])
     .await
-    .code(1);
+    .expect_code(1);
     team.assert_password_stored_nowhere().await;
 }
 
@@ -720,7 +724,7 @@ async fn force_unlock_kill_holder_needs_connection_admin_only_for_another_users_
     let refused = team
         .run(&["apply", TOPOLOGY, "--auto-approve", "--state-backend", url])
         .await
-        .code(1);
+        .expect_code(1);
     assert!(
         refused
             .stderr
@@ -739,7 +743,7 @@ async fn force_unlock_kill_holder_needs_connection_admin_only_for_another_users_
         url,
     ];
     // With only the state grants the skyplan user cannot end another user's connection.
-    let denied = team.run(&unlock).await.code(1);
+    let denied = team.run(&unlock).await.expect_code(1);
     assert!(
         denied.stderr.contains("CONNECTION ADMIN"),
         "{}",
@@ -748,7 +752,7 @@ async fn force_unlock_kill_holder_needs_connection_admin_only_for_another_users_
     assert!(current_holder_pid(&team.db).await.is_some(), "still locked");
 
     team.db.root_sql(&KILL_GRANT.replace("{user}", USER));
-    team.run(&unlock).await.code(0);
+    team.run(&unlock).await.expect_code(0);
     assert_eq!(current_holder_pid(&team.db).await, None, "the lock is free");
     drop(stdin);
 }

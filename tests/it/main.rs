@@ -10,6 +10,7 @@ mod state_support;
 mod support;
 
 mod cli;
+mod cli_errors;
 mod e2e_apply;
 mod e2e_drift;
 mod e2e_reliability;

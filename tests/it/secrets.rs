@@ -53,7 +53,7 @@ impl Outputs {
 
 fn run(cloud: &mut Cloud, outputs: &mut Outputs, args: &[&str], code: i32) -> Run {
     let r = cloud.skyplan(args);
-    outputs.record(args, r).code(code)
+    outputs.record(args, r).expect_code(code)
 }
 
 /// Logs the emulator and its servers write, that must hold no secret.
@@ -141,7 +141,7 @@ async fn an_apply_drift_repair_destroy_cycle_leaks_no_secret_anywhere() {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     };
     assert!(r.stderr.contains("TRACE"), "trace logging was not on");
-    out.record(&["SKYPLAN_LOG=trace", "plan"], r).code(0);
+    out.record(&["SKYPLAN_LOG=trace", "plan"], r).expect_code(0);
     run(
         &mut cloud,
         &mut out,
@@ -269,7 +269,9 @@ fn an_api_key_echoed_back_by_a_failing_api_is_never_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_service_certificate_from_another_ca_is_refused_end_to_end() {
     let mut cloud = Cloud::new(GUIDE);
-    cloud.skyplan(&["apply", GUIDE, "--auto-approve"]).code(0);
+    cloud
+        .skyplan(&["apply", GUIDE, "--auto-approve"])
+        .expect_code(0);
     let ca = cloud.info().ca_cert;
     let real = std::fs::read(&ca).unwrap();
     // Trust another CA instead: the services' certificates no longer verify.
@@ -288,5 +290,5 @@ async fn a_service_certificate_from_another_ca_is_refused_end_to_end() {
     // With the right CA it verifies again.
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .code(0);
+        .expect_code(0);
 }

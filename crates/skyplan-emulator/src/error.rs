@@ -10,12 +10,12 @@ pub enum EmulatorError {
     #[error(transparent)]
     Mariadb(#[from] MariadbError),
 
-    #[error("{action} {path}: {source}")]
+    // The cause is in the message, not `source()`, so a printed chain never repeats it.
+    #[error("{action} {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
@@ -48,7 +48,7 @@ impl EmulatorError {
         EmulatorError::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A small fluent builder for driving the `skyplan` binary in a temporary directory (the
 //! shape of just's `Test`): write files, run a command, check the exit code and output.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Stdio};
 
 pub(crate) struct Test {
     pub dir: tempfile::TempDir,
@@ -67,22 +68,32 @@ impl Test {
         self
     }
 
+    /// Run to completion.
     pub(crate) fn run(&self) -> Run {
-        let mut cmd = assert_cmd::Command::cargo_bin("skyplan").expect("binary");
+        self.spawn().wait()
+    }
+
+    /// Start the command and return at once (runs side by side, a process to signal).
+    pub(crate) fn spawn(&self) -> Spawned {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"));
         cmd.current_dir(self.path())
             .args(&self.args)
             .env("NO_COLOR", "1")
-            .env_remove("API_KEY");
+            .env_remove("API_KEY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.write_stdin(self.stdin.clone().unwrap_or_default());
-        let out: Output = cmd.output().expect("run skyplan");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let mut child = cmd.spawn().expect("run skyplan");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = self.stdin.clone().unwrap_or_default();
+        // Written from a thread so a child that does not read cannot block the test.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        Spawned { child }
     }
 
     pub(crate) fn state_file(&self, stem: &str) -> PathBuf {
@@ -90,8 +101,24 @@ impl Test {
     }
 }
 
+/// A running `skyplan`.
+pub(crate) struct Spawned {
+    pub child: Child,
+}
+
+impl Spawned {
+    pub(crate) fn wait(self) -> Run {
+        let out = self.child.wait_with_output().expect("wait for skyplan");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
-    pub(crate) fn code(self, code: i32) -> Run {
+    pub(crate) fn expect_code(self, code: i32) -> Run {
         assert_eq!(
             self.code, code,
             "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
@@ -99,4 +126,87 @@ impl Run {
         );
         self
     }
+}
+
+impl Run {
+    /// Assert stderr contains `needle` (showing both streams when it does not).
+    pub(crate) fn stderr_contains(self, needle: &str) -> Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Snapshot stdout with the run's volatile parts (`dir`, pids, times, ids) filtered, as
+    /// `tests/it/snapshots/it__<name>.snap` (name it `<suite>__<case>`).
+    pub(crate) fn stdout_snapshot(self, name: &str, dir: &Path) -> Run {
+        let filters = filters(dir);
+        let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (&**a, &**b)).collect();
+        insta::with_settings!({
+            filters => filters,
+            snapshot_path => "../snapshots",
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!(format!("it__{name}"), self.stdout);
+        });
+        self
+    }
+
+    /// Snapshot stderr, filtered like [`Run::stdout_snapshot`].
+    pub(crate) fn stderr_snapshot(self, name: &str, dir: &Path) -> Run {
+        let filters = filters(dir);
+        let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (&**a, &**b)).collect();
+        insta::with_settings!({
+            filters => filters,
+            snapshot_path => "../snapshots",
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!(format!("it__{name}"), self.stderr);
+        });
+        self
+    }
+}
+
+/// Replacements that make output stable across runs: the test's temp dir, host and user names,
+/// pids, RFC 3339 times, UUIDs (lineages, lock ids) and durations.
+pub(crate) fn filters(dir: &Path) -> Vec<(String, String)> {
+    let mut f = vec![(
+        regex_escape(&dir.display().to_string()),
+        "[TMP]".to_string(),
+    )];
+    if let Ok(canon) = dir.canonicalize() {
+        f.push((regex_escape(&canon.display().to_string()), "[TMP]".into()));
+    }
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    f.push((
+        format!(r"\bhost {}\b", regex_escape(&host)),
+        "host [HOST]".into(),
+    ));
+    f.push((r"\buser [^ )]+".into(), "user [USER]".into()));
+    f.push((r"\bpid \d+".into(), "pid [PID]".into()));
+    f.push((
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})".into(),
+        "[TIME]".into(),
+    ));
+    f.push((
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".into(),
+        "[UUID]".into(),
+    ));
+    f.push((r"\b\d+(\.\d+)?(ms|s)\b".into(), "[DURATION]".into()));
+    f
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }

@@ -31,7 +31,7 @@ impl Cloud {
     pub(crate) fn start_emulator(&mut self, flags: &[&str]) -> Run {
         let mut args = vec!["emulator", "start"];
         args.extend_from_slice(flags);
-        self.test.args(&args).run().code(0)
+        self.test.args(&args).run().expect_code(0)
     }
 
     pub(crate) fn dir(&self) -> &Path {

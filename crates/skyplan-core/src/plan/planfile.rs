@@ -5,22 +5,18 @@
 use super::{Plan, PLAN_FORMAT_VERSION};
 use crate::state::State;
 
+/// Causes are part of the messages and deliberately not `source()`: the CLI prints the chain,
+/// and a cause in both would print twice.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
-    #[error("cannot read plan file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot write plan file {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a skyplan plan file: {source}")]
+    #[error("cannot read plan file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("cannot write plan file {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
+    #[error("{path} is not a skyplan plan file: {cause}")]
     Parse {
         path: String,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("{path} was written by a newer skyplan (plan format {found}, this one reads up to {PLAN_FORMAT_VERSION}); upgrade skyplan")]
     NewerFormat { path: String, found: u32 },
@@ -41,7 +37,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
     }
     let v: Version = serde_json::from_slice(bytes).map_err(|source| PlanFileError::Parse {
         path: path.into(),
-        source,
+        cause: source,
     })?;
     if v.format_version > PLAN_FORMAT_VERSION {
         return Err(PlanFileError::NewerFormat {
@@ -51,7 +47,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
     }
     serde_json::from_slice(bytes).map_err(|source| PlanFileError::Parse {
         path: path.into(),
-        source,
+        cause: source,
     })
 }
 

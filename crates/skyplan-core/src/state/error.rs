@@ -7,11 +7,13 @@ use super::holder::LockInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("could not {action} {}: {source}", path.display())]
+    // Causes are part of the messages and deliberately not `source()`: the CLI prints the
+    // chain, and a cause in both would print twice.
+    #[error("could not {action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
@@ -132,7 +134,7 @@ impl StateError {
         StateError::Io {
             action,
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -11,12 +11,12 @@ pub enum MariadbError {
     )]
     MissingBinaries { binary: String },
 
-    #[error("{action} {path}: {source}")]
+    // The cause is in the message, not `source()`, so a printed chain never repeats it.
+    #[error("{action} {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("TLS certificate generation failed: {0}")]
@@ -62,7 +62,7 @@ impl MariadbError {
         MariadbError::Io {
             action,
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

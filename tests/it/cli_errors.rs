@@ -1,0 +1,109 @@
+//! CLI errors as a user sees them, snapshot-tested: a held lock, a stale plan, a state
+//! directory that cannot be written, a file that is not a plan. Each must fail with exit 1 and
+//! leave everything as it was. All offline: they fail before anything is contacted.
+
+use crate::support::cli::Test;
+use crate::support::fixtures::{applied, example};
+
+const GUIDE: &str = "global-replication.toml";
+
+/// A test dir holding the guide's topology and an applied state for it.
+fn applied_guide() -> Test {
+    let t = Test::new().example(GUIDE);
+    let state = applied(&example(GUIDE));
+    let path = t.state_file("global-replication");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, skyplan::state::codec::to_json(&state).unwrap()).unwrap();
+    t
+}
+
+#[test]
+fn a_held_lock_names_its_holder() {
+    let mut t = applied_guide();
+    // The holder is this test process: alive, on this host, so never taken over.
+    let holder = serde_json::json!({
+        "id": "0a1b2c3d-0000-4000-8000-000000000001",
+        "pid": std::process::id(),
+        "host": gethostname::gethostname().to_string_lossy(),
+        "user": "ops",
+        "command": "skyplan apply global-replication.toml",
+        "created_at": "2026-11-30T12:00:00Z",
+    });
+    let state = t.state_file("global-replication");
+    let lock = state.with_extension("json.lock");
+    std::fs::write(&lock, holder.to_string()).unwrap();
+    let before = std::fs::read(&state).unwrap();
+
+    let dir = t.path().to_path_buf();
+    t.args(&["apply", GUIDE, "--auto-approve"])
+        .run()
+        .expect_code(1)
+        .stderr_contains("locked by pid")
+        .stderr_snapshot("cli_errors__held_lock", &dir);
+    assert_eq!(std::fs::read(&state).unwrap(), before, "state untouched");
+    assert!(lock.exists(), "the holder's lock stays");
+}
+
+#[test]
+fn a_stale_plan_is_refused() {
+    let mut t = applied_guide();
+    t.args(&[
+        "plan",
+        GUIDE,
+        "--refresh=false",
+        "--out",
+        "reviewed.plan.json",
+    ])
+    .run()
+    .expect_code(0);
+    // The topology changes after the review.
+    let file = t.path().join(GUIDE);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("storage = 100", "storage = 200")).unwrap();
+    let state = t.state_file("global-replication");
+    let before = std::fs::read(&state).unwrap();
+
+    let dir = t.path().to_path_buf();
+    t.args(&["apply", "reviewed.plan.json"])
+        .run()
+        .expect_code(1)
+        .stderr_contains("stale plan")
+        .stderr_snapshot("cli_errors__stale_plan", &dir);
+    assert_eq!(std::fs::read(&state).unwrap(), before, "state untouched");
+}
+
+#[test]
+fn an_unwritable_state_directory_is_named() {
+    // `state` is a file, so nothing can be created under it (even as root).
+    let mut t = Test::new()
+        .example(GUIDE)
+        .file("state", "not a directory\n");
+    let dir = t.path().to_path_buf();
+    t.args(&["apply", GUIDE, "--auto-approve"])
+        .run()
+        .expect_code(1)
+        .stderr_snapshot("cli_errors__unwritable_state_dir", &dir);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("state")).unwrap(),
+        "not a directory\n"
+    );
+    assert!(!t.path().join("emulator").exists(), "no emulator started");
+}
+
+#[test]
+fn a_file_that_is_not_a_plan_is_refused() {
+    let mut t = applied_guide().file("plan.json", "{\"format_version\": 1, \"actions\": 7}\n");
+    let dir = t.path().to_path_buf();
+    t.args(&["apply", "plan.json"])
+        .run()
+        .expect_code(1)
+        .stderr_contains("is not a skyplan plan file")
+        .stderr_snapshot("cli_errors__bad_plan_file", &dir);
+
+    let mut t = applied_guide().file("newer.json", "{\"format_version\": 99}\n");
+    let dir = t.path().to_path_buf();
+    t.args(&["apply", "newer.json"])
+        .run()
+        .expect_code(1)
+        .stderr_snapshot("cli_errors__newer_plan_file", &dir);
+}
