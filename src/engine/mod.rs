@@ -123,7 +123,7 @@ pub fn describe_state(state: &State, location: &str) -> String {
             svc.spec.name,
             svc.id,
             endpoint,
-            svc.status.as_deref().unwrap_or("unknown"),
+            svc.status.as_ref().map_or("unknown", |s| s.as_str()),
             svc.in_flight
                 .as_ref()
                 .map(|f| format!("  (in flight: {} since {})", f.operation, f.started_at))

@@ -12,7 +12,7 @@ use mysql_async::Params;
 use super::connect::Remote;
 use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use crate::plan::diff::contains_cidr;
-use crate::skysql::types::ServiceResponse;
+use crate::skysql::types::{ServiceResponse, ServiceStatus};
 use crate::sql::status::{parse_replication_status, parse_thread_state, NamedRow, ThreadState};
 use crate::sql::SqlConn;
 use crate::state::State;
@@ -22,7 +22,7 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
     RemoteService {
         id: s.id.clone(),
         name: s.name.clone(),
-        status: s.status.as_str().to_string(),
+        status: s.status.clone(),
         provider: s.provider.clone(),
         region: s.region.clone(),
         size: s.size.clone(),
@@ -93,7 +93,7 @@ pub async fn refresh(
     let present: Vec<(&String, &RemoteService)> = services
         .iter()
         .filter_map(|(k, o)| match o {
-            ObservedService::Present(r) if r.status == "ready" => Some((k, r)),
+            ObservedService::Present(r) if r.status == ServiceStatus::Ready => Some((k, r)),
             _ => None,
         })
         .collect();

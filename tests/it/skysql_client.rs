@@ -607,7 +607,10 @@ async fn restore_is_not_started_twice_after_an_ambiguous_failure() {
         .unwrap();
     assert_eq!(r.id, 10);
     assert_eq!(m.world.count("POST", "/skybackup/v1/restores"), 1);
-    assert_eq!(c.get_restore(10).await.unwrap().status, "Succeeded");
+    assert_eq!(
+        c.get_restore(10).await.unwrap().status.as_str(),
+        "Succeeded"
+    );
 }
 
 #[tokio::test]

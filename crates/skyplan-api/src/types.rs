@@ -173,9 +173,99 @@ impl ServiceStatus {
     }
 }
 
+impl From<&str> for ServiceStatus {
+    /// The wire spelling (`"ready"`); unknown values are kept in `Other`.
+    fn from(s: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(s.to_string()))
+            .unwrap_or_else(|_| ServiceStatus::Other(s.to_string()))
+    }
+}
+
 impl fmt::Display for ServiceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Status of a backup or a restore job (`v1.Backup.status`, `v1.RestoreResponse.status`).
+/// The spec spells "Pending", "Running", "Succeeded", "Failed"; matching is case-insensitive,
+/// and the other spellings SkySQL versions have used count for what they mean ("success",
+/// "completed", "done"; "error", "cancelled"). Anything else is kept verbatim in `Other` (a
+/// missing status is `Other("")`), so an unknown value never fails a whole response. On the
+/// wire and in the state it is always the string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// skyplan's own, in the state only: the backup schedule exists, the backup not yet.
+    Scheduled,
+    Other(String),
+}
+
+/// `v1.Backup.status`.
+pub type BackupStatus = JobStatus;
+/// `v1.RestoreResponse.status`.
+pub type RestoreStatus = JobStatus;
+
+impl JobStatus {
+    pub fn parse(s: &str) -> JobStatus {
+        match s.to_ascii_lowercase().as_str() {
+            "pending" => JobStatus::Pending,
+            "running" => JobStatus::Running,
+            "succeeded" | "success" | "completed" | "done" => JobStatus::Succeeded,
+            "failed" | "error" | "cancelled" | "canceled" => JobStatus::Failed,
+            "scheduled" => JobStatus::Scheduled,
+            _ => JobStatus::Other(s.to_string()),
+        }
+    }
+
+    /// The spec's spelling (`Other` verbatim).
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobStatus::Pending => "Pending",
+            JobStatus::Running => "Running",
+            JobStatus::Succeeded => "Succeeded",
+            JobStatus::Failed => "Failed",
+            JobStatus::Scheduled => "scheduled",
+            JobStatus::Other(s) => s,
+        }
+    }
+
+    /// Finished, one way or the other: nothing more to wait for.
+    pub fn is_final(&self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+impl Default for JobStatus {
+    fn default() -> Self {
+        JobStatus::Other(String::new())
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for JobStatus {
+    fn from(s: &str) -> Self {
+        JobStatus::parse(s)
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JobStatus::parse(&String::deserialize(d)?))
     }
 }
 
@@ -492,7 +582,7 @@ pub struct Backup {
     #[serde(deserialize_with = "null_as_default")]
     pub service_name: String,
     #[serde(deserialize_with = "null_as_default")]
-    pub status: String,
+    pub status: BackupStatus,
     #[serde(rename = "type")]
     #[serde(deserialize_with = "null_as_default")]
     pub backup_type: String,
@@ -529,11 +619,11 @@ pub struct Backup {
 
 impl Backup {
     pub fn is_succeeded(&self) -> bool {
-        self.status.eq_ignore_ascii_case("succeeded")
+        self.status == BackupStatus::Succeeded
     }
 
     pub fn is_failed(&self) -> bool {
-        self.status.eq_ignore_ascii_case("failed")
+        self.status == BackupStatus::Failed
     }
 }
 
@@ -574,7 +664,7 @@ pub struct RestoreResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
     #[serde(deserialize_with = "null_as_default")]
-    pub status: String,
+    pub status: RestoreStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -659,6 +749,48 @@ mod tests {
             "\"ready\""
         );
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"hibernating\"");
+    }
+
+    #[test]
+    fn service_status_from_str_is_the_wire_spelling() {
+        assert_eq!(ServiceStatus::from("ready"), ServiceStatus::Ready);
+        assert_eq!(
+            ServiceStatus::from("pending_delete"),
+            ServiceStatus::PendingDelete
+        );
+        assert_eq!(
+            ServiceStatus::from("hibernating"),
+            ServiceStatus::Other("hibernating".into())
+        );
+    }
+
+    #[test]
+    fn job_status_has_one_meaning_for_backups_and_restores() {
+        for (wire, status) in [
+            ("Succeeded", JobStatus::Succeeded),
+            ("succeeded", JobStatus::Succeeded),
+            ("completed", JobStatus::Succeeded),
+            ("Failed", JobStatus::Failed),
+            ("cancelled", JobStatus::Failed),
+            ("Running", JobStatus::Running),
+            ("Pending", JobStatus::Pending),
+        ] {
+            let parsed: JobStatus = serde_json::from_str(&format!("\"{wire}\"")).unwrap();
+            assert_eq!(parsed, status, "{wire}");
+        }
+        assert!(JobStatus::Succeeded.is_final() && JobStatus::Failed.is_final());
+        assert!(!JobStatus::Running.is_final() && !JobStatus::Scheduled.is_final());
+        // Unknown values survive a round trip verbatim; the spec's spellings are written back.
+        let odd: JobStatus = serde_json::from_str("\"Queued\"").unwrap();
+        assert_eq!(odd, JobStatus::Other("Queued".into()));
+        assert_eq!(serde_json::to_string(&odd).unwrap(), "\"Queued\"");
+        assert_eq!(
+            serde_json::to_string(&JobStatus::Succeeded).unwrap(),
+            "\"Succeeded\""
+        );
+        // A backup without a status (null or absent) is neither done nor failed.
+        let b: Backup = serde_json::from_str(r#"{"id":"b1","status":null}"#).unwrap();
+        assert!(!b.is_succeeded() && !b.is_failed() && !b.status.is_final());
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn applied_state(topology: &Topology) -> State {
                 fqdn: Some(format!("{key}.bench.example")),
                 port: Some(3306),
                 outbound_ips: vec![outbound_ip(i)],
-                status: Some("ready".into()),
+                status: Some(skyplan_api::types::ServiceStatus::Ready),
                 credentials_from: None,
                 in_flight: None,
             },
@@ -93,7 +93,7 @@ pub fn applied_state(topology: &Topology) -> State {
                 backup_id: Some(backup_id.clone()),
                 schedule_id: None,
                 gtid_position: Some(gtid.clone()),
-                status: Some("Succeeded".into()),
+                status: Some(skyplan_api::types::BackupStatus::Succeeded),
                 in_flight: None,
             },
         );

@@ -40,7 +40,7 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
                     fqdn: None,
                     port: None,
                     outbound_ips: s.outbound_ips.clone(),
-                    status: Some("ready".into()),
+                    status: Some(skyplan_api::types::ServiceStatus::Ready),
                     credentials_from: None,
                     in_flight: None,
                 },
@@ -55,7 +55,7 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
         let listed = remote.client.list_services().await?;
         let ready = listed
             .iter()
-            .filter(|s| s.status.as_str() == "ready")
+            .filter(|s| s.status == skyplan_api::types::ServiceStatus::Ready)
             .count();
         if ready >= created.len() {
             break;

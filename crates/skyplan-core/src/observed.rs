@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use skyplan_api::types::ServiceStatus;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
@@ -38,7 +39,7 @@ pub enum ObservedService {
 pub struct RemoteService {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: ServiceStatus,
     pub provider: String,
     pub region: String,
     pub size: String,
@@ -57,7 +58,7 @@ impl RemoteService {
         RemoteService {
             id: rec.id.clone(),
             name: rec.spec.name.clone(),
-            status: "ready".into(),
+            status: ServiceStatus::Ready,
             provider: rec.spec.provider.clone(),
             region: rec.spec.region.clone(),
             size: rec.spec.size.clone(),

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use skyplan_api::types::{
-    Backup, BackupScheduleRequest, BackupScheduleResponse, PagedBackupSchedulesResponse,
-    PagedBackupsResponse, PagedRestoresResponse, RestoreRequest, RestoreResponse, ServiceStatus,
+    Backup, BackupScheduleRequest, BackupScheduleResponse, BackupStatus,
+    PagedBackupSchedulesResponse, PagedBackupsResponse, PagedRestoresResponse, RestoreRequest,
+    RestoreResponse, RestoreStatus, ServiceStatus,
 };
 
 use super::api_error::ApiError;
@@ -72,7 +73,7 @@ pub async fn create_schedule(
                 id: backup_id.clone(),
                 service_id: req.service_id.clone(),
                 service_name: name.clone(),
-                status: "Pending".into(),
+                status: BackupStatus::Pending,
                 backup_type: "full".into(),
                 method: "mariabackup".into(),
                 cloud_provider: Some(provider),
@@ -136,7 +137,7 @@ pub async fn list_backups(
             .filter(|b| {
                 q.status
                     .as_ref()
-                    .is_none_or(|st| b.status.eq_ignore_ascii_case(st))
+                    .is_none_or(|st| b.status == BackupStatus::parse(st))
             })
             .cloned()
             .collect()
@@ -209,7 +210,7 @@ pub async fn create_restore(
             backup_id: backup.id.clone(),
             service_id: req.service_id.clone(),
             service_name: Some(name.clone()),
-            status: "Pending".into(),
+            status: RestoreStatus::Pending,
             bucket: None,
             created_at: Some(now_rfc3339()),
             message: Some("restore scheduled; the service stops and its data is replaced".into()),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use skyplan_api::types::ServiceStatus;
+use skyplan_api::types::{BackupStatus, RestoreStatus, ServiceStatus};
 
 use super::app::{now, now_rfc3339, App};
 use super::store::ServiceRecord;
@@ -103,7 +103,7 @@ pub async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: 
     let dest = app.dir.join("backups").join(&backup_id);
     let _ = app.store.update(|s| {
         if let Some(b) = s.backup_mut(&backup_id) {
-            b.backup.status = "Running".into();
+            b.backup.status = BackupStatus::Running;
             b.backup.start_time = Some(now_rfc3339());
         }
         Ok(())
@@ -129,7 +129,7 @@ pub async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: 
         b.backup.end_time = Some(now_rfc3339());
         match &result {
             Ok(info) => {
-                b.backup.status = "Succeeded".into();
+                b.backup.status = BackupStatus::Succeeded;
                 b.backup.binlog_file = Some(info.binlog_file.clone());
                 b.backup.binlog_position = Some(info.binlog_position.to_string());
                 b.backup.binlog_gtid_position = Some(info.gtid_position.clone());
@@ -139,7 +139,7 @@ pub async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: 
                 b.backup.disk_size = Some(human_size(info.size_bytes));
                 b.data_dir = (!api_only).then(|| dest.clone());
             }
-            Err(_) => b.backup.status = "Failed".into(),
+            Err(_) => b.backup.status = BackupStatus::Failed,
         }
         Ok(())
     });
@@ -159,7 +159,7 @@ pub async fn restore(
     fail: bool,
 ) {
     let start = Instant::now();
-    set_restore_status(&app, restore_id, "Running", None);
+    set_restore_status(&app, restore_id, RestoreStatus::Running, None);
     let source = app.store.read(|s| {
         s.backup(&backup_id).map(|b| {
             (
@@ -194,13 +194,13 @@ pub async fn restore(
             set_restore_status(
                 &app,
                 restore_id,
-                "Succeeded",
+                RestoreStatus::Succeeded,
                 Some("restore completed".into()),
             );
         }
         Err(reason) => {
             settle(&app, &target, Err(format!("restore failed: {reason}")));
-            set_restore_status(&app, restore_id, "Failed", Some(reason));
+            set_restore_status(&app, restore_id, RestoreStatus::Failed, Some(reason));
         }
     }
 }
@@ -216,10 +216,10 @@ async fn run_restore(app: &App, rec: &ServiceRecord, dir: Option<PathBuf>) -> Re
         .map_err(|e| e.to_string())
 }
 
-fn set_restore_status(app: &App, id: i64, status: &str, message: Option<String>) {
+fn set_restore_status(app: &App, id: i64, status: RestoreStatus, message: Option<String>) {
     let _ = app.store.update(|s| {
         if let Some(r) = s.restore_mut(id) {
-            r.status = status.to_string();
+            r.status = status;
             if message.is_some() {
                 r.message = message;
             }
@@ -234,15 +234,18 @@ pub async fn recover(app: &Arc<App>) {
     const INTERRUPTED: &str = "interrupted by an emulator restart";
     let _ = app.store.update(|s| {
         for b in s.backups.iter_mut() {
-            if matches!(b.backup.status.as_str(), "Pending" | "Running") {
-                b.backup.status = "Failed".into();
+            if matches!(
+                b.backup.status,
+                BackupStatus::Pending | BackupStatus::Running
+            ) {
+                b.backup.status = BackupStatus::Failed;
                 b.backup.end_time = Some(now_rfc3339());
             }
         }
         let mut restoring = Vec::new();
         for r in s.restores.iter_mut() {
-            if matches!(r.status.as_str(), "Pending" | "Running") {
-                r.status = "Failed".into();
+            if matches!(r.status, RestoreStatus::Pending | RestoreStatus::Running) {
+                r.status = RestoreStatus::Failed;
                 r.message = Some(INTERRUPTED.into());
                 restoring.push(r.service_id.clone());
             }

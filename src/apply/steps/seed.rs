@@ -9,23 +9,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
-use crate::skysql::types::{Backup, RestoreRequest};
-use crate::state::{BackupRecord, InFlight, ReplicationRecord, RestoreRecord};
+use crate::skysql::types::{Backup, BackupStatus, RestoreRequest, RestoreStatus, ServiceStatus};
+use crate::state::{BackupRecord, InFlight, Operation, ReplicationRecord, RestoreRecord};
 use crate::topology::Seed;
-
-fn is_succeeded(status: &str) -> bool {
-    matches!(
-        status.to_ascii_lowercase().as_str(),
-        "succeeded" | "success" | "completed" | "done"
-    )
-}
-
-fn is_failed(status: &str) -> bool {
-    matches!(
-        status.to_ascii_lowercase().as_str(),
-        "failed" | "error" | "cancelled" | "canceled"
-    )
-}
 
 pub(super) async fn backup(
     steps: &RealSteps,
@@ -50,7 +36,7 @@ pub(super) async fn backup(
             let backups = client.list_backups(&source_id).await?;
             let latest = backups
                 .into_iter()
-                .filter(|b| is_succeeded(&b.status))
+                .filter(Backup::is_succeeded)
                 .filter(|b| b.backup_type.is_empty() || b.backup_type.eq_ignore_ascii_case("full"))
                 .max_by(|a, b| a.end_time.cmp(&b.end_time))
                 .ok_or_else(|| {
@@ -68,7 +54,7 @@ pub(super) async fn backup(
                 .into_iter()
                 .find(|b| &b.id == id)
                 .ok_or_else(|| anyhow!("backup {id} is not a backup of service.{source}"))?;
-            if !is_succeeded(&b.status) {
+            if !b.is_succeeded() {
                 bail!(
                     "backup {id} of service.{source} is {}, not succeeded",
                     b.status
@@ -153,7 +139,7 @@ async fn unconsumed_backup(
         .list_backups(source_id)
         .await?
         .into_iter()
-        .find(|b| b.id == id && is_succeeded(&b.status) && b.binlog_gtid_position.is_some());
+        .find(|b| b.id == id && b.is_succeeded() && b.binlog_gtid_position.is_some());
     Ok(found.filter(|b| check_age(b, steps.opts.binlog_retention).is_ok()))
 }
 
@@ -215,14 +201,14 @@ async fn new_backup(
         let Some(b) = p.call(newest_new_backup(steps, source_id, &known)).await? else {
             return Ok(Poll::Pending("waiting for the backup to appear".into()));
         };
-        if is_succeeded(&b.status) || is_failed(&b.status) {
+        if b.status.is_final() {
             Ok(Poll::Done(b))
         } else {
             Ok(Poll::Pending(format!("backup {} {}", b.id, b.status)))
         }
     });
     let b = p.interruptible(&what, poll).await?;
-    if is_failed(&b.status) {
+    if b.is_failed() {
         // Over: nothing to resume. The next run schedules a new backup.
         steps
             .state
@@ -281,7 +267,7 @@ async fn schedule(
                         gtid_position: None,
                         status: Some("scheduling".into()),
                         in_flight: Some(InFlight {
-                            operation: "backup".into(),
+                            operation: Operation::Backup,
                             started_at: now_rfc3339(),
                             operation_id: Some(known_csv.clone()),
                         }),
@@ -303,7 +289,7 @@ async fn schedule(
             for r in replicas {
                 if let Some(rec) = s.resources.backups.get_mut(r) {
                     rec.schedule_id = Some(schedule.id.to_string());
-                    rec.status = Some("scheduled".into());
+                    rec.status = Some(BackupStatus::Scheduled);
                 }
             }
         })
@@ -400,19 +386,19 @@ pub(super) async fn restore(
     let what = format!("waiting for the restore into service.{replica}");
     let poll = wait::until(&steps.opts.poll, p, &what, || async {
         let r = p.call(client.get_restore(restore_id)).await?;
-        if is_succeeded(&r.status) || is_failed(&r.status) {
+        if r.status.is_final() {
             Ok(Poll::Done(r))
         } else {
             Ok(Poll::Pending(format!("restore {}", r.status)))
         }
     });
     let r = p.interruptible(&what, poll).await?;
-    if is_failed(&r.status) {
+    if r.status == RestoreStatus::Failed {
         // Over: nothing to resume. A target that failed with it is recorded so (the next
         // plan replaces it).
         let target_failed = matches!(
             client.get_service(&replica_id).await,
-            Ok(Some(svc)) if svc.status.as_str() == "failed"
+            Ok(Some(svc)) if svc.status == ServiceStatus::Failed
         );
         steps
             .state
@@ -422,7 +408,7 @@ pub(super) async fn restore(
                 }
                 if let Some(svc) = s.resources.services.get_mut(replica) {
                     if target_failed && svc.id == replica_id {
-                        svc.status = Some("failed".into());
+                        svc.status = Some(ServiceStatus::Failed);
                     }
                 }
             })
@@ -444,7 +430,7 @@ pub(super) async fn restore(
             }
             if let Some(svc) = s.resources.services.get_mut(replica) {
                 svc.credentials_from = Some(source.to_string());
-                svc.status = Some("ready".into());
+                svc.status = Some(ServiceStatus::Ready);
             }
         })
         .await?;
@@ -479,7 +465,7 @@ async fn start_restore(
                     restore_id: None,
                     completed: false,
                     in_flight: Some(InFlight {
-                        operation: "restore".into(),
+                        operation: Operation::Restore,
                         started_at: now_rfc3339(),
                         operation_id: Some(known.join(",")),
                     }),

@@ -7,8 +7,8 @@ use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
 use crate::engine::refresh::remote_service;
 use crate::plan::diff::{cidr32, contains_cidr};
-use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse};
-use crate::state::{InFlight, ServiceRecord, State};
+use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse, ServiceStatus};
+use crate::state::{InFlight, Operation, ServiceRecord, State};
 use crate::topology::ServiceSpec;
 
 /// The `POST /provisioning/v1/services` body for a topology service.
@@ -45,9 +45,9 @@ pub fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
     }
 }
 
-fn in_flight(operation: &str) -> InFlight {
+fn in_flight(operation: Operation) -> InFlight {
     InFlight {
-        operation: operation.into(),
+        operation,
         started_at: now_rfc3339(),
         operation_id: None,
     }
@@ -93,8 +93,8 @@ async fn wait_settled(
         let Some(s) = p.call(client.get_service(id)).await? else {
             bail!("service.{key} ({id}) disappeared while waiting for it to be ready");
         };
-        match s.status.as_str() {
-            "ready" | "failed" => Ok(Poll::Done(s)),
+        match s.status {
+            ServiceStatus::Ready | ServiceStatus::Failed => Ok(Poll::Done(s)),
             other => Ok(Poll::Pending(other.to_string())),
         }
     });
@@ -118,7 +118,7 @@ pub(super) async fn wait_ready(
     p: &ProgressHandle,
 ) -> Result<ServiceResponse> {
     let s = wait_settled(steps, key, id, p).await?;
-    if s.status.as_str() == "failed" {
+    if s.status == ServiceStatus::Failed {
         return Err(failed_error(key, &s));
     }
     Ok(s)
@@ -131,7 +131,7 @@ async fn record_failed(steps: &RealSteps, key: &str, id: &str) -> Result<()> {
         .state
         .update(|s| {
             if let Some(r) = s.resources.services.get_mut(key).filter(|r| r.id == id) {
-                r.status = Some("failed".into());
+                r.status = Some(ServiceStatus::Failed);
                 r.in_flight = None;
             }
         })
@@ -177,7 +177,7 @@ pub(super) async fn create(
             s.resources.services.get(key).and_then(|r| {
                 r.in_flight
                     .as_ref()
-                    .filter(|f| f.operation == "create")
+                    .filter(|f| f.operation == Operation::Create)
                     .map(|_| r.id.clone())
             })
         })
@@ -195,7 +195,9 @@ pub(super) async fn create(
                 None => None,
             };
             match existing {
-                Some(s) if s.status.as_str() != "failed" && s.status.as_str() != "pending_delete" => {
+                Some(s)
+                    if !matches!(s.status, ServiceStatus::Failed | ServiceStatus::PendingDelete) =>
+                {
                     check_adoptable(key, spec, &s)?;
                     (s.id, "adopted an existing service with this name")
                 }
@@ -231,9 +233,9 @@ pub(super) async fn create(
                     fqdn: None,
                     port: None,
                     outbound_ips: vec![],
-                    status: Some("pending_create".into()),
+                    status: Some(ServiceStatus::PendingCreate),
                     credentials_from: None,
-                    in_flight: Some(in_flight("create")),
+                    in_flight: Some(in_flight(Operation::Create)),
                 },
             );
             // A new service holds no seeded data and no replication yet.
@@ -241,7 +243,7 @@ pub(super) async fn create(
         })
         .await?;
     let settled = wait_settled(steps, key, &id, p).await?;
-    if settled.status.as_str() == "failed" {
+    if settled.status == ServiceStatus::Failed {
         record_failed(steps, key, &id).await?;
         return Err(failed_error(key, &settled));
     }
@@ -386,7 +388,7 @@ async fn record_accepted(
         .update(|s| {
             if let Some(r) = s.resources.services.get_mut(key) {
                 change(&mut r.spec);
-                r.in_flight = Some(in_flight("update"));
+                r.in_flight = Some(in_flight(Operation::Update));
             }
         })
         .await
@@ -415,7 +417,7 @@ async fn delete_keeping(
         .state
         .update(|s| {
             if let Some(r) = s.resources.services.get_mut(key) {
-                r.in_flight = Some(in_flight("delete"));
+                r.in_flight = Some(in_flight(Operation::Delete));
             }
         })
         .await?;
@@ -454,21 +456,21 @@ impl RealSteps {
     /// forgotten (the plan creates it again); a finished delete is forgotten. Nothing is
     /// started again. Returns one line per resumed operation.
     pub async fn resume_service_operations(&self, p: &ProgressHandle) -> Result<Vec<String>> {
-        let pending: Vec<(String, String, String, ServiceSpec)> = self
+        let pending: Vec<(String, String, Operation, ServiceSpec)> = self
             .state
             .read(|s| {
                 s.resources
                     .services
                     .iter()
                     .filter_map(|(k, r)| {
-                        let op = r.in_flight.as_ref()?.operation.clone();
+                        let op = r.in_flight.as_ref()?.operation;
                         Some((k.clone(), r.id.clone(), op, r.spec.clone()))
                     })
                     .collect()
             })
             .await;
         let resumed = pending.iter().map(|(key, id, op, spec)| async move {
-            self.resume_one(key, id, op, spec, p)
+            self.resume_one(key, id, *op, spec, p)
                 .await
                 .with_context(|| format!("resuming the {op} of service.{key} ({id})"))
         });
@@ -479,13 +481,13 @@ impl RealSteps {
         &self,
         key: &str,
         id: &str,
-        op: &str,
+        op: Operation,
         spec: &ServiceSpec,
         p: &ProgressHandle,
     ) -> Result<String> {
         let client = &self.remote.client;
         match op {
-            "delete" => {
+            Operation::Delete => {
                 wait_gone(self, key, id, p).await?;
                 self.state.update(|s| forget_service(s, key, false)).await?;
                 Ok(format!("service.{key}: the interrupted delete finished"))
@@ -508,7 +510,7 @@ impl RealSteps {
                     "waiting for service.{key} ({op} started by an interrupted run)"
                 ));
                 let settled = wait_settled(self, key, id, p).await?;
-                if settled.status.as_str() == "failed" {
+                if settled.status == ServiceStatus::Failed {
                     record_failed(self, key, id).await?;
                     return Ok(format!(
                         "service.{key}: the interrupted {op} ended failed{}",

@@ -183,10 +183,11 @@ pub(crate) fn assert_state_intact(cloud: &Cloud, at_least_serial: u64) -> State 
 }
 
 pub(crate) fn any_service_in_flight(s: &State, op: &str) -> bool {
-    s.resources
-        .services
-        .values()
-        .any(|r| r.in_flight.as_ref().is_some_and(|f| f.operation == op))
+    s.resources.services.values().any(|r| {
+        r.in_flight
+            .as_ref()
+            .is_some_and(|f| f.operation.as_str() == op)
+    })
 }
 
 /// One line of the emulator's request log.

@@ -29,6 +29,18 @@ pub(crate) struct MariaDb {
     pub password: String,
     /// The user must connect over TLS.
     pub tls: bool,
+    /// mariadbd's arguments but the port.
+    args: Vec<String>,
+}
+
+fn spawn_mariadbd(args: &[String], port: u16) -> Child {
+    Command::new("mariadbd")
+        .args(args)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mariadbd starts")
 }
 
 impl Drop for MariaDb {
@@ -100,40 +112,49 @@ impl MariaDb {
             ),
         )
         .unwrap();
+        let mut args = vec![
+            "--no-defaults".to_string(),
+            format!("--datadir={}", data.display()),
+            "--bind-address=127.0.0.1".into(),
+            format!("--socket={}", dir.path().join("sock").display()),
+            format!("--pid-file={}", dir.path().join("pid").display()),
+            format!("--log-error={}", dir.path().join("err.log").display()),
+            format!("--init-file={}", init.display()),
+        ];
+        args.extend(user_arg);
+        args.extend(small);
+        args.extend(extra.iter().cloned());
         let port = free_port();
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                dir.path().join("err.log").display()
-            ))
-            .arg(format!("--init-file={}", init.display()))
-            .args(&user_arg)
-            .args(&small)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd starts");
-        let server = MariaDb {
-            child,
+        let mut server = MariaDb {
+            child: spawn_mariadbd(&args, port),
             dir,
             port,
             password,
             tls: !require.is_empty(),
+            args,
         };
         server.wait_ready().await;
         server
     }
 
-    async fn wait_ready(&self) {
+    /// Wait until the server answers. A free port can be taken by another test between
+    /// `free_port` and mariadbd's bind: then start again on another port.
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut port_retries = 5;
         loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let log = self.error_log();
+                assert!(
+                    log.contains("Address already in use") && port_retries > 0,
+                    "mariadbd exited:\n{log}"
+                );
+                port_retries -= 1;
+                let _ = std::fs::remove_file(self.dir.path().join("err.log"));
+                self.port = free_port();
+                self.child = spawn_mariadbd(&self.args, self.port);
+                continue;
+            }
             let ok = match mysql_async::Conn::new(self.opts()).await {
                 Ok(c) => c.disconnect().await.is_ok(),
                 Err(_) => false,

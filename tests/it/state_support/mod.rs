@@ -32,8 +32,8 @@ fn spec(name: &str, region: &str) -> ServiceSpec {
 pub(crate) fn populated_state() -> State {
     let mut s = State::new();
     s.serial = 7;
-    let in_flight = |op: &str| InFlight {
-        operation: op.into(),
+    let in_flight = |op: Operation| InFlight {
+        operation: op,
         started_at: "2024-05-01T12:00:00Z".into(),
         operation_id: Some(format!("{op}-123")),
     };
@@ -60,7 +60,7 @@ pub(crate) fn populated_state() -> State {
             outbound_ips: vec!["35.4.5.6".into(), "35.4.5.7".into()],
             status: Some("pending_update".into()),
             credentials_from: Some("primary".into()),
-            in_flight: Some(in_flight("update")),
+            in_flight: Some(in_flight(Operation::Update)),
         },
     );
     s.resources.backups.insert(
@@ -71,7 +71,7 @@ pub(crate) fn populated_state() -> State {
             schedule_id: Some("sched-7".into()),
             gtid_position: Some("0-1-123".into()),
             status: Some("Succeeded".into()),
-            in_flight: Some(in_flight("backup")),
+            in_flight: Some(in_flight(Operation::Backup)),
         },
     );
     s.resources.restores.insert(
@@ -81,7 +81,7 @@ pub(crate) fn populated_state() -> State {
             target_id: "dbpgf00000002".into(),
             restore_id: Some("rs-9".into()),
             completed: true,
-            in_flight: Some(in_flight("restore")),
+            in_flight: Some(in_flight(Operation::Restore)),
         },
     );
     s.resources.allowlists.insert(

@@ -110,7 +110,7 @@ impl Cloud {
                 if s.resources
                     .services
                     .get(key)
-                    .is_some_and(|r| r.status.as_deref() == Some("ready"))
+                    .is_some_and(|r| r.status.as_ref().map(|s| s.as_str()) == Some("ready"))
                 {
                     return;
                 }

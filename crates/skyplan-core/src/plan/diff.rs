@@ -2,6 +2,7 @@
 //! Pure: no I/O. Every lookup is by key in a map, so the cost is linear in the number of
 //! services (plus log factors).
 
+use skyplan_api::types::ServiceStatus;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -237,13 +238,13 @@ fn plan_service(
     // Fields that changed outside skyplan: an update that puts them back says so.
     let mut drifted: Vec<&str> = Vec::new();
     if let Some(r) = remote {
-        match r.status.as_str() {
-            "failed" => {
+        match r.status {
+            ServiceStatus::Failed => {
                 out.drift.push(Drift {
                     resource: address.clone(),
                     kind: DriftKind::ServiceFailed,
-                    before: json!({ "status": rec.status.as_deref().unwrap_or("ready") }),
-                    after: json!({ "status": "failed" }),
+                    before: json!({ "status": rec.status.as_ref().unwrap_or(&ServiceStatus::Ready) }),
+                    after: json!({ "status": ServiceStatus::Failed }),
                     detail: format!("{} is in state failed", rec.spec.name),
                 });
                 check_protection(svc)?;
@@ -251,11 +252,11 @@ fn plan_service(
                     .push(replace(svc, &rec.spec, "the service failed".into()));
                 return Ok(Fate::Replace);
             }
-            "stopped" => out.drift.push(Drift {
+            ServiceStatus::Stopped => out.drift.push(Drift {
                 resource: address.clone(),
                 kind: DriftKind::ServiceStopped,
-                before: json!({ "status": "ready" }),
-                after: json!({ "status": "stopped" }),
+                before: json!({ "status": ServiceStatus::Ready }),
+                after: json!({ "status": ServiceStatus::Stopped }),
                 detail: format!(
                     "{} is stopped; start it from the SkySQL portal",
                     rec.spec.name

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use skyplan_api::types::{BackupStatus, ServiceStatus};
+
 use crate::topology::ServiceSpec;
 
 /// Current state format version. Files with a higher version are refused, not mangled.
@@ -76,13 +78,41 @@ impl Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InFlight {
-    /// "create", "update", "delete", "backup", "restore".
-    pub operation: String,
+    pub operation: Operation,
     /// RFC 3339.
     pub started_at: String,
     /// Operation-specific id (restore id, backup schedule id) when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
+}
+
+/// The kind of a long operation in flight (`"create"`, … in the state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Backup,
+    Restore,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Backup => "backup",
+            Operation::Restore => "restore",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +130,7 @@ pub struct ServiceRecord {
     pub outbound_ips: Vec<String>,
     /// Last status seen (e.g. "ready").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ServiceStatus>,
     /// After a restore the service takes its credentials from this service (key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_from: Option<String>,
@@ -121,7 +151,7 @@ pub struct BackupRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid_position: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<BackupStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
 }
