@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use mysql_async::Params;
 
 use super::connect::Remote;
 use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
@@ -170,19 +169,13 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 /// `sky.replication_status()`, read again while [`judge_status`] says a reconnect is settling.
 async fn read_replication(conn: &mut SqlConn) -> Result<ObservedReplication> {
-    let what = "CALL sky.replication_status()";
     let mut reads = 0;
     loop {
         reads += 1;
-        let sets = conn.call(what, what, Params::Empty).await?;
-        let rows: Vec<NamedRow> = sets
-            .into_iter()
-            .rev()
-            .find(|s| !s.is_empty())
-            .unwrap_or_default();
-        if let Some(status) = judge_status(&rows, reads >= RECONNECT_READS)
-            .map_err(|e| anyhow::anyhow!("unexpected result of {what}: {e}"))?
-        {
+        let rows = conn.replication_status_rows().await?;
+        if let Some(status) = judge_status(&rows, reads >= RECONNECT_READS).map_err(|e| {
+            anyhow::anyhow!("unexpected result of CALL sky.replication_status(): {e}")
+        })? {
             return Ok(status);
         }
         tokio::time::sleep(RECONNECT_PAUSE).await;

@@ -11,6 +11,8 @@ use crate::observed::ObservedReplication;
 /// The column of `change_external_primary_gtid`'s result that holds the GRANT.
 pub const GRANT_COLUMN: &str = "Run_this_grant_on_your_external_primary";
 
+const REPLICATION_STATUS: &str = "CALL sky.replication_status()";
+
 impl SqlConn {
     /// On the replica: point inbound replication at `host:port`, starting after `gtid` (the
     /// restored backup's `binlog_gtid_position`). Returns the GRANT to run on the primary.
@@ -81,9 +83,15 @@ impl SqlConn {
     }
 
     pub async fn replication_status(&mut self) -> Result<ObservedReplication, SqlError> {
-        let what = "CALL sky.replication_status()";
-        let sets = self.call(what, what, Params::Empty).await?;
-        status::parse_replication_status(&last_set(sets)).map_err(|e| self.unexpected(what, e))
+        let rows = self.replication_status_rows().await?;
+        status::parse_replication_status(&rows).map_err(|e| self.unexpected(REPLICATION_STATUS, e))
+    }
+
+    /// The raw row of `sky.replication_status()` (no row: no replication configured), for
+    /// callers that judge more than the parsed status holds (a reconnect in progress).
+    pub async fn replication_status_rows(&mut self) -> Result<Vec<NamedRow>, SqlError> {
+        let what = REPLICATION_STATUS;
+        Ok(last_set(self.call(what, what, Params::Empty).await?))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<Option<String>, SqlError> {

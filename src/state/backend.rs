@@ -124,8 +124,7 @@ pub(crate) fn this_host() -> String {
 fn current_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::geteuid() }))
+        .unwrap_or_else(|_| format!("uid {}", skyplan_os::euid()))
 }
 
 /// Hide `password` in any `scheme://user:password@host` inside `s`: command lines are recorded

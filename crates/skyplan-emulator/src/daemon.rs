@@ -5,7 +5,6 @@
 //! answers. `stop` sends SIGTERM (the emulator then stops its mariadbd servers) and, as a last
 //! resort, kills any mariadbd still running from the directory.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -127,16 +126,7 @@ pub async fn start_background(
         .stdout(log)
         .stderr(log2)
         .current_dir(&dir);
-    // SAFETY: setsid() is async-signal-safe; it only moves the child into a new session so
-    // it survives the terminal (and the Ctrl-C) of whoever started it.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    skyplan_os::detach(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| EmulatorError::io("starting", exe, e))?;
@@ -264,24 +254,8 @@ fn is_emulator_of(pid: u32, dir: &Path) -> bool {
 }
 
 /// Alive and not a zombie.
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next());
-    !matches!(state, Some("Z") | Some("X") | None)
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
-}
+pub use skyplan_os::pid_alive;
+use skyplan_os::signal;
 
 #[cfg(test)]
 mod tests {

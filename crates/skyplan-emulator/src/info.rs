@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::options::ServeOptions;
-use super::store::write_private_atomic;
 use super::{ids, EmulatorError};
 
 pub const INFO_FILE: &str = "emulator.json";
@@ -60,7 +59,7 @@ pub fn write_info(dir: &Path, info: &InfoFile) -> Result<(), EmulatorError> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    write_private_atomic(&path, &bytes).map_err(|e| EmulatorError::io("writing", &path, e))
+    skyplan_os::write_private(&path, &bytes).map_err(|e| EmulatorError::io("writing", &path, e))
 }
 
 /// The data directory's API key, generated once (random, 0600) and reused ever after.
@@ -73,7 +72,7 @@ pub fn load_or_create_api_key(dir: &Path) -> Result<String, EmulatorError> {
         Err(e) => return Err(EmulatorError::io("reading", &path, e)),
     }
     let key = format!("skyemu_{}", ids::secret(40));
-    write_private_atomic(&path, key.as_bytes())
+    skyplan_os::write_private(&path, key.as_bytes())
         .map_err(|e| EmulatorError::io("writing", &path, e))?;
     Ok(key)
 }

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -186,9 +185,8 @@ fn lock_dir(dir: &std::path::Path) -> Result<File, EmulatorError> {
         .write(true)
         .open(&path)
         .map_err(|e| EmulatorError::io("opening", &path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // flock(2): held while the file is open, released by the kernel when the process exits.
+    if file.try_lock().is_err() {
         return Err(EmulatorError::AlreadyServing {
             dir: dir.to_path_buf(),
             pid: info::read_info(dir).map(|i| i.emulator.pid),

@@ -8,8 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -176,7 +174,7 @@ impl StoreFile {
         let out = f(&mut next)?;
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| ApiError::internal(format!("encoding the emulator store: {e}")))?;
-        write_private_atomic(&self.path, &bytes)
+        skyplan_os::write_private(&self.path, &bytes)
             .map_err(|e| ApiError::internal(format!("writing {}: {e}", self.path.display())))?;
         *guard = next;
         Ok(out)
@@ -186,23 +184,6 @@ impl StoreFile {
         // A panic while holding the lock cannot leave a half-applied update (see `update`).
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Writes `bytes` to a 0600 temporary sibling, syncs it and renames it over `path`.
-pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -251,17 +250,7 @@ fn is_stale(holder: &LockInfo) -> bool {
 /// Whether a process with this pid exists on this host. Unknowable pids count as alive: a lock
 /// is only taken over when its holder is certainly gone.
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return true;
-    };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: signal 0 performs only the existence and permission check.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    i32::try_from(pid).map_or(true, |p| p <= 0) || skyplan_os::pid_alive(pid)
 }
 
 /// An exclusive `flock` on a directory, released when dropped or when the process dies.
@@ -272,14 +261,9 @@ struct DirGuard {
 impl DirGuard {
     fn lock(dir: &Path) -> Result<DirGuard, StateError> {
         let f = File::open(dir).map_err(|e| StateError::io("open the directory", dir, e))?;
-        // SAFETY: flock on a descriptor we own; it stays open for the guard's lifetime.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(StateError::io(
-                "lock the directory",
-                dir,
-                std::io::Error::last_os_error(),
-            ));
-        }
+        // flock(2): held while the descriptor is open, released by the kernel if we die.
+        f.lock()
+            .map_err(|e| StateError::io("lock the directory", dir, e))?;
         Ok(DirGuard { _dir: f })
     }
 }

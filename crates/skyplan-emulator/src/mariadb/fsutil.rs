@@ -1,7 +1,6 @@
 //! Small file helpers: private directories, atomic writes, private (0600) files.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use super::MariadbError;
@@ -16,31 +15,14 @@ pub(crate) fn create_dir_private(dir: &Path) -> Result<(), MariadbError> {
         .map_err(|e| MariadbError::io("creating directory", dir, e))
 }
 
-/// Writes `bytes` to a temporary sibling and renames it over `path`, so readers never see a
-/// half-written file.
+/// Replaces `path` atomically (readers never see a half-written file), world-readable.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MariadbError> {
-    write_with_mode(path, bytes, 0o644)
+    skyplan_os::write_atomic(path, bytes, 0o644).map_err(|e| MariadbError::io("writing", path, e))
 }
 
-/// Like [`write_atomic`], for secrets: the file is created 0600.
+/// Like [`write_atomic`], for secrets: the file is 0600.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MariadbError> {
-    write_with_mode(path, bytes, 0o600)
-}
-
-fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), MariadbError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        MariadbError::io("writing", path, e)
-    })
+    skyplan_os::write_private(path, bytes).map_err(|e| MariadbError::io("writing", path, e))
 }
 
 /// The last `lines` lines of a text file, or a note saying why there are none.

@@ -195,8 +195,7 @@ impl Instance {
 }
 
 pub(crate) fn running_as_root() -> bool {
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    skyplan_os::is_root()
 }
 
 /// Runs a MariaDB tool to completion; on failure the error holds the tail of its output.

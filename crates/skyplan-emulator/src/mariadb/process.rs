@@ -7,7 +7,6 @@
 //! whose command line names this instance's my.cnf, so a recycled pid is never mistaken for
 //! ours.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,16 +35,7 @@ pub(crate) fn spawn(mariadbd: &Path, layout: &Layout) -> Result<u32, MariadbErro
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: setsid() is async-signal-safe and touches no memory of the parent; it only
-    // detaches the child into a new session (and process group) before exec.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    skyplan_os::detach(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| MariadbError::io("starting", mariadbd, e))?;
@@ -129,15 +119,7 @@ async fn wait_gone(pid: u32, layout: &Layout, limit: Duration) -> bool {
     true
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid was checked to be ours.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
+use skyplan_os::signal;
 
 /// The last lines of the error log and of the console log, for start failures.
 pub(crate) fn log_tail(layout: &Layout) -> String {

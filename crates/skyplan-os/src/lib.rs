@@ -1,0 +1,233 @@
+//! What skyplan asks of the operating system beyond std, in one place: files replaced
+//! atomically ([`write_atomic`]), children detached into their own session ([`detach`]), and
+//! pids ([`pid_alive`], [`signal`], [`is_root`]). Every `unsafe` block skyplan needs for
+//! these lives here, each with its reason.
+
+use std::fs::{File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Files holding state, keys or plans are readable by their owner only.
+pub const PRIVATE: u32 = 0o600;
+
+/// Replace `path` with `bytes`, created with permissions `mode`.
+///
+/// # Guarantees
+/// After a crash at any point `path` holds either its old content or the new content, never a
+/// mix: the bytes go to a new temporary file in the same directory (same filesystem, so the
+/// rename is atomic) with a random name created exclusively (`O_EXCL`), so a symlink or file
+/// planted at a predictable name is never followed or overwritten. It is fsynced, renamed over
+/// `path`, and the directory is fsynced so the rename survives a power loss. On any error
+/// (a full disk, say) the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(&dir)?;
+    // The umask may have narrowed the mode at creation; set it exactly.
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(&dir)
+}
+
+/// Remove what an interrupted [`write_atomic`] of `path` left behind (its temporary files, and
+/// `<path>.tmp` from older versions). Only for a caller that is the sole writer of `path`
+/// (it holds the state lock): another writer's temporary file would be removed mid-write.
+pub fn remove_leftovers(path: &Path) -> io::Result<()> {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(());
+    };
+    let (prefix, legacy) = (format!(".{name}."), format!("{name}.tmp"));
+    for entry in std::fs::read_dir(parent_dir(path))? {
+        let entry = entry?;
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if (n.starts_with(&prefix) && n.ends_with(".tmp")) || n == legacy {
+            // A symlink is removed, never followed.
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// [`write_atomic`] with owner-only permissions.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(path, bytes, PRIVATE)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Make a rename or a new file in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Start `command`'s child in a new session (and process group), so it survives the terminal
+/// (and the Ctrl-C) of whoever started it: the emulator daemon and its `mariadbd`s.
+pub fn detach(command: &mut Command) -> &mut Command {
+    // SAFETY: setsid() is async-signal-safe and touches no memory of the parent; it runs in
+    // the forked child before exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether `pid` names a live process (not a zombie) on this host. A pid that exists but
+/// belongs to another user counts as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks for existence; no memory is involved.
+    let exists = unsafe { libc::kill(raw, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // A zombie still answers kill(0): read its state (field 3 of /proc/PID/stat).
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X"))
+}
+
+/// Send `sig` to `pid` (best effort: a pid that is gone is not an error).
+pub fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(raw) = libc::pid_t::try_from(pid) {
+        if raw > 0 {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(raw, sig);
+            }
+        }
+    }
+}
+
+/// Whether this process runs as root (mariadbd then needs `--user`).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The effective user id, for messages when no user name is known.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn write_atomic_replaces_the_file_with_the_mode_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "old").unwrap();
+        write_private(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        write_atomic(&path, b"public", 0o644).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_temp_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.path().join("state.json");
+        for planted in ["state.json.tmp", ".state.json.tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(planted)).unwrap();
+        }
+        write_private(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails after the temp file was written.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), "x").unwrap();
+        assert!(write_private(&path, b"new").is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        for name in [
+            "s.json.tmp",
+            ".s.json.Ab12.tmp",
+            "s.json",
+            "s.json.backup",
+            "other.tmp",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        remove_leftovers(&path).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["other.tmp", "s.json", "s.json.backup"]);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_nonsense_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(u32::MAX - 3));
+        assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn a_reaped_child_is_not_alive() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+    }
+}
