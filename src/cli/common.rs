@@ -1,50 +1,11 @@
-//! What the commands share: terminal detection, colour, logging, loading a workspace.
+//! What the commands share: logging, the runtime, the topology path, durations.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 pub(super) const DEFAULT_TOPOLOGY: &str = "skyplan.toml";
-
-/// The printer: where output goes and whether it is coloured. Results go to stdout, progress
-/// and diagnostics to stderr; every other module writes through this (clippy's
-/// `print_stdout`/`print_stderr` lints hold everywhere else).
-pub(super) struct Ui {
-    pub colors: bool,
-    pub stderr_tty: bool,
-}
-
-impl Ui {
-    pub(super) fn new(no_color: bool) -> Ui {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let colors = !no_color && !no_color_env && std::io::stdout().is_terminal();
-        console::set_colors_enabled(colors);
-        console::set_colors_enabled_stderr(colors && std::io::stderr().is_terminal());
-        Ui {
-            colors,
-            stderr_tty: std::io::stderr().is_terminal(),
-        }
-    }
-    pub(super) fn out(&self, s: &str) {
-        let mut o = std::io::stdout().lock();
-        let _ = o.write_all(s.as_bytes());
-        let _ = o.flush();
-    }
-    pub(super) fn info(&self, s: &str) {
-        let _ = writeln!(std::io::stderr(), "{s}");
-    }
-    /// `s` on stderr as it is (it carries its own line ends).
-    pub(super) fn info_raw(&self, s: &str) {
-        let mut e = std::io::stderr().lock();
-        let _ = e.write_all(s.as_bytes());
-        let _ = e.flush();
-    }
-    pub(super) fn error(&self, s: &str) {
-        let style = console::Style::new().red().bold().for_stderr();
-        let _ = writeln!(std::io::stderr(), "{} {s}", style.apply_to("Error:"));
-    }
-}
 
 pub(super) fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -72,22 +33,6 @@ pub(super) fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Re
 
 pub(super) fn topology_path(file: Option<PathBuf>) -> PathBuf {
     file.unwrap_or_else(|| PathBuf::from(DEFAULT_TOPOLOGY))
-}
-
-/// Ask for "yes" on a terminal; refuse (false) when stdin is not a terminal.
-pub(super) fn confirm(ui: &Ui, question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        ui.error("refusing to proceed without confirmation: stdin is not a terminal (use --auto-approve)");
-        return Ok(false);
-    }
-    ui.info_raw(&format!(
-        "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
-    ));
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    Ok(answer.trim() == "yes")
 }
 
 pub(super) fn lock_timeout(s: &str) -> Result<std::time::Duration, String> {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::apply::{execute, ExecuteOptions};
-use super::common::{lock_timeout, topology_path, Ui};
+use super::common::{lock_timeout, topology_path};
+use crate::ops::apply::{execute, ExecuteOptions};
+use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -24,9 +25,9 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = crate::ops::Workspace::load(&file, args.state_backend.as_deref())?;
     execute(
         &ws,
         None,

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::common::Ui;
+use crate::printer::Printer;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -106,7 +106,7 @@ impl ServeArgs {
 }
 
 /// Runs an emulator command; returns the exit code.
-pub(super) fn run(args: EmulatorArgs, ui: &Ui) -> anyhow::Result<i32> {
+pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,7 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn start(args: ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
+async fn start(args: ServeArgs, ui: &Printer) -> anyhow::Result<i32> {
     let opts = args.options();
     let exe = emulator::daemon::skyplan_exe()?;
     let (running, started) = emulator::start_background(&opts, &exe).await?;
@@ -157,7 +157,7 @@ async fn start(args: ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn stop(args: DirArgs, ui: &Ui) -> anyhow::Result<i32> {
+async fn stop(args: DirArgs, ui: &Printer) -> anyhow::Result<i32> {
     let dir = emulator::resolve_dir(args.dir.as_deref());
     if emulator::stop(&dir).await? {
         ui.info(&format!("emulator for {} stopped", dir.display()));
@@ -167,7 +167,7 @@ async fn stop(args: DirArgs, ui: &Ui) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn status(args: StatusArgs, ui: &Ui) -> anyhow::Result<i32> {
+async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<i32> {
     let dir = emulator::resolve_dir(args.dir.dir.as_deref());
     match emulator::find_running(&dir).await {
         Some(running) if args.json => {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::common::{confirm, topology_path, Ui};
+use super::common::topology_path;
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::printer::Printer;
 use crate::state::{LockInfo, StateError};
 
 #[derive(Debug, clap::Args)]
@@ -40,9 +41,9 @@ enum Lock {
     Anonymous,
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = crate::engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = crate::ops::Workspace::load(&file, args.state_backend.as_deref())?;
     let location = ws.backend.describe();
     let expected = match find_lock(&ws).await? {
         Lock::Free => {
@@ -68,9 +69,7 @@ pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
             ui.error("refusing to remove the lock without confirmation: stdin is not a terminal (use --force if you are sure no run holds it)");
             return Ok(EXIT_ERROR);
         }
-        if !confirm(
-            ui,
-            "Remove this lock? If the run that holds it is still going, it and the next run could both write the state.",
+        if !ui.confirm("Remove this lock? If the run that holds it is still going, it and the next run could both write the state.",
         )? {
             ui.error("force-unlock cancelled; the lock is still there");
             return Ok(EXIT_ERROR);
@@ -100,7 +99,7 @@ pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
 
 /// The lock's holder, or whether there is a lock at all when it names none: then the only way
 /// to know is to try to take it (at once, and give it back).
-async fn find_lock(ws: &crate::engine::Workspace) -> Result<Lock> {
+async fn find_lock(ws: &crate::ops::Workspace) -> Result<Lock> {
     if let Some(h) = ws.backend.lock_holder().await? {
         return Ok(Lock::Held(h));
     }

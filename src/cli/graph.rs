@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::common::{topology_path, Ui};
+use super::common::topology_path;
 use super::EXIT_OK;
-use crate::engine::{self, PlanOptions};
+use crate::ops::{self, PlanOptions};
+use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -20,15 +21,15 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = ops::Workspace::load(&file, args.state_backend.as_deref())?;
     let opts = PlanOptions {
         refresh: args.refresh,
         destroy: false,
         parallelism: 10,
     };
-    let (plan, _) = engine::plan(&ws, &opts).await?;
+    let (plan, _) = ops::plan(&ws, &opts).await?;
     ui.out(&crate::plan::graph::to_dot(&plan.actions));
     Ok(EXIT_OK)
 }

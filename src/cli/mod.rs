@@ -17,11 +17,7 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes (Terraform's habits).
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ERROR: i32 = 1;
-/// `plan --detailed-exitcode`: changes (or drift) present.
-pub const EXIT_CHANGES: i32 = 2;
+pub use crate::ops::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,7 +63,7 @@ enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     common::init_logging(cli.verbose);
-    let ui = common::Ui::new(cli.no_color);
+    let ui = crate::printer::Printer::new(cli.no_color);
     let result = match cli.command {
         Command::Validate(a) => validate::run(a, &ui),
         Command::Plan(a) => common::block_on(plan::run(a, &ui)),

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{lock_timeout, topology_path, Ui};
+use super::common::{lock_timeout, topology_path};
 use super::{EXIT_CHANGES, EXIT_OK};
-use crate::engine::{self, PlanOptions};
+use crate::ops::{self, PlanOptions};
 use crate::plan::{planfile, render};
+use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -45,27 +46,25 @@ pub(super) struct Args {
     auto_approve: bool,
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = engine::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = ops::Workspace::load(&file, args.state_backend.as_deref())?;
     if args.refresh_only {
-        return super::apply::refresh_only(
-            &ws,
-            ui,
-            args.auto_approve,
-            args.lock_timeout,
-            args.parallelism,
-            args.json,
-            args.detailed_exitcode,
-        )
-        .await;
+        let opts = ops::apply::RefreshOnlyOptions {
+            auto_approve: args.auto_approve,
+            lock_timeout: args.lock_timeout,
+            parallelism: args.parallelism,
+            json: args.json,
+            detailed_exitcode: args.detailed_exitcode,
+        };
+        return ops::apply::refresh_only(&ws, ui, opts).await;
     }
     let opts = PlanOptions {
         refresh: args.refresh,
         destroy: args.destroy,
         parallelism: args.parallelism,
     };
-    let (plan, _state) = engine::plan(&ws, &opts).await?;
+    let (plan, _state) = ops::plan(&ws, &opts).await?;
     if args.json {
         ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?));
     } else {

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{topology_path, Ui};
+use super::common::topology_path;
 use super::EXIT_OK;
 use crate::plan::{planfile, render};
+use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -22,7 +23,7 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     if let Some(p) = &args.planfile {
         let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         if planfile::looks_like_plan(&bytes) {
@@ -51,8 +52,8 @@ pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
     .await
 }
 
-async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Ui) -> Result<i32> {
-    let ws = crate::engine::Workspace::load(&file, backend)?;
+async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Printer) -> Result<i32> {
+    let ws = crate::ops::Workspace::load(&file, backend)?;
     let Some(state) = ws.backend.read().await? else {
         ui.info(&format!(
             "No state yet at {} (nothing applied).",
@@ -63,10 +64,7 @@ async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Ui) -
     if json {
         ui.out(&format!("{}\n", crate::state::codec::to_json(&state)?));
     } else {
-        ui.out(&crate::engine::describe_state(
-            &state,
-            &ws.backend.describe(),
-        ));
+        ui.out(&crate::ops::describe_state(&state, &ws.backend.describe()));
     }
     Ok(EXIT_OK)
 }

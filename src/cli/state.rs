@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::common::{lock_timeout, topology_path, Ui};
+use super::common::{lock_timeout, topology_path};
 use super::EXIT_OK;
-use crate::engine::Workspace;
+use crate::ops::Workspace;
+use crate::printer::Printer;
 use crate::state::{codec, LockInfo, State};
 
 #[derive(Debug, clap::Args)]
@@ -53,7 +54,7 @@ enum Command {
     },
 }
 
-pub(super) async fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let backend_override = args.state_backend.as_deref();
     match args.command {
         Command::List { file } => {

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::common::{topology_path, Ui};
+use super::common::topology_path;
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -13,7 +14,7 @@ pub(super) struct Args {
     files: Vec<PathBuf>,
 }
 
-pub(super) fn run(args: Args, ui: &Ui) -> Result<i32> {
+pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
     let files = if args.files.is_empty() {
         vec![topology_path(None)]
     } else {

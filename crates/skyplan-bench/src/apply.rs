@@ -12,9 +12,9 @@ use mysql_async::prelude::Queryable;
 use super::critical::{critical_path, emulated_delay};
 use super::emulator::{Emulator, Logged};
 use super::table::{duration, Row};
-use skyplan::engine::connect::Remote;
 use skyplan::observed::Observed;
 use skyplan::plan::{self, Plan, PlanInput};
+use skyplan::remote::Remote;
 use skyplan::state::{codec, State};
 use skyplan_emulator::ServeOptions;
 

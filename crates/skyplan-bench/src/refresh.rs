@@ -1,5 +1,5 @@
 //! Refresh of many services against an API-only emulator (`--no-mariadb`, benchmarks only):
-//! create them through the API, record them in a state, then time `engine::refresh::refresh`
+//! create them through the API, record them in a state, then time `crate::refresh::refresh`
 //! and count its API calls by endpoint.
 
 use std::path::Path;
@@ -11,8 +11,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::emulator::{Emulator, Logged};
 use super::generate;
 use super::table::{thousands, Row};
-use skyplan::engine::connect::Remote;
-use skyplan::engine::refresh;
+use skyplan::refresh;
+use skyplan::remote::Remote;
 use skyplan::skysql::retry::RetryPolicy;
 use skyplan::state::{ServiceRecord, State};
 use skyplan::topology::Topology;

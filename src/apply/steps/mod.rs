@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use super::executor::{ProgressHandle, StepError, Steps};
 use super::state_handle::StateHandle;
 use super::wait::PollPolicy;
-use crate::engine::connect::Remote;
 use crate::plan::{Action, ActionKind};
+use crate::remote::Remote;
 use crate::topology::Topology;
 
 /// Tunables of the real steps.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use skyplan::engine::connect::Remote;
+use skyplan::remote::Remote;
 use skyplan::skysql::client::{ClientConfig, SkysqlClient};
 use skyplan::skysql::secret::Secret;
 use skyplan::state::State;

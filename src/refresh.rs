@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::connect::Remote;
 use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use crate::plan::diff::contains_cidr;
+use crate::remote::Remote;
 use crate::skysql::types::{ServiceResponse, ServiceStatus};
 use crate::sql::status::{parse_replication_status, parse_thread_state, NamedRow, ThreadState};
 use crate::sql::SqlConn;

@@ -1,8 +1,9 @@
-//! The engine's workflows, shared by the CLI commands: load a workspace (topology + state
-//! backend), refresh, plan, apply. The pure core is `plan`; this module wires the edges.
+//! The workflows the CLI commands run: load a workspace (topology + state backend), refresh,
+//! plan (`mod.rs`), apply and destroy (`apply.rs`). The pure core is `skyplan_core::plan`; this
+//! layer wires it to the edges (`remote`, `refresh`, `state`, `apply`) and prints through the
+//! [`Printer`](crate::printer::Printer).
 
-pub mod connect;
-pub mod refresh;
+pub mod apply;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,12 @@ use crate::observed::Observed;
 use crate::plan::{self, Plan, PlanInput};
 use crate::state::{State, StateBackend};
 use crate::topology::Topology;
+
+/// Exit codes (Terraform's habits).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+/// `plan --detailed-exitcode`: changes (or drift) present.
+pub const EXIT_CHANGES: i32 = 2;
 
 /// A topology file and the state backend it uses.
 pub struct Workspace {
@@ -62,8 +69,8 @@ pub struct PlanOptions {
 pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     let state = ws.read_state().await?;
     let observed = if opts.refresh && !state.resources.services.is_empty() {
-        let remote = connect::Remote::connect(&ws.topology).await?;
-        refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+        let remote = crate::remote::Remote::connect(&ws.topology).await?;
+        crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     } else {
         Observed {
             refreshed: opts.refresh,

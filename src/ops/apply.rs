@@ -1,0 +1,350 @@
+//! Apply and destroy: lock, (re)plan or check a saved plan, confirm, run the plan's actions
+//! in dependency order, report; and `plan --refresh-only`, which records what refresh saw.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::apply::executor::{Executor, ProgressHandle, Report};
+use crate::apply::progress::{Bars, Lines, Progress};
+use crate::apply::state_handle::StateHandle;
+use crate::apply::steps::{RealSteps, StepOptions};
+use crate::ops::{self, Workspace, EXIT_ERROR, EXIT_OK};
+use crate::plan::{planfile, render, Plan};
+use crate::printer::Printer;
+use crate::remote::Remote;
+use crate::state::{LockInfo, LockInfoExt, State};
+
+pub struct ExecuteOptions {
+    pub auto_approve: bool,
+    pub parallelism: usize,
+    pub lock_timeout: Duration,
+    pub destroy: bool,
+}
+
+/// Lock, (re)plan or check the saved plan, confirm, run, report.
+pub async fn execute(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    ui: &Printer,
+    opts: ExecuteOptions,
+) -> Result<i32> {
+    let lock = ws
+        .backend
+        .lock(LockInfo::for_this_process(), opts.lock_timeout)
+        .await?;
+    if let Some(old) = lock.took_over() {
+        ui.info(&format!(
+            "Note: took over a stale lock of pid {} on {} (that process is gone).",
+            old.pid, old.host
+        ));
+    }
+    let result = execute_locked(ws, saved, ui, &opts).await;
+    if let Err(e) = lock.release().await {
+        ui.error(&format!("releasing the state lock: {e}"));
+    }
+    result
+}
+
+async fn execute_locked(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    ui: &Printer,
+    opts: &ExecuteOptions,
+) -> Result<i32> {
+    if !opts.auto_approve && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan)");
+    }
+    let stored = ws.backend.read().await?;
+    if opts.destroy {
+        if let Some(state) = &stored {
+            crate::plan::check_destroy_allowed(&ws.topology, state)?;
+        }
+    }
+    let (saved, state) = match saved {
+        Some(plan) => {
+            let state = match stored {
+                Some(s) => s,
+                // Nothing applied yet: the new state continues the plan's lineage.
+                None if plan.serial == 0 => State {
+                    lineage: plan.lineage.clone(),
+                    ..State::new()
+                },
+                None => bail!(
+                    "stale plan: it was made against state serial {}, but there is no state now",
+                    plan.serial
+                ),
+            };
+            planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
+            (Some(plan), state)
+        }
+        None => (None, stored.unwrap_or_default()),
+    };
+    let remote = Arc::new(Remote::connect(&ws.topology).await?);
+    let topology = saved
+        .as_ref()
+        .map(|p| p.topology.clone())
+        .unwrap_or_else(|| ws.topology.clone());
+    let handle = StateHandle::new(state, ws.backend.clone());
+    let steps = Arc::new(RealSteps::new(
+        remote.clone(),
+        topology,
+        handle.clone(),
+        StepOptions::default(),
+    ));
+    resume(&steps, ui).await?;
+    let state = handle.snapshot().await;
+    let plan = match saved {
+        Some(plan) => plan,
+        None => {
+            let observed = if state.resources.services.is_empty() {
+                crate::observed::Observed {
+                    refreshed: true,
+                    ..Default::default()
+                }
+            } else {
+                crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+            };
+            ops::plan_from(ws, &state, &observed, opts.destroy)?
+        }
+    };
+    ui.out(&render::render(&plan, ui.colors));
+    if plan.actions.is_empty() {
+        print_outputs(ui, &state, &ws.topology, opts.destroy);
+        return Ok(EXIT_OK);
+    }
+    if !opts.auto_approve {
+        let q = if opts.destroy {
+            "\nDo you really want to destroy all these services? Their data will be lost."
+        } else {
+            "\nDo you want to perform these actions?"
+        };
+        if !ui.confirm(q)? {
+            ui.error("apply cancelled; nothing was changed");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    let progress: Arc<dyn Progress> = if ui.stderr_tty {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Lines::new())
+    };
+    let stop = interrupt_on_ctrl_c();
+    let executor = Executor {
+        parallelism: opts.parallelism,
+        progress,
+        stop,
+    };
+    ui.info("");
+    let report = executor.run(&plan.actions, steps).await;
+    let final_state = handle.snapshot().await;
+    let secs = report.elapsed.as_secs_f64();
+    if report.success() {
+        let verb = if opts.destroy { "Destroy" } else { "Apply" };
+        ui.out(&format!(
+            "\n{verb} complete after {secs:.1}s: {} actions done. API calls: {}.\n",
+            report.completed.len(),
+            remote.client.requests_made()
+        ));
+        print_outputs(ui, &final_state, &ws.topology, opts.destroy);
+        return Ok(EXIT_OK);
+    }
+    ui.error(&summary(&plan, &report));
+    Ok(EXIT_ERROR)
+}
+
+/// First Ctrl-C: the returned flag becomes true (start nothing new, stop waiting, save,
+/// report). Second Ctrl-C: exit at once; the state is as of the last completed write (each
+/// write is atomic, so the file is never half-written).
+fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling on this platform: keep the sender, never interrupt.
+            return std::future::pending::<()>().await;
+        }
+        let _ = stop_tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            // The process exits right here, from a signal task that has no printer; this one
+            // line is the printer's exception.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+            }
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    });
+    stop_rx
+}
+
+/// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Settle what a killed or interrupted run left in flight, before planning (see
+/// `RealSteps::resume_service_operations` and `adopt_started_replications`).
+async fn resume(steps: &RealSteps, ui: &Printer) -> Result<()> {
+    let in_flight = steps
+        .state
+        .read(|s| {
+            s.resources
+                .services
+                .iter()
+                .filter(|(_, r)| r.in_flight.is_some())
+                .map(|(k, r)| {
+                    let op = r.in_flight.as_ref().map(|f| f.operation.as_str());
+                    format!("service.{k} ({})", op.unwrap_or("?"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    if !in_flight.is_empty() {
+        ui.info(&format!(
+            "Resuming operations a previous run left in flight: {}",
+            in_flight.join(", ")
+        ));
+    }
+    let p = ProgressHandle::detached();
+    let mut lines = steps.resume_service_operations(&p).await?;
+    lines.extend(steps.adopt_started_replications().await?);
+    for line in lines {
+        ui.info(&format!("  {line}"));
+    }
+    Ok(())
+}
+
+/// What stopped an apply, action by action, and what to do next.
+fn summary(plan: &Plan, report: &Report) -> String {
+    let addr = |id: usize| {
+        plan.actions
+            .get(id)
+            .map(|a| a.address.as_str())
+            .unwrap_or("(internal)")
+    };
+    let mut msg = String::new();
+    if report.interrupted {
+        msg.push_str("Interrupted.\n");
+    }
+    for (id, e) in &report.failed {
+        msg.push_str(&format!("  failed:         {}: {e}\n", addr(*id)));
+    }
+    for (id, e) in &report.abandoned {
+        msg.push_str(&format!("  still running:  {}: {e}\n", addr(*id)));
+    }
+    for id in &report.not_started {
+        msg.push_str(&format!("  not started:    {}\n", addr(*id)));
+    }
+    format!(
+        "apply stopped after {:.1}s: {} done, {} failed, {} still running in the cloud, {} not started. The state records every completed step and every operation in flight; run `skyplan apply` again to finish (`skyplan plan` shows what is left).\n{msg}",
+        report.elapsed.as_secs_f64(),
+        report.completed.len(),
+        report.failed.len(),
+        report.abandoned.len(),
+        report.not_started.len()
+    )
+}
+
+/// Endpoints and how to get credentials; never the password.
+fn print_outputs(ui: &Printer, state: &State, topology: &crate::topology::Topology, destroy: bool) {
+    if destroy || state.resources.services.is_empty() {
+        return;
+    }
+    let mut s = String::from("\nOutputs:\n");
+    for (key, svc) in &state.resources.services {
+        let endpoint = match (&svc.fqdn, svc.port) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => "(no endpoint)".into(),
+        };
+        let owner = Remote::credentials_owner(state, key);
+        let owner_id = state
+            .resources
+            .services
+            .get(owner)
+            .map(|r| r.id.as_str())
+            .unwrap_or("?");
+        let creds = if owner == key {
+            format!("credentials: GET /provisioning/v1/services/{owner_id}/security/credentials")
+        } else {
+            format!("credentials: those of service.{owner} (restored from it): GET /provisioning/v1/services/{owner_id}/security/credentials")
+        };
+        let _ = topology;
+        s.push_str(&format!(
+            "  service.{key:<14} {:<20} {endpoint}\n      {creds}\n",
+            svc.spec.name
+        ));
+    }
+    ui.out(&s);
+}
+
+/// `plan --refresh-only`: show drift, then (after confirmation) record reality in the state
+/// without touching anything remote.
+/// How `plan --refresh-only` runs.
+pub struct RefreshOnlyOptions {
+    pub auto_approve: bool,
+    pub lock_timeout: Duration,
+    pub parallelism: usize,
+    /// The drift as JSON on stdout instead of the rendered plan.
+    pub json: bool,
+    /// Exit 2 when there is drift (and record nothing without a confirmation).
+    pub detailed_exitcode: bool,
+}
+
+pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions) -> Result<i32> {
+    let RefreshOnlyOptions {
+        auto_approve,
+        lock_timeout,
+        parallelism,
+        json,
+        detailed_exitcode,
+    } = opts;
+    let lock = ws
+        .backend
+        .lock(LockInfo::for_this_process(), lock_timeout)
+        .await?;
+    let result = async {
+        let state = ws.read_state().await?;
+        let remote = Remote::connect(&ws.topology).await?;
+        let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
+        let plan = ops::plan_from(ws, &state, &observed, false)?;
+        if json {
+            ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan.drift)?));
+        } else if plan.drift.is_empty() {
+            ui.out("No drift: the state matches what exists.\n");
+        } else {
+            let only_drift = Plan {
+                actions: vec![],
+                ..plan.clone()
+            };
+            ui.out(&render::render(&only_drift, ui.colors));
+        }
+        // With --detailed-exitcode, drift is exit 2 whether or not the state is then updated,
+        // so a scheduler can tell drift from an error (1).
+        let found = if detailed_exitcode && plan.summary.drift > 0 {
+            super::EXIT_CHANGES
+        } else {
+            EXIT_OK
+        };
+        let mut next = state.clone();
+        crate::refresh::record_observed(&mut next, &observed);
+        if next == state {
+            return Ok(found);
+        }
+        if !auto_approve && detailed_exitcode && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ui.info("State left unchanged (no terminal to confirm; add --auto-approve to record what exists).");
+            return Ok(found);
+        }
+        if !auto_approve
+            && !ui.confirm("\nUpdate the state to match what exists? Nothing remote will change.",
+            )?
+        {
+            ui.error("state left unchanged");
+            return Ok(EXIT_ERROR);
+        }
+        ws.backend.write(&mut next).await?;
+        ui.info(&format!("State updated (serial {}).", next.serial));
+        Ok(found)
+    }
+    .await;
+    let _ = lock.release().await;
+    result
+}

@@ -1,0 +1,63 @@
+//! The printer: the one place skyplan writes to the terminal. Results (plans, state, outputs)
+//! go to stdout, progress and diagnostics to stderr, colour only on a terminal without
+//! `NO_COLOR`. The ops layer and the commands write through it; clippy's
+//! `print_stdout`/`print_stderr` lints hold everywhere else.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result};
+
+/// The printer: where output goes and whether it is coloured. Results go to stdout, progress
+/// and diagnostics to stderr; every other module writes through this (clippy's
+/// `print_stdout`/`print_stderr` lints hold everywhere else).
+pub struct Printer {
+    pub colors: bool,
+    pub stderr_tty: bool,
+}
+
+impl Printer {
+    pub fn new(no_color: bool) -> Printer {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colors = !no_color && !no_color_env && std::io::stdout().is_terminal();
+        console::set_colors_enabled(colors);
+        console::set_colors_enabled_stderr(colors && std::io::stderr().is_terminal());
+        Printer {
+            colors,
+            stderr_tty: std::io::stderr().is_terminal(),
+        }
+    }
+    pub fn out(&self, s: &str) {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(s.as_bytes());
+        let _ = o.flush();
+    }
+    pub fn info(&self, s: &str) {
+        let _ = writeln!(std::io::stderr(), "{s}");
+    }
+    /// `s` on stderr as it is (it carries its own line ends).
+    pub fn info_raw(&self, s: &str) {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(s.as_bytes());
+        let _ = e.flush();
+    }
+    pub fn error(&self, s: &str) {
+        let style = console::Style::new().red().bold().for_stderr();
+        let _ = writeln!(std::io::stderr(), "{} {s}", style.apply_to("Error:"));
+    }
+
+    /// Ask for "yes" on a terminal; refuse (false) when stdin is not a terminal.
+    pub fn confirm(&self, question: &str) -> Result<bool> {
+        if !std::io::stdin().is_terminal() {
+            self.error("refusing to proceed without confirmation: stdin is not a terminal (use --auto-approve)");
+            return Ok(false);
+        }
+        self.info_raw(&format!(
+            "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        ));
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        Ok(answer.trim() == "yes")
+    }
+}
