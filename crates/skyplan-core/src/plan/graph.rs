@@ -1,10 +1,13 @@
-//! The dependency graph of a plan's actions: explicit edges from the rules below, a stable
-//! dependency order (Kahn's algorithm with a fixed tie-break), cycle detection and DOT output.
+//! The dependency graph of a plan's actions, one petgraph graph: explicit edges from the rules
+//! below, a stable dependency order (Kahn's algorithm with a fixed tie-break), cycle detection
+//! and DOT output.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction::{Incoming, Outgoing};
 
 use super::action::{Action, ActionKind};
 use super::diff::Planned;
@@ -77,7 +80,8 @@ fn depths(planned: &[Planned], state: &State) -> Vec<u32> {
         .collect()
 }
 
-/// Edges `dependency → dependent` between indices of `planned`.
+/// Edges `dependency → dependent` between indices of `planned`, sorted and without
+/// duplicates: a fixed order in which they enter the graph, so the cycle named is stable.
 fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut svc: HashMap<&str, usize> = HashMap::new();
     let mut del: HashMap<&str, usize> = HashMap::new();
@@ -187,15 +191,38 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     e
 }
 
+/// The one way a graph of actions is built, for the plan and for its DOT: node `i` is the
+/// `i`th of `nodes`, and an edge `(a, b)` says that action `b` depends on action `a`. Edges
+/// are added in the order given, which is the order petgraph's algorithms visit them in.
+fn graph<N>(
+    nodes: impl IntoIterator<Item = N>,
+    edges: impl IntoIterator<Item = (usize, usize)>,
+) -> DiGraph<N, ()> {
+    let (nodes, edges) = (nodes.into_iter(), edges.into_iter());
+    let mut g = DiGraph::with_capacity(nodes.size_hint().0, edges.size_hint().0);
+    for node in nodes {
+        g.add_node(node);
+    }
+    for (a, b) in edges {
+        g.add_edge(NodeIndex::new(a), NodeIndex::new(b), ());
+    }
+    g
+}
+
 /// Order the planned actions by dependency and turn them into numbered actions.
 ///
 /// Linear in actions + edges, plus one sort: the ready set is a heap of integer priorities
-/// (each action's place in the (rank, address) order, computed once), adjacency lives in flat
-/// arrays, and each action is moved once into its place.
+/// (each action's place in the (rank, address) order, computed once), in-degrees are counted
+/// once from the graph, and each action is moved once into its place. A node carries only
+/// the action's address: the large planned actions stay in their vector rather than being
+/// copied into the graph and out again.
 pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanError> {
     let n = planned.len();
-    let edges = edges(&planned, state);
-    let mut addresses: Vec<String> = planned.iter().map(|p| p.kind.address()).collect();
+    // Node `i` is `planned[i]`.
+    let mut g = graph(
+        planned.iter().map(|p| p.kind.address()),
+        edges(&planned, state),
+    );
 
     // priority[i]: i's place among all actions by (rank, chain depth, address): the tie-break
     // as an integer.
@@ -203,7 +230,7 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
     let depth = depths(&planned, state);
     let keys: Vec<(u8, u32, &str)> = planned
         .iter()
-        .zip(&addresses)
+        .zip(g.node_weights())
         .zip(&depth)
         .map(|((p, a), d)| (rank(&p.kind), *d, a.as_str()))
         .collect();
@@ -215,17 +242,11 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
         priority[i] = p;
     }
 
-    // Edges are sorted by their source: the dependents of `a` are edges[first_out[a]..first_out[a + 1]].
-    let mut first_out = vec![0usize; n + 1];
-    let mut indegree = vec![0usize; n];
-    for &(a, b) in &edges {
-        first_out[a + 1] += 1;
-        indegree[b] += 1;
-    }
-    for i in 0..n {
-        first_out[i + 1] += first_out[i];
-    }
-
+    // Kahn's algorithm: an action is ready once everything it depends on is ordered.
+    let mut indegree: Vec<usize> = g
+        .node_indices()
+        .map(|i| g.neighbors_directed(i, Incoming).count())
+        .collect();
     let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
         .filter(|&i| indegree[i] == 0)
         .map(|i| Reverse(priority[i]))
@@ -234,7 +255,8 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
     while let Some(Reverse(p)) = ready.pop() {
         let i = by_key[p];
         order.push(i);
-        for &(_, j) in &edges[first_out[i]..first_out[i + 1]] {
+        for j in g.neighbors_directed(NodeIndex::new(i), Outgoing) {
+            let j = j.index();
             indegree[j] -= 1;
             if indegree[j] == 0 {
                 ready.push(Reverse(priority[j]));
@@ -242,25 +264,25 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
         }
     }
     if order.len() < n {
-        return Err(PlanError::Cycle(describe_cycle(n, &edges, &addresses)));
+        return Err(PlanError::Cycle(describe_cycle(&g)));
     }
     let mut new_id = vec![0usize; n];
     for (pos, &old) in order.iter().enumerate() {
         new_id[old] = pos;
     }
-    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for &(a, b) in &edges {
-        deps[new_id[b]].push(new_id[a]);
-    }
     let mut slots: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
     let mut actions = Vec::with_capacity(n);
     for (pos, &old) in order.iter().enumerate() {
+        let node = NodeIndex::new(old);
         let p = slots[old].take().expect("each action is ordered once");
-        let mut depends_on = std::mem::take(&mut deps[pos]);
+        let mut depends_on: Vec<usize> = g
+            .neighbors_directed(node, Incoming)
+            .map(|d| new_id[d.index()])
+            .collect();
         depends_on.sort_unstable();
         actions.push(Action {
             id: pos,
-            address: std::mem::take(&mut addresses[old]),
+            address: std::mem::take(&mut g[node]),
             change: p.change,
             kind: p.kind,
             summary: p.summary,
@@ -275,19 +297,10 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
 }
 
 /// Name one cycle among the actions that could not be ordered, e.g. `a -> b -> a`.
-fn describe_cycle(n: usize, edges: &[(usize, usize)], addresses: &[String]) -> String {
-    let mut g: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = (0..n).map(|i| g.add_node(i)).collect();
-    for &(a, b) in edges {
-        g.add_edge(nodes[a], nodes[b], ());
-    }
-    for scc in petgraph::algo::tarjan_scc(&g) {
+fn describe_cycle(g: &DiGraph<String, ()>) -> String {
+    for scc in petgraph::algo::tarjan_scc(g) {
         if scc.len() > 1 {
-            let mut names: Vec<&str> = scc
-                .iter()
-                .rev()
-                .map(|ix| addresses[g[*ix]].as_str())
-                .collect();
+            let mut names: Vec<&str> = scc.iter().rev().map(|ix| g[*ix].as_str()).collect();
             names.push(names[0]);
             return names.join(" -> ");
         }
@@ -297,26 +310,22 @@ fn describe_cycle(n: usize, edges: &[(usize, usize)], addresses: &[String]) -> S
 
 /// The plan's graph in Graphviz DOT.
 pub fn to_dot(actions: &[Action]) -> String {
-    let mut g: DiGraph<String, ()> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = actions
-        .iter()
-        .map(|a| {
-            let label = format!(
-                "{} {}{}",
-                a.change.marker(),
-                a.address,
-                if a.wipes_data { " (wipes data)" } else { "" }
-            );
-            g.add_node(label)
-        })
-        .collect();
-    for a in actions {
-        for &d in &a.depends_on {
-            g.add_edge(nodes[d], nodes[a.id], ());
-        }
-    }
+    // Node `i` is `actions[i]` (a plan's ids are its positions); edges are added action by
+    // action in `depends_on` order, the order they print in.
+    let g = graph(
+        actions,
+        actions
+            .iter()
+            .flat_map(|a| a.depends_on.iter().map(move |&d| (d, a.id))),
+    );
     let mut s = String::from("digraph skyplan {\n  rankdir = \"LR\";\n  node [shape = box];\n");
-    for a in actions {
+    for a in g.node_weights() {
+        let label = format!(
+            "{} {}{}",
+            a.change.marker(),
+            a.address,
+            if a.wipes_data { " (wipes data)" } else { "" }
+        );
         let style = if a.wipes_data {
             ", color = \"red\""
         } else {
@@ -325,17 +334,16 @@ pub fn to_dot(actions: &[Action]) -> String {
         s.push_str(&format!(
             "  \"{}\" [label = \"{}\"{}];\n",
             a.address,
-            g[nodes[a.id]].replace('"', "\\\""),
+            label.replace('"', "\\\""),
             style
         ));
     }
-    for a in actions {
-        for &d in &a.depends_on {
-            s.push_str(&format!(
-                "  \"{}\" -> \"{}\";\n",
-                actions[d].address, a.address
-            ));
-        }
+    for e in g.edge_references() {
+        s.push_str(&format!(
+            "  \"{}\" -> \"{}\";\n",
+            g[e.source()].address,
+            g[e.target()].address
+        ));
     }
     s.push_str("}\n");
     s
@@ -353,7 +361,7 @@ mod tests {
             .collect();
         // a → backup → restore → a, and c on its own.
         let edges = [(0, 1), (1, 2), (2, 0), (3, 0)];
-        let named = describe_cycle(4, &edges, &addresses);
+        let named = describe_cycle(&graph(addresses.iter().cloned(), edges));
         let ring: Vec<&str> = named.split(" -> ").collect();
         assert_eq!(ring.len(), 4, "{named}");
         assert_eq!(ring.first(), ring.last(), "{named}");
@@ -405,10 +413,10 @@ mod tests {
         })
     }
 
-    #[test]
-    fn dependencies_first_then_rank_then_address() {
+    /// The seeding chain of replica `r` from primary `p`, planned in a scrambled order.
+    fn seeding_chain() -> Vec<Action> {
         let (p, r) = (String::from("p"), String::from("r"));
-        let actions = build(
+        build(
             vec![
                 planned(ActionKind::Replicate {
                     source: p.clone(),
@@ -434,7 +442,12 @@ mod tests {
             ],
             &State::new(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn dependencies_first_then_rank_then_address() {
+        let actions = seeding_chain();
         let order: Vec<&str> = actions.iter().map(|a| a.address.as_str()).collect();
         assert_eq!(
             order,
@@ -453,6 +466,24 @@ mod tests {
         assert_eq!(actions[2].depends_on, vec![0]);
         assert_eq!(actions[3].depends_on, vec![1, 2]);
         assert_eq!(actions[5].depends_on, vec![0, 1, 3, 4]);
+    }
+
+    #[test]
+    fn dot_edges_are_the_plans_dependencies_in_plan_order() {
+        let actions = seeding_chain();
+        let dot = to_dot(&actions);
+        let printed: Vec<&str> = dot.lines().filter(|l| l.contains(" -> ")).collect();
+        let mut expected = Vec::new();
+        for a in &actions {
+            for &d in &a.depends_on {
+                expected.push(format!(
+                    "  \"{}\" -> \"{}\";",
+                    actions[d].address, a.address
+                ));
+            }
+        }
+        assert_eq!(expected.len(), 9);
+        assert_eq!(printed, expected, "{dot}");
     }
 
     #[test]
