@@ -24,6 +24,7 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
         status: s.status.clone(),
         provider: s.provider.clone(),
         region: s.region.clone(),
+        architecture: s.architecture.clone(),
         size: s.size.clone(),
         nodes: u32::try_from(s.nodes).unwrap_or(0),
         storage: u32::try_from(s.storage_volume.size).unwrap_or(0),
@@ -36,7 +37,7 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
 
 pub async fn refresh(
     remote: &Remote,
-    _topology: &Topology,
+    topology: &Topology,
     state: &State,
     parallelism: usize,
 ) -> Result<Observed> {
@@ -89,12 +90,39 @@ pub async fn refresh(
         }
     }
 
+    // Topology keys the state does not record: a service with the same name is a candidate
+    // for adoption, which the plan shows (one list serves every key).
+    let mut by_name: HashMap<&str, Vec<&ServiceResponse>> = HashMap::new();
+    for s in listed.values() {
+        by_name.entry(s.name.as_str()).or_default().push(s);
+    }
+    let unmanaged: BTreeMap<String, Vec<RemoteService>> = topology
+        .services
+        .iter()
+        .filter(|(k, _)| !res.services.contains_key(*k))
+        .filter_map(|(k, svc)| {
+            let mut found: Vec<RemoteService> = by_name
+                .get(svc.spec.name.as_str())?
+                .iter()
+                .map(|s| remote_service(s))
+                .collect();
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            Some((k.clone(), found))
+        })
+        .collect();
+
     let present: Vec<(&String, &RemoteService)> = services
         .iter()
         .filter_map(|(k, o)| match o {
-            ObservedService::Present(r) if r.status == ServiceStatus::Ready => Some((k, r)),
+            ObservedService::Present(r) => Some((k, r)),
             _ => None,
         })
+        .chain(
+            unmanaged
+                .iter()
+                .filter_map(|(k, found)| Some((k, found.first().filter(|_| found.len() == 1)?))),
+        )
+        .filter(|(_, r)| r.status == ServiceStatus::Ready)
         .collect();
 
     // A listed service carries its allowlist in `endpoints[].allow_list`: use it and save a GET
@@ -133,7 +161,11 @@ pub async fn refresh(
         .await?;
     allowlists.extend(read);
 
-    let ready: std::collections::BTreeSet<&String> = present.iter().map(|(k, _)| *k).collect();
+    let ready: std::collections::BTreeSet<&String> = present
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| res.services.contains_key(*k))
+        .collect();
     let replicas: Vec<&String> = res
         .replications
         .keys()
@@ -159,6 +191,7 @@ pub async fn refresh(
         services,
         allowlists,
         replication,
+        unmanaged,
     })
 }
 

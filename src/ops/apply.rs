@@ -98,7 +98,8 @@ async fn execute_locked(
     let plan = match saved {
         Some(plan) => plan,
         None => {
-            let observed = if state.resources.services.is_empty() {
+            // Even with an empty state: a same-named service must show as an adoption.
+            let observed = if opts.destroy && state.resources.services.is_empty() {
                 crate::observed::Observed {
                     refreshed: true,
                     ..Default::default()

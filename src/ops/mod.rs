@@ -68,7 +68,10 @@ pub struct PlanOptions {
 /// Refresh (unless told not to) and plan.
 pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     let state = ws.read_state().await?;
-    let observed = if opts.refresh && !state.resources.services.is_empty() {
+    // Refreshed even with an empty state: a service that already carries a topology key's name
+    // is shown as an adoption, and an unreachable endpoint is an error, never "all new".
+    let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
+    let observed = if opts.refresh && !nothing_to_look_at {
         let remote = crate::remote::Remote::connect(&ws.topology).await?;
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     } else {

@@ -165,6 +165,15 @@ async fn a_same_named_service_elsewhere_is_not_adopted() {
         .create_service(&skyplan::apply::steps::create_request(&spec))
         .await
         .unwrap();
+    // Found by plan, before anything is created: exit 1, with the value to write.
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("region = \"us-central1\""),
+        "{}",
+        r.stderr
+    );
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
@@ -184,9 +193,14 @@ async fn a_same_named_service_elsewhere_is_not_adopted() {
         .collect();
     assert_eq!(named.len(), 1);
     assert_eq!(named[0].id, theirs.id);
-    let state = cloud.state().unwrap();
+    // Refused at plan time: nothing was created at all (no secondary either), so there may be
+    // no state; if there is one, it does not claim theirs.
+    assert_eq!(cloud.api().list_services().await.unwrap().len(), 1);
+    let state = cloud.state();
     assert!(
-        !state.resources.services.contains_key("primary"),
+        state
+            .as_ref()
+            .is_none_or(|s| !s.resources.services.contains_key("primary")),
         "{state:?}"
     );
 }

@@ -11,6 +11,7 @@ mod support;
 
 mod cli;
 mod cli_errors;
+mod e2e_adopt;
 mod e2e_apply;
 mod e2e_drift;
 mod e2e_reliability;
@@ -19,6 +20,7 @@ mod emulator_api;
 mod emulator_guide;
 mod emulator_mariadb;
 mod parser_robustness;
+mod plan_adopt;
 mod plan_core;
 mod plan_drift;
 mod secrets;

@@ -297,6 +297,7 @@ fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
                 status: "ready".into(),
                 provider: "GCP".into(),
                 region: String::new(),
+                architecture: String::new(),
                 size: String::new(),
                 nodes: 0,
                 storage: 0,

@@ -127,7 +127,16 @@ fn a_state_from_a_newer_skyplan_is_refused_and_left_untouched() {
 fn a_state_of_another_lineage_is_refused_for_a_saved_plan_and_left_untouched() {
     let (mut t, state) = workspace();
     // A plan saved for this topology's (empty) state: its lineage is recorded in the plan.
-    let r = t.args(&["plan", TOPOLOGY, "--out", "reviewed.plan"]).run();
+    // Offline, so that nothing below starts an emulator: the refusal must come first.
+    let r = t
+        .args(&[
+            "plan",
+            TOPOLOGY,
+            "--refresh=false",
+            "--out",
+            "reviewed.plan",
+        ])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.path().join("reviewed.plan")).unwrap()).unwrap();

@@ -16,6 +16,10 @@ pub struct Observed {
     pub allowlists: BTreeMap<String, Vec<String>>,
     /// Inbound replication status of a replica, by replica key.
     pub replication: BTreeMap<String, ObservedReplication>,
+    /// Services that carry the name of a topology key the state does not record, by that key:
+    /// candidates for adoption (more than one is an error the plan reports).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmanaged: BTreeMap<String, Vec<RemoteService>>,
 }
 
 impl Observed {
@@ -24,6 +28,8 @@ impl Observed {
     }
 }
 
+// One per service in a map, nearly all `Present`: boxing would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "presence", rename_all = "snake_case")]
 pub enum ObservedService {
@@ -42,6 +48,9 @@ pub struct RemoteService {
     pub status: ServiceStatus,
     pub provider: String,
     pub region: String,
+    /// Empty when the API left it out.
+    #[serde(default)]
+    pub architecture: String,
     pub size: String,
     pub nodes: u32,
     pub storage: u32,
@@ -61,6 +70,7 @@ impl RemoteService {
             status: ServiceStatus::Ready,
             provider: rec.spec.provider.clone(),
             region: rec.spec.region.clone(),
+            architecture: rec.spec.architecture.clone(),
             size: rec.spec.size.clone(),
             nodes: rec.spec.nodes,
             storage: rec.spec.storage,

@@ -54,6 +54,12 @@ impl Steps for RealSteps {
     async fn run(&self, action: &Action, p: &ProgressHandle) -> Result<String, StepError> {
         let r = match &action.kind {
             ActionKind::CreateService { key, spec } => service::create(self, key, spec, p).await,
+            ActionKind::AdoptService {
+                key,
+                service_id,
+                from,
+                to,
+            } => service::adopt(self, key, service_id, from, to, p).await,
             ActionKind::UpdateService { key, from, to } => {
                 service::update(self, key, from, to, p).await
             }

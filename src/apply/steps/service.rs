@@ -5,7 +5,8 @@ use anyhow::{bail, Context, Result};
 use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
-use crate::plan::diff::{cidr32, contains_cidr};
+use crate::plan::diff::{adopted_spec, adoption_conflicts, cidr32, contains_cidr};
+use crate::plan::PlanError;
 use crate::refresh::remote_service;
 use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse, ServiceStatus};
 use crate::state::{InFlight, Operation, ServiceRecord, State};
@@ -254,35 +255,75 @@ pub(super) async fn create(
     Ok(note.to_string())
 }
 
+/// Carry out a planned adoption: check the service is still the one the plan showed, record it
+/// as the API reports it (never the file's values), then change in place what the plan said.
+pub(super) async fn adopt(
+    steps: &RealSteps,
+    key: &str,
+    id: &str,
+    planned_from: &ServiceSpec,
+    to: &ServiceSpec,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let client = &steps.remote.client;
+    let Some(s) = client.get_service(id).await? else {
+        bail!("service.{key}: the service {id} this plan adopts no longer exists; run `skyplan plan` again");
+    };
+    if s.name != to.name {
+        bail!(
+            "service.{key}: the service {id} is now named {}, not {}; run `skyplan plan` again",
+            s.name,
+            to.name
+        );
+    }
+    check_adoptable(key, to, &s)?;
+    let s = if s.status == ServiceStatus::Ready {
+        s
+    } else {
+        wait_ready(steps, key, id, p).await?
+    };
+    let entries = steps.allowlist_entries(id).await?;
+    let now = adopted_spec(to, &remote_service(&s), &entries);
+    if &now != planned_from {
+        let fields = crate::plan::diff::changed_fields(planned_from, &now);
+        bail!(
+            "service.{key}: {} ({id}) changed since the plan was made ({}); run `skyplan plan` again and review what it shows",
+            to.name,
+            fields.join(", ")
+        );
+    }
+    steps
+        .state
+        .update(|st| {
+            record_ready(st, key, &now, &s);
+            // Whatever an earlier state said about links of this key is not about this service.
+            forget_links_of(st, key);
+        })
+        .await?;
+    if &now == to {
+        return Ok("adopted an existing service with this name".into());
+    }
+    let done = update(steps, key, &now, to, p).await?;
+    Ok(format!(
+        "adopted an existing service with this name; {done}"
+    ))
+}
+
 /// Adopting a same-named service is only safe when it is the service the topology describes:
-/// one in another place would be "replaced" (wiped) by the next plan, or seeded over.
+/// one in another place would be "replaced" (wiped) by the next plan, or seeded over. The rule
+/// is the plan's ([`adoption_conflicts`]); this checks it again where it may have changed.
 fn check_adoptable(key: &str, spec: &ServiceSpec, s: &ServiceResponse) -> Result<()> {
-    let differs = |seen: &str, want: &str| !seen.is_empty() && !seen.eq_ignore_ascii_case(want);
-    let mut wrong = Vec::new();
-    if differs(&s.provider, &spec.provider) {
-        wrong.push(format!(
-            "provider {} (topology: {})",
-            s.provider, spec.provider
-        ));
-    }
-    if differs(&s.region, &spec.region) {
-        wrong.push(format!("region {} (topology: {})", s.region, spec.region));
-    }
-    if differs(&s.architecture, &spec.architecture) {
-        wrong.push(format!(
-            "architecture {} (topology: {})",
-            s.architecture, spec.architecture
-        ));
-    }
-    if wrong.is_empty() {
+    let conflicts = adoption_conflicts(spec, &remote_service(s));
+    if conflicts.is_empty() {
         return Ok(());
     }
-    bail!(
-        "service.{key}: a service named {} already exists ({}) with {}; skyplan will not adopt a service that differs from the topology. Rename the service in the topology, or delete the existing one",
-        spec.name,
-        s.id,
-        wrong.join(", ")
-    )
+    Err(PlanError::AdoptionConflict {
+        key: key.to_string(),
+        name: spec.name.clone(),
+        id: s.id.clone(),
+        conflicts,
+    }
+    .into())
 }
 
 /// A service that is new (or was wiped) has no restore or replication of its own any more.

@@ -101,6 +101,26 @@ impl Test {
     }
 }
 
+/// Stop the emulator of `dir` and any database it left behind (the test's cleanup).
+pub(crate) fn stop_emulator(dir: &Path) {
+    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .args(["emulator", "stop", "--dir"])
+        .arg(dir)
+        .output();
+    skyplan_emulator::kill_strays(dir);
+}
+
+impl Drop for Test {
+    /// A command may have started an emulator in the test's directory (a refreshing plan on
+    /// `endpoint = "local"`): stop it and its databases, also when the test failed.
+    fn drop(&mut self) {
+        let emulator = self.dir.path().join("emulator");
+        if emulator.exists() {
+            stop_emulator(&emulator);
+        }
+    }
+}
+
 /// A running `skyplan`.
 pub(crate) struct Spawned {
     pub child: Child,

@@ -95,6 +95,44 @@ impl Cloud {
         mysql_async::Conn::new(opts).await.expect("connect")
     }
 
+    /// A SQL connection to a service the state does not record (made by hand, say), with its
+    /// own credentials.
+    pub(crate) async fn sql_to_service(&self, id: &str) -> mysql_async::Conn {
+        let svc = self.api().get_service(id).await.unwrap().expect("service");
+        let topo = skyplan::topology::load(&self.dir().join(&self.topology)).unwrap();
+        let mut spec = topo.services.values().next().unwrap().spec.clone();
+        spec.ssl_enabled = svc.ssl_enabled;
+        let mut state = State::new();
+        state.resources.services.insert(
+            "theirs".into(),
+            skyplan::state::ServiceRecord {
+                id: id.into(),
+                spec,
+                fqdn: Some(svc.fqdn.clone()),
+                port: svc.readwrite_port(),
+                outbound_ips: vec![],
+                status: None,
+                credentials_from: None,
+                in_flight: None,
+            },
+        );
+        let t = self
+            .remote()
+            .await
+            .sql_target(&state, "theirs")
+            .await
+            .expect("sql target");
+        let ca = self.info().ca_cert;
+        let ssl = mysql_async::SslOpts::default().with_root_certs(vec![ca.into()]);
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(t.host)
+            .tcp_port(t.port)
+            .user(Some(t.user))
+            .pass(Some(t.password.expose().to_string()))
+            .ssl_opts(Some(ssl));
+        mysql_async::Conn::new(opts).await.expect("connect")
+    }
+
     pub(crate) async fn remote(&self) -> Remote {
         let topo = skyplan::topology::load(&self.dir().join(&self.topology)).unwrap();
         Remote::connect_with(&topo, Default::default(), Some(&self.emulator_dir()))
@@ -143,16 +181,7 @@ impl Cloud {
     }
 }
 
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let dir = self.emulator_dir();
-        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
-            .args(["emulator", "stop", "--dir"])
-            .arg(&dir)
-            .output();
-        skyplan_emulator::kill_strays(&dir);
-    }
-}
+// The emulator in `emulator_dir()` is stopped when `test` is dropped (see `Test`'s Drop).
 
 /// Create a table and keep inserting rows until told to stop; returns how many it wrote.
 pub(crate) async fn write_rows(
@@ -165,11 +194,21 @@ pub(crate) async fn write_rows(
     conn.query_drop("CREATE TABLE IF NOT EXISTS app.events (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(64))")
         .await
         .unwrap();
+    // No primary key: row-based replication of such a table is where duplicates hide.
+    conn.query_drop("CREATE TABLE IF NOT EXISTS app.audit (note VARCHAR(64), at INT)")
+        .await
+        .unwrap();
     let mut n = 0;
     while !*stop.borrow() {
         conn.exec_drop(
             "INSERT INTO app.events (note) VALUES (?)",
             (format!("row {n}"),),
+        )
+        .await
+        .unwrap();
+        conn.exec_drop(
+            "INSERT INTO app.audit (note, at) VALUES (?, ?)",
+            (format!("row {n}"), n),
         )
         .await
         .unwrap();
@@ -188,6 +227,18 @@ pub(crate) async fn table_fingerprint(conn: &mut mysql_async::Conn) -> (u64, u64
         .unwrap_or(0);
     let row: Option<(String, Option<u64>)> =
         conn.query_first("CHECKSUM TABLE app.events").await.unwrap();
+    (count, row.and_then(|r| r.1).unwrap_or(0))
+}
+
+/// Row count and CHECKSUM TABLE of `app.audit`, the writer's table without a primary key.
+pub(crate) async fn audit_fingerprint(conn: &mut mysql_async::Conn) -> (u64, u64) {
+    let count: u64 = conn
+        .query_first("SELECT COUNT(*) FROM app.audit")
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let row: Option<(String, Option<u64>)> =
+        conn.query_first("CHECKSUM TABLE app.audit").await.unwrap();
     (count, row.and_then(|r| r.1).unwrap_or(0))
 }
 

@@ -13,6 +13,8 @@ pub type ActionId = usize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
+    /// Take over an existing service the state does not record (and bring it to the file).
+    Adopt,
     Create,
     Update,
     Replace,
@@ -22,6 +24,7 @@ pub enum Change {
 impl Change {
     pub fn marker(self) -> &'static str {
         match self {
+            Change::Adopt => "<=",
             Change::Create => "+",
             Change::Update => "~",
             Change::Replace => "-/+",
@@ -46,8 +49,17 @@ pub enum WireMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
-    /// Create a service (or adopt an existing one with the same name) and wait until ready.
+    /// Create a service and wait until it is ready.
     CreateService { key: String, spec: ServiceSpec },
+    /// Record an existing service (`service_id`, found by name) under `key`, as it really is (`from`),
+    /// then change in place what differs from the topology (`to`): size, nodes, storage, and
+    /// allowlist entries the topology lists (entries it does not list are not touched).
+    AdoptService {
+        key: String,
+        service_id: String,
+        from: ServiceSpec,
+        to: ServiceSpec,
+    },
     /// Change size / nodes / storage / allow list / tags in place.
     UpdateService {
         key: String,
@@ -119,6 +131,7 @@ impl ActionKind {
     pub fn address(&self) -> String {
         match self {
             ActionKind::CreateService { key, .. }
+            | ActionKind::AdoptService { key, .. }
             | ActionKind::UpdateService { key, .. }
             | ActionKind::ReplaceService { key, .. }
             | ActionKind::DeleteService { key, .. } => format!("service.{key}"),
@@ -144,6 +157,7 @@ impl ActionKind {
     pub fn mutated_services(&self) -> Vec<&str> {
         match self {
             ActionKind::CreateService { key, .. }
+            | ActionKind::AdoptService { key, .. }
             | ActionKind::UpdateService { key, .. }
             | ActionKind::ReplaceService { key, .. }
             | ActionKind::DeleteService { key, .. } => vec![key],

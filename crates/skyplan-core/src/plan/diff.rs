@@ -213,8 +213,19 @@ fn plan_service(
         reason,
     };
     let Some(rec) = rec else {
-        out.actions.push(create(None));
-        return Ok(Fate::Create);
+        return match observed.unmanaged.get(key).map(Vec::as_slice) {
+            None | Some([]) => {
+                out.actions.push(create(None));
+                Ok(Fate::Create)
+            }
+            Some([existing]) => adopt(svc, existing, observed, out),
+            Some(several) => Err(PlanError::AmbiguousName {
+                key: key.clone(),
+                name: svc.spec.name.clone(),
+                count: several.len(),
+                ids: several.iter().map(|s| s.id.clone()).collect(),
+            }),
+        };
     };
 
     let remote = match obs {
@@ -382,6 +393,172 @@ fn plan_service(
         reason: repair_reason(&changed, &drifted),
     });
     Ok(Fate::Update)
+}
+
+/// A field of an existing service that the topology sets otherwise and that cannot change in
+/// place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub field: &'static str,
+    pub real: String,
+    pub file: String,
+    /// The real value as the topology would spell it (for the hint).
+    pub real_toml: String,
+}
+
+/// What keeps `existing` (a service found by name) from being adopted as `spec`: immutable
+/// fields that differ. A field the API left out (empty) or spelled in another case never
+/// conflicts. One rule for plan and apply (which checks again just before adopting).
+pub fn adoption_conflicts(spec: &ServiceSpec, existing: &RemoteService) -> Vec<Conflict> {
+    let differs = |seen: &str, want: &str| !seen.is_empty() && !seen.eq_ignore_ascii_case(want);
+    let mut c = Vec::new();
+    for (field, real, file) in [
+        ("provider", &existing.provider, &spec.provider),
+        ("region", &existing.region, &spec.region),
+        ("architecture", &existing.architecture, &spec.architecture),
+    ] {
+        if differs(real, file) {
+            c.push(Conflict {
+                field,
+                real: real.clone(),
+                file: file.clone(),
+                real_toml: format!("{real:?}"),
+            });
+        }
+    }
+    if existing.ssl_enabled != spec.ssl_enabled {
+        c.push(Conflict {
+            field: "ssl_enabled",
+            real: existing.ssl_enabled.to_string(),
+            file: spec.ssl_enabled.to_string(),
+            real_toml: existing.ssl_enabled.to_string(),
+        });
+    }
+    c
+}
+
+/// The spec `existing` really has: what the API reports, and the topology's value for what it
+/// does not report. Allowlist entries the topology does not list are not ours and not shown.
+pub fn adopted_spec(
+    want: &ServiceSpec,
+    existing: &RemoteService,
+    entries: &[String],
+) -> ServiceSpec {
+    let keep = |seen: &str, file: &str| {
+        if seen.is_empty() || seen.eq_ignore_ascii_case(file) {
+            file.to_string()
+        } else {
+            seen.to_string()
+        }
+    };
+    ServiceSpec {
+        name: existing.name.clone(),
+        provider: keep(&existing.provider, &want.provider),
+        region: keep(&existing.region, &want.region),
+        architecture: keep(&existing.architecture, &want.architecture),
+        size: keep(&existing.size, &want.size),
+        nodes: if existing.nodes == 0 {
+            want.nodes
+        } else {
+            existing.nodes
+        },
+        storage: if existing.storage == 0 {
+            want.storage
+        } else {
+            existing.storage
+        },
+        ssl_enabled: existing.ssl_enabled,
+        allow_list: want
+            .allow_list
+            .iter()
+            .filter(|e| contains_cidr(entries, e))
+            .cloned()
+            .collect(),
+        ..want.clone()
+    }
+}
+
+/// Take over `existing`, the service named like `svc` that the state does not record: shown
+/// as its own action with its real values and what apply changes on it; never a replace or a
+/// wipe (what would need one is an error the user resolves in the topology).
+fn adopt(
+    svc: &Service,
+    existing: &RemoteService,
+    observed: &Observed,
+    out: &mut DiffOutput,
+) -> Result<Fate, PlanError> {
+    let key = &svc.key;
+    let (name, id) = (svc.spec.name.clone(), existing.id.clone());
+    let adoptable = match &existing.status {
+        ServiceStatus::Ready | ServiceStatus::Stopped => true,
+        ServiceStatus::PendingDelete => false,
+        other => other.is_pending(),
+    };
+    if !adoptable {
+        return Err(PlanError::NotAdoptable {
+            key: key.clone(),
+            name,
+            id,
+            status: existing.status.to_string(),
+        });
+    }
+    let conflicts = adoption_conflicts(&svc.spec, existing);
+    if !conflicts.is_empty() {
+        return Err(PlanError::AdoptionConflict {
+            key: key.clone(),
+            name,
+            id,
+            conflicts,
+        });
+    }
+    let entries = observed
+        .allowlists
+        .get(key)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let from = adopted_spec(&svc.spec, existing, entries);
+    if svc.spec.storage < from.storage {
+        return Err(PlanError::StorageShrink {
+            key: key.clone(),
+            from: from.storage,
+            to: svc.spec.storage,
+        });
+    }
+    let changed = changed_fields(&from, &svc.spec);
+    let then = if changed.is_empty() {
+        String::new()
+    } else {
+        format!("; then update {}", changed.join(", "))
+    };
+    out.actions.push(Planned {
+        kind: ActionKind::AdoptService {
+            key: key.clone(),
+            service_id: id.clone(),
+            from: from.clone(),
+            to: svc.spec.clone(),
+        },
+        change: Change::Adopt,
+        summary: format!("adopt    {} ({id}){then}", describe_spec(&from)),
+        before: Some(spec_value(&from)),
+        after: Some(spec_value(&svc.spec)),
+        wipes_data: false,
+        reason: Some(match &svc.replication {
+            None => format!(
+                "a service named {} already exists and the state does not record it",
+                svc.spec.name
+            ),
+            // Its seeding is planned below like any replica's, flagged as a wipe.
+            Some(r) => format!(
+                "a service named {} already exists and the state does not record it; as a replica of service.{} it is seeded as the topology says",
+                svc.spec.name, r.from
+            ),
+        }),
+    });
+    Ok(if changed.is_empty() {
+        Fate::Keep
+    } else {
+        Fate::Update
+    })
 }
 
 fn check_protection(svc: &Service) -> Result<(), PlanError> {

@@ -22,6 +22,7 @@ fn rank(kind: &ActionKind) -> u8 {
         ActionKind::AllowlistRevoke { .. } => 1,
         ActionKind::DeleteService { .. } => 2,
         ActionKind::CreateService { .. }
+        | ActionKind::AdoptService { .. }
         | ActionKind::UpdateService { .. }
         | ActionKind::ReplaceService { .. } => 3,
         ActionKind::Backup { .. } => 4,
@@ -35,6 +36,7 @@ fn rank(kind: &ActionKind) -> u8 {
 fn subject(kind: &ActionKind) -> &str {
     match kind {
         ActionKind::CreateService { key, .. }
+        | ActionKind::AdoptService { key, .. }
         | ActionKind::UpdateService { key, .. }
         | ActionKind::ReplaceService { key, .. }
         | ActionKind::DeleteService { key, .. } => key,
@@ -95,6 +97,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
+            | ActionKind::AdoptService { key, .. }
             | ActionKind::UpdateService { key, .. }
             | ActionKind::ReplaceService { key, .. } => {
                 svc.insert(key, i);
@@ -146,7 +149,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 // A name is unique in SkySQL: a service renamed to another key goes first.
                 dep(del_by_name.get(spec.name.as_str()), i);
             }
-            ActionKind::UpdateService { .. } => {}
+            ActionKind::UpdateService { .. } | ActionKind::AdoptService { .. } => {}
             ActionKind::DeleteService { key, .. } => {
                 dep(stop.get(key.as_str()), i);
                 for &rv in revokes_of_replica.get(key.as_str()).into_iter().flatten() {

@@ -29,6 +29,28 @@ pub enum PlanError {
     DeletionProtected { key: String, name: String },
     #[error("the actions depend on each other in a cycle: {0}")]
     Cycle(String),
+    #[error("service.{key}: a service named {name} already exists ({id}) with {}; skyplan will not adopt a service that differs from the topology in what cannot change in place. Make the topology match the real service ({}), or give service.{key} another name", .conflicts.iter().map(|c| format!("{} {} (topology: {})", c.field, c.real, c.file)).collect::<Vec<_>>().join(", "), .conflicts.iter().map(|c| format!("{} = {}", c.field, c.real_toml)).collect::<Vec<_>>().join(", "))]
+    AdoptionConflict {
+        key: String,
+        name: String,
+        id: String,
+        conflicts: Vec<diff::Conflict>,
+    },
+    #[error("service.{key}: {count} services are named {name} ({}); skyplan cannot tell which one the topology means. Pin one with `skyplan import service.{key} ID`", .ids.join(", "))]
+    AmbiguousName {
+        key: String,
+        name: String,
+        count: usize,
+        ids: Vec<String>,
+    },
+    #[error("service.{key}: the existing service {name} ({id}) is {status}; it cannot be adopted. Delete it or give service.{key} another name")]
+    NotAdoptable {
+        key: String,
+        name: String,
+        id: String,
+        status: String,
+    },
+
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<PlanError>),
 }
@@ -45,6 +67,9 @@ impl PlanError {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Existing services taken over (never counted as added).
+    #[serde(default)]
+    pub adopt: usize,
     pub add: usize,
     pub change: usize,
     pub replace: usize,
@@ -159,6 +184,7 @@ fn summarize(actions: &[Action], drift: &[Drift]) -> Summary {
     let mut s = Summary::default();
     for a in actions {
         match a.change {
+            Change::Adopt => s.adopt += 1,
             Change::Create => s.add += 1,
             Change::Update => s.change += 1,
             Change::Replace => s.replace += 1,

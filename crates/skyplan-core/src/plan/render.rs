@@ -85,7 +85,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         let style = match (a.change, a.wipes_data) {
             (_, true) => &st.wipe,
             (Change::Create, _) => &st.add,
-            (Change::Update, _) => &st.change,
+            (Change::Update | Change::Adopt, _) => &st.change,
             (Change::Replace | Change::Delete, _) => &st.destroy,
         };
         let _ = writeln!(
@@ -98,7 +98,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         if let Some(reason) = &a.reason {
             let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
         }
-        if matches!(a.change, Change::Update | Change::Replace) {
+        if matches!(a.change, Change::Update | Change::Replace | Change::Adopt) {
             attribute_diff(&mut out, a, &st);
         }
         if a.wipes_data {
@@ -110,9 +110,13 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         }
     }
     let s = &plan.summary;
+    let adopt = match s.adopt {
+        0 => String::new(),
+        n => format!("{n} to adopt, "),
+    };
     let _ = write!(
         out,
-        "\n{} {} to add, {} to change, {} to replace, {} to destroy.",
+        "\n{} {adopt}{} to add, {} to change, {} to replace, {} to destroy.",
         st.bold.apply_to("Plan:"),
         s.add,
         s.change,

@@ -1,0 +1,94 @@
+//! The guide's own start: "If you already have your Primary service running, you simply need to
+//! create a new Secondary service." A primary made by hand, holding rows and written to the
+//! whole time, is shown as `adopt` by `plan` (never `create`), adopted by apply as it is, and
+//! the new secondary ends with every row of both tables (one without a primary key).
+
+use std::time::Duration;
+
+use crate::support::e2e::{
+    audit_fingerprint, table_fingerprint, wait_converged, write_rows, Cloud,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let spec = topo.services["primary"].spec.clone();
+    let theirs = cloud
+        .api()
+        .create_service(&skyplan::apply::steps::create_request(&spec))
+        .await
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..600 {
+        let s = cloud.api().get_service(&theirs.id).await.unwrap().unwrap();
+        if s.status == skyplan::skysql::types::ServiceStatus::Ready {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the hand-made primary never became ready");
+
+    // Rows before skyplan ever looks, and a writer that keeps going through plan and apply.
+    let conn = cloud.sql_to_service(&theirs.id).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(write_rows(conn, stop_rx));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The plan shows the adoption, with the id, and counts it apart from what is added.
+    let r = cloud
+        .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
+        .expect_code(2);
+    assert!(r.stdout.contains("<= service.primary"), "{}", r.stdout);
+    assert!(r.stdout.contains(&theirs.id), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Plan: 1 to adopt, 5 to add"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("+ service.primary"), "{}", r.stdout);
+
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("adopted an existing service with this name"),
+        "{}",
+        r.stderr
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let written = writer.await.unwrap();
+    assert!(written > 10, "the writer wrote only {written} rows");
+
+    // Adopted as it is: same id, recorded from what the API reports; nothing else took its name.
+    let state = cloud.state().unwrap();
+    assert_eq!(state.resources.services["primary"].id, theirs.id);
+    let named: Vec<_> = cloud
+        .api()
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == spec.name)
+        .collect();
+    assert_eq!(named.len(), 1);
+
+    let mut primary = cloud.sql("primary").await;
+    let mut secondary = cloud.sql("secondary").await;
+    let (count, checksum) = wait_converged(&mut primary, &mut secondary).await;
+    assert_eq!(count, written);
+    assert_eq!(table_fingerprint(&mut secondary).await, (count, checksum));
+    let audit = audit_fingerprint(&mut primary).await;
+    assert_eq!(audit.0, written);
+    assert_eq!(audit_fingerprint(&mut secondary).await, audit);
+
+    // Adopted and seeded: the next plan has nothing to do.
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
+        .expect_code(0);
+    drop(primary);
+    drop(secondary);
+}
