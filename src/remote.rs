@@ -20,6 +20,9 @@ pub struct Remote {
     pub sql_ca: Option<PathBuf>,
     /// Human name of the endpoint (for messages).
     pub endpoint: String,
+    /// Which cloud this is, as a state records it: the API endpoint, or `local:<instance id>`
+    /// for an emulator (another emulator directory is another cloud).
+    pub identity: String,
     credentials: Mutex<HashMap<String, (String, Secret)>>,
 }
 
@@ -41,12 +44,18 @@ impl Remote {
         emulator_dir: Option<&std::path::Path>,
     ) -> Result<Remote> {
         let p = &topology.provider;
-        let (endpoint, api_key, sql_ca) = if p.is_local() {
+        let (endpoint, api_key, sql_ca, identity) = if p.is_local() {
             let dir = skyplan_emulator::resolve_dir(emulator_dir);
             let emu = skyplan_emulator::ensure_running(&dir)
                 .await
                 .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
-            (emu.endpoint, Secret::new(emu.api_key), Some(emu.ca_cert))
+            let identity = format!("local:{}", emu.instance_id);
+            (
+                emu.endpoint,
+                Secret::new(emu.api_key),
+                Some(emu.ca_cert),
+                identity,
+            )
         } else {
             let key = match std::env::var(&p.api_key_env) {
                 Ok(k) if !k.trim().is_empty() => k,
@@ -55,7 +64,8 @@ impl Remote {
                     p.api_key_env
                 ),
             };
-            (p.endpoint.clone(), Secret::new(key), None)
+            let identity = p.endpoint.trim_end_matches('/').to_string();
+            (p.endpoint.clone(), Secret::new(key), None, identity)
         };
         let mut config = ClientConfig::new(endpoint.clone(), api_key);
         config.retry = retry;
@@ -64,6 +74,7 @@ impl Remote {
             client,
             sql_ca,
             endpoint,
+            identity,
             credentials: Mutex::new(HashMap::new()),
         })
     }

@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 
 use super::common::{lock_timeout, topology_path};
 use crate::ops::apply::{execute, ExecuteOptions};
-use crate::ops::Workspace;
 use crate::plan::planfile;
 use crate::printer::Printer;
 
@@ -41,7 +40,8 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     if planfile::looks_like_plan(&bytes) {
         let saved = planfile::parse(&bytes, &path.display().to_string())?;
         // The saved plan names its topology; state and staleness are checked against it.
-        let ws = Workspace::load(
+        let ws = super::common::load_workspace(
+            ui,
             std::path::Path::new(&saved.topology_file),
             args.state_backend.as_deref(),
         )
@@ -62,6 +62,6 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         )
         .await;
     }
-    let ws = Workspace::load(&path, args.state_backend.as_deref())?;
+    let ws = super::common::load_workspace(ui, &path, args.state_backend.as_deref())?;
     execute(&ws, None, ui, opts).await
 }

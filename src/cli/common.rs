@@ -62,3 +62,16 @@ pub(super) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     };
     Ok(d)
 }
+
+/// Load the workspace and tell the user what they should know about how it was found.
+pub(super) fn load_workspace(
+    ui: &crate::printer::Printer,
+    file: &std::path::Path,
+    backend_override: Option<&str>,
+) -> Result<crate::ops::Workspace> {
+    let ws = crate::ops::Workspace::load(file, backend_override)?;
+    for note in &ws.notes {
+        ui.info(note);
+    }
+    Ok(ws)
+}

@@ -27,7 +27,7 @@ pub(super) struct Args {
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = crate::ops::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     execute(
         &ws,
         None,

@@ -43,7 +43,7 @@ enum Lock {
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = crate::ops::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     let location = ws.backend.describe();
     let expected = match find_lock(&ws).await? {
         Lock::Free => {

@@ -48,7 +48,7 @@ pub(super) struct Args {
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let file = topology_path(args.file);
-    let ws = ops::Workspace::load(&file, args.state_backend.as_deref())?;
+    let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     if args.refresh_only {
         let opts = ops::apply::RefreshOnlyOptions {
             auto_approve: args.auto_approve,

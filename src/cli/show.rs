@@ -53,7 +53,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
 }
 
 async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Printer) -> Result<i32> {
-    let ws = crate::ops::Workspace::load(&file, backend)?;
+    let ws = super::common::load_workspace(ui, &file, backend)?;
     let Some(state) = ws.backend.read().await? else {
         ui.info(&format!(
             "No state yet at {} (nothing applied).",

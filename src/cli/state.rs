@@ -58,7 +58,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let backend_override = args.state_backend.as_deref();
     match args.command {
         Command::List { file } => {
-            let (_, state) = read(file, backend_override).await?;
+            let (_, state) = read(ui, file, backend_override).await?;
             let mut s = String::new();
             for a in addresses(&state) {
                 s.push_str(&a);
@@ -67,18 +67,18 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             ui.out(&s);
         }
         Command::Show { address, file } => {
-            let (_, state) = read(file, backend_override).await?;
+            let (_, state) = read(ui, file, backend_override).await?;
             let v = record(&state, &address).with_context(|| {
                 format!("no `{address}` in the state (see `skyplan state list`)")
             })?;
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
         }
         Command::Pull { file } => {
-            let (_, state) = read(file, backend_override).await?;
+            let (_, state) = read(ui, file, backend_override).await?;
             ui.out(&format!("{}\n", codec::to_json(&state)?));
         }
         Command::Push { file, from, force } => {
-            let ws = Workspace::load(&topology_path(file), backend_override)?;
+            let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
             let bytes =
                 std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
             let state = codec::from_json(&bytes, &from.display().to_string())?;
@@ -98,7 +98,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             ));
         }
         Command::History { file } => {
-            let ws = Workspace::load(&topology_path(file), backend_override)?;
+            let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
             let mut s = String::new();
             for h in ws.backend.history().await? {
                 let who = h
@@ -115,7 +115,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             ui.out(&s);
         }
         Command::Migrate { file, to } => {
-            let ws = Workspace::load(&topology_path(file), backend_override)?;
+            let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
             let target = crate::state::open_backend(&ws.topology, Some(&to))?;
             if target.describe() == ws.backend.describe() {
                 bail!(
@@ -151,8 +151,12 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-async fn read(file: Option<PathBuf>, backend: Option<&str>) -> Result<(Workspace, State)> {
-    let ws = Workspace::load(&topology_path(file), backend)?;
+async fn read(
+    ui: &Printer,
+    file: Option<PathBuf>,
+    backend: Option<&str>,
+) -> Result<(Workspace, State)> {
+    let ws = super::common::load_workspace(ui, &topology_path(file), backend)?;
     let Some(state) = ws.backend.read().await? else {
         bail!(
             "no state at {} (nothing applied yet)",

@@ -81,7 +81,12 @@ async fn execute_locked(
         }
         None => (None, stored.unwrap_or_default()),
     };
-    let remote = Arc::new(Remote::connect(&ws.topology).await?);
+    let remote = Arc::new(ops::connect(ws, &state).await?);
+    // The first apply records which cloud this state manages (an older state adopts it).
+    let mut state = state;
+    state
+        .endpoint
+        .get_or_insert_with(|| remote.identity.clone());
     let topology = saved
         .as_ref()
         .map(|p| p.topology.clone())
@@ -304,7 +309,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         .await?;
     let result = async {
         let state = ws.read_state().await?;
-        let remote = Remote::connect(&ws.topology).await?;
+        let remote = ops::connect(ws, &state).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
         let plan = ops::plan_from(ws, &state, &observed, false)?;
         if json {

@@ -28,6 +28,8 @@ pub struct Workspace {
     pub topology: Topology,
     pub topology_sha256: String,
     pub backend: Arc<dyn StateBackend>,
+    /// What the user should know about how the workspace was found (printed by the CLI).
+    pub notes: Vec<String>,
 }
 
 impl Workspace {
@@ -45,7 +47,16 @@ impl Workspace {
         })?;
         let backend: Arc<dyn StateBackend> =
             Arc::from(crate::state::open_backend(&topology, backend_override)?);
+        let uses_default = backend_override.is_none()
+            && topology.state.backend.is_none()
+            && topology.state.path.is_none();
+        let notes = uses_default
+            .then(|| crate::state::default_state_location(file).1)
+            .flatten()
+            .into_iter()
+            .collect();
         Ok(Workspace {
+            notes,
             file: file.to_path_buf(),
             topology_sha256: sha256_hex(&bytes),
             topology,
@@ -65,6 +76,14 @@ pub struct PlanOptions {
     pub parallelism: usize,
 }
 
+/// Connect to the topology's cloud, refusing a state that records another one (before
+/// anything is read from it or planned).
+pub async fn connect(ws: &Workspace, state: &State) -> Result<crate::remote::Remote> {
+    let remote = crate::remote::Remote::connect(&ws.topology).await?;
+    crate::state::rules::check_endpoint(state, &remote.identity, &ws.backend.describe())?;
+    Ok(remote)
+}
+
 /// Refresh (unless told not to) and plan.
 pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     let state = ws.read_state().await?;
@@ -72,7 +91,7 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     // is shown as an adoption, and an unreachable endpoint is an error, never "all new".
     let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
     let observed = if opts.refresh && !nothing_to_look_at {
-        let remote = crate::remote::Remote::connect(&ws.topology).await?;
+        let remote = connect(ws, &state).await?;
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     } else {
         Observed {

@@ -22,9 +22,37 @@ pub use mysql::MysqlBackend;
 
 use crate::topology::Topology;
 
-/// `state/<topology file stem>.state.json`, relative to the working directory.
+/// `state/<topology file stem>.state.json` beside the topology file: the same file from any
+/// working directory.
 pub fn default_state_path(topology_file: &Path) -> PathBuf {
-    PathBuf::from("state").join(format!("{}.state.json", workspace_name(topology_file)))
+    let file = Path::new("state").join(format!("{}.state.json", workspace_name(topology_file)));
+    match topology_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(file),
+        _ => file,
+    }
+}
+
+/// Where the default state lives: [`default_state_path`], or, when only that exists, the
+/// working-directory-relative `state/<stem>.state.json` that skyplan used before, with a note
+/// saying so (a state is never silently left behind).
+pub fn default_state_location(topology_file: &Path) -> (PathBuf, Option<String>) {
+    let path = default_state_path(topology_file);
+    let legacy =
+        PathBuf::from("state").join(format!("{}.state.json", workspace_name(topology_file)));
+    let same = |a: &Path, b: &Path| match (std::path::absolute(a), std::path::absolute(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if !path.exists() && legacy.exists() && !same(&path, &legacy) {
+        let note = format!(
+            "Note: using the state at {} (relative to the working directory, where skyplan \
+             kept it before); the default is now {} beside the topology file: move it there",
+            legacy.display(),
+            path.display()
+        );
+        return (legacy, Some(note));
+    }
+    (path, None)
 }
 
 /// The name a topology's state goes by in a shared backend: the topology file's stem.
@@ -50,7 +78,7 @@ pub fn open_backend(
                 .state
                 .path
                 .clone()
-                .unwrap_or_else(|| default_state_path(&topology.source)),
+                .unwrap_or_else(|| default_state_location(&topology.source).0),
         ))),
     }
 }
@@ -94,7 +122,11 @@ mod tests {
     fn default_path_uses_the_topology_stem() {
         assert_eq!(
             default_state_path(Path::new("examples/global-replication.toml")),
-            PathBuf::from("state/global-replication.state.json")
+            PathBuf::from("examples/state/global-replication.state.json")
+        );
+        assert_eq!(
+            default_state_path(Path::new("skyplan.toml")),
+            PathBuf::from("state/skyplan.state.json")
         );
     }
 }

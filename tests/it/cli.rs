@@ -392,3 +392,63 @@ fn destroy_refuses_protected_services_before_touching_anything() {
         before
     );
 }
+
+#[test]
+fn the_state_is_found_beside_the_topology_from_any_working_directory() {
+    let mut t = Test::new();
+    let topo = example("global-replication.toml");
+    let state = applied(&topo);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
+    )
+    .unwrap();
+    t = t.file("infra/global-replication.toml", &text).file(
+        "infra/state/global-replication.state.json",
+        &skyplan::state::codec::to_json(&state).unwrap(),
+    );
+    // From the parent directory: the applied state beside the file is used (no changes).
+    t.args(&[
+        "plan",
+        "infra/global-replication.toml",
+        "--refresh=false",
+        "--detailed-exitcode",
+    ])
+    .run()
+    .expect_code(0);
+    assert!(
+        !t.path().join("state").exists(),
+        "no state created elsewhere"
+    );
+}
+
+#[test]
+fn a_state_at_the_old_working_directory_location_is_used_with_a_note() {
+    let mut t = Test::new();
+    let topo = example("global-replication.toml");
+    let state = applied(&topo);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
+    )
+    .unwrap();
+    t = t.file("infra/global-replication.toml", &text).file(
+        "state/global-replication.state.json",
+        &skyplan::state::codec::to_json(&state).unwrap(),
+    );
+    let r = t
+        .args(&[
+            "plan",
+            "infra/global-replication.toml",
+            "--refresh=false",
+            "--detailed-exitcode",
+        ])
+        .run()
+        .expect_code(0);
+    assert!(
+        r.stderr
+            .contains("Note: using the state at state/global-replication.state.json")
+            && r.stderr
+                .contains("infra/state/global-replication.state.json"),
+        "{}",
+        r.stderr
+    );
+}

@@ -107,3 +107,46 @@ fn a_file_that_is_not_a_plan_is_refused() {
         .expect_code(1)
         .stderr_snapshot("cli_errors__newer_plan_file", &dir);
 }
+
+#[test]
+fn a_state_of_another_cloud_is_refused_before_anything_is_planned() {
+    let mut t = applied_guide();
+    let path = t.state_file("global-replication");
+    let mut state = skyplan::state::codec::from_json(&std::fs::read(&path).unwrap(), "s").unwrap();
+    state.endpoint = Some("local:an-emulator-that-is-not-this-one".into());
+    let bytes = skyplan::state::codec::to_json(&state).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let dir = t.path().to_path_buf();
+    // Refreshing reaches this test's own emulator: another cloud than the state's.
+    t.args(&["plan", GUIDE, "--detailed-exitcode"])
+        .run()
+        .expect_code(1)
+        .stderr_contains("refusing to plan against another cloud")
+        .stderr_snapshot("cli_errors__other_cloud", &dir);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), bytes);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_an_error_even_with_an_empty_state() {
+    let topology = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(GUIDE),
+    )
+    .unwrap()
+    .replacen(
+        "endpoint = \"local\"",
+        "endpoint = \"http://127.0.0.1:9\"",
+        1,
+    );
+    assert!(topology.contains("http://127.0.0.1:9"));
+    let mut t = Test::new()
+        .file(GUIDE, &topology)
+        .env("API_KEY", "not-a-real-key");
+    let r = t
+        .args(&["plan", GUIDE, "--detailed-exitcode"])
+        .run()
+        .expect_code(1);
+    assert!(r.stdout.is_empty(), "nothing planned: {}", r.stdout);
+    assert!(!t.path().join("state").exists());
+}

@@ -66,6 +66,9 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     // Adopted as it is: same id, recorded from what the API reports; nothing else took its name.
     let state = cloud.state().unwrap();
     assert_eq!(state.resources.services["primary"].id, theirs.id);
+    // The state records which cloud it manages: this emulator.
+    let cloud_id = cloud.info().instance_id;
+    assert_eq!(state.endpoint, Some(format!("local:{cloud_id}")));
     let named: Vec<_> = cloud
         .api()
         .list_services()

@@ -15,6 +15,7 @@ pub const INFO_FILE: &str = "emulator.json";
 pub const KEY_FILE: &str = "api_key";
 pub const LOG_FILE: &str = "emulator.log";
 pub const LOCK_FILE: &str = "emulator.lock";
+pub const INSTANCE_FILE: &str = "instance_id";
 
 /// How to reach a running emulator. `status --json` prints it.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct LocalEmulator {
     pub dir: PathBuf,
     /// The emulator CA: trust it to verify services' TLS certificates.
     pub ca_cert: PathBuf,
+    /// Which emulated cloud this is: created with its data directory, kept across restarts.
+    /// A state records it, so it is never used against another emulator.
+    #[serde(default)]
+    pub instance_id: String,
 }
 
 impl std::fmt::Debug for LocalEmulator {
@@ -77,6 +82,21 @@ pub fn load_or_create_api_key(dir: &Path) -> Result<String, EmulatorError> {
     Ok(key)
 }
 
+/// The emulated cloud's identity (see [`LocalEmulator::instance_id`]), created on first use.
+pub fn load_or_create_instance_id(dir: &Path) -> Result<String, EmulatorError> {
+    let path = dir.join(INSTANCE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EmulatorError::io("reading", &path, e)),
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    skyplan_os::write_private(&path, id.as_bytes())
+        .map_err(|e| EmulatorError::io("writing", &path, e))?;
+    Ok(id)
+}
+
 /// Creates the data directory, readable by its owner only.
 pub fn create_data_dir(dir: &Path) -> Result<(), EmulatorError> {
     use std::os::unix::fs::DirBuilderExt;
@@ -114,6 +134,7 @@ mod tests {
             pid: 1,
             dir: "/d".into(),
             ca_cert: "/d/ca/ca.pem".into(),
+            instance_id: "i".into(),
         };
         assert!(!format!("{e:?}").contains("skyemu_secret"));
     }

@@ -79,6 +79,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningEmulator, EmulatorError>
     let lock = lock_dir(&dir)?;
     let previous_port = info::read_info(&dir).and_then(|i| port_of(&i.emulator.endpoint));
     let api_key = info::load_or_create_api_key(&dir)?;
+    let instance_id = info::load_or_create_instance_id(&dir)?;
     let store = StoreFile::open(&dir)?;
     let instances = if opts.no_mariadb {
         Instances::api_only(&dir)?
@@ -110,6 +111,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningEmulator, EmulatorError>
         pid: std::process::id(),
         dir: dir.clone(),
         ca_cert,
+        instance_id,
     };
     info::write_info(
         &dir,

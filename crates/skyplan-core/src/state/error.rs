@@ -74,6 +74,18 @@ pub enum StateError {
     #[error("refusing to push to {location}: {reason} (use --force to overwrite)")]
     PushRefused { location: String, reason: String },
 
+    #[error(
+        "{location} manages the services of {recorded}, but the topology now reaches \
+         {current}; refusing to plan against another cloud (every service would look deleted \
+         or new). Point the topology (or SKYPLAN_EMULATOR_DIR for a local emulator) at {recorded}, \
+         or use another state for the new cloud. Nothing was changed"
+    )]
+    OtherEndpoint {
+        location: String,
+        recorded: String,
+        current: String,
+    },
+
     #[error("nothing to migrate: {location} holds no state")]
     NothingToMigrate { location: String },
 

@@ -20,6 +20,10 @@ pub struct State {
     pub lineage: String,
     /// Incremented on every write.
     pub serial: u64,
+    /// The cloud this state manages: the API endpoint, or `local:<instance id>` for an
+    /// emulator. Recorded by the first apply; a state is refused against another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     #[serde(default)]
     pub resources: Resources,
 }
@@ -30,6 +34,7 @@ impl State {
             format_version: STATE_FORMAT_VERSION,
             lineage: uuid::Uuid::new_v4().to_string(),
             serial: 0,
+            endpoint: None,
             resources: Resources::default(),
         }
     }

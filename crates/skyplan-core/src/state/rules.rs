@@ -58,3 +58,15 @@ pub fn check_push(location: &str, stored: &State, state: &State) -> Result<bool,
     }
     Ok(false)
 }
+
+/// Refuse a state that records another cloud than `current` (see [`State::endpoint`]).
+pub fn check_endpoint(state: &State, current: &str, location: &str) -> Result<(), StateError> {
+    match &state.endpoint {
+        Some(recorded) if recorded != current => Err(StateError::OtherEndpoint {
+            location: location.to_string(),
+            recorded: recorded.clone(),
+            current: current.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
