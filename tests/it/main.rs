@@ -26,6 +26,7 @@ mod plan_drift;
 mod secrets;
 mod skysql_client;
 mod sql_sky;
+mod state_contract;
 mod state_local;
 mod state_mariadb;
 mod state_safety;

@@ -1,11 +1,12 @@
-//! The local state backend: atomic writes, backups, permissions, compare-and-swap, refusal of
-//! files it cannot trust, and the lock file (in-process, cross-process, stale, timeout).
+//! The local state backend beyond the `StateBackend` contract (state_contract.rs): atomic
+//! writes, backups, permissions, refusal of files it cannot trust, and the lock file
+//! (cross-process, stale, another host).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skyplan::state::*;
 
@@ -77,64 +78,6 @@ async fn a_crash_mid_write_leaves_the_old_content() {
 }
 
 #[tokio::test]
-async fn a_stale_serial_is_refused_and_nothing_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(&dir);
-    let mut state = State::new();
-    b.write(&mut state).await.unwrap();
-
-    let mut first = b.read().await.unwrap().unwrap();
-    let mut second = first.clone();
-    b.write(&mut first).await.unwrap();
-    let after_first = std::fs::read(b.path()).unwrap();
-
-    second.resources.services.clear();
-    let err = b.write(&mut second).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StateError::StaleSerial {
-                expected: 1,
-                found: Some(2),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(
-        second.serial, 1,
-        "a refused write leaves the caller's serial alone"
-    );
-    assert_eq!(std::fs::read(b.path()).unwrap(), after_first);
-    assert!(err.to_string().contains("another writer"), "{err}");
-
-    // A new state over an existing one is stale too (it was "read" when there was none).
-    let mut fresh = State::new();
-    fresh.lineage = first.lineage.clone();
-    let err = b.write(&mut fresh).await.unwrap_err();
-    assert!(
-        matches!(err, StateError::StaleSerial { expected: 0, .. }),
-        "{err:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_lineage_mismatch_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(&dir);
-    let mut mine = State::new();
-    b.write(&mut mine).await.unwrap();
-    let before = std::fs::read(b.path()).unwrap();
-
-    let mut other = State::new();
-    other.serial = 1;
-    let err = b.write(&mut other).await.unwrap_err();
-    assert!(matches!(err, StateError::LineageMismatch { .. }), "{err:?}");
-    assert!(err.to_string().contains(&mine.lineage), "{err}");
-    assert_eq!(std::fs::read(b.path()).unwrap(), before);
-}
-
-#[tokio::test]
 async fn a_newer_format_is_refused_and_left_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(&dir);
@@ -197,33 +140,6 @@ async fn a_truncated_file_is_refused_naming_file_and_position() {
 }
 
 #[tokio::test]
-async fn push_refuses_other_lineages_and_older_serials_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(&dir);
-    let mut state = State::new();
-    b.write(&mut state).await.unwrap();
-    b.write(&mut state).await.unwrap(); // serial 2
-
-    let mut older = state.clone();
-    older.serial = 1;
-    let err = b.push(&older, false).await.unwrap_err();
-    assert!(
-        err.to_string().contains("newer than the pushed serial 1"),
-        "{err}"
-    );
-
-    let other = State::new();
-    assert!(matches!(
-        b.push(&other, false).await,
-        Err(StateError::PushRefused { .. })
-    ));
-
-    b.push(&state, false).await.unwrap(); // identical: a no-op
-    b.push(&other, true).await.unwrap();
-    assert_eq!(b.read().await.unwrap().unwrap(), other);
-}
-
-#[tokio::test]
 async fn migrate_keeps_lineage_serial_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let from = LocalBackend::new(dir.path().join("a.state.json"));
@@ -248,98 +164,26 @@ async fn migrate_keeps_lineage_serial_and_bytes() {
 
 // ---- locking ----
 
+/// The lock contract (refusal naming the holder, release, drop) is in state_contract.rs; here,
+/// that the lock file goes at once on release and on drop.
 #[tokio::test]
-async fn a_second_locker_is_refused_naming_the_holder() {
+async fn releasing_or_dropping_the_lock_removes_the_lock_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(&dir);
     let held = b
         .lock(LockInfo::new("skyplan apply demo.toml"), Duration::ZERO)
         .await
         .unwrap();
-    assert!(held.took_over().is_none());
-
-    let err = b
-        .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
-        .await
-        .err()
-        .unwrap();
-    let StateError::Locked {
-        holder: Some(holder),
-        ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(holder.id, held.info().id);
-    let msg = err.to_string();
-    for part in [
-        format!("pid {}", std::process::id()),
-        held.info().host.clone(),
-        "skyplan apply demo.toml".to_string(),
-        held.info().created_at.clone(),
-        format!("skyplan force-unlock --id {}", held.info().id),
-    ] {
-        assert!(msg.contains(&part), "{part:?} missing from: {msg}");
-    }
-
+    assert!(b.lock_path().exists());
     held.release().await.unwrap();
     assert!(!b.lock_path().exists());
     let again = b
         .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
         .await
         .unwrap();
+    assert!(b.lock_path().exists());
     drop(again);
     assert!(!b.lock_path().exists(), "dropping the lock releases it");
-}
-
-#[tokio::test]
-async fn lock_timeout_waits_for_the_holder_to_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(&dir);
-    let held = b
-        .lock(LockInfo::new("first"), Duration::ZERO)
-        .await
-        .unwrap();
-    let releaser = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        drop(held);
-    });
-    let start = Instant::now();
-    let second = b
-        .lock(LockInfo::new("second"), Duration::from_secs(10))
-        .await
-        .unwrap();
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_millis(500),
-        "got it too early: {waited:?}"
-    );
-    assert!(waited < Duration::from_secs(5), "took too long: {waited:?}");
-    assert_eq!(b.lock_holder().await.unwrap().unwrap().command, "second");
-    releaser.await.unwrap();
-    drop(second);
-}
-
-#[tokio::test]
-async fn lock_timeout_gives_up_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(&dir);
-    let _held = b
-        .lock(LockInfo::new("first"), Duration::ZERO)
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let err = b
-        .lock(LockInfo::new("second"), Duration::from_millis(700))
-        .await
-        .err()
-        .unwrap();
-    assert!(matches!(err, StateError::Locked { .. }));
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_millis(650) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
 }
 
 /// Writes a lock file as another process would have left it.
