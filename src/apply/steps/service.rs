@@ -284,8 +284,13 @@ pub(super) async fn adopt(
     };
     let entries = steps.allowlist_entries(id).await?;
     let now = adopted_spec(to, &remote_service(&s), &entries);
-    if &now != planned_from {
-        let fields = crate::plan::diff::changed_fields(planned_from, &now);
+    // Allowlist entries that appeared since the plan only mean fewer to add (a service still
+    // being created shows none yet); anything else that moved is a plan that would lie.
+    let fields: Vec<&str> = crate::plan::diff::changed_fields(planned_from, &now)
+        .into_iter()
+        .filter(|f| *f != "allow_list")
+        .collect();
+    if !fields.is_empty() {
         bail!(
             "service.{key}: {} ({id}) changed since the plan was made ({}); run `skyplan plan` again and review what it shows",
             to.name,
