@@ -11,11 +11,11 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use crate::plan::diff::contains_cidr;
 use crate::remote::Remote;
-use crate::skysql::types::{ServiceResponse, ServiceStatus};
+use crate::skysql::types::{Backup, ServiceResponse, ServiceStatus};
 use crate::sql::status::{parse_replication_status, parse_thread_state, NamedRow, ThreadState};
 use crate::sql::SqlConn;
 use crate::state::State;
-use crate::topology::Topology;
+use crate::topology::{Seed, Topology};
 
 pub fn remote_service(s: &ServiceResponse) -> RemoteService {
     RemoteService {
@@ -186,8 +186,44 @@ pub async fn refresh(
         .try_collect()
         .await?;
 
+    // Sources seeding from an existing backup: list their backups, so that the plan names the
+    // one it will use (or refuses) before anything is created.
+    let seeding: std::collections::BTreeSet<&String> = topology
+        .services
+        .values()
+        .filter_map(|s| s.replication.as_ref())
+        .filter(|r| matches!(r.seed, Seed::LatestBackup | Seed::Backup(_)))
+        .map(|r| &r.from)
+        .collect();
+    let with_ids: Vec<(&String, String)> = seeding
+        .into_iter()
+        .filter_map(|k| {
+            let id = res.services.get(k).map(|r| r.id.clone()).or_else(|| {
+                match unmanaged.get(k).map(Vec::as_slice) {
+                    Some([one]) => Some(one.id.clone()),
+                    _ => None,
+                }
+            })?;
+            Some((k, id))
+        })
+        .collect();
+    let backups: BTreeMap<String, Vec<Backup>> = stream::iter(with_ids)
+        .map(|(key, id)| async move {
+            let list = remote
+                .client
+                .list_backups(&id)
+                .await
+                .with_context(|| format!("listing the backups of service.{key}"))?;
+            Ok::<_, anyhow::Error>((key.clone(), list))
+        })
+        .buffer_unordered(parallelism)
+        .try_collect()
+        .await?;
+
     Ok(Observed {
         refreshed: true,
+        backups,
+        at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,
         replication,

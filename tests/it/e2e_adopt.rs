@@ -95,3 +95,62 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     drop(primary);
     drop(secondary);
 }
+
+/// Seeds are resolved at plan time: a missing, unknown or impossible backup stops `plan` (and
+/// `apply`) with exit 1 before any service is created (and billed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_and_missing_seed_backups_fail_plan_and_create_nothing() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let with_seed = |seed: &str| {
+        assert!(guide.contains("seed = \"new-backup\""));
+        guide.replacen("seed = \"new-backup\"", &format!("seed = \"{seed}\""), 1)
+    };
+
+    // A new primary has no backup yet: neither the latest nor a named one can exist.
+    for seed in ["latest-backup", "backup:dbbkp-nope"] {
+        std::fs::write(&file, with_seed(seed)).unwrap();
+        let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+        assert_eq!(r.code, 1, "{seed}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("created by this plan"), "{}", r.stderr);
+        assert!(r.stderr.contains("seed = \"new-backup\""), "{}", r.stderr);
+    }
+
+    // An existing primary (made by hand) without any backup.
+    let topo = skyplan::topology::load(&file).unwrap();
+    let theirs = cloud
+        .api()
+        .create_service(&skyplan::apply::steps::create_request(
+            &topo.services["primary"].spec,
+        ))
+        .await
+        .unwrap();
+    std::fs::write(&file, with_seed("latest-backup")).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("service.primary has no succeeded full backup"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(&file, with_seed("backup:dbbkp-nope")).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("backup dbbkp-nope is not a backup of service.primary"),
+        "{}",
+        r.stderr
+    );
+
+    // Nothing was created: theirs is the only service, and no state claims anything.
+    let all = cloud.api().list_services().await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].id, theirs.id);
+    assert!(cloud
+        .state()
+        .is_none_or(|s| s.resources.services.is_empty()));
+}

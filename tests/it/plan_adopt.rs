@@ -201,3 +201,53 @@ fn an_existing_replica_is_adopted_and_its_reseed_is_flagged_as_a_wipe() {
         .unwrap()
         .contains("seeded as the topology says"));
 }
+
+#[test]
+fn the_plan_names_the_existing_backup_it_seeds_from() {
+    use skyplan::skysql::types::{Backup, BackupStatus};
+    let t = topology(&GUIDE.replacen("seed = \"new-backup\"", "seed = \"latest-backup\"", 1));
+    let mut o = observed_with(vec![their_primary(&t)], &["127.0.0.1/32"]);
+    o.at = Some(time::OffsetDateTime::now_utc());
+    let b = |id: &str, ago_h: i64, status| Backup {
+        id: id.into(),
+        status,
+        backup_type: "full".into(),
+        end_time: Some(
+            (time::OffsetDateTime::now_utc() - time::Duration::hours(ago_h))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ),
+        binlog_gtid_position: Some("0-1000-42".into()),
+        ..Backup::default()
+    };
+    o.backups.insert(
+        "primary".into(),
+        vec![
+            b("dbbkp-old", 30, BackupStatus::Succeeded),
+            b("dbbkp-new", 2, BackupStatus::Succeeded),
+            b("dbbkp-running", 1, BackupStatus::Running),
+        ],
+    );
+    let p = plan_of(&t, &o).unwrap();
+    let backup = p.action("backup.primary.latest").unwrap();
+    assert!(
+        backup.summary.contains("existing backup dbbkp-new")
+            && backup.summary.contains("at GTID 0-1000-42"),
+        "{}",
+        backup.summary
+    );
+    assert_eq!(backup.after.as_ref().unwrap()["backup_id"], "dbbkp-new");
+    assert_eq!(backup.after.as_ref().unwrap()["gtid_position"], "0-1000-42");
+
+    // Only old backups: refused at plan time, naming the retention.
+    o.backups.insert(
+        "primary".into(),
+        vec![b("dbbkp-ancient", 24 * 30, BackupStatus::Succeeded)],
+    );
+    let e = plan_of(&t, &o).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("older than the source's binlog retention"),
+        "{e}"
+    );
+}

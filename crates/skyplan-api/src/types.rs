@@ -572,7 +572,7 @@ pub struct PagedBackupSchedulesResponse {
 }
 
 /// `v1.Backup`. `status` is e.g. "Pending", "Running", "Succeeded", "Failed".
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Backup {
     #[serde(deserialize_with = "null_as_default")]

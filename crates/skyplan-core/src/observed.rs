@@ -20,6 +20,13 @@ pub struct Observed {
     /// candidates for adoption (more than one is an error the plan reports).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unmanaged: BTreeMap<String, Vec<RemoteService>>,
+    /// The backups of sources that seed a replica from an existing backup
+    /// (`latest-backup`, `backup:<id>`), by source key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, Vec<skyplan_api::types::Backup>>,
+    /// When refresh looked (the clock stays out of the core: ages are measured from this).
+    #[serde(skip)]
+    pub at: Option<time::OffsetDateTime>,
 }
 
 impl Observed {

@@ -34,7 +34,7 @@ impl Default for StepOptions {
         StepOptions {
             poll: PollPolicy::default(),
             healthy_timeout: Duration::from_secs(300),
-            binlog_retention: Duration::from_secs(4 * 24 * 3600),
+            binlog_retention: crate::plan::seed::DEFAULT_BINLOG_RETENTION,
         }
     }
 }

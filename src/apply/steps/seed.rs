@@ -32,36 +32,18 @@ pub(super) async fn backup(
                 new_backup(steps, source, &source_id, replicas, p).await?
             }
         }
-        Seed::LatestBackup => {
+        Seed::LatestBackup | Seed::Backup(_) => {
+            // The plan's rule, checked again now (a backup may have expired since).
             let backups = client.list_backups(&source_id).await?;
-            let latest = backups
-                .into_iter()
-                .filter(Backup::is_succeeded)
-                .filter(|b| b.backup_type.is_empty() || b.backup_type.eq_ignore_ascii_case("full"))
-                .max_by(|a, b| a.end_time.cmp(&b.end_time))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "service.{source} has no succeeded full backup; use seed = \"new-backup\""
-                    )
-                })?;
-            check_age(&latest, steps.opts.binlog_retention)?;
-            latest
-        }
-        Seed::Backup(id) => {
-            let b = client
-                .list_backups(&source_id)
-                .await?
-                .into_iter()
-                .find(|b| &b.id == id)
-                .ok_or_else(|| anyhow!("backup {id} is not a backup of service.{source}"))?;
-            if !b.is_succeeded() {
-                bail!(
-                    "backup {id} of service.{source} is {}, not succeeded",
-                    b.status
-                );
-            }
-            check_age(&b, steps.opts.binlog_retention)?;
-            b
+            crate::plan::seed::choose(
+                source,
+                seed,
+                &backups,
+                time::OffsetDateTime::now_utc(),
+                steps.opts.binlog_retention,
+            )?
+            .cloned()
+            .context("no backup chosen")?
         }
     };
     let gtid = chosen
@@ -140,7 +122,8 @@ async fn unconsumed_backup(
         .await?
         .into_iter()
         .find(|b| b.id == id && b.is_succeeded() && b.binlog_gtid_position.is_some());
-    Ok(found.filter(|b| check_age(b, steps.opts.binlog_retention).is_ok()))
+    let now = time::OffsetDateTime::now_utc();
+    Ok(found.filter(|b| crate::plan::seed::check_age(b, now, steps.opts.binlog_retention).is_ok()))
 }
 
 /// Schedule a one-time full backup of the source and wait for it, or resume waiting for the
@@ -297,32 +280,6 @@ async fn schedule(
 }
 
 /// A backup older than the source's binlog retention cannot be caught up from.
-fn check_age(b: &Backup, retention: std::time::Duration) -> Result<()> {
-    let Some(end) = b.end_time.as_deref().and_then(parse_time) else {
-        return Ok(()); // unknown age: the cloud decides; replication would report 1236
-    };
-    let age = time::OffsetDateTime::now_utc() - end;
-    if age > time::Duration::try_from(retention).unwrap_or(time::Duration::MAX) {
-        bail!(
-            "backup {} is {} hours old, older than the source's binlog retention ({} hours): replication could not catch up from it. Use seed = \"new-backup\"",
-            b.id,
-            age.whole_hours(),
-            retention.as_secs() / 3600
-        );
-    }
-    Ok(())
-}
-
-fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
-        let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-        time::PrimitiveDateTime::parse(s, &f)
-            .ok()
-            .map(|p| p.assume_utc())
-    })
-}
-
 pub(super) async fn restore(
     steps: &RealSteps,
     source: &str,

@@ -93,7 +93,7 @@ pub fn diff(
         return Err(e);
     }
 
-    links::plan_links(topology, state, observed, &fates, &mut out);
+    links::plan_links(topology, state, observed, &fates, &mut out)?;
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
     // orders them); links from or to them are torn down by plan_links.

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod graph;
 pub mod planfile;
 pub mod render;
+pub mod seed;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +52,14 @@ pub enum PlanError {
         status: String,
     },
 
+    #[error(transparent)]
+    Seed(#[from] seed::SeedError),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<PlanError>),
 }
 
 impl PlanError {
-    fn combine(mut errors: Vec<PlanError>) -> Option<PlanError> {
+    pub(crate) fn combine(mut errors: Vec<PlanError>) -> Option<PlanError> {
         match errors.len() {
             0 => None,
             1 => errors.pop(),

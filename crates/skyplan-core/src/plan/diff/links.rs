@@ -10,6 +10,8 @@ use super::{cidr32, cidr_key, join, DiffOutput, Fate, Planned};
 use crate::observed::{Observed, ObservedService};
 use crate::plan::action::{ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
 use crate::plan::drift::{classify_replication, Drift, DriftKind};
+use crate::plan::seed::{self, SeedError, DEFAULT_BINLOG_RETENTION};
+use crate::plan::PlanError;
 use crate::state::{ReplicationRecord, ServiceRecord, State};
 use crate::topology::{Replication, Seed, Topology};
 
@@ -59,7 +61,7 @@ pub(super) fn plan_links(
     observed: &Observed,
     fates: &BTreeMap<&str, Fate>,
     out: &mut DiffOutput,
-) {
+) -> Result<(), PlanError> {
     let cx = Ctx {
         topology,
         state,
@@ -73,7 +75,7 @@ pub(super) fn plan_links(
         }
     }
     plan_teardown(&cx, out);
-    plan_backups(&cx, seeds, out);
+    plan_backups(&cx, seeds, out)
 }
 
 /// What one replica's link needs.
@@ -407,17 +409,58 @@ fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
     }
 }
 
-/// One backup action per (source, seed), shared by the replicas it seeds.
-fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) {
+/// One backup action per (source, seed), shared by the replicas it seeds. An existing backup
+/// (`latest-backup`, `backup:<id>`) is chosen here when refresh listed the source's backups,
+/// so a missing or unusable one stops the plan before anything is created.
+fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), PlanError> {
+    let mut errors = Vec::new();
     for ((source, seed), replicas) in seeds {
         let seed = seed.0;
-        let what = match &seed {
-            Seed::NewBackup | Seed::None => format!("full, once, of {}", cx.name_of(&source)),
-            Seed::LatestBackup => format!(
+        let existing = matches!(seed, Seed::LatestBackup | Seed::Backup(_));
+        let chosen = match cx.observed.at {
+            Some(now) if existing && cx.observed.refreshed => {
+                if cx.fate(&source).is_new() {
+                    errors.push(PlanError::Seed(SeedError::NewSource {
+                        service: source.clone(),
+                        seed: seed.to_string(),
+                    }));
+                    continue;
+                }
+                let listed = cx.observed.backups.get(&source).map(Vec::as_slice);
+                match seed::choose(
+                    &source,
+                    &seed,
+                    listed.unwrap_or(&[]),
+                    now,
+                    DEFAULT_BINLOG_RETENTION,
+                ) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        errors.push(e.into());
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let what = match (&seed, chosen) {
+            (Seed::NewBackup | Seed::None, _) => format!("full, once, of {}", cx.name_of(&source)),
+            (_, Some(b)) => format!(
+                "existing backup {} of {}, taken {}, at GTID {}",
+                b.id,
+                cx.name_of(&source),
+                b.end_time.as_deref().unwrap_or("(time unknown)"),
+                match b.binlog_gtid_position.as_deref() {
+                    Some("") => "(empty: no transaction yet)",
+                    Some(g) => g,
+                    None => "(unknown)",
+                }
+            ),
+            (Seed::LatestBackup, None) => format!(
                 "latest succeeded full backup of {} (known after apply)",
                 cx.name_of(&source)
             ),
-            Seed::Backup(id) => format!("existing backup {id} of {}", cx.name_of(&source)),
+            (Seed::Backup(id), None) => format!("existing backup {id} of {}", cx.name_of(&source)),
         };
         out.actions.push(Planned {
             kind: ActionKind::Backup {
@@ -431,12 +474,22 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) {
             after: Some(json!({
                 "source": cx.name_of(&source),
                 "seed": seed.to_string(),
-                "backup_id": match &seed { Seed::Backup(id) => json!(id), _ => json!(KNOWN_AFTER_APPLY) },
-                "gtid_position": KNOWN_AFTER_APPLY,
+                "backup_id": match (&seed, chosen) {
+                    (_, Some(b)) => json!(b.id),
+                    (Seed::Backup(id), None) => json!(id),
+                    _ => json!(KNOWN_AFTER_APPLY),
+                },
+                "gtid_position": chosen
+                    .and_then(|b| b.binlog_gtid_position.clone())
+                    .map_or(json!(KNOWN_AFTER_APPLY), |g| json!(g)),
             })),
             wipes_data: false,
             reason: None,
         });
+    }
+    match PlanError::combine(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
