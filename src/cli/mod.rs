@@ -10,6 +10,7 @@ mod destroy;
 pub mod emulator;
 mod force_unlock;
 mod graph;
+mod import;
 mod plan;
 mod show;
 mod state;
@@ -52,6 +53,8 @@ enum Command {
     Show(show::Args),
     /// Print the plan's dependency graph in Graphviz DOT.
     Graph(graph::Args),
+    /// Record an existing service under a topology key (service.KEY), then show the next plan.
+    Import(import::Args),
     /// Inspect and move the state (list, show, pull, push, history, migrate).
     State(state::Args),
     /// Remove a state lock left by a crashed run.
@@ -71,6 +74,7 @@ pub fn main() -> i32 {
         Command::Destroy(a) => common::block_on(destroy::run(a, &ui)),
         Command::Show(a) => common::block_on(show::run(a, &ui)),
         Command::Graph(a) => common::block_on(graph::run(a, &ui)),
+        Command::Import(a) => common::block_on(import::run(a, &ui)),
         Command::State(a) => common::block_on(state::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
         Command::Emulator(a) => emulator::run(a, &ui),

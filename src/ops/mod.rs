@@ -4,6 +4,7 @@
 //! [`Printer`](crate::printer::Printer).
 
 pub mod apply;
+pub mod import;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

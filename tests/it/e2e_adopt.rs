@@ -154,3 +154,88 @@ async fn bad_and_missing_seed_backups_fail_plan_and_create_nothing() {
         .state()
         .is_none_or(|s| s.resources.services.is_empty()));
 }
+
+/// `skyplan import`: the existing service is recorded as the API reports it (its real size,
+/// not the file's), and the next plan shows only what the topology still changes on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn import_records_the_real_service_and_the_next_plan_shows_what_remains() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let mut spec = topo.services["primary"].spec.clone();
+    spec.size = "sky-4x16".into();
+    let theirs = cloud
+        .api()
+        .create_service(&skyplan::apply::steps::create_request(&spec))
+        .await
+        .unwrap();
+
+    // Refused: an unknown address, an unknown id, a service of another name.
+    for (args, needle) in [
+        (
+            vec!["service.nope", theirs.id.as_str()],
+            "has no [services.nope]",
+        ),
+        (
+            vec!["service.primary", "dbpgf99999999"],
+            "there is no service dbpgf99999999",
+        ),
+        (
+            vec!["service.secondary", theirs.id.as_str()],
+            "set name = \"skysql-primary\"",
+        ),
+    ] {
+        let mut a = vec!["import"];
+        a.extend(args);
+        a.push("global-replication.toml");
+        let r = cloud.skyplan(&a);
+        assert_eq!(r.code, 1, "{a:?}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(needle), "{a:?}: {}", r.stderr);
+        assert!(cloud
+            .state()
+            .is_none_or(|s| s.resources.services.is_empty()));
+    }
+
+    let r = cloud.skyplan(&[
+        "import",
+        "service.primary",
+        &theirs.id,
+        "global-replication.toml",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("Imported skysql-primary ({})", theirs.id)),
+        "{}",
+        r.stderr
+    );
+    // The next plan: the resize the file asks for, the new secondary; no adoption, no create.
+    assert!(r.stdout.contains("~ service.primary"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("size: \"sky-4x16\" -> \"sky-2x8\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("+ service.secondary"), "{}", r.stdout);
+    assert!(!r.stdout.contains("<= service.primary"), "{}", r.stdout);
+    let state = cloud.state().unwrap();
+    let rec = &state.resources.services["primary"];
+    assert_eq!(rec.id, theirs.id);
+    assert_eq!(
+        rec.spec.size, "sky-4x16",
+        "the state records the API's value"
+    );
+    assert!(state.endpoint.is_some());
+
+    // Imported once: a second import under the same key is refused, the state unchanged.
+    let before = std::fs::read(cloud.state_path()).unwrap();
+    let r = cloud.skyplan(&[
+        "import",
+        "service.primary",
+        &theirs.id,
+        "global-replication.toml",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("already managed"), "{}", r.stderr);
+    assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
+}

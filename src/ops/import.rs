@@ -1,0 +1,129 @@
+//! `skyplan import service.KEY SERVICE_ID`: record an existing service under a topology key,
+//! after proving it is the service the topology describes (same name, nothing that cannot
+//! change in place differs). The state records what the API reports; what the topology would
+//! still change is left to the next plan, which this prints.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::ops::{self, PlanOptions, Workspace, EXIT_OK};
+use crate::plan::diff::{adopted_spec, adoption_conflicts};
+use crate::plan::{render, PlanError};
+use crate::printer::Printer;
+use crate::state::{LockInfo, LockInfoExt, ServiceRecord};
+
+pub struct ImportOptions {
+    pub lock_timeout: Duration,
+    pub parallelism: usize,
+}
+
+pub async fn import(
+    ws: &Workspace,
+    address: &str,
+    service_id: &str,
+    ui: &Printer,
+    opts: ImportOptions,
+) -> Result<i32> {
+    let Some(key) = address.strip_prefix("service.") else {
+        bail!("`{address}` is not a service address: import takes service.<key> (e.g. service.primary)");
+    };
+    let Some(svc) = ws.topology.services.get(key) else {
+        let keys: Vec<&str> = ws.topology.services.keys().map(String::as_str).collect();
+        bail!(
+            "{} has no [services.{key}] (it has: {}); add it to the topology first",
+            ws.file.display(),
+            keys.join(", ")
+        );
+    };
+    let lock = ws
+        .backend
+        .lock(LockInfo::for_this_process(), opts.lock_timeout)
+        .await?;
+    let result = async {
+        let mut state = ws.read_state().await?;
+        if let Some(rec) = state.resources.services.get(key) {
+            bail!(
+                "service.{key} is already managed (id {}); `skyplan state rm service.{key}` first to import another service under it",
+                rec.id
+            );
+        }
+        if let Some((other, _)) = state
+            .resources
+            .services
+            .iter()
+            .find(|(_, r)| r.id == service_id)
+        {
+            bail!("{service_id} is already managed as service.{other}");
+        }
+        let remote = ops::connect(ws, &state).await?;
+        let s = remote
+            .client
+            .get_service(service_id)
+            .await?
+            .with_context(|| format!("there is no service {service_id} at {}", remote.endpoint))?;
+        if s.name != svc.spec.name {
+            bail!(
+                "service {service_id} is named {}, but service.{key} is named {}: set name = {:?} in the topology (a name cannot change in place)",
+                s.name,
+                svc.spec.name,
+                s.name
+            );
+        }
+        let real = crate::refresh::remote_service(&s);
+        let conflicts = adoption_conflicts(&svc.spec, &real);
+        if !conflicts.is_empty() {
+            return Err(PlanError::AdoptionConflict {
+                key: key.to_string(),
+                name: s.name.clone(),
+                id: s.id.clone(),
+                conflicts,
+            }
+            .into());
+        }
+        let entries: Vec<String> = remote
+            .client
+            .get_allowlist(service_id)
+            .await?
+            .iter()
+            .flat_map(|e| e.entries())
+            .collect();
+        state.endpoint.get_or_insert_with(|| remote.identity.clone());
+        state.resources.services.insert(
+            key.to_string(),
+            ServiceRecord {
+                id: s.id.clone(),
+                spec: adopted_spec(&svc.spec, &real, &entries),
+                fqdn: real.fqdn.clone(),
+                port: real.port,
+                outbound_ips: real.outbound_ips.clone(),
+                status: Some(real.status.clone()),
+                credentials_from: None,
+                in_flight: None,
+            },
+        );
+        ws.backend.write(&mut state).await?;
+        ui.info(&format!(
+            "Imported {} ({}) as service.{key} (state serial {}).",
+            s.name, s.id, state.serial
+        ));
+        Ok(())
+    }
+    .await;
+    let _ = lock.release().await;
+    result?;
+
+    // What the topology still asks of it (and of everything else): the next plan.
+    let (plan, _) = ops::plan(
+        ws,
+        &PlanOptions {
+            refresh: true,
+            destroy: false,
+            parallelism: opts.parallelism,
+        },
+    )
+    .await?;
+    ui.info("The next plan:");
+    ui.out(&render::render(&plan, ui.colors));
+    Ok(EXIT_OK)
+}
