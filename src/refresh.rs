@@ -32,6 +32,7 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
         fqdn: Some(s.fqdn.clone()).filter(|f| !f.is_empty()),
         port: s.readwrite_port(),
         outbound_ips: s.outbound_ips.clone(),
+        tags: s.tags.clone().unwrap_or_default(),
     }
 }
 

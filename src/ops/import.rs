@@ -88,6 +88,18 @@ pub async fn import(
             .iter()
             .flat_map(|e| e.entries())
             .collect();
+        if let Some(owner) = s.tags.as_ref().and_then(crate::ownership::owner) {
+            if owner.lineage != state.lineage {
+                return Err(PlanError::OwnedElsewhere {
+                    key: key.to_string(),
+                    name: s.name.clone(),
+                    id: s.id.clone(),
+                    lineage: owner.lineage,
+                    owner_key: owner.key,
+                }
+                .into());
+            }
+        }
         state.endpoint.get_or_insert_with(|| remote.identity.clone());
         state.resources.services.insert(
             key.to_string(),
@@ -103,6 +115,14 @@ pub async fn import(
             },
         );
         ws.backend.write(&mut state).await?;
+        // Provably ours from now on (tagged once the state that names it is written): this
+        // workspace's tags beside the service's own.
+        let mut tags = s.tags.clone().unwrap_or_default();
+        tags.extend(svc.spec.tags.clone());
+        let tags = crate::ownership::tags(&tags, &state.lineage, key);
+        if s.tags.as_ref() != Some(&tags) {
+            remote.client.set_tags(service_id, &tags).await?;
+        }
         ui.info(&format!(
             "Imported {} ({}) as service.{key} (state serial {}).",
             s.name, s.id, state.serial

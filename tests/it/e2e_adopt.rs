@@ -92,6 +92,36 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     cloud
         .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
         .expect_code(0);
+
+    // Both services now carry this workspace's ownership tags.
+    for (key, rec) in &state.resources.services {
+        let s = cloud.api().get_service(&rec.id).await.unwrap().unwrap();
+        let owner = skyplan::ownership::owner(&s.tags.unwrap_or_default());
+        assert_eq!(
+            owner,
+            Some(skyplan::ownership::Owner {
+                lineage: state.lineage.clone(),
+                key: key.clone()
+            }),
+            "{key}"
+        );
+    }
+    // A renamed copy of the topology (a new, empty state) finds them by tag and says which
+    // state owns them, instead of planning creates or adopting them.
+    std::fs::copy(
+        cloud.dir().join("global-replication.toml"),
+        cloud.dir().join("renamed.toml"),
+    )
+    .unwrap();
+    let r = cloud.skyplan(&["plan", "renamed.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("managed by another skyplan workspace")
+            && r.stderr.contains(&state.lineage)
+            && r.stderr.contains("renamed or copied"),
+        "{}",
+        r.stderr
+    );
     drop(primary);
     drop(secondary);
 }
@@ -226,6 +256,12 @@ async fn import_records_the_real_service_and_the_next_plan_shows_what_remains() 
         "the state records the API's value"
     );
     assert!(state.endpoint.is_some());
+    let tagged = cloud.api().get_service(&theirs.id).await.unwrap().unwrap();
+    assert_eq!(
+        skyplan::ownership::owner(&tagged.tags.unwrap_or_default()).map(|o| o.lineage),
+        Some(state.lineage.clone()),
+        "an imported service carries this workspace's tag"
+    );
 
     // Imported once: a second import under the same key is refused, the state unchanged.
     let before = std::fs::read(cloud.state_path()).unwrap();

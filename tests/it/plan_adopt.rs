@@ -28,6 +28,7 @@ fn their_primary(t: &Topology) -> RemoteService {
         fqdn: Some("primary.example".into()),
         port: Some(3306),
         outbound_ips: vec!["10.0.0.1".into()],
+        tags: Default::default(),
     }
 }
 
@@ -250,4 +251,30 @@ fn the_plan_names_the_existing_backup_it_seeds_from() {
             .contains("older than the source's binlog retention"),
         "{e}"
     );
+}
+
+#[test]
+fn a_service_tagged_by_another_workspace_is_never_adopted() {
+    let t = example("global-replication.toml");
+    let mut theirs = their_primary(&t);
+    theirs.tags = skyplan::ownership::tags(&Default::default(), "other-lineage", "db");
+    let e = plan_of(&t, &observed_with(vec![theirs.clone()], &[])).unwrap_err();
+    assert!(
+        matches!(&e, PlanError::OwnedElsewhere { lineage, owner_key, .. }
+            if lineage == "other-lineage" && owner_key == "db"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("renamed or copied"), "{e}");
+
+    // Tagged by this very workspace (a service its state lost track of): ours to take back.
+    let state = State::new();
+    theirs.tags = skyplan::ownership::tags(&Default::default(), &state.lineage, "primary");
+    let p = plan::build(&PlanInput {
+        topology: &t,
+        topology_sha256: "0000",
+        state: &state,
+        observed: &observed_with(vec![theirs], &[]),
+    })
+    .unwrap();
+    assert_eq!(p.action("service.primary").unwrap().change, Change::Adopt);
 }

@@ -5,6 +5,7 @@
 //! decision below is deterministic and testable without a server.
 
 pub mod observed;
+pub mod ownership;
 pub mod plan;
 pub mod state;
 pub mod topology;

@@ -65,6 +65,9 @@ pub struct RemoteService {
     pub fqdn: Option<String>,
     pub port: Option<u16>,
     pub outbound_ips: Vec<String>,
+    /// All its tags, ownership tags included (see [`crate::ownership`]).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl RemoteService {
@@ -85,6 +88,7 @@ impl RemoteService {
             fqdn: rec.fqdn.clone(),
             port: rec.port,
             outbound_ips: rec.outbound_ips.clone(),
+            tags: rec.spec.tags.clone(),
         }
     }
 }

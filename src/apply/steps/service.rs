@@ -46,6 +46,16 @@ pub fn create_request(spec: &ServiceSpec) -> CreateServiceRequest {
     }
 }
 
+/// The tags a service of `key` carries: the user's and this workspace's ownership tags.
+async fn owned_tags(
+    steps: &RealSteps,
+    key: &str,
+    user: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let lineage = steps.state.read(|s| s.lineage.clone()).await;
+    crate::ownership::tags(user, &lineage, key)
+}
+
 fn in_flight(operation: Operation) -> InFlight {
     InFlight {
         operation,
@@ -200,6 +210,7 @@ pub(super) async fn create(
                     if !matches!(s.status, ServiceStatus::Failed | ServiceStatus::PendingDelete) =>
                 {
                     check_adoptable(key, spec, &s)?;
+                    check_not_owned_elsewhere(steps, key, &s).await?;
                     (s.id, "adopted an existing service with this name")
                 }
                 Some(s) => bail!(
@@ -210,8 +221,10 @@ pub(super) async fn create(
                 ),
                 None => {
                     p.status("creating");
+                    let mut request = create_request(spec);
+                    request.tags = Some(owned_tags(steps, key, &spec.tags).await);
                     let s = client
-                        .create_service(&create_request(spec))
+                        .create_service(&request)
                         .await
                         .with_context(|| format!("creating service.{key} ({})", spec.name))?;
                     (s.id, "")
@@ -305,6 +318,13 @@ pub(super) async fn adopt(
             forget_links_of(st, key);
         })
         .await?;
+    // From now on it is provably ours: tagged with this workspace (its other tags kept).
+    let mut tags = s.tags.clone().unwrap_or_default();
+    tags.extend(to.tags.clone());
+    let tags = owned_tags(steps, key, &tags).await;
+    if s.tags.as_ref() != Some(&tags) {
+        client.set_tags(id, &tags).await?;
+    }
     if &now == to {
         return Ok("adopted an existing service with this name".into());
     }
@@ -312,6 +332,27 @@ pub(super) async fn adopt(
     Ok(format!(
         "adopted an existing service with this name; {done}"
     ))
+}
+
+/// A same-named service found while creating is taken back only when it is not another
+/// workspace's: our own interrupted create carries our tags (they are in the create request).
+async fn check_not_owned_elsewhere(
+    steps: &RealSteps,
+    key: &str,
+    s: &ServiceResponse,
+) -> Result<()> {
+    let lineage = steps.state.read(|st| st.lineage.clone()).await;
+    match s.tags.as_ref().and_then(crate::ownership::owner) {
+        Some(owner) if owner.lineage != lineage => Err(PlanError::OwnedElsewhere {
+            key: key.to_string(),
+            name: s.name.clone(),
+            id: s.id.clone(),
+            lineage: owner.lineage,
+            owner_key: owner.key,
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Adopting a same-named service is only safe when it is the service the topology describes:
@@ -409,7 +450,10 @@ pub(super) async fn update(
         done.push("allow_list");
     }
     if from.tags != to.tags {
-        client.set_tags(&id, &to.tags).await?;
+        // PATCH replaces every tag: the ownership tags go with the user's.
+        client
+            .set_tags(&id, &owned_tags(steps, key, &to.tags).await)
+            .await?;
         done.push("tags");
     }
     let ready = wait_ready(steps, key, &id, p).await?;

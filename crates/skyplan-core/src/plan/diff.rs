@@ -218,7 +218,7 @@ fn plan_service(
                 out.actions.push(create(None));
                 Ok(Fate::Create)
             }
-            Some([existing]) => adopt(svc, existing, observed, out),
+            Some([existing]) => adopt(svc, existing, state, observed, out),
             Some(several) => Err(PlanError::AmbiguousName {
                 key: key.clone(),
                 name: svc.spec.name.clone(),
@@ -484,11 +484,25 @@ pub fn adopted_spec(
 fn adopt(
     svc: &Service,
     existing: &RemoteService,
+    state: &State,
     observed: &Observed,
     out: &mut DiffOutput,
 ) -> Result<Fate, PlanError> {
     let key = &svc.key;
     let (name, id) = (svc.spec.name.clone(), existing.id.clone());
+    // Tagged by another workspace: proven to be someone else's (a same workspace's tag is a
+    // service this state lost track of, e.g. after a crash, and is ours to take back).
+    if let Some(owner) = crate::ownership::owner(&existing.tags) {
+        if owner.lineage != state.lineage {
+            return Err(PlanError::OwnedElsewhere {
+                key: key.clone(),
+                name,
+                id,
+                lineage: owner.lineage,
+                owner_key: owner.key,
+            });
+        }
+    }
     let adoptable = match &existing.status {
         ServiceStatus::Ready | ServiceStatus::Stopped => true,
         ServiceStatus::PendingDelete => false,

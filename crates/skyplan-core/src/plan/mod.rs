@@ -44,6 +44,14 @@ pub enum PlanError {
         count: usize,
         ids: Vec<String>,
     },
+    #[error("service.{key}: the existing service {name} ({id}) is managed by another skyplan workspace (state lineage {lineage}, as service.{owner_key}); it is not adopted. If this topology file was renamed or copied, use the state that owns it instead of a new one: its old path (state/<old file stem>.state.json beside the old file), or move it with `skyplan state migrate`/`state push`")]
+    OwnedElsewhere {
+        key: String,
+        name: String,
+        id: String,
+        lineage: String,
+        owner_key: String,
+    },
     #[error("service.{key}: the existing service {name} ({id}) is {status}; it cannot be adopted. Delete it or give service.{key} another name")]
     NotAdoptable {
         key: String,
