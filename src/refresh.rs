@@ -97,10 +97,26 @@ pub async fn refresh(
     for s in listed.values() {
         by_name.entry(s.name.as_str()).or_default().push(s);
     }
+    // A pinned id (`id = "…"`) is looked up by id instead of by name: listed, or one GET.
+    let mut pinned: BTreeMap<String, Vec<RemoteService>> = BTreeMap::new();
+    for (k, svc) in &topology.services {
+        let (Some(id), false) = (&svc.id, res.services.contains_key(k)) else {
+            continue;
+        };
+        let found = match listed.get(id) {
+            Some(s) => Some(s.clone()),
+            None => remote
+                .client
+                .get_service(id)
+                .await
+                .with_context(|| format!("looking up the pinned id of service.{k}"))?,
+        };
+        pinned.insert(k.clone(), found.iter().map(remote_service).collect());
+    }
     let unmanaged: BTreeMap<String, Vec<RemoteService>> = topology
         .services
         .iter()
-        .filter(|(k, _)| !res.services.contains_key(*k))
+        .filter(|(k, svc)| !res.services.contains_key(*k) && svc.id.is_none())
         .filter_map(|(k, svc)| {
             let mut found: Vec<RemoteService> = by_name
                 .get(svc.spec.name.as_str())?
@@ -110,6 +126,7 @@ pub async fn refresh(
             found.sort_by(|a, b| a.id.cmp(&b.id));
             Some((k.clone(), found))
         })
+        .chain(pinned)
         .collect();
 
     let present: Vec<(&String, &RemoteService)> = services

@@ -278,3 +278,67 @@ fn a_service_tagged_by_another_workspace_is_never_adopted() {
     .unwrap();
     assert_eq!(p.action("service.primary").unwrap().change, Change::Adopt);
 }
+
+#[test]
+fn a_pinned_id_is_adopted_by_id_and_must_exist_and_match() {
+    let src = GUIDE.replacen(
+        "[services.primary]\n",
+        "[services.primary]\nid = \"dbpgf00000042\"\n",
+        1,
+    );
+    assert_ne!(src, GUIDE, "the guide has a [services.primary] table");
+    let t = topology(&src);
+    assert_eq!(t.services["primary"].id.as_deref(), Some("dbpgf00000042"));
+    let p = plan_of(&t, &observed_with(vec![their_primary(&t)], &[])).unwrap();
+    assert_eq!(p.action("service.primary").unwrap().change, Change::Adopt);
+
+    // Not found (refresh saw nothing under that id): an error, never a create.
+    let e = plan_of(&t, &observed_with(vec![], &[])).unwrap_err();
+    assert!(matches!(e, PlanError::PinnedIdMissing { .. }), "{e}");
+    // Found, but called otherwise: the name cannot change in place.
+    let mut renamed = their_primary(&t);
+    renamed.name = "prod-db".into();
+    let e = plan_of(&t, &observed_with(vec![renamed], &[])).unwrap_err();
+    assert!(e.to_string().contains("name = \"prod-db\""), "{e}");
+    // The state records another id under the key.
+    let mut state = State::new();
+    let mut rec = crate::support::fixtures::applied(&t).resources.services["primary"].clone();
+    rec.id = "dbpgf00000001".into();
+    state.resources.services.insert("primary".into(), rec);
+    let e = plan::build(&PlanInput {
+        topology: &t,
+        topology_sha256: "0000",
+        state: &state,
+        observed: &Observed::offline(),
+    })
+    .unwrap_err();
+    assert!(matches!(e, PlanError::PinnedIdMismatch { .. }), "{e}");
+}
+
+#[test]
+fn an_id_cannot_be_shared_or_set_in_defaults() {
+    let twice = GUIDE
+        .replacen(
+            "[services.primary]\n",
+            "[services.primary]\nid = \"dbpgf1\"\n",
+            1,
+        )
+        .replacen(
+            "[services.secondary]\n",
+            "[services.secondary]\nid = \"dbpgf1\"\n",
+            1,
+        );
+    let e = skyplan::topology::parse(&twice, std::path::Path::new("t.toml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("already pinned by [services.primary]"),
+        "{e}"
+    );
+    let defaults = GUIDE.replacen("[defaults]\n", "[defaults]\nid = \"dbpgf1\"\n", 1);
+    assert_ne!(defaults, GUIDE);
+    let e = skyplan::topology::parse(&defaults, std::path::Path::new("t.toml")).unwrap_err();
+    assert!(
+        e.to_string().contains("`id` cannot be set in [defaults]"),
+        "{e}"
+    );
+}

@@ -212,7 +212,25 @@ fn plan_service(
         wipes_data: false,
         reason,
     };
+    if let (Some(rec), Some(pinned)) = (rec, &svc.id) {
+        if &rec.id != pinned {
+            return Err(PlanError::PinnedIdMismatch {
+                key: key.clone(),
+                recorded: rec.id.clone(),
+                pinned: pinned.clone(),
+            });
+        }
+    }
     let Some(rec) = rec else {
+        if let (Some(pinned), true) = (&svc.id, observed.refreshed) {
+            return match observed.unmanaged.get(key).map(Vec::as_slice) {
+                Some([existing]) => adopt(svc, existing, state, observed, out),
+                _ => Err(PlanError::PinnedIdMissing {
+                    key: key.clone(),
+                    id: pinned.clone(),
+                }),
+            };
+        }
         return match observed.unmanaged.get(key).map(Vec::as_slice) {
             None | Some([]) => {
                 out.actions.push(create(None));
@@ -412,6 +430,15 @@ pub struct Conflict {
 pub fn adoption_conflicts(spec: &ServiceSpec, existing: &RemoteService) -> Vec<Conflict> {
     let differs = |seen: &str, want: &str| !seen.is_empty() && !seen.eq_ignore_ascii_case(want);
     let mut c = Vec::new();
+    // Found by name this always matches; a pinned id may name a service called otherwise.
+    if existing.name != spec.name {
+        c.push(Conflict {
+            field: "name",
+            real: existing.name.clone(),
+            file: spec.name.clone(),
+            real_toml: format!("{:?}", existing.name),
+        });
+    }
     for (field, real, file) in [
         ("provider", &existing.provider, &spec.provider),
         ("region", &existing.region, &spec.region),

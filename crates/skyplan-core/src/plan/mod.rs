@@ -62,6 +62,14 @@ pub enum PlanError {
 
     #[error(transparent)]
     Seed(#[from] seed::SeedError),
+    #[error("service.{key} pins id = \"{id}\", but no such service exists; remove the id to create the service, or pin the id of the one to adopt")]
+    PinnedIdMissing { key: String, id: String },
+    #[error("service.{key} is recorded as {recorded}, but the topology pins id = \"{pinned}\"; to manage the other service under this key, `skyplan state rm service.{key}` first (the recorded one is then no longer managed, nothing is deleted)")]
+    PinnedIdMismatch {
+        key: String,
+        recorded: String,
+        pinned: String,
+    },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<PlanError>),
 }

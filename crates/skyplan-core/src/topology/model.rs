@@ -66,6 +66,10 @@ pub struct Service {
     /// Refuse to delete/replace this service unless the topology turns it off.
     #[serde(default)]
     pub deletion_protection: bool,
+    /// A pinned SkySQL service id (`id = "…"`): the service to adopt under this key, found by
+    /// id rather than by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Service {

@@ -252,11 +252,15 @@ impl Reader<'_, '_> {
             };
             let header = self.header_span(&entry);
             let mut replication = None;
+            let mut id = None;
             let mut fields = RawFields::default();
             let mut keys: Vec<&str> = SERVICE_FIELDS.to_vec();
             keys.push("replication");
+            keys.push("id");
             for e in self.entries(t, &header) {
-                if e.key == "replication" {
+                if e.key == "id" {
+                    id = self.string(&e, &label);
+                } else if e.key == "replication" {
                     if let Some(r) = self.table(&e, &label) {
                         let rlabel = format!("[services.{}.replication]", entry.key);
                         replication = Some(self.replication(r, &rlabel, self.header_span(&e)));
@@ -270,6 +274,7 @@ impl Reader<'_, '_> {
                 header,
                 fields,
                 replication,
+                id,
             });
         }
         services
@@ -305,14 +310,18 @@ impl Reader<'_, '_> {
     fn fields(&mut self, table: &dyn TableLike, label: &str, at: &Range<usize>) -> RawFields {
         let mut fields = RawFields::default();
         for e in self.entries(table, at) {
-            if e.key == "replication" {
+            if e.key == "replication" || e.key == "id" {
                 let diag = self
                     .src
                     .error(
                         e.key_span.clone(),
-                        "`replication` cannot be set in [defaults]",
+                        format!("`{}` cannot be set in [defaults]", e.key),
                     )
-                    .with_help("put it in the replica's own table: [services.<key>.replication]");
+                    .with_help(if e.key == "id" {
+                        "an id names one service: put it in that service's table"
+                    } else {
+                        "put it in the replica's own table: [services.<key>.replication]"
+                    });
                 self.diags.push(diag);
             } else if !self.field(&mut fields, &e, label) {
                 self.unknown_key(&e, label, SERVICE_FIELDS);

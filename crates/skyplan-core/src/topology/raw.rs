@@ -83,6 +83,8 @@ pub(super) struct RawService {
     pub header: Range<usize>,
     pub fields: RawFields,
     pub replication: Option<RawReplication>,
+    /// `id = "…"`: a pinned service id (service tables only).
+    pub id: Option<Located<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -98,6 +98,7 @@ pub(super) fn resolve(
         v.unique_names(raw, &merged);
     }
     let replications = v.replications(raw, &merged, &specs);
+    v.pinned_ids(raw);
 
     let mut services = BTreeMap::new();
     for service in &raw.services {
@@ -114,6 +115,7 @@ pub(super) fn resolve(
                 spec,
                 replication,
                 deletion_protection,
+                id: service.id.as_ref().map(|i| i.value.clone()),
             },
         );
     }
@@ -341,6 +343,36 @@ impl Validator<'_, '_> {
                 None => {
                     seen.insert(&name.value, &service.key.value);
                 }
+            }
+        }
+    }
+
+    /// `id = "…"`: a plain, non-empty id, pinned by one service only.
+    fn pinned_ids(&mut self, raw: &RawTopology) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for service in &raw.services {
+            let Some(id) = &service.id else { continue };
+            let value = id.value.as_str();
+            if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '/') {
+                let diag = self
+                    .src
+                    .error(
+                        id.span.clone(),
+                        format!("`{value}` is not a SkySQL service id"),
+                    )
+                    .with_help("an id looks like dbpgf12345678 (`skyplan import` prints it)");
+                self.diags.push(diag);
+                continue;
+            }
+            if let Some(first) = seen.insert(value, &service.key.value) {
+                let diag = self
+                    .src
+                    .error(
+                        id.span.clone(),
+                        format!("id `{value}` is already pinned by [services.{first}]"),
+                    )
+                    .with_help("one service can be managed under one key only");
+                self.diags.push(diag);
             }
         }
     }
