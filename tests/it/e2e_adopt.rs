@@ -15,21 +15,8 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     cloud.start_emulator(&[]);
     let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
     let spec = topo.services["primary"].spec.clone();
-    let theirs = cloud
-        .api()
-        .create_service(&skyplan::apply::steps::create_request(&spec))
-        .await
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..600 {
-        let s = cloud.api().get_service(&theirs.id).await.unwrap().unwrap();
-        if s.status == skyplan::skysql::types::ServiceStatus::Ready {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the hand-made primary never became ready");
+    let theirs = cloud.create_by_hand(&spec).await;
+    cloud.wait_service_ready(&theirs.id).await;
 
     // Rows before skyplan ever looks, and a writer that keeps going through plan and apply.
     let conn = cloud.sql_to_service(&theirs.id).await;
@@ -150,13 +137,7 @@ async fn bad_and_missing_seed_backups_fail_plan_and_create_nothing() {
 
     // An existing primary (made by hand) without any backup.
     let topo = skyplan::topology::load(&file).unwrap();
-    let theirs = cloud
-        .api()
-        .create_service(&skyplan::apply::steps::create_request(
-            &topo.services["primary"].spec,
-        ))
-        .await
-        .unwrap();
+    let theirs = cloud.create_by_hand(&topo.services["primary"].spec).await;
     std::fs::write(&file, with_seed("latest-backup")).unwrap();
     let r = cloud.skyplan(&["plan", "global-replication.toml"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
@@ -194,11 +175,7 @@ async fn import_records_the_real_service_and_the_next_plan_shows_what_remains() 
     let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
     let mut spec = topo.services["primary"].spec.clone();
     spec.size = "sky-4x16".into();
-    let theirs = cloud
-        .api()
-        .create_service(&skyplan::apply::steps::create_request(&spec))
-        .await
-        .unwrap();
+    let theirs = cloud.create_by_hand(&spec).await;
 
     // Refused: an unknown address, an unknown id, a service of another name.
     for (args, needle) in [

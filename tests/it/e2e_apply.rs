@@ -160,11 +160,7 @@ async fn a_same_named_service_elsewhere_is_not_adopted() {
     let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
     let mut spec = topo.services["primary"].spec.clone();
     spec.region = "us-central1".into();
-    let theirs = cloud
-        .api()
-        .create_service(&skyplan::apply::steps::create_request(&spec))
-        .await
-        .unwrap();
+    let theirs = cloud.create_by_hand(&spec).await;
     // Found by plan, before anything is created: exit 1, with the value to write.
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);

@@ -95,6 +95,29 @@ impl Cloud {
         mysql_async::Conn::new(opts).await.expect("connect")
     }
 
+    /// A service made by hand through the API (as a user would, outside skyplan).
+    pub(crate) async fn create_by_hand(
+        &self,
+        spec: &skyplan::topology::ServiceSpec,
+    ) -> skyplan::skysql::types::ServiceResponse {
+        self.api()
+            .create_service(&skyplan::apply::steps::create_request(spec))
+            .await
+            .unwrap()
+    }
+
+    /// Wait until the service `id` is ready (panics after a minute).
+    pub(crate) async fn wait_service_ready(&self, id: &str) {
+        for _ in 0..600 {
+            let s = self.api().get_service(id).await.unwrap().unwrap();
+            if s.status == skyplan::skysql::types::ServiceStatus::Ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("service {id} never became ready");
+    }
+
     /// A SQL connection to a service the state does not record (made by hand, say), with its
     /// own credentials.
     pub(crate) async fn sql_to_service(&self, id: &str) -> mysql_async::Conn {
