@@ -252,3 +252,40 @@ async fn import_records_the_real_service_and_the_next_plan_shows_what_remains() 
     assert!(r.stderr.contains("already managed"), "{}", r.stderr);
     assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
 }
+
+/// A plan never lies: a same-named service that appears after the plan was made (so the plan
+/// showed a create) is neither adopted nor duplicated by apply; it is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_that_appears_after_the_plan_is_not_silently_adopted() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    cloud
+        .skyplan(&["plan", "global-replication.toml", "--out", "reviewed.plan"])
+        .expect_code(0);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let theirs = cloud.create_by_hand(&topo.services["primary"].spec).await;
+    let r = cloud.skyplan(&["apply", "reviewed.plan"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("appeared after the plan was made"),
+        "{}",
+        r.stderr
+    );
+    let named: Vec<_> = cloud
+        .api()
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "skysql-primary")
+        .collect();
+    assert_eq!(named.len(), 1, "no duplicate");
+    assert_eq!(named[0].id, theirs.id);
+    assert!(
+        skyplan::ownership::owner(&named[0].tags.clone().unwrap_or_default()).is_none(),
+        "theirs was not tagged"
+    );
+    assert!(!cloud
+        .state()
+        .is_some_and(|s| s.resources.services.contains_key("primary")));
+}

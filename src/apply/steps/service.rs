@@ -334,8 +334,10 @@ pub(super) async fn adopt(
     ))
 }
 
-/// A same-named service found while creating is taken back only when it is not another
-/// workspace's: our own interrupted create carries our tags (they are in the create request).
+/// A same-named service found while creating is taken back only when it is provably ours: our
+/// own interrupted create carries this workspace's tags (they are in the create request). Any
+/// other appeared after the plan, which would have shown it as an adoption: apply stops rather
+/// than do what the plan did not say.
 async fn check_not_owned_elsewhere(
     steps: &RealSteps,
     key: &str,
@@ -343,7 +345,8 @@ async fn check_not_owned_elsewhere(
 ) -> Result<()> {
     let lineage = steps.state.read(|st| st.lineage.clone()).await;
     match s.tags.as_ref().and_then(crate::ownership::owner) {
-        Some(owner) if owner.lineage != lineage => Err(PlanError::OwnedElsewhere {
+        Some(owner) if owner.lineage == lineage => Ok(()),
+        Some(owner) => Err(PlanError::OwnedElsewhere {
             key: key.to_string(),
             name: s.name.clone(),
             id: s.id.clone(),
@@ -351,7 +354,11 @@ async fn check_not_owned_elsewhere(
             owner_key: owner.key,
         }
         .into()),
-        _ => Ok(()),
+        None => bail!(
+            "service.{key}: a service named {} ({}) appeared after the plan was made, so the plan did not show it; service.{key} was not created and the existing one was not touched. Run `skyplan plan` again: it shows the service as an adoption",
+            s.name,
+            s.id
+        ),
     }
 }
 
