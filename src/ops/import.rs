@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::ops::{self, PlanOptions, Workspace, EXIT_OK};
-use crate::plan::diff::{adopted_spec, adoption_conflicts};
-use crate::plan::{render, PlanError};
+use crate::plan::diff::{adopted_spec, check_adoptable};
+use crate::plan::render;
 use crate::printer::Printer;
 use crate::state::{LockInfo, LockInfoExt, ServiceRecord};
 
@@ -71,16 +71,7 @@ pub async fn import(
             );
         }
         let real = crate::refresh::remote_service(&s);
-        let conflicts = adoption_conflicts(&svc.spec, &real);
-        if !conflicts.is_empty() {
-            return Err(PlanError::AdoptionConflict {
-                key: key.to_string(),
-                name: s.name.clone(),
-                id: s.id.clone(),
-                conflicts,
-            }
-            .into());
-        }
+        check_adoptable(key, &svc.spec, &real, &state.lineage)?;
         let entries: Vec<String> = remote
             .client
             .get_allowlist(service_id)
@@ -88,18 +79,6 @@ pub async fn import(
             .iter()
             .flat_map(|e| e.entries())
             .collect();
-        if let Some(owner) = s.tags.as_ref().and_then(crate::ownership::owner) {
-            if owner.lineage != state.lineage {
-                return Err(PlanError::OwnedElsewhere {
-                    key: key.to_string(),
-                    name: s.name.clone(),
-                    id: s.id.clone(),
-                    lineage: owner.lineage,
-                    owner_key: owner.key,
-                }
-                .into());
-            }
-        }
         state.endpoint.get_or_insert_with(|| remote.identity.clone());
         state.resources.services.insert(
             key.to_string(),
@@ -117,10 +96,8 @@ pub async fn import(
         ws.backend.write(&mut state).await?;
         // Provably ours from now on (tagged once the state that names it is written): this
         // workspace's tags beside the service's own.
-        let mut tags = s.tags.clone().unwrap_or_default();
-        tags.extend(svc.spec.tags.clone());
-        let tags = crate::ownership::tags(&tags, &state.lineage, key);
-        if s.tags.as_ref() != Some(&tags) {
+        let tags = crate::ownership::claim(&real.tags, &svc.spec.tags, &state.lineage, key);
+        if real.tags != tags {
             remote.client.set_tags(service_id, &tags).await?;
         }
         ui.info(&format!(

@@ -398,10 +398,7 @@ fn the_state_is_found_beside_the_topology_from_any_working_directory() {
     let mut t = Test::new();
     let topo = example("global-replication.toml");
     let state = applied(&topo);
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
-    )
-    .unwrap();
+    let text = guide_text();
     t = t.file("infra/global-replication.toml", &text).file(
         "infra/state/global-replication.state.json",
         &skyplan::state::codec::to_json(&state).unwrap(),
@@ -426,10 +423,7 @@ fn a_state_at_the_old_working_directory_location_is_used_with_a_note() {
     let mut t = Test::new();
     let topo = example("global-replication.toml");
     let state = applied(&topo);
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
-    )
-    .unwrap();
+    let text = guide_text();
     t = t.file("infra/global-replication.toml", &text).file(
         "state/global-replication.state.json",
         &skyplan::state::codec::to_json(&state).unwrap(),
@@ -451,4 +445,11 @@ fn a_state_at_the_old_working_directory_location_is_used_with_a_note() {
         "{}",
         r.stderr
     );
+}
+
+fn guide_text() -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
+    )
+    .unwrap()
 }

@@ -56,14 +56,7 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     // The state records which cloud it manages: this emulator.
     let cloud_id = cloud.info().instance_id;
     assert_eq!(state.endpoint, Some(format!("local:{cloud_id}")));
-    let named: Vec<_> = cloud
-        .api()
-        .list_services()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name == spec.name)
-        .collect();
+    let named: Vec<_> = cloud.services_named(&spec.name).await;
     assert_eq!(named.len(), 1);
 
     let mut primary = cloud.sql("primary").await;
@@ -271,14 +264,7 @@ async fn a_service_that_appears_after_the_plan_is_not_silently_adopted() {
         "{}",
         r.stderr
     );
-    let named: Vec<_> = cloud
-        .api()
-        .list_services()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name == "skysql-primary")
-        .collect();
+    let named: Vec<_> = cloud.services_named("skysql-primary").await;
     assert_eq!(named.len(), 1, "no duplicate");
     assert_eq!(named[0].id, theirs.id);
     assert!(
@@ -288,4 +274,42 @@ async fn a_service_that_appears_after_the_plan_is_not_silently_adopted() {
     assert!(!cloud
         .state()
         .is_some_and(|s| s.resources.services.contains_key("primary")));
+}
+
+/// `id = "…"` pins the service to adopt: refresh finds it by id (listed, or one GET), and a
+/// pinned id that does not exist stops the plan instead of planning a create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pinned_id_is_found_by_refresh_or_stops_the_plan() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let topo = skyplan::topology::load(&file).unwrap();
+    let theirs = cloud.create_by_hand(&topo.services["primary"].spec).await;
+    let pin = |id: &str| {
+        let pinned = guide.replacen(
+            "[services.primary]\n",
+            &format!("[services.primary]\nid = \"{id}\"\n"),
+            1,
+        );
+        assert_ne!(pinned, guide);
+        std::fs::write(&file, pinned).unwrap();
+    };
+
+    pin(&theirs.id);
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("<= service.primary"), "{}", r.stdout);
+    assert!(r.stdout.contains(&theirs.id), "{}", r.stdout);
+
+    pin("dbpgf99999999");
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("pins id = \"dbpgf99999999\", but no such service exists"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(cloud.services_named("skysql-primary").await.len(), 1);
 }

@@ -179,14 +179,7 @@ async fn a_same_named_service_elsewhere_is_not_adopted() {
         r.stderr
     );
     // Theirs is untouched and nothing else took its name.
-    let named: Vec<_> = cloud
-        .api()
-        .list_services()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name == "skysql-primary")
-        .collect();
+    let named: Vec<_> = cloud.services_named("skysql-primary").await;
     assert_eq!(named.len(), 1);
     assert_eq!(named[0].id, theirs.id);
     // Refused at plan time: nothing was created at all (no secondary either), so there may be

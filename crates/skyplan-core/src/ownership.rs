@@ -25,6 +25,19 @@ pub fn tags(user: &BTreeMap<String, String>, lineage: &str, key: &str) -> BTreeM
     t
 }
 
+/// The tags that make an existing service ours: its own, the topology's, and the ownership
+/// tags (PATCH replaces every tag, so nothing of theirs may be left out).
+pub fn claim(
+    existing: &BTreeMap<String, String>,
+    user: &BTreeMap<String, String>,
+    lineage: &str,
+    key: &str,
+) -> BTreeMap<String, String> {
+    let mut t = existing.clone();
+    t.extend(user.clone());
+    tags(&t, lineage, key)
+}
+
 /// The owner a service's tags name, if any.
 pub fn owner(tags: &BTreeMap<String, String>) -> Option<Owner> {
     Some(Owner {

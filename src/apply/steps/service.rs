@@ -5,8 +5,7 @@ use anyhow::{bail, Context, Result};
 use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
-use crate::plan::diff::{adopted_spec, adoption_conflicts, cidr32, contains_cidr};
-use crate::plan::PlanError;
+use crate::plan::diff::{adopted_spec, cidr32, contains_cidr};
 use crate::refresh::remote_service;
 use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse, ServiceStatus};
 use crate::state::{InFlight, Operation, ServiceRecord, State};
@@ -209,8 +208,17 @@ pub(super) async fn create(
                 Some(s)
                     if !matches!(s.status, ServiceStatus::Failed | ServiceStatus::PendingDelete) =>
                 {
-                    check_adoptable(key, spec, &s)?;
-                    check_not_owned_elsewhere(steps, key, &s).await?;
+                    check_adoptable(steps, key, spec, &s).await?;
+                    // Only our own interrupted create (it carries our tags, they are in the
+                    // create request): any other appeared after the plan, which would have
+                    // shown it as an adoption, so apply does not do what the plan did not say.
+                    if s.tags.as_ref().and_then(crate::ownership::owner).is_none() {
+                        bail!(
+                            "service.{key}: a service named {} ({}) appeared after the plan was made, so the plan did not show it; service.{key} was not created and the existing one was not touched. Run `skyplan plan` again: it shows the service as an adoption",
+                            s.name,
+                            s.id
+                        );
+                    }
                     (s.id, "adopted an existing service with this name")
                 }
                 Some(s) => bail!(
@@ -289,7 +297,7 @@ pub(super) async fn adopt(
             to.name
         );
     }
-    check_adoptable(key, to, &s)?;
+    check_adoptable(steps, key, to, &s).await?;
     let s = if s.status == ServiceStatus::Ready {
         s
     } else {
@@ -319,9 +327,9 @@ pub(super) async fn adopt(
         })
         .await?;
     // From now on it is provably ours: tagged with this workspace (its other tags kept).
-    let mut tags = s.tags.clone().unwrap_or_default();
-    tags.extend(to.tags.clone());
-    let tags = owned_tags(steps, key, &tags).await;
+    let lineage = steps.state.read(|st| st.lineage.clone()).await;
+    let theirs = s.tags.clone().unwrap_or_default();
+    let tags = crate::ownership::claim(&theirs, &to.tags, &lineage, key);
     if s.tags.as_ref() != Some(&tags) {
         client.set_tags(id, &tags).await?;
     }
@@ -334,49 +342,21 @@ pub(super) async fn adopt(
     ))
 }
 
-/// A same-named service found while creating is taken back only when it is provably ours: our
-/// own interrupted create carries this workspace's tags (they are in the create request). Any
-/// other appeared after the plan, which would have shown it as an adoption: apply stops rather
-/// than do what the plan did not say.
-async fn check_not_owned_elsewhere(
+/// The plan's adoption rule ([`crate::plan::diff::check_adoptable`]: not another workspace's,
+/// nothing immutable differs), checked again where the service may have changed since.
+async fn check_adoptable(
     steps: &RealSteps,
     key: &str,
+    spec: &ServiceSpec,
     s: &ServiceResponse,
 ) -> Result<()> {
     let lineage = steps.state.read(|st| st.lineage.clone()).await;
-    match s.tags.as_ref().and_then(crate::ownership::owner) {
-        Some(owner) if owner.lineage == lineage => Ok(()),
-        Some(owner) => Err(PlanError::OwnedElsewhere {
-            key: key.to_string(),
-            name: s.name.clone(),
-            id: s.id.clone(),
-            lineage: owner.lineage,
-            owner_key: owner.key,
-        }
-        .into()),
-        None => bail!(
-            "service.{key}: a service named {} ({}) appeared after the plan was made, so the plan did not show it; service.{key} was not created and the existing one was not touched. Run `skyplan plan` again: it shows the service as an adoption",
-            s.name,
-            s.id
-        ),
-    }
-}
-
-/// Adopting a same-named service is only safe when it is the service the topology describes:
-/// one in another place would be "replaced" (wiped) by the next plan, or seeded over. The rule
-/// is the plan's ([`adoption_conflicts`]); this checks it again where it may have changed.
-fn check_adoptable(key: &str, spec: &ServiceSpec, s: &ServiceResponse) -> Result<()> {
-    let conflicts = adoption_conflicts(spec, &remote_service(s));
-    if conflicts.is_empty() {
-        return Ok(());
-    }
-    Err(PlanError::AdoptionConflict {
-        key: key.to_string(),
-        name: spec.name.clone(),
-        id: s.id.clone(),
-        conflicts,
-    }
-    .into())
+    Ok(crate::plan::diff::check_adoptable(
+        key,
+        spec,
+        &remote_service(s),
+        &lineage,
+    )?)
 }
 
 /// A service that is new (or was wiped) has no restore or replication of its own any more.

@@ -106,6 +106,15 @@ impl Cloud {
             .unwrap()
     }
 
+    /// The services the API lists under `name`.
+    pub(crate) async fn services_named(
+        &self,
+        name: &str,
+    ) -> Vec<skyplan::skysql::types::ServiceResponse> {
+        let all = self.api().list_services().await.unwrap();
+        all.into_iter().filter(|s| s.name == name).collect()
+    }
+
     /// Wait until the service `id` is ready (panics after a minute).
     pub(crate) async fn wait_service_ready(&self, id: &str) {
         for _ in 0..600 {

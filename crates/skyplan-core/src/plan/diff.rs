@@ -464,6 +464,39 @@ pub fn adoption_conflicts(spec: &ServiceSpec, existing: &RemoteService) -> Vec<C
     c
 }
 
+/// Whether `existing` may be adopted as `spec` under `key` by the workspace `lineage`: not when
+/// another workspace's tags prove it theirs (this workspace's tag marks a service its state lost
+/// track of, ours to take back), nor when what cannot change in place differs. One rule for
+/// plan, import and the apply steps that check again.
+pub fn check_adoptable(
+    key: &str,
+    spec: &ServiceSpec,
+    existing: &RemoteService,
+    lineage: &str,
+) -> Result<(), PlanError> {
+    if let Some(owner) = crate::ownership::owner(&existing.tags) {
+        if owner.lineage != lineage {
+            return Err(PlanError::OwnedElsewhere {
+                key: key.to_string(),
+                name: existing.name.clone(),
+                id: existing.id.clone(),
+                lineage: owner.lineage,
+                owner_key: owner.key,
+            });
+        }
+    }
+    let conflicts = adoption_conflicts(spec, existing);
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::AdoptionConflict {
+        key: key.to_string(),
+        name: spec.name.clone(),
+        id: existing.id.clone(),
+        conflicts,
+    })
+}
+
 /// The spec `existing` really has: what the API reports, and the topology's value for what it
 /// does not report. Allowlist entries the topology does not list are not ours and not shown.
 pub fn adopted_spec(
@@ -517,19 +550,6 @@ fn adopt(
 ) -> Result<Fate, PlanError> {
     let key = &svc.key;
     let (name, id) = (svc.spec.name.clone(), existing.id.clone());
-    // Tagged by another workspace: proven to be someone else's (a same workspace's tag is a
-    // service this state lost track of, e.g. after a crash, and is ours to take back).
-    if let Some(owner) = crate::ownership::owner(&existing.tags) {
-        if owner.lineage != state.lineage {
-            return Err(PlanError::OwnedElsewhere {
-                key: key.clone(),
-                name,
-                id,
-                lineage: owner.lineage,
-                owner_key: owner.key,
-            });
-        }
-    }
     let adoptable = match &existing.status {
         ServiceStatus::Ready | ServiceStatus::Stopped => true,
         ServiceStatus::PendingDelete => false,
@@ -543,15 +563,7 @@ fn adopt(
             status: existing.status.to_string(),
         });
     }
-    let conflicts = adoption_conflicts(&svc.spec, existing);
-    if !conflicts.is_empty() {
-        return Err(PlanError::AdoptionConflict {
-            key: key.clone(),
-            name,
-            id,
-            conflicts,
-        });
-    }
+    check_adoptable(key, &svc.spec, existing, &state.lineage)?;
     let entries = observed
         .allowlists
         .get(key)
