@@ -238,9 +238,40 @@ pub async fn refresh(
         .try_collect()
         .await?;
 
+    // A `backup:<id>` that is not one of its source's: look for it among every backup (one
+    // paginated listing however many such seeds there are), so the plan can accept another
+    // service's backup on the same provider, with a warning, or refuse it by name.
+    let wanted: Vec<&String> = topology
+        .services
+        .values()
+        .filter_map(|s| s.replication.as_ref())
+        .filter_map(|r| match &r.seed {
+            Seed::Backup(id) => Some((id, &r.from)),
+            _ => None,
+        })
+        .filter(|(id, from)| {
+            backups
+                .get(*from)
+                .is_some_and(|own| !own.iter().any(|b| &b.id == *id))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let mut foreign_backups = BTreeMap::new();
+    if !wanted.is_empty() {
+        let all = remote
+            .client
+            .list_all_backups()
+            .await
+            .context("listing every backup to find the one a seed names")?;
+        for b in all.into_iter().filter(|b| wanted.contains(&&b.id)) {
+            foreign_backups.insert(b.id.clone(), b);
+        }
+    }
+
     Ok(Observed {
         refreshed: true,
         backups,
+        foreign_backups,
         at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,

@@ -218,6 +218,21 @@ impl SkysqlClient {
         .await
     }
 
+    /// Every backup the key can see (`GET /skybackup/v1/backups`, every page), whichever
+    /// service it belongs to.
+    pub async fn list_all_backups(&self) -> Result<Vec<Backup>, SkysqlError> {
+        self.paged(request::list_all_backups, |p: PagedBackupsResponse| {
+            (p.backups, p.pages_count)
+        })
+        .await
+    }
+
+    /// The backup of this id among [`Self::list_all_backups`].
+    pub async fn find_backup(&self, id: &str) -> Result<Option<Backup>, SkysqlError> {
+        let all = self.list_all_backups().await?;
+        Ok(all.into_iter().find(|b| b.id == id))
+    }
+
     /// `POST /skybackup/v1/restores`. This stops the target and wipes its data.
     ///
     /// Costs one extra listing first: the restores already known for the target, so that
@@ -398,6 +413,7 @@ mod tests {
         is_send(c.start_restore(restore));
         is_send(c.list_services());
         is_send(c.list_backups("id"));
+        is_send(c.find_backup("id"));
     }
 
     #[test]

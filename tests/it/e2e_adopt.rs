@@ -159,6 +159,80 @@ async fn bad_and_missing_seed_backups_fail_plan_and_create_nothing() {
         .is_none_or(|s| s.resources.services.is_empty()));
 }
 
+/// `seed = "backup:<id>"` naming another service's backup: accepted on the source's provider,
+/// with a warning in the plan (and its JSON) that names whose backup it is; refused at plan
+/// time on another provider, since SkySQL restores a backup only where it was taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_foreign_seed_backup_is_accepted_on_the_same_provider_with_a_warning() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[]);
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let topo = skyplan::topology::load(&file).unwrap();
+    let primary = cloud.create_by_hand(&topo.services["primary"].spec).await;
+    let mut backups = Vec::new();
+    for (name, provider, region) in [
+        ("skysql-other", "gcp", "us-central1"),
+        ("skysql-other-aws", "aws", "us-east-1"),
+    ] {
+        let mut spec = topo.services["primary"].spec.clone();
+        spec.name = name.into();
+        spec.provider = provider.into();
+        spec.region = region.into();
+        let other = cloud.create_by_hand(&spec).await;
+        cloud.wait_service_ready(&other.id).await;
+        cloud.api().schedule_backup(&other.id).await.unwrap();
+        backups.push(wait_backup_succeeded(&cloud, &other.id).await);
+    }
+    cloud.wait_service_ready(&primary.id).await;
+    let with_seed =
+        |seed: &str| guide.replacen("seed = \"new-backup\"", &format!("seed = \"{seed}\""), 1);
+
+    std::fs::write(&file, with_seed(&format!("backup:{}", backups[0]))).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let warning = format!(
+        "Warning: backup {} is a backup of service skysql-other, not of service.primary",
+        backups[0]
+    );
+    assert!(r.stdout.contains(&warning), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("of skysql-other (foreign to skysql-primary)"),
+        "{}",
+        r.stdout
+    );
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let warnings = plan["warnings"]
+        .as_array()
+        .expect("warnings in the JSON plan");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+
+    std::fs::write(&file, with_seed(&format!("backup:{}", backups[1]))).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("backup {} belongs to service", backups[1]))
+            && r.stderr.contains("on aws, but service.primary is on gcp"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The id of the backup of `service_id` once it has succeeded (panics after two minutes).
+async fn wait_backup_succeeded(cloud: &Cloud, service_id: &str) -> String {
+    for _ in 0..1200 {
+        let list = cloud.api().list_backups(service_id).await.unwrap();
+        if let Some(b) = list.iter().find(|b| b.is_succeeded()) {
+            return b.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no backup of {service_id} succeeded");
+}
+
 /// `skyplan import`: the existing service is recorded as the API reports it (its real size,
 /// not the file's), and the next plan shows only what the topology still changes on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

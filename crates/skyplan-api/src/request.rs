@@ -181,6 +181,14 @@ pub fn list_backups(service_id: &str, page: u32) -> ApiRequest {
         .query("page_size", PAGE_SIZE)
 }
 
+/// Every backup the API key can see, of any service (`GET /skybackup/v1/backups` without
+/// `service_id`): how a `backup:<id>` of another service is found. `page` is 1-based.
+pub fn list_all_backups(page: u32) -> ApiRequest {
+    ApiRequest::new(Method::Get, "/skybackup/v1/backups".into())
+        .query("page", page)
+        .query("page_size", PAGE_SIZE)
+}
+
 /// Not idempotent: a repeat would stop and wipe the target a second time.
 pub fn start_restore(body: &RestoreRequest) -> ApiRequest {
     ApiRequest::new(Method::Post, "/skybackup/v1/restores".into())

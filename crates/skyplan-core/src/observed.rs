@@ -24,6 +24,10 @@ pub struct Observed {
     /// (`latest-backup`, `backup:<id>`), by source key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backups: BTreeMap<String, Vec<skyplan_api::types::Backup>>,
+    /// Backups that a `backup:<id>` seed names but that are not among its source's backups:
+    /// another service's, found by listing every backup, by backup id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub foreign_backups: BTreeMap<String, skyplan_api::types::Backup>,
     /// When refresh looked (the clock stays out of the core: ages are measured from this).
     #[serde(skip)]
     pub at: Option<time::OffsetDateTime>,

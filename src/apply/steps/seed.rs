@@ -35,14 +35,35 @@ pub(super) async fn backup(
         Seed::LatestBackup | Seed::Backup(_) => {
             // The plan's rule, checked again now (a backup may have expired since).
             let backups = client.list_backups(&source_id).await?;
+            let foreign = match seed {
+                Seed::Backup(id) if !backups.iter().any(|b| &b.id == id) => {
+                    client.find_backup(id).await?
+                }
+                _ => None,
+            };
+            let provider = steps
+                .state
+                .read(|s| {
+                    s.resources
+                        .services
+                        .get(source)
+                        .map(|r| r.spec.provider.clone())
+                })
+                .await
+                .unwrap_or_default();
+            let src = crate::plan::seed::Source {
+                key: source,
+                provider: &provider,
+            };
             crate::plan::seed::choose(
-                source,
+                src,
                 seed,
                 &backups,
+                foreign.as_ref(),
                 time::OffsetDateTime::now_utc(),
                 steps.opts.binlog_retention,
             )?
-            .cloned()
+            .map(|c| c.backup.clone())
             .context("no backup chosen")?
         }
     };

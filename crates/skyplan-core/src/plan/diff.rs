@@ -32,6 +32,8 @@ pub struct Planned {
 pub struct DiffOutput {
     pub actions: Vec<Planned>,
     pub drift: Vec<Drift>,
+    /// Things the reviewer should know that are not errors (e.g. a foreign seed backup).
+    pub warnings: Vec<String>,
 }
 
 /// What happens to a service in this plan (drives the replication decisions).

@@ -60,8 +60,10 @@ pub enum PlanError {
         status: String,
     },
 
+    /// Boxed: the seed errors carry several names, and every `Result<Plan, PlanError>` pays
+    /// for the largest variant.
     #[error(transparent)]
-    Seed(#[from] seed::SeedError),
+    Seed(Box<seed::SeedError>),
     #[error("service.{key} pins id = \"{id}\", but no such service exists; remove the id to create the service, or pin the id of the one to adopt")]
     PinnedIdMissing { key: String, id: String },
     #[error("service.{key} is recorded as {recorded}, but the topology pins id = \"{pinned}\"; to manage the other service under this key, `skyplan state rm service.{key}` first (the recorded one is then no longer managed, nothing is deleted)")]
@@ -99,6 +101,12 @@ pub struct Summary {
     pub drift: usize,
 }
 
+impl From<seed::SeedError> for PlanError {
+    fn from(e: seed::SeedError) -> Self {
+        PlanError::Seed(Box::new(e))
+    }
+}
+
 /// Plain data: what will be done, in dependency order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -116,6 +124,10 @@ pub struct Plan {
     pub serial: u64,
     pub actions: Vec<Action>,
     pub drift: Vec<Drift>,
+    /// What the reviewer should know before applying that is not an error (shown above the
+    /// summary as `Warning: …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub summary: Summary,
     /// The desired topology, so a saved plan applies exactly what was reviewed.
     pub topology: Topology,
@@ -194,6 +206,7 @@ fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Pla
         serial: input.state.serial,
         actions,
         drift,
+        warnings: out.warnings,
         summary,
         topology: input.topology.clone(),
     })

@@ -109,6 +109,9 @@ pub fn render(plan: &Plan, colors: bool) -> String {
             );
         }
     }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "\n{} {w}", st.change.apply_to("Warning:"));
+    }
     let s = &plan.summary;
     let adopt = match s.adopt {
         0 => String::new(),

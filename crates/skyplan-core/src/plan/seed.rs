@@ -34,16 +34,69 @@ pub enum SeedError {
     },
     #[error("service.{service} is created by this plan, so it has no backup yet for seed = \"{seed}\"; use seed = \"new-backup\"")]
     NewSource { service: String, seed: String },
+    #[error("backup {id} belongs to service {owner} on {backup_provider}, but service.{service} is on {provider}: a backup can only be restored on the provider that took it; use seed = \"new-backup\"")]
+    ForeignProvider {
+        id: String,
+        owner: String,
+        backup_provider: String,
+        service: String,
+        provider: String,
+    },
 }
 
-/// The backup `seed` names among `backups` (the source's, as listed at `now`).
+/// The source a replica is seeded from, as far as choosing a backup needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Its topology key.
+    pub key: &'a str,
+    /// Its cloud provider (`aws`, `gcp`, …): a backup of another service is usable only there.
+    pub provider: &'a str,
+}
+
+/// The backup chosen to seed a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen<'a> {
+    pub backup: &'a Backup,
+    /// It is a backup of another service (`backup:<id>` naming one), not of the source: the
+    /// restored replica then replicates from the source starting at that backup's GTID
+    /// position, which only works when the source's binlogs hold that history. Worth a warning.
+    pub foreign: bool,
+}
+
+impl Chosen<'_> {
+    /// The plan's warning for a foreign backup, `None` for the source's own.
+    pub fn warning(&self, source: &str) -> Option<String> {
+        let b = self.backup;
+        self.foreign.then(|| {
+            let owner = if b.service_name.is_empty() {
+                &b.service_id
+            } else {
+                &b.service_name
+            };
+            format!(
+                "backup {} is a backup of service {owner}, not of service.{source}: the replica \
+                 restored from it replicates from service.{source} starting at GTID {}, which \
+                 works only if service.{source} shares that history and still holds it in its binlogs",
+                b.id,
+                b.binlog_gtid_position.as_deref().unwrap_or("(unknown)")
+            )
+        })
+    }
+}
+
+/// The backup `seed` names among `backups` (the source's, as listed at `now`), or, for a
+/// `backup:<id>` that is not one of them, `foreign` (the backup of that id found elsewhere, on
+/// the source's provider).
 pub fn choose<'a>(
-    source: &str,
+    source: Source<'_>,
     seed: &Seed,
     backups: &'a [Backup],
+    foreign: Option<&'a Backup>,
     now: OffsetDateTime,
     retention: Duration,
-) -> Result<Option<&'a Backup>, SeedError> {
+) -> Result<Option<Chosen<'a>>, SeedError> {
+    let key = source.key;
+    let mut is_foreign = false;
     let chosen = match seed {
         Seed::NewBackup | Seed::None => return Ok(None),
         Seed::LatestBackup => backups
@@ -52,20 +105,28 @@ pub fn choose<'a>(
             .filter(|b| b.backup_type.is_empty() || b.backup_type.eq_ignore_ascii_case("full"))
             .max_by(|a, b| a.end_time.cmp(&b.end_time))
             .ok_or_else(|| SeedError::NoBackup {
-                service: source.to_string(),
+                service: key.to_string(),
             })?,
         Seed::Backup(id) => {
-            let b = backups
-                .iter()
-                .find(|b| &b.id == id)
-                .ok_or_else(|| SeedError::UnknownId {
-                    id: id.clone(),
-                    service: source.to_string(),
-                })?;
+            let b = match backups.iter().find(|b| &b.id == id) {
+                Some(b) => b,
+                None => {
+                    let b =
+                        foreign
+                            .filter(|b| &b.id == id)
+                            .ok_or_else(|| SeedError::UnknownId {
+                                id: id.clone(),
+                                service: key.to_string(),
+                            })?;
+                    check_provider(b, source)?;
+                    is_foreign = true;
+                    b
+                }
+            };
             if !b.is_succeeded() {
                 return Err(SeedError::NotSucceeded {
                     id: id.clone(),
-                    service: source.to_string(),
+                    service: key.to_string(),
                     status: b.status.to_string(),
                 });
             }
@@ -73,7 +134,30 @@ pub fn choose<'a>(
         }
     };
     check_age(chosen, now, retention)?;
-    Ok(Some(chosen))
+    Ok(Some(Chosen {
+        backup: chosen,
+        foreign: is_foreign,
+    }))
+}
+
+/// A backup can be restored only on the provider that took it (SkySQL refuses otherwise). One
+/// whose provider the API does not report cannot be proven usable, so it is refused too.
+fn check_provider(b: &Backup, source: Source<'_>) -> Result<(), SeedError> {
+    let theirs = b.cloud_provider.as_deref().unwrap_or("");
+    if theirs.is_empty() || !theirs.eq_ignore_ascii_case(source.provider) {
+        return Err(SeedError::ForeignProvider {
+            id: b.id.clone(),
+            owner: b.service_id.clone(),
+            backup_provider: if theirs.is_empty() {
+                "an unreported provider".to_string()
+            } else {
+                theirs.to_string()
+            },
+            service: source.key.to_string(),
+            provider: source.provider.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// A backup whose end time is unknown passes: the cloud decides (replication reports 1236).
@@ -119,6 +203,11 @@ mod tests {
         }
     }
 
+    const SRC: Source<'static> = Source {
+        key: "p",
+        provider: "gcp",
+    };
+
     fn now() -> OffsetDateTime {
         parse_time("2026-11-30T12:00:00Z").unwrap()
     }
@@ -135,17 +224,19 @@ mod tests {
             },
         ];
         let c = choose(
-            "p",
+            SRC,
             &Seed::LatestBackup,
             &list,
+            None,
             now(),
             DEFAULT_BINLOG_RETENTION,
         );
-        assert_eq!(c.unwrap().unwrap().id, "new");
+        assert_eq!(c.unwrap().unwrap().backup.id, "new");
         let e = choose(
-            "p",
+            SRC,
             &Seed::LatestBackup,
             &list[2..3],
+            None,
             now(),
             DEFAULT_BINLOG_RETENTION,
         );
@@ -166,14 +257,16 @@ mod tests {
         ];
         let pick = |id: &str| {
             choose(
-                "p",
+                SRC,
                 &Seed::Backup(id.into()),
                 &list,
+                None,
                 now(),
                 DEFAULT_BINLOG_RETENTION,
             )
         };
-        assert_eq!(pick("ok").unwrap().unwrap().id, "ok");
+        assert_eq!(pick("ok").unwrap().unwrap().backup.id, "ok");
+        assert!(!pick("ok").unwrap().unwrap().foreign);
         assert!(matches!(pick("nope"), Err(SeedError::UnknownId { .. })));
         assert!(matches!(
             pick("running"),
@@ -186,13 +279,85 @@ mod tests {
         // New backups are taken by apply: nothing to choose.
         assert_eq!(
             choose(
-                "p",
+                SRC,
                 &Seed::NewBackup,
                 &list,
+                None,
                 now(),
                 DEFAULT_BINLOG_RETENTION
             ),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn a_foreign_backup_is_accepted_on_the_same_provider_with_a_warning() {
+        let own = [backup(
+            "mine",
+            BackupStatus::Succeeded,
+            "2026-11-30T10:00:00Z",
+        )];
+        let theirs = |provider: Option<&str>, status| Backup {
+            service_id: "dbother".into(),
+            service_name: "old-primary".into(),
+            cloud_provider: provider.map(str::to_string),
+            ..backup("theirs", status, "2026-11-30T11:00:00Z")
+        };
+        let pick = |f: &Backup| {
+            choose(
+                SRC,
+                &Seed::Backup("theirs".into()),
+                &own,
+                Some(f),
+                now(),
+                DEFAULT_BINLOG_RETENTION,
+            )
+            .map(|c| c.map(|c| (c.backup.id.clone(), c.foreign, c.warning("p"))))
+        };
+        let (id, foreign, warning) = pick(&theirs(Some("GCP"), BackupStatus::Succeeded))
+            .unwrap()
+            .unwrap();
+        assert_eq!((id.as_str(), foreign), ("theirs", true));
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("backup theirs is a backup of service old-primary, not of service.p"),
+            "{warning}"
+        );
+        assert!(warning.contains("GTID 0-1-5"), "{warning}");
+        assert!(matches!(
+            pick(&theirs(Some("aws"), BackupStatus::Succeeded)),
+            Err(SeedError::ForeignProvider { .. })
+        ));
+        assert!(matches!(
+            pick(&theirs(None, BackupStatus::Succeeded)),
+            Err(SeedError::ForeignProvider { .. })
+        ));
+        assert!(matches!(
+            pick(&theirs(Some("gcp"), BackupStatus::Failed)),
+            Err(SeedError::NotSucceeded { .. })
+        ));
+        // latest-backup never picks another service's backup.
+        let same_provider = theirs(Some("gcp"), BackupStatus::Succeeded);
+        let c = choose(
+            SRC,
+            &Seed::LatestBackup,
+            &own,
+            Some(&same_provider),
+            now(),
+            DEFAULT_BINLOG_RETENTION,
+        );
+        assert_eq!(c.unwrap().unwrap().backup.id, "mine");
+        // A foreign backup of another id does not stand in for the one named.
+        assert!(matches!(
+            choose(
+                SRC,
+                &Seed::Backup("nope".into()),
+                &own,
+                Some(&theirs(Some("gcp"), BackupStatus::Succeeded)),
+                now(),
+                DEFAULT_BINLOG_RETENTION,
+            ),
+            Err(SeedError::UnknownId { .. })
+        ));
     }
 }

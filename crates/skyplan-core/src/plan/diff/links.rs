@@ -420,21 +420,40 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
         let chosen = match cx.observed.at {
             Some(now) if existing && cx.observed.refreshed => {
                 if cx.fate(&source).is_new() {
-                    errors.push(PlanError::Seed(SeedError::NewSource {
+                    errors.push(PlanError::from(SeedError::NewSource {
                         service: source.clone(),
                         seed: seed.to_string(),
                     }));
                     continue;
                 }
                 let listed = cx.observed.backups.get(&source).map(Vec::as_slice);
+                let foreign = match &seed {
+                    Seed::Backup(id) => cx.observed.foreign_backups.get(id),
+                    _ => None,
+                };
+                let provider = cx
+                    .topology
+                    .services
+                    .get(&source)
+                    .map_or("", |s| s.spec.provider.as_str());
+                let src = seed::Source {
+                    key: &source,
+                    provider,
+                };
                 match seed::choose(
-                    &source,
+                    src,
                     &seed,
                     listed.unwrap_or(&[]),
+                    foreign,
                     now,
                     DEFAULT_BINLOG_RETENTION,
                 ) {
-                    Ok(b) => b,
+                    Ok(c) => {
+                        if let Some(w) = c.and_then(|c| c.warning(&source)) {
+                            out.warnings.push(w);
+                        }
+                        c.map(|c| c.backup)
+                    }
                     Err(e) => {
                         errors.push(e.into());
                         continue;
@@ -448,7 +467,11 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
             (_, Some(b)) => format!(
                 "existing backup {} of {}, taken {}, at GTID {}",
                 b.id,
-                cx.name_of(&source),
+                if cx.observed.foreign_backups.contains_key(&b.id) {
+                    format!("{} (foreign to {})", b.service_name, cx.name_of(&source))
+                } else {
+                    cx.name_of(&source)
+                },
                 b.end_time.as_deref().unwrap_or("(time unknown)"),
                 match b.binlog_gtid_position.as_deref() {
                     Some("") => "(empty: no transaction yet)",
