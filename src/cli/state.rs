@@ -1,6 +1,5 @@
 //! `skyplan state …`: inspect and move the state, on either backend (local file or MariaDB).
 
-use crate::state::LockInfoExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use super::common::{lock_timeout, topology_path};
 use super::EXIT_OK;
 use crate::ops::Workspace;
 use crate::printer::Printer;
-use crate::state::{codec, LockInfo, State};
+use crate::state::{codec, State};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -82,13 +81,8 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
             let state = codec::from_json(&bytes, &from.display().to_string())?;
-            let lock = ws
-                .backend
-                .lock(LockInfo::for_this_process(), args.lock_timeout)
-                .await?;
-            let r = ws.backend.push(&state, force).await;
-            let _ = lock.release().await;
-            r?;
+            let push = async { Ok(ws.backend.push(&state, force).await?) };
+            crate::ops::with_lock(ws.backend.as_ref(), args.lock_timeout, ui, push).await?;
             ui.info(&format!(
                 "Pushed {} (lineage {}, serial {}) to {}.",
                 from.display(),
@@ -123,24 +117,11 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                     target.describe()
                 );
             }
-            let l1 = ws
-                .backend
-                .lock(LockInfo::for_this_process(), args.lock_timeout)
-                .await?;
-            let l2 = match target
-                .lock(LockInfo::for_this_process(), args.lock_timeout)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = l1.release().await;
-                    return Err(e.into());
-                }
-            };
-            let r = crate::state::migrate(ws.backend.as_ref(), target.as_ref()).await;
-            let _ = l2.release().await;
-            let _ = l1.release().await;
-            r?;
+            // Both locks, the source's first: no run may write either state meanwhile.
+            let (from, to) = (ws.backend.as_ref(), target.as_ref());
+            let copy = async { Ok(crate::state::migrate(from, to).await?) };
+            let on_target = crate::ops::with_lock(to, args.lock_timeout, ui, copy);
+            crate::ops::with_lock(from, args.lock_timeout, ui, on_target).await?;
             ui.info(&format!(
                 "Migrated the state from {} to {} (lineage and serial kept). Point the topology's [state] at the new backend.",
                 ws.backend.describe(),

@@ -14,7 +14,7 @@ use crate::ops::{self, Workspace, EXIT_ERROR, EXIT_OK};
 use crate::plan::{planfile, render, Plan};
 use crate::printer::Printer;
 use crate::remote::Remote;
-use crate::state::{LockInfo, LockInfoExt, State};
+use crate::state::State;
 
 pub struct ExecuteOptions {
     pub auto_approve: bool,
@@ -30,21 +30,13 @@ pub async fn execute(
     ui: &Printer,
     opts: ExecuteOptions,
 ) -> Result<i32> {
-    let lock = ws
-        .backend
-        .lock(LockInfo::for_this_process(), opts.lock_timeout)
-        .await?;
-    if let Some(old) = lock.took_over() {
-        ui.info(&format!(
-            "Note: took over a stale lock of pid {} on {} (that process is gone).",
-            old.pid, old.host
-        ));
-    }
-    let result = execute_locked(ws, saved, ui, &opts).await;
-    if let Err(e) = lock.release().await {
-        ui.error(&format!("releasing the state lock: {e}"));
-    }
-    result
+    ops::with_lock(
+        ws.backend.as_ref(),
+        opts.lock_timeout,
+        ui,
+        execute_locked(ws, saved, ui, &opts),
+    )
+    .await
 }
 
 async fn execute_locked(
@@ -303,11 +295,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         json,
         detailed_exitcode,
     } = opts;
-    let lock = ws
-        .backend
-        .lock(LockInfo::for_this_process(), lock_timeout)
-        .await?;
-    let result = async {
+    let work = async {
         let state = ws.read_state().await?;
         let remote = ops::connect(ws, &state).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
@@ -335,13 +323,16 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         if next == state {
             return Ok(found);
         }
-        if !auto_approve && detailed_exitcode && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if !auto_approve
+            && detailed_exitcode
+            && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+        {
             ui.info("State left unchanged (no terminal to confirm; add --auto-approve to record what exists).");
             return Ok(found);
         }
         if !auto_approve
-            && !ui.confirm("\nUpdate the state to match what exists? Nothing remote will change.",
-            )?
+            && !ui
+                .confirm("\nUpdate the state to match what exists? Nothing remote will change.")?
         {
             ui.error("state left unchanged");
             return Ok(EXIT_ERROR);
@@ -349,8 +340,6 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         ws.backend.write(&mut next).await?;
         ui.info(&format!("State updated (serial {}).", next.serial));
         Ok(found)
-    }
-    .await;
-    let _ = lock.release().await;
-    result
+    };
+    ops::with_lock(ws.backend.as_ref(), lock_timeout, ui, work).await
 }

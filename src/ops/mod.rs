@@ -5,6 +5,9 @@
 
 pub mod apply;
 pub mod import;
+mod lock;
+
+pub use lock::with_lock;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
