@@ -204,6 +204,73 @@ pub async fn refresh(
         .try_collect()
         .await?;
 
+    // The GTIDs of every service in a link (topology's or state's), for re-pointing and errant
+    // transactions. A database that does not answer leaves its key out: the plan then cannot
+    // prove a re-point safe and says so, rather than failing the whole refresh.
+    let mut linked: std::collections::BTreeSet<&String> = std::collections::BTreeSet::new();
+    for (key, svc) in &topology.services {
+        if let Some(r) = &svc.replication {
+            linked.insert(key);
+            linked.insert(&r.from);
+        }
+    }
+    for (key, l) in &res.replications {
+        linked.insert(key);
+        linked.insert(&l.source);
+    }
+    let gtids: BTreeMap<String, crate::gtid::ObservedGtids> =
+        stream::iter(linked.into_iter().filter(|k| ready.contains(k)))
+            .map(|key| async move {
+                let read = async {
+                    let mut conn = remote.sql(state, key).await?;
+                    let g = conn.observed_gtids().await?;
+                    let _ = conn.disconnect().await;
+                    Ok::<_, anyhow::Error>(g)
+                };
+                match read.await {
+                    Ok(g) => Some((key.clone(), g)),
+                    Err(e) => {
+                        tracing::info!("cannot read the GTIDs of service.{key}: {e:#}");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(parallelism)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+
+    // Replication users on the chains' roots (managed services that replicate from nobody),
+    // so that users no link owns are reported and dropped. Unreadable: left out.
+    let roots = ready.iter().filter(|k| {
+        !res.replications.contains_key(**k)
+            && topology
+                .services
+                .get(**k)
+                .is_some_and(|s| s.replication.is_none())
+    });
+    let replication_users: BTreeMap<String, Vec<String>> = stream::iter(roots)
+        .map(|key| async move {
+            let read = async {
+                let mut conn = remote.sql(state, key).await?;
+                let users = conn.replication_users().await?;
+                let _ = conn.disconnect().await;
+                Ok::<_, anyhow::Error>(users)
+            };
+            match read.await {
+                Ok(users) if !users.is_empty() => Some(((*key).clone(), users)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::info!("cannot read the replication users of service.{key}: {e:#}");
+                    None
+                }
+            }
+        })
+        .buffer_unordered(parallelism)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+
     // Sources seeding from an existing backup: list their backups, so that the plan names the
     // one it will use (or refuses) before anything is created.
     let seeding: std::collections::BTreeSet<&String> = topology
@@ -272,6 +339,8 @@ pub async fn refresh(
         refreshed: true,
         backups,
         foreign_backups,
+        gtids,
+        replication_users,
         at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,

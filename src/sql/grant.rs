@@ -90,6 +90,25 @@ impl ReplicationGrant {
         self.password_is_hash
     }
 
+    /// The same grant with the password as MariaDB's `mysql_native_password` hash
+    /// (`*` + upper-case hex of SHA1(SHA1(password))), rendered `IDENTIFIED BY PASSWORD
+    /// '*…'`: the statement is written to the source's binlog and copied into every
+    /// replica's relay and binary logs, where a clear password would be readable by anyone
+    /// who can read a binlog. The account works the same.
+    pub fn hashed(&self) -> ReplicationGrant {
+        if self.password_is_hash {
+            return self.clone();
+        }
+        use sha1::{Digest, Sha1};
+        let stage1 = Sha1::digest(self.password.expose().as_bytes());
+        let stage2 = Sha1::digest(stage1);
+        ReplicationGrant {
+            password: Secret::new(format!("*{}", hex::encode_upper(stage2))),
+            password_is_hash: true,
+            ..self.clone()
+        }
+    }
+
     /// The statement to run on the primary, rebuilt from the validated parts. It contains the
     /// password, hence a `Secret`.
     pub fn statement(&self) -> Secret {
@@ -311,6 +330,24 @@ mod tests {
 
     const DOC: &str =
         "GRANT REPLICATION SLAVE ON *.* TO 'skysql_replication'@'%' IDENTIFIED BY 'S3cr3t!pw';";
+
+    #[test]
+    fn the_hashed_grant_carries_mysql_native_passwords_hash_never_the_password() {
+        // PASSWORD('password') in MariaDB/MySQL, a well-known value.
+        let g = ReplicationGrant::parse(
+            "GRANT REPLICATION SLAVE ON *.* TO 'u'@'h' IDENTIFIED BY 'password'",
+        )
+        .unwrap()
+        .hashed();
+        assert!(g.password_is_hash());
+        assert_eq!(
+            g.statement().expose(),
+            "GRANT REPLICATION SLAVE ON *.* TO 'u'@'h' IDENTIFIED BY PASSWORD \
+             '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19'"
+        );
+        // Hashing a hash changes nothing.
+        assert_eq!(g.hashed(), g);
+    }
 
     #[test]
     fn parses_the_documented_form() {

@@ -7,12 +7,14 @@
 //! procedures.rs  sky.change_external_primary_gtid, start/stop/reset, status
 //! grant.rs       ReplicationGrant: the GRANT the replica returns, validated
 //! status.rs      pure parsing of replication_status / gtid_status rows
+//! gtids.rs       a server's GTIDs and where its binlogs begin (re-point, errant checks)
 //! ```
 
 pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod grant;
+pub mod gtids;
 pub mod procedures;
 pub mod status;
 

@@ -63,6 +63,46 @@ impl SqlConn {
             .map_err(|e| scrub(e, grant))
     }
 
+    /// The accounts named like SkySQL's replication users (`skysql_replication_*`), as
+    /// `user@host`.
+    pub async fn replication_users(&mut self) -> Result<Vec<String>, SqlError> {
+        let what = "SELECT User, Host FROM mysql.user";
+        let sql = "SELECT User, Host FROM mysql.user WHERE User LIKE 'skysql\\_replication\\_%' ORDER BY User, Host";
+        let sets = self.call(what, sql, Params::Empty).await?;
+        Ok(sets
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                let user = r.get("User").ok().flatten()?;
+                let host = r.get("Host").ok().flatten()?;
+                Some(format!("{user}@{host}"))
+            })
+            .collect())
+    }
+
+    /// `DROP USER IF EXISTS` for a replication account given as `user@host` (binlogged, so
+    /// run on a chain's root it reaches every replica). Only accounts named like SkySQL's
+    /// replication users are accepted.
+    pub async fn drop_replication_user(&mut self, account: &str) -> Result<(), SqlError> {
+        let (user, host) = account.split_once('@').unwrap_or((account, "%"));
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-:%".contains(&b))
+        };
+        if !user.starts_with("skysql_replication_") || !plain(user) || !plain(host) {
+            return Err(self.unexpected(
+                "DROP USER",
+                format!("refusing to drop {account:?}: not a replication user's name"),
+            ));
+        }
+        self.execute(
+            &format!("DROP USER IF EXISTS '{user}'@'{host}'"),
+            &format!("DROP USER IF EXISTS '{user}'@'{host}'"),
+        )
+        .await
+    }
+
     /// Returns the procedure's message ("External replication running normally.").
     pub async fn start_replication(&mut self) -> Result<Option<String>, SqlError> {
         self.simple("CALL sky.start_replication()").await

@@ -2,7 +2,7 @@
 //! applied, for every kind of drift: what is reported, what repairs it, how it renders, and
 //! what must NOT count as drift (normalised CIDRs, NULL lag, a lag under the threshold).
 
-use crate::support::fixtures::{applied, example, topology};
+use crate::support::fixtures::{applied, example, in_sync, topology};
 use skyplan::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use skyplan::plan::{self, render, ActionKind, Change, DriftKind, Plan, PlanInput, WireMode};
 use skyplan::state::State;
@@ -14,42 +14,6 @@ fn guide() -> (Topology, State) {
     let t = example("global-replication.toml");
     let s = applied(&t);
     (t, s)
-}
-
-/// What refresh sees when everything is exactly as the state records it.
-fn in_sync(s: &State) -> Observed {
-    let mut o = Observed {
-        refreshed: true,
-        ..Observed::default()
-    };
-    let res = &s.resources;
-    for (key, rec) in &res.services {
-        o.services.insert(
-            key.clone(),
-            ObservedService::Present(RemoteService::as_recorded(rec)),
-        );
-        let mut entries = rec.spec.allow_list.clone();
-        for g in res.allowlists.values().filter(|g| &g.on == key) {
-            entries.extend(g.entries.iter().cloned());
-        }
-        o.allowlists.insert(key.clone(), entries);
-    }
-    for (r, link) in &res.replications {
-        o.replication.insert(
-            r.clone(),
-            ObservedReplication {
-                configured: true,
-                io_running: true,
-                sql_running: true,
-                master_host: Some(link.source_host.clone()),
-                master_port: Some(link.source_port),
-                seconds_behind_master: Some(0),
-                gtid_io_pos: Some("1-1-50".into()),
-                ..ObservedReplication::default()
-            },
-        );
-    }
-    o
 }
 
 fn plan_with(t: &Topology, s: &State, o: &Observed) -> Plan {

@@ -28,6 +28,14 @@ pub struct Observed {
     /// another service's, found by listing every backup, by backup id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub foreign_backups: BTreeMap<String, skyplan_api::types::Backup>,
+    /// The GTIDs of the services in replication links (sources and replicas) whose database
+    /// answered, by service key: what re-pointing and errant-transaction checks read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gtids: BTreeMap<String, crate::gtid::ObservedGtids>,
+    /// Users named like the replication users SkySQL hands out (`skysql_replication_*`), as
+    /// `user@host`, on the services that replicate from nobody (chains' roots), by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replication_users: BTreeMap<String, Vec<String>>,
     /// When refresh looked (the clock stays out of the core: ages are measured from this).
     #[serde(skip)]
     pub at: Option<time::OffsetDateTime>,

@@ -9,9 +9,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::RealSteps;
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll, PollPolicy};
+use crate::gtid;
 use crate::observed::ObservedReplication;
 use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
-use crate::plan::WireMode;
+use crate::plan::{self, start::Start, WireMode};
 use crate::state::{AllowlistRecord, ReplicationRecord};
 
 pub(super) async fn grant(
@@ -187,42 +188,34 @@ pub(super) async fn replicate(
         .replications
         .get(replica)
         .and_then(|r| r.replication_user.clone());
+    let mut note = "";
     match mode {
         WireMode::Restart => {
             p.status("starting replication");
             conn.start_replication().await?;
         }
-        WireMode::Fresh | WireMode::Rewire => {
-            // A channel that already ran from this very source (the state still records it:
-            // a restore removes the record) continues from the replica's own position.
-            // Starting it again at the seeding backup's position would replay every
-            // transaction applied since, and break on the first duplicate.
-            let ran_here = state.resources.replications.get(replica).is_some_and(|l| {
-                l.source == source && l.source_host == host && l.source_port == port
-            });
-            let own = if mode == WireMode::Rewire || ran_here {
-                let g = conn.gtid_status().await?;
-                let slave = g.slave_pos.clone().filter(|s| !s.is_empty());
-                if mode == WireMode::Rewire {
-                    slave.or(g.current_pos.clone())
-                } else {
-                    slave
-                }
-            } else {
-                None
-            };
-            let position = match own {
-                Some(own) => own,
-                // The seeding backup's position; with seed = "none" the start of the binlogs.
-                None if mode == WireMode::Fresh => state
-                    .resources
-                    .backups
-                    .get(replica)
-                    .and_then(|b| b.gtid_position.clone())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
+        WireMode::Fresh | WireMode::Rewire | WireMode::Repoint => {
+            // Stopped first, so the replica's own position no longer moves while it is read.
             let _ = conn.stop_replication().await;
+            let own = conn.observed_gtids().await?;
+            let start = plan::start::start_position(
+                mode,
+                just_restored(&state, replica, source, &host, port),
+                &own,
+            );
+            if let Start::Own(_) = start {
+                // The plan's check, again now: the source must hold the replica's history and
+                // still have its next transaction. A re-point waits for a lagging new source.
+                if let Err(e) = own_position_safe(steps, &state, source, replica, &own, p).await {
+                    if mode == WireMode::Repoint {
+                        // Leave it replicating from where it was, as before this step.
+                        let _ = conn.start_replication().await;
+                    }
+                    return Err(e);
+                }
+                note = ", from its own position, no data copied";
+            }
+            let position = start.gtid().to_string();
             p.status(&format!(
                 "configuring replication from {host}:{port} at GTID {}",
                 if position.is_empty() {
@@ -238,23 +231,14 @@ pub(super) async fn replicate(
                     format!("sky.change_external_primary_gtid on service.{replica}")
                 })?;
             user = Some(format!("{}@{}", grant.user(), grant.host()));
-            p.status("granting replication on the source");
-            let mut src_conn = steps
-                .remote
-                .sql(&state, source)
-                .await
-                .with_context(|| format!("connecting to service.{source}"))?;
-            src_conn
-                .run_grant_on_primary(&grant)
-                .await
-                .with_context(|| format!("running the replication grant on service.{source}"))?;
-            let _ = src_conn.disconnect().await;
+            run_grant(steps, &state, source, &grant, p).await?;
             p.status("starting replication");
             conn.start_replication().await?;
             gtid = Some(position);
         }
     }
-    let status = wait_healthy(&mut conn, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
+    wait_healthy(&mut conn, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
+    let status = caught_up(steps, &state, source, replica, &mut conn, p).await?;
     let _ = conn.disconnect().await;
     let gtid = gtid.or_else(|| {
         state
@@ -281,12 +265,217 @@ pub(super) async fn replicate(
         })
         .await?;
     Ok(format!(
-        "healthy, {} s behind",
+        "healthy, caught up, {} s behind{note}",
         status
             .seconds_behind_master
             .map(|s| s.to_string())
             .unwrap_or_else(|| "?".into())
     ))
+}
+
+/// The GTID of the backup just restored into `replica` for this source, when no channel has
+/// run on it since (a restore removes the replication record; a channel that already ran
+/// from this very source is recorded, and then continues from its own position).
+fn just_restored<'a>(
+    state: &'a crate::state::State,
+    replica: &str,
+    source: &str,
+    host: &str,
+    port: u16,
+) -> Option<&'a str> {
+    let res = &state.resources;
+    let ran_here = res
+        .replications
+        .get(replica)
+        .is_some_and(|l| l.source == source && l.source_host == host && l.source_port == port);
+    let backup = res.backups.get(replica)?;
+    let restored = res
+        .restores
+        .get(replica)
+        .is_some_and(|r| r.completed && backup.backup_id.as_deref() == Some(r.backup_id.as_str()));
+    (restored && !ran_here && backup.source == source)
+        .then_some(backup.gtid_position.as_deref())
+        .flatten()
+}
+
+/// The services `key` replicates from, nearest first, as the topology says once applied.
+fn upstream_of(steps: &RealSteps, key: &str) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut at = key.to_string();
+    while let Some(from) = steps
+        .topology
+        .services
+        .get(&at)
+        .and_then(|s| s.replication.as_ref())
+        .map(|r| r.from.clone())
+    {
+        if from == key || chain.contains(&from) {
+            break;
+        }
+        chain.push(from.clone());
+        at = from;
+    }
+    chain
+}
+
+/// Check, at apply time, that `replica` (at `own`) can continue from its own position on
+/// `source`; while the only obstacle is that `source` has not yet received transactions its
+/// own sources have (lag), wait for it.
+async fn own_position_safe(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    source: &str,
+    replica: &str,
+    own: &crate::gtid::ObservedGtids,
+    p: &ProgressHandle,
+) -> Result<()> {
+    let mut upstream = Vec::new();
+    for key in upstream_of(steps, source) {
+        let mut c = steps.remote.sql(state, &key).await?;
+        upstream.push(c.observed_gtids().await?);
+        let _ = c.disconnect().await;
+    }
+    let ups: Vec<&crate::gtid::ObservedGtids> = upstream.iter().collect();
+    let mut src_conn = steps
+        .remote
+        .sql(state, source)
+        .await
+        .with_context(|| format!("connecting to service.{source}"))?;
+    let deadline = tokio::time::Instant::now() + steps.opts.healthy_timeout;
+    let result = loop {
+        let theirs = src_conn.observed_gtids().await?;
+        if let Err(u) = gtid::repoint(own, &theirs, &ups) {
+            break Err(anyhow::anyhow!(
+                "service.{replica} cannot continue from its own position on service.{source}: {}; \
+                 nothing was changed (plan again: it will re-seed with seed = \"new-backup\")",
+                u.describe(&format!("service.{replica}"), &format!("service.{source}"))
+            ));
+        }
+        if gtid::caught_up_with(own, &theirs)? {
+            break Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break Err(anyhow::anyhow!(
+                "service.{source} did not catch up with service.{replica} within {:?}; nothing was changed",
+                steps.opts.healthy_timeout
+            ));
+        }
+        p.status(&format!(
+            "waiting for service.{source} to catch up with service.{replica}"
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = src_conn.disconnect().await;
+    result
+}
+
+/// Run the replication GRANT where it creates no local transaction on a replica: on the
+/// chain's root (the service with no source), from where it replicates down to `source`;
+/// then wait until `source` has applied it, so the replica's first connection succeeds. The
+/// password reaches the binlogs only as a hash.
+async fn run_grant(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    source: &str,
+    grant: &crate::sql::ReplicationGrant,
+    p: &ProgressHandle,
+) -> Result<()> {
+    let root = upstream_of(steps, source)
+        .pop()
+        .unwrap_or_else(|| source.to_string());
+    p.status(&format!("granting replication on service.{root}"));
+    let mut root_conn = steps
+        .remote
+        .sql(state, &root)
+        .await
+        .with_context(|| format!("connecting to service.{root}"))?;
+    root_conn
+        .run_grant_on_primary(&grant.hashed())
+        .await
+        .with_context(|| format!("running the replication grant on service.{root}"))?;
+    let pos = root_conn
+        .gtid_status()
+        .await?
+        .binlog_pos
+        .unwrap_or_default();
+    let _ = root_conn.disconnect().await;
+    if root != source && !pos.is_empty() {
+        p.status(&format!("waiting for the grant to reach service.{source}"));
+        let mut src_conn = steps
+            .remote
+            .sql(state, source)
+            .await
+            .with_context(|| format!("connecting to service.{source}"))?;
+        let reached = src_conn
+            .master_gtid_wait(&pos, steps.opts.healthy_timeout)
+            .await?;
+        let _ = src_conn.disconnect().await;
+        if !reached {
+            bail!("the replication grant run on service.{root} did not reach service.{source} within {:?}", steps.opts.healthy_timeout);
+        }
+    }
+    Ok(())
+}
+
+/// Prove the link: the replica applies everything the source had when wiring finished
+/// (`MASTER_GTID_WAIT` on the source's `gtid_binlog_pos`), and both threads still run. A link
+/// that breaks meanwhile fails the action with the server's error.
+async fn caught_up(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    source: &str,
+    replica: &str,
+    conn: &mut crate::sql::SqlConn,
+    p: &ProgressHandle,
+) -> Result<ObservedReplication> {
+    let mut src_conn = steps
+        .remote
+        .sql(state, source)
+        .await
+        .with_context(|| format!("connecting to service.{source}"))?;
+    let pos = src_conn.gtid_status().await?.binlog_pos.unwrap_or_default();
+    let _ = src_conn.disconnect().await;
+    if !pos.is_empty() {
+        p.status(&format!("waiting for service.{replica} to apply {pos}"));
+        let reached = conn
+            .master_gtid_wait(&pos, steps.opts.healthy_timeout)
+            .await?;
+        let st = conn.replication_status().await?;
+        if st.last_sql_errno != 0 && !st.sql_running {
+            bail!(
+                "replication broke while catching up: SQL error {}: {}",
+                st.last_sql_errno,
+                st.last_sql_error
+            );
+        }
+        if !reached {
+            bail!(
+                "service.{replica} did not apply service.{source}'s position {pos} within {:?}{}",
+                steps.opts.healthy_timeout,
+                if st.last_io_errno != 0 {
+                    format!(" (IO error {}: {})", st.last_io_errno, st.last_io_error)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let st = conn.replication_status().await?;
+    if !(st.io_running && st.sql_running) {
+        bail!(
+            "replication stopped right after catching up: IO {} / SQL {}{}",
+            yes(st.io_running),
+            yes(st.sql_running),
+            if st.last_sql_errno != 0 {
+                format!(": SQL error {}: {}", st.last_sql_errno, st.last_sql_error)
+            } else if st.last_io_errno != 0 {
+                format!(": IO error {}: {}", st.last_io_errno, st.last_io_error)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(st)
 }
 
 /// Wait until both replication threads run; fail with the server's error if they stop on one.
@@ -345,7 +534,7 @@ fn yes(b: bool) -> &'static str {
 
 pub(super) async fn stop(
     steps: &RealSteps,
-    _source: &str,
+    source: &str,
     replica: &str,
     p: &ProgressHandle,
 ) -> Result<String> {
@@ -361,6 +550,28 @@ pub(super) async fn stop(
         conn.reset_replication().await?;
         let _ = conn.disconnect().await;
     }
+    // Its replication user goes too, on the root of the source's chain (as recorded: the
+    // topology may no longer have the source), so the drop replicates to every replica.
+    let user = state
+        .resources
+        .replications
+        .get(replica)
+        .and_then(|l| l.replication_user.clone());
+    let mut dropped = String::new();
+    if let Some(user) = user {
+        let root = recorded_root(&state, source);
+        if state.resources.services.contains_key(&root) {
+            p.status(&format!("dropping {user} on service.{root}"));
+            let mut conn = steps
+                .remote
+                .sql(&state, &root)
+                .await
+                .with_context(|| format!("connecting to service.{root}"))?;
+            conn.drop_replication_user(&user).await?;
+            let _ = conn.disconnect().await;
+            dropped = format!("dropped {user} on service.{root}");
+        }
+    }
     steps
         .state
         .update(|s| {
@@ -369,5 +580,39 @@ pub(super) async fn stop(
             s.resources.restores.remove(replica);
         })
         .await?;
-    Ok(String::new())
+    Ok(dropped)
+}
+
+/// The root of `key`'s chain as the state records the links.
+fn recorded_root(state: &crate::state::State, key: &str) -> String {
+    let mut at = key.to_string();
+    let mut hops = 0;
+    while let Some(l) = state.resources.replications.get(&at) {
+        at = l.source.clone();
+        hops += 1;
+        // A cycle can only come from a corrupt state: stop rather than loop.
+        if hops > 64 {
+            break;
+        }
+    }
+    at
+}
+
+/// Drop a replication user no link owns, on `on` (a chain's root).
+pub(super) async fn drop_user(
+    steps: &RealSteps,
+    on: &str,
+    user: &str,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let state = steps.state.snapshot().await;
+    p.status(&format!("dropping {user}"));
+    let mut conn = steps
+        .remote
+        .sql(&state, on)
+        .await
+        .with_context(|| format!("connecting to service.{on}"))?;
+    conn.drop_replication_user(user).await?;
+    let _ = conn.disconnect().await;
+    Ok(format!("dropped {user}"))
 }

@@ -90,6 +90,9 @@ impl Steps for RealSteps {
             ActionKind::StopReplication { source, replica } => {
                 link::stop(self, source, replica, p).await
             }
+            ActionKind::DropReplicationUser { on, user } => {
+                link::drop_user(self, on, user, p).await
+            }
         };
         r.map_err(StepError::from)
     }

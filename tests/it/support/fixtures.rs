@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use skyplan::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
 use skyplan::state::{
     AllowlistRecord, BackupRecord, ReplicationRecord, RestoreRecord, ServiceRecord, State,
 };
@@ -91,4 +92,40 @@ pub(crate) fn applied(t: &Topology) -> State {
         );
     }
     s
+}
+
+/// What refresh sees when everything is exactly as the state records it.
+pub(crate) fn in_sync(s: &State) -> Observed {
+    let mut o = Observed {
+        refreshed: true,
+        ..Observed::default()
+    };
+    let res = &s.resources;
+    for (key, rec) in &res.services {
+        o.services.insert(
+            key.clone(),
+            ObservedService::Present(RemoteService::as_recorded(rec)),
+        );
+        let mut entries = rec.spec.allow_list.clone();
+        for g in res.allowlists.values().filter(|g| &g.on == key) {
+            entries.extend(g.entries.iter().cloned());
+        }
+        o.allowlists.insert(key.clone(), entries);
+    }
+    for (r, link) in &res.replications {
+        o.replication.insert(
+            r.clone(),
+            ObservedReplication {
+                configured: true,
+                io_running: true,
+                sql_running: true,
+                master_host: Some(link.source_host.clone()),
+                master_port: Some(link.source_port),
+                seconds_behind_master: Some(0),
+                gtid_io_pos: Some("1-1-50".into()),
+                ..ObservedReplication::default()
+            },
+        );
+    }
+    o
 }

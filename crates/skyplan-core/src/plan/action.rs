@@ -43,6 +43,11 @@ pub enum WireMode {
     Restart,
     /// The channel was reset: configure again from the replica's own GTID position.
     Rewire,
+    /// Point the replica at another source that shares its history, from its own GTID
+    /// position: no backup, no restore (the plan checked the new source has every
+    /// transaction the replica applied and still holds the next one in its binlogs; apply
+    /// checks again, after waiting for the new source to catch up).
+    Repoint,
 }
 
 /// What to do. Service keys refer to the topology (and the state's maps).
@@ -99,6 +104,9 @@ pub enum ActionKind {
     },
     /// Stop and reset replication on the replica (link removed or re-pointed).
     StopReplication { source: String, replica: String },
+    /// Drop a replication user (`user@host`) that no link owns, on `on` (a chain's root, so
+    /// the drop replicates to every replica).
+    DropReplicationUser { on: String, user: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +158,10 @@ impl ActionKind {
             ActionKind::Replicate { replica, .. } | ActionKind::StopReplication { replica, .. } => {
                 format!("replication.{replica}")
             }
+            ActionKind::DropReplicationUser { on, user } => {
+                let name = user.split_once('@').map_or(user.as_str(), |(u, _)| u);
+                format!("replication_user.{on}.{name}")
+            }
         }
     }
 
@@ -168,6 +180,7 @@ impl ActionKind {
             ActionKind::Replicate { replica, .. } | ActionKind::StopReplication { replica, .. } => {
                 vec![replica]
             }
+            ActionKind::DropReplicationUser { on, .. } => vec![on],
         }
     }
 }

@@ -31,11 +31,15 @@ pub enum DriftKind {
     /// Replicating from another host/port than the topology's source.
     ReplicationRepointed,
     ReplicationLagging,
+    /// The replica has transactions its source does not: someone wrote to the replica.
+    ErrantTransactions,
+    /// A `skysql_replication_*` user on a source that no link skyplan manages owns.
+    ReplicationUserOrphaned,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 12] = [
+    pub const ALL: [DriftKind; 14] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -48,6 +52,8 @@ impl DriftKind {
         DriftKind::ReplicationMissing,
         DriftKind::ReplicationRepointed,
         DriftKind::ReplicationLagging,
+        DriftKind::ErrantTransactions,
+        DriftKind::ReplicationUserOrphaned,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -70,6 +76,8 @@ impl DriftKind {
             DriftKind::ReplicationMissing => "replication reset",
             DriftKind::ReplicationRepointed => "replication re-pointed",
             DriftKind::ReplicationLagging => "replication lagging",
+            DriftKind::ErrantTransactions => "errant transactions",
+            DriftKind::ReplicationUserOrphaned => "orphaned replication user",
         }
     }
 }

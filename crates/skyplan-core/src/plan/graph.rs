@@ -18,7 +18,7 @@ use crate::state::State;
 /// the seeding chain. Only a tie-break; correctness comes from the edges.
 fn rank(kind: &ActionKind) -> u8 {
     match kind {
-        ActionKind::StopReplication { .. } => 0,
+        ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => 0,
         ActionKind::AllowlistRevoke { .. } => 1,
         ActionKind::DeleteService { .. } => 2,
         ActionKind::CreateService { .. }
@@ -46,6 +46,7 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::AllowlistRevoke { replica, .. }
         | ActionKind::Replicate { replica, .. }
         | ActionKind::StopReplication { replica, .. } => replica,
+        ActionKind::DropReplicationUser { on, .. } => on,
     }
 }
 
@@ -94,6 +95,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut revokes_of_replica: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut replicate: HashMap<&str, usize> = HashMap::new();
     let mut stop: HashMap<&str, usize> = HashMap::new();
+    let mut drops: Vec<usize> = Vec::new();
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
@@ -126,6 +128,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             ActionKind::StopReplication { replica, .. } => {
                 stop.insert(replica, i);
             }
+            ActionKind::DropReplicationUser { .. } => drops.push(i),
         }
     }
     // Replicas by source, as recorded in state (for deleting sources after their replicas).
@@ -185,8 +188,13 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(svc.get(replica.as_str()), i);
                 dep(svc.get(source.as_str()), i);
                 dep(replicate.get(source.as_str()), i);
+                // An orphaned user goes before any wiring: a replica re-wired now (whose user
+                // the state did not record, after a crash) gets its grant again afterwards.
+                for d in &drops {
+                    dep(Some(d), i);
+                }
             }
-            ActionKind::StopReplication { .. } => {}
+            ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
         }
     }
     e.sort_unstable();

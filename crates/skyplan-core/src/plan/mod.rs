@@ -9,6 +9,7 @@ pub mod graph;
 pub mod planfile;
 pub mod render;
 pub mod seed;
+pub mod start;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,12 @@ pub enum PlanError {
     /// for the largest variant.
     #[error(transparent)]
     Seed(Box<seed::SeedError>),
+    #[error("service.{replica} has seed = \"none\", so it can only replicate from its own position, and that is not safe from service.{from}: {why}. Use seed = \"new-backup\" to re-seed it (wipes it), or fix the cause")]
+    OwnPositionUnsafe {
+        replica: String,
+        from: String,
+        why: String,
+    },
     #[error("service.{key} pins id = \"{id}\", but no such service exists; remove the id to create the service, or pin the id of the one to adopt")]
     PinnedIdMissing { key: String, id: String },
     #[error("service.{key} is recorded as {recorded}, but the topology pins id = \"{pinned}\"; to manage the other service under this key, `skyplan state rm service.{key}` first (the recorded one is then no longer managed, nothing is deleted)")]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{cidr32, cidr_key, join, DiffOutput, Fate, Planned};
+use crate::gtid;
 use crate::observed::{Observed, ObservedService};
 use crate::plan::action::{ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
 use crate::plan::drift::{classify_replication, Drift, DriftKind};
@@ -69,17 +70,106 @@ pub(super) fn plan_links(
         fates,
     };
     let mut seeds = Seeds::new();
+    let mut errors = Vec::new();
     for (r, svc) in &topology.services {
         if let Some(repl) = &svc.replication {
-            plan_link(&cx, r, repl, &mut seeds, out);
+            plan_link(&cx, r, repl, &mut seeds, &mut errors, out);
         }
     }
     plan_teardown(&cx, out);
-    plan_backups(&cx, seeds, out)
+    plan_orphaned_users(&cx, out);
+    let backups = plan_backups(&cx, seeds, out);
+    if let Err(e) = backups {
+        errors.push(e);
+    }
+    match PlanError::combine(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Whether `r` can replicate from `src` starting at its own GTID position (see
+/// [`gtid::repoint`]): `Err` holds the reason for the plan. A replica the plan creates is
+/// empty: its own position is the beginning, so the source must still hold everything.
+fn check_own_position(cx: &Ctx, r: &str, src: &str) -> Result<(), String> {
+    let (name_r, name_s) = (cx.name_of(r), cx.name_of(src));
+    if !cx.observed.refreshed {
+        return Err(format!(
+            "refresh was skipped, so whether {name_r} can continue from its own position on \
+             {name_s} is unknown"
+        ));
+    }
+    let empty = gtid::ObservedGtids {
+        binlog_start: Some(Default::default()),
+        ..Default::default()
+    };
+    let replica = if cx.fate(r).is_new() {
+        &empty
+    } else {
+        cx.observed
+            .gtids
+            .get(r)
+            .ok_or_else(|| format!("the GTIDs of {name_r} could not be read"))?
+    };
+    let source = cx
+        .observed
+        .gtids
+        .get(src)
+        .ok_or_else(|| format!("the GTIDs of {name_s} could not be read"))?;
+    let upstream = upstream_gtids(cx, src);
+    gtid::repoint(replica, source, &upstream).map_err(|u| u.describe(&name_r, &name_s))
+}
+
+/// The GTIDs of the services `key` replicates from now (its recorded source, that one's, …):
+/// what `key` has not received yet but will.
+fn upstream_gtids<'a>(cx: &Ctx<'a>, key: &str) -> Vec<&'a gtid::ObservedGtids> {
+    let mut seen = BTreeSet::from([key.to_string()]);
+    let mut out = Vec::new();
+    let mut at = key.to_string();
+    while let Some(l) = cx.state.resources.replications.get(&at) {
+        if !seen.insert(l.source.clone()) {
+            break;
+        }
+        if let Some(g) = cx.observed.gtids.get(&l.source) {
+            out.push(g);
+        }
+        at = l.source.clone();
+    }
+    out
+}
+
+/// Errant transactions on a linked replica: GTIDs its source does not have.
+fn errant_drift(cx: &Ctx, r: &str, src: &str) -> Option<Drift> {
+    let (rg, sg) = (cx.observed.gtids.get(r)?, cx.observed.gtids.get(src)?);
+    let errant = gtid::errant(rg, sg).ok()?;
+    if errant.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = errant.iter().map(|g| g.to_string()).collect();
+    Some(Drift {
+        resource: format!("replication.{r}"),
+        kind: DriftKind::ErrantTransactions,
+        before: json!({ "errant": [] }),
+        after: json!({ "errant": list }),
+        detail: format!(
+            "{} has transactions {} does not: {} (written on the replica, not replicated); it \
+             cannot be re-pointed or promoted safely until a person decides what they are",
+            cx.name_of(r),
+            cx.name_of(src),
+            list.join(", ")
+        ),
+    })
 }
 
 /// What one replica's link needs.
-fn plan_link(cx: &Ctx, r: &str, repl: &Replication, seeds: &mut Seeds, out: &mut DiffOutput) {
+fn plan_link(
+    cx: &Ctx,
+    r: &str,
+    repl: &Replication,
+    seeds: &mut Seeds,
+    errors: &mut Vec<PlanError>,
+    out: &mut DiffOutput,
+) {
     let res = &cx.state.resources;
     let src = repl.from.as_str();
     let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
@@ -114,12 +204,40 @@ fn plan_link(cx: &Ctx, r: &str, repl: &Replication, seeds: &mut Seeds, out: &mut
         }
     }
 
+    if let (Some(l), false, false) = (link, repointed, fate_r.is_new()) {
+        out.drift.extend(errant_drift(cx, r, &l.source));
+    }
+
+    // A replica moving to another source, or wired with seed = "none", replicates from its
+    // own GTID position: no copy, when the new source has its whole history (re-point by
+    // GTID). Otherwise it is re-seeded with the reason, or, without a seed, refused.
+    let existing_r = !fate_r.is_new() && rec_r.is_some();
+    let own_position = (!fate_s.is_new()
+        && (repointed || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
+        .then(|| check_own_position(cx, r, src));
+    let repoint_ok = matches!(own_position, Some(Ok(())));
+    if let Some(Err(why)) = &own_position {
+        if repl.seed.uses_backup() {
+            reseed.get_or_insert(format!("it cannot continue from its own position: {why}"));
+        } else {
+            errors.push(PlanError::OwnPositionUnsafe {
+                replica: r.to_string(),
+                from: src.to_string(),
+                why: why.clone(),
+            });
+        }
+    }
+
     let seeded_ok = match (res.restores.get(r), rec_r) {
         (Some(rs), Some(rec)) => rs.completed && rs.target_id == rec.id,
         _ => false,
     };
     let needs_seed = repl.seed.uses_backup()
-        && (fate_r.is_new() || fate_s.is_new() || repointed || !seeded_ok || reseed.is_some());
+        && (fate_r.is_new()
+            || fate_s.is_new()
+            || (repointed && !repoint_ok)
+            || (!seeded_ok && !repoint_ok)
+            || reseed.is_some());
     let needs_wire = needs_seed
         || fate_s.is_new()
         || fate_r.is_new()
@@ -173,7 +291,11 @@ fn plan_link(cx: &Ctx, r: &str, repl: &Replication, seeds: &mut Seeds, out: &mut
         out.actions.push(g);
     }
     if needs_wire {
-        let (mode, reason) = if needs_seed || !repl.seed.uses_backup() && link.is_none() {
+        let (mode, reason) = if needs_seed {
+            (WireMode::Fresh, reseed.clone())
+        } else if repoint_ok && existing_r {
+            (WireMode::Repoint, None)
+        } else if !repl.seed.uses_backup() && link.is_none() {
             (WireMode::Fresh, reseed.clone())
         } else if let Some((mode, why)) = repair.clone() {
             (mode, Some(why))
@@ -306,7 +428,7 @@ fn wire(
             .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string())),
         // Continues where it stopped: the position does not change.
         (WireMode::Restart, _) => old_gtid.clone().unwrap_or(Value::Null),
-        (WireMode::Rewire, _) => json!("the replica's own GTID position"),
+        (WireMode::Rewire | WireMode::Repoint, _) => json!("the replica's own GTID position"),
     };
     let host = if cx.fate(src).is_new() {
         json!(KNOWN_AFTER_APPLY)
@@ -327,6 +449,26 @@ fn wire(
             "rewire  ",
             format!("at {}", gtid.as_str().unwrap_or_default()),
         ),
+        WireMode::Repoint => {
+            let now = cx
+                .observed
+                .gtids
+                .get(r)
+                .map(|g| g.current_pos.as_str())
+                .filter(|g| !g.is_empty());
+            let at = format!(
+                "from its own position{}, no data copied",
+                now.map(|g| format!(" ({g} when planned)"))
+                    .unwrap_or_default()
+            );
+            match link.filter(|l| l.source != src) {
+                // The issue's own words: `re-point  sec2: e-primary -> e-sec1 from …`.
+                Some(l) => {
+                    return repoint_action(cx, r, repl, l, gtid, host, running, reason, &at);
+                }
+                None => ("wire    ", at),
+            }
+        }
     };
     Planned {
         kind: ActionKind::Replicate {
@@ -366,6 +508,98 @@ fn wire(
         }),
         wipes_data: false,
         reason,
+    }
+}
+
+/// A replica moving from the recorded source to another that shares its history.
+#[allow(clippy::too_many_arguments)]
+fn repoint_action(
+    cx: &Ctx,
+    r: &str,
+    repl: &Replication,
+    link: &ReplicationRecord,
+    gtid: Value,
+    host: Value,
+    running: Option<bool>,
+    reason: Option<String>,
+    at: &str,
+) -> Planned {
+    let src = repl.from.as_str();
+    Planned {
+        kind: ActionKind::Replicate {
+            source: src.to_string(),
+            replica: r.to_string(),
+            ssl: repl.ssl,
+            mode: WireMode::Repoint,
+        },
+        change: Change::Update,
+        summary: format!(
+            "re-point {}: {} -> {} {at}{}",
+            cx.name_of(r),
+            cx.name_of(&link.source),
+            cx.name_of(src),
+            if repl.ssl { ", ssl" } else { "" }
+        ),
+        before: Some(json!({
+            "source": cx.name_of(&link.source),
+            "host": format!("{}:{}", link.source_host, link.source_port),
+            "gtid": link.gtid_position,
+            "ssl": link.ssl,
+            "running": running.unwrap_or(link.healthy),
+        })),
+        after: Some(json!({
+            "source": cx.name_of(src),
+            "host": host,
+            "gtid": gtid,
+            "ssl": repl.ssl,
+            "running": true,
+        })),
+        wipes_data: false,
+        reason,
+    }
+}
+
+/// Replication users on a chain's root that no recorded link owns: credentials that can read
+/// the whole binlog, bound to an IP the cloud may give to someone else. Reported, and dropped
+/// on the root (the drop replicates to its replicas). A link being torn down in this plan
+/// still owns its user: its stop step drops it.
+fn plan_orphaned_users(cx: &Ctx, out: &mut DiffOutput) {
+    let owned: BTreeSet<&str> = cx
+        .state
+        .resources
+        .replications
+        .values()
+        .filter_map(|l| l.replication_user.as_deref())
+        .collect();
+    for (on, users) in &cx.observed.replication_users {
+        if cx.fate(on).is_new() || cx.deleted_outside(on) || !cx.topology.services.contains_key(on)
+        {
+            continue;
+        }
+        for user in users.iter().filter(|u| !owned.contains(u.as_str())) {
+            out.drift.push(Drift {
+                resource: format!("replication_user.{on}"),
+                kind: DriftKind::ReplicationUserOrphaned,
+                before: Value::Null,
+                after: json!({ "user": user }),
+                detail: format!(
+                    "{user} on {} is a replication user no link owns",
+                    cx.name_of(on)
+                ),
+            });
+            out.actions.push(Planned {
+                kind: ActionKind::DropReplicationUser {
+                    on: on.clone(),
+                    user: user.clone(),
+                },
+                change: Change::Delete,
+                summary: format!("drop     replication user {user} on {}", cx.name_of(on)),
+                before: Some(json!({ "user": user })),
+                after: None,
+                wipes_data: false,
+                reason: Some("no replication link owns it".into()),
+            });
+        }
     }
 }
 

@@ -1,0 +1,159 @@
+//! A server's GTIDs for the re-point and errant-transaction checks
+//! ([`skyplan_core::gtid`]): `CALL sky.gtid_status()` plus where its binlogs begin.
+//!
+//! SkySQL's procedures do not say where a server's binlogs begin, so this reads it with
+//! `SHOW BINARY LOGS` and `SHOW BINLOG EVENTS` on the oldest one (read-only; the service's
+//! admin user may run both). When that is refused the beginning is unknown and the plan
+//! re-seeds rather than guess.
+
+use std::collections::BTreeMap;
+
+use mysql_async::Params;
+
+use super::error::SqlError;
+use super::status::NamedRow;
+use super::SqlConn;
+use crate::gtid::{GtidSet, ObservedGtids};
+
+/// How many events of the oldest binlog are read to find the first GTID of each domain the
+/// server writes that its `Gtid_list` does not name. A server restored from a backup starts a
+/// fresh binlog whose first transactions come right after the list.
+const FIRST_EVENTS: u32 = 500;
+
+impl SqlConn {
+    /// The GTID state and binlog beginning of this server (read-only).
+    pub async fn observed_gtids(&mut self) -> Result<ObservedGtids, SqlError> {
+        let g = self.gtid_status().await?;
+        let mut observed = ObservedGtids {
+            binlog_state: g.binlog_state.unwrap_or_default(),
+            current_pos: g.current_pos.unwrap_or_default(),
+            slave_pos: g.slave_pos.unwrap_or_default(),
+            binlog_start: None,
+        };
+        let served = GtidSet::parse(&observed.binlog_state).map_err(|e| {
+            self.unexpected("CALL sky.gtid_status()", format!("gtid_binlog_state: {e}"))
+        })?;
+        observed.binlog_start = match self.binlog_events_of_oldest().await {
+            Ok(rows) => Some(binlog_start(&rows, &served)),
+            Err(e) => {
+                tracing::info!("cannot read where {}'s binlogs begin: {e}", self.endpoint());
+                None
+            }
+        };
+        Ok(observed)
+    }
+
+    /// `MASTER_GTID_WAIT(pos, timeout)` on a replica: whether its SQL thread applied `pos`
+    /// (every domain) within `timeout`. Read-only: it only waits.
+    pub async fn master_gtid_wait(
+        &mut self,
+        pos: &str,
+        timeout: std::time::Duration,
+    ) -> Result<bool, SqlError> {
+        super::validate_gtid(pos)?;
+        let what = "SELECT MASTER_GTID_WAIT(?, ?)";
+        let sql = "SELECT MASTER_GTID_WAIT(?, ?) AS reached";
+        let params = Params::Positional(vec![pos.into(), timeout.as_secs_f64().into()]);
+        let sets = self.call(what, sql, params).await?;
+        // 0: reached; -1: timed out; NULL: the server could not wait (not a replica).
+        let value = sets
+            .iter()
+            .flatten()
+            .find_map(|r| r.get("reached").ok().flatten().map(str::to_string));
+        Ok(value.as_deref() == Some("0"))
+    }
+
+    async fn binlog_events_of_oldest(&mut self) -> Result<Vec<NamedRow>, SqlError> {
+        let what = "SHOW BINARY LOGS";
+        let logs = self.call(what, what, Params::Empty).await?;
+        let Some(oldest) = logs
+            .iter()
+            .flatten()
+            .find_map(|r| r.get("Log_name").ok().flatten().map(str::to_string))
+        else {
+            return Ok(Vec::new());
+        };
+        // SHOW BINLOG EVENTS takes no parameters: the name is the server's own, checked here.
+        if !oldest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(self.unexpected(what, format!("unexpected binlog name {oldest:?}")));
+        }
+        let sql = format!("SHOW BINLOG EVENTS IN '{oldest}' LIMIT {FIRST_EVENTS}");
+        let sets = self.call("SHOW BINLOG EVENTS", &sql, Params::Empty).await?;
+        Ok(sets.into_iter().flatten().collect())
+    }
+}
+
+/// Per domain of `served`, the sequence number just before the first transaction the binlog
+/// holds: the oldest binlog's `Gtid_list` (the state before its first event) where it names
+/// the domain, else the first GTID event of that domain minus one. Domains found in neither
+/// are left out (unknown).
+fn binlog_start(events: &[NamedRow], served: &GtidSet) -> BTreeMap<u32, u64> {
+    let mut start: BTreeMap<u32, u64> = BTreeMap::new();
+    let info = |r: &NamedRow| r.get("Info").ok().flatten().unwrap_or("").to_string();
+    let kind = |r: &NamedRow| r.get("Event_type").ok().flatten().unwrap_or("").to_string();
+    if let Some(list) = events.iter().find(|r| kind(r) == "Gtid_list") {
+        let text = info(list);
+        let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(set) = GtidSet::parse(inner) {
+            for d in set.domains() {
+                start.insert(d, set.last_seq(d).unwrap_or(0));
+            }
+        }
+    }
+    for e in events.iter().filter(|r| kind(r) == "Gtid") {
+        // "BEGIN GTID 0-1-6" (a transaction) or "GTID 0-1-6" (DDL).
+        let text = info(e);
+        let Some(g) = text
+            .split_whitespace()
+            .skip_while(|w| *w != "GTID")
+            .nth(1)
+            .and_then(|g| GtidSet::parse(g).ok())
+            .and_then(|s| s.iter().next())
+        else {
+            continue;
+        };
+        start.entry(g.domain).or_insert(g.seq.saturating_sub(1));
+    }
+    start.retain(|d, _| served.domains().any(|s| s == *d));
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, info: &str) -> NamedRow {
+        NamedRow::new()
+            .with("Event_type", Some(kind))
+            .with("Info", Some(info))
+    }
+
+    #[test]
+    fn the_beginning_comes_from_the_gtid_list_then_the_first_gtid_events() {
+        let events = [
+            event("Format_desc", "Server ver: 11.4"),
+            event("Gtid_list", "[0-1-200,0-2-150]"),
+            event("Binlog_checkpoint", "mariadb-bin.000003"),
+            event("Gtid", "BEGIN GTID 0-1-201"),
+            event("Gtid", "GTID 14-3-8"),
+            event("Gtid", "BEGIN GTID 14-3-9"),
+        ];
+        let served = GtidSet::parse("0-1-300,14-3-20").unwrap();
+        let start = binlog_start(&events, &served);
+        assert_eq!(start, BTreeMap::from([(0, 200), (14, 7)]));
+        // A restored server's fresh binlog: empty list, the first transaction tells.
+        let events = [
+            event("Gtid_list", "[]"),
+            event("Gtid", "BEGIN GTID 0-1-101"),
+        ];
+        let served = GtidSet::parse("0-1-130,5-5-2").unwrap();
+        assert_eq!(
+            binlog_start(&events, &served),
+            BTreeMap::from([(0, 100)]),
+            "domain 5 is not found: unknown, not 0"
+        );
+    }
+}
