@@ -22,15 +22,15 @@ use skyplan_emulator::ServeOptions;
 const MAX_RATIO: f64 = 1.10;
 const GUIDE_MAX: Duration = Duration::from_secs(20);
 
-struct Applied {
-    wall: Duration,
+pub(crate) struct Applied {
+    pub(crate) wall: Duration,
     /// Each action's own duration, from the progress lines (`ADDRESS: done after 2.1s`).
-    took: HashMap<String, Duration>,
-    calls: Vec<Logged>,
+    pub(crate) took: HashMap<String, Duration>,
+    pub(crate) calls: Vec<Logged>,
 }
 
 /// Copies `example` into `work` and plans it offline against an empty state.
-fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
+pub(crate) fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
     std::fs::create_dir_all(work)?;
     let file = work.join(example.file_name().context("example file name")?);
     std::fs::copy(example, &file)
@@ -46,7 +46,12 @@ fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
 }
 
 /// `skyplan apply --auto-approve FILE` in `work`, against `emu`.
-async fn apply(skyplan: &Path, emu: &Emulator, work: &Path, file: &Path) -> Result<Applied> {
+pub(crate) async fn apply(
+    skyplan: &Path,
+    emu: &Emulator,
+    work: &Path,
+    file: &Path,
+) -> Result<Applied> {
     let mark = emu.log_mark();
     let start = Instant::now();
     let out = tokio::process::Command::new(skyplan)
@@ -152,36 +157,37 @@ async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> R
     )))
 }
 
-/// A row written on the primary appears on the replica: replication really works.
-async fn verify_replication(emu: &Emulator, work: &Path, file: &Path) -> Result<()> {
+/// A SQL connection to the service `key` of the state `file` (in `work`) uses, with its
+/// admin credentials, TLS verified against the emulator's CA.
+pub(crate) async fn connect(
+    emu: &Emulator,
+    work: &Path,
+    file: &Path,
+    key: &str,
+) -> Result<mysql_async::Conn> {
     let stem = skyplan::state::workspace_name(file);
     let state_path = work.join("state").join(format!("{stem}.state.json"));
     let state = codec::from_json(&std::fs::read(&state_path)?, "state")?;
     let topology = skyplan::topology::load(file).map_err(|d| anyhow!("{d}"))?;
     let remote = Remote::connect_with(&topology, Default::default(), Some(emu.dir())).await?;
-    let connect = |key: &'static str| {
-        let remote = &remote;
-        let state = &state;
-        async move {
-            let t = remote.sql_target(state, key).await?;
-            let ssl = mysql_async::SslOpts::default().with_root_certs(vec![emu
-                .info
-                .ca_cert
-                .clone()
-                .into()]);
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname(t.host)
-                .tcp_port(t.port)
-                .user(Some(t.user))
-                .pass(Some(t.password.expose().to_string()))
-                .ssl_opts(Some(ssl));
-            mysql_async::Conn::new(opts)
-                .await
-                .with_context(|| format!("connecting to service.{key}"))
-        }
-    };
-    let mut primary = connect("primary").await?;
-    let mut secondary = connect("secondary").await?;
+    let t = remote.sql_target(&state, key).await?;
+    let ssl =
+        mysql_async::SslOpts::default().with_root_certs(vec![emu.info.ca_cert.clone().into()]);
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(t.host)
+        .tcp_port(t.port)
+        .user(Some(t.user))
+        .pass(Some(t.password.expose().to_string()))
+        .ssl_opts(Some(ssl));
+    mysql_async::Conn::new(opts)
+        .await
+        .with_context(|| format!("connecting to service.{key}"))
+}
+
+/// A row written on the primary appears on the replica: replication really works.
+async fn verify_replication(emu: &Emulator, work: &Path, file: &Path) -> Result<()> {
+    let mut primary = connect(emu, work, file, "primary").await?;
+    let mut secondary = connect(emu, work, file, "secondary").await?;
     primary
         .query_drop("CREATE DATABASE IF NOT EXISTS bench")
         .await?;

@@ -5,6 +5,7 @@
 //! - `refresh`: 1,000 services on an API-only emulator, wall time and API calls.
 //! - `apply`: the fan-out example against its `critical` path, and the guide's example
 //!   end to end, on real MariaDB.
+//! - `repoint`: re-pointing a replica holding 300 MB by GTID against by re-seed.
 //!
 //! Every emulator runs in a private directory and is stopped on any exit (`emulator`).
 //! Targets are reported, never asserted: timings belong in this table, not in tests.
@@ -21,6 +22,7 @@ pub mod generate;
 pub mod machine;
 pub mod offline;
 pub mod refresh;
+pub mod repoint;
 pub mod table;
 
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ pub struct Options {
     pub refresh: bool,
     pub fan_out: bool,
     pub guide: bool,
+    /// Re-point by GTID against by re-seed, with ≥ 300 MB on the replica.
+    pub repoint: bool,
     /// `--op-seconds` of the fan-out apply.
     pub op: Duration,
 }
@@ -67,6 +71,11 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         eprintln!("skyplan-bench: the guide's example end to end…");
         let example = opts.examples.join("global-replication.toml");
         rows.push(apply::run_guide(&opts.work, &opts.skyplan, &example).await);
+    }
+    if opts.repoint {
+        eprintln!("skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB)…");
+        let example = opts.examples.join("global-replication.toml");
+        rows.push(repoint::run(&opts.work, &opts.skyplan, &example).await);
     }
     rows
 }

@@ -13,7 +13,7 @@ use crate::gtid;
 use crate::observed::ObservedReplication;
 use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
 use crate::plan::{self, start::Start, WireMode};
-use crate::state::{AllowlistRecord, ReplicationRecord};
+use crate::state::{AllowlistRecord, ReplicationRecord, ReplicationUserRecord};
 
 pub(super) async fn grant(
     steps: &RealSteps,
@@ -230,8 +230,35 @@ pub(super) async fn replicate(
                 .with_context(|| {
                     format!("sky.change_external_primary_gtid on service.{replica}")
                 })?;
-            user = Some(format!("{}@{}", grant.user(), grant.host()));
-            run_grant(steps, &state, source, &grant, p).await?;
+            let account = format!("{}@{}", grant.user(), grant.host());
+            let root = run_grant(steps, &state, source, &grant, p).await?;
+            steps
+                .state
+                .update(|s| {
+                    s.resources.replication_users.insert(
+                        account.clone(),
+                        ReplicationUserRecord {
+                            on: root.clone(),
+                            replica: replica.to_string(),
+                        },
+                    );
+                })
+                .await?;
+            // A replica that was re-created has a new user: the old ones go.
+            let old: Vec<String> = state
+                .resources
+                .replication_users
+                .iter()
+                .filter(|(u, r)| r.replica == replica && **u != account)
+                .map(|(u, _)| u.clone())
+                .chain(user.clone().filter(|u| *u != account))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for u in old {
+                drop_recorded_user(steps, &state, &u, source, p).await?;
+            }
+            user = Some(account);
             p.status("starting replication");
             conn.start_replication().await?;
             gtid = Some(position);
@@ -379,7 +406,7 @@ async fn run_grant(
     source: &str,
     grant: &crate::sql::ReplicationGrant,
     p: &ProgressHandle,
-) -> Result<()> {
+) -> Result<String> {
     let root = upstream_of(steps, source)
         .pop()
         .unwrap_or_else(|| source.to_string());
@@ -414,7 +441,7 @@ async fn run_grant(
             bail!("the replication grant run on service.{root} did not reach service.{source} within {:?}", steps.opts.healthy_timeout);
         }
     }
-    Ok(())
+    Ok(root)
 }
 
 /// Prove the link: the replica applies everything the source had when wiring finished
@@ -557,21 +584,10 @@ pub(super) async fn stop(
         .replications
         .get(replica)
         .and_then(|l| l.replication_user.clone());
-    let mut dropped = String::new();
-    if let Some(user) = user {
-        let root = recorded_root(&state, source);
-        if state.resources.services.contains_key(&root) {
-            p.status(&format!("dropping {user} on service.{root}"));
-            let mut conn = steps
-                .remote
-                .sql(&state, &root)
-                .await
-                .with_context(|| format!("connecting to service.{root}"))?;
-            conn.drop_replication_user(&user).await?;
-            let _ = conn.disconnect().await;
-            dropped = format!("dropped {user} on service.{root}");
-        }
-    }
+    let dropped = match user {
+        Some(user) => drop_recorded_user(steps, &state, &user, source, p).await?,
+        None => String::new(),
+    };
     steps
         .state
         .update(|s| {
@@ -581,6 +597,42 @@ pub(super) async fn stop(
         })
         .await?;
     Ok(dropped)
+}
+
+/// Drop a replication user skyplan created, where its GRANT ran (as recorded; else the root
+/// of `source`'s recorded chain), and forget it. Says what it did.
+async fn drop_recorded_user(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    user: &str,
+    source: &str,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let root = state
+        .resources
+        .replication_users
+        .get(user)
+        .map(|r| r.on.clone())
+        .unwrap_or_else(|| recorded_root(state, source));
+    let mut said = String::new();
+    if state.resources.services.contains_key(&root) {
+        p.status(&format!("dropping {user} on service.{root}"));
+        let mut conn = steps
+            .remote
+            .sql(state, &root)
+            .await
+            .with_context(|| format!("connecting to service.{root}"))?;
+        conn.drop_replication_user(user).await?;
+        let _ = conn.disconnect().await;
+        said = format!("dropped {user} on service.{root}");
+    }
+    steps
+        .state
+        .update(|s| {
+            s.resources.replication_users.remove(user);
+        })
+        .await?;
+    Ok(said)
 }
 
 /// The root of `key`'s chain as the state records the links.
@@ -614,5 +666,11 @@ pub(super) async fn drop_user(
         .with_context(|| format!("connecting to service.{on}"))?;
     conn.drop_replication_user(user).await?;
     let _ = conn.disconnect().await;
+    steps
+        .state
+        .update(|s| {
+            s.resources.replication_users.remove(user);
+        })
+        .await?;
     Ok(format!("dropped {user}"))
 }

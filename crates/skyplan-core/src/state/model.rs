@@ -67,6 +67,20 @@ pub struct Resources {
     /// Keyed by the replica key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replications: BTreeMap<String, ReplicationRecord>,
+    /// Replication users skyplan's wiring created, keyed by `user@host`. Kept until skyplan
+    /// drops the user, also after its link is gone (a replica deleted outside skyplan, or
+    /// restored and not yet wired again), so that dropping it is a planned cleanup, not drift.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replication_users: BTreeMap<String, ReplicationUserRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationUserRecord {
+    /// The service the GRANT ran on (a chain's root): where the user is dropped.
+    pub on: String,
+    /// The replica the user was created for.
+    pub replica: String,
 }
 
 impl Resources {
@@ -76,6 +90,7 @@ impl Resources {
             && self.restores.is_empty()
             && self.allowlists.is_empty()
             && self.replications.is_empty()
+            && self.replication_users.is_empty()
     }
 }
 

@@ -571,12 +571,20 @@ fn plan_orphaned_users(cx: &Ctx, out: &mut DiffOutput) {
         .values()
         .filter_map(|l| l.replication_user.as_deref())
         .collect();
+    let recorded = &cx.state.resources.replication_users;
     for (on, users) in &cx.observed.replication_users {
         if cx.fate(on).is_new() || cx.deleted_outside(on) || !cx.topology.services.contains_key(on)
         {
             continue;
         }
         for user in users.iter().filter(|u| !owned.contains(u.as_str())) {
+            if recorded.contains_key(user) {
+                // Ours, its link gone (the replica was deleted outside skyplan, or a run
+                // stopped before dropping it): a planned cleanup, not drift.
+                out.actions
+                    .push(drop_user(cx, on, user, "its replication link is gone"));
+                continue;
+            }
             out.drift.push(Drift {
                 resource: format!("replication_user.{on}"),
                 kind: DriftKind::ReplicationUserOrphaned,
@@ -587,19 +595,24 @@ fn plan_orphaned_users(cx: &Ctx, out: &mut DiffOutput) {
                     cx.name_of(on)
                 ),
             });
-            out.actions.push(Planned {
-                kind: ActionKind::DropReplicationUser {
-                    on: on.clone(),
-                    user: user.clone(),
-                },
-                change: Change::Delete,
-                summary: format!("drop     replication user {user} on {}", cx.name_of(on)),
-                before: Some(json!({ "user": user })),
-                after: None,
-                wipes_data: false,
-                reason: Some("no replication link owns it".into()),
-            });
+            out.actions
+                .push(drop_user(cx, on, user, "no replication link owns it"));
         }
+    }
+}
+
+fn drop_user(cx: &Ctx, on: &str, user: &str, why: &str) -> Planned {
+    Planned {
+        kind: ActionKind::DropReplicationUser {
+            on: on.to_string(),
+            user: user.to_string(),
+        },
+        change: Change::Delete,
+        summary: format!("drop     replication user {user} on {}", cx.name_of(on)),
+        before: Some(json!({ "user": user })),
+        after: None,
+        wipes_data: false,
+        reason: Some(why.to_string()),
     }
 }
 
