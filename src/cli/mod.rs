@@ -15,6 +15,7 @@ mod plan;
 mod show;
 mod state;
 mod validate;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +58,8 @@ enum Command {
     Import(import::Args),
     /// Inspect and move the state (list, show, pull, push, history, migrate).
     State(state::Args),
+    /// Compare every table between each source and its replica (read-only).
+    Verify(verify::Args),
     /// Remove a state lock left by a crashed run.
     ForceUnlock(force_unlock::Args),
     /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status.
@@ -76,6 +79,7 @@ pub fn main() -> i32 {
         Command::Graph(a) => common::block_on(graph::run(a, &ui)),
         Command::Import(a) => common::block_on(import::run(a, &ui)),
         Command::State(a) => common::block_on(state::run(a, &ui)),
+        Command::Verify(a) => common::block_on(verify::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
         Command::Emulator(a) => emulator::run(a, &ui),
     };

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod import;
 mod lock;
+pub mod verify;
 
 pub use lock::with_lock;
 

@@ -4,6 +4,7 @@
 //! ```text
 //! connect.rs     SqlTarget, TlsMode, connect()
 //! conn.rs        SqlConn: result sets as NamedRows, errors naming host:port
+//! verify.rs      read-only: user tables, GTID positions, MASTER_GTID_WAIT, snapshot checksums
 //! procedures.rs  sky.change_external_primary_gtid, start/stop/reset, status
 //! grant.rs       ReplicationGrant: the GRANT the replica returns, validated
 //! status.rs      pure parsing of replication_status / gtid_status rows
@@ -17,6 +18,7 @@ pub mod grant;
 pub mod gtids;
 pub mod procedures;
 pub mod status;
+pub mod verify;
 
 pub use conn::SqlConn;
 pub use connect::{connect, connect_with_timeout, SqlTarget, TlsMode, DEFAULT_CONNECT_TIMEOUT};

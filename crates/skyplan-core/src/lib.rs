@@ -10,3 +10,4 @@ pub mod ownership;
 pub mod plan;
 pub mod state;
 pub mod topology;
+pub mod verify;
