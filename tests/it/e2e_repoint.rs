@@ -88,6 +88,42 @@ async fn own_gtids(cloud: &Cloud, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// `mysqlbinlog` over every binlog file of `key`'s server, as text.
+fn mysqlbinlog(cloud: &Cloud, key: &str) -> String {
+    let id = cloud.state().unwrap().resources.services[key].id.clone();
+    let data = cloud.emulator_dir().join("services").join(id).join("data");
+    let mut files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("mariadb-bin.0"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no binlog in {}", data.display());
+    let out = std::process::Command::new("mysqlbinlog")
+        .args(&files)
+        .output()
+        .expect("mysqlbinlog (mariadb-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The replication password a replica's `sky.change_external_primary_gtid` hands out.
+async fn replication_password(cloud: &Cloud, key: &str) -> String {
+    let mut c = cloud.sql(key).await;
+    c.query_first("SELECT replication_password FROM sky.settings WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// The statements in `key`'s binlog that hold a clear-text password.
 async fn clear_passwords_in_binlog(cloud: &Cloud, key: &str) -> Vec<String> {
     let mut c = cloud.sql(key).await;
@@ -239,6 +275,18 @@ async fn a_three_level_chain_leaves_no_local_transaction_on_the_middle_replica()
     assert_eq!(rows, written);
     assert_eq!(own_gtids(&cloud, "secondary").await, Vec::<String>::new());
     assert_eq!(own_gtids(&cloud, "third").await, Vec::<String>::new());
+    // mysqlbinlog over every server's binlogs: the GRANTs are there, their passwords are not.
+    for key in ["primary", "secondary", "third"] {
+        let text = mysqlbinlog(&cloud, key);
+        assert!(text.contains("IDENTIFIED BY PASSWORD '*"), "service.{key}");
+        for replica in ["secondary", "third"] {
+            let pw = replication_password(&cloud, replica).await;
+            assert!(
+                !text.contains(&pw),
+                "service.{replica}'s password in service.{key}'s binlog"
+            );
+        }
+    }
     for key in ["primary", "secondary", "third"] {
         assert_eq!(
             clear_passwords_in_binlog(&cloud, key).await,
