@@ -9,6 +9,7 @@
 //! grant.rs       ReplicationGrant: the GRANT the replica returns, validated
 //! status.rs      pure parsing of replication_status / gtid_status rows
 //! gtids.rs       a server's GTIDs and where its binlogs begin (re-point, errant checks)
+//! roles.rs       read_only for clients, fencing (ending client sessions)
 //! ```
 
 pub mod conn;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod grant;
 pub mod gtids;
 pub mod procedures;
+pub mod roles;
 pub mod status;
 pub mod verify;
 

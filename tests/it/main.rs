@@ -17,6 +17,7 @@ mod e2e_drift;
 mod e2e_reliability;
 mod e2e_repoint;
 mod e2e_state_mariadb;
+mod e2e_switchover;
 mod e2e_verify;
 mod emulator_api;
 mod emulator_guide;

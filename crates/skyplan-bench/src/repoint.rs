@@ -42,7 +42,7 @@ async fn load(emu: &Emulator, work: &Path, file: &Path) -> Result<u64> {
     )
     .await?;
     p.query_drop(
-        "INSERT INTO bench.filler (pad) SELECT REPEAT(MD5(RAND()), 30) FROM seq_1_to_1024",
+        "INSERT INTO bench.filler (pad) SELECT REPEAT(MD5(RAND()), 30) FROM bench.seq_1_to_1024",
     )
     .await?;
     let bytes = loop {

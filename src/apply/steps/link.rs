@@ -266,6 +266,10 @@ pub(super) async fn replicate(
     }
     wait_healthy(&mut conn, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
     let status = caught_up(steps, &state, source, replica, &mut conn, p).await?;
+    // Its role: a replica is read-only for clients (replication still applies).
+    conn.set_read_only(true)
+        .await
+        .with_context(|| format!("making service.{replica} read-only for clients"))?;
     let _ = conn.disconnect().await;
     let gtid = gtid.or_else(|| {
         state
@@ -400,7 +404,7 @@ async fn own_position_safe(
 /// chain's root (the service with no source), from where it replicates down to `source`;
 /// then wait until `source` has applied it, so the replica's first connection succeeds. The
 /// password reaches the binlogs only as a hash.
-async fn run_grant(
+pub(super) async fn run_grant(
     steps: &RealSteps,
     state: &crate::state::State,
     source: &str,
@@ -447,7 +451,7 @@ async fn run_grant(
 /// Prove the link: the replica applies everything the source had when wiring finished
 /// (`MASTER_GTID_WAIT` on the source's `gtid_binlog_pos`), and both threads still run. A link
 /// that breaks meanwhile fails the action with the server's error.
-async fn caught_up(
+pub(super) async fn caught_up(
     steps: &RealSteps,
     state: &crate::state::State,
     source: &str,
@@ -506,7 +510,7 @@ async fn caught_up(
 }
 
 /// Wait until both replication threads run; fail with the server's error if they stop on one.
-async fn wait_healthy(
+pub(super) async fn wait_healthy(
     conn: &mut crate::sql::SqlConn,
     poll: &PollPolicy,
     timeout: Duration,
@@ -601,7 +605,7 @@ pub(super) async fn stop(
 
 /// Drop a replication user skyplan created, where its GRANT ran (as recorded; else the root
 /// of `source`'s recorded chain), and forget it. Says what it did.
-async fn drop_recorded_user(
+pub(super) async fn drop_recorded_user(
     steps: &RealSteps,
     state: &crate::state::State,
     user: &str,

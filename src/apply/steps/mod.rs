@@ -2,6 +2,7 @@
 //! endpoints, with state saved before every wait and after every change.
 
 mod link;
+mod roles;
 mod seed;
 mod service;
 
@@ -93,6 +94,12 @@ impl Steps for RealSteps {
             ActionKind::DropReplicationUser { on, user } => {
                 link::drop_user(self, on, user, p).await
             }
+            ActionKind::Switchover {
+                old,
+                new,
+                ssl,
+                max_lag_seconds,
+            } => roles::switchover(self, old, new, *ssl, *max_lag_seconds, p).await,
         };
         r.map_err(StepError::from)
     }

@@ -107,6 +107,19 @@ pub enum ActionKind {
     /// Drop a replication user (`user@host`) that no link owns, on `on` (a chain's root, so
     /// the drop replicates to every replica).
     DropReplicationUser { on: String, user: String },
+    /// Make `new` (a replica of `old`) the primary, with no data lost and none copied: fence
+    /// `old` (read-only, client sessions ended), wait until `new` applied `old`'s final GTID,
+    /// stop and reset replication on `new` and open it for writes, then re-point `old` at
+    /// `new` from its own position. Before `new` is opened, any failure unfences `old` and
+    /// changes nothing else.
+    Switchover {
+        old: String,
+        new: String,
+        /// The old primary's new link: over TLS or not.
+        ssl: bool,
+        /// The candidate's lag must be under this before the old primary is fenced.
+        max_lag_seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +175,7 @@ impl ActionKind {
                 let name = user.split_once('@').map_or(user.as_str(), |(u, _)| u);
                 format!("replication_user.{on}.{name}")
             }
+            ActionKind::Switchover { new, .. } => format!("switchover.{new}"),
         }
     }
 
@@ -181,6 +195,7 @@ impl ActionKind {
                 vec![replica]
             }
             ActionKind::DropReplicationUser { on, .. } => vec![on],
+            ActionKind::Switchover { old, new, .. } => vec![old, new],
         }
     }
 }

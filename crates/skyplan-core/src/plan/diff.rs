@@ -15,6 +15,7 @@ use crate::state::{ServiceRecord, State};
 use crate::topology::{Service, ServiceSpec, Topology};
 
 mod links;
+mod roles;
 
 /// An action before ids and dependencies are assigned.
 #[derive(Debug, Clone)]

@@ -28,7 +28,8 @@ fn rank(kind: &ActionKind) -> u8 {
         ActionKind::Backup { .. } => 4,
         ActionKind::Restore { .. } => 5,
         ActionKind::AllowlistGrant { .. } => 6,
-        ActionKind::Replicate { .. } => 7,
+        ActionKind::Switchover { .. } => 7,
+        ActionKind::Replicate { .. } => 8,
     }
 }
 
@@ -47,6 +48,7 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::Replicate { replica, .. }
         | ActionKind::StopReplication { replica, .. } => replica,
         ActionKind::DropReplicationUser { on, .. } => on,
+        ActionKind::Switchover { new, .. } => new,
     }
 }
 
@@ -96,6 +98,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut replicate: HashMap<&str, usize> = HashMap::new();
     let mut stop: HashMap<&str, usize> = HashMap::new();
     let mut drops: Vec<usize> = Vec::new();
+    // Switchovers by the services they change roles of (old and new primary).
+    let mut switch: HashMap<&str, usize> = HashMap::new();
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
@@ -129,6 +133,10 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 stop.insert(replica, i);
             }
             ActionKind::DropReplicationUser { .. } => drops.push(i),
+            ActionKind::Switchover { old, new, .. } => {
+                switch.insert(old, i);
+                switch.insert(new, i);
+            }
         }
     }
     // Replicas by source, as recorded in state (for deleting sources after their replicas).
@@ -176,9 +184,13 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(svc.get(source.as_str()), i);
                 dep(svc.get(replica.as_str()), i);
             }
-            ActionKind::AllowlistRevoke { replica, .. } => {
+            ActionKind::AllowlistRevoke {
+                source, replica, ..
+            } => {
                 dep(stop.get(replica.as_str()), i);
                 dep(replicate.get(replica.as_str()), i);
+                // The candidate's entry on the old primary goes once the roles have changed.
+                dep(switch.get(source.as_str()), i);
             }
             ActionKind::Replicate {
                 source, replica, ..
@@ -190,6 +202,18 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(replicate.get(source.as_str()), i);
                 // An orphaned user goes before any wiring: a replica re-wired now (whose user
                 // the state did not record, after a crash) gets its grant again afterwards.
+                for d in &drops {
+                    dep(Some(d), i);
+                }
+                // Replicas follow the new primary once it is open.
+                dep(switch.get(source.as_str()), i);
+            }
+            ActionKind::Switchover { old, new, .. } => {
+                dep(svc.get(old.as_str()), i);
+                dep(svc.get(new.as_str()), i);
+                // The old primary's outbound IPs are allowed on the new one first, so it can
+                // follow it at once.
+                dep(grant.get(&(new.as_str(), old.as_str())), i);
                 for d in &drops {
                     dep(Some(d), i);
                 }

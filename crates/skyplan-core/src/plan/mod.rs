@@ -65,6 +65,16 @@ pub enum PlanError {
     /// for the largest variant.
     #[error(transparent)]
     Seed(Box<seed::SeedError>),
+    #[error("service.{old}, the primary, is gone: making service.{new} the primary is a failover, which loses what service.{new} had not received. skyplan does not plan failovers yet; recreate service.{old} from the topology, or promote service.{new} by hand (sky.reset_replication) and `skyplan import` it")]
+    Failover { old: String, new: String },
+    #[error("switchover of service.{old} to service.{new}: the old primary must replicate from the new one (it says from = \"{from}\"); set [services.{old}.replication] from = \"{new}\"")]
+    SwitchoverShape {
+        old: String,
+        new: String,
+        from: String,
+    },
+    #[error("service.{new} cannot be made the primary now: {why}. Repair its replication first (skyplan plan shows how), then switch over")]
+    CandidateUnhealthy { new: String, why: String },
     #[error("service.{replica} has seed = \"none\", so it can only replicate from its own position, and that is not safe from service.{from}: {why}. Use seed = \"new-backup\" to re-seed it (wipes it), or fix the cause")]
     OwnPositionUnsafe {
         replica: String,

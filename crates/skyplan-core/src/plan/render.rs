@@ -37,6 +37,7 @@ impl Styles {
 fn marker(a: &Action) -> &'static str {
     match (&a.kind, a.change) {
         (ActionKind::Restore { .. }, _) => "!",
+        (ActionKind::Switchover { .. }, _) => "<>",
         (_, c) => c.marker(),
     }
 }
@@ -98,7 +99,18 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         if let Some(reason) = &a.reason {
             let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
         }
-        if matches!(a.change, Change::Update | Change::Replace | Change::Adopt) {
+        if let ActionKind::Switchover { .. } = a.kind {
+            // Its steps, in order, with the GTIDs refresh saw.
+            let steps = a.after.as_ref().and_then(|v| v["steps"].as_array());
+            for (i, step) in steps.into_iter().flatten().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "        {}. {}",
+                    i + 1,
+                    step.as_str().unwrap_or_default()
+                );
+            }
+        } else if matches!(a.change, Change::Update | Change::Replace | Change::Adopt) {
             attribute_diff(&mut out, a, &st);
         }
         if a.wipes_data {

@@ -164,6 +164,25 @@ BEGIN
 END
 $$
 
+-- Ends a client session (SkySQL's reference: kill_session(IN thread BIGINT)). Replication
+-- threads and the emulator's own accounts are refused.
+CREATE OR REPLACE DEFINER='sky_definer'@'localhost' PROCEDURE sky.kill_session(IN thread BIGINT)
+SQL SECURITY DEFINER
+BEGIN
+  DECLARE v_user VARCHAR(128) DEFAULT NULL;
+  DECLARE v_command VARCHAR(64) DEFAULT NULL;
+  SELECT USER, COMMAND INTO v_user, v_command FROM information_schema.PROCESSLIST
+    WHERE ID = thread;
+  IF v_user IS NULL THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no such session';
+  END IF;
+  IF v_user IN ('system user', 'event_scheduler', 'sky_definer') OR v_command LIKE 'Binlog Dump%' THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'not a client session';
+  END IF;
+  KILL CONNECTION thread;
+END
+$$
+
 -- Same columns as SHOW SLAVE STATUS (no rows when replication was never configured).
 CREATE OR REPLACE DEFINER='sky_definer'@'localhost' PROCEDURE sky.replication_status()
 SQL SECURITY DEFINER

@@ -71,12 +71,31 @@ pub(super) fn plan_links(
     };
     let mut seeds = Seeds::new();
     let mut errors = Vec::new();
+    let switches = super::roles::switchovers(topology, state, observed).unwrap_or_else(|e| {
+        errors.extend(e);
+        Vec::new()
+    });
     for (r, svc) in &topology.services {
         if let Some(repl) = &svc.replication {
+            if let Some(sw) = switches.iter().find(|sw| &sw.old == r) {
+                // The switchover wires the old primary (from its own position): only the
+                // allowlist grant that lets it reach the new primary is planned beside it.
+                if let Some(g) =
+                    plan_grant(&cx, r, &repl.from, state.resources.services.get(r), out)
+                {
+                    out.actions.push(g);
+                }
+                out.actions
+                    .push(super::roles::action(sw, topology, observed, |k| {
+                        cx.name_of(k)
+                    }));
+                continue;
+            }
             plan_link(&cx, r, repl, &mut seeds, &mut errors, out);
         }
     }
-    plan_teardown(&cx, out);
+    let promoted: BTreeSet<&str> = switches.iter().map(|s| s.new.as_str()).collect();
+    plan_teardown(&cx, &promoted, out);
     plan_orphaned_users(&cx, out);
     let backups = plan_backups(&cx, seeds, out);
     if let Err(e) = backups {
@@ -236,7 +255,10 @@ fn plan_link(
         && (fate_r.is_new()
             || fate_s.is_new()
             || (repointed && !repoint_ok)
-            || (!seeded_ok && !repoint_ok)
+            // Never seeded and not linked (an adopted service): it holds no copy yet. A
+            // recorded link (e.g. an old primary following the new one after a switchover)
+            // holds the data through replication.
+            || (!seeded_ok && !repoint_ok && link.is_none())
             || reseed.is_some());
     let needs_wire = needs_seed
         || fate_s.is_new()
@@ -619,7 +641,8 @@ fn drop_user(cx: &Ctx, on: &str, user: &str, why: &str) -> Planned {
 /// Links in state that the topology no longer has: stop the replica, revoke its entries
 /// (also the entries of a replica the state no longer links, e.g. after `--refresh-only`
 /// recorded that it was deleted).
-fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
+/// `promoted`: new primaries of switchovers, whose replication the switchover itself stops.
+fn plan_teardown(cx: &Ctx, promoted: &BTreeSet<&str>, out: &mut DiffOutput) {
     let res = &cx.state.resources;
     let unlinked = |r: &String| {
         cx.topology
@@ -630,7 +653,7 @@ fn plan_teardown(cx: &Ctx, out: &mut DiffOutput) {
     };
     for (r, link) in res.replications.iter().filter(|(r, _)| unlinked(r)) {
         let replica_gone = cx.deleted_outside(r) || !res.services.contains_key(r);
-        if !replica_gone {
+        if !replica_gone && !promoted.contains(r.as_str()) {
             out.actions.push(Planned {
                 kind: ActionKind::StopReplication {
                     source: link.source.clone(),

@@ -1,0 +1,235 @@
+//! The switchover step: a replica becomes the primary and the old primary follows it, with no
+//! acknowledged write lost and no data copied.
+//!
+//! Order and guarantees:
+//! 1. the candidate replicates and is under `max_lag_seconds` behind;
+//! 2. **fence** the old primary: `read_only` for clients, client sessions ended. From here no
+//!    client write is accepted there (a commit in flight either made it into the binlog
+//!    before, or fails);
+//! 3. the candidate applies the old primary's final `gtid_binlog_pos` (`MASTER_GTID_WAIT`);
+//! 4. replication on the candidate is stopped and reset, and it is **opened** for writes.
+//!
+//! A failure in 1–4, before the candidate is open, **rolls back**: the old primary is unfenced
+//! (and the candidate's replication started again if it was only stopped), so the old primary
+//! goes on as before. After the candidate is open there is no way back to two writers:
+//! 5. the old primary is re-pointed at the new one from its own position (no copy), its GRANT
+//!    on the new primary (the new root), and the link proven caught up.
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::link::{caught_up, drop_recorded_user, run_grant, wait_healthy};
+use super::RealSteps;
+use crate::apply::executor::ProgressHandle;
+use crate::gtid;
+use crate::plan::start::{start_position, Start};
+use crate::plan::WireMode;
+use crate::sql::SqlConn;
+use crate::state::{ReplicationRecord, ReplicationUserRecord};
+
+pub(super) async fn switchover(
+    steps: &RealSteps,
+    old: &str,
+    new: &str,
+    ssl: bool,
+    max_lag_seconds: u64,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let state = steps.state.snapshot().await;
+    let rec = state
+        .resources
+        .services
+        .get(new)
+        .with_context(|| format!("service.{new} is not in the state"))?;
+    let (Some(host), Some(port)) = (rec.fqdn.clone(), rec.port) else {
+        bail!("service.{new} has no endpoint");
+    };
+    let mut newc = steps
+        .remote
+        .sql(&state, new)
+        .await
+        .with_context(|| format!("connecting to service.{new}"))?;
+    let mut oldc = steps
+        .remote
+        .sql(&state, old)
+        .await
+        .with_context(|| format!("connecting to service.{old}"))?;
+
+    // 1. The candidate is fit to take over.
+    let st = newc.replication_status().await?;
+    let lag = st.seconds_behind_master.unwrap_or(0);
+    if !(st.io_running && st.sql_running) {
+        bail!(
+            "service.{new} is not replicating (IO {}, SQL {}); nothing was changed",
+            st.io_running,
+            st.sql_running
+        );
+    }
+    if lag > max_lag_seconds {
+        bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
+    }
+
+    // 2-4, rolled back on failure.
+    p.status(&format!("fencing service.{old}"));
+    let fenced_at = std::time::Instant::now();
+    let promoted = fence_and_promote(steps, &mut oldc, &mut newc, old, new, p).await;
+    let (ended, final_pos) = match promoted {
+        Ok(v) => v,
+        Err((e, stopped)) => {
+            let mut undone = Vec::new();
+            if stopped && newc.start_replication().await.is_ok() {
+                undone.push(format!("service.{new} replicates again"));
+            }
+            match oldc.set_read_only(false).await {
+                Ok(()) => undone.push(format!("service.{old} is unfenced")),
+                Err(u) => undone.push(format!(
+                    "UNFENCING service.{old} FAILED ({u}): it is still read-only"
+                )),
+            }
+            return Err(e.context(format!(
+                "switchover rolled back before service.{new} was opened: {}",
+                undone.join(", ")
+            )));
+        }
+    };
+    let gap = fenced_at.elapsed();
+    let old_user = state
+        .resources
+        .replications
+        .get(new)
+        .and_then(|l| l.replication_user.clone());
+    steps
+        .state
+        .update(|s| {
+            s.resources.replications.remove(new);
+        })
+        .await?;
+
+    // 5. The old primary follows the new one from its own position.
+    let own = oldc.observed_gtids().await?;
+    let theirs = newc.observed_gtids().await?;
+    if let Err(u) = gtid::repoint(&own, &theirs, &[]) {
+        bail!(
+            "service.{new} is the primary now, but service.{old} cannot follow it from its own position: {}; it stays fenced (read-only). Plan again to re-seed it",
+            u.describe(&format!("service.{old}"), &format!("service.{new}"))
+        );
+    }
+    let position = start_position(WireMode::Repoint, None, &own);
+    let Start::Own(position) = position else {
+        unreachable!("a re-point starts from the replica's own position")
+    };
+    p.status(&format!(
+        "re-pointing service.{old} at service.{new} from {position}"
+    ));
+    let grant = oldc
+        .change_external_primary_gtid(&host, port, &position, ssl)
+        .await
+        .with_context(|| format!("sky.change_external_primary_gtid on service.{old}"))?;
+    let account = format!("{}@{}", grant.user(), grant.host());
+    let root = run_grant(steps, &state, new, &grant, p).await?;
+    steps
+        .state
+        .update(|s| {
+            s.resources.replication_users.insert(
+                account.clone(),
+                ReplicationUserRecord {
+                    on: root.clone(),
+                    replica: old.to_string(),
+                },
+            );
+        })
+        .await?;
+    oldc.start_replication().await?;
+    wait_healthy(&mut oldc, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
+    caught_up(steps, &state, new, old, &mut oldc, p).await?;
+    steps
+        .state
+        .update(|s| {
+            s.resources.replications.insert(
+                old.to_string(),
+                ReplicationRecord {
+                    source: new.to_string(),
+                    source_host: host.clone(),
+                    source_port: port,
+                    gtid_position: Some(position.clone()).filter(|g| !g.is_empty()),
+                    ssl,
+                    replication_user: Some(account.clone()),
+                    healthy: true,
+                },
+            );
+        })
+        .await?;
+    // The new primary no longer replicates: its replication user goes, dropped on it (the new
+    // root), from where the drop reaches the old primary.
+    if let Some(u) = old_user.filter(|u| *u != account) {
+        steps
+            .state
+            .update(|s| {
+                if let Some(r) = s.resources.replication_users.get_mut(&u) {
+                    r.on = new.to_string();
+                }
+            })
+            .await?;
+        let now = steps.state.snapshot().await;
+        drop_recorded_user(steps, &now, &u, new, p).await?;
+    }
+    let _ = oldc.disconnect().await;
+    let _ = newc.disconnect().await;
+    Ok(format!(
+        "service.{new} is the primary (open {:.1}s after the fence, at {final_pos}); service.{old} follows it from its own position, no data copied; {ended} client session(s) ended",
+        gap.as_secs_f64()
+    ))
+}
+
+/// Fence `old`, let `new` catch up with it, stop and reset replication on `new`, open it.
+/// On failure: the error, and whether `new`'s replication was stopped (to start it again).
+async fn fence_and_promote(
+    steps: &RealSteps,
+    oldc: &mut SqlConn,
+    newc: &mut SqlConn,
+    old: &str,
+    new: &str,
+    p: &ProgressHandle,
+) -> Result<(usize, String), (anyhow::Error, bool)> {
+    let e = |e: anyhow::Error| (e, false);
+    oldc.set_read_only(true)
+        .await
+        .with_context(|| format!("fencing service.{old} (read_only)"))
+        .map_err(e)?;
+    let ended = oldc
+        .end_client_sessions()
+        .await
+        .with_context(|| format!("ending the client sessions of service.{old}"))
+        .map_err(e)?;
+    let final_pos = oldc
+        .gtid_status()
+        .await
+        .map_err(|x| e(x.into()))?
+        .binlog_pos
+        .unwrap_or_default();
+    if !final_pos.is_empty() {
+        p.status(&format!("waiting for service.{new} to apply {final_pos}"));
+        let reached = newc
+            .master_gtid_wait(&final_pos, steps.opts.healthy_timeout)
+            .await
+            .map_err(|x| e(x.into()))?;
+        if !reached {
+            return Err(e(anyhow!(
+                "service.{new} did not apply service.{old}'s final position {final_pos} within {:?}",
+                steps.opts.healthy_timeout
+            )));
+        }
+    }
+    let stopped = |x: anyhow::Error| (x, true);
+    newc.stop_replication()
+        .await
+        .map_err(|x| stopped(x.into()))?;
+    newc.reset_replication()
+        .await
+        .map_err(|x| stopped(x.into()))?;
+    p.status(&format!("opening service.{new} for writes"));
+    newc.set_read_only(false)
+        .await
+        .with_context(|| format!("opening service.{new} for writes"))
+        .map_err(stopped)?;
+    Ok((ended, final_pos))
+}

@@ -1,0 +1,73 @@
+//! A service's role for clients: a primary accepts writes, a replica is read-only for them
+//! (replication and accounts with `READ_ONLY ADMIN` still write). Fencing a primary makes it
+//! read-only and ends its client sessions, so no client write is accepted after that point.
+//!
+//! Uses ordinary SQL (`SET GLOBAL read_only`, `information_schema.PROCESSLIST`) and the
+//! documented `sky.kill_session` procedure.
+
+use mysql_async::Params;
+
+use super::error::SqlError;
+use super::SqlConn;
+
+/// `PROCESSLIST.COMMAND` values of server threads and of replicas reading the binlog: a fence
+/// must not end those (the candidate is catching up through one).
+const NOT_CLIENTS: &str =
+    "'Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker'";
+
+impl SqlConn {
+    pub async fn set_read_only(&mut self, on: bool) -> Result<(), SqlError> {
+        let sql = if on {
+            "SET GLOBAL read_only = ON"
+        } else {
+            "SET GLOBAL read_only = OFF"
+        };
+        self.execute(sql, sql).await
+    }
+
+    pub async fn read_only(&mut self) -> Result<bool, SqlError> {
+        let what = "SELECT @@GLOBAL.read_only";
+        let sets = self
+            .call(what, "SELECT @@GLOBAL.read_only AS ro", Params::Empty)
+            .await?;
+        let v = sets
+            .iter()
+            .flatten()
+            .find_map(|r| r.get("ro").ok().flatten().map(str::to_string));
+        Ok(matches!(v.as_deref(), Some("1" | "ON")))
+    }
+
+    /// End every client session but this one (`sky.kill_session`); returns how many ended.
+    /// A session that ended meanwhile is not an error.
+    pub async fn end_client_sessions(&mut self) -> Result<usize, SqlError> {
+        let what = "SELECT ID FROM information_schema.PROCESSLIST";
+        let sql = format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
+             AND COMMAND NOT IN ({NOT_CLIENTS}) \
+             AND USER NOT IN ('system user', 'event_scheduler', 'sky_definer', 'unauthenticated user')"
+        );
+        let sets = self.call(what, &sql, Params::Empty).await?;
+        let ids: Vec<u64> = sets
+            .iter()
+            .flatten()
+            .filter_map(|r| r.get("ID").ok().flatten()?.parse().ok())
+            .collect();
+        let mut ended = 0;
+        for id in ids {
+            let call = "CALL sky.kill_session(?)";
+            match self
+                .call(call, call, Params::Positional(vec![id.into()]))
+                .await
+            {
+                Ok(_) => ended += 1,
+                // Gone meanwhile (or turned out not to be a client's): nothing to end.
+                Err(SqlError::Query {
+                    code: Some(1094 | 1644),
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
+    }
+}

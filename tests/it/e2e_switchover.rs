@@ -1,0 +1,182 @@
+//! Switchover (issue 13): the topology moves the primary role to a replica while an
+//! application-like writer (INSERT/SELECT only) runs and moves to whichever service accepts its
+//! writes. No acknowledged write is lost, the old primary takes none after its fence, nothing
+//! is backed up or restored, every service ends equal, and switching back works the same way.
+
+use std::time::Duration;
+
+use crate::support::app::{self, AppWriter};
+use crate::support::e2e::Cloud;
+
+const PAIR_SWITCHED: &str =
+    "[services.primary.replication]\nfrom = \"secondary\"\nseed = \"new-backup\"\nssl = true\n";
+
+/// The guide with the roles turned round: the secondary is the primary.
+fn pair_switched(guide: &str) -> String {
+    let start = guide.find("[services.secondary.replication]").unwrap();
+    let mut t = guide[..start].to_string();
+    t.push_str(PAIR_SWITCHED);
+    t
+}
+
+async fn restores(cloud: &Cloud, keys: &[&str]) -> usize {
+    let state = cloud.state().unwrap();
+    let mut n = 0;
+    for key in keys {
+        let id = &state.resources.services[*key].id;
+        n += cloud.api().list_restores(id).await.unwrap().len();
+    }
+    n
+}
+
+/// Every service holds every acknowledged write (`want`: all of them so far, in order), once,
+/// in both tables, with equal checksums.
+async fn assert_nothing_lost(cloud: &Cloud, keys: &[&str], want: &[u64]) {
+    let mut first = None;
+    for key in keys {
+        let mut got = None;
+        for _ in 0..300 {
+            let t = app::app_tables(cloud, key).await;
+            if t.2 == want {
+                got = Some(t);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (a, b, _) = got.unwrap_or_else(|| {
+            panic!(
+                "service.{key} does not hold exactly the {} acknowledged writes",
+                want.len()
+            )
+        });
+        assert_eq!(a.0, want.len() as u64, "service.{key}");
+        assert_eq!(
+            b.0,
+            want.len() as u64,
+            "service.{key}: the table without a primary key"
+        );
+        match first {
+            None => first = Some((a, b)),
+            Some(f) => assert_eq!(f, (a, b), "service.{key} differs"),
+        }
+    }
+}
+
+/// Switch the roles with `switched` as the topology, under the writer; check the plan, the
+/// apply and what it left.
+async fn switch(
+    cloud: &mut Cloud,
+    topology: &str,
+    old: &str,
+    new: &str,
+    keys: &[&str],
+    all: &mut Vec<u64>,
+) -> app::Acks {
+    let file = cloud.dir().join(&cloud.topology);
+    let restores_before = restores(cloud, keys).await;
+    let mut order = vec![old];
+    order.extend(keys.iter().filter(|k| **k != old));
+    let writer = AppWriter::start(cloud, &order).await;
+    std::fs::write(&file, topology).unwrap();
+    let t = cloud.topology.clone();
+    let r = cloud.skyplan(&["plan", &t, "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(" <> switchover.{new}")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("fence"), "{}", r.stdout);
+    for word in ["restore", "backup", "wipe"] {
+        assert!(!r.stdout.contains(word), "{word} in\n{}", r.stdout);
+    }
+    let r = cloud.skyplan(&["apply", &t, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = writer.stop().await;
+
+    let state = cloud.state().unwrap();
+    assert!(
+        !state.resources.replications.contains_key(new),
+        "{new} still replicates"
+    );
+    assert_eq!(state.resources.replications[old].source, new);
+    for k in keys.iter().filter(|k| **k != new) {
+        assert_eq!(state.resources.replications[*k].source, new, "service.{k}");
+        assert!(state.resources.replications[*k].healthy);
+    }
+    assert_eq!(
+        restores(cloud, keys).await,
+        restores_before,
+        "a switchover must not restore"
+    );
+    assert!(
+        !acks.interleaved(),
+        "two servers took writes in turn: {:?}",
+        acks.acked.iter().map(|a| a.1).collect::<Vec<_>>()
+    );
+    let servers: std::collections::BTreeSet<u32> = acks.acked.iter().map(|a| a.1).collect();
+    assert_eq!(
+        servers.len(),
+        2,
+        "the writer should have moved once: {servers:?}"
+    );
+    all.extend(acks.acked.iter().map(|a| a.0));
+    assert_nothing_lost(cloud, keys, all).await;
+    let r = cloud.skyplan(&["plan", &t, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    acks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pair_switches_over_and_back_with_no_write_lost_and_no_copy() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let mut all = Vec::new();
+    let acks = switch(
+        &mut cloud,
+        &pair_switched(&guide),
+        "primary",
+        "secondary",
+        &keys,
+        &mut all,
+    )
+    .await;
+    assert!(
+        acks.write_gap() < Duration::from_secs(5),
+        "gap {:?}",
+        acks.write_gap()
+    );
+    let acks = switch(&mut cloud, &guide, "secondary", "primary", &keys, &mut all).await;
+    assert!(
+        acks.write_gap() < Duration::from_secs(5),
+        "gap {:?}",
+        acks.write_gap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_primary_with_three_replicas_switches_over_and_back() {
+    let mut cloud = Cloud::new("fan-out.toml");
+    let file = cloud.dir().join("fan-out.toml");
+    let fan_out = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "fan-out.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    // europe becomes the primary; the primary, asia and oregon follow it.
+    let europe_block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    assert!(fan_out.contains(europe_block));
+    let switched = fan_out
+        .replace(europe_block, "")
+        .replace("from = \"primary\"", "from = \"europe\"")
+        + "\n[services.primary.replication]\nfrom = \"europe\"\nseed = \"new-backup\"\n";
+    let keys = ["primary", "europe", "asia", "oregon"];
+    let mut all = Vec::new();
+    switch(&mut cloud, &switched, "primary", "europe", &keys, &mut all).await;
+    switch(&mut cloud, &fan_out, "europe", "primary", &keys, &mut all).await;
+}
