@@ -271,6 +271,34 @@ pub async fn refresh(
         .collect()
         .await;
 
+    // Role changes ahead (a recorded replica the topology makes a primary): may skyplan's
+    // account change read_only on it and its source? Read only then.
+    let mut role_changes: Vec<&String> = Vec::new();
+    for (r, l) in &res.replications {
+        if topology
+            .services
+            .get(r)
+            .is_some_and(|s| s.replication.is_none())
+        {
+            role_changes.extend([r, &l.source]);
+        }
+    }
+    let mut can_fence = BTreeMap::new();
+    for key in role_changes.into_iter().filter(|k| ready.contains(k)) {
+        let read = async {
+            let mut conn = remote.sql(state, key).await?;
+            let can = conn.can_set_read_only().await?;
+            let _ = conn.disconnect().await;
+            Ok::<_, anyhow::Error>(can)
+        };
+        match read.await {
+            Ok(can) => {
+                can_fence.insert(key.clone(), can);
+            }
+            Err(e) => tracing::info!("cannot read the grants of service.{key}: {e:#}"),
+        }
+    }
+
     // Sources seeding from an existing backup: list their backups, so that the plan names the
     // one it will use (or refuses) before anything is created.
     let seeding: std::collections::BTreeSet<&String> = topology
@@ -341,6 +369,7 @@ pub async fn refresh(
         foreign_backups,
         gtids,
         replication_users,
+        can_fence,
         at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,

@@ -25,6 +25,20 @@ impl SqlConn {
         self.execute(sql, sql).await
     }
 
+    /// Whether this account may change `read_only` (fence a primary, open a new one):
+    /// `ALL PRIVILEGES`, `SUPER` or `READ_ONLY ADMIN` on `*.*`, per `SHOW GRANTS`.
+    pub async fn can_set_read_only(&mut self) -> Result<bool, SqlError> {
+        let what = "SHOW GRANTS";
+        let sets = self.call(what, what, Params::Empty).await?;
+        Ok(sets.iter().flatten().any(|r| {
+            let g = r.first_value().unwrap_or("").to_ascii_uppercase();
+            g.contains(" ON *.*")
+                && (g.contains("ALL PRIVILEGES")
+                    || g.contains("SUPER")
+                    || g.contains("READ_ONLY ADMIN"))
+        }))
+    }
+
     pub async fn read_only(&mut self) -> Result<bool, SqlError> {
         let what = "SELECT @@GLOBAL.read_only";
         let sets = self

@@ -41,6 +41,11 @@ impl NamedRow {
     pub fn get(&self, name: &str) -> Result<Option<&str>, StatusParseError> {
         self.get_any(&[name])
     }
+
+    /// The first column's value, for results whose column name varies (`SHOW GRANTS`).
+    pub fn first_value(&self) -> Option<&str> {
+        self.columns.first().and_then(|(_, v)| v.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,6 +27,7 @@ mod plan_adopt;
 mod plan_core;
 mod plan_drift;
 mod plan_repoint;
+mod plan_roles;
 mod secrets;
 mod skysql_client;
 mod sql_sky;

@@ -6,6 +6,7 @@
 //! - `apply`: the fan-out example against its `critical` path, and the guide's example
 //!   end to end, on real MariaDB.
 //! - `repoint`: re-pointing a replica holding 300 MB by GTID against by re-seed.
+//! - `switchover`: a pair's switchover under a live writer (write gap, lost writes).
 //!
 //! Every emulator runs in a private directory and is stopped on any exit (`emulator`).
 //! Targets are reported, never asserted: timings belong in this table, not in tests.
@@ -23,6 +24,7 @@ pub mod machine;
 pub mod offline;
 pub mod refresh;
 pub mod repoint;
+pub mod switchover;
 pub mod table;
 
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ pub struct Options {
     pub guide: bool,
     /// Re-point by GTID against by re-seed, with ≥ 300 MB on the replica.
     pub repoint: bool,
+    /// Switchover of a pair under a live writer.
+    pub switchover: bool,
     /// `--op-seconds` of the fan-out apply.
     pub op: Duration,
 }
@@ -76,6 +80,11 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         eprintln!("skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB)…");
         let example = opts.examples.join("global-replication.toml");
         rows.push(repoint::run(&opts.work, &opts.skyplan, &example).await);
+    }
+    if opts.switchover {
+        eprintln!("skyplan-bench: switchover of a pair under a live writer…");
+        let example = opts.examples.join("global-replication.toml");
+        rows.push(switchover::run(&opts.work, &opts.skyplan, &example).await);
     }
     rows
 }

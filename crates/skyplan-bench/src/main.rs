@@ -1,4 +1,4 @@
-//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint] [--op-seconds S]`: measure skyplan
+//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover] [--op-seconds S]`: measure skyplan
 //! and print one table (stdout) with the machine it ran on. Progress goes to stderr.
 //! Run it through `scripts/bench`, which builds in release mode first.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use skyplan_bench::{self as bench, child, machine::Machine, offline, table};
 
-const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint] [--op-seconds S] [--examples DIR] [--keep]";
+const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover] [--op-seconds S] [--examples DIR] [--keep]";
 
 fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
     let bench_exe = std::env::current_exe().context("locating skyplan-bench")?;
@@ -37,6 +37,7 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
         fan_out: true,
         guide: true,
         repoint: true,
+        switchover: true,
         op: Duration::from_secs(2),
     };
     let mut it = args.iter();
@@ -50,7 +51,16 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
                 let only = value()?;
                 let parts: Vec<&str> = only.split(',').map(str::trim).collect();
                 for p in &parts {
-                    if !["offline", "refresh", "fan-out", "guide", "repoint"].contains(p) {
+                    if ![
+                        "offline",
+                        "refresh",
+                        "fan-out",
+                        "guide",
+                        "repoint",
+                        "switchover",
+                    ]
+                    .contains(p)
+                    {
                         bail!("unknown part `{p}`\n{USAGE}");
                     }
                 }
@@ -59,6 +69,7 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
                 opts.fan_out = parts.contains(&"fan-out");
                 opts.guide = parts.contains(&"guide");
                 opts.repoint = parts.contains(&"repoint");
+                opts.switchover = parts.contains(&"switchover");
             }
             "--op-seconds" => {
                 let secs: f64 = value()?.parse().context("--op-seconds")?;

@@ -36,6 +36,11 @@ pub struct Observed {
     /// `user@host`, on the services that replicate from nobody (chains' roots), by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replication_users: BTreeMap<String, Vec<String>>,
+    /// For services whose role the topology changes (a recorded replica that the topology
+    /// makes a primary, and its source): whether skyplan's account may change `read_only`
+    /// there (fence, open). A switchover is refused at plan time where it may not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub can_fence: BTreeMap<String, bool>,
     /// When refresh looked (the clock stays out of the core: ages are measured from this).
     #[serde(skip)]
     pub at: Option<time::OffsetDateTime>,

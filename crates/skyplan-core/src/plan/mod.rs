@@ -73,6 +73,8 @@ pub enum PlanError {
         new: String,
         from: String,
     },
+    #[error("a switchover needs to set read_only on service.{key} (fence or open it), and skyplan's account there has neither READ_ONLY ADMIN nor SUPER; grant it, or switch over by hand")]
+    CannotFence { key: String },
     #[error("service.{new} cannot be made the primary now: {why}. Repair its replication first (skyplan plan shows how), then switch over")]
     CandidateUnhealthy { new: String, why: String },
     #[error("service.{replica} has seed = \"none\", so it can only replicate from its own position, and that is not safe from service.{from}: {why}. Use seed = \"new-backup\" to re-seed it (wipes it), or fix the cause")]

@@ -66,6 +66,15 @@ pub(super) fn switchovers(
             });
             continue;
         }
+        // Fencing and opening need the privilege to change read_only on both: refused now,
+        // before anything is touched, where refresh saw it missing.
+        if let Some(key) = [old, new]
+            .into_iter()
+            .find(|k| observed.can_fence.get(*k) == Some(&false))
+        {
+            errors.push(PlanError::CannotFence { key: key.clone() });
+            continue;
+        }
         // The candidate must be replicating, and not too far behind, to be promoted.
         if let Some(o) = observed.replication.get(new) {
             let lag = o.seconds_behind_master.unwrap_or(0);

@@ -1,0 +1,174 @@
+//! Switchover of a pair under a live writer: the write gap (last acknowledged write on the old
+//! primary → first on the new one), the whole apply's time, and how many acknowledged writes
+//! are missing afterwards. Target: gap ≤ 5 s, none lost.
+//!
+//! The writer is an application's: a user with only INSERT and SELECT, one numbered row per
+//! transaction, moving to the other service when refused.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mysql_async::prelude::Queryable;
+
+use super::apply::{apply, connect, prepare};
+use super::emulator::Emulator;
+use super::table::{duration, Row};
+use skyplan_emulator::ServeOptions;
+
+const MAX_GAP: Duration = Duration::from_secs(5);
+const APP: (&str, &str) = ("bench_app", "bench-app-pw-1");
+
+fn switched(guide: &str) -> Result<String> {
+    let start = guide
+        .find("[services.secondary.replication]")
+        .context("the guide has no [services.secondary.replication]")?;
+    Ok(format!(
+        "{}[services.primary.replication]\nfrom = \"secondary\"\nseed = \"new-backup\"\nssl = true\n",
+        &guide[..start]
+    ))
+}
+
+/// (sequence number, server id, when) of every acknowledged write.
+type Acks = Vec<(u64, u32, Instant)>;
+
+async fn writer(
+    endpoints: Vec<(String, u16)>,
+    ca: std::path::PathBuf,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Acks> {
+    let mut acks = Vec::new();
+    let mut at = 0;
+    let mut conn: Option<mysql_async::Conn> = None;
+    let mut seq = 0u64;
+    while !*stop.borrow() {
+        seq += 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if conn.is_none() {
+                let (host, port) = &endpoints[at];
+                let ssl = mysql_async::SslOpts::default().with_root_certs(vec![ca.clone().into()]);
+                let opts = mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(host.clone())
+                    .tcp_port(*port)
+                    .user(Some(APP.0))
+                    .pass(Some(APP.1))
+                    .ssl_opts(Some(ssl));
+                conn = mysql_async::Conn::new(opts).await.ok();
+            }
+            let done = match conn.as_mut() {
+                Some(c) => {
+                    let r: Result<u32, mysql_async::Error> = async {
+                        let server: u32 = c.query_first("SELECT @@server_id").await?.unwrap_or(0);
+                        c.exec_drop(
+                            "INSERT INTO bench.acks (seq, server) VALUES (?, ?)",
+                            (seq, server),
+                        )
+                        .await?;
+                        Ok(server)
+                    }
+                    .await;
+                    match r {
+                        Ok(server) => Some(server),
+                        // Committed before an ambiguous failure: the retry hits the key.
+                        Err(mysql_async::Error::Server(e)) if e.code == 1062 => c
+                            .exec_first("SELECT server FROM bench.acks WHERE seq = ?", (seq,))
+                            .await
+                            .ok()
+                            .flatten(),
+                        Err(_) => None,
+                    }
+                }
+                None => None,
+            };
+            if let Some(server) = done {
+                acks.push((seq, server, Instant::now()));
+                break;
+            }
+            conn = None;
+            at = (at + 1) % endpoints.len();
+            if Instant::now() > deadline {
+                bail!("no service accepted write {seq} for a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(acks)
+}
+
+async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
+    let work = root.join("switchover");
+    let (file, _) = prepare(example, &work)?;
+    let guide = std::fs::read_to_string(example)?;
+    let emu = Emulator::start(skyplan, ServeOptions::new(work.join("emulator"))).await?;
+    apply(skyplan, &emu, &work, &file)
+        .await
+        .context("applying the guide")?;
+
+    let mut p = connect(&emu, &work, &file, "primary").await?;
+    for sql in [
+        "CREATE DATABASE IF NOT EXISTS bench".to_string(),
+        "CREATE TABLE bench.acks (seq BIGINT PRIMARY KEY, server INT NOT NULL)".to_string(),
+        format!("CREATE USER '{}'@'%' IDENTIFIED BY '{}'", APP.0, APP.1),
+        format!("GRANT INSERT, SELECT ON bench.* TO '{}'@'%'", APP.0),
+    ] {
+        p.query_drop(sql).await?;
+    }
+    drop(p);
+    let mut endpoints = Vec::new();
+    for key in ["primary", "secondary"] {
+        let c = connect(&emu, &work, &file, key).await?;
+        let opts = c.opts().clone();
+        endpoints.push((opts.ip_or_hostname().to_string(), opts.tcp_port()));
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(writer(endpoints, emu.info.ca_cert.clone(), rx));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    std::fs::write(&file, switched(&guide)?)?;
+    let run = apply(skyplan, &emu, &work, &file)
+        .await
+        .context("the switchover")?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).ok();
+    let acks = task.await??;
+
+    let gap = acks
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| w[1].2 - w[0].2)
+        .max()
+        .unwrap_or_default();
+    let moves = acks.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    // Every acknowledged write on the new primary (the old one replicates from it now).
+    let mut s = connect(&emu, &work, &file, "secondary").await?;
+    let held: Vec<u64> = s.query("SELECT seq FROM bench.acks ORDER BY seq").await?;
+    let lost = acks
+        .iter()
+        .filter(|a| held.binary_search(&a.0).is_err())
+        .count();
+    drop(emu);
+    if run.took.contains_key("restore.primary") {
+        bail!("the switchover restored");
+    }
+    Ok(Row::new("switchover of a pair under a live writer")
+        .wall(run.wall)
+        .target(
+            format!("write gap <= {}, 0 lost", duration(MAX_GAP)),
+            gap <= MAX_GAP && lost == 0 && moves == 1,
+        )
+        .note(format!(
+            "write gap {} (last acknowledged write on the old primary -> first on the new); {} writes acknowledged, {lost} missing afterwards; the writer moved {moves} time(s); whole apply {}",
+            duration(gap),
+            acks.len(),
+            duration(run.wall)
+        )))
+}
+
+pub async fn run(root: &Path, skyplan: &Path, example: &Path) -> Row {
+    match measure(root, skyplan, example).await {
+        Ok(row) => row,
+        Err(e) => Row::failed("switchover of a pair under a live writer", &e),
+    }
+}
