@@ -18,6 +18,18 @@ fn three(guide: &str, third_from: &str) -> String {
     )
 }
 
+/// The guide plus a third replica of the primary, applied: the harness, the topology file and
+/// the guide's text.
+fn applied_three(third_from: &str) -> (Cloud, std::path::PathBuf, String) {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, three(&guide, third_from)).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    (cloud, file, guide)
+}
+
 struct Writer {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<u64>,
@@ -147,12 +159,7 @@ async fn clear_passwords_in_binlog(cloud: &Cloud, key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_is_repointed_to_a_sibling_and_back_by_gtid_without_copying_data() {
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, three(&guide, "primary")).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (mut cloud, file, guide) = applied_three("primary");
     let writer = Writer::start(&cloud).await;
     let restores_before = restores(&cloud, "third").await;
 
@@ -203,12 +210,7 @@ async fn a_replica_is_repointed_to_a_sibling_and_back_by_gtid_without_copying_da
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_errant_transaction_is_drift_and_a_repoint_over_it_reseeds_naming_the_gtid() {
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, three(&guide, "primary")).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (mut cloud, file, guide) = applied_three("primary");
     let writer = Writer::start(&cloud).await;
 
     // Someone writes on the third replica directly.
@@ -309,12 +311,7 @@ async fn replication_users(cloud: &Cloud, key: &str) -> Vec<String> {
 /// replica); a `skysql_replication_*` user no link owns is drift that apply drops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removing_a_replica_drops_its_replication_user_everywhere_and_orphans_are_dropped() {
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, three(&guide, "primary")).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (mut cloud, file, guide) = applied_three("primary");
     let writer = Writer::start(&cloud).await;
     let state = cloud.state().unwrap();
     let third_user = state.resources.replications["third"]
@@ -387,4 +384,58 @@ async fn removing_a_replica_drops_its_replication_user_everywhere_and_orphans_ar
     assert_eq!(rows, written);
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Wiring is proven: a link whose replication breaks while it catches up fails its action and
+/// names the server's SQL error, rather than being reported healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_that_breaks_while_catching_up_fails_naming_the_sql_error() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    // Both services first, the secondary standing alone.
+    let start = guide.find("[services.secondary.replication]").unwrap();
+    std::fs::write(&file, &guide[..start]).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let mut primary = cloud.sql("primary").await;
+    for sql in [
+        "CREATE DATABASE IF NOT EXISTS app",
+        "CREATE TABLE IF NOT EXISTS app.t (id INT PRIMARY KEY, v VARCHAR(16))",
+        "INSERT INTO app.t VALUES (1, 'primary')",
+    ] {
+        primary.query_drop(sql).await.unwrap();
+    }
+    // The same table on the secondary with a row of that key, outside its binlog (no GTID,
+    // so nothing looks errant): replaying the primary's insert breaks on it (error 1062).
+    let mut secondary = cloud.sql("secondary").await;
+    for sql in [
+        "SET SESSION sql_log_bin = 0",
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(16))",
+        "INSERT INTO app.t VALUES (1, 'replica')",
+    ] {
+        secondary.query_drop(sql).await.unwrap();
+    }
+    std::fs::write(
+        &file,
+        guide.replacen("seed = \"new-backup\"", "seed = \"none\"", 1),
+    )
+    .unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("replication.secondary") && r.stderr.contains("error 1062"),
+        "{}",
+        r.stderr
+    );
+    let state = cloud.state().unwrap();
+    assert!(
+        state
+            .resources
+            .replications
+            .get("secondary")
+            .is_none_or(|l| !l.healthy),
+        "a broken link must not be recorded healthy"
+    );
 }

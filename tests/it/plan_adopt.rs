@@ -46,12 +46,7 @@ fn observed_with(found: Vec<RemoteService>, allowlist: &[&str]) -> Observed {
 }
 
 fn plan_of(t: &Topology, observed: &Observed) -> Result<Plan, PlanError> {
-    plan::build(&PlanInput {
-        topology: t,
-        topology_sha256: "0000",
-        state: &State::new(),
-        observed,
-    })
+    crate::support::fixtures::build(t, &State::new(), observed)
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! applied, for every kind of drift: what is reported, what repairs it, how it renders, and
 //! what must NOT count as drift (normalised CIDRs, NULL lag, a lag under the threshold).
 
-use crate::support::fixtures::{applied, example, in_sync, topology};
+use crate::support::fixtures::{applied, build, example, in_sync, topology};
 use skyplan::observed::{Observed, ObservedReplication, ObservedService, RemoteService};
-use skyplan::plan::{self, render, ActionKind, Change, DriftKind, Plan, PlanInput, WireMode};
+use skyplan::plan::{self, render, ActionKind, Change, DriftKind, Plan, WireMode};
 use skyplan::state::State;
 use skyplan::topology::Topology;
 
@@ -17,13 +17,7 @@ fn guide() -> (Topology, State) {
 }
 
 fn plan_with(t: &Topology, s: &State, o: &Observed) -> Plan {
-    plan::build(&PlanInput {
-        topology: t,
-        topology_sha256: "0000",
-        state: s,
-        observed: o,
-    })
-    .unwrap()
+    build(t, s, o).unwrap()
 }
 
 fn text(p: &Plan) -> String {

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::fixtures::{applied, example, in_sync, topology};
+use crate::support::fixtures::{applied, build as plan_of, example, in_sync, topology};
 use skyplan::gtid::ObservedGtids;
 use skyplan::observed::Observed;
-use skyplan::plan::{self, render, ActionKind, DriftKind, Plan, PlanError, PlanInput, WireMode};
+use skyplan::plan::{render, ActionKind, DriftKind, WireMode};
 use skyplan::state::State;
 use skyplan::topology::Topology;
 
@@ -43,15 +43,6 @@ fn observed(s: &State, oregon: &str, europe: ObservedGtids) -> Observed {
     o.gtids.insert("oregon".into(), gtids(oregon, &[]));
     o.gtids.insert("asia".into(), gtids("3-1003-250", &[]));
     o
-}
-
-fn plan_of(t: &Topology, s: &State, o: &Observed) -> Result<Plan, PlanError> {
-    plan::build(&PlanInput {
-        topology: t,
-        topology_sha256: "0000",
-        state: s,
-        observed: o,
-    })
 }
 
 fn setup() -> State {

@@ -3,10 +3,10 @@
 //! gone primary, an old primary that does not follow the new one, an unhealthy candidate and a
 //! missing privilege are refused at plan time.
 
-use crate::support::fixtures::{applied, example, in_sync, topology};
+use crate::support::fixtures::{applied, build as plan_of, example, in_sync, topology};
 use skyplan::gtid::ObservedGtids;
 use skyplan::observed::{Observed, ObservedService};
-use skyplan::plan::{self, render, ActionKind, Plan, PlanError, PlanInput, WireMode};
+use skyplan::plan::{render, ActionKind, PlanError, WireMode};
 use skyplan::state::State;
 use skyplan::topology::Topology;
 
@@ -19,15 +19,6 @@ fn switched_pair() -> Topology {
         "{}[services.primary.replication]\nfrom = \"secondary\"\nseed = \"new-backup\"\n",
         &GUIDE[..start]
     ))
-}
-
-fn plan_of(t: &Topology, s: &State, o: &Observed) -> Result<Plan, PlanError> {
-    plan::build(&PlanInput {
-        topology: t,
-        topology_sha256: "0000",
-        state: s,
-        observed: o,
-    })
 }
 
 fn observed(s: &State) -> Observed {

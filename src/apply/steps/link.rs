@@ -230,20 +230,7 @@ pub(super) async fn replicate(
                 .with_context(|| {
                     format!("sky.change_external_primary_gtid on service.{replica}")
                 })?;
-            let account = format!("{}@{}", grant.user(), grant.host());
-            let root = run_grant(steps, &state, source, &grant, p).await?;
-            steps
-                .state
-                .update(|s| {
-                    s.resources.replication_users.insert(
-                        account.clone(),
-                        ReplicationUserRecord {
-                            on: root.clone(),
-                            replica: replica.to_string(),
-                        },
-                    );
-                })
-                .await?;
+            let account = run_grant(steps, &state, source, replica, &grant, p).await?;
             // A replica that was re-created has a new user: the old ones go.
             let old: Vec<String> = state
                 .resources
@@ -400,14 +387,16 @@ async fn own_position_safe(
     result
 }
 
-/// Run the replication GRANT where it creates no local transaction on a replica: on the
-/// chain's root (the service with no source), from where it replicates down to `source`;
-/// then wait until `source` has applied it, so the replica's first connection succeeds. The
-/// password reaches the binlogs only as a hash.
+/// Run the replication GRANT `replica` asked for where it creates no local transaction on a
+/// replica: on the chain's root (the service with no source), from where it replicates down
+/// to `source`; then wait until `source` has applied it, so the replica's first connection
+/// succeeds. The password reaches the binlogs only as a hash. The user is recorded in the
+/// state as skyplan's; its `user@host` is returned.
 pub(super) async fn run_grant(
     steps: &RealSteps,
     state: &crate::state::State,
     source: &str,
+    replica: &str,
     grant: &crate::sql::ReplicationGrant,
     p: &ProgressHandle,
 ) -> Result<String> {
@@ -445,7 +434,20 @@ pub(super) async fn run_grant(
             bail!("the replication grant run on service.{root} did not reach service.{source} within {:?}", steps.opts.healthy_timeout);
         }
     }
-    Ok(root)
+    let account = format!("{}@{}", grant.user(), grant.host());
+    steps
+        .state
+        .update(|s| {
+            s.resources.replication_users.insert(
+                account.clone(),
+                ReplicationUserRecord {
+                    on: root.clone(),
+                    replica: replica.to_string(),
+                },
+            );
+        })
+        .await?;
+    Ok(account)
 }
 
 /// Prove the link: the replica applies everything the source had when wiring finished

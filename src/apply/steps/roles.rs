@@ -24,7 +24,7 @@ use crate::gtid;
 use crate::plan::start::{start_position, Start};
 use crate::plan::WireMode;
 use crate::sql::SqlConn;
-use crate::state::{ReplicationRecord, ReplicationUserRecord};
+use crate::state::ReplicationRecord;
 
 pub(super) async fn switchover(
     steps: &RealSteps,
@@ -124,20 +124,7 @@ pub(super) async fn switchover(
         .change_external_primary_gtid(&host, port, &position, ssl)
         .await
         .with_context(|| format!("sky.change_external_primary_gtid on service.{old}"))?;
-    let account = format!("{}@{}", grant.user(), grant.host());
-    let root = run_grant(steps, &state, new, &grant, p).await?;
-    steps
-        .state
-        .update(|s| {
-            s.resources.replication_users.insert(
-                account.clone(),
-                ReplicationUserRecord {
-                    on: root.clone(),
-                    replica: old.to_string(),
-                },
-            );
-        })
-        .await?;
+    let account = run_grant(steps, &state, new, old, &grant, p).await?;
     oldc.start_replication().await?;
     wait_healthy(&mut oldc, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
     caught_up(steps, &state, new, old, &mut oldc, p).await?;

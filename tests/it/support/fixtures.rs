@@ -129,3 +129,17 @@ pub(crate) fn in_sync(s: &State) -> Observed {
     }
     o
 }
+
+/// The plan of `t` against `s` and what refresh saw (`o`): the pure core, as `plan` calls it.
+pub(crate) fn build(
+    t: &Topology,
+    s: &State,
+    o: &Observed,
+) -> Result<skyplan::plan::Plan, skyplan::plan::PlanError> {
+    skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: t,
+        topology_sha256: "0000",
+        state: s,
+        observed: o,
+    })
+}
