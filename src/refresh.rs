@@ -218,8 +218,31 @@ pub async fn refresh(
         linked.insert(key);
         linked.insert(&l.source);
     }
-    let gtids: BTreeMap<String, crate::gtid::ObservedGtids> =
-        stream::iter(linked.into_iter().filter(|k| ready.contains(k)))
+    // Deepest first, one level of the recorded chains at a time: a replica is read before its
+    // source, so the source cannot look behind it because writes went on between two reads,
+    // and a GTID the replica has beyond its source is errant, not lag.
+    let depth = |key: &String| {
+        let mut d = 0usize;
+        let mut at = key;
+        while let Some(l) = res.replications.get(at) {
+            d += 1;
+            at = &l.source;
+            if d > res.replications.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut levels: BTreeMap<std::cmp::Reverse<usize>, Vec<&String>> = BTreeMap::new();
+    for key in linked.into_iter().filter(|k| ready.contains(k)) {
+        levels
+            .entry(std::cmp::Reverse(depth(key)))
+            .or_default()
+            .push(key);
+    }
+    let mut gtids: BTreeMap<String, crate::gtid::ObservedGtids> = BTreeMap::new();
+    for keys in levels.into_values() {
+        let read: Vec<(String, crate::gtid::ObservedGtids)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
@@ -239,6 +262,8 @@ pub async fn refresh(
             .filter_map(|x| async move { x })
             .collect()
             .await;
+        gtids.extend(read);
+    }
 
     // Replication users on the chains' roots (managed services that replicate from nobody),
     // so that users no link owns are reported and dropped. Unreadable: left out.

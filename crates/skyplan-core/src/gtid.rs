@@ -277,15 +277,19 @@ pub fn caught_up_with(
     Ok(replica.applied()?.not_in(&source.served()?).is_empty())
 }
 
-/// A replica's transactions from streams its source has nothing of: someone wrote to the
-/// replica (or it was restored from another history). Lag is never errant: what a replica
-/// applied from its source's streams is there, if perhaps read a moment earlier.
+/// A replica's transactions that its source does not have: from a stream the source has
+/// nothing of (someone wrote on the replica), or further along one of the source's streams
+/// than the source itself (the source lost transactions, e.g. was restored from an older
+/// backup). Lag is never errant: what a replica applied came from its source.
+///
+/// The replica must have been read *before* the source (refresh reads replicas first): then
+/// the source has at least everything the replica had, whatever writes went on meanwhile.
 pub fn errant(
     replica: &ObservedGtids,
     source: &ObservedGtids,
 ) -> Result<Vec<Gtid>, GtidParseError> {
     let theirs = source.applied()?;
-    Ok(replica.applied()?.foreign_to(&theirs))
+    Ok(replica.applied()?.not_in(&theirs))
 }
 
 #[cfg(test)]
@@ -404,9 +408,17 @@ mod tests {
         let replica = obs("0-1-90", "0-1-90", &[]);
         let source = obs("0-1-100", "0-1-100", &[]);
         assert_eq!(errant(&replica, &source).unwrap(), vec![]);
-        // The source read a moment before the replica, while writes go on.
+        // Further along the source's own stream than the source (read after it): the source
+        // lost transactions the replica has.
         let replica = obs("0-1-133", "0-1-133", &[]);
         let source = obs("0-1-132", "0-1-132", &[]);
-        assert_eq!(errant(&replica, &source).unwrap(), vec![]);
+        assert_eq!(
+            errant(&replica, &source).unwrap(),
+            vec![Gtid {
+                domain: 0,
+                server: 1,
+                seq: 133
+            }]
+        );
     }
 }
