@@ -241,14 +241,16 @@ pub async fn refresh(
             .push(key);
     }
     let mut gtids: BTreeMap<String, crate::gtid::ObservedGtids> = BTreeMap::new();
+    let mut read_only: BTreeMap<String, bool> = BTreeMap::new();
     for keys in levels.into_values() {
-        let read: Vec<(String, crate::gtid::ObservedGtids)> = stream::iter(keys)
+        let read: Vec<(String, (crate::gtid::ObservedGtids, bool))> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
                     let g = conn.observed_gtids().await?;
+                    let ro = conn.read_only().await?;
                     let _ = conn.disconnect().await;
-                    Ok::<_, anyhow::Error>(g)
+                    Ok::<_, anyhow::Error>((g, ro))
                 };
                 match read.await {
                     Ok(g) => Some((key.clone(), g)),
@@ -262,7 +264,10 @@ pub async fn refresh(
             .filter_map(|x| async move { x })
             .collect()
             .await;
-        gtids.extend(read);
+        for (key, (g, ro)) in read {
+            gtids.insert(key.clone(), g);
+            read_only.insert(key, ro);
+        }
     }
 
     // Replication users on the chains' roots (managed services that replicate from nobody),
@@ -395,6 +400,7 @@ pub async fn refresh(
         gtids,
         replication_users,
         can_fence,
+        read_only,
         at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,

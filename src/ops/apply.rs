@@ -265,9 +265,17 @@ fn print_outputs(ui: &Printer, state: &State, topology: &crate::topology::Topolo
         } else {
             format!("credentials: those of service.{owner} (restored from it): GET /provisioning/v1/services/{owner_id}/security/credentials")
         };
-        let _ = topology;
+        // The role the topology gives it: where applications send writes.
+        let role = match topology
+            .services
+            .get(key)
+            .and_then(|s| s.replication.as_ref())
+        {
+            Some(r) => format!("replica of service.{} (read-only for clients)", r.from),
+            None => "primary (writes go here)".to_string(),
+        };
         s.push_str(&format!(
-            "  service.{key:<14} {:<20} {endpoint}\n      {creds}\n",
+            "  service.{key:<14} {:<20} {endpoint}  {role}\n      {creds}\n",
             svc.spec.name
         ));
     }

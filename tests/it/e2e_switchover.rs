@@ -180,3 +180,53 @@ async fn a_primary_with_three_replicas_switches_over_and_back() {
     switch(&mut cloud, &switched, "primary", "europe", &keys, &mut all).await;
     switch(&mut cloud, &fan_out, "europe", "primary", &keys, &mut all).await;
 }
+
+async fn read_only(cloud: &Cloud, key: &str) -> bool {
+    use mysql_async::prelude::Queryable;
+    let mut c = cloud.sql(key).await;
+    let v: Option<u8> = c.query_first("SELECT @@GLOBAL.read_only").await.unwrap();
+    v == Some(1)
+}
+
+/// Roles are kept: a replica made writable by hand is drift that apply makes read-only again,
+/// and a primary left read-only (a fence left behind) is opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writable_replica_or_a_read_only_primary_is_drift_and_repaired() {
+    use mysql_async::prelude::Queryable;
+    let mut cloud = Cloud::new("global-replication.toml");
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        read_only(&cloud, "secondary").await,
+        "a wired replica is read-only"
+    );
+    assert!(!read_only(&cloud, "primary").await);
+
+    let mut s = cloud.sql("secondary").await;
+    s.query_drop("SET GLOBAL read_only = OFF").await.unwrap();
+    let mut p = cloud.sql("primary").await;
+    p.query_drop("SET GLOBAL read_only = ON").await.unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("skysql-secondary is a replica but clients can write to it")
+            && r.stdout
+                .contains("skysql-primary is the primary but refuses client writes")
+            && r.stdout.contains("role.secondary")
+            && r.stdout.contains("role.primary"),
+        "{}",
+        r.stdout
+    );
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("primary (writes go here)"),
+        "{}",
+        r.stdout
+    );
+    assert!(read_only(&cloud, "secondary").await);
+    assert!(!read_only(&cloud, "primary").await);
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}

@@ -36,6 +36,10 @@ pub struct Observed {
     /// `user@host`, on the services that replicate from nobody (chains' roots), by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replication_users: BTreeMap<String, Vec<String>>,
+    /// `@@read_only` of the services in replication links whose database answered, by key:
+    /// a replica must be read-only for clients, a primary must not be.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_only: BTreeMap<String, bool>,
     /// For services whose role the topology changes (a recorded replica that the topology
     /// makes a primary, and its source): whether skyplan's account may change `read_only`
     /// there (fence, open). A switchover is refused at plan time where it may not.

@@ -94,6 +94,7 @@ impl Steps for RealSteps {
             ActionKind::DropReplicationUser { on, user } => {
                 link::drop_user(self, on, user, p).await
             }
+            ActionKind::SetRole { key, writable } => roles::set_role(self, key, *writable, p).await,
             ActionKind::Switchover {
                 old,
                 new,

@@ -167,6 +167,33 @@ pub(super) async fn switchover(
     ))
 }
 
+/// Make `key` writable for clients (its role is primary) or read-only (replica).
+pub(super) async fn set_role(
+    steps: &RealSteps,
+    key: &str,
+    writable: bool,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let state = steps.state.snapshot().await;
+    let mut c = steps
+        .remote
+        .sql(&state, key)
+        .await
+        .with_context(|| format!("connecting to service.{key}"))?;
+    p.status(if writable {
+        "opening for writes"
+    } else {
+        "making read-only for clients"
+    });
+    c.set_read_only(!writable).await?;
+    let _ = c.disconnect().await;
+    Ok(if writable {
+        "read_only OFF".into()
+    } else {
+        "read_only ON".into()
+    })
+}
+
 /// Fence `old`, let `new` catch up with it, stop and reset replication on `new`, open it.
 /// On failure: the error, and whether `new`'s replication was stopped (to start it again).
 async fn fence_and_promote(

@@ -112,6 +112,9 @@ pub enum ActionKind {
     /// stop and reset replication on `new` and open it for writes, then re-point `old` at
     /// `new` from its own position. Before `new` is opened, any failure unfences `old` and
     /// changes nothing else.
+    /// Make a service writable for clients (a primary) or read-only (a replica), as the
+    /// topology says (`read_only`).
+    SetRole { key: String, writable: bool },
     Switchover {
         old: String,
         new: String,
@@ -176,6 +179,7 @@ impl ActionKind {
                 format!("replication_user.{on}.{name}")
             }
             ActionKind::Switchover { new, .. } => format!("switchover.{new}"),
+            ActionKind::SetRole { key, .. } => format!("role.{key}"),
         }
     }
 
@@ -196,6 +200,7 @@ impl ActionKind {
             }
             ActionKind::DropReplicationUser { on, .. } => vec![on],
             ActionKind::Switchover { old, new, .. } => vec![old, new],
+            ActionKind::SetRole { key, .. } => vec![key],
         }
     }
 }

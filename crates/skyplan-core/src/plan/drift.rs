@@ -35,11 +35,13 @@ pub enum DriftKind {
     ErrantTransactions,
     /// A `skysql_replication_*` user on a source that no link skyplan manages owns.
     ReplicationUserOrphaned,
+    /// A replica that clients can write to, or a primary that refuses their writes.
+    RoleMismatch,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 14] = [
+    pub const ALL: [DriftKind; 15] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -54,6 +56,7 @@ impl DriftKind {
         DriftKind::ReplicationLagging,
         DriftKind::ErrantTransactions,
         DriftKind::ReplicationUserOrphaned,
+        DriftKind::RoleMismatch,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -78,6 +81,7 @@ impl DriftKind {
             DriftKind::ReplicationLagging => "replication lagging",
             DriftKind::ErrantTransactions => "errant transactions",
             DriftKind::ReplicationUserOrphaned => "orphaned replication user",
+            DriftKind::RoleMismatch => "role",
         }
     }
 }

@@ -29,7 +29,8 @@ fn rank(kind: &ActionKind) -> u8 {
         ActionKind::Restore { .. } => 5,
         ActionKind::AllowlistGrant { .. } => 6,
         ActionKind::Switchover { .. } => 7,
-        ActionKind::Replicate { .. } => 8,
+        ActionKind::SetRole { .. } => 8,
+        ActionKind::Replicate { .. } => 9,
     }
 }
 
@@ -49,6 +50,7 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::StopReplication { replica, .. } => replica,
         ActionKind::DropReplicationUser { on, .. } => on,
         ActionKind::Switchover { new, .. } => new,
+        ActionKind::SetRole { key, .. } => key,
     }
 }
 
@@ -137,6 +139,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 switch.insert(old, i);
                 switch.insert(new, i);
             }
+            ActionKind::SetRole { .. } => {}
         }
     }
     // Replicas by source, as recorded in state (for deleting sources after their replicas).
@@ -219,6 +222,10 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 }
             }
             ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
+            ActionKind::SetRole { key, .. } => {
+                dep(svc.get(key.as_str()), i);
+                dep(switch.get(key.as_str()), i);
+            }
         }
     }
     e.sort_unstable();

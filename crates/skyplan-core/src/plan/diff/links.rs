@@ -96,6 +96,7 @@ pub(super) fn plan_links(
     }
     let promoted: BTreeSet<&str> = switches.iter().map(|s| s.new.as_str()).collect();
     plan_teardown(&cx, &promoted, out);
+    plan_roles(&cx, &switches, out);
     plan_orphaned_users(&cx, out);
     let backups = plan_backups(&cx, seeds, out);
     if let Err(e) = backups {
@@ -578,6 +579,67 @@ fn repoint_action(
         })),
         wipes_data: false,
         reason,
+    }
+}
+
+/// Roles as the topology says: a replica read-only for clients, a primary writable. Services
+/// a switchover or a wiring in this plan already sets are left to it.
+fn plan_roles(cx: &Ctx, switches: &[super::roles::Switch], out: &mut DiffOutput) {
+    let wired: BTreeSet<String> = out
+        .actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Replicate { replica, .. } => Some(replica.clone()),
+            // Both change roles in that action (the new one is added below).
+            ActionKind::Switchover { old, .. } => Some(old.clone()),
+            _ => None,
+        })
+        .chain(switches.iter().map(|s| s.new.clone()))
+        .collect();
+    for (key, svc) in &cx.topology.services {
+        let Some(&read_only) = cx.observed.read_only.get(key) else {
+            continue;
+        };
+        if wired.contains(key) || cx.fate(key).is_new() || cx.deleted_outside(key) {
+            continue;
+        }
+        let writable = svc.replication.is_none();
+        if writable != read_only {
+            continue;
+        }
+        let name = cx.name_of(key);
+        let detail = if writable {
+            format!("{name} is the primary but refuses client writes (read_only is ON): a fence left behind?")
+        } else {
+            format!("{name} is a replica but clients can write to it (read_only is OFF)")
+        };
+        out.drift.push(Drift {
+            resource: format!("role.{key}"),
+            kind: DriftKind::RoleMismatch,
+            before: json!({ "read_only": !writable }),
+            after: json!({ "read_only": read_only }),
+            detail,
+        });
+        out.actions.push(Planned {
+            kind: ActionKind::SetRole {
+                key: key.clone(),
+                writable,
+            },
+            change: Change::Update,
+            summary: if writable {
+                format!("open     {name} for writes (read_only OFF): it is the primary")
+            } else {
+                format!("fence    {name} for clients (read_only ON): it is a replica")
+            },
+            before: Some(json!({ "read_only": read_only })),
+            after: Some(json!({ "read_only": !writable })),
+            wipes_data: false,
+            reason: Some(if writable {
+                "the topology makes it the primary".into()
+            } else {
+                "the topology makes it a replica".into()
+            }),
+        });
     }
 }
 
