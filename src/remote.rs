@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::Mutex;
 
 use crate::skysql::client::{ClientConfig, SkysqlClient};
+use crate::skysql::error::SkysqlError;
 use crate::skysql::retry::RetryPolicy;
 use crate::skysql::secret::Secret;
 use crate::sql::{SqlConn, SqlTarget, TlsMode};
@@ -134,7 +135,20 @@ impl Remote {
             .with_context(|| {
                 format!("service.{owner} (credentials of service.{key}) is not in the state")
             })?;
-        let (user, password) = self.credentials_of(&owner_id).await?;
+        let (user, password) = match self.credentials_of(&owner_id).await {
+            Ok(c) => c,
+            // The service it was restored from is gone (a lost primary): its own credentials,
+            // from a live service (a restore makes the source's accounts the target's).
+            Err(e)
+                if owner != key
+                    && e.downcast_ref::<SkysqlError>()
+                        .is_some_and(|e| e.is_not_found()) =>
+            {
+                tracing::info!("service.{owner} is gone: using service.{key}'s own credentials");
+                self.credentials_of(&rec.id).await?
+            }
+            Err(e) => return Err(e),
+        };
         let tls = if rec.spec.ssl_enabled {
             TlsMode::Verified {
                 ca_pem_path: self.sql_ca.clone(),

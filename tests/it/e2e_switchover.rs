@@ -230,3 +230,55 @@ async fn a_writable_replica_or_a_read_only_primary_is_drift_and_repaired() {
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+/// A lost primary (deleted, a region gone) breaks nothing: `plan` reads the surviving replica
+/// with its own credentials and reports the loss as drift; a topology that promotes the
+/// replica is a failover, refused at plan time with exit 1 and nothing changed; `destroy`
+/// tears down what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_primary_breaks_neither_plan_nor_destroy_and_a_failover_is_refused() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let state = cloud.state().unwrap();
+    let primary_id = state.resources.services["primary"].id.clone();
+    cloud.api().delete_service(&primary_id).await.unwrap();
+    for _ in 0..300 {
+        if cloud
+            .api()
+            .get_service(&primary_id)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("service.primary"), "{}", r.stdout);
+
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let before = std::fs::read(cloud.state_path()).unwrap();
+    for args in [
+        vec!["plan", "global-replication.toml", "--detailed-exitcode"],
+        vec!["apply", "global-replication.toml", "--auto-approve"],
+    ] {
+        let r = cloud.skyplan(&args);
+        assert_eq!(r.code, 1, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("failover"), "{}", r.stderr);
+    }
+    assert_eq!(
+        std::fs::read(cloud.state_path()).unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    let r = cloud.skyplan(&["destroy", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(cloud.api().list_services().await.unwrap().is_empty());
+}

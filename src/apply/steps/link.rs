@@ -621,16 +621,20 @@ pub(super) async fn drop_recorded_user(
         .map(|r| r.on.clone())
         .unwrap_or_else(|| recorded_root(state, source));
     let mut said = String::new();
-    if state.resources.services.contains_key(&root) {
+    if let Some(rec) = state.resources.services.get(&root) {
         p.status(&format!("dropping {user} on service.{root}"));
-        let mut conn = steps
-            .remote
-            .sql(state, &root)
-            .await
-            .with_context(|| format!("connecting to service.{root}"))?;
-        conn.drop_replication_user(user).await?;
-        let _ = conn.disconnect().await;
-        said = format!("dropped {user} on service.{root}");
+        match steps.remote.sql(state, &root).await {
+            Ok(mut conn) => {
+                conn.drop_replication_user(user).await?;
+                let _ = conn.disconnect().await;
+                said = format!("dropped {user} on service.{root}");
+            }
+            // The service it lived on is gone (a lost primary): so is the user.
+            Err(_) if steps.remote.client.get_service(&rec.id).await?.is_none() => {
+                said = format!("{user} went with service.{root}, which is gone");
+            }
+            Err(e) => return Err(e.context(format!("connecting to service.{root}"))),
+        }
     }
     steps
         .state
