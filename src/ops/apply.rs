@@ -79,10 +79,9 @@ async fn execute_locked(
     state
         .endpoint
         .get_or_insert_with(|| remote.identity.clone());
-    let topology = saved
-        .as_ref()
-        .map(|p| p.topology.clone())
-        .unwrap_or_else(|| ws.topology.clone());
+    // The topology file's own bytes (its SHA-256 matched the plan's), never the copy inside a
+    // saved plan, which an edit could have changed.
+    let topology = ws.topology.clone();
     let handle = StateHandle::new(state, ws.backend.clone());
     let steps = Arc::new(RealSteps::new(
         remote.clone(),
@@ -92,20 +91,26 @@ async fn execute_locked(
     ));
     resume(&steps, ui).await?;
     let state = handle.snapshot().await;
-    let plan = match saved {
-        Some(plan) => plan,
-        None => {
-            // Even with an empty state: a same-named service must show as an adoption.
-            let observed = if opts.destroy && state.resources.services.is_empty() {
-                crate::observed::Observed {
-                    refreshed: true,
-                    ..Default::default()
-                }
-            } else {
-                crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
-            };
-            ops::plan_from(ws, &state, &observed, opts.destroy)?
+    // Even with an empty state: a same-named service must show as an adoption.
+    let destroy = saved.as_ref().map_or(opts.destroy, |p| p.destroy);
+    let observed = if destroy && state.resources.services.is_empty() {
+        crate::observed::Observed {
+            refreshed: true,
+            ..Default::default()
         }
+    } else if saved.as_ref().is_some_and(|p| !p.refreshed) {
+        crate::observed::Observed::offline()
+    } else {
+        crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+    };
+    let derived = ops::plan_from(ws, &state, &observed, destroy)?;
+    let plan = match saved {
+        // A saved plan runs only if it is exactly what skyplan would do now.
+        Some(plan) => {
+            planfile::check_same_actions(&plan, &derived)?;
+            plan
+        }
+        None => derived,
     };
     ui.out(&render::render(&plan, ui.colors));
     if plan.actions.is_empty() {

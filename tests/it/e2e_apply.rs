@@ -193,3 +193,60 @@ async fn a_same_named_service_elsewhere_is_not_adopted() {
         "{state:?}"
     );
 }
+
+/// A saved plan runs only as skyplan would plan it now: an edited action (an allow_list
+/// opened to the world) is refused naming it, an impossible dependency is a malformed plan
+/// (exit 1, never a panic), and neither changes anything; the plan as saved applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_saved_plan_is_refused_and_changes_nothing() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let file = cloud.dir().join("global-replication.toml");
+    let bigger = std::fs::read_to_string(&file).unwrap().replace(
+        "region = \"us-west1\"",
+        "region = \"us-west1\"\nsize = \"sky-4x16\"",
+    );
+    std::fs::write(&file, bigger).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--out", "p.json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let saved = std::fs::read_to_string(cloud.dir().join("p.json")).unwrap();
+    let state_before = std::fs::read(cloud.state_path()).unwrap();
+
+    let mut plan: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    let update = plan["actions"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|a| a["kind"] == "update_service")
+        .expect("an update");
+    update["to"]["allow_list"] = serde_json::json!(["0.0.0.0/0"]);
+    std::fs::write(cloud.dir().join("edited.json"), plan.to_string()).unwrap();
+    let r = cloud.skyplan(&["apply", "edited.json"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not what skyplan would do now")
+            && r.stderr.contains("service.secondary"),
+        "{}",
+        r.stderr
+    );
+
+    let mut plan: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    plan["actions"][0]["depends_on"] = serde_json::json!([12345]);
+    std::fs::write(cloud.dir().join("broken.json"), plan.to_string()).unwrap();
+    let r = cloud.skyplan(&["apply", "broken.json"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is not a valid plan"), "{}", r.stderr);
+
+    assert_eq!(std::fs::read(cloud.state_path()).unwrap(), state_before);
+    let id = cloud.state().unwrap().resources.services["secondary"]
+        .id
+        .clone();
+    let svc = cloud.api().get_service(&id).await.unwrap().unwrap();
+    assert_eq!(svc.size, "sky-2x8", "nothing was changed");
+
+    let r = cloud.skyplan(&["apply", "p.json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let svc = cloud.api().get_service(&id).await.unwrap().unwrap();
+    assert_eq!(svc.size, "sky-4x16");
+}

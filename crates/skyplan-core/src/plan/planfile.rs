@@ -22,6 +22,10 @@ pub enum PlanFileError {
     NewerFormat { path: String, found: u32 },
     #[error("stale plan: {0}. Run `skyplan plan` again and review the new plan")]
     Stale(String),
+    #[error("{path} is not a valid plan: {why}")]
+    Malformed { path: String, why: String },
+    #[error("the saved plan is not what skyplan would do now: {0}. It was edited, or the world changed since it was made; run `skyplan plan` again and review the new plan")]
+    Differs(String),
 }
 
 /// Whether the bytes look like a saved plan rather than a topology file.
@@ -45,10 +49,81 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Plan, PlanFileError> {
             found: v.format_version,
         });
     }
-    serde_json::from_slice(bytes).map_err(|source| PlanFileError::Parse {
+    let plan: Plan = serde_json::from_slice(bytes).map_err(|source| PlanFileError::Parse {
         path: path.into(),
         cause: source,
-    })
+    })?;
+    check_shape(&plan).map_err(|why| PlanFileError::Malformed {
+        path: path.into(),
+        why,
+    })?;
+    Ok(plan)
+}
+
+/// Ids are positions, and an action depends only on earlier ones (the plan is in dependency
+/// order): anything else would index out of bounds or deadlock the executor.
+fn check_shape(plan: &Plan) -> Result<(), String> {
+    for (i, a) in plan.actions.iter().enumerate() {
+        if a.id != i {
+            return Err(format!("action {} has id {}", i, a.id));
+        }
+        if let Some(d) = a.depends_on.iter().find(|d| **d >= i) {
+            return Err(format!(
+                "action {i} ({}) depends on action {d}, which does not come before it",
+                a.address
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The saved plan's actions against the ones skyplan derives now from the same topology, the
+/// same state and a fresh refresh: what apply would do (kind, address, change, wipe flag and
+/// dependencies) must be identical. Descriptions (summaries, before/after values) may differ:
+/// they hold positions and lags read at plan time.
+pub fn check_same_actions(saved: &Plan, now: &Plan) -> Result<(), PlanFileError> {
+    let key = |a: &super::Action| {
+        (
+            a.address.clone(),
+            a.kind.clone(),
+            a.change,
+            a.wipes_data,
+            a.depends_on.clone(),
+        )
+    };
+    for (i, (s, n)) in saved.actions.iter().zip(&now.actions).enumerate() {
+        if key(s) != key(n) {
+            let what = if s.address != n.address {
+                format!(
+                    "action {i} is {} in the file but {} now",
+                    s.address, n.address
+                )
+            } else if s.kind != n.kind {
+                format!(
+                    "{} would be carried out differently ({} now)",
+                    s.address,
+                    n.summary.trim()
+                )
+            } else {
+                format!(
+                    "{}: its change, wipe flag or dependencies differ",
+                    s.address
+                )
+            };
+            return Err(PlanFileError::Differs(what));
+        }
+    }
+    match saved.actions.len().cmp(&now.actions.len()) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(PlanFileError::Differs(format!(
+            "{} is planned now but not in the file",
+            now.actions[saved.actions.len()].address
+        ))),
+        std::cmp::Ordering::Greater => Err(PlanFileError::Differs(format!(
+            "{} is in the file but not planned now",
+            saved.actions[now.actions.len()].address
+        ))),
+    }
 }
 
 /// Refuse a saved plan when the state or the topology file moved on since it was made.
