@@ -104,6 +104,16 @@ async fn execute_locked(
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     };
     let derived = ops::plan_from(ws, &state, &observed, destroy)?;
+    // The steps use what refresh saw of the endpoints too (the plan was made with it).
+    if derived
+        .drift
+        .iter()
+        .any(|d| d.kind == crate::plan::DriftKind::ServiceEndpointChanged)
+    {
+        handle
+            .update(|s| crate::plan::drift::correct_endpoints(s, &observed))
+            .await?;
+    }
     let plan = match saved {
         // A saved plan runs only if it is exactly what skyplan would do now.
         Some(plan) => {

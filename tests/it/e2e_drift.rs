@@ -676,3 +676,46 @@ fn ci_workflow_runs_the_check_on_a_schedule_and_fails_on_drift_or_error() {
     // The key comes from a secret, never from the file.
     assert!(text.contains("${{ secrets.SKYSQL_API_KEY }}"));
 }
+
+/// Observed beats recorded: a state whose primary fqdn was edited to a bogus host is corrected
+/// by refresh (drift, "endpoint changed"), and the healthy replica is never re-pointed or
+/// re-seeded; apply records the real endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bogus_fqdn_in_the_state_is_corrected_by_refresh_and_nothing_is_rewired() {
+    let mut cloud = healthy().await;
+    let mut state = cloud.state().unwrap();
+    let real = state.resources.services["primary"].fqdn.clone();
+    state.resources.services.get_mut("primary").unwrap().fqdn =
+        Some("bogus.example.invalid".into());
+    std::fs::write(
+        cloud.state_path(),
+        skyplan::state::codec::to_json(&state).unwrap(),
+    )
+    .unwrap();
+    let r = cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
+        .expect_code(2);
+    assert!(r.stdout.contains("endpoint changed"), "{}", r.stdout);
+    for word in ["restore", "wire", "rewire", "re-point"] {
+        assert!(!r.stdout.contains(word), "{word} in\n{}", r.stdout);
+    }
+    let restores = |cloud: &Cloud| {
+        let id = cloud.state().unwrap().resources.services["secondary"]
+            .id
+            .clone();
+        let api = cloud.api();
+        async move { api.list_restores(&id).await.unwrap().len() }
+    };
+    let before = restores(&cloud).await;
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
+        .expect_code(0);
+    assert_eq!(
+        cloud.state().unwrap().resources.services["primary"].fqdn,
+        real
+    );
+    assert_eq!(restores(&cloud).await, before);
+    cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
+        .expect_code(0);
+}

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::action::WireMode;
-use crate::observed::ObservedReplication;
-use crate::state::ReplicationRecord;
+use crate::observed::{Observed, ObservedReplication, ObservedService};
+use crate::state::{ReplicationRecord, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,11 +37,13 @@ pub enum DriftKind {
     ReplicationUserOrphaned,
     /// A replica that clients can write to, or a primary that refuses their writes.
     RoleMismatch,
+    /// The API reports another endpoint (host, port) for a service than the state records.
+    ServiceEndpointChanged,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 15] = [
+    pub const ALL: [DriftKind; 16] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -57,6 +59,7 @@ impl DriftKind {
         DriftKind::ErrantTransactions,
         DriftKind::ReplicationUserOrphaned,
         DriftKind::RoleMismatch,
+        DriftKind::ServiceEndpointChanged,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -82,6 +85,7 @@ impl DriftKind {
             DriftKind::ErrantTransactions => "errant transactions",
             DriftKind::ReplicationUserOrphaned => "orphaned replication user",
             DriftKind::RoleMismatch => "role",
+            DriftKind::ServiceEndpointChanged => "endpoint changed",
         }
     }
 }
@@ -96,6 +100,65 @@ pub struct Drift {
     /// What refresh found.
     pub after: Value,
     pub detail: String,
+}
+
+/// Observed beats recorded: make `state` say what refresh saw of each service's endpoint
+/// (fqdn, port) and outbound IPs before anything is planned or done with them, and of each
+/// link's source endpoint when the replica really replicates from it. Returns the endpoint
+/// differences as drift (outbound IPs are compared where they are used: the grants).
+pub fn correct_endpoints(state: &mut State, observed: &Observed) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    for (key, o) in &observed.services {
+        let (ObservedService::Present(r), Some(rec)) = (o, state.resources.services.get_mut(key))
+        else {
+            continue;
+        };
+        let seen = (r.fqdn.clone(), r.port);
+        if seen.0.is_some() && (rec.fqdn.clone(), rec.port) != seen {
+            drift.push(Drift {
+                resource: format!("service.{key}"),
+                kind: DriftKind::ServiceEndpointChanged,
+                before: json!({ "fqdn": rec.fqdn, "port": rec.port }),
+                after: json!({ "fqdn": r.fqdn, "port": r.port }),
+                detail: format!(
+                    "the API reports {}:{} where the state recorded {}:{}; the API's is used",
+                    r.fqdn.as_deref().unwrap_or("?"),
+                    r.port.map_or("?".into(), |p| p.to_string()),
+                    rec.fqdn.as_deref().unwrap_or("?"),
+                    rec.port.map_or("?".into(), |p| p.to_string()),
+                ),
+            });
+            rec.fqdn = r.fqdn.clone();
+            rec.port = r.port;
+        }
+        if !r.outbound_ips.is_empty() {
+            rec.outbound_ips = r.outbound_ips.clone();
+        }
+    }
+    // A link replicating from its source's (now corrected) endpoint records that endpoint.
+    let endpoints: std::collections::BTreeMap<String, (Option<String>, Option<u16>)> = state
+        .resources
+        .services
+        .iter()
+        .map(|(k, r)| (k.clone(), (r.fqdn.clone(), r.port)))
+        .collect();
+    for (replica, link) in state.resources.replications.iter_mut() {
+        let (Some((Some(host), Some(port))), Some(o)) = (
+            endpoints.get(&link.source),
+            observed.replication.get(replica),
+        ) else {
+            continue;
+        };
+        let same = o.master_host.as_deref().is_some_and(|h| {
+            h.trim_end_matches('.')
+                .eq_ignore_ascii_case(host.trim_end_matches('.'))
+        }) && o.master_port == Some(*port);
+        if same {
+            link.source_host = host.clone();
+            link.source_port = *port;
+        }
+    }
+    drift
 }
 
 /// MariaDB's "could not find GTID state requested by slave in any binlog files".

@@ -171,9 +171,14 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
 }
 
-/// Plan the changes that make the world match the topology.
+/// Plan the changes that make the world match the topology. The state is first corrected by
+/// what refresh saw of the services' endpoints ([`drift::correct_endpoints`]): observed beats
+/// recorded, and the correction is drift.
 pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
-    let out = diff::diff(input.topology, input.state, input.observed)?;
+    let mut state = input.state.clone();
+    let corrected = drift::correct_endpoints(&mut state, input.observed);
+    let mut out = diff::diff(input.topology, &state, input.observed)?;
+    out.drift.extend(corrected);
     finish(input, out, false)
 }
 
