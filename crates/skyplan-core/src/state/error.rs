@@ -71,6 +71,14 @@ pub enum StateError {
         found: String,
     },
 
+    #[error(
+        "{location} is at serial {serial}, the largest there is: it cannot be written again \
+         (a serial that wrapped to 0 would make an old saved plan look fresh). Start a new \
+         state with `skyplan state pull` and `skyplan state push --force` of a copy whose \
+         serial you reset, after checking nothing else writes it"
+    )]
+    SerialExhausted { location: String, serial: u64 },
+
     #[error("refusing to push to {location}: {reason} (use --force to overwrite)")]
     PushRefused { location: String, reason: String },
 

@@ -24,7 +24,8 @@ pub struct State {
     /// emulator. Recorded by the first apply; a state is refused against another one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    #[serde(default)]
+    /// Required: skyplan always writes it (`{}` when empty), so a state without it is damaged,
+    /// not empty — read as empty, it would make every service look new.
     pub resources: Resources,
 }
 

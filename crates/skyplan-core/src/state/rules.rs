@@ -23,6 +23,13 @@ pub fn check_cas(location: &str, stored: Option<&State>, state: &State) -> Resul
             found,
         });
     }
+    // The write makes it serial + 1: never wrap.
+    if state.serial == u64::MAX {
+        return Err(StateError::SerialExhausted {
+            location: location.to_string(),
+            serial: state.serial,
+        });
+    }
     Ok(())
 }
 
@@ -68,5 +75,37 @@ pub fn check_endpoint(state: &State, current: &str, location: &str) -> Result<()
             current: current.to_string(),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_serial_is_never_written_again_so_it_cannot_wrap() {
+        let mut s = State::new();
+        s.serial = u64::MAX;
+        let stored = s.clone();
+        assert!(matches!(
+            check_cas("state.json", Some(&stored), &s),
+            Err(StateError::SerialExhausted { .. })
+        ));
+        s.serial = u64::MAX - 1;
+        let stored = s.clone();
+        assert!(check_cas("state.json", Some(&stored), &s).is_ok());
+    }
+
+    #[test]
+    fn a_state_without_resources_is_damaged_not_empty() {
+        let json = format!(
+            "{{\"format_version\": 1, \"lineage\": \"{}\", \"serial\": 3}}",
+            uuid::Uuid::new_v4()
+        );
+        let e = crate::state::codec::from_json(json.as_bytes(), "s.json").unwrap_err();
+        assert!(
+            matches!(e, StateError::Corrupt { .. }) && e.to_string().contains("resources"),
+            "{e}"
+        );
     }
 }
