@@ -292,3 +292,29 @@ async fn a_service_certificate_from_another_ca_is_refused_end_to_end() {
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
         .expect_code(0);
 }
+
+/// Secrets in the caller's environment never reach the processes skyplan starts: the emulator
+/// daemon and every `mariadbd` it runs inherit only an allow-list of variables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daemons_skyplan_starts_inherit_no_secret_from_the_environment() {
+    const SECRET: &str = "env-secret-that-must-not-leak-7f3a";
+    let mut cloud = Cloud {
+        test: Test::new()
+            .example(GUIDE)
+            .env("SKYPLAN_STATE_PASSWORD", SECRET)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET),
+        topology: GUIDE.to_string(),
+    };
+    let r = cloud.skyplan(&["apply", GUIDE, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let mut pids = vec![cloud.info().pid];
+    pids.extend(cloud.mariadbd_pids());
+    assert!(pids.len() >= 3, "the daemon and two mariadbd: {pids:?}");
+    for pid in pids {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let env = String::from_utf8_lossy(&env);
+        assert!(!env.contains(SECRET), "pid {pid} inherited a secret");
+        assert!(!env.contains("AWS_SECRET_ACCESS_KEY"), "pid {pid}");
+        assert!(env.contains("PATH="), "pid {pid} still finds its programs");
+    }
+}

@@ -72,11 +72,11 @@ pub async fn ensure_running(dir: &Path) -> Result<LocalEmulator, EmulatorError> 
     )
 }
 
-/// The skyplan binary to run `emulator serve` with: `$SKYPLAN_BIN`, else this executable.
+/// The binary to run `emulator serve` with: the running executable, never an environment
+/// variable's choice (a variable could make a root-run skyplan start any program as its
+/// daemon). A program that embeds the emulator otherwise passes its path to
+/// [`start_background`].
 pub fn skyplan_exe() -> Result<PathBuf, EmulatorError> {
-    if let Some(bin) = std::env::var_os("SKYPLAN_BIN").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(bin));
-    }
     std::env::current_exe().map_err(|e| EmulatorError::io("finding", Path::new("current_exe"), e))
 }
 
@@ -103,6 +103,8 @@ pub async fn start_background(
         .try_clone()
         .map_err(|e| EmulatorError::io("opening", &log_path, e))?;
     let mut command = Command::new(exe);
+    // Only what the daemon needs of this environment: no API key or password lives on in it.
+    command.env_clear().envs(skyplan_os::inherited_env());
     command
         .arg("emulator")
         .arg("serve")

@@ -79,6 +79,35 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The environment variables a process skyplan starts (the emulator daemon, `mariadbd`,
+/// `mariadb-backup`) may inherit: where programs and files are, locale and time zone, and
+/// logging. Everything else stays behind — API keys, state passwords, cloud credentials — so
+/// no secret lives on in a daemon's `/proc/PID/environ`.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "XDG_STATE_HOME",
+    "SKYPLAN_LOG",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// The values of [`INHERITED_ENV`] this process has, for `Command::env_clear().envs(…)`.
+pub fn inherited_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    INHERITED_ENV
+        .iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (*k, v)))
+        .collect()
+}
+
 /// Start `command`'s child in a new session (and process group), so it survives the terminal
 /// (and the Ctrl-C) of whoever started it: the emulator daemon and its `mariadbd`s.
 pub fn detach(command: &mut Command) -> &mut Command {

@@ -195,6 +195,11 @@ impl Cloud {
 
     /// mariadbd processes of this test's emulator still alive.
     pub(crate) fn mariadbd_count(&self) -> usize {
+        self.mariadbd_pids().len()
+    }
+
+    /// The pids of the `mariadbd`s this test's emulator started.
+    pub(crate) fn mariadbd_pids(&self) -> Vec<u32> {
         let prefix = format!(
             "--defaults-file={}/",
             self.emulator_dir().join("services").display()
@@ -209,7 +214,7 @@ impl Cloud {
                         .any(|a| a.starts_with(prefix.as_bytes()))
                 })
             })
-            .count()
+            .collect()
     }
 }
 

@@ -34,6 +34,7 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
     "allow_list",
     "tags",
     "deletion_protection",
+    "allow_public",
 ];
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
 pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries"];
@@ -60,6 +61,8 @@ pub(crate) struct RawFields {
     pub allow_list: Option<Located<Vec<Located<String>>>>,
     pub tags: Option<Located<Tags>>,
     pub deletion_protection: Option<Located<bool>>,
+    /// Whether `allow_list` may open the service to the whole internet (`0.0.0.0/0`).
+    pub allow_public: Option<Located<bool>>,
 }
 
 /// `tags` entries in file order: key, located value.

@@ -223,9 +223,37 @@ pub fn topology(value: &str) -> Result<(), Problem> {
         .help(format!("for example {}", list(KNOWN_TOPOLOGIES))))
 }
 
-/// An allow-list entry: an IPv4 netblock, or a bare IPv4 address (normalised to `/32`).
+/// At most this many characters of a user's value are repeated in a message.
+const ECHO: usize = 64;
+
+/// `value` as a message may repeat it: cut short, control characters escaped.
+pub fn echo(value: &str) -> String {
+    let mut s: String = value
+        .chars()
+        .take(ECHO)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > ECHO {
+        s.push('…');
+    }
+    s
+}
+
+/// An allow-list entry: an IPv4 netblock without host bits, or a bare IPv4 address
+/// (normalised to `/32`).
 pub fn cidr(value: &str) -> Result<String, Problem> {
     if let Ok(net) = value.parse::<Ipv4Net>() {
+        if net.trunc() != net {
+            return Err(Problem::new(format!(
+                "`{}` has host bits set: it is not the network it looks like",
+                echo(value)
+            ))
+            .help(format!(
+                "write the network `{}`, or the single address `{}/32`",
+                net.trunc(),
+                net.addr()
+            )));
+        }
         return Ok(net.to_string());
     }
     if let Ok(addr) = value.parse::<Ipv4Addr>() {
@@ -239,6 +267,29 @@ pub fn cidr(value: &str) -> Result<String, Problem> {
         .help(help));
     }
     Err(Problem::new(format!("invalid CIDR `{value}` in allow_list")).help(help))
+}
+
+/// The whole internet (`0.0.0.0/0`, or any `/0`) only with `allow_public = true`: one
+/// mistyped netblock must not open a database to the world.
+pub fn not_the_world(cidr: String, allow_public: bool) -> Result<String, Problem> {
+    if cidr.ends_with("/0") && !allow_public {
+        return Err(Problem::new(format!(
+            "`{cidr}` opens the service to the whole internet"
+        ))
+        .help("list the networks that need access; if the world really must reach it, set `allow_public = true` on the service"));
+    }
+    Ok(cidr)
+}
+
+/// A tag: no control characters in its key or value (they would reach logs and terminals).
+pub fn tag(key: &str, value: &str) -> Result<(), Problem> {
+    if key.chars().chain(value.chars()).any(char::is_control) {
+        return Err(
+            Problem::new(format!("tag `{}` holds a control character", echo(key)))
+                .help("tags are plain text: remove tabs, newlines and other control characters"),
+        );
+    }
+    Ok(())
 }
 
 pub const SEED_MODES: &[&str] = &["new-backup", "latest-backup", "backup:<id>", "none"];
@@ -272,6 +323,25 @@ pub fn endpoint(value: &str) -> Result<(), Problem> {
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     let ok = host.is_some_and(|h| !h.is_empty() && !h.contains('@'))
         && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    // Plain http sends the API key in clear: only to this machine (a local test server).
+    let loopback = |h: &str| {
+        let name = h.rsplit_once(':').map_or(h, |(n, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                h
+            }
+        });
+        matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+            || name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+    };
+    if ok && value.starts_with("http://") && !host.is_some_and(loopback) {
+        return Err(Problem::new(format!(
+            "endpoint `{}` is plain http: the API key would travel in clear",
+            echo(value)
+        ))
+        .help("use https://, or http:// only to this machine (localhost, 127.0.0.1)"));
+    }
     if ok {
         return Ok(());
     }
@@ -460,6 +530,35 @@ mod tests {
     }
 
     #[test]
+    fn netblocks_without_host_bits_and_never_the_world_by_accident() {
+        assert_eq!(cidr("10.0.0.0/24").unwrap(), "10.0.0.0/24");
+        assert_eq!(cidr("10.0.0.5").unwrap(), "10.0.0.5/32");
+        let e = cidr("10.0.0.5/24").unwrap_err();
+        assert!(e.message.contains("host bits"), "{}", e.message);
+        assert!(e.help.as_deref().unwrap().contains("`10.0.0.0/24`"));
+        assert!(not_the_world("0.0.0.0/0".into(), false).is_err());
+        assert_eq!(
+            not_the_world("0.0.0.0/0".into(), true).unwrap(),
+            "0.0.0.0/0"
+        );
+        assert!(not_the_world("10.0.0.0/8".into(), false).is_ok());
+        assert!(
+            cidr("::/0").is_err(),
+            "IPv6, the world included, is refused"
+        );
+    }
+
+    #[test]
+    fn tags_are_plain_text_and_echoes_are_short() {
+        assert!(tag("team", "data").is_ok());
+        assert!(tag("team", "da\nta").is_err());
+        assert!(tag("te\u{1b}[31m", "x").is_err());
+        let long = "x".repeat(500);
+        assert_eq!(echo(&long).chars().count(), ECHO + 1);
+        assert_eq!(echo("a\nb"), "a\\nb");
+    }
+
+    #[test]
     fn endpoints() {
         assert!(endpoint("local").is_ok());
         assert!(endpoint("https://api.skysql.com").is_ok());
@@ -469,6 +568,9 @@ mod tests {
         assert!(endpoint("https://").is_err());
         assert!(endpoint("https://user:pw@host").is_err());
         assert!(endpoint("api.skysql.com").is_err());
+        assert!(endpoint("http://localhost:8080").is_ok());
+        assert!(endpoint("http://api.skysql.com").is_err());
+        assert!(endpoint("http://10.0.0.1:80/").is_err());
     }
 
     #[test]

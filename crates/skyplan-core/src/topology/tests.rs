@@ -347,3 +347,12 @@ fn crlf_and_byte_order_marks_do_not_shift_positions() {
     );
     assert_eq!(d.snippet.unwrap().text, "regoin = \"x\"");
 }
+
+#[test]
+fn the_whole_internet_only_with_allow_public() {
+    let world = "allow_list = [\"0.0.0.0/0\"]\n";
+    let e = error(&with(world));
+    assert!(e.message.contains("whole internet"), "{}", e.message);
+    let t = ok(&with(&format!("allow_public = true\n{world}")));
+    assert_eq!(t.services["primary"].spec.allow_list, vec!["0.0.0.0/0"]);
+}

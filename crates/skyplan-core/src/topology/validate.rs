@@ -250,12 +250,21 @@ impl Validator<'_, '_> {
         let allow_list = self.allow_list(f);
         let tags = match &f.tags {
             None => Some(BTreeMap::new()),
-            Some(tags) => Some(
-                tags.value
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.value.clone()))
-                    .collect(),
-            ),
+            Some(tags) => {
+                let mut ok = true;
+                for (k, v) in &tags.value {
+                    if let Err(p) = rules::tag(k, &v.value) {
+                        self.report(v.span.clone(), p);
+                        ok = false;
+                    }
+                }
+                ok.then(|| {
+                    tags.value
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.value.clone()))
+                        .collect()
+                })
+            }
         };
         let spec = ServiceSpec {
             name: name.required()?,
@@ -289,10 +298,11 @@ impl Validator<'_, '_> {
         let Some(list) = &f.allow_list else {
             return Some(Vec::new());
         };
+        let public = f.allow_public.as_ref().is_some_and(|p| p.value);
         let mut out = Vec::new();
         let mut ok = true;
         for entry in &list.value {
-            match rules::cidr(&entry.value) {
+            match rules::cidr(&entry.value).and_then(|c| rules::not_the_world(c, public)) {
                 Ok(cidr) => out.push(cidr),
                 Err(p) => {
                     self.report(entry.span.clone(), p);

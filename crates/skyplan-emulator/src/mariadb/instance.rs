@@ -203,7 +203,10 @@ pub(crate) async fn run_tool(
     mut command: tokio::process::Command,
     name: &str,
 ) -> Result<(), MariadbError> {
+    // The tools get only what they need of the daemon's environment (already cleared).
     command
+        .env_clear()
+        .envs(skyplan_os::inherited_env())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = command

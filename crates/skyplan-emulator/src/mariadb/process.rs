@@ -30,6 +30,8 @@ pub(crate) fn spawn(mariadbd: &Path, layout: &Layout) -> Result<u32, MariadbErro
         .map_err(|e| MariadbError::io("opening", &layout.console_log, e))?;
     let mut command = Command::new(mariadbd);
     command
+        .env_clear()
+        .envs(skyplan_os::inherited_env())
         .arg(layout.defaults_arg())
         .current_dir(&layout.dir)
         .stdin(Stdio::null())
