@@ -149,6 +149,29 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// Send `sig` to `pid` (best effort: a pid that is gone is not an error).
+/// When the process `pid` started, in seconds since the Unix epoch: boot time (`btime` of
+/// `/proc/stat`) plus its start time in clock ticks (field 22 of `/proc/PID/stat`). `None`
+/// when it cannot be read. A lock holder whose pid now belongs to a process started *after*
+/// the lock was taken is gone: its pid was reused.
+pub fn process_started_at(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces and parentheses): state is field 3,
+    // so starttime (22) is the 20th after the closing parenthesis.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    Some(btime + ticks / hz)
+}
+
 pub fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(raw) = libc::pid_t::try_from(pid) {
         if raw > 0 {
@@ -174,6 +197,18 @@ pub fn euid() -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_process_start_time_is_known_and_not_in_the_future() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let me = super::process_started_at(std::process::id()).expect("our own start time");
+        assert!(me <= now + 1, "{me} > {now}");
+        assert!(me + 24 * 3600 * 365 > now, "started within a year");
+        assert_eq!(super::process_started_at(u32::MAX), None);
+    }
+
     use super::*;
     use std::os::unix::fs::MetadataExt;
 

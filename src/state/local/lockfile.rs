@@ -243,8 +243,24 @@ pub fn force_unlock(
     }
 }
 
+/// The holder is gone: its pid is dead, or now belongs to a process that started after the
+/// lock was taken (the pid was reused by something unrelated).
 fn is_stale(holder: &LockInfo) -> bool {
-    holder.host == this_host() && !pid_alive(holder.pid)
+    holder.host == this_host() && (!pid_alive(holder.pid) || pid_reused(holder))
+}
+
+fn pid_reused(holder: &LockInfo) -> bool {
+    let taken = time::OffsetDateTime::parse(
+        &holder.created_at,
+        &time::format_description::well_known::Rfc3339,
+    );
+    match (taken, skyplan_os::process_started_at(holder.pid)) {
+        // A second of slack: the start time has clock-tick resolution, the lock's seconds.
+        (Ok(taken), Some(started)) => {
+            i64::try_from(started).is_ok_and(|s| s > taken.unix_timestamp() + 1)
+        }
+        _ => false,
+    }
 }
 
 /// Whether a process with this pid exists on this host. Unknowable pids count as alive: a lock
@@ -283,5 +299,35 @@ mod tests {
             pid_alive(0),
             "pid 0 is not a real holder and must not be taken over"
         );
+    }
+
+    #[test]
+    fn a_live_pid_started_after_the_lock_was_taken_is_not_its_holder() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let holder = |created_at: &str| LockInfo {
+            id: "x".into(),
+            pid: child.id(),
+            host: this_host(),
+            user: "u".into(),
+            command: "skyplan apply".into(),
+            created_at: created_at.into(),
+        };
+        // Taken an hour ago by a process that has since gone; the pid now runs `sleep`.
+        let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert!(is_stale(&holder(&hour_ago)));
+        // Taken just now by that very process: its holder, alive.
+        let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert!(!is_stale(&holder(&later)));
+        // An unreadable time never takes a lock over.
+        assert!(!is_stale(&holder("not a time")));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }
