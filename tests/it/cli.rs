@@ -183,7 +183,7 @@ fn a_second_writer_is_told_who_holds_the_lock() {
         .unwrap();
     let lock = serde_json::json!({
         "id": "abc", "pid": holder.id(), "host": gethostname::gethostname().to_string_lossy(),
-        "user": "alice", "command": "skyplan apply global-replication.toml", "created_at": "2026-11-23T22:00:00Z"
+        "user": "alice", "command": "skyplan apply global-replication.toml", "created_at": now_rfc3339()
     });
     std::fs::create_dir_all(t.path().join("state")).unwrap();
     std::fs::write(
@@ -452,4 +452,11 @@ fn guide_text() -> String {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/global-replication.toml"),
     )
     .unwrap()
+}
+
+/// Now, as a lock record writes it: a live holder took its lock after it started.
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }

@@ -27,7 +27,10 @@ fn a_held_lock_names_its_holder() {
         "host": gethostname::gethostname().to_string_lossy(),
         "user": "ops",
         "command": "skyplan apply global-replication.toml",
-        "created_at": "2026-11-30T12:00:00Z",
+        // Taken now, after this process started: its holder, alive.
+        "created_at": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
     });
     let state = t.state_file("global-replication");
     let lock = state.with_extension("json.lock");

@@ -139,3 +139,26 @@ fn impossible_switchovers_are_refused_at_plan_time() {
     let e = plan_of(&t, &s, &observed(&s)).unwrap_err();
     assert!(matches!(e, PlanError::SwitchoverShape { .. }), "{e}");
 }
+
+#[test]
+fn a_replica_made_standalone_is_opened_only_after_its_replication_stops() {
+    let s = applied(&example("global-replication.toml"));
+    let start = GUIDE.find("[services.secondary.replication]").unwrap();
+    let t = topology(&GUIDE[..start]);
+    let mut o = observed(&s);
+    o.read_only.insert("secondary".into(), true);
+    o.read_only.insert("primary".into(), false);
+    let p = plan_of(&t, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let stop = p.action("replication.secondary").expect(&text);
+    assert!(
+        matches!(stop.kind, ActionKind::StopReplication { .. }),
+        "{text}"
+    );
+    let open = p.action("role.secondary").expect(&text);
+    assert!(
+        matches!(open.kind, ActionKind::SetRole { writable: true, .. }),
+        "{text}"
+    );
+    assert!(open.depends_on.contains(&stop.id), "{text}");
+}

@@ -249,15 +249,18 @@ fn is_stale(holder: &LockInfo) -> bool {
     holder.host == this_host() && (!pid_alive(holder.pid) || pid_reused(holder))
 }
 
+const PID_REUSE_SLACK: i64 = 600;
+
 fn pid_reused(holder: &LockInfo) -> bool {
     let taken = time::OffsetDateTime::parse(
         &holder.created_at,
         &time::format_description::well_known::Rfc3339,
     );
     match (taken, skyplan_os::process_started_at(holder.pid)) {
-        // A second of slack: the start time has clock-tick resolution, the lock's seconds.
+        // Ten minutes of slack: a wall clock stepped forward after the lock was taken (NTP)
+        // must never make a live holder look reused. A reused pid is one much later.
         (Ok(taken), Some(started)) => {
-            i64::try_from(started).is_ok_and(|s| s > taken.unix_timestamp() + 1)
+            i64::try_from(started).is_ok_and(|s| s > taken.unix_timestamp() + PID_REUSE_SLACK)
         }
         _ => false,
     }

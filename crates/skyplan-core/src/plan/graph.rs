@@ -225,6 +225,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             ActionKind::SetRole { key, .. } => {
                 dep(svc.get(key.as_str()), i);
                 dep(switch.get(key.as_str()), i);
+                // A former replica is opened only once it no longer replicates.
+                dep(stop.get(key.as_str()), i);
             }
         }
     }

@@ -253,7 +253,7 @@ fn seed_modes() {
 #[test]
 fn allow_list_cidrs() {
     let d = error(&with(
-        "allow_list = [\"10.0.0.1\", \"10.0.0.256/24\", \"0.0.0.0/0\"]\n",
+        "allow_list = [\"10.0.0.1\", \"10.0.0.256/24\", \"10.0.0.0/8\"]\n",
     ));
     assert_eq!(d.message, "invalid CIDR `10.0.0.256/24` in allow_list");
     assert_eq!(d.snippet.unwrap().len, "\"10.0.0.256/24\"".len());
