@@ -460,3 +460,50 @@ fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
+
+/// A lock naming a live but unrelated process (its pid was reused: the process started long
+/// after the lock was taken) is stale: the next writer takes it over and says so.
+#[test]
+fn a_lock_whose_pid_was_reused_is_taken_over_with_a_note() {
+    let mut t = Test::new().example("global-replication.toml");
+    let state = write_applied_state(&t, "global-replication.toml");
+    std::fs::write(
+        t.path().join("copy.json"),
+        skyplan::state::codec::to_json(&state).unwrap(),
+    )
+    .unwrap();
+    let mut unrelated = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let lock = serde_json::json!({
+        "id": "abc", "pid": unrelated.id(), "host": gethostname::gethostname().to_string_lossy(),
+        "user": "alice", "command": "skyplan apply global-replication.toml", "created_at": hour_ago
+    });
+    std::fs::write(
+        t.path().join("state/global-replication.state.json.lock"),
+        lock.to_string(),
+    )
+    .unwrap();
+    let r = t
+        .args(&[
+            "state",
+            "push",
+            "global-replication.toml",
+            "--from",
+            "copy.json",
+        ])
+        .run();
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("took over a stale lock of pid {}", unrelated.id())),
+        "{}",
+        r.stderr
+    );
+}
