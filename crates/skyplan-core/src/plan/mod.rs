@@ -175,9 +175,17 @@ pub struct PlanInput<'a> {
 /// what refresh saw of the services' endpoints ([`drift::correct_endpoints`]): observed beats
 /// recorded, and the correction is drift.
 pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
-    let mut state = input.state.clone();
-    let corrected = drift::correct_endpoints(&mut state, input.observed);
-    let mut out = diff::diff(input.topology, &state, input.observed)?;
+    // Copied only when refresh saw something to correct (an offline plan of 10,000 services
+    // never pays for a copy of its state).
+    let mut corrected_state = None;
+    let mut corrected = Vec::new();
+    if input.observed.refreshed && !input.observed.services.is_empty() {
+        let mut state = input.state.clone();
+        corrected = drift::correct_endpoints(&mut state, input.observed);
+        corrected_state = Some(state);
+    }
+    let state = corrected_state.as_ref().unwrap_or(input.state);
+    let mut out = diff::diff(input.topology, state, input.observed)?;
     out.drift.extend(corrected);
     finish(input, out, false)
 }
