@@ -21,7 +21,7 @@ use super::link::{caught_up, drop_recorded_user, run_grant, wait_healthy};
 use super::RealSteps;
 use crate::apply::executor::ProgressHandle;
 use crate::gtid;
-use crate::plan::start::{start_position, Start};
+use crate::plan::start::start_position;
 use crate::plan::WireMode;
 use crate::sql::SqlConn;
 use crate::state::ReplicationRecord;
@@ -113,10 +113,10 @@ pub(super) async fn switchover(
             u.describe(&format!("service.{old}"), &format!("service.{new}"))
         );
     }
-    let position = start_position(WireMode::Repoint, None, &own);
-    let Start::Own(position) = position else {
-        unreachable!("a re-point starts from the replica's own position")
-    };
+    // The old primary's own position (a re-point never starts from a backup).
+    let position = start_position(WireMode::Repoint, None, &own)
+        .gtid()
+        .to_string();
     p.status(&format!(
         "re-pointing service.{old} at service.{new} from {position}"
     ));
