@@ -1,10 +1,11 @@
-//! `skyplan emulator serve|start|stop|status`: the embedded SkySQL emulator.
+//! `skyplan emulator serve|start|stop|status|outage`: the embedded SkySQL emulator.
 
 use anyhow::Context;
 
 use crate::printer::Printer;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use skyplan_emulator::{self as emulator, ServeOptions};
 
@@ -25,6 +26,9 @@ pub enum EmulatorCommand {
     Stop(DirArgs),
     /// Is the emulator running? Where, with which key?
     Status(StatusArgs),
+    /// Emulate a region outage of a service (for tests): its database stops, with its data
+    /// kept, and the API answers for it as an unreachable region; `--end` brings it back.
+    Outage(OutageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +64,41 @@ pub struct StatusArgs {
     /// Print {"endpoint", "api_key", "pid", "dir", "ca_cert"} as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutageArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// The service, by id or by name.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// How the API answers requests naming the service: at once with 503 (errors), or not
+    /// for 30 s and then with 504 (timeouts) [default: errors]
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "end")]
+    pub mode: Option<OutageMode>,
+    /// End the outage: the database starts again on the same port with its data, and the
+    /// API answers for the service again. Without an outage, nothing happens.
+    #[arg(long)]
+    pub end: bool,
+}
+
+/// How an unreachable region answers (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutageMode {
+    /// 503 Service Unavailable at once.
+    Errors,
+    /// No answer for 30 s, then 504 Gateway Timeout.
+    Timeouts,
+}
+
+impl OutageMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutageMode::Errors => "errors",
+            OutageMode::Timeouts => "timeouts",
+        }
+    }
 }
 
 impl ServeArgs {
@@ -117,6 +156,7 @@ pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<i32> {
             EmulatorCommand::Start(a) => start(a, ui).await,
             EmulatorCommand::Stop(a) => stop(a, ui).await,
             EmulatorCommand::Status(a) => status(a, ui).await,
+            EmulatorCommand::Outage(a) => outage(a, ui).await,
         }
     })
 }
@@ -190,4 +230,66 @@ async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Longest wait for the emulator: an outage stops the service's mariadbd (at most 30 s), its
+/// end starts it again (at most 60 s).
+const OUTAGE_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn outage(args: OutageArgs, ui: &Printer) -> anyhow::Result<i32> {
+    let dir = emulator::resolve_dir(args.dir.dir.as_deref());
+    let Some(running) = emulator::find_running(&dir).await else {
+        anyhow::bail!(
+            "no emulator is running for {}; start one with `skyplan emulator start`",
+            dir.display()
+        );
+    };
+    // The service goes into the path as one segment whatever it holds.
+    let segment: String = args
+        .service
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let url = format!("{}/emulator/v1/services/{segment}/outage", running.endpoint);
+    let client = reqwest::Client::builder()
+        .timeout(OUTAGE_CALL_TIMEOUT)
+        .build()
+        .context("cannot build an HTTP client")?;
+    let request = if args.end {
+        client.delete(&url)
+    } else {
+        let mode = args.mode.unwrap_or(OutageMode::Errors);
+        client
+            .post(&url)
+            .json(&serde_json::json!({ "mode": mode.as_str() }))
+    };
+    let resp = request
+        .header("X-API-Key", &running.api_key)
+        .send()
+        .await
+        .with_context(|| format!("calling the emulator at {}", running.endpoint))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("no error message");
+        anyhow::bail!("the emulator refused: {status}: {message}");
+    }
+    let id = body["service_id"].as_str().unwrap_or(&args.service);
+    match body["mode"].as_str() {
+        Some(mode) if !args.end => ui.out(&format!(
+            "service {id}: outage started ({mode}); end it with `skyplan emulator outage {} --end`\n",
+            args.service
+        )),
+        _ => ui.out(&format!(
+            "service {id}: not in an outage (its database is up, the API answers for it)\n"
+        )),
+    }
+    Ok(0)
 }

@@ -62,7 +62,7 @@ enum Command {
     Verify(verify::Args),
     /// Remove a state lock left by a crashed run.
     ForceUnlock(force_unlock::Args),
-    /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status.
+    /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status, outage.
     Emulator(emulator::EmulatorArgs),
 }
 

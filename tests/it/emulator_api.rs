@@ -1,7 +1,8 @@
 //! The emulator's API contract: authentication, spec-valid JSON, pending-state refusals,
 //! faults, the request log, fail-next, paging, the same-provider rule (API-only emulators, fast),
-//! and with real MariaDB: the allowlist really blocks, a restore really wipes and switches
-//! credentials, services survive a restart, DELETE leaves nothing behind.
+//! emulated outages, and with real MariaDB: the allowlist really blocks, a restore really wipes
+//! and switches credentials, services survive a restart, DELETE leaves nothing behind, an
+//! outage takes a service down and brings it back with its data.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -12,6 +13,9 @@ use mysql_async::{Conn, OptsBuilder, Row};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
+
+use crate::reliability_support::{end_outage, outage, OutageMode};
+use crate::support::e2e::Cloud;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -732,6 +736,79 @@ async fn fail_next_makes_the_next_operation_of_a_named_service_fail() {
 }
 
 #[tokio::test]
+async fn an_outage_needs_a_known_settled_service_and_its_timeouts_hang() {
+    let emu = Emulator::api_only(1.0).await;
+    for method in [Method::POST, Method::DELETE] {
+        let (status, body) = emu
+            .call(method, "/emulator/v1/services/nowhere/outage", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_schema("errr.ErrorResponse", &body);
+    }
+    let id = emu.create(service_body("far-away")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outage = format!("/emulator/v1/services/{id}/outage");
+    // While it is being created (pending for 1 s), an outage would fight the operation.
+    let (status, body) = emu.call(Method::POST, &outage, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    emu.wait_ready(&id).await;
+    let (status, body) = emu
+        .call(Method::POST, &outage, Some(json!({"mode": "sometimes"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let started = emu
+        .ok(Method::POST, &outage, Some(json!({"mode": "timeouts"})))
+        .await;
+    assert_eq!(
+        started,
+        json!({"service_id": id, "outage": true, "mode": "timeouts"})
+    );
+    // A client with a shorter timeout than the region's silence sees a timeout.
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = quick
+        .get(format!("{}/provisioning/v1/services/{id}", emu.base))
+        .header("X-API-Key", &emu.key)
+        .send()
+        .await
+        .expect_err("the request must time out");
+    assert!(err.is_timeout(), "{err}");
+    // Without the key, the caller learns nothing about the outage.
+    let resp = emu
+        .raw(
+            Method::GET,
+            &format!("/provisioning/v1/services/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let list = emu.ok(Method::GET, "/provisioning/v1/services", None).await;
+    assert_eq!(list, json!([]), "the list answers at once, without it");
+
+    // By name this time, and the mode changes.
+    let switched = emu
+        .ok(Method::POST, "/emulator/v1/services/far-away/outage", None)
+        .await;
+    assert_eq!(switched["mode"], "errors");
+    let (status, _) = emu
+        .call(
+            Method::GET,
+            &format!("/provisioning/v1/services/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    emu.ok(Method::DELETE, &outage, None).await;
+    assert_eq!(emu.wait_ready(&id).await["id"], id.as_str());
+}
+
+#[tokio::test]
 async fn the_service_list_pages_with_tokens() {
     let emu = Emulator::api_only(0.0).await;
     let mut ids = Vec::new();
@@ -1006,6 +1083,117 @@ async fn delete_leaves_no_process_and_no_data() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_takes_a_service_down_and_brings_it_back_with_its_data() {
+    let mut emu = Emulator::real().await;
+    let mut body = service_body("remote-region");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let id = emu.create(body).await["id"].as_str().unwrap().to_string();
+    let before = emu.wait_ready(&id).await;
+    let port = readwrite_port(&before);
+    let (user, pass) = emu.credentials(&id).await;
+    let mut c = try_connect(port, &user, &pass).await.unwrap();
+    c.query_drop("CREATE DATABASE app").await.unwrap();
+    c.query_drop("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO app.t VALUES (1, 'kept')")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    let pids = emu.running().mariadbd_pids();
+    assert_eq!(pids.len(), 1);
+
+    // By name, default mode.
+    let started = emu
+        .ok(
+            Method::POST,
+            "/emulator/v1/services/remote-region/outage",
+            None,
+        )
+        .await;
+    assert_eq!(
+        started,
+        json!({"service_id": id, "outage": true, "mode": "errors"})
+    );
+    assert!(!pid_alive(pids[0]), "its mariadbd stopped");
+    let svc = format!("/provisioning/v1/services/{id}");
+    let unreachable = [
+        (Method::GET, svc.clone(), None),
+        (Method::GET, format!("{svc}/security/credentials"), None),
+        (Method::GET, format!("{svc}/security/allowlist"), None),
+        (
+            Method::PATCH,
+            format!("{svc}/tags"),
+            Some(json!({"tags": {"a": "b"}})),
+        ),
+        (Method::DELETE, svc.clone(), None),
+        (
+            Method::POST,
+            "/skybackup/v1/backups/schedules".to_string(),
+            Some(json!({"backup_type": "full", "schedule": "once", "service_id": id})),
+        ),
+        (
+            Method::GET,
+            format!("/skybackup/v1/backups?service_id={id}"),
+            None,
+        ),
+    ];
+    for (method, path, body) in unreachable {
+        let (status, err) = emu.call(method.clone(), &path, body).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}: {err}"
+        );
+        assert_schema("errr.ErrorResponse", &err);
+        assert_eq!(err["code"], 503);
+        assert_eq!(err["path"], path.split('?').next().unwrap());
+    }
+    let list = emu.ok(Method::GET, "/provisioning/v1/services", None).await;
+    assert_eq!(list, json!([]), "the list leaves it out");
+    assert!(
+        try_connect(port, &user, &pass).await.is_err(),
+        "no SQL during the outage"
+    );
+
+    // An emulator restarted during the outage leaves the database down.
+    emu.restart(true).await;
+    assert!(emu.running().mariadbd_pids().is_empty(), "no mariadbd");
+    let (status, _) = emu.call(Method::GET, &svc, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(try_connect(port, &user, &pass).await.is_err());
+
+    let ended = emu
+        .ok(
+            Method::DELETE,
+            &format!("/emulator/v1/services/{id}/outage"),
+            None,
+        )
+        .await;
+    assert_eq!(ended, json!({"service_id": id, "outage": false}));
+    let after = emu.ok(Method::GET, &svc, None).await;
+    assert_eq!(after["status"], "ready", "its previous status: {after}");
+    assert_eq!(readwrite_port(&after), port);
+    let list = emu.ok(Method::GET, "/provisioning/v1/services", None).await;
+    assert_eq!(list[0]["id"], id.as_str(), "listed again");
+    let mut c = try_connect(port, &user, &pass).await.unwrap();
+    let kept: Option<String> = c
+        .query_first("SELECT v FROM app.t WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("kept"));
+    // Ending it again changes nothing.
+    let again = emu
+        .ok(
+            Method::DELETE,
+            "/emulator/v1/services/remote-region/outage",
+            None,
+        )
+        .await;
+    assert_eq!(again, ended);
+}
+
 #[test]
 #[should_panic(expected = "does not match v1.ServiceResponse")]
 fn the_schema_check_rejects_a_wrong_shape() {
@@ -1132,4 +1320,67 @@ async fn the_daemon_starts_once_reports_its_status_and_stops_everything() {
     );
     let (code, _, _) = skyplan(&["emulator", "status", "--dir", dir]);
     assert_eq!(code, 1, "status reports nothing running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outage_command_and_helpers_drive_the_running_emulator() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&["--no-mariadb", "--op-seconds", "0"]);
+    let info = cloud.info();
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/provisioning/v1/services", info.endpoint))
+        .header("X-API-Key", &info.api_key)
+        .json(&service_body("cli-outage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    cloud.wait_service_ready(&id).await;
+    let get = || {
+        http.get(format!("{}/provisioning/v1/services/{id}", info.endpoint))
+            .header("X-API-Key", &info.api_key)
+            .send()
+    };
+
+    let run = cloud.skyplan(&["emulator", "outage", "cli-outage"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("service {id}: outage started (errors)")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let run = cloud.skyplan(&["emulator", "outage", &id, "--mode", "timeouts"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("(timeouts)"), "{}", run.stdout);
+
+    // The helpers other tests use.
+    assert_eq!(outage(&cloud, "cli-outage", OutageMode::Errors).await, id);
+    assert_eq!(
+        get().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    end_outage(&cloud, &id).await;
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+
+    let run = cloud.skyplan(&["emulator", "outage", "cli-outage", "--end"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("not in an outage"), "{}", run.stdout);
+    let run = cloud.skyplan(&["emulator", "outage", "nowhere"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("service nowhere not found"),
+        "{}",
+        run.stderr
+    );
+    let run = cloud.skyplan(&["emulator", "outage", &id, "--end", "--mode", "errors"]);
+    assert_eq!(run.code, 2, "--end takes no --mode: {}", run.stderr);
 }

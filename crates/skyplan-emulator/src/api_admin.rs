@@ -1,12 +1,15 @@
 //! The emulator's own endpoints, under `/emulator/v1/` (not SkySQL paths; never faulted).
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::api_error::ApiError;
 use super::app::App;
+use super::outage::{self, OutageMode};
 
 /// `POST /emulator/v1/services/{id or name}/fail-next`: the next long operation (create, size,
 /// storage, delete, backup, restore) of that service ends `failed`. A name that no service has
@@ -26,6 +29,50 @@ pub async fn fail_next(
         Ok(name)
     })?;
     Ok(Json(json!({ "service_name": name, "fail_next": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageRequest {
+    #[serde(default)]
+    mode: OutageMode,
+}
+
+/// `POST /emulator/v1/services/{id or name}/outage`, body `{"mode": "errors" | "timeouts"}`
+/// (optional; default `errors`): the service's region stops answering (see [`outage`]).
+/// Starting it again changes the mode. 404 for an unknown service, 409 while the service has
+/// an operation running.
+pub async fn start_outage(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional, so it is parsed here rather than by `Json` (which requires one).
+    let mode = if body.iter().all(u8::is_ascii_whitespace) {
+        OutageMode::default()
+    } else {
+        serde_json::from_slice::<OutageRequest>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "invalid outage request ({e}); expected {{\"mode\": \"errors\" | \"timeouts\"}}"
+                ))
+            })?
+            .mode
+    };
+    let id = outage::start(&app, &key, mode).await?;
+    Ok(Json(
+        json!({ "service_id": id, "outage": true, "mode": mode.as_str() }),
+    ))
+}
+
+/// `DELETE /emulator/v1/services/{id or name}/outage`: the outage ends; the service's database
+/// is back with its data and the API answers for it again. Without an outage: nothing to do.
+pub async fn end_outage(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = outage::end(&app, &key).await?;
+    Ok(Json(json!({ "service_id": id, "outage": false })))
 }
 
 /// `GET /emulator/v1/status`: liveness and a summary (no secrets).

@@ -181,6 +181,7 @@ fn new_record(
         outbound_ip,
         allow_list: req.allow_list.clone().unwrap_or_default(),
         errors: Vec::new(),
+        outage: None,
     }
 }
 
@@ -216,7 +217,15 @@ pub async fn list(
             )))
         }
     };
-    let mut all: Vec<ServiceRecord> = app.store.read(|s| s.services.clone());
+    // A service in an emulated outage is left out: its region does not answer the cloud's
+    // listing either. Paging tokens are creation numbers, so pages stay stable around the gap.
+    let mut all: Vec<ServiceRecord> = app.store.read(|s| {
+        s.services
+            .iter()
+            .filter(|svc| svc.outage.is_none())
+            .cloned()
+            .collect()
+    });
     all.sort_by_key(|s| s.seq);
     if desc {
         all.reverse();

@@ -24,6 +24,8 @@ pub struct App {
     pub instances: Instances,
     pub faults: Faults,
     pub reqlog: ReqLog,
+    /// Serialises starting and ending emulated outages (see [`super::outage`]).
+    pub outage_lock: tokio::sync::Mutex<()>,
     proxies: Mutex<HashMap<String, ProxyHandle>>,
     /// Long operations in flight; aborted on shutdown (a restart recovers them from the store).
     ops: Mutex<JoinSet<()>>,
@@ -47,6 +49,7 @@ impl App {
             store,
             instances,
             reqlog,
+            outage_lock: tokio::sync::Mutex::new(()),
             proxies: Mutex::new(HashMap::new()),
             ops: Mutex::new(JoinSet::new()),
             myself: myself.clone(),
@@ -97,13 +100,19 @@ impl App {
     fn decide(&self, service_id: &str, listen: SocketAddr, peer_addr: SocketAddr) -> Decision {
         let target = self.store.read(|s| {
             s.service(service_id)
-                .map(|r| (r.allow_list.clone(), r.db_port))
+                .map(|r| (r.allow_list.clone(), r.db_port, r.outage.is_some()))
         });
-        let Some((allow_list, db_port)) = target else {
+        let Some((allow_list, db_port, in_outage)) = target else {
             return Decision::Deny {
                 reason: "the service no longer exists".into(),
             };
         };
+        // The endpoint keeps listening during an outage, so its port stays the service's.
+        if in_outage {
+            return Decision::Deny {
+                reason: "the service is in an emulated region outage".into(),
+            };
+        }
         if !self.instances.is_running(service_id) || self.instances.is_api_only() {
             return Decision::Deny {
                 reason: "its database is not running".into(),

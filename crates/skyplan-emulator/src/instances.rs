@@ -167,6 +167,39 @@ impl Instances {
         }
     }
 
+    /// Stops the service's mariadbd cleanly and keeps its data (an emulated outage); [`open`]
+    /// starts it again. Stopping a stopped instance does nothing.
+    ///
+    /// [`open`]: Instances::open
+    pub async fn stop(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&rec.id)
+            .cloned();
+        match live {
+            // The write lock waits for a backup in progress to finish.
+            Some(instance) => {
+                let mut guard = instance.write().await;
+                let result = guard.stop().await;
+                self.note_pid(&rec.id, guard.pid());
+                result
+            }
+            // Not opened by this process (an emulator restarted during an outage): a server
+            // still running from the directory is found by its pid file.
+            None => {
+                let mut instance = Instance::open(&backend.binaries, self.config(backend, rec)?);
+                let result = instance.stop().await;
+                self.note_pid(&rec.id, instance.pid());
+                result
+            }
+        }
+    }
+
     /// Stops every instance (emulator shutdown).
     pub async fn stop_all(&self) {
         let all: Vec<(String, Arc<RwLock<Instance>>)> = self

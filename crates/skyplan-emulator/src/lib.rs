@@ -5,6 +5,7 @@
 //!   emulator's own `api_admin` (`/emulator/v1/…`).
 //! - `store` persists the cloud's state; `ops` moves services through `pending_*` states in the
 //!   background; `instances` drives the real `mariadbd` of each service (`mariadb`).
+//! - `outage` emulates a region outage of a service (admin API; mechanism documented there).
 //! - `proxy` + `peer` enforce the allowlist on each service endpoint (mechanism documented in
 //!   [`proxy`]).
 //! - `serve` runs an emulator in this process; `daemon` runs one in the background and finds
@@ -26,6 +27,7 @@ pub mod instances;
 pub mod mariadb;
 pub mod ops;
 pub mod options;
+pub mod outage;
 pub mod peer;
 pub mod proxy;
 pub mod render;

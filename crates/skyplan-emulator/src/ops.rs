@@ -294,6 +294,18 @@ async fn recover_service(app: Arc<App>, rec: ServiceRecord) {
         }
     }
     let id = rec.id.clone();
+    // An emulated outage outlives a restart: the database stays down until the outage ends
+    // (stopped again if the previous process died before it had stopped it). The endpoint
+    // above is reopened all the same, so the service keeps its port. (No operation can be
+    // pending during an outage: starting one is refused, and so is an outage during one.)
+    if rec.outage.is_some() && !rec.status.is_pending() {
+        if app.instances.exists(&id) {
+            if let Err(e) = app.instances.stop(&rec).await {
+                tracing::error!("stopping the database of {id} (in an outage): {e}");
+            }
+        }
+        return;
+    }
     match rec.status.clone() {
         ServiceStatus::PendingDelete => delete(app, id, false).await,
         ServiceStatus::PendingCreate => {

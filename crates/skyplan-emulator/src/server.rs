@@ -1,5 +1,6 @@
 //! The HTTP API: routes (exactly the spec's paths) and the middleware every request passes,
-//! outermost first: request log → error bodies → fault injection → `X-API-Key` check.
+//! outermost first: request log → error bodies → fault injection → `X-API-Key` check, then on
+//! the SkySQL routes only, the emulated-outage gate.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use std::time::Instant;
 use super::api_error::{self, ApiError};
 use super::app::App;
 use super::faults::Fault;
-use super::{api_admin, api_backups, api_security, api_services};
+use super::{api_admin, api_backups, api_security, api_services, outage};
 
 /// Paths under this prefix are the emulator's own: never faulted.
 pub const ADMIN_PREFIX: &str = "/emulator/";
@@ -62,17 +63,31 @@ pub fn router(app: Arc<App>) -> Router {
             get(api_backups::list_restores).post(api_backups::create_restore),
         )
         .route("/skybackup/v1/restores/:id", get(api_backups::get_restore))
-        .route(
-            "/emulator/v1/services/:service/fail-next",
-            post(api_admin::fail_next),
-        )
-        .route("/emulator/v1/status", get(api_admin::status))
+        // Every SkySQL route above (and only those: the emulator's own routes are merged
+        // below) passes the outage gate, after the API-key check: a request naming a service
+        // in an emulated outage gets the unreachable region's answer (see `outage::gate`).
+        .route_layer(from_fn_with_state(app.clone(), outage::gate))
+        .merge(admin_routes())
         .fallback(api_error::no_route)
         .layer(from_fn_with_state(app.clone(), require_api_key))
         .layer(from_fn_with_state(app.clone(), inject_faults))
         .layer(from_fn(api_error::render_errors))
         .layer(from_fn_with_state(app.clone(), log_request))
         .with_state(app)
+}
+
+/// The emulator's own endpoints (`/emulator/v1/…`): never faulted, never behind an outage.
+fn admin_routes() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/emulator/v1/services/:service/fail-next",
+            post(api_admin::fail_next),
+        )
+        .route(
+            "/emulator/v1/services/:service/outage",
+            post(api_admin::start_outage).delete(api_admin::end_outage),
+        )
+        .route("/emulator/v1/status", get(api_admin::status))
 }
 
 async fn log_request(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {

@@ -16,6 +16,7 @@ use skyplan_api::types::{
 };
 
 use super::api_error::ApiError;
+use super::outage::OutageMode;
 use super::EmulatorError;
 
 pub const FILE_NAME: &str = "store.json";
@@ -77,6 +78,11 @@ pub struct ServiceRecord {
     /// Why the last operation failed, served in `errors`.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// An emulated region outage (admin API): its database is down and the API answers for it
+    /// as an unreachable region (see [`super::outage`]). Absent in stores written before
+    /// outages existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<OutageMode>,
 }
 
 /// A backup plus what a restore needs and the API does not show.

@@ -1,11 +1,13 @@
 //! Helpers of the reliability tests: run skyplan in the background and watch its stderr, kill
-//! or interrupt it, watch the state file, read the emulator's request log, poke the emulator.
+//! or interrupt it, watch the state file, read the emulator's request log, poke the emulator
+//! (fail-next, region outages).
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skyplan::state::State;
+pub(crate) use skyplan_emulator::outage::OutageMode;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::time::Instant;
 
@@ -227,6 +229,49 @@ pub(crate) async fn fail_next(cloud: &Cloud, service: &str) {
         .await
         .expect("fail-next");
     assert!(resp.status().is_success(), "fail-next: {}", resp.status());
+}
+
+/// Start an emulated region outage of the named (or id'd) service and wait until it is in
+/// place: its `mariadbd` is stopped (data kept), the API answers every request naming it with
+/// 503 (`OutageMode::Errors`) or hangs 30 s then 504 (`OutageMode::Timeouts`), and the service
+/// list leaves it out. Calling it again changes the mode. Returns the service id.
+pub(crate) async fn outage(cloud: &Cloud, service: &str, mode: OutageMode) -> String {
+    let info = cloud.info();
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/emulator/v1/services/{service}/outage",
+            info.endpoint
+        ))
+        .header("X-API-Key", info.api_key)
+        .json(&serde_json::json!({ "mode": mode }))
+        .send()
+        .await
+        .expect("outage");
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert!(status.is_success(), "outage of {service}: {status} {body}");
+    body["service_id"].as_str().expect("service_id").to_string()
+}
+
+/// End the emulated outage of the named (or id'd) service (a no-op without one) and wait until
+/// its `mariadbd` is back on the same port with its data and the API answers for it again.
+pub(crate) async fn end_outage(cloud: &Cloud, service: &str) {
+    let info = cloud.info();
+    let resp = reqwest::Client::new()
+        .delete(format!(
+            "{}/emulator/v1/services/{service}/outage",
+            info.endpoint
+        ))
+        .header("X-API-Key", info.api_key)
+        .send()
+        .await
+        .expect("end outage");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "ending the outage of {service}: {status} {body}"
+    );
 }
 
 /// Services in the emulator by name, each with how many exist.
