@@ -66,24 +66,32 @@ pub async fn refresh(
         .filter(|(_, r)| !listed.contains_key(&r.id))
         .map(|(k, r)| (k, &r.id))
         .collect();
+    // One that does not answer (errors or timeouts after the retries: a region down) is
+    // reported as unreachable rather than failing the refresh: the plan decides whether it
+    // can go on without it (a failover away from it) or must stop.
     let confirmed: Vec<(String, ObservedService)> = stream::iter(unlisted)
         .map(|(key, id)| async move {
-            let found = remote
-                .client
-                .get_service(id)
-                .await
-                .with_context(|| format!("refreshing service.{key}"))?;
-            Ok::<_, anyhow::Error>((
-                key.clone(),
-                match found {
-                    Some(s) => ObservedService::Present(remote_service(&s)),
-                    None => ObservedService::Missing { id: id.clone() },
-                },
-            ))
+            let seen = match remote.client.get_service(id).await {
+                Ok(Some(s)) => ObservedService::Present(remote_service(&s)),
+                Ok(None) => ObservedService::Missing { id: id.clone() },
+                Err(e) => {
+                    tracing::info!("service.{key} does not answer: {e:#}");
+                    ObservedService::Unreachable {
+                        id: id.clone(),
+                        why: format!("{e:#}"),
+                    }
+                }
+            };
+            (key.clone(), seen)
         })
         .buffer_unordered(parallelism)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    for (_, seen) in &confirmed {
+        if let ObservedService::Missing { id } | ObservedService::Unreachable { id, .. } = seen {
+            remote.mark_lost(id).await;
+        }
+    }
     services.extend(confirmed);
     for (key, rec) in &res.services {
         if let Some(s) = listed.get(&rec.id) {
@@ -242,8 +250,9 @@ pub async fn refresh(
     }
     let mut gtids: BTreeMap<String, crate::gtid::ObservedGtids> = BTreeMap::new();
     let mut read_only: BTreeMap<String, bool> = BTreeMap::new();
+    let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
     for keys in levels.into_values() {
-        let read: Vec<(String, (crate::gtid::ObservedGtids, bool))> = stream::iter(keys)
+        let read: Vec<(String, Result<GtidsAndRole, String>)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
@@ -252,21 +261,25 @@ pub async fn refresh(
                     let _ = conn.disconnect().await;
                     Ok::<_, anyhow::Error>((g, ro))
                 };
-                match read.await {
-                    Ok(g) => Some((key.clone(), g)),
-                    Err(e) => {
-                        tracing::info!("cannot read the GTIDs of service.{key}: {e:#}");
-                        None
-                    }
-                }
+                let read = read.await.map_err(|e| {
+                    tracing::info!("cannot read the GTIDs of service.{key}: {e:#}");
+                    format!("{e:#}")
+                });
+                (key.clone(), read)
             })
             .buffer_unordered(parallelism)
-            .filter_map(|x| async move { x })
             .collect()
             .await;
-        for (key, (g, ro)) in read {
-            gtids.insert(key.clone(), g);
-            read_only.insert(key, ro);
+        for (key, read) in read {
+            match read {
+                Ok((g, ro)) => {
+                    gtids.insert(key.clone(), g);
+                    read_only.insert(key, ro);
+                }
+                Err(why) => {
+                    unreachable.insert(key, why);
+                }
+            }
         }
     }
 
@@ -401,6 +414,7 @@ pub async fn refresh(
         replication_users,
         can_fence,
         read_only,
+        unreachable,
         at: Some(time::OffsetDateTime::now_utc()),
         services,
         allowlists,
@@ -408,6 +422,9 @@ pub async fn refresh(
         unmanaged,
     })
 }
+
+/// A service's GTIDs and whether it is read-only, as one read gets them.
+type GtidsAndRole = (crate::gtid::ObservedGtids, bool);
 
 /// How often, and how far apart, a replica whose IO thread is reconnecting after an error is
 /// read again before its state counts: a reconnect in progress is not drift.
@@ -458,9 +475,12 @@ fn judge_status(
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
 /// resized ones take their real size, unhealthy links are marked so.
 pub fn record_observed(state: &mut State, observed: &Observed) {
+    observed.record_last_seen(state);
     let res = &mut state.resources;
     for (key, o) in &observed.services {
         match o {
+            // Not answering is not gone: the record stays as it is.
+            ObservedService::Unreachable { .. } => {}
             ObservedService::Missing { .. } => {
                 res.services.remove(key);
                 res.restores.remove(key);

@@ -25,6 +25,10 @@ pub struct Remote {
     /// for an emulator (another emulator directory is another cloud).
     pub identity: String,
     credentials: Mutex<HashMap<String, (String, Secret)>>,
+    /// Services (by id) whose API is known not to answer for them: deleted or unreachable,
+    /// as refresh saw, or as a credentials lookup found. Their credentials are not asked for
+    /// again (each try would wait through the retries).
+    lost: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Remote {
@@ -77,6 +81,7 @@ impl Remote {
             endpoint,
             identity,
             credentials: Mutex::new(HashMap::new()),
+            lost: Mutex::new(Default::default()),
         })
     }
 
@@ -96,6 +101,11 @@ impl Remote {
             }
         }
         k
+    }
+
+    /// Refresh found service `id` deleted or not answering: credentials come from elsewhere.
+    pub async fn mark_lost(&self, id: &str) {
+        self.lost.lock().await.insert(id.to_string());
     }
 
     async fn credentials_of(&self, service_id: &str) -> Result<(String, Secret)> {
@@ -135,19 +145,29 @@ impl Remote {
             .with_context(|| {
                 format!("service.{owner} (credentials of service.{key}) is not in the state")
             })?;
-        let (user, password) = match self.credentials_of(&owner_id).await {
-            Ok(c) => c,
-            // The service it was restored from is gone (a lost primary): its own credentials,
-            // from a live service (a restore makes the source's accounts the target's).
-            Err(e)
-                if owner != key
-                    && e.downcast_ref::<SkysqlError>()
-                        .is_some_and(|e| e.is_not_found()) =>
-            {
-                tracing::info!("service.{owner} is gone: using service.{key}'s own credentials");
-                self.credentials_of(&rec.id).await?
+        // The service it was restored from may be lost (deleted, or its region down): then
+        // its own credentials, from a live service (a restore makes the source's accounts
+        // the target's, and the API reports them for the target).
+        let owner_lost = owner != key && self.lost.lock().await.contains(&owner_id);
+        let (user, password) = if owner_lost {
+            self.credentials_of(&rec.id).await?
+        } else {
+            match self.credentials_of(&owner_id).await {
+                Ok(c) => c,
+                Err(e)
+                    if owner != key
+                        && e.downcast_ref::<SkysqlError>().is_some_and(|e| {
+                            e.is_not_found() || e.status().is_none_or(|s| s >= 500)
+                        }) =>
+                {
+                    tracing::info!(
+                        "service.{owner} does not answer ({e:#}): using service.{key}'s own credentials"
+                    );
+                    self.mark_lost(&owner_id).await;
+                    self.credentials_of(&rec.id).await?
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
         let tls = if rec.spec.ssl_enabled {
             TlsMode::Verified {

@@ -26,6 +26,10 @@ pub(super) struct Args {
     /// Use this state backend instead of the topology's.
     #[arg(long)]
     state_backend: Option<String>,
+    /// Allow a failover: promote a replica of a lost primary with what it received, losing
+    /// what it had not (the plan shows an estimate). A saved plan carries its own.
+    #[arg(long)]
+    allow_data_loss: bool,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -36,6 +40,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         parallelism: args.parallelism,
         lock_timeout: args.lock_timeout,
         destroy: false,
+        allow_data_loss: args.allow_data_loss,
     };
     if planfile::looks_like_plan(&bytes) {
         let saved = planfile::parse(&bytes, &path.display().to_string())?;

@@ -37,6 +37,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             parallelism: args.parallelism,
             lock_timeout: args.lock_timeout,
             destroy: true,
+            allow_data_loss: false,
         },
     )
     .await

@@ -44,6 +44,10 @@ pub(super) struct Args {
     /// Skip the confirmation of `--refresh-only`'s state update.
     #[arg(long)]
     auto_approve: bool,
+    /// Allow a failover: promote a replica of a lost primary with what it received, losing
+    /// what it had not (the plan shows an estimate). Saved with `--out`.
+    #[arg(long)]
+    allow_data_loss: bool,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -63,6 +67,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         refresh: args.refresh,
         destroy: args.destroy,
         parallelism: args.parallelism,
+        allow_data_loss: args.allow_data_loss,
     };
     let (plan, _state) = ops::plan(&ws, &opts).await?;
     if args.json {

@@ -21,6 +21,8 @@ pub struct ExecuteOptions {
     pub parallelism: usize,
     pub lock_timeout: Duration,
     pub destroy: bool,
+    /// `--allow-data-loss` (a saved plan carries its own).
+    pub allow_data_loss: bool,
 }
 
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
@@ -103,7 +105,10 @@ async fn execute_locked(
     } else {
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     };
-    let derived = ops::plan_from(ws, &state, &observed, destroy)?;
+    let allow_data_loss = saved
+        .as_ref()
+        .map_or(opts.allow_data_loss, |p| p.allow_data_loss);
+    let derived = ops::plan_from(ws, &state, &observed, destroy, allow_data_loss)?;
     // The steps use what refresh saw of the endpoints too (the plan was made with it).
     if derived
         .drift
@@ -150,6 +155,9 @@ async fn execute_locked(
         stop,
     };
     ui.info("");
+    // What refresh read of the GTIDs is kept for a failover's loss estimate (only when the
+    // apply changes something: a no-op apply leaves the state alone).
+    handle.update(|s| observed.record_last_seen(s)).await?;
     let report = executor.run(&plan.actions, steps).await;
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();
@@ -322,7 +330,8 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         let state = ws.read_state().await?;
         let remote = ops::connect(ws, &state).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
-        let plan = ops::plan_from(ws, &state, &observed, false)?;
+        // Only the drift is used: a failover the topology asks for is not refused here.
+        let plan = ops::plan_from(ws, &state, &observed, false, true)?;
         if json {
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan.drift)?));
         } else if plan.drift.is_empty() {

@@ -90,6 +90,8 @@ pub async fn import(
                 outbound_ips: real.outbound_ips.clone(),
                 status: Some(real.status.clone()),
                 credentials_from: None,
+                failed_over_to: None,
+                last_seen: None,
                 in_flight: None,
             },
         );
@@ -117,6 +119,7 @@ pub async fn import(
             refresh: true,
             destroy: false,
             parallelism: opts.parallelism,
+            allow_data_loss: false,
         },
     )
     .await?;

@@ -79,6 +79,8 @@ pub struct PlanOptions {
     pub refresh: bool,
     pub destroy: bool,
     pub parallelism: usize,
+    /// `--allow-data-loss`: a failover may be planned.
+    pub allow_data_loss: bool,
 }
 
 /// Connect to the topology's cloud, refusing a state that records another one (before
@@ -104,7 +106,7 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
             ..Observed::offline()
         }
     };
-    let plan = plan_from(ws, &state, &observed, opts.destroy)?;
+    let plan = plan_from(ws, &state, &observed, opts.destroy, opts.allow_data_loss)?;
     Ok((plan, state))
 }
 
@@ -113,12 +115,14 @@ pub fn plan_from(
     state: &State,
     observed: &Observed,
     destroy: bool,
+    allow_data_loss: bool,
 ) -> Result<Plan> {
     let input = PlanInput {
         topology: &ws.topology,
         topology_sha256: &ws.topology_sha256,
         state,
         observed,
+        allow_data_loss,
     };
     Ok(if destroy {
         plan::build_destroy(&input)?

@@ -26,6 +26,7 @@ mod parser_robustness;
 mod plan_adopt;
 mod plan_core;
 mod plan_drift;
+mod plan_failover;
 mod plan_repoint;
 mod plan_roles;
 mod secrets;

@@ -12,6 +12,7 @@ fn plan_of(t: &Topology, s: &State) -> Plan {
         topology_sha256: "0000",
         state: s,
         observed: &Observed::offline(),
+        allow_data_loss: false,
     })
     .unwrap()
 }
@@ -177,6 +178,7 @@ fn storage_cannot_shrink() {
         topology_sha256: "0",
         state: &s,
         observed: &Observed::offline(),
+        allow_data_loss: false,
     })
     .unwrap_err();
     assert!(err.to_string().contains("storage can only grow"), "{err}");
@@ -190,6 +192,7 @@ fn destroy_plan_tears_down_replicas_before_sources() {
         topology_sha256: "0",
         state: &applied(&t),
         observed: &Observed::offline(),
+        allow_data_loss: false,
     })
     .unwrap();
     let order: Vec<&str> = p.actions.iter().map(|a| a.address.as_str()).collect();
@@ -213,6 +216,7 @@ fn deletion_protection_refuses_destroy() {
         topology_sha256: "0",
         state: &applied(&t),
         observed: &Observed::offline(),
+        allow_data_loss: false,
     })
     .unwrap_err();
     assert!(err.to_string().contains("deletion_protection"), "{err}");
@@ -269,6 +273,7 @@ fn every_produced_plan_matches_the_plan_schema() {
         topology_sha256: "0",
         state: &applied(&guide),
         observed: &Observed::offline(),
+        allow_data_loss: false,
     })
     .unwrap();
     assert_valid(&schema, &destroy);
@@ -314,6 +319,7 @@ fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
         topology_sha256: "0",
         state: &s,
         observed: &observed,
+        allow_data_loss: false,
     })
     .unwrap();
     assert!(p.actions.is_empty(), "{}", text(&p));

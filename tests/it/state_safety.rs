@@ -37,6 +37,8 @@ fn applied_state() -> State {
             outbound_ips: vec![],
             status: Some("ready".into()),
             credentials_from: None,
+            failed_over_to: None,
+            last_seen: None,
             in_flight: None,
         },
     );

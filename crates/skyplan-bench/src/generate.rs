@@ -76,6 +76,8 @@ pub fn applied_state(topology: &Topology) -> State {
                 outbound_ips: vec![outbound_ip(i)],
                 status: Some(skyplan_api::types::ServiceStatus::Ready),
                 credentials_from: None,
+                failed_over_to: None,
+                last_seen: None,
                 in_flight: None,
             },
         );
@@ -207,6 +209,7 @@ mod tests {
             topology_sha256: "x",
             state,
             observed: &Observed::offline(),
+            allow_data_loss: false,
         })
         .unwrap()
     }
@@ -252,6 +255,7 @@ mod tests {
             topology_sha256: "x",
             state: &applied,
             observed: &observed_as_applied(&applied),
+            allow_data_loss: false,
         })
         .unwrap();
         assert!(

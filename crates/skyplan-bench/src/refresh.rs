@@ -42,6 +42,8 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
                     outbound_ips: s.outbound_ips.clone(),
                     status: Some(skyplan_api::types::ServiceStatus::Ready),
                     credentials_from: None,
+                    failed_over_to: None,
+                    last_seen: None,
                     in_flight: None,
                 },
             ))

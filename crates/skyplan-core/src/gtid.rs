@@ -114,6 +114,73 @@ impl GtidSet {
     }
 }
 
+/// A run of one server's transactions in one domain, `first..=last`: how the plan lists what
+/// one service has and another lacks (a failover's loss, a returning primary's extra writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GtidRange {
+    pub domain: u32,
+    pub server: u32,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl GtidRange {
+    /// How many transactions the range holds at most (sequence numbers are shared by the
+    /// servers of a domain, so some of them may be another server's).
+    pub fn count(&self) -> u64 {
+        self.last - self.first + 1
+    }
+}
+
+impl fmt::Display for GtidRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (d, s) = (self.domain, self.server);
+        if self.first == self.last {
+            write!(f, "{d}-{s}-{}", self.last)
+        } else {
+            write!(f, "{d}-{s}-{}..{d}-{s}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// What `ahead` has that `behind` lacks, one range per (domain, server) stream. A range
+/// starts after `behind`'s last transaction of that stream, or, for a stream `behind` has
+/// nothing of, after its last one in the domain (where that is earlier).
+pub fn beyond(ahead: &GtidSet, behind: &GtidSet) -> Vec<GtidRange> {
+    ahead
+        .not_in(behind)
+        .into_iter()
+        .map(|g| {
+            let after = behind
+                .0
+                .get(&(g.domain, g.server))
+                .copied()
+                .or_else(|| behind.last_seq(g.domain).filter(|&s| s < g.seq))
+                .unwrap_or(g.seq.saturating_sub(1));
+            GtidRange {
+                domain: g.domain,
+                server: g.server,
+                first: after.saturating_add(1).min(g.seq),
+                last: g.seq,
+            }
+        })
+        .collect()
+}
+
+/// `"0-1-119..0-1-120 (2 transactions)"`, ranges joined by `, `.
+pub fn describe_ranges(ranges: &[GtidRange]) -> String {
+    let total: u64 = ranges.iter().map(GtidRange::count).sum();
+    format!(
+        "{} ({total} transaction{})",
+        ranges
+            .iter()
+            .map(GtidRange::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if total == 1 { "" } else { "s" }
+    )
+}
+
 impl fmt::Display for GtidSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let items: Vec<String> = self.iter().map(|g| g.to_string()).collect();
@@ -303,6 +370,23 @@ mod tests {
             slave_pos: String::new(),
             binlog_start: Some(start.iter().copied().collect()),
         }
+    }
+
+    #[test]
+    fn ranges_beyond_another_set() {
+        let old = GtidSet::parse("0-1-120,1-1-7").unwrap();
+        let new = GtidSet::parse("0-1-118,0-2-150,1-1-7").unwrap();
+        let r = beyond(&old, &new);
+        assert_eq!(describe_ranges(&r), "0-1-119..0-1-120 (2 transactions)");
+        assert!(beyond(&new, &GtidSet::parse("0-1-118,0-2-150,1-1-7").unwrap()).is_empty());
+        // A stream the other side never had starts after its last in the domain.
+        let r = beyond(
+            &GtidSet::parse("0-3-5").unwrap(),
+            &GtidSet::parse("0-1-4").unwrap(),
+        );
+        assert_eq!(describe_ranges(&r), "0-3-5 (1 transaction)");
+        let r = beyond(&GtidSet::parse("2-3-5").unwrap(), &GtidSet::default());
+        assert_eq!(r[0].count(), 1);
     }
 
     #[test]

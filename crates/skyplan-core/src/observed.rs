@@ -45,6 +45,10 @@ pub struct Observed {
     /// there (fence, open). A switchover is refused at plan time where it may not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub can_fence: BTreeMap<String, bool>,
+    /// Services whose database did not answer refresh (with the error), by key: among the
+    /// services in replication links, and the primaries a failover replaced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreachable: BTreeMap<String, String>,
     /// When refresh looked (the clock stays out of the core: ages are measured from this).
     #[serde(skip)]
     pub at: Option<time::OffsetDateTime>,
@@ -53,6 +57,43 @@ pub struct Observed {
 impl Observed {
     pub fn offline() -> Observed {
         Observed::default()
+    }
+
+    /// Remember in `state` the GTIDs refresh read (and each replica's lag then): a later
+    /// failover, when a service no longer answers, estimates its loss from them.
+    pub fn record_last_seen(&self, state: &mut crate::state::State) {
+        let Some(at) = self.at.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }) else {
+            return;
+        };
+        for (key, g) in &self.gtids {
+            if let Some(rec) = state.resources.services.get_mut(key) {
+                rec.last_seen = Some(crate::state::LastSeen {
+                    gtid_binlog_state: g.binlog_state.clone(),
+                    at: at.clone(),
+                    lag_seconds: self
+                        .replication
+                        .get(key)
+                        .and_then(|r| r.seconds_behind_master),
+                });
+            }
+        }
+    }
+
+    /// Why `key` cannot be reached now (its API or its database), if it cannot.
+    pub fn lost(&self, key: &str) -> Option<String> {
+        match self.services.get(key) {
+            Some(ObservedService::Missing { id }) => Some(format!("it no longer exists ({id})")),
+            Some(ObservedService::Unreachable { why, .. }) => {
+                Some(format!("the SkySQL API does not answer for it: {why}"))
+            }
+            _ => self
+                .unreachable
+                .get(key)
+                .map(|why| format!("its database does not answer: {why}")),
+        }
     }
 }
 
@@ -64,6 +105,13 @@ pub enum ObservedService {
     /// The id recorded in state answered 404.
     Missing {
         id: String,
+    },
+    /// The API did not answer for the id recorded in state (errors or timeouts after the
+    /// retries): a region outage, not a deletion. Only a failover away from it, or a primary
+    /// that a failover already replaced, may be planned around it; anything else is an error.
+    Unreachable {
+        id: String,
+        why: String,
     },
     Present(RemoteService),
 }

@@ -280,6 +280,10 @@ pub(super) async fn replicate(
                     healthy: true,
                 },
             );
+            // A primary replaced by a failover has rejoined: an ordinary replica now.
+            if let Some(r) = s.resources.services.get_mut(replica) {
+                r.failed_over_to = None;
+            }
         })
         .await?;
     Ok(format!(

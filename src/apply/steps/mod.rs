@@ -101,6 +101,9 @@ impl Steps for RealSteps {
                 ssl,
                 max_lag_seconds,
             } => roles::switchover(self, old, new, *ssl, *max_lag_seconds, p).await,
+            ActionKind::Failover { old, new, old_gone } => {
+                roles::failover(self, old, new, *old_gone, p).await
+            }
         };
         r.map_err(StepError::from)
     }

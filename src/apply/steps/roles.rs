@@ -167,6 +167,88 @@ pub(super) async fn switchover(
     ))
 }
 
+/// The failover step (planned only with `--allow-data-loss`): the old primary is lost, so
+/// `new` becomes the primary with what it has received. It first applies all of it (its
+/// relay log, up to `Gtid_IO_Pos`): a failure there changes nothing. Then its replication is
+/// stopped and reset and it is opened for writes. The lost primary is not touched; when it
+/// still exists, the state marks it replaced, so the next plan fences it when it answers.
+pub(super) async fn failover(
+    steps: &RealSteps,
+    old: &str,
+    new: &str,
+    old_gone: bool,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let state = steps.state.snapshot().await;
+    let mut newc = steps
+        .remote
+        .sql(&state, new)
+        .await
+        .with_context(|| format!("connecting to service.{new}"))?;
+    let st = newc.replication_status().await?;
+    let received = st.gtid_io_pos.clone().unwrap_or_default();
+    if !received.trim().is_empty() {
+        if !st.sql_running {
+            bail!(
+                "service.{new} cannot apply what it received ({received}): its SQL thread is stopped ({}); nothing was changed",
+                st.last_sql_error
+            );
+        }
+        p.status(&format!(
+            "waiting for service.{new} to apply what it received ({received})"
+        ));
+        let reached = newc
+            .master_gtid_wait(&received, steps.opts.healthy_timeout)
+            .await?;
+        if !reached {
+            bail!(
+                "service.{new} did not apply what it received ({received}) within {:?}; nothing was changed",
+                steps.opts.healthy_timeout
+            );
+        }
+    }
+    newc.stop_replication().await?;
+    newc.reset_replication().await?;
+    p.status(&format!("opening service.{new} for writes"));
+    newc.set_read_only(false)
+        .await
+        .with_context(|| format!("opening service.{new} for writes"))?;
+    let at = newc.gtid_status().await?.binlog_pos.unwrap_or_default();
+    let _ = newc.disconnect().await;
+    steps
+        .state
+        .update(|s| {
+            let res = &mut s.resources;
+            res.replications.remove(new);
+            // Credentials no longer come from the lost primary (which may come back, or be
+            // re-created empty under the same key): each service uses its own.
+            for r in res.services.values_mut() {
+                if r.credentials_from.as_deref() == Some(old) {
+                    r.credentials_from = None;
+                }
+            }
+            if !old_gone {
+                if let Some(r) = res.services.get_mut(old) {
+                    r.failed_over_to = Some(new.to_string());
+                }
+            }
+        })
+        .await?;
+    Ok(format!(
+        "service.{new} is the primary, open for writes at {}; {}",
+        if at.is_empty() {
+            "(empty: no transactions yet)"
+        } else {
+            &at
+        },
+        if old_gone {
+            format!("service.{old} no longer exists")
+        } else {
+            format!("service.{old} is marked replaced: fenced when it answers again")
+        }
+    ))
+}
+
 /// Make `key` writable for clients (its role is primary) or read-only (replica).
 pub(super) async fn set_role(
     steps: &RealSteps,

@@ -67,13 +67,9 @@ fn in_flight(operation: Operation) -> InFlight {
 fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceResponse) {
     let r = remote_service(s);
     let prev = state.resources.services.get(key);
-    let credentials_from = prev.and_then(|p| {
-        if p.id == s.id {
-            p.credentials_from.clone()
-        } else {
-            None
-        }
-    });
+    // What the state knows of this very service (not of one it replaces) is kept.
+    let same = prev.filter(|p| p.id == s.id);
+    let credentials_from = same.and_then(|p| p.credentials_from.clone());
     state.resources.services.insert(
         key.to_string(),
         ServiceRecord {
@@ -85,6 +81,8 @@ fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceRes
             status: Some(r.status),
             credentials_from,
             in_flight: None,
+            failed_over_to: same.and_then(|p| p.failed_over_to.clone()),
+            last_seen: same.and_then(|p| p.last_seen.clone()),
         },
     );
 }
@@ -257,6 +255,8 @@ pub(super) async fn create(
                     outbound_ips: vec![],
                     status: Some(ServiceStatus::PendingCreate),
                     credentials_from: None,
+                    failed_over_to: None,
+                    last_seen: None,
                     in_flight: Some(in_flight(Operation::Create)),
                 },
             );

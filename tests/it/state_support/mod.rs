@@ -47,6 +47,8 @@ pub(crate) fn populated_state() -> State {
             outbound_ips: vec!["34.1.2.3".into()],
             status: Some("ready".into()),
             credentials_from: None,
+            failed_over_to: None,
+            last_seen: None,
             in_flight: None,
         },
     );
@@ -60,6 +62,8 @@ pub(crate) fn populated_state() -> State {
             outbound_ips: vec!["35.4.5.6".into(), "35.4.5.7".into()],
             status: Some("pending_update".into()),
             credentials_from: Some("primary".into()),
+            failed_over_to: None,
+            last_seen: None,
             in_flight: Some(in_flight(Operation::Update)),
         },
     );

@@ -145,6 +145,8 @@ impl Cloud {
                 outbound_ips: vec![],
                 status: None,
                 credentials_from: None,
+                failed_over_to: None,
+                last_seen: None,
                 in_flight: None,
             },
         );

@@ -38,6 +38,8 @@ pub(crate) fn applied(t: &Topology) -> State {
                 outbound_ips: vec![format!("10.0.0.{}", i + 1)],
                 status: Some("ready".into()),
                 credentials_from: svc.replication.as_ref().map(|x| x.from.clone()),
+                failed_over_to: None,
+                last_seen: None,
                 in_flight: None,
             },
         );
@@ -141,5 +143,21 @@ pub(crate) fn build(
         topology_sha256: "0000",
         state: s,
         observed: o,
+        allow_data_loss: false,
+    })
+}
+
+/// As [`build`], with `--allow-data-loss` (a failover may be planned).
+pub(crate) fn build_allowing_loss(
+    t: &Topology,
+    s: &State,
+    o: &Observed,
+) -> Result<skyplan::plan::Plan, skyplan::plan::PlanError> {
+    skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: t,
+        topology_sha256: "0000",
+        state: s,
+        observed: o,
+        allow_data_loss: true,
     })
 }

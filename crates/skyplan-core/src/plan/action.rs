@@ -107,14 +107,14 @@ pub enum ActionKind {
     /// Drop a replication user (`user@host`) that no link owns, on `on` (a chain's root, so
     /// the drop replicates to every replica).
     DropReplicationUser { on: String, user: String },
+    /// Make a service writable for clients (a primary) or read-only (a replica), as the
+    /// topology says (`read_only`).
+    SetRole { key: String, writable: bool },
     /// Make `new` (a replica of `old`) the primary, with no data lost and none copied: fence
     /// `old` (read-only, client sessions ended), wait until `new` applied `old`'s final GTID,
     /// stop and reset replication on `new` and open it for writes, then re-point `old` at
     /// `new` from its own position. Before `new` is opened, any failure unfences `old` and
     /// changes nothing else.
-    /// Make a service writable for clients (a primary) or read-only (a replica), as the
-    /// topology says (`read_only`).
-    SetRole { key: String, writable: bool },
     Switchover {
         old: String,
         new: String,
@@ -122,6 +122,15 @@ pub enum ActionKind {
         ssl: bool,
         /// The candidate's lag must be under this before the old primary is fenced.
         max_lag_seconds: u64,
+    },
+    /// Make `new` (a replica of the lost primary `old`) the primary with what it received
+    /// (planned only with `--allow-data-loss`): wait until it applied its relay log, stop
+    /// and reset replication, open it for writes. `old` is not touched: when it is not
+    /// `old_gone`, the state marks it replaced, so that it is fenced when it answers again.
+    Failover {
+        old: String,
+        new: String,
+        old_gone: bool,
     },
 }
 
@@ -179,6 +188,7 @@ impl ActionKind {
                 format!("replication_user.{on}.{name}")
             }
             ActionKind::Switchover { new, .. } => format!("switchover.{new}"),
+            ActionKind::Failover { new, .. } => format!("failover.{new}"),
             ActionKind::SetRole { key, .. } => format!("role.{key}"),
         }
     }
@@ -200,6 +210,8 @@ impl ActionKind {
             }
             ActionKind::DropReplicationUser { on, .. } => vec![on],
             ActionKind::Switchover { old, new, .. } => vec![old, new],
+            // The lost primary is not touched (only its record).
+            ActionKind::Failover { new, .. } => vec![new],
             ActionKind::SetRole { key, .. } => vec![key],
         }
     }

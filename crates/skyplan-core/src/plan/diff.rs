@@ -70,10 +70,39 @@ pub fn diff(
     topology: &Topology,
     state: &State,
     observed: &Observed,
+    allow_data_loss: bool,
 ) -> Result<DiffOutput, PlanError> {
     let mut out = DiffOutput::default();
     let mut fates: BTreeMap<&str, Fate> = BTreeMap::new();
     let mut errors = Vec::new();
+    // Role changes first: a failover decides which lost services the plan may work around.
+    let switches =
+        roles::switchovers(topology, state, observed, allow_data_loss).unwrap_or_else(|e| {
+            errors.extend(e);
+            Vec::new()
+        });
+    // A refused failover's old primary is left to that error (one message, not two).
+    let refused: Vec<String> = errors
+        .iter()
+        .filter_map(|e| match e {
+            PlanError::Failover { old, .. } => Some(old.clone()),
+            _ => None,
+        })
+        .collect();
+    let lost_ok: BTreeSet<&str> = switches
+        .iter()
+        .filter(|s| s.lost.is_some())
+        .map(|s| s.old.as_str())
+        .chain(refused.iter().map(String::as_str))
+        .chain(
+            state
+                .resources
+                .services
+                .iter()
+                .filter(|(_, r)| r.failed_over_to.is_some())
+                .map(|(k, _)| k.as_str()),
+        )
+        .collect();
     // Entries skyplan granted, grouped by the service whose allowlist holds them: one pass
     // here instead of a scan of every grant for every service (quadratic on large states).
     let mut owned_on: std::collections::HashMap<&str, BTreeSet<String>> = Default::default();
@@ -85,6 +114,15 @@ pub fn diff(
     }
 
     for (key, svc) in &topology.services {
+        if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
+            match unreachable(key, why, state, &lost_ok, &mut out) {
+                Ok(()) => {
+                    fates.insert(key.as_str(), Fate::Keep);
+                }
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         match plan_service(svc, state, observed, &owned_on, &mut out) {
             Ok(fate) => {
                 fates.insert(key.as_str(), fate);
@@ -96,12 +134,20 @@ pub fn diff(
         return Err(e);
     }
 
-    links::plan_links(topology, state, observed, &fates, &mut out)?;
+    links::plan_links(topology, state, observed, &fates, &switches, &mut out)?;
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
     // orders them); links from or to them are torn down by plan_links.
     for (key, rec) in &state.resources.services {
         if topology.services.contains_key(key) {
+            continue;
+        }
+        if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
+            // Deleted once it answers again (fenced first if it is a replaced primary).
+            unreachable(key, why, state, &lost_ok, &mut out)?;
+            out.warnings.push(format!(
+                "service.{key} does not answer, so it is not deleted now; the first plan after it answers again deletes it"
+            ));
             continue;
         }
         if let Some(ObservedService::Missing { id }) = observed.services.get(key) {
@@ -148,6 +194,40 @@ pub fn diff(
         });
     }
     Ok(out)
+}
+
+/// A recorded service whose API does not answer. Planning around it is allowed only for a
+/// primary that a failover (in this plan or an earlier one) replaces: it is reported, and
+/// nothing is planned for it. Any other service makes the plan fail: what apply would do to
+/// it cannot be known.
+fn unreachable(
+    key: &str,
+    why: &str,
+    state: &State,
+    lost_ok: &BTreeSet<&str>,
+    out: &mut DiffOutput,
+) -> Result<(), PlanError> {
+    if !lost_ok.contains(key) {
+        return Err(PlanError::Unreachable {
+            key: key.to_string(),
+            why: why.to_string(),
+        });
+    }
+    let name = state
+        .resources
+        .services
+        .get(key)
+        .map_or(key, |r| r.spec.name.as_str());
+    out.drift.push(Drift {
+        resource: format!("service.{key}"),
+        kind: DriftKind::ServiceUnreachable,
+        before: json!({ "reachable": true }),
+        after: json!({ "reachable": false, "error": why }),
+        detail: format!(
+            "{name} does not answer ({why}); it was the primary: when it answers again it is fenced first"
+        ),
+    });
+    Ok(())
 }
 
 /// The service's current spec: state's record overlaid with what refresh saw.
@@ -263,7 +343,8 @@ fn plan_service(
             return Ok(Fate::Create);
         }
         Some(ObservedService::Present(r)) => Some(trusted(r, &rec.spec)),
-        None => None,
+        // Unreachable is decided by the caller before it plans the service.
+        Some(ObservedService::Unreachable { .. }) | None => None,
     };
     let remote = remote.as_ref();
 

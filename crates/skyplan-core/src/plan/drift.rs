@@ -39,11 +39,17 @@ pub enum DriftKind {
     RoleMismatch,
     /// The API reports another endpoint (host, port) for a service than the state records.
     ServiceEndpointChanged,
+    /// A recorded service that does not answer (its API or its database): a primary that a
+    /// failover replaced, still away.
+    ServiceUnreachable,
+    /// A primary that a failover replaced came back with transactions the new primary lacks:
+    /// it stays fenced until a person decides what they are.
+    DivergedPrimary,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 16] = [
+    pub const ALL: [DriftKind; 18] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -60,6 +66,8 @@ impl DriftKind {
         DriftKind::ReplicationUserOrphaned,
         DriftKind::RoleMismatch,
         DriftKind::ServiceEndpointChanged,
+        DriftKind::ServiceUnreachable,
+        DriftKind::DivergedPrimary,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -86,6 +94,8 @@ impl DriftKind {
             DriftKind::ReplicationUserOrphaned => "orphaned replication user",
             DriftKind::RoleMismatch => "role",
             DriftKind::ServiceEndpointChanged => "endpoint changed",
+            DriftKind::ServiceUnreachable => "unreachable",
+            DriftKind::DivergedPrimary => "diverged primary",
         }
     }
 }

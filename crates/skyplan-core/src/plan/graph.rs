@@ -18,6 +18,8 @@ use crate::state::State;
 /// the seeding chain. Only a tie-break; correctness comes from the edges.
 fn rank(kind: &ActionKind) -> u8 {
     match kind {
+        // A failover restores writes after an outage: nothing comes before it.
+        ActionKind::Failover { .. } => 0,
         ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => 0,
         ActionKind::AllowlistRevoke { .. } => 1,
         ActionKind::DeleteService { .. } => 2,
@@ -49,7 +51,7 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::Replicate { replica, .. }
         | ActionKind::StopReplication { replica, .. } => replica,
         ActionKind::DropReplicationUser { on, .. } => on,
-        ActionKind::Switchover { new, .. } => new,
+        ActionKind::Switchover { new, .. } | ActionKind::Failover { new, .. } => new,
         ActionKind::SetRole { key, .. } => key,
     }
 }
@@ -102,6 +104,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut drops: Vec<usize> = Vec::new();
     // Switchovers by the services they change roles of (old and new primary).
     let mut switch: HashMap<&str, usize> = HashMap::new();
+    // Fences (a service made read-only) by service.
+    let mut fence: HashMap<&str, usize> = HashMap::new();
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
@@ -135,9 +139,15 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 stop.insert(replica, i);
             }
             ActionKind::DropReplicationUser { .. } => drops.push(i),
-            ActionKind::Switchover { old, new, .. } => {
+            ActionKind::Switchover { old, new, .. } | ActionKind::Failover { old, new, .. } => {
                 switch.insert(old, i);
                 switch.insert(new, i);
+            }
+            ActionKind::SetRole {
+                key,
+                writable: false,
+            } => {
+                fence.insert(key, i);
             }
             ActionKind::SetRole { .. } => {}
         }
@@ -210,6 +220,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 }
                 // Replicas follow the new primary once it is open.
                 dep(switch.get(source.as_str()), i);
+                // A replaced primary is fenced before it is wired to the new one.
+                dep(fence.get(replica.as_str()), i);
             }
             ActionKind::Switchover { old, new, .. } => {
                 dep(svc.get(old.as_str()), i);
@@ -221,6 +233,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                     dep(Some(d), i);
                 }
             }
+            ActionKind::Failover { new, .. } => dep(svc.get(new.as_str()), i),
             ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
             ActionKind::SetRole { key, .. } => {
                 dep(svc.get(key.as_str()), i);

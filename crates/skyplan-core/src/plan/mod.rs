@@ -65,8 +65,15 @@ pub enum PlanError {
     /// for the largest variant.
     #[error(transparent)]
     Seed(Box<seed::SeedError>),
-    #[error("service.{old}, the primary, is gone: making service.{new} the primary is a failover, which loses what service.{new} had not received. skyplan does not plan failovers yet; recreate service.{old} from the topology, or promote service.{new} by hand (sky.reset_replication) and `skyplan import` it")]
-    Failover { old: String, new: String },
+    #[error("service.{old}, the primary, is lost ({why}): making service.{new} the primary is a failover, which loses what service.{new} has not received. Estimate: {estimate}. To promote service.{new} anyway, run again with --allow-data-loss")]
+    Failover {
+        old: String,
+        new: String,
+        why: String,
+        estimate: String,
+    },
+    #[error("service.{key} does not answer ({why}); nothing was planned or changed. If its region is lost and it is the primary, make a replica the primary in the topology: that is a failover (see the README's disaster recovery section)")]
+    Unreachable { key: String, why: String },
     #[error("switchover of service.{old} to service.{new}: the old primary must replicate from the new one (it says from = \"{from}\"); set [services.{old}.replication] from = \"{new}\"")]
     SwitchoverShape {
         old: String,
@@ -148,6 +155,9 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub summary: Summary,
+    /// Made with `--allow-data-loss`: applying the saved plan re-derives it the same way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_data_loss: bool,
     /// The desired topology, so a saved plan applies exactly what was reviewed.
     pub topology: Topology,
 }
@@ -169,6 +179,8 @@ pub struct PlanInput<'a> {
     pub topology_sha256: &'a str,
     pub state: &'a State,
     pub observed: &'a Observed,
+    /// `--allow-data-loss`: a failover (promoting a replica of a lost primary) may be planned.
+    pub allow_data_loss: bool,
 }
 
 /// Plan the changes that make the world match the topology. The state is first corrected by
@@ -185,7 +197,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         corrected_state = Some(state);
     }
     let state = corrected_state.as_ref().unwrap_or(input.state);
-    let mut out = diff::diff(input.topology, state, input.observed)?;
+    let mut out = diff::diff(input.topology, state, input.observed, input.allow_data_loss)?;
     out.drift.extend(corrected);
     finish(input, out, false)
 }
@@ -197,7 +209,7 @@ pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
         services: Default::default(),
         ..input.topology.clone()
     };
-    let out = diff::diff(&empty, input.state, input.observed)?;
+    let out = diff::diff(&empty, input.state, input.observed, false)?;
     let mut plan = finish(input, out, true)?;
     plan.drift.clear();
     plan.summary.drift = 0;
@@ -240,6 +252,7 @@ fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Pla
         drift,
         warnings: out.warnings,
         summary,
+        allow_data_loss: input.allow_data_loss,
         topology: input.topology.clone(),
     })
 }

@@ -38,6 +38,7 @@ fn marker(a: &Action) -> &'static str {
     match (&a.kind, a.change) {
         (ActionKind::Restore { .. }, _) => "!",
         (ActionKind::Switchover { .. }, _) => "<>",
+        (ActionKind::Failover { .. }, _) => "<!",
         (_, c) => c.marker(),
     }
 }
@@ -99,7 +100,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         if let Some(reason) = &a.reason {
             let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
         }
-        if let ActionKind::Switchover { .. } = a.kind {
+        if let ActionKind::Switchover { .. } | ActionKind::Failover { .. } = a.kind {
             // Its steps, in order, with the GTIDs refresh saw.
             let steps = a.after.as_ref().and_then(|v| v["steps"].as_array());
             for (i, step) in steps.into_iter().flatten().enumerate() {
@@ -118,6 +119,15 @@ pub fn render(plan: &Plan, colors: bool) -> String {
                 out,
                 "        {}",
                 st.wipe.apply_to("!! this step wipes data")
+            );
+        }
+        if let ActionKind::Failover { .. } = a.kind {
+            let _ = writeln!(
+                out,
+                "        {}",
+                st.wipe.apply_to(
+                    "!! failover: what the old primary had and the new one lacks is lost"
+                )
             );
         }
     }

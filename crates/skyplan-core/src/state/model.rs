@@ -157,6 +157,28 @@ pub struct ServiceRecord {
     pub credentials_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
+    /// Set on a primary that a failover replaced while it could not be reached (key of the
+    /// new primary): it holds data nobody reviewed, so when it answers again it is fenced
+    /// first, then rejoins the new primary by GTID or stays fenced. Cleared once it follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_over_to: Option<String>,
+    /// The last GTID state skyplan read on this service: what a failover's loss estimate
+    /// compares the candidate with when this service no longer answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<LastSeen>,
+}
+
+/// One reading of a service's GTIDs, kept in the state (never secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastSeen {
+    /// `gtid_binlog_state` as the server spelled it.
+    pub gtid_binlog_state: String,
+    /// RFC 3339.
+    pub at: String,
+    /// For a replica: how far behind its source it was then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,23 @@ impl Ctx<'_> {
         self.fates.get(key).copied().unwrap_or(Fate::Keep)
     }
 
+    /// A primary that a failover replaced and that has not rejoined yet.
+    fn replaced(&self, key: &str) -> bool {
+        self.state
+            .resources
+            .services
+            .get(key)
+            .is_some_and(|r| r.failed_over_to.is_some())
+    }
+
+    /// The API says nothing of it now: deleted, or not answering.
+    fn api_lost(&self, key: &str) -> bool {
+        matches!(
+            self.observed.services.get(key),
+            Some(ObservedService::Missing { .. } | ObservedService::Unreachable { .. })
+        )
+    }
+
     /// Refresh found the id recorded in state gone.
     fn deleted_outside(&self, key: &str) -> bool {
         matches!(
@@ -61,6 +78,7 @@ pub(super) fn plan_links(
     state: &State,
     observed: &Observed,
     fates: &BTreeMap<&str, Fate>,
+    switches: &[super::roles::Switch],
     out: &mut DiffOutput,
 ) -> Result<(), PlanError> {
     let cx = Ctx {
@@ -71,13 +89,32 @@ pub(super) fn plan_links(
     };
     let mut seeds = Seeds::new();
     let mut errors = Vec::new();
-    let switches = super::roles::switchovers(topology, state, observed).unwrap_or_else(|e| {
-        errors.extend(e);
-        Vec::new()
-    });
+    for sw in switches {
+        if let Some(lost) = &sw.lost {
+            out.actions
+                .push(super::roles::failover_action(sw, lost, |k| cx.name_of(k)));
+        }
+    }
     for (r, svc) in &topology.services {
         if let Some(repl) = &svc.replication {
-            if let Some(sw) = switches.iter().find(|sw| &sw.old == r) {
+            // A replaced primary that does not answer (now, or since an earlier failover)
+            // keeps its data untouched until it does: then it is fenced and rejoins.
+            let failing_over = switches
+                .iter()
+                .any(|sw| &sw.old == r && sw.lost.as_ref().is_some_and(|l| !l.gone));
+            let replaced = state
+                .resources
+                .services
+                .get(r)
+                .is_some_and(|x| x.failed_over_to.is_some());
+            if failing_over || (replaced && observed.lost(r).is_some()) {
+                out.warnings.push(format!(
+                    "service.{r} was the primary and does not answer: nothing is done to it now. When it answers again, the next apply fences it (read-only) first, then rejoins it to service.{} by GTID if it has no transaction service.{} lacks; otherwise it stays fenced and the plan lists them",
+                    repl.from, repl.from
+                ));
+                continue;
+            }
+            if let Some(sw) = switches.iter().find(|sw| &sw.old == r && sw.lost.is_none()) {
                 // The switchover wires the old primary (from its own position): only the
                 // allowlist grant that lets it reach the new primary is planned beside it.
                 if let Some(g) =
@@ -96,7 +133,7 @@ pub(super) fn plan_links(
     }
     let promoted: BTreeSet<&str> = switches.iter().map(|s| s.new.as_str()).collect();
     plan_teardown(&cx, &promoted, out);
-    plan_roles(&cx, &switches, out);
+    plan_roles(&cx, switches, out);
     plan_orphaned_users(&cx, out);
     let backups = plan_backups(&cx, seeds, out);
     if let Err(e) = backups {
@@ -181,6 +218,34 @@ fn errant_drift(cx: &Ctx, r: &str, src: &str) -> Option<Drift> {
     })
 }
 
+/// A returning replaced primary's transactions that its new source lacks (every one of
+/// them, not only whole streams: after a failover both hold the old primary's stream, the old
+/// one further along), as drift; `None` when it has none or they cannot be read (then the
+/// own-position check says why it cannot rejoin).
+fn diverged(cx: &Ctx, r: &str, src: &str) -> Option<Drift> {
+    let (rg, sg) = (cx.observed.gtids.get(r)?, cx.observed.gtids.get(src)?);
+    let (mine, theirs) = (rg.applied().ok()?, sg.applied().ok()?);
+    let extra = gtid::beyond(&mine, &theirs);
+    if extra.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = extra.iter().map(|g| g.to_string()).collect();
+    let (name_r, name_s) = (cx.name_of(r), cx.name_of(src));
+    Some(Drift {
+        resource: format!("service.{r}"),
+        kind: DriftKind::DivergedPrimary,
+        before: json!({ "extra": [] }),
+        after: json!({ "extra": list }),
+        detail: format!(
+            "{name_r}, the primary a failover replaced, has transactions {name_s} lacks: {} \
+             (the writes the failover lost). It stays fenced (read-only) and is not re-seeded \
+             on its own: take what you need from it, then remove it from the topology to delete \
+             it, and add it back to re-create it as a replica",
+            gtid::describe_ranges(&extra)
+        ),
+    })
+}
+
 /// What one replica's link needs.
 fn plan_link(
     cx: &Ctx,
@@ -232,8 +297,20 @@ fn plan_link(
     // own GTID position: no copy, when the new source has its whole history (re-point by
     // GTID). Otherwise it is re-seeded with the reason, or, without a seed, refused.
     let existing_r = !fate_r.is_new() && rec_r.is_some();
+    // A primary a failover replaced, answering again: it rejoins from its own position only
+    // if it has nothing the new primary lacks. Otherwise it holds the writes the failover
+    // lost: it stays fenced (plan_roles) and nothing overwrites them unasked.
+    let returning = existing_r && link.is_none() && cx.replaced(r);
+    if returning {
+        if let Some(d) = diverged(cx, r, src) {
+            out.drift.push(d);
+            return;
+        }
+    }
     let own_position = (!fate_s.is_new()
-        && (repointed || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
+        && (repointed
+            || returning
+            || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
         .then(|| check_own_position(cx, r, src));
     let repoint_ok = matches!(own_position, Some(Ok(())));
     if let Some(Err(why)) = &own_position {
@@ -600,7 +677,11 @@ fn plan_roles(cx: &Ctx, switches: &[super::roles::Switch], out: &mut DiffOutput)
         let Some(&read_only) = cx.observed.read_only.get(key) else {
             continue;
         };
-        if wired.contains(key) || cx.fate(key).is_new() || cx.deleted_outside(key) {
+        // A replaced primary is fenced before anything else touches it, wired or not.
+        if (wired.contains(key) && !cx.replaced(key))
+            || cx.fate(key).is_new()
+            || cx.deleted_outside(key)
+        {
             continue;
         }
         let writable = svc.replication.is_none();
@@ -636,6 +717,9 @@ fn plan_roles(cx: &Ctx, switches: &[super::roles::Switch], out: &mut DiffOutput)
             wipes_data: false,
             reason: Some(if writable {
                 "the topology makes it the primary".into()
+            } else if cx.replaced(key) {
+                "it was the primary until a failover: fenced first, so it is never a second writer"
+                    .into()
             } else {
                 "the topology makes it a replica".into()
             }),
@@ -860,7 +944,7 @@ fn push_revoke(
     let source_gone = !cx.topology.services.contains_key(on)
         || cx.fate(on).is_new()
         || !cx.state.resources.services.contains_key(on)
-        || cx.deleted_outside(on);
+        || cx.api_lost(on);
     if source_gone {
         return;
     }

@@ -7,28 +7,58 @@
 //! from nobody, and the topology turns that round: `new` replicates from nobody and `old` from
 //! `new`. The other replicas of `old` that the topology moves to `new` are ordinary re-points
 //! by GTID, after the switchover.
+//!
+//! When `old` is lost (deleted, or its API or database does not answer), the same change is a
+//! **failover**: `new` is promoted with what it received, which may be less than `old` had.
+//! It is planned only with `--allow-data-loss`, with an estimate of the loss from the GTIDs
+//! skyplan last read on `old` and what `new` has received. `old` may then leave the topology
+//! or stay in it as a replica of `new`: re-created if it is gone, or, if it only does not
+//! answer, fenced and rejoined by GTID when it answers again (see `links::plan_link`).
 
 use serde_json::json;
 
 use super::Planned;
+use crate::gtid::{self, GtidSet};
 use crate::observed::{Observed, ObservedService};
 use crate::plan::action::{ActionKind, Change};
 use crate::plan::PlanError;
 use crate::state::State;
 use crate::topology::Topology;
 
-/// One switchover: `old` primary → `new` primary.
+/// One switchover (or failover): `old` primary → `new` primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Switch {
     pub(super) old: String,
     pub(super) new: String,
+    /// Set for a failover: `old` is lost.
+    pub(super) lost: Option<Lost>,
 }
 
-/// The switchovers the topology asks for, or why one cannot be done.
+/// Why a failover's old primary is lost, and what promoting the candidate loses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Lost {
+    pub(super) why: String,
+    /// Deleted (404, or not in the state): nothing will come back.
+    pub(super) gone: bool,
+    pub(super) estimate: Estimate,
+}
+
+/// What a failover loses, as far as skyplan can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Estimate {
+    pub(super) text: String,
+    /// Transactions known lost (`None`: unknown).
+    pub(super) known_lost: Option<u64>,
+    /// What the candidate has received (applied or in its relay log).
+    pub(super) received: String,
+}
+
+/// The switchovers and failovers the topology asks for, or why one cannot be done.
 pub(super) fn switchovers(
     topology: &Topology,
     state: &State,
     observed: &Observed,
+    allow_data_loss: bool,
 ) -> Result<Vec<Switch>, Vec<PlanError>> {
     let res = &state.resources;
     let mut found = Vec::new();
@@ -44,20 +74,38 @@ pub(super) fn switchovers(
             .services
             .get(old)
             .and_then(|s| s.replication.as_ref());
-        let (true, true, Some(follows)) = (becomes_root, old_was_root, old_follows) else {
+        if !(becomes_root && old_was_root) {
             continue;
-        };
+        }
         let gone = matches!(
             observed.services.get(old),
             Some(ObservedService::Missing { .. })
         ) || !res.services.contains_key(old);
-        if gone {
-            errors.push(PlanError::Failover {
-                old: old.clone(),
-                new: new.clone(),
-            });
+        let lost = if res.services.contains_key(old) {
+            observed.lost(old)
+        } else {
+            Some("it is not in the state".into())
+        };
+        if let Some(why) = lost {
+            match failover(state, observed, old, new, why, gone, old_follows) {
+                Ok(lost) if allow_data_loss => found.push(Switch {
+                    old: old.clone(),
+                    new: new.clone(),
+                    lost: Some(lost),
+                }),
+                Ok(lost) => errors.push(PlanError::Failover {
+                    old: old.clone(),
+                    new: new.clone(),
+                    why: lost.why,
+                    estimate: lost.estimate.text,
+                }),
+                Err(e) => errors.push(e),
+            }
             continue;
         }
+        let Some(follows) = old_follows else {
+            continue;
+        };
         if &follows.from != new {
             errors.push(PlanError::SwitchoverShape {
                 old: old.clone(),
@@ -96,12 +144,172 @@ pub(super) fn switchovers(
         found.push(Switch {
             old: old.clone(),
             new: new.clone(),
+            lost: None,
         });
     }
     if errors.is_empty() {
         Ok(found)
     } else {
         Err(errors)
+    }
+}
+
+/// A failover of lost `old` to `new`: whether it can be done, and what it loses.
+fn failover(
+    state: &State,
+    observed: &Observed,
+    old: &str,
+    new: &str,
+    why: String,
+    gone: bool,
+    old_follows: Option<&crate::topology::Replication>,
+) -> Result<Lost, PlanError> {
+    // The old primary may leave the topology, or follow the new one; not another service.
+    if let Some(f) = old_follows.filter(|f| f.from != new) {
+        return Err(PlanError::SwitchoverShape {
+            old: old.to_string(),
+            new: new.to_string(),
+            from: f.from.clone(),
+        });
+    }
+    let candidate_down = |why: String| PlanError::CandidateUnhealthy {
+        new: new.to_string(),
+        why,
+    };
+    if let Some(down) = observed.lost(new) {
+        return Err(candidate_down(down));
+    }
+    let Some(have) = observed.gtids.get(new) else {
+        return Err(candidate_down(
+            "its GTIDs could not be read, so what it would lose is unknown".into(),
+        ));
+    };
+    if observed.can_fence.get(new) == Some(&false) {
+        return Err(PlanError::CannotFence {
+            key: new.to_string(),
+        });
+    }
+    let io_pos = observed
+        .replication
+        .get(new)
+        .and_then(|o| o.gtid_io_pos.clone())
+        .unwrap_or_default();
+    let received = have
+        .applied()
+        .and_then(|a| Ok(a.union(&GtidSet::parse(&io_pos)?)))
+        .map_err(|e| candidate_down(e.to_string()))?;
+    Ok(Lost {
+        why,
+        gone,
+        estimate: estimate(state, old, new, &received),
+    })
+}
+
+/// Compare what `old` had when skyplan last read it with what `new` has `received`; the lag
+/// `new` had at that time says how stale that reading may be.
+fn estimate(state: &State, old: &str, new: &str, received: &GtidSet) -> Estimate {
+    let res = &state.resources;
+    let seen = res.services.get(old).and_then(|r| r.last_seen.as_ref());
+    let lag = res
+        .services
+        .get(new)
+        .and_then(|r| r.last_seen.as_ref())
+        .and_then(|l| l.lag_seconds)
+        .map(|l| format!("; service.{new} was {l} s behind then"))
+        .unwrap_or_default();
+    let have = if received.is_empty() {
+        "nothing".to_string()
+    } else {
+        received.to_string()
+    };
+    let (text, known_lost) = match seen.map(|s| (s, GtidSet::parse(&s.gtid_binlog_state))) {
+        None => (
+            format!(
+                "unknown: skyplan never read service.{old}'s GTIDs; service.{new} has received {have}"
+            ),
+            None,
+        ),
+        Some((s, Err(_))) => (
+            format!(
+                "unknown: the GTIDs last read on service.{old} ({:?}) do not parse; service.{new} has received {have}",
+                s.gtid_binlog_state
+            ),
+            None,
+        ),
+        Some((s, Ok(had))) => {
+            let missing = gtid::beyond(&had, received);
+            let n: u64 = missing.iter().map(gtid::GtidRange::count).sum();
+            let lost = if missing.is_empty() {
+                format!("service.{new} has received everything service.{old} had then")
+            } else {
+                format!(
+                    "service.{new} lacks {} of it",
+                    gtid::describe_ranges(&missing)
+                )
+            };
+            (
+                format!(
+                    "service.{old} was last read at {} with {}{lag}; {lost}, and loses whatever service.{old} committed after that",
+                    s.at,
+                    if had.is_empty() { "no transactions".to_string() } else { had.to_string() },
+                ),
+                Some(n),
+            )
+        }
+    };
+    Estimate {
+        text,
+        known_lost,
+        received: have,
+    }
+}
+
+/// The failover action: promote `new` with what it received.
+pub(super) fn failover_action(
+    sw: &Switch,
+    lost: &Lost,
+    name_of: impl Fn(&str) -> String,
+) -> Planned {
+    let (old, new) = (name_of(&sw.old), name_of(&sw.new));
+    let after_old = if lost.gone {
+        format!("{old} no longer exists: nothing of it is kept")
+    } else {
+        format!(
+            "{old} does not answer: it stays recorded as the replaced primary; when it answers \
+             again, the next apply fences it first, then rejoins it to {new} by GTID when it has \
+             no transaction {new} lacks (otherwise it stays fenced and the plan lists them)"
+        )
+    };
+    let steps = vec![
+        format!(
+            "wait until {new} has applied everything it received from {old} (up to {})",
+            lost.estimate.received
+        ),
+        format!("stop and reset replication on {new}, open it for writes"),
+        after_old,
+    ];
+    Planned {
+        kind: ActionKind::Failover {
+            old: sw.old.clone(),
+            new: sw.new.clone(),
+            old_gone: lost.gone,
+        },
+        change: Change::Update,
+        summary: format!(
+            "failover primary {old} -> {new} (the old primary is lost; --allow-data-loss)"
+        ),
+        before: Some(json!({
+            "primary": old,
+            "lost": lost.why,
+            "known_lost_transactions": lost.estimate.known_lost,
+            "candidate_received": lost.estimate.received,
+        })),
+        after: Some(json!({ "primary": new, "steps": steps })),
+        wipes_data: false,
+        reason: Some(format!(
+            "service.{} is lost: {}; data loss: {}",
+            sw.old, lost.why, lost.estimate.text
+        )),
     }
 }
 

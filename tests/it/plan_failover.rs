@@ -1,0 +1,337 @@
+//! Failover in the pure core: promoting a replica of a lost primary is refused without
+//! `--allow-data-loss`, with an estimate of the loss from the GTIDs skyplan last read; with it,
+//! one failover action (marker `<!`); the lost primary is re-created and seeded when it is gone,
+//! left alone while it does not answer, and, when it answers again, fenced first, then rejoined
+//! by GTID, or kept fenced with the transactions the new primary lacks listed.
+
+use crate::support::fixtures::{
+    applied, build as plan_of, build_allowing_loss, example, in_sync, topology,
+};
+use skyplan::gtid::ObservedGtids;
+use skyplan::observed::{Observed, ObservedService};
+use skyplan::plan::{render, ActionKind, DriftKind, PlanError, WireMode};
+use skyplan::state::{LastSeen, State};
+use skyplan::topology::Topology;
+
+const GUIDE: &str = include_str!("../../examples/global-replication.toml");
+const FAN_OUT: &str = include_str!("../../examples/fan-out.toml");
+
+fn gtids(binlog: &str) -> ObservedGtids {
+    ObservedGtids {
+        binlog_state: binlog.into(),
+        current_pos: String::new(),
+        slave_pos: String::new(),
+        binlog_start: Some([(1, 0)].into_iter().collect()),
+    }
+}
+
+/// The guide with the secondary as the primary and the old primary following it.
+fn switched_pair() -> Topology {
+    let start = GUIDE.find("[services.secondary.replication]").unwrap();
+    topology(&format!(
+        "{}[services.primary.replication]\nfrom = \"secondary\"\nseed = \"new-backup\"\n",
+        &GUIDE[..start]
+    ))
+}
+
+/// The guide after a failover that removed the old primary from the topology.
+fn secondary_alone() -> Topology {
+    let start = GUIDE.find("[services.primary]").unwrap();
+    let end = GUIDE.find("[services.secondary]").unwrap();
+    let repl = GUIDE.find("[services.secondary.replication]").unwrap();
+    topology(&format!("{}{}", &GUIDE[..start], &GUIDE[end..repl]))
+}
+
+/// The guide applied; skyplan last read the primary at 1-1001-45, the secondary 3 s behind.
+fn applied_pair() -> State {
+    let mut s = applied(&example("global-replication.toml"));
+    let seen = |g: &str, lag| LastSeen {
+        gtid_binlog_state: g.into(),
+        at: "2026-12-01T05:00:00Z".into(),
+        lag_seconds: lag,
+    };
+    let svc = &mut s.resources.services;
+    svc.get_mut("primary").unwrap().last_seen = Some(seen("1-1001-45", None));
+    svc.get_mut("secondary").unwrap().last_seen = Some(seen("1-1001-42", Some(3)));
+    s
+}
+
+/// The primary lost as `how`; the secondary has received up to 1-1001-40.
+fn primary_lost(s: &State, how: ObservedService) -> Observed {
+    let mut o = in_sync(s);
+    o.services.insert("primary".into(), how);
+    o.gtids.insert("secondary".into(), gtids("1-1001-40"));
+    let r = o.replication.get_mut("secondary").unwrap();
+    r.io_running = false;
+    r.last_io_errno = 2003;
+    o
+}
+
+fn missing(s: &State) -> ObservedService {
+    ObservedService::Missing {
+        id: s.resources.services["primary"].id.clone(),
+    }
+}
+
+fn unreachable(s: &State) -> ObservedService {
+    ObservedService::Unreachable {
+        id: s.resources.services["primary"].id.clone(),
+        why: "503 Service Unavailable".into(),
+    }
+}
+
+#[test]
+fn a_failover_is_refused_without_allow_data_loss_with_an_estimate() {
+    let s = applied_pair();
+    for how in [missing(&s), unreachable(&s)] {
+        let o = primary_lost(&s, how);
+        for t in [switched_pair(), secondary_alone()] {
+            let e = plan_of(&t, &s, &o).unwrap_err();
+            assert!(matches!(e, PlanError::Failover { .. }), "{e}");
+            let msg = e.to_string();
+            for want in [
+                "--allow-data-loss",
+                "last read at 2026-12-01T05:00:00Z with 1-1001-45",
+                "service.secondary was 3 s behind then",
+                "lacks 1-1001-41..1-1001-45 (5 transactions)",
+            ] {
+                assert!(msg.contains(want), "{want} in {msg}");
+            }
+        }
+    }
+    // The database alone not answering is a lost primary too.
+    let mut o = primary_lost(
+        &s,
+        ObservedService::Present(skyplan::observed::RemoteService::as_recorded(
+            &s.resources.services["primary"],
+        )),
+    );
+    o.unreachable
+        .insert("primary".into(), "connection refused".into());
+    let e = plan_of(&switched_pair(), &s, &o).unwrap_err();
+    assert!(
+        e.to_string().contains("its database does not answer"),
+        "{e}"
+    );
+    // Never read: the loss is unknown, and said so.
+    let mut s2 = s.clone();
+    s2.resources.services.get_mut("primary").unwrap().last_seen = None;
+    let e = plan_of(&switched_pair(), &s2, &primary_lost(&s2, missing(&s2))).unwrap_err();
+    assert!(e.to_string().contains("unknown: skyplan never read"), "{e}");
+}
+
+#[test]
+fn a_deleted_primary_is_failed_over_then_recreated_and_seeded_from_the_new_one() {
+    let s = applied_pair();
+    let o = primary_lost(&s, missing(&s));
+    let p = build_allowing_loss(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.allow_data_loss);
+    let fo = p.action("failover.secondary").expect(&text);
+    assert!(
+        matches!(fo.kind, ActionKind::Failover { old_gone: true, .. }),
+        "{text}"
+    );
+    for want in [
+        " <! failover.secondary",
+        "!! failover: what the old primary had and the new one lacks is lost",
+        "1. wait until skysql-secondary has applied everything it received from skysql-primary (up to 1-1-50,1-1001-40)",
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+    // The primary comes back as a new, empty service seeded from the new primary, after it.
+    assert!(matches!(
+        p.action("service.primary").expect(&text).kind,
+        ActionKind::CreateService { .. }
+    ));
+    let wire = p.action("replication.primary").expect(&text);
+    assert!(wire.depends_on.contains(&fo.id), "{text}");
+    assert!(p.action("restore.primary").is_some(), "{text}");
+    // Nothing is done on the lost primary: no revoke, no drop, no stop.
+    assert!(p.action("allowlist.primary.secondary").is_none(), "{text}");
+    assert!(p.action("replication.secondary").is_none(), "{text}");
+    // Without the old primary in the topology: failover and forget.
+    let p = build_allowing_loss(&secondary_alone(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.action("failover.secondary").is_some(), "{text}");
+    assert!(text.contains("forget   skysql-primary"), "{text}");
+}
+
+#[test]
+fn an_unreachable_primary_is_left_alone_and_rejoins_later() {
+    let s = applied_pair();
+    let o = primary_lost(&s, unreachable(&s));
+    let p = build_allowing_loss(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        matches!(
+            p.action("failover.secondary").expect(&text).kind,
+            ActionKind::Failover {
+                old_gone: false,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    // Only the failover: nothing touches the unreachable primary.
+    assert_eq!(p.actions.len(), 1, "{text}");
+    assert!(text.contains("fences it (read-only) first"), "{text}");
+    assert!(
+        p.drift
+            .iter()
+            .any(|d| d.kind == DriftKind::ServiceUnreachable && d.resource == "service.primary"),
+        "{text}"
+    );
+    // Another service not answering is an error, not something to plan around.
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "secondary".into(),
+        ObservedService::Unreachable {
+            id: s.resources.services["secondary"].id.clone(),
+            why: "timeout".into(),
+        },
+    );
+    let e = plan_of(&example("global-replication.toml"), &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::Unreachable { .. }), "{e}");
+}
+
+/// The state after the failover of an unreachable primary: the secondary is the primary, the
+/// old one is marked replaced.
+fn after_failover() -> State {
+    let mut s = applied_pair();
+    s.resources.replications.remove("secondary");
+    s.resources
+        .services
+        .get_mut("primary")
+        .unwrap()
+        .failed_over_to = Some("secondary".into());
+    s
+}
+
+#[test]
+fn while_the_replaced_primary_is_away_the_plan_waits_and_reports_it() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.services.insert("primary".into(), unreachable(&s));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.actions.is_empty(), "{text}");
+    assert!(p.summary.drift > 0, "drift, so a drift job exits 2: {text}");
+}
+
+#[test]
+fn a_returning_primary_is_fenced_then_rejoins_by_gtid_without_a_copy() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
+    o.read_only.insert("primary".into(), false);
+    o.read_only.insert("secondary".into(), false);
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let fence = p.action("role.primary").expect(&text);
+    assert!(
+        matches!(
+            fence.kind,
+            ActionKind::SetRole {
+                writable: false,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    let wire = p.action("replication.primary").expect(&text);
+    assert!(
+        matches!(
+            wire.kind,
+            ActionKind::Replicate {
+                mode: WireMode::Repoint,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(wire.depends_on.contains(&fence.id), "fenced first: {text}");
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+    assert!(p.action("restore.primary").is_none(), "{text}");
+}
+
+#[test]
+fn a_returning_primary_with_lost_writes_stays_fenced_and_they_are_listed() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-45"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
+    o.read_only.insert("primary".into(), false);
+    o.read_only.insert("secondary".into(), false);
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let d = p
+        .drift
+        .iter()
+        .find(|d| d.kind == DriftKind::DivergedPrimary)
+        .expect(&text);
+    assert!(
+        d.detail.contains("1-1001-41..1-1001-45 (5 transactions)"),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            p.action("role.primary").expect(&text).kind,
+            ActionKind::SetRole {
+                writable: false,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(p.action("replication.primary").is_none(), "{text}");
+    assert_eq!(p.summary.wipes_data, 0, "never re-seeded unasked: {text}");
+}
+
+#[test]
+fn the_other_replicas_follow_the_promoted_one_by_gtid_after_the_failover() {
+    let s = applied(&example("fan-out.toml"));
+    // Europe is the primary; the old one is gone from the topology; the others follow europe.
+    let block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    let src = FAN_OUT
+        .replace(block, "")
+        .replace("from = \"primary\"", "from = \"europe\"");
+    let (cut, resume) = (
+        src.find("[services.primary]").unwrap(),
+        src.find("[services.europe]").unwrap(),
+    );
+    let t = topology(&format!("{}{}", &src[..cut], &src[resume..]));
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "primary".into(),
+        ObservedService::Missing {
+            id: s.resources.services["primary"].id.clone(),
+        },
+    );
+    for k in ["europe", "asia", "oregon"] {
+        o.gtids.insert(k.into(), gtids("1-1001-40"));
+    }
+    let p = build_allowing_loss(&t, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let fo = p.action("failover.europe").expect(&text);
+    for r in ["asia", "oregon"] {
+        let a = p.action(&format!("replication.{r}")).expect(&text);
+        assert!(
+            matches!(
+                a.kind,
+                ActionKind::Replicate {
+                    mode: WireMode::Repoint,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(a.depends_on.contains(&fo.id), "{text}");
+    }
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+}
