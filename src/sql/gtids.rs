@@ -33,8 +33,11 @@ impl SqlConn {
         let served = GtidSet::parse(&observed.binlog_state).map_err(|e| {
             self.unexpected("CALL sky.gtid_status()", format!("gtid_binlog_state: {e}"))
         })?;
+        // What came in by replication or a restore (the only history that can predate the
+        // binlogs without being named in their Gtid_list).
+        let received = GtidSet::parse(&observed.slave_pos).unwrap_or_default();
         observed.binlog_start = match self.binlog_events_of_oldest().await {
-            Ok(rows) => Some(binlog_start(&rows, &served)),
+            Ok(rows) => Some(binlog_start(&rows, &served, &received)),
             Err(e) => {
                 tracing::info!("cannot read where {}'s binlogs begin: {e}", self.endpoint());
                 None
@@ -88,16 +91,20 @@ impl SqlConn {
 
 /// Per domain of `served`, the sequence number just before the first transaction the binlog
 /// holds: the oldest binlog's `Gtid_list` (the state before its first event) where it names
-/// the domain, else the first GTID event of that domain minus one. Domains found in neither
-/// are left out (unknown).
-fn binlog_start(events: &[NamedRow], served: &GtidSet) -> BTreeMap<u32, u64> {
+/// the domain, else the first GTID event of that domain minus one. A domain the list does not
+/// name and that nothing brought in (`received`: `gtid_slave_pos`) began after the oldest
+/// binlog did, so the binlogs hold all of it (e.g. a new primary's own writes, after a
+/// failover): 0. Domains found in none of these are left out (unknown).
+fn binlog_start(events: &[NamedRow], served: &GtidSet, received: &GtidSet) -> BTreeMap<u32, u64> {
     let mut start: BTreeMap<u32, u64> = BTreeMap::new();
     let info = |r: &NamedRow| r.get("Info").ok().flatten().unwrap_or("").to_string();
     let kind = |r: &NamedRow| r.get("Event_type").ok().flatten().unwrap_or("").to_string();
+    let mut listed = false;
     if let Some(list) = events.iter().find(|r| kind(r) == "Gtid_list") {
         let text = info(list);
         let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
         if let Ok(set) = GtidSet::parse(inner) {
+            listed = true;
             for d in set.domains() {
                 start.insert(d, set.last_seq(d).unwrap_or(0));
             }
@@ -116,6 +123,13 @@ fn binlog_start(events: &[NamedRow], served: &GtidSet) -> BTreeMap<u32, u64> {
             continue;
         };
         start.entry(g.domain).or_insert(g.seq.saturating_sub(1));
+    }
+    if listed {
+        for d in served.domains() {
+            if !received.domains().any(|r| r == d) {
+                start.entry(d).or_insert(0);
+            }
+        }
     }
     start.retain(|d, _| served.domains().any(|s| s == *d));
     start
@@ -142,7 +156,8 @@ mod tests {
             event("Gtid", "BEGIN GTID 14-3-9"),
         ];
         let served = GtidSet::parse("0-1-300,14-3-20").unwrap();
-        let start = binlog_start(&events, &served);
+        let none = GtidSet::default();
+        let start = binlog_start(&events, &served, &none);
         assert_eq!(start, BTreeMap::from([(0, 200), (14, 7)]));
         // A restored server's fresh binlog: empty list, the first transaction tells.
         let events = [
@@ -150,10 +165,17 @@ mod tests {
             event("Gtid", "BEGIN GTID 0-1-101"),
         ];
         let served = GtidSet::parse("0-1-130,5-5-2").unwrap();
+        let restored = GtidSet::parse("0-1-100,5-5-1").unwrap();
         assert_eq!(
-            binlog_start(&events, &served),
+            binlog_start(&events, &served, &restored),
             BTreeMap::from([(0, 100)]),
-            "domain 5 is not found: unknown, not 0"
+            "domain 5 came in by a restore and is not found: unknown, not 0"
+        );
+        // A domain nothing brought in began after the binlogs did: they hold all of it.
+        let own = GtidSet::parse("0-1-100").unwrap();
+        assert_eq!(
+            binlog_start(&events, &served, &own),
+            BTreeMap::from([(0, 100), (5, 0)])
         );
     }
 }

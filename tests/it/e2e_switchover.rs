@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::app::{self, AppWriter};
+use crate::support::app::{self, assert_nothing_lost, restores, AppWriter};
 use crate::support::e2e::Cloud;
 
 const PAIR_SWITCHED: &str =
@@ -17,49 +17,6 @@ fn pair_switched(guide: &str) -> String {
     let mut t = guide[..start].to_string();
     t.push_str(PAIR_SWITCHED);
     t
-}
-
-async fn restores(cloud: &Cloud, keys: &[&str]) -> usize {
-    let state = cloud.state().unwrap();
-    let mut n = 0;
-    for key in keys {
-        let id = &state.resources.services[*key].id;
-        n += cloud.api().list_restores(id).await.unwrap().len();
-    }
-    n
-}
-
-/// Every service holds every acknowledged write (`want`: all of them so far, in order), once,
-/// in both tables, with equal checksums.
-async fn assert_nothing_lost(cloud: &Cloud, keys: &[&str], want: &[u64]) {
-    let mut first = None;
-    for key in keys {
-        let mut got = None;
-        for _ in 0..300 {
-            let t = app::app_tables(cloud, key).await;
-            if t.2 == want {
-                got = Some(t);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let (a, b, _) = got.unwrap_or_else(|| {
-            panic!(
-                "service.{key} does not hold exactly the {} acknowledged writes",
-                want.len()
-            )
-        });
-        assert_eq!(a.0, want.len() as u64, "service.{key}");
-        assert_eq!(
-            b.0,
-            want.len() as u64,
-            "service.{key}: the table without a primary key"
-        );
-        match first {
-            None => first = Some((a, b)),
-            Some(f) => assert_eq!(f, (a, b), "service.{key} differs"),
-        }
-    }
 }
 
 /// Switch the roles with `switched` as the topology, under the writer; check the plan, the

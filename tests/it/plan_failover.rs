@@ -88,6 +88,9 @@ fn a_failover_is_refused_without_allow_data_loss_with_an_estimate() {
         for t in [switched_pair(), secondary_alone()] {
             let e = plan_of(&t, &s, &o).unwrap_err();
             assert!(matches!(e, PlanError::Failover { .. }), "{e}");
+            if matches!(o.services["primary"], ObservedService::Unreachable { .. }) {
+                insta::assert_snapshot!("failover_refused", e.to_string());
+            }
             let msg = e.to_string();
             for want in [
                 "--allow-data-loss",
@@ -139,6 +142,7 @@ fn a_deleted_primary_is_failed_over_then_recreated_and_seeded_from_the_new_one()
     ] {
         assert!(text.contains(want), "{want} in\n{text}");
     }
+    insta::assert_snapshot!("failover_of_a_deleted_primary", text);
     // The primary comes back as a new, empty service seeded from the new primary, after it.
     assert!(matches!(
         p.action("service.primary").expect(&text).kind,
@@ -279,6 +283,7 @@ fn a_returning_primary_with_lost_writes_stays_fenced_and_they_are_listed() {
         d.detail.contains("1-1001-41..1-1001-45 (5 transactions)"),
         "{text}"
     );
+    insta::assert_snapshot!("returning_primary_with_lost_writes", text);
     assert!(
         matches!(
             p.action("role.primary").expect(&text).kind,

@@ -188,11 +188,16 @@ pub(super) async fn failover(
     let st = newc.replication_status().await?;
     let received = st.gtid_io_pos.clone().unwrap_or_default();
     if !received.trim().is_empty() {
-        if !st.sql_running {
+        if !st.sql_running && st.last_sql_errno != 0 {
             bail!(
-                "service.{new} cannot apply what it received ({received}): its SQL thread is stopped ({}); nothing was changed",
+                "service.{new} cannot apply what it received ({received}): its SQL thread stopped on error {} ({}); nothing was changed",
+                st.last_sql_errno,
                 st.last_sql_error
             );
+        }
+        if !st.sql_running {
+            // Stopped by hand, no error: what is in its relay log is applied first.
+            newc.start_replication().await?;
         }
         p.status(&format!(
             "waiting for service.{new} to apply what it received ({received})"
@@ -215,11 +220,23 @@ pub(super) async fn failover(
         .with_context(|| format!("opening service.{new} for writes"))?;
     let at = newc.gtid_status().await?.binlog_pos.unwrap_or_default();
     let _ = newc.disconnect().await;
+    let own_user = state
+        .resources
+        .replications
+        .get(new)
+        .and_then(|l| l.replication_user.clone());
     steps
         .state
         .update(|s| {
             let res = &mut s.resources;
             res.replications.remove(new);
+            // The users granted on the lost primary replicated to the new one, the new root:
+            // they are dropped there when their links go.
+            for u in res.replication_users.values_mut() {
+                if u.on == old {
+                    u.on = new.to_string();
+                }
+            }
             // Credentials no longer come from the lost primary (which may come back, or be
             // re-created empty under the same key): each service uses its own.
             for r in res.services.values_mut() {
@@ -234,6 +251,11 @@ pub(super) async fn failover(
             }
         })
         .await?;
+    // Its own replication user (its link is gone) goes, dropped where it now lives.
+    if let Some(u) = own_user {
+        let now = steps.state.snapshot().await;
+        drop_recorded_user(steps, &now, &u, new, p).await?;
+    }
     Ok(format!(
         "service.{new} is the primary, open for writes at {}; {}",
         if at.is_empty() {

@@ -71,15 +71,20 @@ impl AppWriter {
     /// Start writing to `endpoints[0]` (the primary), moving along the list when refused.
     pub(crate) async fn start(cloud: &Cloud, keys: &[&str]) -> AppWriter {
         let state = cloud.state().unwrap();
-        let remote = cloud.remote().await;
         let ca = cloud.info().ca_cert;
-        let mut endpoints = Vec::new();
-        for key in keys {
-            let t = remote.sql_target(&state, key).await.unwrap();
-            endpoints.push((t.host, t.port));
-        }
-        // Numbers go on from the last one written, so each row is new.
-        let mut c = cloud.sql(keys[0]).await;
+        // Endpoints as recorded (an application knows its list; some may be down).
+        let endpoints: Vec<(String, u16)> = keys
+            .iter()
+            .map(|k| {
+                let r = &state.resources.services[*k];
+                (r.fqdn.clone().unwrap(), r.port.unwrap())
+            })
+            .collect();
+        // Numbers go on from the last one written, so each row is new (the app may read).
+        let (h, p) = &endpoints[0];
+        let mut c = connect(h, *p, &ca)
+            .await
+            .expect("the first endpoint answers");
         let last: Option<u64> = c
             .query_first("SELECT MAX(seq) FROM app.acks")
             .await
@@ -209,4 +214,48 @@ async fn fingerprint(c: &mut mysql_async::Conn, table: &str) -> (u64, u64) {
         .await
         .unwrap();
     (n, row.and_then(|r| r.1).unwrap_or(0))
+}
+
+/// How many restores the API lists for these services (a role change must add none).
+pub(crate) async fn restores(cloud: &Cloud, keys: &[&str]) -> usize {
+    let state = cloud.state().unwrap();
+    let mut n = 0;
+    for key in keys {
+        let id = &state.resources.services[*key].id;
+        n += cloud.api().list_restores(id).await.unwrap().len();
+    }
+    n
+}
+
+/// Every service holds every acknowledged write (`want`: all of them so far, in order), once,
+/// in both tables, with equal checksums.
+pub(crate) async fn assert_nothing_lost(cloud: &Cloud, keys: &[&str], want: &[u64]) {
+    let mut first = None;
+    for key in keys {
+        let mut got = None;
+        for _ in 0..300 {
+            let t = app_tables(cloud, key).await;
+            if t.2 == want {
+                got = Some(t);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (a, b, _) = got.unwrap_or_else(|| {
+            panic!(
+                "service.{key} does not hold exactly the {} acknowledged writes",
+                want.len()
+            )
+        });
+        assert_eq!(a.0, want.len() as u64, "service.{key}");
+        assert_eq!(
+            b.0,
+            want.len() as u64,
+            "service.{key}: the table without a primary key"
+        );
+        match first {
+            None => first = Some((a, b)),
+            Some(f) => assert_eq!(f, (a, b), "service.{key} differs"),
+        }
+    }
 }
