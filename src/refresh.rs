@@ -197,20 +197,41 @@ pub async fn refresh(
         .keys()
         .filter(|r| ready.contains(r))
         .collect();
-    let replication: BTreeMap<String, ObservedReplication> = stream::iter(replicas)
-        .map(|key| async move {
-            let mut conn = remote.sql(state, key).await.with_context(|| {
-                format!("connecting to service.{key} to read its replication status")
-            })?;
-            let status = read_replication(&mut conn)
-                .await
-                .with_context(|| format!("reading the replication status of service.{key}"))?;
-            let _ = conn.disconnect().await;
-            Ok::<_, anyhow::Error>((key.clone(), status))
-        })
-        .buffer_unordered(parallelism)
-        .try_collect()
-        .await?;
+    // A replica whose database does not answer is recorded as such (its own drift), not a
+    // failed refresh: the plan names it; an unexpected answer is still an error.
+    let statuses: Vec<(String, Result<Option<ObservedReplication>, anyhow::Error>)> =
+        stream::iter(replicas)
+            .map(|key| async move {
+                let status = async {
+                    let Ok(mut conn) = remote.sql(state, key).await.map_err(|e| {
+                        tracing::info!("service.{key} does not answer: {e:#}");
+                        e
+                    }) else {
+                        return Ok(None);
+                    };
+                    let status = read_replication(&mut conn).await.with_context(|| {
+                        format!("reading the replication status of service.{key}")
+                    })?;
+                    let _ = conn.disconnect().await;
+                    Ok(Some(status))
+                };
+                (key.clone(), status.await)
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+    let mut replication: BTreeMap<String, ObservedReplication> = BTreeMap::new();
+    let mut unanswered: std::collections::BTreeSet<String> = Default::default();
+    for (key, status) in statuses {
+        match status? {
+            Some(s) => {
+                replication.insert(key, s);
+            }
+            None => {
+                unanswered.insert(key);
+            }
+        }
+    }
 
     // The GTIDs of every service in a link (topology's or state's), for re-pointing and errant
     // transactions. A database that does not answer leaves its key out: the plan then cannot
@@ -281,6 +302,13 @@ pub async fn refresh(
                 }
             }
         }
+    }
+    // A replica that did not answer its status read and was not read again (not linked in
+    // the topology) is unreachable too.
+    for key in unanswered {
+        unreachable
+            .entry(key)
+            .or_insert_with(|| "its database did not answer".into());
     }
 
     // Replication users on the chains' roots (managed services that replicate from nobody),

@@ -128,6 +128,20 @@ async fn execute_locked(
         None => derived,
     };
     ui.out(&render::render(&plan, ui.colors));
+    // A database that does not answer: nothing that depends on it can be repaired, and
+    // waiting on it would only end in a timeout. Refused at once, before anything changes.
+    let dead: Vec<&str> = plan
+        .drift
+        .iter()
+        .filter(|d| d.kind == crate::plan::DriftKind::DatabaseUnreachable)
+        .map(|d| d.detail.as_str())
+        .collect();
+    if !dead.is_empty() {
+        anyhow::bail!(
+            "{}; nothing was changed. Bring it back (or, if the primary is lost, fail over: see the README's disaster recovery section), then apply again",
+            dead.join("; ")
+        );
+    }
     if plan.actions.is_empty() {
         print_outputs(ui, &state, &ws.topology, opts.destroy);
         return Ok(EXIT_OK);

@@ -35,9 +35,10 @@ impl SqlConn {
         })?;
         // What came in by replication or a restore (the only history that can predate the
         // binlogs without being named in their Gtid_list).
-        let received = GtidSet::parse(&observed.slave_pos).unwrap_or_default();
+        // Unreadable: then every domain could have come in, and none is inferred.
+        let received = GtidSet::parse(&observed.slave_pos).ok();
         observed.binlog_start = match self.binlog_events_of_oldest().await {
-            Ok(rows) => Some(binlog_start(&rows, &served, &received)),
+            Ok(rows) => Some(binlog_start(&rows, &served, received.as_ref())),
             Err(e) => {
                 tracing::info!("cannot read where {}'s binlogs begin: {e}", self.endpoint());
                 None
@@ -95,7 +96,11 @@ impl SqlConn {
 /// name and that nothing brought in (`received`: `gtid_slave_pos`) began after the oldest
 /// binlog did, so the binlogs hold all of it (e.g. a new primary's own writes, after a
 /// failover): 0. Domains found in none of these are left out (unknown).
-fn binlog_start(events: &[NamedRow], served: &GtidSet, received: &GtidSet) -> BTreeMap<u32, u64> {
+fn binlog_start(
+    events: &[NamedRow],
+    served: &GtidSet,
+    received: Option<&GtidSet>,
+) -> BTreeMap<u32, u64> {
     let mut start: BTreeMap<u32, u64> = BTreeMap::new();
     let info = |r: &NamedRow| r.get("Info").ok().flatten().unwrap_or("").to_string();
     let kind = |r: &NamedRow| r.get("Event_type").ok().flatten().unwrap_or("").to_string();
@@ -124,7 +129,7 @@ fn binlog_start(events: &[NamedRow], served: &GtidSet, received: &GtidSet) -> BT
         };
         start.entry(g.domain).or_insert(g.seq.saturating_sub(1));
     }
-    if listed {
+    if let (true, Some(received)) = (listed, received) {
         for d in served.domains() {
             if !received.domains().any(|r| r == d) {
                 start.entry(d).or_insert(0);
@@ -157,7 +162,7 @@ mod tests {
         ];
         let served = GtidSet::parse("0-1-300,14-3-20").unwrap();
         let none = GtidSet::default();
-        let start = binlog_start(&events, &served, &none);
+        let start = binlog_start(&events, &served, Some(&none));
         assert_eq!(start, BTreeMap::from([(0, 200), (14, 7)]));
         // A restored server's fresh binlog: empty list, the first transaction tells.
         let events = [
@@ -167,14 +172,14 @@ mod tests {
         let served = GtidSet::parse("0-1-130,5-5-2").unwrap();
         let restored = GtidSet::parse("0-1-100,5-5-1").unwrap();
         assert_eq!(
-            binlog_start(&events, &served, &restored),
+            binlog_start(&events, &served, Some(&restored)),
             BTreeMap::from([(0, 100)]),
             "domain 5 came in by a restore and is not found: unknown, not 0"
         );
         // A domain nothing brought in began after the binlogs did: they hold all of it.
         let own = GtidSet::parse("0-1-100").unwrap();
         assert_eq!(
-            binlog_start(&events, &served, &own),
+            binlog_start(&events, &served, Some(&own)),
             BTreeMap::from([(0, 100), (5, 0)])
         );
     }

@@ -720,3 +720,42 @@ async fn a_bogus_fqdn_in_the_state_is_corrected_by_refresh_and_nothing_is_rewire
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
         .expect_code(0);
 }
+
+/// A source whose `mariadbd` died while the API still says `ready`: the plan names the dead
+/// database (not "replication broken"), and apply gives up at once, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_source_database_is_named_and_apply_gives_up_at_once() {
+    let mut cloud = healthy().await;
+    let id = id_of(&cloud, "primary");
+    for pid in cloud.mariadbd_pids_of(&id) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let json = expect_drift(
+        &mut cloud,
+        "service.primary",
+        "database_unreachable",
+        &["database not answering", "skysql-primary"],
+    );
+    assert!(
+        json["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["kind"] != "replication_broken"),
+        "{json:#}"
+    );
+    let before = std::fs::read(cloud.state_path()).unwrap();
+    let started = Instant::now();
+    let r = cloud.skyplan(&["apply", TOPOLOGY, "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(r.stderr.contains("does not answer"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
+}

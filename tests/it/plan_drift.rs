@@ -590,3 +590,36 @@ fn refresh_only_records_reality_in_the_state() {
         ["allowlist.primary.secondary", "replication.secondary"]
     );
 }
+
+/// A database that does not answer (API ready) is its own drift, named, and nothing is planned
+/// for the links from or to it: no repair could run.
+#[test]
+fn a_dead_database_is_named_and_its_links_get_no_repair() {
+    let (t, s) = guide();
+    for dead in ["primary", "secondary"] {
+        let mut o = in_sync(&s);
+        o.unreachable
+            .insert(dead.into(), "Connection refused (os error 111)".into());
+        if dead == "primary" {
+            let r = repl(&mut o);
+            r.io_running = false;
+            r.last_io_errno = 2003;
+            r.last_io_error = "error reconnecting to master".into();
+        } else {
+            o.replication.remove("secondary");
+        }
+        let p = plan_with(&t, &s, &o);
+        let text = text(&p);
+        assert_eq!(
+            kinds(&p),
+            vec![(
+                format!("service.{dead}").as_str(),
+                DriftKind::DatabaseUnreachable
+            )],
+            "{text}"
+        );
+        assert!(text.contains("database not answering"), "{text}");
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(!addresses(&p).contains(&"replication.secondary"), "{text}");
+    }
+}

@@ -320,6 +320,9 @@ fn the_other_replicas_follow_the_promoted_one_by_gtid_after_the_failover() {
     );
     for k in ["europe", "asia", "oregon"] {
         o.gtids.insert(k.into(), gtids("1-1001-40"));
+        let r = o.replication.get_mut(k).unwrap();
+        r.io_running = false;
+        r.last_io_errno = 2003;
     }
     let p = build_allowing_loss(&t, &s, &o).unwrap();
     let text = render::render(&p, false);
@@ -339,4 +342,105 @@ fn the_other_replicas_follow_the_promoted_one_by_gtid_after_the_failover() {
         assert!(a.depends_on.contains(&fo.id), "{text}");
     }
     assert_eq!(p.summary.wipes_data, 0, "{text}");
+}
+
+#[test]
+fn failovers_that_would_make_two_writers_are_refused() {
+    let s = applied_pair();
+    // skyplan cannot reach the primary, but the candidate still receives from it: alive.
+    let mut o = primary_lost(&s, unreachable(&s));
+    let r = o.replication.get_mut("secondary").unwrap();
+    r.io_running = true;
+    r.last_io_errno = 0;
+    let e = build_allowing_loss(&switched_pair(), &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::FailoverOfALivePrimary { .. }), "{e}");
+    // A candidate that cannot apply what it received is not promoted.
+    let mut o = primary_lost(&s, missing(&s));
+    let r = o.replication.get_mut("secondary").unwrap();
+    r.sql_running = false;
+    r.last_sql_errno = 1062;
+    let e = build_allowing_loss(&switched_pair(), &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::CandidateUnhealthy { .. }), "{e}");
+    // Two successors of one lost primary.
+    let s = applied(&example("fan-out.toml"));
+    let block = |k: &str| {
+        format!("[services.{k}.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n")
+    };
+    let asia = FAN_OUT.find("[services.asia.replication]").unwrap();
+    let asia_end = asia + FAN_OUT[asia..].find("\n[services.").unwrap() + 1;
+    let src = format!("{}{}", &FAN_OUT[..asia], &FAN_OUT[asia_end..]).replace(&block("europe"), "");
+    let (cut, resume) = (
+        src.find("[services.primary]").unwrap(),
+        src.find("[services.europe]").unwrap(),
+    );
+    let t = topology(
+        &format!("{}{}", &src[..cut], &src[resume..])
+            .replace("from = \"primary\"", "from = \"europe\""),
+    );
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "primary".into(),
+        ObservedService::Missing {
+            id: s.resources.services["primary"].id.clone(),
+        },
+    );
+    for k in ["europe", "asia", "oregon"] {
+        o.gtids.insert(k.into(), gtids("1-1001-40"));
+        if let Some(r) = o.replication.get_mut(k) {
+            r.io_running = false;
+            r.last_io_errno = 2003;
+        }
+    }
+    let e = build_allowing_loss(&t, &s, &o).unwrap_err();
+    assert!(
+        e.to_string().contains("one lost primary has one successor"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_replaced_primary_cannot_be_made_the_primary_again_before_it_rejoins() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
+    let e = plan_of(&example("global-replication.toml"), &s, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::ReplacedPrimaryPromoted { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_replica_lost_with_its_region_can_leave_the_topology() {
+    let s = applied(&example("fan-out.toml"));
+    let block = "[services.oregon.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    let src = FAN_OUT.replace(block, "");
+    let cut = src.find("[services.oregon]").unwrap();
+    let t = topology(&src[..cut]);
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "oregon".into(),
+        ObservedService::Unreachable {
+            id: s.resources.services["oregon"].id.clone(),
+            why: "503".into(),
+        },
+    );
+    o.replication.remove("oregon");
+    let p = plan_of(&t, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        p.action("service.oregon").is_none(),
+        "not deleted now: {text}"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("service.oregon does not answer")),
+        "{text}"
+    );
+    // Kept in the topology, it is an error (what apply would do to it is unknown).
+    let e = plan_of(&example("fan-out.toml"), &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::Unreachable { .. }), "{e}");
 }

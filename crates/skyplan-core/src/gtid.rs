@@ -128,7 +128,7 @@ impl GtidRange {
     /// How many transactions the range holds at most (sequence numbers are shared by the
     /// servers of a domain, so some of them may be another server's).
     pub fn count(&self) -> u64 {
-        self.last - self.first + 1
+        self.last.saturating_sub(self.first).saturating_add(1)
     }
 }
 
@@ -169,7 +169,7 @@ pub fn beyond(ahead: &GtidSet, behind: &GtidSet) -> Vec<GtidRange> {
 
 /// `"0-1-119..0-1-120 (2 transactions)"`, ranges joined by `, `.
 pub fn describe_ranges(ranges: &[GtidRange]) -> String {
-    let total: u64 = ranges.iter().map(GtidRange::count).sum();
+    let total = ranges.iter().fold(0u64, |n, r| n.saturating_add(r.count()));
     format!(
         "{} ({total} transaction{})",
         ranges

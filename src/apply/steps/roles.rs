@@ -101,6 +101,9 @@ pub(super) async fn switchover(
         .state
         .update(|s| {
             s.resources.replications.remove(new);
+            // Its seeding is history (a later link to it is planned afresh).
+            s.resources.backups.remove(new);
+            s.resources.restores.remove(new);
         })
         .await?;
 
@@ -186,6 +189,13 @@ pub(super) async fn failover(
         .await
         .with_context(|| format!("connecting to service.{new}"))?;
     let st = newc.replication_status().await?;
+    // Receiving again since the plan: the old primary is alive (only skyplan cannot reach
+    // it); opening this one would make two writers.
+    if st.io_running && st.last_io_errno == 0 {
+        bail!(
+            "service.{new} receives from service.{old} again: it is alive, so no failover; nothing was changed (plan again)"
+        );
+    }
     let received = st.gtid_io_pos.clone().unwrap_or_default();
     if !received.trim().is_empty() {
         if !st.sql_running && st.last_sql_errno != 0 {
@@ -230,6 +240,10 @@ pub(super) async fn failover(
         .update(|s| {
             let res = &mut s.resources;
             res.replications.remove(new);
+            // Its seeding is history: a later link to it is planned afresh, never from the
+            // old backup's position.
+            res.backups.remove(new);
+            res.restores.remove(new);
             // The users granted on the lost primary replicated to the new one, the new root:
             // they are dropped there when their links go.
             for u in res.replication_users.values_mut() {

@@ -201,6 +201,21 @@ impl Cloud {
     }
 
     /// The pids of the `mariadbd`s this test's emulator started.
+    /// The `mariadbd` of service `id` (to kill it, as a crash would).
+    pub(crate) fn mariadbd_pids_of(&self, id: &str) -> Vec<u32> {
+        let dir = self.emulator_dir().join("services").join(id);
+        let prefix = format!("--defaults-file={}/", dir.display());
+        self.mariadbd_pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.split(|b| *b == 0)
+                        .any(|a| a.starts_with(prefix.as_bytes()))
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn mariadbd_pids(&self) -> Vec<u32> {
         let prefix = format!(
             "--defaults-file={}/",

@@ -75,25 +75,15 @@ pub fn diff(
     let mut out = DiffOutput::default();
     let mut fates: BTreeMap<&str, Fate> = BTreeMap::new();
     let mut errors = Vec::new();
-    // Role changes first: a failover decides which lost services the plan may work around.
-    let switches =
-        roles::switchovers(topology, state, observed, allow_data_loss).unwrap_or_else(|e| {
-            errors.extend(e);
-            Vec::new()
-        });
-    // A refused failover's old primary is left to that error (one message, not two).
-    let refused: Vec<String> = errors
+    // Role changes first: a failover decides which lost services the plan may work around
+    // (a refused one's old primary is left to that error: one message, not two).
+    let roles = roles::roles(topology, state, observed, allow_data_loss);
+    errors.extend(roles.errors);
+    let switches = roles.switches;
+    let lost_ok: BTreeSet<&str> = roles
+        .lost
         .iter()
-        .filter_map(|e| match e {
-            PlanError::Failover { old, .. } => Some(old.clone()),
-            _ => None,
-        })
-        .collect();
-    let lost_ok: BTreeSet<&str> = switches
-        .iter()
-        .filter(|s| s.lost.is_some())
-        .map(|s| s.old.as_str())
-        .chain(refused.iter().map(String::as_str))
+        .map(String::as_str)
         .chain(
             state
                 .resources
@@ -115,7 +105,7 @@ pub fn diff(
 
     for (key, svc) in &topology.services {
         if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
-            match unreachable(key, why, state, &lost_ok, &mut out) {
+            match unreachable(key, why, state, &lost_ok, true, &mut out) {
                 Ok(()) => {
                     fates.insert(key.as_str(), Fate::Keep);
                 }
@@ -134,6 +124,40 @@ pub fn diff(
         return Err(e);
     }
 
+    // Databases that do not answer: a replaced primary still away, or a failover's old
+    // primary, is reported as unreachable; anything else blocks apply.
+    for (key, why) in &observed.unreachable {
+        if matches!(
+            observed.services.get(key),
+            Some(ObservedService::Unreachable { .. } | ObservedService::Missing { .. })
+        ) {
+            continue;
+        }
+        let name = state
+            .resources
+            .services
+            .get(key)
+            .map_or(key.as_str(), |r| r.spec.name.as_str());
+        let replaced = lost_ok.contains(key.as_str());
+        out.drift.push(Drift {
+            resource: format!("service.{key}"),
+            kind: if replaced {
+                DriftKind::ServiceUnreachable
+            } else {
+                DriftKind::DatabaseUnreachable
+            },
+            before: json!({ "reachable": true }),
+            after: json!({ "reachable": false, "error": why }),
+            detail: if replaced {
+                format!("{name} does not answer ({why}); it was the primary: when it answers again it is fenced first")
+            } else {
+                format!(
+                    "the API reports {name} ready, but its database does not answer ({why}): replication from or to it cannot be repaired, and apply refuses until it answers"
+                )
+            },
+        });
+    }
+
     links::plan_links(topology, state, observed, &fates, &switches, &mut out)?;
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
@@ -144,7 +168,7 @@ pub fn diff(
         }
         if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
             // Deleted once it answers again (fenced first if it is a replaced primary).
-            unreachable(key, why, state, &lost_ok, &mut out)?;
+            unreachable(key, why, state, &lost_ok, false, &mut out)?;
             out.warnings.push(format!(
                 "service.{key} does not answer, so it is not deleted now; the first plan after it answers again deletes it"
             ));
@@ -196,18 +220,21 @@ pub fn diff(
     Ok(out)
 }
 
-/// A recorded service whose API does not answer. Planning around it is allowed only for a
-/// primary that a failover (in this plan or an earlier one) replaces: it is reported, and
-/// nothing is planned for it. Any other service makes the plan fail: what apply would do to
-/// it cannot be known.
+/// A recorded service whose API does not answer. Planning around it is allowed for a primary
+/// that a failover (in this plan or an earlier one) replaces, and for a service the topology
+/// removes (deleted once it answers; e.g. a replica lost with its region, or `destroy`): it is
+/// reported, and nothing is planned for it. A service the topology keeps makes the plan fail:
+/// what apply would do to it cannot be known.
 fn unreachable(
     key: &str,
     why: &str,
     state: &State,
     lost_ok: &BTreeSet<&str>,
+    in_topology: bool,
     out: &mut DiffOutput,
 ) -> Result<(), PlanError> {
-    if !lost_ok.contains(key) {
+    let replaced = lost_ok.contains(key);
+    if in_topology && !replaced {
         return Err(PlanError::Unreachable {
             key: key.to_string(),
             why: why.to_string(),
@@ -223,9 +250,11 @@ fn unreachable(
         kind: DriftKind::ServiceUnreachable,
         before: json!({ "reachable": true }),
         after: json!({ "reachable": false, "error": why }),
-        detail: format!(
-            "{name} does not answer ({why}); it was the primary: when it answers again it is fenced first"
-        ),
+        detail: if !in_topology {
+            format!("{name} does not answer ({why}); it leaves the topology: deleted once it answers")
+        } else {
+            format!("{name} does not answer ({why}); it was the primary: when it answers again it is fenced first")
+        },
     });
     Ok(())
 }

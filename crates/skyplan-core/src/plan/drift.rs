@@ -42,6 +42,9 @@ pub enum DriftKind {
     /// A recorded service that does not answer (its API or its database): a primary that a
     /// failover replaced, still away.
     ServiceUnreachable,
+    /// A service the API reports ready but whose database does not answer skyplan (a dead
+    /// `mariadbd`, a network cut). Nothing that depends on it can be changed: apply refuses.
+    DatabaseUnreachable,
     /// A primary that a failover replaced came back with transactions the new primary lacks:
     /// it stays fenced until a person decides what they are.
     DivergedPrimary,
@@ -49,7 +52,7 @@ pub enum DriftKind {
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 18] = [
+    pub const ALL: [DriftKind; 19] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -67,6 +70,7 @@ impl DriftKind {
         DriftKind::RoleMismatch,
         DriftKind::ServiceEndpointChanged,
         DriftKind::ServiceUnreachable,
+        DriftKind::DatabaseUnreachable,
         DriftKind::DivergedPrimary,
     ];
 
@@ -95,6 +99,7 @@ impl DriftKind {
             DriftKind::RoleMismatch => "role",
             DriftKind::ServiceEndpointChanged => "endpoint changed",
             DriftKind::ServiceUnreachable => "unreachable",
+            DriftKind::DatabaseUnreachable => "database not answering",
             DriftKind::DivergedPrimary => "diverged primary",
         }
     }

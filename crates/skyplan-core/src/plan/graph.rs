@@ -192,6 +192,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(backup_for.get(replica.as_str()), i);
                 dep(svc.get(replica.as_str()), i);
                 dep(stop.get(replica.as_str()), i);
+                // A replaced primary is fenced before it is overwritten.
+                dep(fence.get(replica.as_str()), i);
             }
             ActionKind::AllowlistGrant { source, replica } => {
                 dep(svc.get(source.as_str()), i);

@@ -72,7 +72,17 @@ pub enum PlanError {
         why: String,
         estimate: String,
     },
-    #[error("service.{key} does not answer ({why}); nothing was planned or changed. If its region is lost and it is the primary, make a replica the primary in the topology: that is a failover (see the README's disaster recovery section)")]
+    #[error("service.{old} does not answer skyplan ({why}), but service.{new} still receives from it: it is alive, and skyplan cannot fence what it cannot reach, so promoting service.{new} would make two writers. Restore skyplan's access to service.{old} and switch over instead. (If its region is really down, service.{new} notices within its slave_net_timeout: plan again in a minute.)")]
+    FailoverOfALivePrimary {
+        old: String,
+        new: String,
+        why: String,
+    },
+    #[error("service.{old} is lost and the topology makes {news} the primary: one lost primary has one successor (two would be two writers); keep one, and let the others replicate from it")]
+    TwoSuccessors { old: String, news: String },
+    #[error("service.{key} was the primary until a failover to service.{by} and has not rejoined it: making it the primary again would strand the writes one of them has and the other lacks. Let it follow service.{by} first ([services.{key}.replication] from = \"{by}\"), then switch back")]
+    ReplacedPrimaryPromoted { key: String, by: String },
+    #[error("service.{key} does not answer ({why}); nothing was planned or changed. If its region is lost: remove it from the topology (it is deleted once it answers again), or, if it is the primary, make one of its replicas the primary: that is a failover (see the README's disaster recovery section)")]
     Unreachable { key: String, why: String },
     #[error("switchover of service.{old} to service.{new}: the old primary must replicate from the new one (it says from = \"{from}\"); set [services.{old}.replication] from = \"{new}\"")]
     SwitchoverShape {

@@ -258,6 +258,14 @@ fn plan_link(
     let res = &cx.state.resources;
     let src = repl.from.as_str();
     let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
+    // A database that does not answer (its own drift) leaves nothing to plan for the link:
+    // no repair could run, and its replication errors are that one cause.
+    if [r, src]
+        .iter()
+        .any(|k| cx.observed.unreachable.contains_key(*k) && !cx.fate(k).is_new())
+    {
+        return;
+    }
     let rec_r = res.services.get(r);
     let link = res.replications.get(r);
     let repointed = link.is_some_and(|l| l.source != src);

@@ -53,12 +53,40 @@ pub(super) struct Estimate {
     pub(super) received: String,
 }
 
-/// The switchovers and failovers the topology asks for, or why one cannot be done.
-pub(super) fn switchovers(
+/// The switchovers and failovers the topology asks for, and why some cannot be done.
+pub(super) struct Roles {
+    pub(super) switches: Vec<Switch>,
+    pub(super) errors: Vec<PlanError>,
+    /// Old primaries found lost (their failover planned or refused): the plan works around
+    /// them rather than failing on them a second time.
+    pub(super) lost: Vec<String>,
+}
+
+pub(super) fn roles(
     topology: &Topology,
     state: &State,
     observed: &Observed,
     allow_data_loss: bool,
+) -> Roles {
+    let mut lost_olds = Vec::new();
+    let result = switchovers(topology, state, observed, allow_data_loss, &mut lost_olds);
+    let (switches, errors) = match result {
+        Ok(s) => (s, Vec::new()),
+        Err(e) => (Vec::new(), e),
+    };
+    Roles {
+        switches,
+        errors,
+        lost: lost_olds,
+    }
+}
+
+fn switchovers(
+    topology: &Topology,
+    state: &State,
+    observed: &Observed,
+    allow_data_loss: bool,
+    lost_olds: &mut Vec<String>,
 ) -> Result<Vec<Switch>, Vec<PlanError>> {
     let res = &state.resources;
     let mut found = Vec::new();
@@ -87,6 +115,7 @@ pub(super) fn switchovers(
             Some("it is not in the state".into())
         };
         if let Some(why) = lost {
+            lost_olds.push(old.clone());
             match failover(state, observed, old, new, why, gone, old_follows) {
                 Ok(lost) if allow_data_loss => found.push(Switch {
                     old: old.clone(),
@@ -147,6 +176,39 @@ pub(super) fn switchovers(
             lost: None,
         });
     }
+    // One lost primary, one successor: two would be two writers.
+    let mut seen = std::collections::BTreeSet::new();
+    for sw in found.iter().filter(|s| s.lost.is_some()) {
+        if !seen.insert(&sw.old) {
+            let news: Vec<String> = found
+                .iter()
+                .filter(|s| s.old == sw.old)
+                .map(|s| format!("service.{}", s.new))
+                .collect();
+            errors.push(PlanError::TwoSuccessors {
+                old: sw.old.clone(),
+                news: news.join(", "),
+            });
+        }
+    }
+    // A primary that a failover replaced and that has not rejoined holds writes (or may) the
+    // new primary lacks, and lacks the new primary's: making it the primary again would strand
+    // one side. It must follow the new primary first; then it can be switched back.
+    for (key, rec) in &res.services {
+        let Some(by) = &rec.failed_over_to else {
+            continue;
+        };
+        let primary_again = topology
+            .services
+            .get(key)
+            .is_some_and(|s| s.replication.is_none());
+        if primary_again {
+            errors.push(PlanError::ReplacedPrimaryPromoted {
+                key: key.clone(),
+                by: by.clone(),
+            });
+        }
+    }
     if errors.is_empty() {
         Ok(found)
     } else {
@@ -188,6 +250,24 @@ fn failover(
         return Err(PlanError::CannotFence {
             key: new.to_string(),
         });
+    }
+    if let Some(r) = observed.replication.get(new) {
+        // Still receiving from it: the old primary is alive, skyplan only cannot reach it.
+        // Promoting now would make two writers; skyplan cannot fence what it cannot reach.
+        // (A deleted one is gone whatever a stale connection still says.)
+        if !gone && r.io_running && r.last_io_errno == 0 {
+            return Err(PlanError::FailoverOfALivePrimary {
+                old: old.to_string(),
+                new: new.to_string(),
+                why,
+            });
+        }
+        if !r.sql_running && r.last_sql_errno != 0 {
+            return Err(candidate_down(format!(
+                "its SQL thread stopped on error {} ({}), so it cannot apply what it received",
+                r.last_sql_errno, r.last_sql_error
+            )));
+        }
     }
     let io_pos = observed
         .replication
@@ -238,7 +318,9 @@ fn estimate(state: &State, old: &str, new: &str, received: &GtidSet) -> Estimate
         ),
         Some((s, Ok(had))) => {
             let missing = gtid::beyond(&had, received);
-            let n: u64 = missing.iter().map(gtid::GtidRange::count).sum();
+            let n = missing
+                .iter()
+                .fold(0u64, |n, r| n.saturating_add(r.count()));
             let lost = if missing.is_empty() {
                 format!("service.{new} has received everything service.{old} had then")
             } else {
