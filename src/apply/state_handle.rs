@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::Mutex;
 
 use crate::state::{State, StateBackend};
@@ -17,6 +17,10 @@ use crate::state::{State, StateBackend};
 pub struct StateHandle {
     inner: Arc<Mutex<State>>,
     backend: Arc<dyn StateBackend>,
+    /// The first write that failed, if one did: then the stored state lacks that change (and
+    /// every later one), and the end-of-apply message must say so rather than promise a
+    /// complete record.
+    failed: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl StateHandle {
@@ -24,6 +28,7 @@ impl StateHandle {
         StateHandle {
             inner: Arc::new(Mutex::new(state)),
             backend,
+            failed: Default::default(),
         }
     }
 
@@ -40,12 +45,41 @@ impl StateHandle {
         if next == *guard {
             return Ok(r);
         }
-        self.backend
-            .write(&mut next)
-            .await
-            .with_context(|| format!("saving state to {}", self.backend.describe()))?;
+        if let Err(e) = self.backend.write(&mut next).await {
+            let e = anyhow::Error::from(e)
+                .context(format!("saving state to {}", self.backend.describe()));
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert_with(|| format!("{e:#}"));
+            return Err(e);
+        }
         *guard = next;
         Ok(r)
+    }
+
+    /// Write a state that was never stored (serial 0) as it is: services are tagged with its
+    /// lineage, so the lineage must be on disk before the first of them is created, or a run
+    /// that cannot save later would leave services no state can claim.
+    pub async fn persist_if_new(&self) -> Result<()> {
+        let mut guard = self.inner.lock().await;
+        if guard.serial == 0 {
+            let mut next = guard.clone();
+            self.backend.write(&mut next).await.map_err(|e| {
+                anyhow::Error::from(e).context(format!(
+                    "saving the new state to {}",
+                    self.backend.describe()
+                ))
+            })?;
+            *guard = next;
+        }
+        Ok(())
+    }
+
+    /// The first state write of this apply that failed, if any.
+    pub fn write_failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Read something from the current state.

@@ -171,6 +171,7 @@ async fn execute_locked(
     ui.info("");
     // What refresh read of the GTIDs is kept for a failover's loss estimate (only when the
     // apply changes something: a no-op apply leaves the state alone).
+    handle.persist_if_new().await?;
     handle.update(|s| observed.record_last_seen(s)).await?;
     let report = executor.run(&plan.actions, steps).await;
     let final_state = handle.snapshot().await;
@@ -185,7 +186,7 @@ async fn execute_locked(
         print_outputs(ui, &final_state, &ws.topology, opts.destroy);
         return Ok(EXIT_OK);
     }
-    ui.error(&summary(&plan, &report));
+    ui.error(&summary(&plan, &report, handle.write_failure()));
     Ok(EXIT_ERROR)
 }
 
@@ -249,7 +250,7 @@ async fn resume(steps: &RealSteps, ui: &Printer) -> Result<()> {
 }
 
 /// What stopped an apply, action by action, and what to do next.
-fn summary(plan: &Plan, report: &Report) -> String {
+fn summary(plan: &Plan, report: &Report, write_failure: Option<String>) -> String {
     let addr = |id: usize| {
         plan.actions
             .get(id)
@@ -269,8 +270,15 @@ fn summary(plan: &Plan, report: &Report) -> String {
     for id in &report.not_started {
         msg.push_str(&format!("  not started:    {}\n", addr(*id)));
     }
+    // Only true when every write went through.
+    let record = match write_failure {
+        None => "The state records every completed step and every operation in flight; run `skyplan apply` again to finish (`skyplan plan` shows what is left).".to_string(),
+        Some(e) => format!(
+            "THE STATE COULD NOT BE SAVED ({e}): it records only the steps completed before that write; an operation started since (a service being created, say) may be running in the cloud without a record. Free the space or fix the cause, then run `skyplan plan`: a created service is found by its name and adopted, never created twice."
+        ),
+    };
     format!(
-        "apply stopped after {:.1}s: {} done, {} failed, {} still running in the cloud, {} not started. The state records every completed step and every operation in flight; run `skyplan apply` again to finish (`skyplan plan` shows what is left).\n{msg}",
+        "apply stopped after {:.1}s: {} done, {} failed, {} still running in the cloud, {} not started. {record}\n{msg}",
         report.elapsed.as_secs_f64(),
         report.completed.len(),
         report.failed.len(),

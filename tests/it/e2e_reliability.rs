@@ -576,3 +576,40 @@ async fn a_state_of_another_topology_swapped_in_during_apply_is_never_overwritte
     );
     assert_eq!(std::fs::read_to_string(cloud.state_path()).unwrap(), bytes);
 }
+
+/// The disk fills up right after a create was sent (simulated with a file size limit on the
+/// apply process only): the message says the state could not be saved and what that means,
+/// not that it records everything; the next apply adopts the created service by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_after_a_create_is_said_and_the_next_apply_adopts_the_service() {
+    let mut cloud = Cloud::new(GUIDE);
+    cloud.start_emulator(&[]);
+    let out = std::process::Command::new("sh")
+        .current_dir(cloud.dir())
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 1; exec \"$0\" apply {GUIDE} --auto-approve"
+        ))
+        .arg(env!("CARGO_BIN_EXE_skyplan"))
+        .env("NO_COLOR", "1")
+        .env("SKYPLAN_EMULATOR_DIR", cloud.emulator_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("THE STATE COULD NOT BE SAVED"), "{stderr}");
+    assert!(
+        !stderr.contains("The state records every completed step"),
+        "{stderr}"
+    );
+    let out = Running::spawn(&cloud, &apply_args(GUIDE))
+        .finish(Duration::from_secs(120))
+        .await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let names = service_names(&cloud).await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.values().all(|n| *n == 1),
+        "created once each: {names:?}"
+    );
+}

@@ -281,3 +281,97 @@ fn force_unlock_removes_a_lock_file_that_names_no_readable_holder() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!lock_file.exists());
 }
+
+/// Symlinks planted at every temporary name skyplan ever used for the state, its backup copy
+/// and a saved plan point at a file that must stay untouched; the writes go through anyway.
+#[test]
+fn symlinks_at_temp_paths_are_never_followed() {
+    let (mut t, state) = workspace();
+    let victim = t.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let src = t.path().join("incoming.json");
+    std::fs::write(&src, codec::to_json(&applied_state()).unwrap()).unwrap();
+    let dir = state.parent().unwrap().to_path_buf();
+    let name = state.file_name().unwrap().to_string_lossy().into_owned();
+    for planted in [
+        format!("{name}.tmp"),
+        format!(".{name}.tmp"),
+        format!("{name}.backup.tmp"),
+        format!(".{name}.backup.tmp"),
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.join(planted)).unwrap();
+    }
+    for planted in ["p.json.tmp", ".p.json.tmp"] {
+        std::os::unix::fs::symlink(&victim, t.path().join(planted)).unwrap();
+    }
+    t.args(&["state", "push", "--from", "incoming.json", TOPOLOGY])
+        .run()
+        .expect_code(0);
+    t.args(&["plan", TOPOLOGY, "--refresh=false", "--out", "p.json"])
+        .run()
+        .expect_code(0);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let pushed: State = codec::from_json(&std::fs::read(&state).unwrap(), "state").unwrap();
+    assert_eq!(pushed.resources, applied_state().resources);
+    assert!(t.path().join("p.json").is_file());
+}
+
+/// Every file in `dir` whose name ends in `.tmp`.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+/// A disk that fills up mid-write (simulated with a 512-byte file size limit: the write fails
+/// the way ENOSPC makes it fail) leaves the old state, no new plan and no temporary file, and
+/// the message says what was not written.
+#[test]
+fn a_full_disk_leaves_the_old_files_and_no_temp_files() {
+    let (t, state) = workspace();
+    // The same lineage as the pushed state, at an older serial.
+    let pushed = applied_state();
+    let mut older = pushed.clone();
+    older.serial = 1;
+    older.resources.services.clear();
+    let old = codec::to_json(&older).unwrap();
+    std::fs::write(&state, &old).unwrap();
+    let src = t.path().join("incoming.json");
+    std::fs::write(&src, codec::to_json(&pushed).unwrap()).unwrap();
+    let limited = |args: &str| {
+        // SIGXFSZ ignored (inherited across exec): the write fails with an error instead.
+        std::process::Command::new("sh")
+            .current_dir(t.path())
+            .arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f 1; exec \"$0\" {args}"))
+            .arg(env!("CARGO_BIN_EXE_skyplan"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = limited(&format!("state push --from incoming.json {TOPOLOGY}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("Nothing of this write was recorded")
+            && stderr.contains("previous content"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), old);
+    assert!(temp_files(state.parent().unwrap()).is_empty());
+
+    let out = limited(&format!("plan {TOPOLOGY} --refresh=false --out p.json"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!t.path().join("p.json").exists());
+    assert!(
+        temp_files(t.path()).is_empty(),
+        "{:?}",
+        temp_files(t.path())
+    );
+}

@@ -15,10 +15,15 @@ pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Replace `path` (the state file `state`, or its backup copy) with `bytes`.
+pub(crate) fn atomic_write(path: &Path, state: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| StateError::io("create the directory", &dir, e))?;
-    skyplan_os::write_private(path, bytes).map_err(|e| StateError::io("write", path, e))?;
+    skyplan_os::write_private(path, bytes).map_err(|cause| StateError::WriteFailed {
+        path: path.to_path_buf(),
+        state: state.to_path_buf(),
+        cause,
+    })?;
     // Writers hold the state lock, so any temporary file of this path is a crash's leftover.
     if let Err(e) = skyplan_os::remove_leftovers(path) {
         tracing::warn!(

@@ -51,9 +51,9 @@ impl LocalBackend {
     /// Replace the file with `json`, keeping the current content as `.backup` first.
     fn replace(&self, previous: Option<&[u8]>, json: &str) -> Result<(), StateError> {
         if let Some(prev) = previous {
-            atomic_write(&self.backup_path(), prev)?;
+            atomic_write(&self.backup_path(), &self.path, prev)?;
         }
-        atomic_write(&self.path, json.as_bytes())
+        atomic_write(&self.path, &self.path, json.as_bytes())
     }
 }
 

@@ -16,6 +16,16 @@ pub enum StateError {
         cause: std::io::Error,
     },
 
+    /// A whole-file replacement that failed (a full disk, say): what was and was not recorded.
+    #[error("could not write {}: {cause}. Nothing of this write was recorded: {} still holds its previous content{}, and no temporary file was left", path.display(), state.display(), if path == state { "" } else { " (its backup copy could not be made first, so it was not written)" })]
+    WriteFailed {
+        /// The file being written (the state, or its backup copy).
+        path: PathBuf,
+        /// The state file.
+        state: PathBuf,
+        cause: std::io::Error,
+    },
+
     #[error(
         "{location} is not a valid skyplan state: {message} at line {line} column {column}; \
          it was left untouched (fix it, or restore the previous version from its backup)"
