@@ -137,6 +137,18 @@ pub async fn refresh(
         .chain(pinned)
         .collect();
 
+    // The endpoints the API reports win over the recorded ones for every SQL read below
+    // (observed beats recorded: a wrong fqdn in the state must not make a live database look
+    // dead). The plan reports the difference as drift.
+    let mut sql_state = state.clone();
+    let partial = Observed {
+        services: std::mem::take(&mut services),
+        ..Observed::default()
+    };
+    let _ = crate::plan::drift::correct_endpoints(&mut sql_state, &partial);
+    services = partial.services;
+    let state = &sql_state;
+
     let present: Vec<(&String, &RemoteService)> = services
         .iter()
         .filter_map(|(k, o)| match o {
@@ -203,11 +215,17 @@ pub async fn refresh(
         stream::iter(replicas)
             .map(|key| async move {
                 let status = async {
-                    let Ok(mut conn) = remote.sql(state, key).await.map_err(|e| {
-                        tracing::info!("service.{key} does not answer: {e:#}");
-                        e
-                    }) else {
-                        return Ok(None);
+                    let mut conn = match remote.sql(state, key).await {
+                        Ok(c) => c,
+                        Err(e) if nothing_answered(&e) => {
+                            tracing::info!("service.{key} does not answer: {e:#}");
+                            return Ok(None);
+                        }
+                        Err(e) => {
+                            return Err(e.context(format!(
+                                "connecting to service.{key} to read its replication status"
+                            )))
+                        }
                     };
                     let status = read_replication(&mut conn).await.with_context(|| {
                         format!("reading the replication status of service.{key}")
@@ -273,7 +291,7 @@ pub async fn refresh(
     let mut read_only: BTreeMap<String, bool> = BTreeMap::new();
     let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
     for keys in levels.into_values() {
-        let read: Vec<(String, Result<GtidsAndRole, String>)> = stream::iter(keys)
+        let read: Vec<(String, Result<GtidsAndRole, Option<String>>)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
@@ -284,7 +302,10 @@ pub async fn refresh(
                 };
                 let read = read.await.map_err(|e| {
                     tracing::info!("cannot read the GTIDs of service.{key}: {e:#}");
-                    format!("{e:#}")
+                    // Only a database that did not answer at all is unreachable; one that
+                    // answered and refused is left out (the plan then says it could not read
+                    // what it needs).
+                    nothing_answered(&e).then(|| format!("{e:#}"))
                 });
                 (key.clone(), read)
             })
@@ -297,9 +318,10 @@ pub async fn refresh(
                     gtids.insert(key.clone(), g);
                     read_only.insert(key, ro);
                 }
-                Err(why) => {
+                Err(Some(why)) => {
                     unreachable.insert(key, why);
                 }
+                Err(None) => {}
             }
         }
     }
@@ -448,6 +470,14 @@ pub async fn refresh(
         allowlists,
         replication,
         unmanaged,
+    })
+}
+
+/// Whether `e` says a database did not answer at all (a dead server, a network cut).
+fn nothing_answered(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::sql::SqlError>()
+            .is_some_and(|s| s.is_unreachable())
     })
 }
 

@@ -72,6 +72,7 @@ pub async fn connect_with_timeout(
                 user: target.user.clone(),
                 code,
                 message,
+                unreachable: super::error::nothing_answered(&e),
             });
         }
         Ok(Ok(conn)) => conn,

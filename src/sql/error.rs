@@ -20,6 +20,9 @@ pub enum SqlError {
         /// The server's error code (e.g. 1045 access denied), when the server answered.
         code: Option<u16>,
         message: String,
+        /// Nothing answered (refused, reset, closed, unreachable, unknown host), as opposed to
+        /// a server that answered and refused (a bad certificate, access denied).
+        unreachable: bool,
     },
 
     #[error("cannot connect to {endpoint} as '{user}': no answer within {}s", timeout.as_secs())]
@@ -58,12 +61,48 @@ pub enum SqlError {
 }
 
 impl SqlError {
+    /// The database did not answer at all: a dead server or a network cut, not a refusal.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            SqlError::ConnectTimeout { .. }
+                | SqlError::Connect {
+                    unreachable: true,
+                    ..
+                }
+        )
+    }
+
     /// The MariaDB error code, when the server refused something (1045 = access denied).
     pub fn server_code(&self) -> Option<u16> {
         match self {
             SqlError::Connect { code, .. } | SqlError::Query { code, .. } => *code,
             _ => None,
         }
+    }
+}
+
+/// Whether a connection error means nothing answered (see [`SqlError::is_unreachable`]).
+pub(crate) fn nothing_answered(error: &mysql_async::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match error {
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => {
+            matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | NotConnected
+                    | UnexpectedEof
+                    | BrokenPipe
+                    | AddrNotAvailable
+            ) || io.to_string().contains("failed to lookup address")
+        }
+        mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
+        _ => false,
     }
 }
 

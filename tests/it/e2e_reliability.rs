@@ -613,3 +613,38 @@ async fn a_full_disk_after_a_create_is_said_and_the_next_apply_adopts_the_servic
         "created once each: {names:?}"
     );
 }
+
+/// The API goes away while a backup runs (the emulator restarts and the backup ends failed):
+/// the next plan says the backup is retried, and one apply converges doing what it showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_lost_with_the_api_is_planned_as_a_retry_and_one_apply_converges() {
+    let mut cloud = Cloud::new(GUIDE);
+    cloud.start_emulator(&["--op-seconds", "3"]);
+    let run = Running::spawn(&cloud, &apply_args(GUIDE));
+    wait_state(&cloud, "a backup in flight", Duration::from_secs(60), |s| {
+        s.resources
+            .backups
+            .values()
+            .any(|b| b.in_flight.is_some() && b.schedule_id.is_some())
+    })
+    .await;
+    run.kill_9().await;
+    cloud.skyplan(&["emulator", "stop"]).expect_code(0);
+    cloud.start_emulator(&["--op-seconds", "3"]);
+
+    let r = cloud.skyplan(&["plan", GUIDE, "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("a new one is taken if it failed"),
+        "{}",
+        r.stdout
+    );
+    let out = Running::spawn(&cloud, &apply_args(GUIDE))
+        .finish(Duration::from_secs(180))
+        .await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("taking a new one"), "{}", out.stderr);
+    cloud
+        .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
+        .expect_code(0);
+}

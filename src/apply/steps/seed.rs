@@ -182,13 +182,31 @@ async fn new_backup(
         })
         .await;
     let known = match resumed {
-        Some((known, scheduled)) => {
-            let appeared = newest_new_backup(steps, source_id, &known).await?.is_some();
-            if !appeared && !scheduled {
+        Some((known, scheduled)) => match newest_new_backup(steps, source_id, &known).await? {
+            // The backup a previous run scheduled ended failed (the API went away while it
+            // ran, say): the plan said a backup is taken, so a new one is, now.
+            Some(b) if b.is_failed() => {
+                p.status(&format!(
+                    "the backup {} a previous run scheduled ended {}: taking a new one",
+                    b.id, b.status
+                ));
+                let known: BTreeSet<String> = client
+                    .list_backups(source_id)
+                    .await?
+                    .into_iter()
+                    .map(|b| b.id)
+                    .collect();
                 schedule(steps, source, source_id, replicas, &known, p).await?;
+                known
             }
-            known
-        }
+            Some(_) => known,
+            None => {
+                if !scheduled {
+                    schedule(steps, source, source_id, replicas, &known, p).await?;
+                }
+                known
+            }
+        },
         None => {
             let known: BTreeSet<String> = client
                 .list_backups(source_id)

@@ -931,13 +931,45 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
                     .map_or(json!(KNOWN_AFTER_APPLY), |g| json!(g)),
             })),
             wipes_data: false,
-            reason: None,
+            reason: matches!(seed, Seed::NewBackup | Seed::None)
+                .then(|| previous_backup(cx, &source))
+                .flatten(),
         });
     }
     match PlanError::combine(errors) {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// What a previous run left of a new backup of `source` for these replicas, said in the plan:
+/// the backup step resumes one still running (or uses it if it succeeded) and takes a new one
+/// if it failed, so the plan names both cases rather than let apply discover them.
+fn previous_backup(cx: &Ctx, source: &str) -> Option<String> {
+    let records = cx
+        .state
+        .resources
+        .backups
+        .values()
+        .filter(|b| b.source == source);
+    let mut failed = None;
+    for b in records {
+        if b.in_flight.is_some() {
+            return Some(format!(
+                "a previous run scheduled a backup of {} and stopped: it is used if it succeeded, waited for if it still runs, and a new one is taken if it failed",
+                cx.name_of(source)
+            ));
+        }
+        if b.status == Some(skyplan_api::types::BackupStatus::Failed) {
+            failed = b.backup_id.clone();
+        }
+    }
+    failed.map(|id| {
+        format!(
+            "retry: the previous backup {id} of {} failed",
+            cx.name_of(source)
+        )
+    })
 }
 
 fn push_revoke(
