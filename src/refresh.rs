@@ -227,10 +227,29 @@ pub async fn refresh(
                             )))
                         }
                     };
-                    let status = read_replication(&mut conn).await.with_context(|| {
-                        format!("reading the replication status of service.{key}")
-                    })?;
+                    let grace = topology
+                        .services
+                        .get(key)
+                        .and_then(|s| s.replication.as_ref())
+                        .map_or(crate::topology::DEFAULT_RECONNECT_GRACE_SECONDS, |r| {
+                            r.reconnect_grace_seconds
+                        });
+                    let mut status = read_replication(&mut conn, Duration::from_secs(grace))
+                        .await
+                        .with_context(|| {
+                            format!("reading the replication status of service.{key}")
+                        })?;
                     let _ = conn.disconnect().await;
+                    // Still reconnecting: did its source restart lately? (A source that does
+                    // not answer is its own drift.)
+                    if let (Some(r), Some(link)) =
+                        (status.reconnecting.as_mut(), res.replications.get(key))
+                    {
+                        if let Ok(mut src) = remote.sql(state, &link.source).await {
+                            r.source_up_seconds = src.uptime_seconds().await.ok();
+                            let _ = src.disconnect().await;
+                        }
+                    }
                     Ok(Some(status))
                 };
                 (key.clone(), status.await)
@@ -484,38 +503,73 @@ fn nothing_answered(e: &anyhow::Error) -> bool {
 /// A service's GTIDs and whether it is read-only, as one read gets them.
 type GtidsAndRole = (crate::gtid::ObservedGtids, bool);
 
-/// How often, and how far apart, a replica whose IO thread is reconnecting after an error is
-/// read again before its state counts: a reconnect in progress is not drift.
-const RECONNECT_READS: u32 = 4;
+/// How far apart a replica whose IO thread is reconnecting after an error is read again, and
+/// the least time it is given: a reconnect in progress is not drift.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+const RECONNECT_MIN_WAIT: Duration = Duration::from_secs(2);
 
-/// `sky.replication_status()`, read again while [`judge_status`] says a reconnect is settling.
-async fn read_replication(conn: &mut SqlConn) -> Result<ObservedReplication> {
-    let mut reads = 0;
+/// `sky.replication_status()`, read again while [`judge_status`] says a reconnect is settling:
+/// for MariaDB's own retry period (`Connect_Retry`, plus 2 s), at most `grace`, so a source
+/// restart or a network blip is seen reconnected rather than broken. One still reconnecting
+/// after a network error is marked so (the plan weighs it against `reconnect_grace`).
+async fn read_replication(conn: &mut SqlConn, grace: Duration) -> Result<ObservedReplication> {
+    let started = std::time::Instant::now();
+    let mut was_reconnecting = false;
     loop {
-        reads += 1;
         let rows = conn.replication_status_rows().await?;
-        if let Some(status) = judge_status(&rows, reads >= RECONNECT_READS).map_err(|e| {
+        let retry = connect_retry(&rows);
+        let (mut status, retrying) = judge_status(&rows).map_err(|e| {
             anyhow::anyhow!("unexpected result of CALL sky.replication_status(): {e}")
-        })? {
-            return Ok(status);
+        })?;
+        let transient = crate::observed::is_transient_io_error(status.last_io_errno);
+        if retrying {
+            // A network error is given MariaDB's next retry; another error a moment to settle.
+            let wait = match (transient, retry) {
+                (true, Some(r)) => Duration::from_secs(r.saturating_add(2)).min(grace),
+                _ => RECONNECT_MIN_WAIT,
+            }
+            .max(RECONNECT_MIN_WAIT);
+            if started.elapsed() < wait {
+                was_reconnecting = true;
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
         }
-        tokio::time::sleep(RECONNECT_PAUSE).await;
+        if was_reconnecting && status.io_running {
+            status.reconnected_after = Some(started.elapsed().as_secs().max(1));
+        }
+        if retrying && transient {
+            status.reconnecting = Some(crate::observed::Reconnecting {
+                retry_seconds: retry,
+                source_up_seconds: None,
+            });
+        }
+        return Ok(status);
     }
 }
 
-/// The replication status, with the IO thread's "Connecting" state taken into account, or
-/// `None` to read again.
+/// `Connect_Retry`: the seconds MariaDB waits between reconnect attempts.
+fn connect_retry(rows: &[NamedRow]) -> Option<u64> {
+    rows.first()?
+        .get_any(&["Connect_Retry"])
+        .ok()
+        .flatten()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The replication status, with the IO thread's "Connecting" state taken into account, and
+/// whether it is retrying after an error (to be read again).
 ///
 /// The parsed status says only whether the IO thread is "Yes". "Connecting" without an error
 /// is a thread that runs and is (re)establishing its connection, as right after a start: it
-/// counts as running. "Connecting" with an error is read again (unless this is the `last`
-/// read), so a reconnect in progress settles before it is judged; one that keeps failing is
-/// reported as it is: not running, with the server's `Last_IO_Error`.
+/// counts as running. "Connecting" with an error is a reconnect in progress: the caller reads
+/// again so it settles before it is judged; one that keeps failing is reported as it is: not
+/// running, with the server's `Last_IO_Error`.
 fn judge_status(
     rows: &[NamedRow],
-    last: bool,
-) -> Result<Option<ObservedReplication>, crate::sql::status::StatusParseError> {
+) -> Result<(ObservedReplication, bool), crate::sql::status::StatusParseError> {
     let mut status = parse_replication_status(rows)?;
     let connecting = rows
         .first()
@@ -524,10 +578,9 @@ fn judge_status(
         == Some(ThreadState::Connecting);
     if connecting && status.last_io_errno == 0 {
         status.io_running = true;
-    } else if connecting && !last {
-        return Ok(None);
     }
-    Ok(Some(status))
+    let retrying = connecting && status.last_io_errno != 0;
+    Ok((status, retrying))
 }
 
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
@@ -606,39 +659,35 @@ mod tests {
 
     #[test]
     fn connecting_without_an_error_is_a_running_thread() {
-        let s = judge_status(&row("Connecting", "0"), false)
-            .unwrap()
-            .unwrap();
-        assert!(s.io_running && s.sql_running);
+        let (s, retrying) = judge_status(&row("Connecting", "0")).unwrap();
+        assert!(s.io_running && s.sql_running && !retrying);
         assert_eq!(s.seconds_behind_master, None);
     }
 
     #[test]
-    fn connecting_with_an_error_is_read_again_then_reported() {
-        assert_eq!(
-            judge_status(&row("Connecting", "2003"), false).unwrap(),
-            None
-        );
-        let s = judge_status(&row("Connecting", "2003"), true)
-            .unwrap()
-            .unwrap();
+    fn connecting_with_an_error_is_retrying_and_not_running() {
+        let (s, retrying) = judge_status(&row("Connecting", "2003")).unwrap();
+        assert!(retrying);
         assert!(!s.io_running);
         assert_eq!(s.last_io_errno, 2003);
     }
 
     #[test]
     fn settled_states_are_taken_as_they_are() {
-        assert!(
-            judge_status(&row("Yes", "0"), false)
-                .unwrap()
-                .unwrap()
-                .io_running
-        );
-        let stopped = judge_status(&row("No", "0"), false).unwrap().unwrap();
-        assert!(!stopped.io_running);
-        let failed = judge_status(&row("No", "1045"), false).unwrap().unwrap();
+        assert!(judge_status(&row("Yes", "0")).unwrap().0.io_running);
+        let (stopped, retrying) = judge_status(&row("No", "0")).unwrap();
+        assert!(!stopped.io_running && !retrying);
+        let (failed, retrying) = judge_status(&row("No", "1045")).unwrap();
         assert_eq!((failed.io_running, failed.last_io_errno), (false, 1045));
+        assert!(!retrying);
         // No rows: no replication configured.
-        assert!(!judge_status(&[], false).unwrap().unwrap().configured);
+        assert!(!judge_status(&[]).unwrap().0.configured);
+    }
+
+    #[test]
+    fn connect_retry_is_read_from_the_status() {
+        let rows = vec![NamedRow::new().with("Connect_Retry", Some("60"))];
+        assert_eq!(connect_retry(&rows), Some(60));
+        assert_eq!(connect_retry(&[]), None);
     }
 }

@@ -51,6 +51,19 @@ impl SqlConn {
         Ok(matches!(v.as_deref(), Some("1" | "ON")))
     }
 
+    /// How long the server has been up (`Uptime`), in seconds.
+    pub async fn uptime_seconds(&mut self) -> Result<u64, SqlError> {
+        let what = "SHOW GLOBAL STATUS LIKE 'Uptime'";
+        let sets = self.call(what, what, Params::Empty).await?;
+        let v = sets
+            .iter()
+            .flatten()
+            .find_map(|r| r.get("Value").ok().flatten().map(str::to_string));
+        v.as_deref()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| self.unexpected(what, format!("no Uptime value: {v:?}")))
+    }
+
     /// End every client session but this one (`sky.kill_session`); returns how many ended.
     /// A session that ended meanwhile is not an error.
     pub async fn end_client_sessions(&mut self) -> Result<usize, SqlError> {

@@ -121,6 +121,9 @@ pub fn parse_replication_status(
             .ok()
             .flatten()
             .and_then(|v| non_empty(Some(v))),
+        // Judged by refresh, which reads again while a reconnect settles.
+        reconnecting: None,
+        reconnected_after: None,
     })
 }
 
@@ -220,6 +223,8 @@ mod tests {
                 last_sql_errno: 0,
                 last_sql_error: String::new(),
                 gtid_io_pos: Some("0-100-1".into()),
+                reconnecting: None,
+                reconnected_after: None,
             }
         );
     }

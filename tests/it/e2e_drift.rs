@@ -759,3 +759,19 @@ async fn a_dead_source_database_is_named_and_apply_gives_up_at_once() {
     assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
     assert_eq!(std::fs::read(cloud.state_path()).unwrap(), before);
 }
+
+/// Right after its source restarts, a replica's IO thread is retrying: the plan waits for
+/// MariaDB's next retry and reports a reconnect, not drift (exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_restart_is_a_reconnect_note_not_drift() {
+    use crate::reliability_support::{end_outage, outage, OutageMode};
+    let mut cloud = healthy().await;
+    outage(&cloud, "skysql-primary", OutageMode::Errors).await;
+    // Long enough for the replica to notice and start retrying.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    end_outage(&cloud, "skysql-primary").await;
+    let r = cloud.skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("reconnect"), "{}", r.stdout);
+    assert_replicates(&cloud, "after the restart").await;
+}

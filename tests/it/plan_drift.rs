@@ -623,3 +623,53 @@ fn a_dead_database_is_named_and_its_links_get_no_repair() {
         assert!(!addresses(&p).contains(&"replication.secondary"), "{text}");
     }
 }
+
+/// An IO thread still reconnecting after MariaDB's next retry, to a source that restarted
+/// within `reconnect_grace`, is a warning and not drift; past the grace it is broken; one that
+/// reconnected while refresh waited is only a note.
+#[test]
+fn reconnecting_is_a_warning_within_the_grace_and_broken_after_it() {
+    let (t, s) = guide();
+    let reconnecting = |up: u64| {
+        let mut o = in_sync(&s);
+        let r = repl(&mut o);
+        r.io_running = false;
+        r.last_io_errno = 2013;
+        r.last_io_error = "Lost connection to server during query".into();
+        r.reconnecting = Some(skyplan::observed::Reconnecting {
+            retry_seconds: Some(60),
+            source_up_seconds: Some(up),
+        });
+        o
+    };
+    let p = plan_with(&t, &s, &reconnecting(30));
+    assert!(p.is_empty(), "{}", text(&p));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("is reconnecting") && w.contains("retries every 60 s")),
+        "{:?}",
+        p.warnings
+    );
+    let p = plan_with(&t, &s, &reconnecting(600));
+    assert_eq!(
+        kinds(&p),
+        vec![("replication.secondary", DriftKind::ReplicationBroken)],
+        "{}",
+        text(&p)
+    );
+    assert!(
+        text(&p).contains("longer than reconnect_grace (120 s)"),
+        "{}",
+        text(&p)
+    );
+    // Reconnected while refresh waited: a note, nothing else.
+    let mut o = in_sync(&s);
+    repl(&mut o).reconnected_after = Some(7);
+    let p = plan_with(&t, &s, &o);
+    assert!(p.is_empty());
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.contains("reconnected after 7 s")));
+}

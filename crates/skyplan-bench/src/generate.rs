@@ -179,6 +179,8 @@ pub fn observed_as_applied(state: &State) -> Observed {
                 master_port: Some(link.source_port),
                 seconds_behind_master: Some(0),
                 gtid_io_pos: link.gtid_position.clone(),
+                reconnecting: None,
+                reconnected_after: None,
                 ..ObservedReplication::default()
             },
         );

@@ -177,4 +177,29 @@ pub struct ObservedReplication {
     pub last_sql_errno: u32,
     pub last_sql_error: String,
     pub gtid_io_pos: Option<String>,
+    /// The IO thread was still reconnecting (a network error, retried by MariaDB every
+    /// `Connect_Retry` seconds) after refresh waited for its next retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnecting: Option<Reconnecting>,
+    /// The IO thread was reconnecting when refresh first looked and reconnected while it
+    /// waited, after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnected_after: Option<u64>,
+}
+
+/// What refresh knows of an IO thread that keeps reconnecting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconnecting {
+    /// MariaDB's `Connect_Retry`: seconds between attempts.
+    pub retry_seconds: Option<u64>,
+    /// How long ago the source started (`Uptime`), when it answered: a source that restarted
+    /// within the grace period explains the reconnecting.
+    pub source_up_seconds: Option<u64>,
+}
+
+/// Network errors after which MariaDB's IO thread keeps retrying (can't connect, connection
+/// lost or gone, net read/write errors and timeouts), as opposed to refusals it will not get
+/// past by retrying.
+pub fn is_transient_io_error(errno: u32) -> bool {
+    matches!(errno, 2002 | 2003 | 2005 | 2006 | 2013 | 1158..=1161)
 }

@@ -125,6 +125,8 @@ pub(crate) fn in_sync(s: &State) -> Observed {
                 master_port: Some(link.source_port),
                 seconds_behind_master: Some(0),
                 gtid_io_pos: Some("1-1-50".into()),
+                reconnecting: None,
+                reconnected_after: None,
                 ..ObservedReplication::default()
             },
         );

@@ -189,6 +189,8 @@ pub struct ReplicationVerdict {
     pub repair: Option<(WireMode, String)>,
     /// Repairing in place cannot work: re-seed the replica by backup and restore (wipes it).
     pub reseed: Option<String>,
+    /// Worth saying, not drift (a reconnect in progress or just done).
+    pub warning: Option<String>,
 }
 
 impl ReplicationVerdict {
@@ -237,8 +239,9 @@ pub fn classify_replication(
     o: &ObservedReplication,
     link: &ReplicationRecord,
     source_endpoint: Option<(&str, u16)>,
-    max_lag_seconds: u64,
+    repl: &crate::topology::Replication,
 ) -> ReplicationVerdict {
+    let max_lag_seconds = repl.max_lag_seconds;
     let resource = format!("replication.{replica}");
     let drift = |kind: DriftKind, detail: String| Drift {
         resource: resource.clone(),
@@ -311,12 +314,51 @@ pub fn classify_replication(
         ));
         return v;
     }
+    let retry = |r: &crate::observed::Reconnecting| {
+        r.retry_seconds
+            .map(|s| format!("MariaDB retries every {s} s"))
+            .unwrap_or_else(|| "MariaDB retries on its own".into())
+    };
+    if let Some(after) = o.reconnected_after {
+        v.warning = Some(format!(
+            "replication.{replica} was reconnecting to its source and reconnected after {after} s while refresh waited"
+        ));
+    }
+    // Reconnecting after a network error, with its source answering and (re)started within
+    // the grace period: MariaDB is retrying; not drift yet.
+    if let (Some(r), true, true) = (
+        &o.reconnecting,
+        o.sql_running,
+        crate::observed::is_transient_io_error(o.last_io_errno),
+    ) {
+        let grace = repl.reconnect_grace_seconds;
+        if let Some(up) = r.source_up_seconds.filter(|up| *up < grace) {
+            v.warning = Some(format!(
+                "replication.{replica} is reconnecting (IO error {}: {}); its source started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
+                o.last_io_errno,
+                o.last_io_error,
+                retry(r)
+            ));
+            return v;
+        }
+    }
     if !o.io_running || !o.sql_running {
         let broken = o.last_io_errno != 0;
         v.drift = Some(if broken {
             drift(
                 DriftKind::ReplicationBroken,
-                format!("IO error {}: {}", o.last_io_errno, o.last_io_error),
+                match &o.reconnecting {
+                    Some(r) => format!(
+                        "IO error {}: {} (still failing after MariaDB's next retry; {}; its source answers skyplan{})",
+                        o.last_io_errno,
+                        o.last_io_error,
+                        retry(r),
+                        r.source_up_seconds
+                            .map(|up| format!(" and has been up {up} s, longer than reconnect_grace ({} s)", repl.reconnect_grace_seconds))
+                            .unwrap_or_default()
+                    ),
+                    None => format!("IO error {}: {}", o.last_io_errno, o.last_io_error),
+                },
             )
         } else {
             drift(

@@ -71,6 +71,10 @@ pub fn render(plan: &Plan, colors: bool) -> String {
                 "No actions can repair the drift above; it needs a person."
             );
         }
+        // Said even when nothing is to be done (a reconnect in progress, say).
+        for w in &plan.warnings {
+            let _ = writeln!(out, "\n{} {w}", st.change.apply_to("Warning:"));
+        }
         return out;
     }
     let _ = writeln!(

@@ -114,9 +114,18 @@ pub struct Replication {
     pub ssl: bool,
     /// Lag above this is drift.
     pub max_lag_seconds: u64,
+    /// How long an IO thread may keep reconnecting (a source restart, a network blip) before
+    /// it counts as broken: until then a warning, not drift.
+    #[serde(default = "default_reconnect_grace")]
+    pub reconnect_grace_seconds: u64,
 }
 
 pub const DEFAULT_MAX_LAG_SECONDS: u64 = 300;
+pub const DEFAULT_RECONNECT_GRACE_SECONDS: u64 = 120;
+
+fn default_reconnect_grace() -> u64 {
+    DEFAULT_RECONNECT_GRACE_SECONDS
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

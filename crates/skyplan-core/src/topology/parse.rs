@@ -292,6 +292,7 @@ impl Reader<'_, '_> {
             seed: None,
             ssl: None,
             max_lag_seconds: None,
+            reconnect_grace: None,
         };
         for e in self.entries(table, &header) {
             match e.key {
@@ -299,6 +300,12 @@ impl Reader<'_, '_> {
                 "seed" => r.seed = self.string(&e, label),
                 "ssl" => r.ssl = self.boolean(&e, label),
                 "max_lag_seconds" => r.max_lag_seconds = self.integer(&e, label),
+                "reconnect_grace" => {
+                    r.reconnect_grace = match e.item.as_integer() {
+                        Some(i) => Some(Located::new(i.to_string(), Self::value_span(&e))),
+                        None => self.string(&e, label),
+                    }
+                }
                 _ => self.unknown_key(&e, label, REPLICATION_KEYS),
             }
         }

@@ -39,7 +39,8 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
 pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries"];
 pub(super) const STATE_KEYS: &[&str] = &["path", "backend", "password_env"];
-pub(super) const REPLICATION_KEYS: &[&str] = &["from", "seed", "ssl", "max_lag_seconds"];
+pub(super) const REPLICATION_KEYS: &[&str] =
+    &["from", "seed", "ssl", "max_lag_seconds", "reconnect_grace"];
 
 /// The service fields, as in `[defaults]` or `[services.<key>]`. Integers stay `i64` (TOML's
 /// integer) until validation checks their range.
@@ -76,6 +77,8 @@ pub(super) struct RawReplication {
     pub seed: Option<Located<String>>,
     pub ssl: Option<Located<bool>>,
     pub max_lag_seconds: Option<Located<i64>>,
+    /// `"2m"`, `"90s"`, or an integer number of seconds (kept as its text).
+    pub reconnect_grace: Option<Located<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -173,6 +173,26 @@ pub fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
         .ok_or_else(|| Problem::new(format!("max_lag_seconds must be at least 1, found {value}")))
 }
 
+/// `reconnect_grace`: `"2m"`, `"90s"`, `"1h"` or plain seconds, at most a day; in seconds.
+pub fn reconnect_grace(value: &str) -> Result<u64, Problem> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: Option<u64> = num.parse().ok();
+    let secs = match (n, unit) {
+        (Some(n), "" | "s") => Some(n),
+        (Some(n), "m") => n.checked_mul(60),
+        (Some(n), "h") => n.checked_mul(3600),
+        _ => None,
+    };
+    secs.filter(|s| *s <= 86_400).ok_or_else(|| {
+        Problem::new(format!(
+            "reconnect_grace must be a duration of at most a day such as \"2m\" or \"90s\" (or seconds), found {}",
+            echo(value)
+        ))
+    })
+}
+
 /// A plain string value that must not be empty or contain whitespace (sizes, versions).
 pub fn word(field: &str, value: &str) -> Result<(), Problem> {
     if value.is_empty() {

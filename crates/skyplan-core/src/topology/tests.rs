@@ -80,6 +80,32 @@ fn replication_defaults_follow_the_source() {
     assert_eq!(r.seed, Seed::NewBackup);
     assert!(!r.ssl, "ssl follows the source's ssl_enabled");
     assert_eq!(r.max_lag_seconds, DEFAULT_MAX_LAG_SECONDS);
+    assert_eq!(r.reconnect_grace_seconds, DEFAULT_RECONNECT_GRACE_SECONDS);
+}
+
+#[test]
+fn reconnect_grace_takes_a_duration_or_seconds_and_refuses_the_rest() {
+    let link = |grace: &str| {
+        with(&format!(
+            "{SECONDARY}[services.secondary.replication]\nfrom = \"primary\"\nreconnect_grace = {grace}\n"
+        ))
+    };
+    for (given, secs) in [
+        ("\"2m\"", 120),
+        ("\"90s\"", 90),
+        ("45", 45),
+        ("\"1h\"", 3600),
+    ] {
+        let r = ok(&link(given)).services["secondary"]
+            .replication
+            .clone()
+            .unwrap();
+        assert_eq!(r.reconnect_grace_seconds, secs, "{given}");
+    }
+    for bad in ["\"2x\"", "\"2 days\"", "-5", "\"25h\"", "true"] {
+        let e = error(&link(bad));
+        assert!(e.to_string().contains("reconnect_grace"), "{bad}: {e}");
+    }
 }
 
 #[test]

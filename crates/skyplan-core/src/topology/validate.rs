@@ -407,6 +407,7 @@ impl Validator<'_, '_> {
             let label = format!("[services.{key}.replication]");
             let seed = self.check(&r.seed, |s| rules::seed(s));
             let max_lag = self.check(&r.max_lag_seconds, |n| rules::max_lag_seconds(*n));
+            let grace = self.check(&r.reconnect_grace, |g| rules::reconnect_grace(g));
             let Some(from) = &r.from else {
                 let diag = self
                     .src
@@ -465,14 +466,18 @@ impl Validator<'_, '_> {
             // TLS by default exactly when the source accepts TLS.
             let source_ssl = specs.get(&from.value).map(|(spec, _)| spec.ssl_enabled);
             let ssl = r.ssl.as_ref().map(|s| s.value).or(source_ssl);
-            if let (Some(seed), Some(max_lag), Some(ssl)) =
-                (seed, max_lag.or(DEFAULT_MAX_LAG_SECONDS), ssl)
-            {
+            if let (Some(seed), Some(max_lag), Some(grace), Some(ssl)) = (
+                seed,
+                max_lag.or(DEFAULT_MAX_LAG_SECONDS),
+                grace.or(DEFAULT_RECONNECT_GRACE_SECONDS),
+                ssl,
+            ) {
                 let replication = Replication {
                     from: from.value.clone(),
                     seed,
                     ssl,
                     max_lag_seconds: max_lag,
+                    reconnect_grace_seconds: grace,
                 };
                 resolved.insert(key.to_string(), replication);
             }
