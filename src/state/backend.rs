@@ -86,6 +86,7 @@ impl LockInfoExt for LockInfo {
             user: w.user,
             command: redact_url_passwords(&command.into()),
             created_at: now_rfc3339(),
+            boot_id: skyplan_os::boot_id(),
         }
     }
 

@@ -148,6 +148,15 @@ pub fn pid_alive(pid: u32) -> bool {
     !matches!(state, Some("Z") | Some("X"))
 }
 
+/// This boot of the host (Linux `/proc/sys/kernel/random/boot_id`), `None` where unknown: a
+/// lock from another boot has no live holder.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// Send `sig` to `pid` (best effort: a pid that is gone is not an error).
 /// When the process `pid` started, in seconds since the Unix epoch: boot time (`btime` of
 /// `/proc/stat`) plus its start time in clock ticks (field 22 of `/proc/PID/stat`). `None`

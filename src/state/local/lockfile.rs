@@ -243,10 +243,20 @@ pub fn force_unlock(
     }
 }
 
-/// The holder is gone: its pid is dead, or now belongs to a process that started after the
-/// lock was taken (the pid was reused by something unrelated).
+/// The holder is gone: the host rebooted since the lock was taken, its pid is dead, or the pid
+/// now belongs to a process that started after the lock was taken (reused by something
+/// unrelated).
 fn is_stale(holder: &LockInfo) -> bool {
-    holder.host == this_host() && (!pid_alive(holder.pid) || pid_reused(holder))
+    holder.host == this_host()
+        && (other_boot(holder) || !pid_alive(holder.pid) || pid_reused(holder))
+}
+
+/// The lock names a boot of this host other than the current one (both known).
+fn other_boot(holder: &LockInfo) -> bool {
+    matches!(
+        (&holder.boot_id, skyplan_os::boot_id()),
+        (Some(theirs), Some(ours)) if *theirs != ours
+    )
 }
 
 const PID_REUSE_SLACK: i64 = 600;
@@ -317,12 +327,23 @@ mod tests {
             user: "u".into(),
             command: "skyplan apply".into(),
             created_at: created_at.into(),
+            boot_id: None,
         };
         // Taken an hour ago by a process that has since gone; the pid now runs `sleep`.
         let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
         assert!(is_stale(&holder(&hour_ago)));
+        // A live pid, a lock taken now, but by an earlier boot of this host: stale.
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let mut earlier_boot = holder(&now);
+        earlier_boot.boot_id = Some("an-earlier-boot".into());
+        assert_eq!(is_stale(&earlier_boot), skyplan_os::boot_id().is_some());
+        let mut this_boot = holder(&now);
+        this_boot.boot_id = skyplan_os::boot_id();
+        assert!(!is_stale(&this_boot), "a live holder of this boot");
         // Taken just now by that very process: its holder, alive.
         let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
             .format(&time::format_description::well_known::Rfc3339)

@@ -123,6 +123,7 @@ fn unknown_holder(connection: u64) -> LockInfo {
         user: "(unknown)".into(),
         command: format!("MariaDB connection {connection}, which left no skyplan lock record"),
         created_at: "(unknown)".into(),
+        boot_id: None,
     }
 }
 
@@ -150,6 +151,8 @@ async fn info_row(
                     user,
                     command,
                     created_at,
+                    // The lock is the connection's: it ends with the connection, not a pid.
+                    boot_id: None,
                 },
                 connection,
             )
@@ -159,9 +162,12 @@ async fn info_row(
 
 pub async fn acquire(
     backend: &MysqlBackend,
-    info: LockInfo,
+    mut info: LockInfo,
     timeout: Duration,
 ) -> Result<MysqlLock, StateError> {
+    // This lock is the connection's (it ends with it), never judged by pid or boot: the
+    // record keeps no boot id.
+    info.boot_id = None;
     let loc = backend.location();
     let opts = mysql_async::OptsBuilder::from_opts(backend.opts())
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));

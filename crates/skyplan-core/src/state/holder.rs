@@ -15,6 +15,10 @@ pub struct LockInfo {
     pub command: String,
     /// RFC 3339.
     pub created_at: String,
+    /// The holder host's boot id (Linux `/proc/sys/kernel/random/boot_id`): a lock from an
+    /// earlier boot of this host has no live holder, whatever runs under its pid now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// The process that wrote a state version.
