@@ -629,9 +629,20 @@ fn a_dead_database_is_named_and_its_links_get_no_repair() {
 /// reconnected while refresh waited is only a note.
 #[test]
 fn reconnecting_is_a_warning_within_the_grace_and_broken_after_it() {
-    let (t, s) = guide();
+    let (t, mut s) = guide();
+    // Wired an hour ago; refresh looks now.
+    let now = time::OffsetDateTime::now_utc();
+    let hour_ago = (now - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.resources
+        .replications
+        .get_mut("secondary")
+        .unwrap()
+        .wired_at = Some(hour_ago);
     let reconnecting = |up: u64| {
         let mut o = in_sync(&s);
+        o.at = Some(now);
         let r = repl(&mut o);
         r.io_running = false;
         r.last_io_errno = 2013;
@@ -672,4 +683,35 @@ fn reconnecting_is_a_warning_within_the_grace_and_broken_after_it() {
         .warnings
         .iter()
         .any(|w| w.contains("reconnected after 7 s")));
+}
+
+/// A source younger than the grace that has been up since before the link was wired did not
+/// restart: its replica failing to reconnect is broken at once.
+#[test]
+fn a_young_source_is_no_excuse_for_a_failing_reconnect() {
+    let (t, mut s) = guide();
+    let now = time::OffsetDateTime::now_utc();
+    let wired = (now - time::Duration::seconds(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.resources
+        .replications
+        .get_mut("secondary")
+        .unwrap()
+        .wired_at = Some(wired);
+    let mut o = in_sync(&s);
+    o.at = Some(now);
+    let r = repl(&mut o);
+    r.io_running = false;
+    r.last_io_errno = 2013;
+    r.reconnecting = Some(skyplan::observed::Reconnecting {
+        retry_seconds: Some(10),
+        source_up_seconds: Some(60),
+    });
+    let p = plan_with(&t, &s, &o);
+    assert_eq!(
+        kinds(&p),
+        vec![("replication.secondary", DriftKind::ReplicationBroken)]
+    );
+    assert!(text(&p).contains("not a restart"), "{}", text(&p));
 }

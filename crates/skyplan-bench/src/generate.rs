@@ -139,6 +139,7 @@ pub fn applied_state(topology: &Topology) -> State {
                 ssl: repl.ssl,
                 replication_user: None,
                 healthy: true,
+                wired_at: None,
             },
         );
     }

@@ -278,6 +278,7 @@ pub(super) async fn replicate(
                     ssl,
                     replication_user: user.clone(),
                     healthy: true,
+                    wired_at: Some(super::now_rfc3339()),
                 },
             );
             // A primary replaced by a failover has rejoined: an ordinary replica now.

@@ -144,6 +144,7 @@ pub(super) async fn switchover(
                     ssl,
                     replication_user: Some(account.clone()),
                     healthy: true,
+                    wired_at: Some(super::now_rfc3339()),
                 },
             );
         })

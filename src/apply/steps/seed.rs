@@ -567,6 +567,7 @@ impl RealSteps {
                             ssl,
                             replication_user: None,
                             healthy: running,
+                            wired_at: None,
                         },
                     );
                 })

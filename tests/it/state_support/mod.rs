@@ -105,6 +105,7 @@ pub(crate) fn populated_state() -> State {
             ssl: true,
             replication_user: Some("skysql_replication".into()),
             healthy: true,
+            wired_at: None,
         },
     );
     s

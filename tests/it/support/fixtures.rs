@@ -90,6 +90,7 @@ pub(crate) fn applied(t: &Topology) -> State {
                 ssl: repl.ssl,
                 replication_user: Some("skysql_replication_x@10.0.0.2".into()),
                 healthy: true,
+                wired_at: None,
             },
         );
     }

@@ -240,6 +240,7 @@ pub fn classify_replication(
     link: &ReplicationRecord,
     source_endpoint: Option<(&str, u16)>,
     repl: &crate::topology::Replication,
+    now: Option<time::OffsetDateTime>,
 ) -> ReplicationVerdict {
     let max_lag_seconds = repl.max_lag_seconds;
     let resource = format!("replication.{replica}");
@@ -324,15 +325,28 @@ pub fn classify_replication(
             "replication.{replica} was reconnecting to its source and reconnected after {after} s while refresh waited"
         ));
     }
-    // Reconnecting after a network error, with its source answering and (re)started within
-    // the grace period: MariaDB is retrying; not drift yet.
+    // Reconnecting after a network error, with its source answering and *re*started within
+    // the grace period (it started after the link was wired, less than the grace ago):
+    // MariaDB is retrying; not drift yet. A source merely young (created with the link) is
+    // no excuse.
+    let link_age = link
+        .wired_at
+        .as_deref()
+        .and_then(|w| {
+            time::OffsetDateTime::parse(w, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .zip(now)
+        .map(|(wired, now)| (now - wired).whole_seconds());
     if let (Some(r), true, true) = (
         &o.reconnecting,
         o.sql_running,
         crate::observed::is_transient_io_error(o.last_io_errno),
     ) {
         let grace = repl.reconnect_grace_seconds;
-        if let Some(up) = r.source_up_seconds.filter(|up| *up < grace) {
+        let restarted = |up: &u64| {
+            *up < grace && link_age.is_some_and(|age| i64::try_from(*up).is_ok_and(|u| u < age))
+        };
+        if let Some(up) = r.source_up_seconds.filter(restarted) {
             v.warning = Some(format!(
                 "replication.{replica} is reconnecting (IO error {}: {}); its source started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
                 o.last_io_errno,
@@ -354,7 +368,11 @@ pub fn classify_replication(
                         o.last_io_error,
                         retry(r),
                         r.source_up_seconds
-                            .map(|up| format!(" and has been up {up} s, longer than reconnect_grace ({} s)", repl.reconnect_grace_seconds))
+                            .map(|up| if up < repl.reconnect_grace_seconds {
+                                format!(" and has been up {up} s, since before the link was wired: not a restart")
+                            } else {
+                                format!(" and has been up {up} s, longer than reconnect_grace ({} s)", repl.reconnect_grace_seconds)
+                            })
                             .unwrap_or_default()
                     ),
                     None => format!("IO error {}: {}", o.last_io_errno, o.last_io_error),

@@ -237,4 +237,8 @@ pub struct ReplicationRecord {
     pub replication_user: Option<String>,
     /// True once start_replication ran and status was verified healthy.
     pub healthy: bool,
+    /// When skyplan wired it (RFC 3339): a source that started after this restarted, which
+    /// explains a replica reconnecting (see `reconnect_grace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wired_at: Option<String>,
 }

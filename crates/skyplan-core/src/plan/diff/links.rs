@@ -280,7 +280,7 @@ fn plan_link(
                 .services
                 .get(src)
                 .and_then(|s| s.fqdn.as_deref().zip(s.port));
-            let v = classify_replication(r, o, l, endpoint, repl);
+            let v = classify_replication(r, o, l, endpoint, repl, cx.observed.at);
             out.warnings.extend(v.warning.clone());
             if v.healthy() && !l.healthy {
                 // Running fine, but the state does not say so (an apply stopped while waiting,
