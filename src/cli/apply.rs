@@ -30,6 +30,13 @@ pub(super) struct Args {
     /// what it had not (the plan shows an estimate). A saved plan carries its own.
     #[arg(long)]
     allow_data_loss: bool,
+    /// Rebuild ADDRESS although nothing drifted (repeatable): a replica (service.KEY or
+    /// replication.KEY) is re-seeded, any other service replaced. Both wipe data.
+    #[arg(long, value_name = "ADDRESS")]
+    replace: Vec<String>,
+    /// Plan only ADDRESS and what it depends on (repeatable): a partial plan.
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -40,7 +47,11 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         parallelism: args.parallelism,
         lock_timeout: args.lock_timeout,
         destroy: false,
-        allow_data_loss: args.allow_data_loss,
+        flags: crate::plan::PlanFlags {
+            allow_data_loss: args.allow_data_loss,
+            replace: args.replace,
+            target: args.target,
+        },
     };
     if planfile::looks_like_plan(&bytes) {
         let saved = planfile::parse(&bytes, &path.display().to_string())?;

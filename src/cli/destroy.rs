@@ -23,6 +23,10 @@ pub(super) struct Args {
     lock_timeout: std::time::Duration,
     #[arg(long)]
     state_backend: Option<String>,
+    /// Destroy only ADDRESS and what depends on it being gone first (repeatable): a partial
+    /// destroy.
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -37,7 +41,10 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             parallelism: args.parallelism,
             lock_timeout: args.lock_timeout,
             destroy: true,
-            allow_data_loss: false,
+            flags: crate::plan::PlanFlags {
+                target: args.target,
+                ..Default::default()
+            },
         },
     )
     .await

@@ -28,7 +28,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         refresh: args.refresh,
         destroy: false,
         parallelism: 10,
-        allow_data_loss: false,
+        flags: Default::default(),
     };
     let (plan, _) = ops::plan(&ws, &opts).await?;
     ui.out(&crate::plan::graph::to_dot(&plan.actions));

@@ -1,10 +1,12 @@
 //! The command line: thin commands over the library. Each command lives in its own file and
-//! returns an exit code; errors become `Error: …` on stderr and exit code 1.
+//! returns an exit code; errors become `Error: …` on stderr and exit code 1, usage errors too
+//! (2 only ever means "changes or drift", as `--detailed-exitcode` promises).
 //!
 //! Output discipline (as uv's Printer): plans, JSON and DOT go to stdout; progress,
 //! diagnostics and prompts go to stderr.
 
 mod apply;
+mod args;
 mod common;
 mod destroy;
 pub mod emulator;
@@ -67,7 +69,15 @@ enum Command {
 }
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(args::normalize(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; any usage error exits 1.
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
     common::init_logging(cli.verbose);
     let ui = crate::printer::Printer::new(cli.no_color);
     let result = match cli.command {

@@ -48,6 +48,13 @@ pub(super) struct Args {
     /// what it had not (the plan shows an estimate). Saved with `--out`.
     #[arg(long)]
     allow_data_loss: bool,
+    /// Rebuild ADDRESS although nothing drifted (repeatable): a replica (service.KEY or
+    /// replication.KEY) is re-seeded, any other service replaced. Both wipe data.
+    #[arg(long, value_name = "ADDRESS")]
+    replace: Vec<String>,
+    /// Plan only ADDRESS and what it depends on (repeatable): a partial plan.
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -67,7 +74,11 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         refresh: args.refresh,
         destroy: args.destroy,
         parallelism: args.parallelism,
-        allow_data_loss: args.allow_data_loss,
+        flags: crate::plan::PlanFlags {
+            allow_data_loss: args.allow_data_loss,
+            replace: args.replace,
+            target: args.target,
+        },
     };
     let (plan, _state) = ops::plan(&ws, &opts).await?;
     if args.json {

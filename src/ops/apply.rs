@@ -21,8 +21,8 @@ pub struct ExecuteOptions {
     pub parallelism: usize,
     pub lock_timeout: Duration,
     pub destroy: bool,
-    /// `--allow-data-loss` (a saved plan carries its own).
-    pub allow_data_loss: bool,
+    /// `--allow-data-loss`, `--replace`, `--target` (a saved plan carries its own).
+    pub flags: crate::plan::PlanFlags,
 }
 
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
@@ -47,9 +47,6 @@ async fn execute_locked(
     ui: &Printer,
     opts: &ExecuteOptions,
 ) -> Result<i32> {
-    if !opts.auto_approve && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan)");
-    }
     let stored = ws.backend.read().await?;
     if opts.destroy {
         if let Some(state) = &stored {
@@ -105,10 +102,8 @@ async fn execute_locked(
     } else {
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     };
-    let allow_data_loss = saved
-        .as_ref()
-        .map_or(opts.allow_data_loss, |p| p.allow_data_loss);
-    let derived = ops::plan_from(ws, &state, &observed, destroy, allow_data_loss)?;
+    let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags);
+    let derived = ops::plan_from(ws, &state, &observed, destroy, flags)?;
     // The steps use what refresh saw of the endpoints too (the plan was made with it).
     if derived
         .drift
@@ -147,6 +142,10 @@ async fn execute_locked(
         return Ok(EXIT_OK);
     }
     if !opts.auto_approve {
+        // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
+        }
         let q = if opts.destroy {
             "\nDo you really want to destroy all these services? Their data will be lost."
         } else {
@@ -353,7 +352,11 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         let remote = ops::connect(ws, &state).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
         // Only the drift is used: a failover the topology asks for is not refused here.
-        let plan = ops::plan_from(ws, &state, &observed, false, true)?;
+        let all = crate::plan::PlanFlags {
+            allow_data_loss: true,
+            ..Default::default()
+        };
+        let plan = ops::plan_from(ws, &state, &observed, false, &all)?;
         if json {
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan.drift)?));
         } else if plan.drift.is_empty() {

@@ -119,7 +119,7 @@ pub async fn import(
             refresh: true,
             destroy: false,
             parallelism: opts.parallelism,
-            allow_data_loss: false,
+            flags: Default::default(),
         },
     )
     .await?;

@@ -79,8 +79,8 @@ pub struct PlanOptions {
     pub refresh: bool,
     pub destroy: bool,
     pub parallelism: usize,
-    /// `--allow-data-loss`: a failover may be planned.
-    pub allow_data_loss: bool,
+    /// `--allow-data-loss`, `--replace`, `--target`.
+    pub flags: crate::plan::PlanFlags,
 }
 
 /// Connect to the topology's cloud, refusing a state that records another one (before
@@ -106,7 +106,7 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
             ..Observed::offline()
         }
     };
-    let plan = plan_from(ws, &state, &observed, opts.destroy, opts.allow_data_loss)?;
+    let plan = plan_from(ws, &state, &observed, opts.destroy, &opts.flags)?;
     Ok((plan, state))
 }
 
@@ -115,14 +115,14 @@ pub fn plan_from(
     state: &State,
     observed: &Observed,
     destroy: bool,
-    allow_data_loss: bool,
+    flags: &crate::plan::PlanFlags,
 ) -> Result<Plan> {
     let input = PlanInput {
         topology: &ws.topology,
         topology_sha256: &ws.topology_sha256,
         state,
         observed,
-        allow_data_loss,
+        flags: flags.clone(),
     };
     Ok(if destroy {
         plan::build_destroy(&input)?

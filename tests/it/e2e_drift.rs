@@ -540,7 +540,7 @@ fn drifted_plan_json() -> String {
         topology_sha256: "0",
         state: &s,
         observed: &o,
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap();
     serde_json::to_string_pretty(&p).unwrap()

@@ -139,7 +139,7 @@ fn mutated_topologies_never_panic_and_valid_ones_plan() {
                             topology_sha256: "0",
                             state: &state,
                             observed: &observed,
-                            allow_data_loss: false,
+                            flags: Default::default(),
                         };
                         if let Ok(p) = plan::build(&input) {
                             let _ = plan::render::render(&p, false);
@@ -193,7 +193,7 @@ fn mutated_state_files_never_panic_and_loaded_ones_round_trip_and_plan() {
                     topology_sha256: "0",
                     state: &state,
                     observed: &observed,
-                    allow_data_loss: false,
+                    flags: Default::default(),
                 };
                 if let Ok(p) = plan::build(&input) {
                     let _ = plan::render::render(&p, false);

@@ -269,7 +269,7 @@ fn a_service_tagged_by_another_workspace_is_never_adopted() {
         topology_sha256: "0000",
         state: &state,
         observed: &observed_with(vec![theirs], &[]),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap();
     assert_eq!(p.action("service.primary").unwrap().change, Change::Adopt);
@@ -306,7 +306,7 @@ fn a_pinned_id_is_adopted_by_id_and_must_exist_and_match() {
         topology_sha256: "0000",
         state: &state,
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap_err();
     assert!(matches!(e, PlanError::PinnedIdMismatch { .. }), "{e}");

@@ -12,7 +12,7 @@ fn plan_of(t: &Topology, s: &State) -> Plan {
         topology_sha256: "0000",
         state: s,
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap()
 }
@@ -178,7 +178,7 @@ fn storage_cannot_shrink() {
         topology_sha256: "0",
         state: &s,
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap_err();
     assert!(err.to_string().contains("storage can only grow"), "{err}");
@@ -192,7 +192,7 @@ fn destroy_plan_tears_down_replicas_before_sources() {
         topology_sha256: "0",
         state: &applied(&t),
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap();
     let order: Vec<&str> = p.actions.iter().map(|a| a.address.as_str()).collect();
@@ -216,7 +216,7 @@ fn deletion_protection_refuses_destroy() {
         topology_sha256: "0",
         state: &applied(&t),
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap_err();
     assert!(err.to_string().contains("deletion_protection"), "{err}");
@@ -273,7 +273,7 @@ fn every_produced_plan_matches_the_plan_schema() {
         topology_sha256: "0",
         state: &applied(&guide),
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap();
     assert_valid(&schema, &destroy);
@@ -319,7 +319,7 @@ fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
         topology_sha256: "0",
         state: &s,
         observed: &observed,
-        allow_data_loss: false,
+        flags: Default::default(),
     })
     .unwrap();
     assert!(p.actions.is_empty(), "{}", text(&p));

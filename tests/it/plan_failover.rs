@@ -129,7 +129,7 @@ fn a_deleted_primary_is_failed_over_then_recreated_and_seeded_from_the_new_one()
     let o = primary_lost(&s, missing(&s));
     let p = build_allowing_loss(&switched_pair(), &s, &o).unwrap();
     let text = render::render(&p, false);
-    assert!(p.allow_data_loss);
+    assert!(p.flags.allow_data_loss);
     let fo = p.action("failover.secondary").expect(&text);
     assert!(
         matches!(fo.kind, ActionKind::Failover { old_gone: true, .. }),
@@ -443,4 +443,35 @@ fn a_replica_lost_with_its_region_can_leave_the_topology() {
     // Kept in the topology, it is an error (what apply would do to it is unknown).
     let e = plan_of(&example("fan-out.toml"), &s, &o).unwrap_err();
     assert!(matches!(e, PlanError::Unreachable { .. }), "{e}");
+}
+
+#[test]
+fn a_returning_primary_with_lost_writes_is_reseeded_only_when_named() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-45"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
+    o.read_only.insert("primary".into(), false);
+    o.read_only.insert("secondary".into(), false);
+    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: &switched_pair(),
+        topology_sha256: "0000",
+        state: &s,
+        observed: &o,
+        flags: skyplan::plan::PlanFlags {
+            replace: vec!["service.primary".into()],
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    let text = render::render(&p, false);
+    let restore = p.action("restore.primary").expect(&text);
+    assert!(restore.wipes_data, "{text}");
+    let fence = p.action("role.primary").expect(&text);
+    assert!(
+        restore.depends_on.contains(&fence.id),
+        "fenced first: {text}"
+    );
+    assert!(p.action("replication.primary").is_some(), "{text}");
 }

@@ -41,7 +41,7 @@ pub(crate) fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
         topology_sha256: "",
         state: &State::new(),
         observed: &Observed::offline(),
-        allow_data_loss: false,
+        flags: Default::default(),
     })?;
     Ok((file, plan))
 }

@@ -134,7 +134,7 @@ mod tests {
             topology_sha256: "x",
             state: &skyplan::state::State::new(),
             observed: &skyplan::observed::Observed::offline(),
-            allow_data_loss: false,
+            flags: Default::default(),
         })
         .unwrap();
         let (total, path) = critical_path(&plan.actions, emulated_delay(Duration::from_secs(2)));

@@ -212,7 +212,7 @@ mod tests {
             topology_sha256: "x",
             state,
             observed: &Observed::offline(),
-            allow_data_loss: false,
+            flags: Default::default(),
         })
         .unwrap()
     }
@@ -258,7 +258,7 @@ mod tests {
             topology_sha256: "x",
             state: &applied,
             observed: &observed_as_applied(&applied),
-            allow_data_loss: false,
+            flags: Default::default(),
         })
         .unwrap();
         assert!(

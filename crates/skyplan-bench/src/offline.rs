@@ -136,7 +136,7 @@ fn plan_once(text: &str, state_json: Option<&[u8]>, scenario: Scenario) -> Resul
         topology_sha256: "",
         state: &state,
         observed: &observed,
-        allow_data_loss: false,
+        flags: Default::default(),
     })?;
     Ok(Phases {
         parse: parse_time,

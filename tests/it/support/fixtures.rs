@@ -146,7 +146,7 @@ pub(crate) fn build(
         topology_sha256: "0000",
         state: s,
         observed: o,
-        allow_data_loss: false,
+        flags: Default::default(),
     })
 }
 
@@ -161,6 +161,9 @@ pub(crate) fn build_allowing_loss(
         topology_sha256: "0000",
         state: s,
         observed: o,
-        allow_data_loss: true,
+        flags: skyplan::plan::PlanFlags {
+            allow_data_loss: true,
+            ..Default::default()
+        },
     })
 }

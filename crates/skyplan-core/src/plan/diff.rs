@@ -70,8 +70,9 @@ pub fn diff(
     topology: &Topology,
     state: &State,
     observed: &Observed,
-    allow_data_loss: bool,
+    flags: &super::PlanFlags,
 ) -> Result<DiffOutput, PlanError> {
+    let allow_data_loss = flags.allow_data_loss;
     let mut out = DiffOutput::default();
     let mut fates: BTreeMap<&str, Fate> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -108,6 +109,23 @@ pub fn diff(
             match unreachable(key, why, state, &lost_ok, true, &mut out) {
                 Ok(()) => {
                     fates.insert(key.as_str(), Fate::Keep);
+                }
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        // `--replace service.KEY` of a service that is no replica: replace it (a replica is
+        // re-seeded instead, in plan_links).
+        let replace_it = svc.replication.is_none()
+            && flags.replace.iter().any(|a| a == &svc.address())
+            && state.resources.services.contains_key(key);
+        if replace_it {
+            let rec = &state.resources.services[key];
+            match check_protection(svc) {
+                Ok(()) => {
+                    out.actions
+                        .push(replace(svc, &rec.spec, "requested with --replace".into()));
+                    fates.insert(key.as_str(), Fate::Replace);
                 }
                 Err(e) => errors.push(e),
             }
@@ -158,7 +176,15 @@ pub fn diff(
         });
     }
 
-    links::plan_links(topology, state, observed, &fates, &switches, &mut out)?;
+    links::plan_links(
+        topology,
+        state,
+        observed,
+        &fates,
+        &switches,
+        &flags.replace,
+        &mut out,
+    )?;
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
     // orders them); links from or to them are torn down by plan_links.

@@ -368,6 +368,55 @@ fn describe_cycle(g: &DiGraph<String, ()>) -> String {
 }
 
 /// The plan's graph in Graphviz DOT.
+/// `--target`: only the actions about the targets (an exact address or its sub-addresses, or,
+/// for `service.KEY`, every action whose service is KEY) and what they depend on, numbered
+/// again in the same order. Everything else is left for a later, full plan.
+pub fn only(actions: Vec<Action>, targets: &[String]) -> Vec<Action> {
+    // The services an action is for: a backup belongs to the replicas it seeds, not to the
+    // source it copies (targeting a primary must not take a backup of it).
+    let belongs = |a: &Action, key: &str| match &a.kind {
+        ActionKind::Backup { replicas, .. } => replicas.iter().any(|r| r == key),
+        kind => subject(kind) == key,
+    };
+    let selected = |a: &Action| {
+        targets.iter().any(|t| {
+            a.address == *t
+                || a.address.starts_with(&format!("{t}."))
+                || t.strip_prefix("service.").is_some_and(|k| belongs(a, k))
+        })
+    };
+    let mut keep = vec![false; actions.len()];
+    let mut stack: Vec<usize> = actions
+        .iter()
+        .filter(|a| selected(a))
+        .map(|a| a.id)
+        .collect();
+    while let Some(id) = stack.pop() {
+        if id >= keep.len() || keep[id] {
+            continue;
+        }
+        keep[id] = true;
+        stack.extend(actions[id].depends_on.iter().copied());
+    }
+    let mut new_id = vec![usize::MAX; actions.len()];
+    let mut out = Vec::new();
+    for a in actions {
+        if keep.get(a.id).copied().unwrap_or(false) {
+            new_id[a.id] = out.len();
+            out.push(a);
+        }
+    }
+    for a in &mut out {
+        a.id = new_id[a.id];
+        a.depends_on = a
+            .depends_on
+            .iter()
+            .filter_map(|d| new_id.get(*d).copied().filter(|n| *n != usize::MAX))
+            .collect();
+    }
+    out
+}
+
 pub fn to_dot(actions: &[Action]) -> String {
     // Node `i` is `actions[i]` (a plan's ids are its positions); edges are added action by
     // action in `depends_on` order, the order they print in.

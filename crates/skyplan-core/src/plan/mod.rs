@@ -5,6 +5,7 @@
 pub mod action;
 pub mod diff;
 pub mod drift;
+mod flags;
 pub mod graph;
 pub mod planfile;
 pub mod render;
@@ -84,6 +85,12 @@ pub enum PlanError {
     ReplacedPrimaryPromoted { key: String, by: String },
     #[error("service.{key} does not answer ({why}); nothing was planned or changed. If its region is lost: remove it from the topology (it is deleted once it answers again), or, if it is the primary, make one of its replicas the primary: that is a failover (see the README's disaster recovery section)")]
     Unreachable { key: String, why: String },
+    #[error("{flag} {address}: {why}")]
+    BadAddress {
+        flag: &'static str,
+        address: String,
+        why: String,
+    },
     #[error("switchover of service.{old} to service.{new}: the old primary must replicate from the new one (it says from = \"{from}\"); set [services.{old}.replication] from = \"{new}\"")]
     SwitchoverShape {
         old: String,
@@ -165,9 +172,10 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub summary: Summary,
-    /// Made with `--allow-data-loss`: applying the saved plan re-derives it the same way.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_data_loss: bool,
+    /// The command line's `--allow-data-loss`, `--replace` and `--target` (flattened: absent
+    /// when unused): applying the saved plan re-derives it the same way.
+    #[serde(flatten)]
+    pub flags: PlanFlags,
     /// The desired topology, so a saved plan applies exactly what was reviewed.
     pub topology: Topology,
 }
@@ -189,8 +197,23 @@ pub struct PlanInput<'a> {
     pub topology_sha256: &'a str,
     pub state: &'a State,
     pub observed: &'a Observed,
-    /// `--allow-data-loss`: a failover (promoting a replica of a lost primary) may be planned.
+    pub flags: PlanFlags,
+}
+
+/// What the command line adds to the inputs (`--allow-data-loss`, `--replace`, `--target`);
+/// a saved plan records them, so applying it re-derives the same plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanFlags {
+    /// A failover (promoting a replica of a lost primary) may be planned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_data_loss: bool,
+    /// Addresses to rebuild although nothing drifted: a replica (`service.KEY` or
+    /// `replication.KEY`) is re-seeded, any other service replaced. Both wipe data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<String>,
+    /// Addresses to limit the plan to (with what they depend on): a partial plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<String>,
 }
 
 /// Plan the changes that make the world match the topology. The state is first corrected by
@@ -207,7 +230,8 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         corrected_state = Some(state);
     }
     let state = corrected_state.as_ref().unwrap_or(input.state);
-    let mut out = diff::diff(input.topology, state, input.observed, input.allow_data_loss)?;
+    flags::check(&input.flags, input.topology, state)?;
+    let mut out = diff::diff(input.topology, state, input.observed, &input.flags)?;
     out.drift.extend(corrected);
     finish(input, out, false)
 }
@@ -215,11 +239,12 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
 /// Plan tearing down everything the state records (`skyplan destroy`).
 pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
     check_destroy_allowed(input.topology, input.state)?;
+    flags::check(&input.flags, input.topology, input.state)?;
     let empty = Topology {
         services: Default::default(),
         ..input.topology.clone()
     };
-    let out = diff::diff(&empty, input.state, input.observed, false)?;
+    let out = diff::diff(&empty, input.state, input.observed, &PlanFlags::default())?;
     let mut plan = finish(input, out, true)?;
     plan.drift.clear();
     plan.summary.drift = 0;
@@ -245,7 +270,10 @@ pub fn check_destroy_allowed(topology: &Topology, state: &State) -> Result<(), P
 }
 
 fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Plan, PlanError> {
-    let actions = graph::build(out.actions, input.state)?;
+    let mut actions = graph::build(out.actions, input.state)?;
+    if !input.flags.target.is_empty() {
+        actions = graph::only(actions, &input.flags.target);
+    }
     let mut drift = out.drift;
     drift.sort_by(|a, b| (&a.resource, a.kind).cmp(&(&b.resource, b.kind)));
     let summary = summarize(&actions, &drift);
@@ -262,7 +290,7 @@ fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Pla
         drift,
         warnings: out.warnings,
         summary,
-        allow_data_loss: input.allow_data_loss,
+        flags: input.flags.clone(),
         topology: input.topology.clone(),
     })
 }

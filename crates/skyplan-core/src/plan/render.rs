@@ -55,6 +55,16 @@ pub fn render(plan: &Plan, colors: bool) -> String {
             )
         );
     }
+    if !plan.flags.target.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.change.apply_to(format!(
+                "Note: a partial plan (--target {}): only these and what they depend on; other changes are neither shown nor made.\n",
+                plan.flags.target.join(", --target ")
+            ))
+        );
+    }
     if !plan.drift.is_empty() {
         render_drift(&mut out, &plan.drift, &st);
     }

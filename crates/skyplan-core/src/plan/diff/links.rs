@@ -22,6 +22,8 @@ struct Ctx<'a> {
     state: &'a State,
     observed: &'a Observed,
     fates: &'a BTreeMap<&'a str, Fate>,
+    /// `--replace` addresses.
+    replace: &'a [String],
 }
 
 impl Ctx<'_> {
@@ -42,6 +44,13 @@ impl Ctx<'_> {
 
     fn fate(&self, key: &str) -> Fate {
         self.fates.get(key).copied().unwrap_or(Fate::Keep)
+    }
+
+    /// `--replace` names this replica (`service.KEY` or `replication.KEY`): re-seed it.
+    fn reseed_requested(&self, key: &str) -> bool {
+        self.replace
+            .iter()
+            .any(|a| *a == format!("service.{key}") || *a == format!("replication.{key}"))
     }
 
     /// A primary that a failover replaced and that has not rejoined yet.
@@ -79,6 +88,7 @@ pub(super) fn plan_links(
     observed: &Observed,
     fates: &BTreeMap<&str, Fate>,
     switches: &[super::roles::Switch],
+    replace: &[String],
     out: &mut DiffOutput,
 ) -> Result<(), PlanError> {
     let cx = Ctx {
@@ -86,6 +96,7 @@ pub(super) fn plan_links(
         state,
         observed,
         fates,
+        replace,
     };
     let mut seeds = Seeds::new();
     let mut errors = Vec::new();
@@ -239,8 +250,8 @@ fn diverged(cx: &Ctx, r: &str, src: &str) -> Option<Drift> {
         detail: format!(
             "{name_r}, the primary a failover replaced, has transactions {name_s} lacks: {} \
              (the writes the failover lost). It stays fenced (read-only) and is not re-seeded \
-             on its own: take what you need from it, then remove it from the topology to delete \
-             it, and add it back to re-create it as a replica",
+             on its own: take what you need from it, then re-seed it from {name_s} with \
+             `skyplan apply --replace service.{r}` (wipes it)",
             gtid::describe_ranges(&extra)
         ),
     })
@@ -310,10 +321,17 @@ fn plan_link(
     // if it has nothing the new primary lacks. Otherwise it holds the writes the failover
     // lost: it stays fenced (plan_roles) and nothing overwrites them unasked.
     let returning = existing_r && link.is_none() && cx.replaced(r);
+    let requested = cx.reseed_requested(r) && repl.seed.uses_backup();
+    if requested {
+        reseed = Some("requested with --replace".into());
+    }
     if returning {
         if let Some(d) = diverged(cx, r, src) {
             out.drift.push(d);
-            return;
+            // Its extra writes are discarded only when asked for by name.
+            if !requested {
+                return;
+            }
         }
     }
     let own_position = (!fate_s.is_new()

@@ -1,0 +1,86 @@
+//! The addresses `--replace` and `--target` name: checked against the topology and the state
+//! before anything is planned, so a typo is an error rather than a plan that quietly does
+//! nothing (or everything).
+
+use std::collections::BTreeSet;
+
+use super::PlanError;
+use crate::state::State;
+use crate::topology::Topology;
+
+/// Address kinds an action can have (`<kind>.<key>…`), as the plan prints them.
+const KINDS: &[&str] = &[
+    "service",
+    "backup",
+    "restore",
+    "allowlist",
+    "replication",
+    "replication_user",
+    "switchover",
+    "failover",
+    "role",
+];
+
+pub(super) fn check(
+    flags: &super::PlanFlags,
+    topology: &Topology,
+    state: &State,
+) -> Result<(), PlanError> {
+    let keys: BTreeSet<&str> = topology
+        .services
+        .keys()
+        .chain(state.resources.services.keys())
+        .map(String::as_str)
+        .collect();
+    let known = || keys.iter().copied().collect::<Vec<_>>().join(", ");
+    let mut errors = Vec::new();
+    for (flag, addresses) in [("--replace", &flags.replace), ("--target", &flags.target)] {
+        for address in addresses {
+            let mut parts = address.split('.');
+            let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let why = if !KINDS.contains(&kind) {
+                Some(format!(
+                    "an address is <kind>.<service key>, the kind one of {}",
+                    KINDS.join(", ")
+                ))
+            } else if !keys.contains(key) {
+                Some(format!("no service key `{key}` (known: {})", known()))
+            } else if flag == "--replace" && !matches!(kind, "service" | "replication") {
+                Some("--replace takes service.KEY (a replica is re-seeded, any other service replaced) or replication.KEY".into())
+            } else if flag == "--replace" {
+                replace_problem(kind, key, topology)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                errors.push(PlanError::BadAddress {
+                    flag,
+                    address: crate::topology::rules::echo(address),
+                    why,
+                });
+            }
+        }
+    }
+    match PlanError::combine(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What keeps `--replace` of `kind.key` from meaning anything.
+fn replace_problem(kind: &str, key: &str, topology: &Topology) -> Option<String> {
+    let svc = topology.services.get(key);
+    let link = svc.and_then(|s| s.replication.as_ref());
+    match (kind, svc, link) {
+        (_, None, _) => Some(format!(
+            "service.{key} is not in the topology: there is nothing to rebuild it as"
+        )),
+        ("replication", _, None) => Some(format!(
+            "service.{key} replicates from nobody in the topology: it has no link to re-seed"
+        )),
+        (_, _, Some(l)) if !l.seed.uses_backup() => Some(format!(
+            "service.{key} has seed = \"none\": a re-seed needs a backup to copy; set a seed to re-seed it"
+        )),
+        _ => None,
+    }
+}
