@@ -1382,5 +1382,80 @@ async fn the_outage_command_and_helpers_drive_the_running_emulator() {
         run.stderr
     );
     let run = cloud.skyplan(&["emulator", "outage", &id, "--end", "--mode", "errors"]);
-    assert_eq!(run.code, 2, "--end takes no --mode: {}", run.stderr);
+    // A usage error: exit 1 (2 only ever means changes or drift).
+    assert_eq!(run.code, 1, "--end takes no --mode: {}", run.stderr);
+}
+
+/// The offering lookups answer with the spec's shapes, and a create outside the catalog is
+/// refused with the spec's error body naming the field and the nearest valid value, before
+/// anything is created.
+#[tokio::test]
+async fn the_catalog_answers_per_spec_and_bad_creates_are_refused_by_field() {
+    let emu = Emulator::api_only(0.1).await;
+    for path in [
+        "/provisioning/v1/providers",
+        "/provisioning/v1/regions?provider=gcp",
+        "/provisioning/v1/regions/us-east4/zones",
+        "/provisioning/v1/sizes?provider=aws&architecture=arm64",
+        "/provisioning/v1/versions?topology=standalone",
+        "/provisioning/v1/topologies?service_type=transactional",
+    ] {
+        let (status, v) = emu.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!v.as_array().unwrap().is_empty(), "{path}: {v}");
+    }
+    let (_, regions) = emu
+        .call(Method::GET, "/provisioning/v1/regions?provider=gcp", None)
+        .await;
+    assert!(regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "us-west1" && r["provider"] == "gcp"));
+    let (status, _) = emu
+        .call(Method::GET, "/provisioning/v1/regions?provider=mars", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let cases = [
+        ("region", "us-west-1", "did you mean \"us-west1\""),
+        (
+            "region",
+            "mars-north1",
+            "region \"mars-north1\" is not offered",
+        ),
+        (
+            "size",
+            "sky-999x9999",
+            "size \"sky-999x9999\" is not offered",
+        ),
+        ("topology", "galaxy", "topology \"galaxy\" is not offered"),
+        ("nodes", "100", "nodes must be between 1 and 1"),
+    ];
+    for (field, value, want) in cases {
+        let mut body = serde_json::json!({
+            "name": "catalog-check", "provider": "gcp", "region": "us-east4",
+            "service_type": "transactional", "topology": "standalone",
+            "architecture": "amd64", "size": "sky-2x8", "nodes": 1, "storage": 100,
+        });
+        body[field] = if field == "nodes" {
+            serde_json::json!(100)
+        } else {
+            serde_json::json!(value)
+        };
+        let (status, e) = emu
+            .call(Method::POST, "/provisioning/v1/services", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}");
+        let msg = e["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{want} in {e}");
+    }
+    let (_, listed) = emu
+        .call(Method::GET, "/provisioning/v1/services", None)
+        .await;
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "nothing created: {listed}"
+    );
 }

@@ -14,11 +14,10 @@ use skyplan_api::types::{
 use super::api_error::ApiError;
 use super::app::{now, App};
 use super::store::ServiceRecord;
-use super::{allowlist, ids, ops, proxy, render};
+use super::{allowlist, catalog, ids, ops, proxy, render};
 
 type Api<T> = Result<T, ApiError>;
 
-const PROVIDERS: &[&str] = &["aws", "gcp", "azure"];
 const PAGE_TOKEN_NEXT: &str = "X-SkySQL-Page-Token-Next";
 const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
 
@@ -97,16 +96,19 @@ fn validate_create(req: &CreateServiceRequest) -> Api<String> {
             "name is required: 1-63 characters of letters, digits, '-' and '_'",
         ));
     }
-    if let Some(provider) = &req.provider {
-        if !PROVIDERS.contains(&provider.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "provider {provider:?} is not one of {PROVIDERS:?}"
-            )));
-        }
-    }
-    if let Some(size) = &req.size {
-        validate_size(size)?;
-    }
+    // What SkySQL offers (with the same defaults the record takes for fields left out).
+    let offer = catalog::Offer {
+        provider: req.provider.as_deref().unwrap_or("gcp"),
+        region: req.region.as_deref().unwrap_or("us-east4"),
+        architecture: req.architecture.as_deref().unwrap_or("amd64"),
+        size: req.size.as_deref().unwrap_or("sky-2x8"),
+        topology: req.topology.as_deref().unwrap_or("es-single"),
+        service_type: req.service_type.as_deref().unwrap_or("transactional"),
+        version: req.version.as_deref(),
+        nodes: req.nodes.unwrap_or(1),
+        availability_zone: req.availability_zone.as_deref(),
+    };
+    catalog::check(&offer).map_err(|(_, message)| ApiError::bad_request(message))?;
     if req.storage.is_some_and(|s| s < 1) {
         return Err(ApiError::bad_request("storage must be at least 1 (GB)"));
     }
@@ -114,20 +116,6 @@ fn validate_create(req: &CreateServiceRequest) -> Api<String> {
         allowlist::validate(&item.ip).map_err(ApiError::bad_request)?;
     }
     Ok(name)
-}
-
-fn validate_size(size: &str) -> Api<()> {
-    let ok = size
-        .strip_prefix("sky-")
-        .and_then(|rest| rest.split_once('x'))
-        .is_some_and(|(cpu, ram)| cpu.parse::<u32>().is_ok() && ram.parse::<u32>().is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "size {size:?} is not a valid instance size (e.g. sky-2x8)"
-        )))
-    }
 }
 
 fn new_record(
@@ -291,7 +279,15 @@ pub async fn set_size(
     Path(id): Path<String>,
     Json(req): Json<ServiceSizeState>,
 ) -> Api<(StatusCode, Json<ServiceSizeState>)> {
-    validate_size(&req.size)?;
+    if !catalog::is_size(&req.size) {
+        let hint = catalog::nearest_size(&req.size)
+            .map(|n| format!("; did you mean {n:?}?"))
+            .unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "size {:?} is not offered{hint}",
+            req.size
+        )));
+    }
     let fail = app.store.update(|s| {
         let svc = s.require_settled(&id)?;
         svc.size = req.size.clone();

@@ -14,10 +14,12 @@
 pub mod allowlist;
 pub mod api_admin;
 pub mod api_backups;
+pub mod api_catalog;
 pub mod api_error;
 pub mod api_security;
 pub mod api_services;
 pub mod app;
+pub mod catalog;
 pub mod daemon;
 pub mod error;
 pub mod faults;

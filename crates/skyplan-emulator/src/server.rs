@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::api_error::{self, ApiError};
 use super::app::App;
 use super::faults::Fault;
-use super::{api_admin, api_backups, api_security, api_services, outage};
+use super::{api_admin, api_backups, api_catalog, api_security, api_services, outage};
 
 /// Paths under this prefix are the emulator's own: never faulted.
 pub const ADMIN_PREFIX: &str = "/emulator/";
@@ -27,6 +27,15 @@ pub fn router(app: Arc<App>) -> Router {
             get(api_services::list).post(api_services::create),
         )
         .route(SVC, get(api_services::get).delete(api_services::delete))
+        .route("/provisioning/v1/providers", get(api_catalog::providers))
+        .route("/provisioning/v1/regions", get(api_catalog::regions))
+        .route(
+            "/provisioning/v1/regions/:region_name/zones",
+            get(api_catalog::zones),
+        )
+        .route("/provisioning/v1/sizes", get(api_catalog::sizes))
+        .route("/provisioning/v1/versions", get(api_catalog::versions))
+        .route("/provisioning/v1/topologies", get(api_catalog::topologies))
         .route(&format!("{SVC}/size"), post(api_services::set_size))
         // Not in the subset spec, but in the full one and used by the client for updates.
         .route(&format!("{SVC}/nodes"), post(api_services::set_nodes))
