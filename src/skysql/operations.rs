@@ -52,6 +52,39 @@ impl SkysqlClient {
         .await
     }
 
+    /// Every page of `GET /provisioning/v1/{kind}` (the offering catalog), filtered.
+    pub async fn list_offering<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<T>, SkysqlError> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let req = request::list_offering(kind, filters, token.as_deref());
+            let resp = self.execute(&req, &mut 0).await?;
+            let page: Vec<T> = self.decode(&req, &resp, false)?;
+            all.extend(page);
+            let next = resp
+                .headers
+                .get(NEXT_PAGE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            match next {
+                Some(t) if seen.insert(t.clone()) => token = Some(t),
+                Some(_) => return Err(pagination_error(&req, seen.len() as u32 + 1)),
+                None => return Ok(all),
+            }
+        }
+        Err(pagination_error(
+            &request::list_offering(kind, filters, None),
+            MAX_PAGES,
+        ))
+    }
+
     /// `GET /provisioning/v1/services/{id}`; `Ok(None)` when it does not exist (404).
     pub async fn get_service(&self, id: &str) -> Result<Option<ServiceResponse>, SkysqlError> {
         match self.call(&request::get_service(id)).await {

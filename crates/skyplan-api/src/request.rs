@@ -89,6 +89,20 @@ pub fn list_services(page_token: Option<&str>) -> ApiRequest {
     }
 }
 
+/// `GET /provisioning/v1/{kind}` (`regions`, `sizes`, `versions`, `topologies`): the offering
+/// catalog, filtered by `filters` (the spec's query parameters), one page.
+pub fn list_offering(kind: &str, filters: &[(&str, &str)], page_token: Option<&str>) -> ApiRequest {
+    let mut req = ApiRequest::new(Method::Get, format!("/provisioning/v1/{kind}"))
+        .query("page_size", PAGE_SIZE);
+    for (k, v) in filters {
+        req = req.query(k, *v);
+    }
+    match page_token {
+        Some(token) => req.query("page_token", token),
+        None => req,
+    }
+}
+
 /// Not idempotent: a repeat would create a second service with the same name.
 pub fn create_service(body: &CreateServiceRequest) -> ApiRequest {
     ApiRequest::new(Method::Post, SERVICES.into())

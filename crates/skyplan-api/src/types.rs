@@ -850,3 +850,43 @@ mod allowlist_entries_tests {
         assert_eq!(only_old.entries(), ["9.9.9.9/32"]);
     }
 }
+
+/// `v1.Region`: the fields skyplan reads (the rest is ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub provider: String,
+}
+
+/// `v1.Size`: the fields skyplan reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub architecture: String,
+}
+
+/// `v1.Version`: the fields skyplan reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub topology: String,
+}
+
+/// `v1.Topology`: the fields skyplan reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyOffer {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub service_type: String,
+}
