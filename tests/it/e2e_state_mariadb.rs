@@ -275,7 +275,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
     for address in [
         "service.primary",
         "service.secondary",
-        "backup.secondary",
+        "backup.primary",
         "restore.secondary",
         "allowlist.primary.secondary",
         "replication.secondary",
