@@ -53,6 +53,7 @@ enum Command {
         from: String,
         /// Its new address, e.g. service.west (refused if the state already uses it).
         to: String,
+        /// Topology file (default: skyplan.toml).
         file: Option<PathBuf>,
     },
     /// Print the whole state as JSON.
