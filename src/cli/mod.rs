@@ -8,16 +8,19 @@
 mod apply;
 mod args;
 mod common;
+mod completions;
 mod destroy;
 pub mod emulator;
 mod force_unlock;
 mod graph;
 mod import;
+mod output;
 mod plan;
 mod show;
 mod state;
 mod validate;
 mod verify;
+mod version;
 
 use clap::{Parser, Subcommand};
 
@@ -58,14 +61,21 @@ enum Command {
     Graph(graph::Args),
     /// Record an existing service under a topology key (service.KEY), then show the next plan.
     Import(import::Args),
-    /// Inspect and move the state (list, show, pull, push, history, migrate).
+    /// Inspect, move and edit the state (list, show, pull, push, history, migrate, rm, mv).
     State(state::Args),
     /// Compare every table between each source and its replica (read-only).
     Verify(verify::Args),
+    /// Each managed service's endpoint, role, region, credentials reference and replication
+    /// source, from the state (read-only).
+    Output(output::Args),
     /// Remove a state lock left by a crashed run.
     ForceUnlock(force_unlock::Args),
     /// The local SkySQL emulator (`endpoint = "local"`): serve, start, stop, status, outage.
     Emulator(emulator::EmulatorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print skyplan's version and the state, plan and output format versions it uses.
+    Version(version::Args),
 }
 
 pub fn main() -> i32 {
@@ -92,6 +102,9 @@ pub fn main() -> i32 {
         Command::Verify(a) => common::block_on(verify::run(a, &ui)),
         Command::ForceUnlock(a) => common::block_on(force_unlock::run(a, &ui)),
         Command::Emulator(a) => emulator::run(a, &ui),
+        Command::Output(a) => common::block_on(output::run(a, &ui)),
+        Command::Completions(a) => completions::run(a, &ui),
+        Command::Version(a) => version::run(a, &ui),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
-//! `skyplan state …`: inspect and move the state, on either backend (local file or MariaDB).
+//! `skyplan state …`: inspect, move and edit the state, on either backend (local file or
+//! MariaDB). Writes (push, migrate, rm, mv) hold the state lock.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +10,7 @@ use super::common::{lock_timeout, topology_path};
 use super::EXIT_OK;
 use crate::ops::Workspace;
 use crate::printer::Printer;
-use crate::state::{codec, State};
+use crate::state::{address, codec, State};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -18,7 +19,7 @@ pub(super) struct Args {
     /// Use this state backend instead of the topology's (a path or mysql:// URL).
     #[arg(long, global = true)]
     state_backend: Option<String>,
-    /// Wait this long for the state lock (writes only).
+    /// Wait this long for the state lock (writes only: push, migrate, rm, mv), e.g. 30s.
     #[arg(long, global = true, value_parser = lock_timeout, default_value = "0s")]
     lock_timeout: Duration,
 }
@@ -27,9 +28,32 @@ pub(super) struct Args {
 enum Command {
     /// List the addresses of everything the state records.
     List { file: Option<PathBuf> },
-    /// Show one record (e.g. service.primary, replication.secondary) as JSON.
+    /// Show one record (e.g. service.primary, backup.primary, replication.secondary) as JSON.
     Show {
+        /// An address as `state list` prints it (older spellings such as backup.REPLICA too).
         address: String,
+        file: Option<PathBuf>,
+    },
+    /// Forget records without deleting anything remote (service.KEY: with its backup,
+    /// restore, replication, allowlist and replication user records as a replica).
+    #[command(
+        after_help = "The last argument is the topology file when it is not an address \
+                            (e.g. global-replication.toml). Refused, naming what else must go, \
+                            when a record that stays would still name a forgotten service."
+    )]
+    Rm {
+        /// Addresses as `state list` prints them, then optionally the topology file.
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+    },
+    /// Rename a service key (service.FROM to service.TO) and every record that names it,
+    /// without a destroy/create; rename it in the topology too.
+    Mv {
+        /// The service's current address, e.g. service.secondary.
+        from: String,
+        /// Its new address, e.g. service.west (refused if the state already uses it).
+        to: String,
+        /// Topology file (default: skyplan.toml).
         file: Option<PathBuf>,
     },
     /// Print the whole state as JSON.
@@ -59,7 +83,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         Command::List { file } => {
             let (_, state) = read(ui, file, backend_override).await?;
             let mut s = String::new();
-            for a in addresses(&state) {
+            for a in address::addresses(&state) {
                 s.push_str(&a);
                 s.push('\n');
             }
@@ -67,10 +91,17 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         }
         Command::Show { address, file } => {
             let (_, state) = read(ui, file, backend_override).await?;
-            let v = record(&state, &address).with_context(|| {
-                format!("no `{address}` in the state (see `skyplan state list`)")
-            })?;
+            let v = address::show(&state, &address)?;
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
+        }
+        Command::Rm { mut addresses } => {
+            let file = split_file(&mut addresses)?;
+            let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
+            return crate::ops::state_edit::rm(&ws, &addresses, args.lock_timeout, ui).await;
+        }
+        Command::Mv { from, to, file } => {
+            let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
+            return crate::ops::state_edit::mv(&ws, &from, &to, args.lock_timeout, ui).await;
         }
         Command::Pull { file } => {
             let (_, state) = read(ui, file, backend_override).await?;
@@ -147,33 +178,31 @@ async fn read(
     Ok((ws, state))
 }
 
-fn addresses(s: &State) -> Vec<String> {
-    let r = &s.resources;
-    let mut v: Vec<String> = r.services.keys().map(|k| format!("service.{k}")).collect();
-    v.extend(r.backups.keys().map(|k| format!("backup.{k}")));
-    v.extend(r.restores.keys().map(|k| format!("restore.{k}")));
-    v.extend(
-        r.allowlists
-            .iter()
-            .map(|(k, a)| format!("allowlist.{}.{k}", a.on)),
-    );
-    v.extend(r.replications.keys().map(|k| format!("replication.{k}")));
-    v
-}
-
-fn record(s: &State, address: &str) -> Option<serde_json::Value> {
-    let r = &s.resources;
-    let (kind, key) = address.split_once('.')?;
-    let v = match kind {
-        "service" => serde_json::to_value(r.services.get(key)?),
-        "backup" => serde_json::to_value(r.backups.get(key)?),
-        "restore" => serde_json::to_value(r.restores.get(key)?),
-        "allowlist" => {
-            let replica = key.rsplit('.').next()?;
-            serde_json::to_value(r.allowlists.get(replica)?)
-        }
-        "replication" => serde_json::to_value(r.replications.get(key)?),
-        _ => return None,
+/// `state rm ADDRESS... [FILE]`: the last argument is the topology file when it is not an
+/// address (no known `KIND.` prefix) but looks like a file (it exists, ends in `.toml` or has a
+/// `/`), or when it is an existing `.toml` file that happens to look like an address.
+fn split_file(args: &mut Vec<String>) -> Result<Option<PathBuf>> {
+    let Some(last) = args.last() else {
+        return Ok(None);
     };
-    v.ok()
+    let is_address = address::KINDS.iter().any(|k| {
+        last.strip_prefix(k)
+            .and_then(|r| r.strip_prefix('.'))
+            .is_some_and(|r| !r.is_empty())
+    });
+    let exists = Path::new(last).is_file();
+    // Not an address and not a file either (a typo like `servce.a`): left as an address, so
+    // the error lists the address kinds.
+    let is_file = if is_address {
+        last.ends_with(".toml") && exists
+    } else {
+        exists || last.ends_with(".toml") || last.contains('/')
+    };
+    if !is_file {
+        return Ok(None);
+    }
+    if args.len() == 1 {
+        bail!("`{last}` is not an address: `skyplan state rm` takes ADDRESS... [FILE] (see `skyplan state list`)");
+    }
+    Ok(args.pop().map(PathBuf::from))
 }

@@ -13,7 +13,6 @@ use crate::apply::steps::{RealSteps, StepOptions};
 use crate::ops::{self, Workspace, EXIT_ERROR, EXIT_OK};
 use crate::plan::{planfile, render, Plan};
 use crate::printer::Printer;
-use crate::remote::Remote;
 use crate::state::State;
 
 pub struct ExecuteOptions {
@@ -286,44 +285,15 @@ fn summary(plan: &Plan, report: &Report, write_failure: Option<String>) -> Strin
     )
 }
 
-/// Endpoints and how to get credentials; never the password.
+/// Endpoints and how to get credentials, as `skyplan output` prints them; never the password.
 fn print_outputs(ui: &Printer, state: &State, topology: &crate::topology::Topology, destroy: bool) {
     if destroy || state.resources.services.is_empty() {
         return;
     }
-    let mut s = String::from("\nOutputs:\n");
-    for (key, svc) in &state.resources.services {
-        let endpoint = match (&svc.fqdn, svc.port) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            _ => "(no endpoint)".into(),
-        };
-        let owner = Remote::credentials_owner(state, key);
-        let owner_id = state
-            .resources
-            .services
-            .get(owner)
-            .map(|r| r.id.as_str())
-            .unwrap_or("?");
-        let creds = if owner == key {
-            format!("credentials: GET /provisioning/v1/services/{owner_id}/security/credentials")
-        } else {
-            format!("credentials: those of service.{owner} (restored from it): GET /provisioning/v1/services/{owner_id}/security/credentials")
-        };
-        // The role the topology gives it: where applications send writes.
-        let role = match topology
-            .services
-            .get(key)
-            .and_then(|s| s.replication.as_ref())
-        {
-            Some(r) => format!("replica of service.{} (read-only for clients)", r.from),
-            None => "primary (writes go here)".to_string(),
-        };
-        s.push_str(&format!(
-            "  service.{key:<14} {:<20} {endpoint}  {role}\n      {creds}\n",
-            svc.spec.name
-        ));
+    // Every managed service, so this cannot fail; were it to, the apply's result stands.
+    if let Ok(o) = super::output::outputs(state, topology, None) {
+        ui.out(&format!("\n{}", super::output::render(&o)));
     }
-    ui.out(&s);
 }
 
 /// `plan --refresh-only`: show drift, then (after confirmation) record reality in the state

@@ -1,11 +1,14 @@
 //! The workflows the CLI commands run: load a workspace (topology + state backend), refresh,
-//! plan (`mod.rs`), apply and destroy (`apply.rs`). The pure core is `skyplan_core::plan`; this
+//! plan (`mod.rs`), apply and destroy (`apply.rs`), outputs (`output.rs`), state edits
+//! (`state_edit.rs`). The pure core is `skyplan_core::plan`; this
 //! layer wires it to the edges (`remote`, `refresh`, `state`, `apply`) and prints through the
 //! [`Printer`](crate::printer::Printer).
 
 pub mod apply;
 pub mod import;
 mod lock;
+pub mod output;
+pub mod state_edit;
 pub mod verify;
 
 pub use lock::with_lock;
@@ -169,10 +172,13 @@ pub fn describe_state(state: &State, location: &str) -> String {
         );
     }
     for (replica, b) in &r.backups {
+        // Named as the plan and `state list` name it (by its source).
+        let address = crate::state::address::Record::Backup(replica.clone())
+            .address(r)
+            .unwrap_or_else(|| format!("backup.{}", b.source));
         let _ = writeln!(
             s,
-            "backup   {} -> {replica}: {} at GTID {}",
-            b.source,
+            "{address} -> {replica}: {} at GTID {}",
             b.backup_id.as_deref().unwrap_or("(not yet known)"),
             b.gtid_position.as_deref().unwrap_or("?")
         );

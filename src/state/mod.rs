@@ -11,7 +11,7 @@ pub mod migrate;
 pub mod mysql;
 
 pub use skyplan_core::state::*;
-pub use skyplan_core::state::{codec, error, holder, model, rules};
+pub use skyplan_core::state::{address, codec, edit, error, holder, model, rules};
 
 use std::path::{Path, PathBuf};
 

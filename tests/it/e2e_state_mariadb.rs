@@ -275,7 +275,7 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
     for address in [
         "service.primary",
         "service.secondary",
-        "backup.secondary",
+        "backup.primary",
         "restore.secondary",
         "allowlist.primary.secondary",
         "replication.secondary",
@@ -324,6 +324,39 @@ async fn apply_and_plan_through_mariadb_and_the_state_commands_read_it() {
         .await
         .expect_code(0);
     assert!(show.stdout.contains(&state.lineage), "{}", show.stdout);
+
+    // A hand edit goes through the same backend: locked, the serial bumped, the writer in
+    // the history.
+    team.run(&[
+        "state",
+        "mv",
+        "service.secondary",
+        "service.west",
+        TOPOLOGY,
+        "--state-backend",
+        url,
+    ])
+    .await
+    .expect_code(0);
+    let history = team
+        .run(&["state", "history", TOPOLOGY, "--state-backend", url])
+        .await
+        .expect_code(0);
+    let newest = history.stdout.lines().next().unwrap_or_default();
+    assert!(
+        newest.starts_with(&format!("serial {} ", state.serial + 1)) && newest.contains("state mv"),
+        "{}",
+        history.stdout
+    );
+    let list = team
+        .run(&["state", "list", TOPOLOGY, "--state-backend", url])
+        .await
+        .expect_code(0);
+    assert!(
+        list.stdout.lines().any(|l| l == "replication.west"),
+        "{}",
+        list.stdout
+    );
     team.assert_password_stored_nowhere().await;
     assert!(!team.db.error_log().contains(&team.db.password));
 }

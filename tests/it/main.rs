@@ -11,6 +11,7 @@ mod support;
 
 mod cli;
 mod cli_errors;
+mod cli_verbs;
 mod e2e_adopt;
 mod e2e_apply;
 mod e2e_drift;

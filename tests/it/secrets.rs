@@ -148,6 +148,9 @@ async fn an_apply_drift_repair_destroy_cycle_leaks_no_secret_anywhere() {
         &["show", "--topology", GUIDE, "--json"],
         0,
     );
+    // Outputs name where credentials come from, never the credentials.
+    run(&mut cloud, &mut out, &verbose(&["output", GUIDE]), 0);
+    run(&mut cloud, &mut out, &["output", GUIDE, "--json"], 0);
 
     // The servers' own logs, before destroy removes them.
     for log in emulator_logs(&cloud.emulator_dir()) {

@@ -2,7 +2,9 @@
 //! encoding, and the rules every backend applies on write. Where a state lives and how it is
 //! locked is the binary's (`skyplan::state`).
 
+pub mod address;
 pub mod codec;
+pub mod edit;
 pub mod error;
 pub mod holder;
 pub mod model;
