@@ -99,6 +99,9 @@ async fn execute_locked(
     } else if saved.as_ref().is_some_and(|p| !p.refreshed) {
         crate::observed::Observed::offline()
     } else {
+        if !destroy {
+            ops::catalog::check(ws, &remote).await?;
+        }
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     };
     let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags);

@@ -5,6 +5,7 @@
 //! [`Printer`](crate::printer::Printer).
 
 pub mod apply;
+pub mod catalog;
 pub mod import;
 mod lock;
 pub mod output;
@@ -102,6 +103,9 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
     let observed = if opts.refresh && !nothing_to_look_at {
         let remote = connect(ws, &state).await?;
+        if !opts.destroy {
+            catalog::check(ws, &remote).await?;
+        }
         crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
     } else {
         Observed {

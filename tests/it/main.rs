@@ -14,6 +14,7 @@ mod cli_errors;
 mod cli_verbs;
 mod e2e_adopt;
 mod e2e_apply;
+mod e2e_catalog;
 mod e2e_drift;
 mod e2e_failover;
 mod e2e_flags;

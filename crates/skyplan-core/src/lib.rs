@@ -4,6 +4,7 @@
 //! (`skyplan`) reads the files, talks to the cloud and hands this crate plain values, so every
 //! decision below is deterministic and testable without a server.
 
+pub mod catalog;
 pub mod gtid;
 pub mod observed;
 pub mod ownership;

@@ -25,6 +25,11 @@ pub use model::*;
 
 use diagnostics::SourceFile;
 
+/// The candidate closest to `word`, if close enough to be a typo (see `suggest`).
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    suggest::did_you_mean(word, candidates.iter().copied())
+}
+
 /// Validates the bytes of the topology file at `path` (read by the caller: the core does no
 /// I/O). A non-UTF-8 file is reported as a [`Diagnostic`] like any other problem. Messages show
 /// `path` as given.
@@ -39,6 +44,36 @@ pub fn parse_bytes(bytes: Vec<u8>, path: &Path) -> Result<Topology, Diagnostics>
                 .with_help("topology files are TOML, which must be UTF-8 encoded");
             Err(diag.into())
         }
+    }
+}
+
+/// A problem with the value of `field` of service `key`, found after parsing (the SkySQL
+/// catalog at plan time), located where that value is written: in the service's table, else
+/// in `[defaults]` (where it came from), else at the service's header.
+pub fn locate(
+    source: &str,
+    path: &Path,
+    key: &str,
+    field: &str,
+    message: impl Into<String>,
+    help: Option<String>,
+) -> Diagnostic {
+    let src = SourceFile::new(path, source);
+    let mut ignored = Vec::new();
+    let raw = parse::parse_raw(&src, &mut ignored);
+    let span = raw.as_ref().and_then(|raw| {
+        let svc = raw.services.iter().find(|s| s.key.value == key)?;
+        raw::span_of(&svc.fields, field)
+            .or_else(|| raw::span_of(&raw.defaults, field))
+            .or_else(|| Some(svc.header.clone()))
+    });
+    let diag = match span {
+        Some(span) => src.error(span, message),
+        None => Diagnostic::whole_file(path, message),
+    };
+    match help {
+        Some(h) => diag.with_help(h),
+        None => diag,
     }
 }
 

@@ -120,3 +120,23 @@ pub(super) struct RawTopology {
     /// (a malformed entry has its own error already).
     pub services_declared: usize,
 }
+
+/// Where `field` (a service field's TOML key) is written in `fields`, if it is.
+pub(super) fn span_of(fields: &RawFields, field: &str) -> Option<Range<usize>> {
+    let s = |v: &Option<Located<String>>| v.as_ref().map(|l| l.span.clone());
+    let i = |v: &Option<Located<i64>>| v.as_ref().map(|l| l.span.clone());
+    match field {
+        "name" => s(&fields.name),
+        "service_type" => s(&fields.service_type),
+        "topology" => s(&fields.topology),
+        "provider" => s(&fields.provider),
+        "region" => s(&fields.region),
+        "architecture" => s(&fields.architecture),
+        "size" => s(&fields.size),
+        "version" => s(&fields.version),
+        "volume_type" => s(&fields.volume_type),
+        "nodes" => i(&fields.nodes),
+        "storage" => i(&fields.storage),
+        _ => None,
+    }
+}

@@ -1,0 +1,123 @@
+//! The SkySQL catalog (regions per provider, sizes per provider and architecture, topologies,
+//! versions per topology) and the check of a topology against it, so that `plan` reports an
+//! unknown region, size, version or topology — with "did you mean" — before anything is
+//! created, rather than the cloud refusing the first create after others were made and billed.
+//! Pure: the lists are read at the edge, once per run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::topology::Topology;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// Region names by provider.
+    pub regions: BTreeMap<String, BTreeSet<String>>,
+    /// Size names by (provider, architecture).
+    pub sizes: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Topology names.
+    pub topologies: BTreeSet<String>,
+    /// Version names (and their `version` field) by topology.
+    pub versions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One value the catalog does not offer: where, what, and the nearest offered value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub field: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Every value of `topology`'s services that the catalog does not offer (services the state
+/// already records are checked too: a spec that changed to an unknown size is as wrong).
+pub fn check(topology: &Topology, catalog: &Catalog) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (key, svc) in &topology.services {
+        let spec = &svc.spec;
+        let mut problem = |field: &'static str, value: &str, offered: Vec<&str>, scope: String| {
+            let near = crate::topology::nearest(value, &offered);
+            out.push(Problem {
+                key: key.clone(),
+                field,
+                message: format!(
+                    "service.{key}: {field} = {value:?} is not offered by SkySQL{scope}"
+                ),
+                help: Some(match near {
+                    Some(n) => format!("did you mean `{n}`?"),
+                    None if offered.len() <= 12 => format!("offered: {}", offered.join(", ")),
+                    None => format!(
+                        "see `GET /provisioning/v1/{}` for what is offered",
+                        if field == "region" {
+                            "regions"
+                        } else {
+                            "sizes"
+                        }
+                    ),
+                }),
+            });
+        };
+        let Some(regions) = catalog.regions.get(&spec.provider) else {
+            // An unknown provider is refused by validate already; a catalog without it offers
+            // nothing to compare with.
+            continue;
+        };
+        if !regions.contains(&spec.region) {
+            let elsewhere = catalog
+                .regions
+                .iter()
+                .find(|(_, r)| r.contains(&spec.region))
+                .map(|(p, _)| format!("; it is a region of {p}"))
+                .unwrap_or_default();
+            problem(
+                "region",
+                &spec.region,
+                regions.iter().map(String::as_str).collect(),
+                format!(" on {}{elsewhere}", spec.provider),
+            );
+        }
+        let arch = (spec.provider.clone(), spec.architecture.clone());
+        match catalog.sizes.get(&arch) {
+            Some(sizes) if !sizes.contains(&spec.size) => problem(
+                "size",
+                &spec.size,
+                sizes.iter().map(String::as_str).collect(),
+                format!(" on {} {}", spec.provider, spec.architecture),
+            ),
+            None if !catalog.sizes.is_empty() => problem(
+                "architecture",
+                &spec.architecture,
+                catalog
+                    .sizes
+                    .keys()
+                    .filter(|(p, _)| *p == spec.provider)
+                    .map(|(_, a)| a.as_str())
+                    .collect(),
+                format!(" on {}", spec.provider),
+            ),
+            _ => {}
+        }
+        if !catalog.topologies.is_empty() && !catalog.topologies.contains(&spec.topology) {
+            problem(
+                "topology",
+                &spec.topology,
+                catalog.topologies.iter().map(String::as_str).collect(),
+                String::new(),
+            );
+        }
+        if let (Some(v), Some(versions)) = (&spec.version, catalog.versions.get(&spec.topology)) {
+            // A release, or its major.minor series ("11.4").
+            let known =
+                versions.contains(v) || versions.iter().any(|r| r.starts_with(&format!("{v}.")));
+            if !known {
+                problem(
+                    "version",
+                    v,
+                    versions.iter().map(String::as_str).collect(),
+                    format!(" for topology {}", spec.topology),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,77 @@
+//! The plan-time catalog check: read what SkySQL offers (regions, sizes, topologies,
+//! versions) once per run and refuse, with located "did you mean" errors, a topology that asks
+//! for something the cloud would refuse at create time — before anything is created.
+
+use anyhow::{Context, Result};
+
+use crate::catalog::{self, Catalog};
+use crate::remote::Remote;
+use crate::skysql::types::{Region, Size, TopologyOffer, Version};
+
+use super::Workspace;
+
+/// Read the catalog (one listing per kind, every page).
+pub async fn read(remote: &Remote) -> Result<Catalog> {
+    let client = &remote.client;
+    let regions: Vec<Region> = client.list_offering("regions", &[]).await?;
+    let sizes: Vec<Size> = client.list_offering("sizes", &[]).await?;
+    let topologies: Vec<TopologyOffer> = client.list_offering("topologies", &[]).await?;
+    let versions: Vec<Version> = client.list_offering("versions", &[]).await?;
+    let mut c = Catalog::default();
+    for r in regions {
+        c.regions.entry(r.provider).or_default().insert(r.name);
+    }
+    for s in sizes {
+        c.sizes
+            .entry((s.provider, s.architecture))
+            .or_default()
+            .insert(s.name);
+    }
+    c.topologies = topologies.into_iter().map(|t| t.name).collect();
+    for v in versions {
+        let set = c.versions.entry(v.topology).or_default();
+        set.insert(v.name);
+        if !v.version.is_empty() {
+            set.insert(v.version);
+        }
+    }
+    Ok(c)
+}
+
+/// Check the workspace's topology against the cloud's catalog; every problem is reported,
+/// located in the topology file. A cloud that publishes no catalog (404) is not checked.
+pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
+    let catalog = match read(remote).await {
+        Ok(c) => c,
+        Err(e)
+            if e.downcast_ref::<crate::skysql::error::SkysqlError>()
+                .is_some_and(|e| e.is_not_found()) =>
+        {
+            tracing::info!("the SkySQL API publishes no catalog here; not checked: {e:#}");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| {
+            format!(
+                "reading the SkySQL catalog (regions, sizes, versions) at {} (nothing was planned)",
+                remote.endpoint
+            )
+        }),
+    };
+    let problems = catalog::check(&ws.topology, &catalog);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&ws.file)
+        .with_context(|| format!("reading {}", ws.file.display()))?;
+    let diags: Vec<crate::topology::Diagnostic> = problems
+        .into_iter()
+        .map(|p| crate::topology::locate(&text, &ws.file, &p.key, p.field, p.message, p.help))
+        .collect();
+    let n = diags.len();
+    Err(anyhow::anyhow!(
+        "{}{n} value{} SkySQL does not offer, in {} (nothing was planned or created)",
+        crate::topology::Diagnostics::new(diags),
+        if n == 1 { "" } else { "s" },
+        ws.file.display()
+    ))
+}

@@ -1,0 +1,45 @@
+//! The SkySQL catalog checked at plan time: a region, size or version the cloud does not offer
+//! is a located topology error with "did you mean", exit 1, before anything is created; an
+//! offline plan does not look.
+
+use crate::support::e2e::Cloud;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unoffered_region_or_size_is_a_located_did_you_mean_before_anything_is_created() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let bad = guide
+        .replace(
+            "region = \"us-west1\"           # Oregon",
+            "region = \"us-west-1\"",
+        )
+        .replace("size = \"sky-2x8\"", "size = \"sky-2x9\"");
+    assert_ne!(bad, guide);
+    std::fs::write(&file, &bad).unwrap();
+    for args in [
+        vec!["plan", "global-replication.toml", "--detailed-exitcode"],
+        vec!["apply", "global-replication.toml", "--auto-approve"],
+    ] {
+        let r = cloud.skyplan(&args);
+        assert_eq!(r.code, 1, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+        for want in [
+            "service.secondary: region = \"us-west-1\" is not offered by SkySQL on gcp; it is a region of aws",
+            "did you mean `us-west1`?",
+            "global-replication.toml:",
+            "size = \"sky-2x9\"",
+            "nothing was planned or created",
+        ] {
+            assert!(r.stderr.contains(want), "{want} in\n{}", r.stderr);
+        }
+    }
+    assert!(cloud.api().list_services().await.unwrap().is_empty());
+    // Offline, nothing is looked up (and nothing refused).
+    let r = cloud.skyplan(&[
+        "plan",
+        "global-replication.toml",
+        "--refresh=false",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
