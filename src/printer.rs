@@ -45,15 +45,53 @@ impl Printer {
         let _ = writeln!(std::io::stderr(), "{} {s}", style.apply_to("Error:"));
     }
 
+    /// [`Printer::confirm`], unless `interrupted` resolves (a Ctrl-C) before the answer comes:
+    /// then `None`, so the caller can release what it holds (the state lock) and exit, where
+    /// the default SIGINT action would kill the process with the lock still taken.
+    pub async fn confirm_unless(
+        &self,
+        question: &str,
+        interrupted: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<bool>> {
+        if !std::io::stdin().is_terminal() {
+            return self.confirm(question).map(Some);
+        }
+        self.ask(question);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A plain thread, not the runtime's blocking pool: the runtime waits for its blocking
+        // tasks when it shuts down, and this read may never end once the question is dropped.
+        std::thread::spawn(move || {
+            let mut answer = String::new();
+            let _ = tx.send(std::io::stdin().read_line(&mut answer).map(|_| answer));
+        });
+        tokio::select! {
+            () = interrupted => {
+                // The terminal's cursor is still after "Enter a value: ".
+                self.info("");
+                Ok(None)
+            }
+            answer = rx => {
+                let answer = answer
+                    .context("cannot read the answer")?
+                    .context("cannot read the answer")?;
+                Ok(Some(answer.trim() == "yes"))
+            }
+        }
+    }
+
+    fn ask(&self, question: &str) {
+        self.info_raw(&format!(
+            "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        ));
+    }
+
     /// Ask for "yes" on a terminal; refuse (false) when stdin is not a terminal.
     pub fn confirm(&self, question: &str) -> Result<bool> {
         if !std::io::stdin().is_terminal() {
             self.error("refusing to proceed without confirmation: stdin is not a terminal (use --auto-approve)");
             return Ok(false);
         }
-        self.info_raw(&format!(
-            "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
-        ));
+        self.ask(question);
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)

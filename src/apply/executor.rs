@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::progress::Progress;
+use super::progress::{Outcome, Progress};
 use super::queue::DependencyQueue;
 use crate::plan::{Action, ActionId};
 
@@ -203,6 +203,9 @@ impl Executor {
         // The interrupt is announced once, before anything it causes is reported: a step may
         // notice it (and end) before this loop's own `stop.changed()` branch runs.
         let mut announced = false;
+        // Lets the progress printer say that quiet steps are still running.
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut announce = |stop: &watch::Receiver<bool>| {
             if *stop.borrow() && !announced {
                 announced = true;
@@ -242,11 +245,13 @@ impl Executor {
                         }
                     };
                     announce(&stop);
-                    self.progress.finished(
-                        &actions[id],
-                        result.as_ref().map(|s| s.as_str()).map_err(|e| e.message.as_str()),
-                        took,
-                    );
+                    // The same word the summary will use for it.
+                    let outcome = match &result {
+                        Ok(note) => Outcome::Done(note),
+                        Err(e) if e.interrupted => Outcome::StillRunning(&e.message),
+                        Err(e) => Outcome::Failed(&e.message),
+                    };
+                    self.progress.finished(&actions[id], outcome, took);
                     match result {
                         Ok(_) => {
                             queue.finish(id);
@@ -266,6 +271,7 @@ impl Executor {
                     stop_open = changed.is_ok();
                     announce(&stop);
                 }
+                _ = heartbeat.tick() => self.progress.tick(),
             }
         }
         report.interrupted = *stop.borrow();

@@ -19,8 +19,10 @@ pub(super) struct Args {
     /// How many actions may run at once.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
+    /// Wait this long for a state lock held by another run (e.g. 30s, 5m).
     #[arg(long, value_parser = lock_timeout, default_value = "0s")]
     lock_timeout: std::time::Duration,
+    /// Use this state backend instead of the topology's (a path or mysql:// URL).
     #[arg(long)]
     state_backend: Option<String>,
     /// Destroy only ADDRESS and what depends on it being gone first (repeatable): a partial

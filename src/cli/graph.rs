@@ -1,4 +1,5 @@
-//! `skyplan graph [FILE]`: the plan's dependency graph in DOT.
+//! `skyplan graph [FILE]`: the plan's dependency graph in DOT, or, when nothing is planned,
+//! the managed services and their links.
 
 use std::path::PathBuf;
 
@@ -30,7 +31,12 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         parallelism: 10,
         flags: Default::default(),
     };
-    let (plan, _) = ops::plan(&ws, &opts).await?;
-    ui.out(&crate::plan::graph::to_dot(&plan.actions));
+    let (plan, state) = ops::plan(&ws, &opts).await?;
+    // Nothing to do: draw what is managed rather than an empty graph of no actions.
+    ui.out(&if plan.actions.is_empty() {
+        crate::plan::graph::state_to_dot(&state)
+    } else {
+        crate::plan::graph::to_dot(&plan.actions)
+    });
     Ok(EXIT_OK)
 }

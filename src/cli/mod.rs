@@ -57,7 +57,8 @@ enum Command {
     Destroy(destroy::Args),
     /// Show a saved plan, or the current state.
     Show(show::Args),
-    /// Print the plan's dependency graph in Graphviz DOT.
+    /// Print the plan's dependency graph in Graphviz DOT (with nothing planned: the managed
+    /// services and their replication links).
     Graph(graph::Args),
     /// Record an existing service under a topology key (service.KEY), then show the next plan.
     Import(import::Args),

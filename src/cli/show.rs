@@ -16,6 +16,7 @@ pub(super) struct Args {
     /// Topology whose state to show (default: skyplan.toml).
     #[arg(long)]
     topology: Option<PathBuf>,
+    /// Print JSON (the plan file's or the state's format) instead of the human summary.
     #[arg(long)]
     json: bool,
     /// Use this state backend instead of the topology's.

@@ -27,11 +27,15 @@ pub(super) struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// List the addresses of everything the state records.
-    List { file: Option<PathBuf> },
+    List {
+        /// Topology file whose state to use (default: skyplan.toml).
+        file: Option<PathBuf>,
+    },
     /// Show one record (e.g. service.primary, backup.primary, replication.secondary) as JSON.
     Show {
         /// An address as `state list` prints it (older spellings such as backup.REPLICA too).
         address: String,
+        /// Topology file whose state to use (default: skyplan.toml).
         file: Option<PathBuf>,
     },
     /// Forget records without deleting anything remote (service.KEY: with its backup,
@@ -57,19 +61,29 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// Print the whole state as JSON.
-    Pull { file: Option<PathBuf> },
+    Pull {
+        /// Topology file whose state to use (default: skyplan.toml).
+        file: Option<PathBuf>,
+    },
     /// Replace the stored state with a file's (refused on lineage mismatch unless --force).
     Push {
+        /// Topology file whose state to use (default: skyplan.toml).
         file: Option<PathBuf>,
+        /// The state file (JSON, as `state pull` prints it) to store.
         #[arg(long = "from")]
         from: PathBuf,
+        /// Store it even if its lineage differs from the stored state's.
         #[arg(long)]
         force: bool,
     },
     /// The stored versions, newest first.
-    History { file: Option<PathBuf> },
+    History {
+        /// Topology file whose state to use (default: skyplan.toml).
+        file: Option<PathBuf>,
+    },
     /// Move the state to another backend, keeping lineage and serial.
     Migrate {
+        /// Topology file whose state to use (default: skyplan.toml).
         file: Option<PathBuf>,
         /// Target backend: a file path or mysql://USER@HOST:PORT/DATABASE.
         #[arg(long)]

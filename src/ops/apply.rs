@@ -143,6 +143,13 @@ async fn execute_locked(
         print_outputs(ui, &state, &ws.topology, opts.destroy);
         return Ok(EXIT_OK);
     }
+    let progress: Arc<dyn Progress> = if ui.stderr_tty {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Lines::new())
+    };
+    // Caught from the prompt on: a Ctrl-C there cancels the apply and releases the lock.
+    let stop = interrupt_on_ctrl_c(progress.clone());
     if !opts.auto_approve {
         // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -153,17 +160,18 @@ async fn execute_locked(
         } else {
             "\nDo you want to perform these actions?"
         };
-        if !ui.confirm(q)? {
-            ui.error("apply cancelled; nothing was changed");
-            return Ok(EXIT_ERROR);
+        match ui.confirm_unless(q, became_true(stop.clone())).await? {
+            Some(true) => {}
+            Some(false) => {
+                ui.error("apply cancelled; nothing was changed");
+                return Ok(EXIT_ERROR);
+            }
+            None => {
+                ui.error("interrupted at the prompt; nothing was changed");
+                return Ok(EXIT_INTERRUPTED);
+            }
         }
     }
-    let progress: Arc<dyn Progress> = if ui.stderr_tty {
-        Arc::new(Bars::new())
-    } else {
-        Arc::new(Lines::new())
-    };
-    let stop = interrupt_on_ctrl_c();
     let executor = Executor {
         parallelism: opts.parallelism,
         progress,
@@ -191,18 +199,27 @@ async fn execute_locked(
     Ok(EXIT_ERROR)
 }
 
-/// First Ctrl-C: the returned flag becomes true (start nothing new, stop waiting, save,
-/// report). Second Ctrl-C: exit at once; the state is as of the last completed write (each
-/// write is atomic, so the file is never half-written).
-fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+/// First Ctrl-C: the returned flag becomes true (at the prompt: cancel; during the apply:
+/// start nothing new, stop waiting, save, report). Second Ctrl-C: clear the progress display
+/// and exit at once; the state is as of the last completed write (each write is atomic, so
+/// the file is never half-written).
+fn interrupt_on_ctrl_c(progress: Arc<dyn Progress>) -> tokio::sync::watch::Receiver<bool> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Registered here, not when the task first runs, so a Ctrl-C from now on is caught (the
+    // prompt follows at once).
+    let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handling on this platform: keep the sender, never interrupt.
+        let Ok(mut sigint) = sigint else {
+            // No signal handling: keep the sender, never interrupt.
+            return std::future::pending::<()>().await;
+        };
+        if sigint.recv().await.is_none() {
             return std::future::pending::<()>().await;
         }
         let _ = stop_tx.send(true);
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
+            // No spinner may stay frozen on the terminal after the process is gone.
+            progress.done();
             // The process exits right here, from a signal task that has no printer; this one
             // line is the printer's exception.
             #[allow(clippy::print_stderr)]
@@ -213,6 +230,27 @@ fn interrupt_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
         }
     });
     stop_rx
+}
+
+/// Resolves when `flag` becomes true; never if its sender is gone first.
+async fn became_true(mut flag: tokio::sync::watch::Receiver<bool>) {
+    if flag.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves on the next Ctrl-C, counted from this call (never if signals cannot be caught).
+fn next_ctrl_c() -> impl std::future::Future<Output = ()> {
+    let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        let caught = match sigint {
+            Ok(mut s) => s.recv().await.is_some(),
+            Err(_) => false,
+        };
+        if !caught {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
@@ -360,12 +398,20 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
             ui.info("State left unchanged (no terminal to confirm; add --auto-approve to record what exists).");
             return Ok(found);
         }
-        if !auto_approve
-            && !ui
-                .confirm("\nUpdate the state to match what exists? Nothing remote will change.")?
-        {
-            ui.error("state left unchanged");
-            return Ok(EXIT_ERROR);
+        if !auto_approve {
+            let q = "\nUpdate the state to match what exists? Nothing remote will change.";
+            match ui.confirm_unless(q, next_ctrl_c()).await? {
+                Some(true) => {}
+                Some(false) => {
+                    ui.error("state left unchanged");
+                    return Ok(EXIT_ERROR);
+                }
+                // Returning releases the lock.
+                None => {
+                    ui.error("interrupted at the prompt; state left unchanged");
+                    return Ok(EXIT_INTERRUPTED);
+                }
+            }
         }
         ws.backend.write(&mut next).await?;
         ui.info(&format!("State updated (serial {}).", next.serial));

@@ -50,12 +50,14 @@ pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
             tracing::info!("the SkySQL API publishes no catalog here; not checked: {e:#}");
             return Ok(());
         }
-        Err(e) => return Err(e).with_context(|| {
-            format!(
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
                 "reading the SkySQL catalog (regions, sizes, versions) at {} (nothing was planned)",
                 remote.endpoint
             )
-        }),
+            })
+        }
     };
     let problems = catalog::check(&ws.topology, &catalog);
     if problems.is_empty() {

@@ -184,7 +184,9 @@ pub fn describe_state(state: &State, location: &str) -> String {
             s,
             "{address} -> {replica}: {} at GTID {}",
             b.backup_id.as_deref().unwrap_or("(not yet known)"),
-            b.gtid_position.as_deref().unwrap_or("?")
+            b.gtid_position
+                .as_deref()
+                .map_or("(not yet known)", crate::gtid::shown)
         );
     }
     for (replica, a) in &r.allowlists {

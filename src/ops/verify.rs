@@ -125,11 +125,7 @@ async fn verify_link(
     let position = source.gtid_binlog_pos().await?;
     ui.info(&format!(
         "verify {title}: waiting for the replica to apply the source's position {}",
-        if position.is_empty() {
-            "(empty)"
-        } else {
-            &position
-        }
+        crate::gtid::shown(&position)
     ));
     wait_for(&mut replica, &position, opts.timeout).await?;
 

@@ -511,3 +511,52 @@ fn a_lock_whose_pid_was_reused_is_taken_over_with_a_note() {
         r.stderr
     );
 }
+
+#[test]
+fn graph_with_nothing_planned_draws_the_managed_services_and_their_links() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    let dir = t.path().to_path_buf();
+    t.args(&["graph", "global-replication.toml"])
+        .run()
+        .expect_code(0)
+        .stdout_snapshot("cli__graph_of_an_applied_state", &dir);
+}
+
+/// Every argument of every command, as `--help` lists it, says what it is for: a flag
+/// without help text is one a user has to guess (or read the source) to use.
+#[test]
+fn every_flag_and_argument_has_help_text() {
+    use clap::CommandFactory;
+
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let has_help = arg.get_help().is_some() || arg.get_long_help().is_some();
+            if !has_help {
+                let name = match arg.get_long() {
+                    Some(long) => format!("--{long}"),
+                    None => arg.get_id().to_string().to_uppercase(),
+                };
+                missing.push(format!("{path} {name}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(format!("{sub_path} (the command itself)"));
+            }
+            walk(sub, &sub_path, missing);
+        }
+    }
+
+    let mut cmd = skyplan::cli::Cli::command();
+    // Built, so clap's own arguments (--help, --version) and global ones are in place.
+    cmd.build();
+    let mut missing = vec![];
+    walk(&cmd, "skyplan", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "without help text:\n  {}",
+        missing.join("\n  ")
+    );
+}

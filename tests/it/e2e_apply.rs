@@ -250,3 +250,101 @@ async fn an_edited_saved_plan_is_refused_and_changes_nothing() {
     let svc = cloud.api().get_service(&id).await.unwrap().unwrap();
     assert_eq!(svc.size, "sky-4x16");
 }
+
+/// The guide's apply as a CI log shows it (stderr piped): each step says what it does once,
+/// and a wait says when it starts and when its status changes, never the same line twice.
+#[test]
+fn the_piped_apply_log_of_the_guide_says_each_thing_once() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let r = cloud
+        .skyplan(&["apply", "global-replication.toml", "--auto-approve"])
+        .expect_code(0);
+
+    // `[12:00:01] service.primary: …` → ("service.primary", "service.primary: …").
+    let lines: Vec<(&str, &str)> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("] "))
+        .map(|(_, text)| (text.split(": ").next().unwrap_or(""), text))
+        .collect();
+    assert!(lines.len() > 10, "{}", r.stderr);
+    for w in lines.windows(2) {
+        assert_ne!(w[0].1, w[1].1, "repeated:\n{}", r.stderr);
+    }
+    let mut last_of_step = std::collections::HashMap::new();
+    for (step, text) in &lines {
+        assert_ne!(
+            last_of_step.insert(*step, *text),
+            Some(*text),
+            "`{text}` twice in a row for {step}:\n{}",
+            r.stderr
+        );
+    }
+    // The seed of a fresh primary holds no transaction: the log says so rather than end
+    // with "at GTID ".
+    assert!(
+        r.stderr.contains("at GTID (empty: no transactions yet)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("at GTID \n"), "{}", r.stderr);
+
+    // The snapshot: each step's lines together, steps in the order they started (parallel
+    // steps interleave differently from run to run), without the two things that depend on
+    // how fast the emulator was: whether a poll caught an operation still `Pending` before
+    // `Running`, and the replication threads' start-up ("IO no / SQL no") — and without
+    // heartbeats, which only a step longer than 30 s has.
+    let mut order: Vec<&str> = vec![];
+    for (step, _) in &lines {
+        if !order.contains(step) {
+            order.push(step);
+        }
+    }
+    let mut log = String::new();
+    for step in order {
+        let mut prev = String::new();
+        for (_, text) in lines.iter().filter(|(s, _)| *s == step) {
+            if text.contains("waiting for replication to be healthy")
+                || (text.contains(": still ") && text.ends_with(" elapsed)"))
+            {
+                continue;
+            }
+            let text = text
+                .replace(" Pending", " [PENDING|RUNNING]")
+                .replace(" Running", " [PENDING|RUNNING]");
+            if text != prev {
+                log.push_str(&text);
+                log.push('\n');
+            }
+            prev = text;
+        }
+    }
+    let mut filters = crate::support::cli::filters(cloud.dir());
+    filters.extend([
+        (r"\b[0-9a-f]{32}\b".to_string(), "[BACKUP_ID]".to_string()),
+        (r"\b\d+\.\d+\.\d+\.\d+/32\b".into(), "[IP]/32".into()),
+        (r"localhost:\d+".into(), "localhost:[PORT]".into()),
+        (r"\b\d+-\d+-\d+\b".into(), "[GTID]".into()),
+        (r"\b\d+ s behind".into(), "[N] s behind".into()),
+    ]);
+    let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (&**a, &**b)).collect();
+    insta::with_settings!({
+        filters => filters,
+        snapshot_path => "snapshots",
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_snapshot!("it__e2e_apply__guide_piped_log", log);
+    });
+
+    // With everything applied, `graph` draws what is managed, not an empty digraph.
+    let g = cloud
+        .skyplan(&["graph", "global-replication.toml"])
+        .expect_code(0);
+    assert!(
+        g.stdout.contains(
+            "\"service.primary\" -> \"service.secondary\" [label = \"replication.secondary (ssl)\"];"
+        ),
+        "{}",
+        g.stdout
+    );
+}

@@ -412,9 +412,12 @@ async fn ctrl_c_starts_nothing_new_stops_waiting_saves_and_the_next_apply_resume
         "not started:    backup.primary",
         "not started:    replication.secondary",
         "run `skyplan apply` again",
+        // The step's own last line says what the summary says.
+        "service.primary: still running after",
     ] {
         assert!(out.stderr.contains(needle), "no `{needle}` in:\n{}", out.stderr);
     }
+    assert!(!out.stderr.contains("FAILED"), "{}", out.stderr);
     // Nothing was started after the interrupt.
     let after: Vec<_> = requests(&cloud).into_iter().skip(before).collect();
     assert!(after.iter().all(|r| r.method == "GET"), "{after:?}");
@@ -647,4 +650,117 @@ async fn a_backup_lost_with_the_api_is_planned_as_a_retry_and_one_apply_converge
     cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
         .expect_code(0);
+}
+
+/// A terminal on stdin (a pseudo-terminal's two ends), so that apply asks for "yes".
+fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty(3) writes two new descriptors into the two ints; the rest may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned by nothing else.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_changes_nothing_and_releases_the_lock() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    let mut cloud = Cloud::new(GUIDE);
+    // The terminal stays open the whole time, as a person sitting at the prompt.
+    let (terminal, stdin) = pty();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .current_dir(cloud.dir())
+        .args(["apply", GUIDE])
+        .env("NO_COLOR", "1")
+        .env("SKYPLAN_EMULATOR_DIR", cloud.emulator_dir())
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn skyplan");
+    // The prompt ends without a newline: read bytes, not lines.
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !stderr.lock().unwrap().contains("Enter a value: ") {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "exited ({status}) before asking:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no prompt:\n{}",
+            stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lock = cloud.state_path().with_extension("json.lock");
+    assert!(lock.exists(), "the lock is held at the prompt");
+
+    // SAFETY: kill(2) on the pid of a child not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after Ctrl-C:\n{}",
+            stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted at the prompt; nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!lock.exists(), "the lock was left behind:\n{stderr}");
+    assert!(
+        cloud
+            .state()
+            .is_none_or(|s| s.resources.services.is_empty()),
+        "{stderr}"
+    );
+    assert_eq!(count(&requests(&cloud), "POST", SERVICES, false), 0);
+
+    // The next run takes a free lock, not a stale one left by a killed process.
+    let r = cloud.skyplan(&["plan", GUIDE, "--refresh-only", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("stale lock"), "{}", r.stderr);
+    drop(terminal);
 }

@@ -18,6 +18,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// How a GTID position with no transaction in it is printed. MariaDB spells it as an empty
+/// string, which in a sentence ("backup … at GTID ") reads as if text were missing.
+pub const EMPTY_POSITION: &str = "(empty: no transactions yet)";
+
+/// A GTID position (or list) as printed for people: [`EMPTY_POSITION`] when it is empty.
+pub fn shown(position: &str) -> &str {
+    if position.trim().is_empty() {
+        EMPTY_POSITION
+    } else {
+        position
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Gtid {
     pub domain: u32,
@@ -370,6 +383,13 @@ mod tests {
             slave_pos: String::new(),
             binlog_start: Some(start.iter().copied().collect()),
         }
+    }
+
+    #[test]
+    fn an_empty_position_is_printed_as_such() {
+        assert_eq!(shown(""), "(empty: no transactions yet)");
+        assert_eq!(shown(" "), EMPTY_POSITION);
+        assert_eq!(shown("0-1-5,1-2-7"), "0-1-5,1-2-7");
     }
 
     #[test]

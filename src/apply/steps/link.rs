@@ -218,11 +218,7 @@ pub(super) async fn replicate(
             let position = start.gtid().to_string();
             p.status(&format!(
                 "configuring replication from {host}:{port} at GTID {}",
-                if position.is_empty() {
-                    "(start)"
-                } else {
-                    &position
-                }
+                crate::gtid::shown(&position)
             ));
             let grant = conn
                 .change_external_primary_gtid(&host, port, &position, ssl)

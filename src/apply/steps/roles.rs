@@ -166,8 +166,9 @@ pub(super) async fn switchover(
     let _ = oldc.disconnect().await;
     let _ = newc.disconnect().await;
     Ok(format!(
-        "service.{new} is the primary (open {:.1}s after the fence, at {final_pos}); service.{old} follows it from its own position, no data copied; {ended} client session(s) ended",
-        gap.as_secs_f64()
+        "service.{new} is the primary (open {:.1}s after the fence, at {}); service.{old} follows it from its own position, no data copied; {ended} client session(s) ended",
+        gap.as_secs_f64(),
+        crate::gtid::shown(&final_pos)
     ))
 }
 

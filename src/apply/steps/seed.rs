@@ -99,7 +99,11 @@ pub(super) async fn backup(
             }
         })
         .await?;
-    Ok(format!("backup {} at GTID {gtid}{note}", chosen.id))
+    Ok(format!(
+        "backup {} at GTID {}{note}",
+        chosen.id,
+        crate::gtid::shown(&gtid)
+    ))
 }
 
 /// A backup a previous (killed or failed) run took to seed exactly these replicas and that no

@@ -457,6 +457,55 @@ pub fn to_dot(actions: &[Action]) -> String {
     s
 }
 
+/// What the state manages, in Graphviz DOT: each service a node, each replication link an
+/// edge from its source to its replica, each allowlist entry skyplan added a dashed edge from
+/// the replica it admits to the service whose allowlist holds it. For `graph` when nothing is
+/// planned: the plan's graph would be empty, while a reader asked to see the topology.
+pub fn state_to_dot(state: &State) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let r = &state.resources;
+    let mut s = String::from("digraph skyplan {\n  rankdir = \"LR\";\n  node [shape = box];\n");
+    for (key, svc) in &r.services {
+        s.push_str(&format!(
+            "  \"service.{}\" [label = \"service.{}\\n{} ({} {})\"];\n",
+            esc(key),
+            esc(key),
+            esc(&svc.spec.name),
+            esc(&svc.spec.provider),
+            esc(&svc.spec.region)
+        ));
+    }
+    for (replica, link) in &r.replications {
+        let mut label = format!("replication.{replica}");
+        if link.ssl {
+            label.push_str(" (ssl)");
+        }
+        let style = if link.healthy {
+            String::new()
+        } else {
+            label.push_str(", not verified");
+            ", color = \"red\"".to_string()
+        };
+        s.push_str(&format!(
+            "  \"service.{}\" -> \"service.{}\" [label = \"{}\"{style}];\n",
+            esc(&link.source),
+            esc(replica),
+            esc(&label)
+        ));
+    }
+    for (replica, a) in &r.allowlists {
+        s.push_str(&format!(
+            "  \"service.{}\" -> \"service.{}\" [label = \"allowlist.{}.{}\", style = \"dashed\"];\n",
+            esc(replica),
+            esc(&a.on),
+            esc(&a.on),
+            esc(replica)
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +641,68 @@ mod tests {
         }
         assert_eq!(expected.len(), 9);
         assert_eq!(printed, expected, "{dot}");
+    }
+
+    #[test]
+    fn an_applied_state_draws_its_services_and_their_links() {
+        use crate::state::{AllowlistRecord, ReplicationRecord, ServiceRecord};
+        let mut state = State::new();
+        for key in ["p", "r"] {
+            let ActionKind::CreateService { spec, .. } = create(key).kind else {
+                unreachable!()
+            };
+            state.resources.services.insert(
+                key.into(),
+                ServiceRecord {
+                    id: format!("id-{key}"),
+                    spec,
+                    fqdn: None,
+                    port: None,
+                    outbound_ips: vec![],
+                    status: None,
+                    credentials_from: None,
+                    in_flight: None,
+                    failed_over_to: None,
+                    last_seen: None,
+                },
+            );
+        }
+        state.resources.replications.insert(
+            "r".into(),
+            ReplicationRecord {
+                source: "p".into(),
+                source_host: "p.example".into(),
+                source_port: 3306,
+                gtid_position: Some(String::new()),
+                ssl: true,
+                replication_user: None,
+                healthy: true,
+                wired_at: None,
+            },
+        );
+        state.resources.allowlists.insert(
+            "r".into(),
+            AllowlistRecord {
+                on: "p".into(),
+                entries: vec!["10.0.0.2/32".into()],
+            },
+        );
+        assert_eq!(
+            state_to_dot(&state),
+            r#"digraph skyplan {
+  rankdir = "LR";
+  node [shape = box];
+  "service.p" [label = "service.p\np (gcp us-east4)"];
+  "service.r" [label = "service.r\nr (gcp us-east4)"];
+  "service.p" -> "service.r" [label = "replication.r (ssl)"];
+  "service.r" -> "service.p" [label = "allowlist.p.r", style = "dashed"];
+}
+"#
+        );
+        state.resources.replications.get_mut("r").unwrap().healthy = false;
+        assert!(state_to_dot(&state).contains(
+            r#""service.p" -> "service.r" [label = "replication.r (ssl), not verified", color = "red"];"#
+        ));
     }
 
     #[test]

@@ -292,9 +292,9 @@ fn attribute_diff(out: &mut String, a: &Action, st: &Styles) {
                 let _ = writeln!(
                     out,
                     "        {k}: {} {} {}",
-                    st.destroy.apply_to(compact(old)),
+                    st.destroy.apply_to(field(k, old)),
                     st.dim.apply_to("->"),
-                    st.add.apply_to(compact(new))
+                    st.add.apply_to(field(k, new))
                 );
             }
         }
@@ -314,10 +314,33 @@ fn lines(v: &Value) -> String {
     }
 }
 
+/// A field's value; an empty GTID position says so instead of printing as `""`.
+fn field(key: &str, v: &Value) -> String {
+    match v.as_str() {
+        Some(s) if key == "gtid" && s.trim().is_empty() => crate::gtid::EMPTY_POSITION.into(),
+        _ => compact(v),
+    }
+}
+
 fn compact(v: &Value) -> String {
     match v {
         Value::Null => "(none)".into(),
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_gtid_field_says_it_is_empty() {
+        // A link wired before its source had any transaction, re-wired from the replica's own
+        // position: `gtid: "" -> …` would read as a value missing.
+        let v = |s: &str| Value::String(s.into());
+        assert_eq!(field("gtid", &v("")), "(empty: no transactions yet)");
+        assert_eq!(field("gtid", &v("0-1-5")), "\"0-1-5\"");
+        assert_eq!(field("name", &v("")), "\"\"");
     }
 }

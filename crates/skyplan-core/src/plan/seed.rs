@@ -78,7 +78,9 @@ impl Chosen<'_> {
                  restored from it replicates from service.{source} starting at GTID {}, which \
                  works only if service.{source} shares that history and still holds it in its binlogs",
                 b.id,
-                b.binlog_gtid_position.as_deref().unwrap_or("(unknown)")
+                b.binlog_gtid_position
+                    .as_deref()
+                    .map_or("(unknown)", crate::gtid::shown)
             )
         })
     }

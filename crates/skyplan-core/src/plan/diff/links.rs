@@ -569,12 +569,18 @@ fn wire(
     let (verb, at) = match mode {
         WireMode::Fresh => (
             "wire    ",
-            format!("at {}", gtid.as_str().unwrap_or_default()),
+            format!(
+                "at {}",
+                crate::gtid::shown(gtid.as_str().unwrap_or_default())
+            ),
         ),
         WireMode::Restart => ("restart ", "from where it stopped".to_string()),
         WireMode::Rewire => (
             "rewire  ",
-            format!("at {}", gtid.as_str().unwrap_or_default()),
+            format!(
+                "at {}",
+                crate::gtid::shown(gtid.as_str().unwrap_or_default())
+            ),
         ),
         WireMode::Repoint => {
             let now = cx
@@ -916,11 +922,9 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
                     cx.name_of(&source)
                 },
                 b.end_time.as_deref().unwrap_or("(time unknown)"),
-                match b.binlog_gtid_position.as_deref() {
-                    Some("") => "(empty: no transaction yet)",
-                    Some(g) => g,
-                    None => "(unknown)",
-                }
+                b.binlog_gtid_position
+                    .as_deref()
+                    .map_or("(unknown)", crate::gtid::shown)
             ),
             (Seed::LatestBackup, None) => format!(
                 "latest succeeded full backup of {} (known after apply)",

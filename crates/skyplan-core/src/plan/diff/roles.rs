@@ -421,7 +421,11 @@ pub(super) fn action(
         .replication
         .get(&sw.new)
         .and_then(|o| o.seconds_behind_master);
-    let known = |g: &Option<String>| g.clone().unwrap_or_else(|| "(read at apply)".into());
+    let known = |g: &Option<String>| {
+        g.as_deref()
+            .map_or("(read at apply)", crate::gtid::shown)
+            .to_string()
+    };
     let steps = vec![
         format!(
             "check {new} replicates and is at most {} s behind (now {})",
