@@ -99,10 +99,12 @@ async fn execute_locked(
     } else if saved.as_ref().is_some_and(|p| !p.refreshed) {
         crate::observed::Observed::offline()
     } else {
+        let observed =
+            crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
         if !destroy {
             ops::catalog::check(ws, &remote).await?;
         }
-        crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+        observed
     };
     let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags);
     let derived = ops::plan_from(ws, &state, &observed, destroy, flags)?;

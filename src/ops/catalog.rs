@@ -53,7 +53,7 @@ pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
         Err(e) => {
             return Err(e).with_context(|| {
                 format!(
-                "reading the SkySQL catalog (regions, sizes, versions) at {} (nothing was planned)",
+                "reading the SkySQL catalog (regions, sizes, versions) at {} (nothing was planned; this is an error, not drift)",
                 remote.endpoint
             )
             })

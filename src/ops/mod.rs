@@ -103,10 +103,13 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
     let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
     let observed = if opts.refresh && !nothing_to_look_at {
         let remote = connect(ws, &state).await?;
+        let observed =
+            crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
+        // After refresh, whose first call says clearly when the API cannot be reached.
         if !opts.destroy {
             catalog::check(ws, &remote).await?;
         }
-        crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?
+        observed
     } else {
         Observed {
             refreshed: opts.refresh,
