@@ -461,7 +461,11 @@ async fn json_bodies_match_the_spec() {
         .await;
     assert_schema("v1.BackupScheduleResponse", &schedule);
     let schedules = emu
-        .ok(Method::GET, "/skybackup/v1/backups/schedules", None)
+        .ok(
+            Method::GET,
+            &format!("/skybackup/v1/backups/schedules?service_id={id}"),
+            None,
+        )
         .await;
     assert_schema("v1.PagedBackupSchedulesResponse", &schedules);
     let backups = emu
@@ -1458,4 +1462,44 @@ async fn the_catalog_answers_per_spec_and_bad_creates_are_refused_by_field() {
         Some(0),
         "nothing created: {listed}"
     );
+}
+
+/// Bodies must be JSON objects of the declared shape (serde alone would read an array into a
+/// struct); required query parameters are required; unknown service ids are 404.
+#[tokio::test]
+async fn strict_bodies_required_parameters_and_unknown_ids() {
+    let emu = Emulator::api_only(0.1).await;
+    for (path, body) in [
+        ("/skybackup/v1/restores", json!(["a", "b"])),
+        (
+            "/skybackup/v1/backups/schedules",
+            json!(["full", "once", "x"]),
+        ),
+        ("/provisioning/v1/services", json!("a service")),
+    ] {
+        let (status, e) = emu.call(Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
+        let msg = e["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("must be a JSON object"), "{path}: {e}");
+    }
+    for path in ["/skybackup/v1/backups/schedules", "/skybackup/v1/restores"] {
+        let (status, e) = emu.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
+        let (status, _) = emu
+            .call(
+                Method::GET,
+                &format!("{path}?service_id=dbpgf00000000"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) = emu
+        .call(
+            Method::POST,
+            "/skybackup/v1/backups/schedules",
+            Some(json!({"backup_type": "full", "schedule": "once", "service_id": "dbpgf00000000"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -13,6 +13,7 @@ use skyplan_api::types::{
 
 use super::api_error::ApiError;
 use super::app::{now, now_rfc3339, App};
+use super::body::Body;
 use super::store::BackupRecord;
 use super::{ids, ops};
 
@@ -20,7 +21,7 @@ type Api<T> = Result<T, ApiError>;
 
 pub async fn create_schedule(
     State(app): State<Arc<App>>,
-    Json(req): Json<BackupScheduleRequest>,
+    Body(req): Body<BackupScheduleRequest>,
 ) -> Api<Json<BackupScheduleResponse>> {
     if req.backup_type != "full" {
         return Err(ApiError::bad_request(format!(
@@ -36,9 +37,7 @@ pub async fn create_schedule(
     }
     let backup_id = ids::hex_id();
     let (schedule, fail) = app.store.update(|s| {
-        let svc = s.service(&req.service_id).ok_or_else(|| {
-            ApiError::bad_request(format!("service {} not found", req.service_id))
-        })?;
+        let svc = s.require(&req.service_id)?;
         if svc.status.is_pending() {
             return Err(ApiError::pending(&svc.id, svc.status.as_str()));
         }
@@ -154,6 +153,7 @@ pub async fn list_schedules(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<Json<PagedBackupSchedulesResponse>> {
+    required_service(&app, &q)?;
     let schedules: Vec<BackupScheduleResponse> = app.store.read(|s| {
         s.schedules
             .iter()
@@ -171,7 +171,7 @@ pub async fn list_schedules(
 
 pub async fn create_restore(
     State(app): State<Arc<App>>,
-    Json(req): Json<RestoreRequest>,
+    Body(req): Body<RestoreRequest>,
 ) -> Api<Json<RestoreResponse>> {
     let (restore, fail) = app.store.update(|s| {
         let backup = s
@@ -184,9 +184,7 @@ pub async fn create_restore(
                 backup.id, backup.status
             )));
         }
-        let target = s.service(&req.service_id).ok_or_else(|| {
-            ApiError::bad_request(format!("service {} not found", req.service_id))
-        })?;
+        let target = s.require(&req.service_id)?;
         if target.status.is_pending() {
             return Err(ApiError::pending(&target.id, target.status.as_str()));
         }
@@ -232,6 +230,7 @@ pub async fn list_restores(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<Json<PagedRestoresResponse>> {
+    required_service(&app, &q)?;
     let restores: Vec<RestoreResponse> = app.store.read(|s| {
         s.restores
             .iter()
@@ -257,4 +256,15 @@ pub async fn get_restore(
         .read(|s| s.restores.iter().find(|r| r.id == num).cloned())
         .map(Json)
         .ok_or_else(not_found)
+}
+
+/// `service_id` is a required query parameter of the schedule and restore lists (the full
+/// spec): without it SkySQL answers 400, never every service's entries; an unknown id is 404.
+fn required_service(app: &App, q: &PageQuery) -> Api<()> {
+    let Some(id) = q.service_id.as_deref().filter(|id| !id.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "query parameter service_id is required",
+        ));
+    };
+    app.store.read(|s| s.require(id).map(|_| ()))
 }

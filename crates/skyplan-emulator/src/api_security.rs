@@ -16,6 +16,7 @@ use skyplan_api::types::{
 
 use super::api_error::ApiError;
 use super::app::{now, App};
+use super::body::Body;
 use super::{allowlist, render, FQDN};
 
 type Api<T> = Result<T, ApiError>;
@@ -43,7 +44,7 @@ pub async fn put_allowlist(
 pub async fn add_to_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<AddAllowListIPAddressRequest>,
+    Body(req): Body<AddAllowListIPAddressRequest>,
 ) -> Api<Json<Vec<AllowListEndpoint>>> {
     let net = allowlist::validate(&req.ip_address).map_err(ApiError::bad_request)?;
     change(&app, &id, |list| {
@@ -59,7 +60,7 @@ pub async fn add_to_allowlist(
 pub async fn delete_from_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<DeleteAllowedAddressRequest>,
+    Body(req): Body<DeleteAllowedAddressRequest>,
 ) -> Api<Json<Vec<AllowListEndpoint>>> {
     let net = allowlist::validate(&req.ip_address).map_err(ApiError::bad_request)?;
     change(&app, &id, |list| {
@@ -102,7 +103,7 @@ pub async fn credentials(
 pub async fn is_ip_allowed(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<IsIpAllowedRequest>,
+    Body(req): Body<IsIpAllowedRequest>,
 ) -> Api<Json<IsIpAllowedResponse>> {
     let ip: IpAddr = allowlist::parse(&req.ip_address)
         .map(|net| net.addr())

@@ -13,6 +13,7 @@ use skyplan_api::types::{
 
 use super::api_error::ApiError;
 use super::app::{now, App};
+use super::body::Body;
 use super::store::ServiceRecord;
 use super::{allowlist, catalog, ids, ops, proxy, render};
 
@@ -23,7 +24,7 @@ const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
 
 pub async fn create(
     State(app): State<Arc<App>>,
-    Json(req): Json<CreateServiceRequest>,
+    Body(req): Body<CreateServiceRequest>,
 ) -> Api<(StatusCode, Json<ServiceResponse>)> {
     let name = validate_create(&req)?;
     // The endpoint is bound before the record exists, so its port is real and reserved.
@@ -277,7 +278,7 @@ pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<
 pub async fn set_size(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<ServiceSizeState>,
+    Body(req): Body<ServiceSizeState>,
 ) -> Api<(StatusCode, Json<ServiceSizeState>)> {
     if !catalog::is_size(&req.size) {
         let hint = catalog::nearest_size(&req.size)
@@ -303,7 +304,7 @@ pub async fn set_size(
 pub async fn set_storage(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<SetStorageRequest>,
+    Body(req): Body<SetStorageRequest>,
 ) -> Api<(StatusCode, Json<SetStorageRequest>)> {
     if req.size.is_none() && req.iops.is_none() && req.throughput.is_none() {
         return Err(ApiError::bad_request(
@@ -349,7 +350,7 @@ pub async fn set_storage(
 pub async fn set_nodes(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<ServiceNodesState>,
+    Body(req): Body<ServiceNodesState>,
 ) -> Api<Json<ServiceNodesState>> {
     if !(1..=9).contains(&req.nodes) {
         return Err(ApiError::bad_request("nodes must be between 1 and 9"));
@@ -370,7 +371,7 @@ pub async fn set_nodes(
 pub async fn set_tags(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(req): Json<UpdateServiceTagsRequest>,
+    Body(req): Body<UpdateServiceTagsRequest>,
 ) -> Api<StatusCode> {
     app.store.update(|s| {
         let svc = s.require_settled(&id)?;

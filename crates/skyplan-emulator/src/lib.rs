@@ -19,6 +19,7 @@ pub mod api_error;
 pub mod api_security;
 pub mod api_services;
 pub mod app;
+pub mod body;
 pub mod catalog;
 pub mod daemon;
 pub mod error;
