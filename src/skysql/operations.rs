@@ -58,31 +58,8 @@ impl SkysqlClient {
         kind: &str,
         filters: &[(&str, &str)],
     ) -> Result<Vec<T>, SkysqlError> {
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            let req = request::list_offering(kind, filters, token.as_deref());
-            let resp = self.execute(&req, &mut 0).await?;
-            let page: Vec<T> = self.decode(&req, &resp, false)?;
-            all.extend(page);
-            let next = resp
-                .headers
-                .get(NEXT_PAGE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            match next {
-                Some(t) if seen.insert(t.clone()) => token = Some(t),
-                Some(_) => return Err(pagination_error(&req, seen.len() as u32 + 1)),
-                None => return Ok(all),
-            }
-        }
-        Err(pagination_error(
-            &request::list_offering(kind, filters, None),
-            MAX_PAGES,
-        ))
+        self.token_pages(|token| request::list_offering(kind, filters, token))
+            .await
     }
 
     /// `GET /provisioning/v1/services/{id}`; `Ok(None)` when it does not exist (404).
@@ -96,14 +73,23 @@ impl SkysqlClient {
 
     /// All services, following `X-SkySQL-Page-Token-Next` page by page (100 per page).
     pub async fn list_services(&self) -> Result<Vec<ServiceResponse>, SkysqlError> {
+        self.token_pages(request::list_services).await
+    }
+
+    /// Every page of a listing paged by `X-SkySQL-Page-Token-Next`: `page(token)` builds the
+    /// request for one page (`None`: the first). A token seen before is an error, never a loop.
+    async fn token_pages<T: DeserializeOwned>(
+        &self,
+        page: impl Fn(Option<&str>) -> ApiRequest,
+    ) -> Result<Vec<T>, SkysqlError> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         let mut seen = HashSet::new();
         for _ in 0..MAX_PAGES {
-            let req = request::list_services(token.as_deref());
+            let req = page(token.as_deref());
             let resp = self.execute(&req, &mut 0).await?;
-            let page: Vec<ServiceResponse> = self.decode(&req, &resp, false)?;
-            all.extend(page);
+            let items: Vec<T> = self.decode(&req, &resp, false)?;
+            all.extend(items);
             let next = resp
                 .headers
                 .get(NEXT_PAGE_HEADER)
@@ -112,13 +98,12 @@ impl SkysqlClient {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
             match next {
-                // A token seen before would loop forever.
                 Some(t) if seen.insert(t.clone()) => token = Some(t),
                 Some(_) => return Err(pagination_error(&req, seen.len() as u32 + 1)),
                 None => return Ok(all),
             }
         }
-        Err(pagination_error(&request::list_services(None), MAX_PAGES))
+        Err(pagination_error(&page(None), MAX_PAGES))
     }
 
     /// The services named exactly `name` (the API has no name filter: lists them all).
