@@ -68,21 +68,7 @@ async fn a_deleted_primary_fails_over_only_when_allowed_and_the_replicas_follow_
     let restores_before = restores(&cloud, &survivors).await;
 
     // The region is lost: the primary is deleted outside skyplan.
-    let state = cloud.state().unwrap();
-    let primary_id = state.resources.services["primary"].id.clone();
-    cloud.api().delete_service(&primary_id).await.unwrap();
-    for _ in 0..300 {
-        if cloud
-            .api()
-            .get_service(&primary_id)
-            .await
-            .unwrap()
-            .is_none()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cloud.delete_by_hand("primary").await;
     // europe becomes the primary, the others follow it, the old primary leaves the topology.
     let europe_block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
     let start = fan_out.find("[services.primary]").unwrap();

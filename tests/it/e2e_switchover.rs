@@ -199,21 +199,7 @@ async fn a_lost_primary_breaks_neither_plan_nor_destroy_and_a_failover_is_refuse
     let guide = std::fs::read_to_string(&file).unwrap();
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let state = cloud.state().unwrap();
-    let primary_id = state.resources.services["primary"].id.clone();
-    cloud.api().delete_service(&primary_id).await.unwrap();
-    for _ in 0..300 {
-        if cloud
-            .api()
-            .get_service(&primary_id)
-            .await
-            .unwrap()
-            .is_none()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cloud.delete_by_hand("primary").await;
 
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);

@@ -106,6 +106,22 @@ impl Cloud {
             .unwrap()
     }
 
+    /// Delete service `key` through the API, outside skyplan (a region lost), and wait until
+    /// the API no longer knows it (panics after 30 s). Returns its id.
+    pub(crate) async fn delete_by_hand(&self, key: &str) -> String {
+        let id = self.state().expect("state").resources.services[key]
+            .id
+            .clone();
+        self.api().delete_service(&id).await.unwrap();
+        for _ in 0..300 {
+            if self.api().get_service(&id).await.unwrap().is_none() {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("service.{key} ({id}) was not deleted within 30 s");
+    }
+
     /// The services the API lists under `name`.
     pub(crate) async fn services_named(
         &self,
