@@ -4,8 +4,6 @@
 //! and switches credentials, services survive a restart, DELETE leaves nothing behind, an
 //! outage takes a service down and brings it back with its data.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -16,6 +14,7 @@ use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
 
 use crate::reliability_support::{end_outage, outage, OutageMode};
 use crate::support::e2e::Cloud;
+use crate::support::spec::assert_schema;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -265,58 +264,6 @@ async fn try_connect(port: u16, user: &str, password: &str) -> Result<Conn, mysq
 
 fn pid_alive(pid: u32) -> bool {
     emulator::daemon::pid_alive(pid)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Spec validation: the OpenAPI components, each schema validated with $refs resolved in place.
-
-fn spec_components() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = spec_path();
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        let json: Value = serde_json::to_value(yaml).unwrap();
-        json["components"].clone()
-    })
-}
-
-/// The spec lives beside the repository (shared with the team); `SKYPLAN_SPEC` overrides.
-fn spec_path() -> PathBuf {
-    if let Ok(p) = std::env::var("SKYPLAN_SPEC") {
-        return p.into();
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        repo.join("skysql-api/skysql-subset.openapi.yaml"),
-        repo.join("../shared/skysql-api/skysql-subset.openapi.yaml"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("the SkySQL OpenAPI subset (skysql-api/skysql-subset.openapi.yaml)")
-}
-
-/// Validates `value` against `#/components/schemas/<name>`, or an array of it with `[]` suffix.
-fn assert_schema(name: &str, value: &Value) {
-    let (name, array) = match name.strip_suffix("[]") {
-        Some(n) => (n, true),
-        None => (name, false),
-    };
-    let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
-    let mut schema = if array {
-        json!({ "type": "array", "items": reference })
-    } else {
-        json!({ "allOf": [reference] })
-    };
-    schema["components"] = spec_components().clone();
-    let compiled = jsonschema::JSONSchema::compile(&schema).expect("the spec's schema compiles");
-    if let Err(errors) = compiled.validate(value) {
-        let msgs: Vec<String> = errors
-            .map(|e| format!("{} at {}", e, e.instance_path))
-            .collect();
-        panic!("{value} does not match {name}: {msgs:?}");
-    };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 //! restore into the secondary, `sky.change_external_primary_gtid` at the backup's GTID, the
 //! returned grant run on the primary, `sky.start_replication()` — and a row inserted on the
 //! primary arrives on the secondary.
+//!
+//! It is also the conformance test: every HTTP response of that sequence passes through
+//! [`Emulator::call`], which checks its status code and body against the full public spec's
+//! declared responses (`support::spec::assert_conforms`, `$ref`s resolved).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,6 +16,8 @@ use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
+
+use crate::support::spec::{assert_conforms, conformance, path_template};
 
 /// The emulator under test, in this process, on its own temp dir. Dropping it (also on panic)
 /// stops the API and kills every mariadbd it started.
@@ -44,6 +50,7 @@ impl Emulator {
         }
     }
 
+    /// The one place every response passes: each is checked against the full spec.
     async fn call(
         &self,
         method: reqwest::Method,
@@ -52,7 +59,7 @@ impl Emulator {
     ) -> (StatusCode, Value) {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .header("X-API-Key", &self.key);
         if let Some(body) = body {
             req = req.json(&body);
@@ -60,6 +67,7 @@ impl Emulator {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
+        assert_conforms(method.as_str(), path, status.as_u16(), &text);
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
@@ -287,4 +295,124 @@ async fn the_manual_guide_works_against_the_emulator() {
     assert_eq!(ssl, "Yes", "replication runs over TLS");
     drop(p);
     drop(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conformance checker itself: it must be able to fail, or the walk above proves nothing.
+
+#[test]
+fn the_conformance_check_matches_literal_segments_before_templated_ones() {
+    for (concrete, template) in [
+        (
+            "/skybackup/v1/backups/schedules",
+            "/skybackup/v1/backups/schedules",
+        ),
+        (
+            "/skybackup/v1/backups/dbx",
+            "/skybackup/v1/backups/{service_id}",
+        ),
+        (
+            "/skybackup/v1/restores/lookup",
+            "/skybackup/v1/restores/lookup",
+        ),
+        ("/skybackup/v1/restores/7", "/skybackup/v1/restores/{id}"),
+        (
+            "/provisioning/v1/services/dbx/start",
+            "/provisioning/v1/services/{service_id}/start",
+        ),
+        (
+            "/skybackup/v1/backups?service_id=dbx&page_size=5",
+            "/skybackup/v1/backups",
+        ),
+    ] {
+        assert_eq!(path_template(concrete), Ok(template), "{concrete}");
+    }
+    let err = path_template("/provisioning/v1/nowhere").unwrap_err();
+    assert!(err.contains("no path of the spec matches"), "{err}");
+    // A templated segment never matches an empty one.
+    assert!(path_template("/provisioning/v1/services//start").is_err());
+}
+
+#[test]
+fn the_conformance_check_accepts_declared_responses() {
+    let ok = |method, path, status, body| {
+        conformance(method, path, status, body)
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: {e}"))
+    };
+    assert_eq!(
+        ok(
+            "GET",
+            "/provisioning/v1/services/dbx",
+            200,
+            r#"{"id": "dbx", "nodes": 1}"#
+        ),
+        "GET /provisioning/v1/services/{service_id}"
+    );
+    ok(
+        "POST",
+        "/provisioning/v1/services/dbx/security/allowlist",
+        200,
+        r#"[{"name": "primary", "allow_list": [{"ip": "127.0.0.1/32"}]}]"#,
+    );
+    ok(
+        "GET",
+        "/skybackup/v1/backups?service_id=dbx",
+        404,
+        r#"{"code": 404, "errors": [{"error": "Not Found", "message": "no"}]}"#,
+    );
+    // Declared without content: an empty body.
+    ok("DELETE", "/provisioning/v1/services/dbx", 200, "");
+}
+
+#[test]
+fn the_conformance_check_rejects_what_the_spec_does_not_declare() {
+    let err = |method, path, status, body| {
+        conformance(method, path, status, body)
+            .expect_err(&format!("{method} {path} {status} {body} must not conform"))
+    };
+    let service = r#"{"id": "dbx"}"#;
+    let services = "/provisioning/v1/services/dbx";
+    // A status the operation does not declare (GET a service: 200, 400, 401, 404, 500).
+    let e = err("GET", services, 201, service);
+    assert!(e.contains("status 201 is not among"), "{e}");
+    let e = err("GET", services, 503, service);
+    assert!(e.contains("status 503 is not among"), "{e}");
+    // A method the path does not declare.
+    let e = err("PATCH", services, 200, service);
+    assert!(e.contains("declares no such operation"), "{e}");
+    // A field of the wrong type, at the top and behind `items` → `$ref`.
+    let e = err("GET", services, 200, r#"{"id": "dbx", "nodes": "one"}"#);
+    assert!(e.contains("does not match the declared schema"), "{e}");
+    assert!(e.contains("/nodes"), "{e}");
+    let e = err(
+        "GET",
+        "/skybackup/v1/backups?service_id=dbx",
+        200,
+        r#"{"backups": [{"storage_bytes": "many"}]}"#,
+    );
+    assert!(e.contains("/backups/0/storage_bytes"), "{e}");
+    // An object where an array is declared; a null where an object is.
+    err(
+        "POST",
+        "/provisioning/v1/services/dbx/security/allowlist",
+        200,
+        r#"{"name": "primary"}"#,
+    );
+    err("GET", services, 200, "null");
+    // Not JSON where JSON is declared; a body where none is declared.
+    let e = err("GET", services, 200, "ready");
+    assert!(e.contains("not JSON"), "{e}");
+    let e = err("DELETE", services, 200, r#"{"deleted": true}"#);
+    assert!(e.contains("declares no body"), "{e}");
+}
+
+#[test]
+#[should_panic(expected = "does not conform to the spec")]
+fn the_conformance_assertion_panics_on_a_wrong_shape() {
+    assert_conforms(
+        "POST",
+        "/skybackup/v1/restores",
+        200,
+        r#"{"id": "7", "status": "Pending"}"#,
+    );
 }
