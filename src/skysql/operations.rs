@@ -139,6 +139,22 @@ impl SkysqlClient {
             .map(|_| ())
     }
 
+    /// `POST /provisioning/v1/services/{id}/start` (asynchronous: `pending_start`, then
+    /// `ready`). Sent once: after a lost answer, read the status rather than repeat it.
+    pub async fn start_service(&self, id: &str) -> Result<(), SkysqlError> {
+        self.execute(&request::start_service(id), &mut 0)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /provisioning/v1/services/{id}/stop` (asynchronous: `pending_stop`, then
+    /// `stopped`; the data is kept).
+    pub async fn stop_service(&self, id: &str) -> Result<(), SkysqlError> {
+        self.execute(&request::stop_service(id), &mut 0)
+            .await
+            .map(|_| ())
+    }
+
     /// `PATCH /provisioning/v1/services/{id}/tags` (answers 204 No Content).
     pub async fn set_tags(
         &self,

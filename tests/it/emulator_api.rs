@@ -1,8 +1,10 @@
 //! The emulator's API contract: authentication, spec-valid JSON, pending-state refusals,
-//! faults, the request log, fail-next, paging, the same-provider rule (API-only emulators, fast),
-//! emulated outages, and with real MariaDB: the allowlist really blocks, a restore really wipes
-//! and switches credentials, services survive a restart, DELETE leaves nothing behind, an
-//! outage takes a service down and brings it back with its data.
+//! faults, the request log, fail-next, paging, the same-provider rule, the stop/start/power
+//! status machine (API-only emulators, fast), emulated outages, and with real MariaDB: the
+//! allowlist really blocks, a restore really wipes and switches credentials, services survive
+//! a restart, DELETE leaves nothing behind, an outage takes a service down and brings it back
+//! with its data, a stopped service has no database (also after an emulator restart) and
+//! starts again with its data.
 
 use std::time::{Duration, Instant};
 
@@ -1449,4 +1451,168 @@ async fn strict_bodies_required_parameters_and_unknown_ids() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Status code and body of a request, after checking both against the full spec.
+async fn conforming(
+    emu: &Emulator,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let resp = emu.raw(method.clone(), path, Some(&emu.key), body).await;
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    crate::support::spec::assert_conforms(method.as_str(), path, status.as_u16(), &text);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn stop_start_and_power_follow_the_status_machine() {
+    let emu = Emulator::api_only(0.0).await;
+    let id = emu.create(service_body("powered")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    emu.wait_ready(&id).await;
+    let base = format!("/provisioning/v1/services/{id}");
+    let refused = |(status, body): (StatusCode, Value), words: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_schema("errr.ErrorResponse", &body);
+        let message = body["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(words), "{words} in {message}");
+    };
+    // A ready service cannot be started; it can be stopped.
+    refused(
+        conforming(&emu, Method::POST, &format!("{base}/start"), None).await,
+        "only a stopped service can be started",
+    );
+    let (status, _) = conforming(&emu, Method::POST, &format!("{base}/stop"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stopped = emu.wait_settled(&id).await;
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    assert_eq!(stopped["is_active"], false);
+    // Stopped: no second stop, no change that needs the database, no restore into it.
+    refused(
+        conforming(&emu, Method::POST, &format!("{base}/stop"), None).await,
+        "only a ready service can be stopped",
+    );
+    refused(
+        conforming(
+            &emu,
+            Method::POST,
+            &format!("{base}/size"),
+            Some(json!({"size": "sky-4x16"})),
+        )
+        .await,
+        "is stopped; start it first",
+    );
+    refused(
+        conforming(
+            &emu,
+            Method::POST,
+            &format!("{base}/nodes"),
+            Some(json!({"nodes": 2})),
+        )
+        .await,
+        "is stopped; start it first",
+    );
+    // Tags still change on a stopped service.
+    let (status, _) = emu
+        .call(
+            Method::PATCH,
+            &format!("{base}/tags"),
+            Some(json!({"tags": {"a": "b"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The deprecated power endpoint: a strict body, then the same machine.
+    refused(
+        conforming(
+            &emu,
+            Method::POST,
+            &format!("{base}/power"),
+            Some(json!({})),
+        )
+        .await,
+        "is_active is required",
+    );
+    refused(
+        conforming(
+            &emu,
+            Method::POST,
+            &format!("{base}/power"),
+            Some(json!([true])),
+        )
+        .await,
+        "",
+    );
+    let (status, _) = conforming(
+        &emu,
+        Method::POST,
+        &format!("{base}/power"),
+        Some(json!({"is_active": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ready = emu.wait_settled(&id).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["is_active"], true);
+    // Unknown ids are 404 on every power route.
+    for path in ["start", "stop", "power"] {
+        let (status, _) = conforming(
+            &emu,
+            Method::POST,
+            &format!("/provisioning/v1/services/dbnope0000/{path}"),
+            Some(json!({"is_active": true})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_has_no_database_stays_stopped_across_a_restart_and_starts_with_its_data()
+{
+    let mut emu = Emulator::real().await;
+    let mut body = service_body("sleeper");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let id = emu.create(body).await["id"].as_str().unwrap().to_string();
+    let svc = emu.wait_ready(&id).await;
+    let port = readwrite_port(&svc);
+    let (user, pass) = emu.credentials(&id).await;
+    let mut c = try_connect(port, &user, &pass).await.unwrap();
+    c.query_drop("CREATE DATABASE kept").await.unwrap();
+    drop(c);
+    let pid = emu.running().mariadbd_pids()[0];
+
+    emu.ok(
+        Method::POST,
+        &format!("/provisioning/v1/services/{id}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(emu.wait_settled(&id).await["status"], "stopped");
+    assert!(
+        !pid_alive(pid),
+        "the database of a stopped service is stopped"
+    );
+    assert!(try_connect(port, &user, &pass).await.is_err());
+
+    // An emulator restart does not start it behind the API's back.
+    emu.restart(false).await;
+    assert_eq!(emu.wait_settled(&id).await["status"], "stopped");
+    assert!(emu.running().mariadbd_pids().is_empty());
+
+    emu.ok(
+        Method::POST,
+        &format!("/provisioning/v1/services/{id}/start"),
+        None,
+    )
+    .await;
+    let again = emu.wait_ready(&id).await;
+    assert_eq!(readwrite_port(&again), port, "it keeps its endpoint");
+    let mut c = try_connect(port, &user, &pass).await.unwrap();
+    let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();
+    assert!(dbs.contains(&"kept".to_string()), "{dbs:?}");
 }

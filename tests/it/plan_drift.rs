@@ -411,7 +411,7 @@ fn deleted_primary_warns_that_the_surviving_replica_is_overwritten() {
 }
 
 #[test]
-fn failed_service_is_replaced_and_stopped_one_needs_a_person() {
+fn failed_service_is_replaced_and_stopped_one_is_started() {
     let (t, s) = guide();
     let mut o = in_sync(&s);
     remote(&mut o, "secondary").status = "failed".into();
@@ -427,8 +427,7 @@ fn failed_service_is_replaced_and_stopped_one_needs_a_person() {
     o.allowlists.remove("primary");
     let p = plan_with(&t, &s, &o);
     assert_eq!(kinds(&p), [("service.primary", DriftKind::ServiceStopped)]);
-    assert!(p.actions.is_empty());
-    assert!(!p.is_empty());
+    assert_eq!(addresses(&p), ["power.primary"]);
     insta::assert_snapshot!("service_stopped", text(&p));
 }
 

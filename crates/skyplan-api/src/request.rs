@@ -131,6 +131,18 @@ pub fn set_nodes(id: &str, nodes: i64) -> ApiRequest {
         .body(&super::types::ServiceNodesState { nodes })
 }
 
+/// `POST …/start` (full spec: "Starts a stopped service"; asynchronous: `pending_start`, then
+/// `ready`). Not retried blindly: a repeat after a lost answer is refused (the service is no
+/// longer stopped), so the caller reads the status instead.
+pub fn start_service(id: &str) -> ApiRequest {
+    ApiRequest::new(Method::Post, service_path(id, "/start")).not_idempotent()
+}
+
+/// `POST …/stop` (full spec: "Stops a running service"; `pending_stop`, then `stopped`).
+pub fn stop_service(id: &str) -> ApiRequest {
+    ApiRequest::new(Method::Post, service_path(id, "/stop")).not_idempotent()
+}
+
 pub fn set_tags(id: &str, tags: &std::collections::BTreeMap<String, String>) -> ApiRequest {
     ApiRequest::new(Method::Patch, service_path(id, "/tags"))
         .body(&super::types::UpdateServiceTagsRequest { tags: tags.clone() })

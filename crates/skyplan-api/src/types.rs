@@ -496,6 +496,14 @@ pub struct ServiceNodesState {
     pub nodes: i64,
 }
 
+/// `v1.PowerState`: body of the deprecated `POST …/power` (full spec): `is_active` false stops
+/// the service, true starts it. skyplan itself calls `…/start` and `…/stop`, which replace it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PowerState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
 /// `v1.UpdateServiceTagsRequest`: body of `PATCH …/tags` (full spec; not in the subset).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -188,6 +188,12 @@ pub async fn create_restore(
         if target.status.is_pending() {
             return Err(ApiError::pending(&target.id, target.status.as_str()));
         }
+        if target.status == ServiceStatus::Stopped {
+            return Err(ApiError::bad_request(format!(
+                "service {} is stopped; start it before restoring into it",
+                target.id
+            )));
+        }
         if backup.cloud_provider.as_deref() != Some(target.provider.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "backup {} was taken on {} and service {} runs on {}: a backup can only be \

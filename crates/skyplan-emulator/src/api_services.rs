@@ -1,4 +1,4 @@
-//! `/provisioning/v1/services…`: create, list, get, delete, size, storage.
+//! `/provisioning/v1/services…`: create, list, get, delete, size, storage, nodes, tags, power.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -7,8 +7,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use skyplan_api::types::{
-    CreateServiceRequest, ServiceNodesState, ServiceResponse, ServiceSizeState, ServiceStatus,
-    SetStorageRequest, StorageVolume, UpdateServiceTagsRequest,
+    CreateServiceRequest, PowerState, ServiceNodesState, ServiceResponse, ServiceSizeState,
+    ServiceStatus, SetStorageRequest, StorageVolume, UpdateServiceTagsRequest,
 };
 
 use super::api_error::ApiError;
@@ -290,7 +290,7 @@ pub async fn set_size(
         )));
     }
     let fail = app.store.update(|s| {
-        let svc = s.require_settled(&id)?;
+        let svc = s.require_running(&id)?;
         svc.size = req.size.clone();
         svc.status = ServiceStatus::PendingModifying;
         svc.updated_on = now();
@@ -320,7 +320,7 @@ pub async fn set_storage(
         ));
     }
     let fail = app.store.update(|s| {
-        let svc = s.require_settled(&id)?;
+        let svc = s.require_running(&id)?;
         if let Some(size) = req.size {
             if size < svc.storage.size {
                 return Err(ApiError::bad_request(format!(
@@ -356,7 +356,7 @@ pub async fn set_nodes(
         return Err(ApiError::bad_request("nodes must be between 1 and 9"));
     }
     let fail = app.store.update(|s| {
-        let svc = s.require_settled(&id)?;
+        let svc = s.require_running(&id)?;
         svc.nodes = req.nodes;
         svc.status = ServiceStatus::PendingScale;
         svc.updated_on = now();
@@ -380,4 +380,52 @@ pub async fn set_tags(
         Ok(())
     })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST …/start` (full spec): a stopped service goes `pending_start`, its database starts,
+/// then `ready`. Anything but `stopped` is refused (400), as starting a running service is.
+pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+    power(&app, id, true)
+}
+
+/// `POST …/stop` (full spec): a ready service goes `pending_stop`, its database stops cleanly
+/// (data kept), then `stopped`. Anything but `ready` is refused (400).
+pub async fn stop(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+    power(&app, id, false)
+}
+
+/// `POST …/power` (full spec, deprecated for `…/start` and `…/stop`): `{"is_active": bool}`.
+pub async fn set_power(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Body(req): Body<PowerState>,
+) -> Api<StatusCode> {
+    let active = req
+        .is_active
+        .ok_or_else(|| ApiError::bad_request("is_active is required (true starts, false stops)"))?;
+    power(&app, id, active)
+}
+
+fn power(app: &Arc<App>, id: String, active: bool) -> Api<StatusCode> {
+    let (from, pending) = if active {
+        (ServiceStatus::Stopped, ServiceStatus::PendingStart)
+    } else {
+        (ServiceStatus::Ready, ServiceStatus::PendingStop)
+    };
+    let fail = app.store.update(|s| {
+        let svc = s.require_settled(&id)?;
+        if svc.status != from {
+            return Err(ApiError::bad_request(format!(
+                "service {id} is {}; only a {from} service can be {}",
+                svc.status,
+                if active { "started" } else { "stopped" }
+            )));
+        }
+        svc.status = pending;
+        svc.updated_on = now();
+        let name = svc.name.clone();
+        Ok(s.take_fail_next(&name))
+    })?;
+    app.spawn_op(ops::power(app.clone(), id, active, fail));
+    Ok(StatusCode::OK)
 }

@@ -71,6 +71,39 @@ pub async fn modify(app: Arc<App>, id: String, fail: bool) {
     settle(&app, &id, if fail { Err(INJECTED.into()) } else { Ok(()) });
 }
 
+/// pending_start → ready (the database started again with its data), pending_stop → stopped
+/// (the database stopped cleanly). A failure leaves the service `failed`, as SkySQL does.
+pub async fn power(app: Arc<App>, id: String, active: bool, fail: bool) {
+    let start = Instant::now();
+    let Some(rec) = record(&app, &id) else {
+        return;
+    };
+    let result = match (fail, active) {
+        (true, _) => Err(INJECTED.to_string()),
+        (false, true) => app.instances.open(&rec).await.map_err(|e| e.to_string()),
+        (false, false) => app.instances.stop(&rec).await.map_err(|e| e.to_string()),
+    };
+    pace(&app, start).await;
+    match result {
+        Ok(()) if !active => set_stopped(&app, &id),
+        result => settle(&app, &id, result),
+    }
+}
+
+fn set_stopped(app: &App, id: &str) {
+    let update = app.store.update(|s| {
+        if let Some(svc) = s.service_mut(id) {
+            svc.status = ServiceStatus::Stopped;
+            svc.updated_on = now();
+            svc.errors.clear();
+        }
+        Ok(())
+    });
+    if let Err(e) = update {
+        tracing::error!("recording the stop of {id}: {}", e.message);
+    }
+}
+
 /// pending_delete → gone: stops the proxy and mariadbd, removes the data, then the record
 /// (GET answers 404 from then on).
 pub async fn delete(app: Arc<App>, id: String, fail: bool) {
@@ -308,6 +341,16 @@ async fn recover_service(app: Arc<App>, rec: ServiceRecord) {
     }
     match rec.status.clone() {
         ServiceStatus::PendingDelete => delete(app, id, false).await,
+        // Stopped stays stopped (a server left running by a dead emulator is stopped again);
+        // a stop or start the previous process left half done is carried out again.
+        ServiceStatus::Stopped | ServiceStatus::PendingStop if app.instances.exists(&id) => {
+            let stopping = rec.status == ServiceStatus::PendingStop;
+            match app.instances.stop(&rec).await {
+                Ok(()) if stopping => set_stopped(&app, &id),
+                Ok(()) => {}
+                Err(e) => settle(&app, &id, Err(format!("stopping the database: {e}"))),
+            }
+        }
         ServiceStatus::PendingCreate => {
             // A half-made database is worth nothing: start it over.
             if app.instances.exists(&id) {

@@ -1,6 +1,8 @@
 //! Store records → the API's JSON shapes.
 
-use skyplan_api::types::{AllowListEndpoint, PurposePort, ServiceEndpoint, ServiceResponse};
+use skyplan_api::types::{
+    AllowListEndpoint, PurposePort, ServiceEndpoint, ServiceResponse, ServiceStatus,
+};
 
 use super::store::ServiceRecord;
 use super::FQDN;
@@ -48,7 +50,11 @@ pub fn service(rec: &ServiceRecord) -> ServiceResponse {
         maxscale_size: None,
         primary_host: None,
         replication_enabled: Some(false),
-        is_active: Some(true),
+        // The power state: false once stopped (or on the way there).
+        is_active: Some(!matches!(
+            rec.status,
+            ServiceStatus::Stopped | ServiceStatus::PendingStop
+        )),
         created_on: Some(rec.created_on),
         updated_on: Some(rec.updated_on),
         created_by: Some("skyplan-emulator".to_string()),

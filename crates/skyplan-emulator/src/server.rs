@@ -39,6 +39,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route(&format!("{SVC}/size"), post(api_services::set_size))
         // Not in the subset spec, but in the full one and used by the client for updates.
         .route(&format!("{SVC}/nodes"), post(api_services::set_nodes))
+        .route(&format!("{SVC}/start"), post(api_services::start))
+        .route(&format!("{SVC}/stop"), post(api_services::stop))
+        .route(&format!("{SVC}/power"), post(api_services::set_power))
         .route(
             &format!("{SVC}/tags"),
             axum::routing::patch(api_services::set_tags),

@@ -122,6 +122,18 @@ impl Store {
         Ok(svc)
     }
 
+    /// Settled and not stopped: what a change to the running database (size, nodes, storage,
+    /// a restore) needs. A stopped service must be started first.
+    pub fn require_running(&mut self, id: &str) -> Result<&mut ServiceRecord, ApiError> {
+        let svc = self.require_settled(id)?;
+        if svc.status == ServiceStatus::Stopped {
+            return Err(ApiError::bad_request(format!(
+                "service {id} is stopped; start it first (POST …/services/{id}/start)"
+            )));
+        }
+        Ok(svc)
+    }
+
     pub fn backup(&self, id: &str) -> Option<&BackupRecord> {
         self.backups.iter().find(|b| b.backup.id == id)
     }

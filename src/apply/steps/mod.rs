@@ -95,6 +95,7 @@ impl Steps for RealSteps {
                 link::drop_user(self, on, user, p).await
             }
             ActionKind::SetRole { key, writable } => roles::set_role(self, key, *writable, p).await,
+            ActionKind::SetPower { key, active } => service::set_power(self, key, *active, p).await,
             ActionKind::Switchover {
                 old,
                 new,

@@ -87,7 +87,7 @@ fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceRes
     );
 }
 
-/// Poll the service until it settles: `Ok` with the service once it is `ready` or `failed`;
+/// Poll the service until it settles: `Ok` with the service once it is `ready`, `stopped` or `failed`;
 /// an error when it disappears. An interrupt stops the waiting (the service is in the state).
 async fn wait_settled(
     steps: &RealSteps,
@@ -102,7 +102,10 @@ async fn wait_settled(
             bail!("service.{key} ({id}) disappeared while waiting for it to be ready");
         };
         match s.status {
-            ServiceStatus::Ready | ServiceStatus::Failed => Ok(Poll::Done(s)),
+            // Stopped is settled too: a service kept stopped takes tag and allowlist changes.
+            ServiceStatus::Ready | ServiceStatus::Failed | ServiceStatus::Stopped => {
+                Ok(Poll::Done(s))
+            }
             other => Ok(Poll::Pending(other.to_string())),
         }
     });
@@ -449,6 +452,72 @@ pub(super) async fn update(
         .update(|s| record_ready(s, key, to, &ready))
         .await?;
     Ok(format!("updated {}", done.join(", ")))
+}
+
+/// Start (`active`) or stop the service, then wait until it is `ready` or `stopped`. A service
+/// already there (started by hand since the plan) is left as it is.
+pub(super) async fn set_power(
+    steps: &RealSteps,
+    key: &str,
+    active: bool,
+    p: &ProgressHandle,
+) -> Result<String> {
+    let client = &steps.remote.client;
+    let id = steps
+        .state
+        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
+        .await
+        .with_context(|| format!("service.{key} is not in the state"))?;
+    let (want, pending, verb) = if active {
+        (ServiceStatus::Ready, ServiceStatus::PendingStart, "start")
+    } else {
+        (ServiceStatus::Stopped, ServiceStatus::PendingStop, "stop")
+    };
+    // A stop or start begun elsewhere settles first.
+    let s = wait_settled(steps, key, &id, p).await?;
+    if s.status == ServiceStatus::Failed {
+        return Err(failed_error(key, &s));
+    }
+    if s.status == want {
+        return Ok(format!("already {want}"));
+    }
+    p.status(&format!("{verb}ing"));
+    let sent = if active {
+        client.start_service(&id).await
+    } else {
+        client.stop_service(&id).await
+    };
+    if let Err(e) = sent {
+        // The request may have gone through with its answer lost: the status says.
+        let now = client.get_service(&id).await?.map(|s| s.status);
+        if now != Some(pending.clone()) && now != Some(want.clone()) {
+            return Err(anyhow::Error::new(e).context(format!("{verb}ing service.{key}")));
+        }
+    }
+    let what = format!("waiting for service.{key} to be {want}");
+    let poll = wait::until(&steps.opts.poll, p, &what, || async {
+        let Some(s) = p.call(client.get_service(&id)).await? else {
+            bail!("service.{key} ({id}) disappeared while waiting for it to be {want}");
+        };
+        if s.status == ServiceStatus::Failed {
+            return Err(failed_error(key, &s));
+        }
+        Ok(if s.status == want {
+            Poll::Done(())
+        } else {
+            Poll::Pending(s.status.to_string())
+        })
+    });
+    p.interruptible(&what, poll).await?;
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(key).filter(|r| r.id == id) {
+                r.status = Some(want.clone());
+            }
+        })
+        .await?;
+    Ok(want.to_string())
 }
 
 /// Record a change the API accepted, before waiting for it: a run stopped during the wait

@@ -216,8 +216,7 @@ impl Cloud {
         self.mariadbd_pids().len()
     }
 
-    /// The pids of the `mariadbd`s this test's emulator started.
-    /// The `mariadbd` of service `id` (to kill it, as a crash would).
+    /// The `mariadbd` of service `id` (to kill it, as a crash would, or to see it stopped).
     pub(crate) fn mariadbd_pids_of(&self, id: &str) -> Vec<u32> {
         let dir = self.emulator_dir().join("services").join(id);
         let prefix = format!("--defaults-file={}/", dir.display());
@@ -232,6 +231,7 @@ impl Cloud {
             .collect()
     }
 
+    /// The pids of the `mariadbd`s this test's emulator started.
     pub(crate) fn mariadbd_pids(&self) -> Vec<u32> {
         let prefix = format!(
             "--defaults-file={}/",

@@ -110,6 +110,9 @@ pub enum ActionKind {
     /// Make a service writable for clients (a primary) or read-only (a replica), as the
     /// topology says (`read_only`).
     SetRole { key: String, writable: bool },
+    /// Start (`active`) or stop a service through the API, as the topology's `is_active` says,
+    /// and wait until it is `ready` or `stopped`. Stopping keeps the data.
+    SetPower { key: String, active: bool },
     /// Make `new` (a replica of `old`) the primary, with no data lost and none copied: fence
     /// `old` (read-only, client sessions ended), wait until `new` applied `old`'s final GTID,
     /// stop and reset replication on `new` and open it for writes, then re-point `old` at
@@ -190,6 +193,7 @@ impl ActionKind {
             ActionKind::Switchover { new, .. } => format!("switchover.{new}"),
             ActionKind::Failover { new, .. } => format!("failover.{new}"),
             ActionKind::SetRole { key, .. } => format!("role.{key}"),
+            ActionKind::SetPower { key, .. } => format!("power.{key}"),
         }
     }
 
@@ -212,7 +216,7 @@ impl ActionKind {
             ActionKind::Switchover { old, new, .. } => vec![old, new],
             // The lost primary is not touched (only its record).
             ActionKind::Failover { new, .. } => vec![new],
-            ActionKind::SetRole { key, .. } => vec![key],
+            ActionKind::SetRole { key, .. } | ActionKind::SetPower { key, .. } => vec![key],
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::state::{ServiceRecord, State};
 use crate::topology::{Service, ServiceSpec, Topology};
 
 mod links;
+mod power;
 mod roles;
 
 /// An action before ids and dependencies are assigned.
@@ -126,12 +127,21 @@ pub fn diff(
                     out.actions
                         .push(replace(svc, &rec.spec, "requested with --replace".into()));
                     fates.insert(key.as_str(), Fate::Replace);
+                    if let Err(e) = power::plan_power(svc, Fate::Replace, state, observed, &mut out)
+                    {
+                        errors.push(e);
+                    }
                 }
                 Err(e) => errors.push(e),
             }
             continue;
         }
-        match plan_service(svc, state, observed, &owned_on, &mut out) {
+        let planned = plan_service(svc, state, observed, &owned_on, &mut out).and_then(|fate| {
+            power::check_stopped_changes(svc, state, observed, &out)?;
+            power::plan_power(svc, fate, state, observed, &mut out)?;
+            Ok(fate)
+        });
+        match planned {
             Ok(fate) => {
                 fates.insert(key.as_str(), fate);
             }
@@ -406,31 +416,19 @@ fn plan_service(
     // Fields that changed outside skyplan: an update that puts them back says so.
     let mut drifted: Vec<&str> = Vec::new();
     if let Some(r) = remote {
-        match r.status {
-            ServiceStatus::Failed => {
-                out.drift.push(Drift {
-                    resource: address.clone(),
-                    kind: DriftKind::ServiceFailed,
-                    before: json!({ "status": rec.status.as_ref().unwrap_or(&ServiceStatus::Ready) }),
-                    after: json!({ "status": ServiceStatus::Failed }),
-                    detail: format!("{} is in state failed", rec.spec.name),
-                });
-                check_protection(svc)?;
-                out.actions
-                    .push(replace(svc, &rec.spec, "the service failed".into()));
-                return Ok(Fate::Replace);
-            }
-            ServiceStatus::Stopped => out.drift.push(Drift {
+        // A failed service is replaced; a stopped one is started or kept stopped (power).
+        if r.status == ServiceStatus::Failed {
+            out.drift.push(Drift {
                 resource: address.clone(),
-                kind: DriftKind::ServiceStopped,
-                before: json!({ "status": ServiceStatus::Ready }),
-                after: json!({ "status": ServiceStatus::Stopped }),
-                detail: format!(
-                    "{} is stopped; start it from the SkySQL portal",
-                    rec.spec.name
-                ),
-            }),
-            _ => {}
+                kind: DriftKind::ServiceFailed,
+                before: json!({ "status": rec.status.as_ref().unwrap_or(&ServiceStatus::Ready) }),
+                after: json!({ "status": ServiceStatus::Failed }),
+                detail: format!("{} is in state failed", rec.spec.name),
+            });
+            check_protection(svc)?;
+            out.actions
+                .push(replace(svc, &rec.spec, "the service failed".into()));
+            return Ok(Fate::Replace);
         }
         // A field changed by hand to exactly what the topology now asks for is not drift:
         // nothing needs doing, and reporting it would exit 2 on every run after.

@@ -33,6 +33,9 @@ fn rank(kind: &ActionKind) -> u8 {
         ActionKind::Switchover { .. } => 7,
         ActionKind::SetRole { .. } => 8,
         ActionKind::Replicate { .. } => 9,
+        // A start comes with the services; a stop after everything else.
+        ActionKind::SetPower { active: true, .. } => 3,
+        ActionKind::SetPower { active: false, .. } => 10,
     }
 }
 
@@ -52,7 +55,7 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::StopReplication { replica, .. } => replica,
         ActionKind::DropReplicationUser { on, .. } => on,
         ActionKind::Switchover { new, .. } | ActionKind::Failover { new, .. } => new,
-        ActionKind::SetRole { key, .. } => key,
+        ActionKind::SetRole { key, .. } | ActionKind::SetPower { key, .. } => key,
     }
 }
 
@@ -106,6 +109,9 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     let mut switch: HashMap<&str, usize> = HashMap::new();
     // Fences (a service made read-only) by service.
     let mut fence: HashMap<&str, usize> = HashMap::new();
+    // SetPower actions by service: starts and stops.
+    let mut starts: Vec<(&str, usize)> = Vec::new();
+    let mut stops: Vec<(&str, usize)> = Vec::new();
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
@@ -150,6 +156,33 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 fence.insert(key, i);
             }
             ActionKind::SetRole { .. } => {}
+            ActionKind::SetPower { key, active } => {
+                if *active { &mut starts } else { &mut stops }.push((key, i));
+            }
+        }
+    }
+    // A start goes first among what happens to its service: an update waits for it, and
+    // everything that depends on the service depends on the start (it takes the service's
+    // place in `svc`). An adoption records the service first, so the start follows it.
+    let mut power_edges = Vec::new();
+    for &(key, i) in &starts {
+        match svc.get(key).copied() {
+            Some(a) if matches!(planned[a].kind, ActionKind::AdoptService { .. }) => {
+                power_edges.push((a, i));
+                svc.insert(key, i);
+            }
+            Some(u) => power_edges.push((i, u)),
+            None => {
+                svc.insert(key, i);
+            }
+        }
+    }
+    // A stop comes after every other change to its service.
+    for &(key, i) in &stops {
+        for (j, p) in planned.iter().enumerate() {
+            if j != i && p.kind.mutated_services().contains(&key) {
+                power_edges.push((j, i));
+            }
         }
     }
     // Replicas by source, as recorded in state (for deleting sources after their replicas).
@@ -237,6 +270,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             }
             ActionKind::Failover { new, .. } => dep(svc.get(new.as_str()), i),
             ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
+            // Ordered above.
+            ActionKind::SetPower { .. } => {}
             ActionKind::SetRole { key, .. } => {
                 dep(svc.get(key.as_str()), i);
                 dep(switch.get(key.as_str()), i);
@@ -245,6 +280,7 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             }
         }
     }
+    e.extend(power_edges);
     e.sort_unstable();
     e.dedup();
     e

@@ -83,6 +83,8 @@ pub enum PlanError {
     TwoSuccessors { old: String, news: String },
     #[error("service.{key} was the primary until a failover to service.{by} and has not rejoined it: making it the primary again would strand the writes one of them has and the other lacks. Let it follow service.{by} first ([services.{key}.replication] from = \"{by}\"), then switch back")]
     ReplacedPrimaryPromoted { key: String, by: String },
+    #[error("service.{key} is stopped and the topology keeps it stopped (is_active = false), but its {fields} would change: SkySQL changes that only on a running service. Set is_active = true for this apply (it is started, changed, and can be stopped again after), or keep {fields} as they are")]
+    StoppedChange { key: String, fields: String },
     #[error("service.{key} does not answer ({why}); nothing was planned or changed. If its region is lost: remove it from the topology (it is deleted once it answers again), or, if it is the primary, make one of its replicas the primary: that is a failover (see the README's disaster recovery section)")]
     Unreachable { key: String, why: String },
     #[error("{flag} {address}: {why}")]

@@ -40,6 +40,7 @@ pub(crate) fn merge(defaults: &RawFields, own: &RawFields) -> RawFields {
         allow_list: pick(&own.allow_list, &defaults.allow_list),
         tags: pick(&own.tags, &defaults.tags),
         deletion_protection: pick(&own.deletion_protection, &defaults.deletion_protection),
+        is_active: pick(&own.is_active, &defaults.is_active),
         allow_public: pick(&own.allow_public, &defaults.allow_public),
     }
 }

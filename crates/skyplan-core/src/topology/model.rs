@@ -66,10 +66,23 @@ pub struct Service {
     /// Refuse to delete/replace this service unless the topology turns it off.
     #[serde(default)]
     pub deletion_protection: bool,
+    /// Whether the service should be running (`is_active`, the API's power state; default
+    /// true). A stopped service that should run is started as drift repair; one that should
+    /// not is stopped, and left stopped.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub is_active: bool,
     /// A pinned SkySQL service id (`id = "…"`): the service to adopt under this key, found by
     /// id rather than by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 impl Service {

@@ -354,6 +354,7 @@ impl Reader<'_, '_> {
             "volume_type" => f.volume_type = self.string(e, label),
             "volume_iops" => f.volume_iops = self.integer(e, label),
             "deletion_protection" => f.deletion_protection = self.boolean(e, label),
+            "is_active" => f.is_active = self.boolean(e, label),
             "allow_public" => f.allow_public = self.boolean(e, label),
             "allow_list" => f.allow_list = self.allow_list(e, label),
             "tags" => f.tags = self.tags(e, label),

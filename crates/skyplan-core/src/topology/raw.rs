@@ -34,6 +34,7 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
     "allow_list",
     "tags",
     "deletion_protection",
+    "is_active",
     "allow_public",
 ];
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
@@ -62,6 +63,8 @@ pub(crate) struct RawFields {
     pub allow_list: Option<Located<Vec<Located<String>>>>,
     pub tags: Option<Located<Tags>>,
     pub deletion_protection: Option<Located<bool>>,
+    /// Whether the service should be running (the API's power state); false keeps it stopped.
+    pub is_active: Option<Located<bool>>,
     /// Whether `allow_list` may open the service to the whole internet (`0.0.0.0/0`).
     pub allow_public: Option<Located<bool>>,
 }

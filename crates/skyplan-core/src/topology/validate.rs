@@ -99,11 +99,13 @@ pub(super) fn resolve(
     }
     let replications = v.replications(raw, &merged, &specs);
     v.pinned_ids(raw);
+    v.stopped_services(raw, &merged);
 
     let mut services = BTreeMap::new();
-    for service in &raw.services {
+    for (service, fields) in raw.services.iter().zip(&merged) {
         let key = &service.key.value;
         let (spec, deletion_protection) = specs.remove(key)?;
+        let is_active = fields.is_active.as_ref().is_none_or(|a| a.value);
         let replication = match &service.replication {
             Some(_) => Some(replications.get(key)?.clone()),
             None => None,
@@ -115,6 +117,7 @@ pub(super) fn resolve(
                 spec,
                 replication,
                 deletion_protection,
+                is_active,
                 id: service.id.as_ref().map(|i| i.value.clone()),
             },
         );
@@ -382,6 +385,46 @@ impl Validator<'_, '_> {
                         format!("id `{value}` is already pinned by [services.{first}]"),
                     )
                     .with_help("one service can be managed under one key only");
+                self.diags.push(diag);
+            }
+        }
+    }
+
+    /// A service kept stopped (`is_active = false`) cannot take part in replication: a stopped
+    /// source breaks its replicas, and a stopped replica falls behind where no refresh sees it.
+    fn stopped_services(&mut self, raw: &RawTopology, merged: &[RawFields]) {
+        for (service, fields) in raw.services.iter().zip(merged) {
+            let Some(active) = fields.is_active.as_ref().filter(|a| !a.value) else {
+                continue;
+            };
+            let key = service.key.value.as_str();
+            let why = match &service.replication {
+                Some(r) => r
+                    .from
+                    .as_ref()
+                    .map(|f| format!("it replicates from `{}`", f.value)),
+                None => raw
+                    .services
+                    .iter()
+                    .find(|s| {
+                        s.replication
+                            .as_ref()
+                            .and_then(|r| r.from.as_ref())
+                            .is_some_and(|f| f.value == key)
+                    })
+                    .map(|s| format!("[services.{}] replicates from it", s.key.value)),
+            };
+            if let Some(why) = why {
+                let diag = self
+                    .src
+                    .error(
+                        active.span.clone(),
+                        format!("[services.{key}] is kept stopped (is_active = false) but {why}"),
+                    )
+                    .with_help(
+                        "a stopped service can neither replicate nor be replicated from; remove \
+                         `is_active = false` or the replication",
+                    );
                 self.diags.push(diag);
             }
         }
