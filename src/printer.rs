@@ -41,6 +41,11 @@ impl Printer {
         let _ = e.flush();
     }
     pub fn error(&self, s: &str) {
+        // Located topology diagnostics carry their own `error:` label: not labelled twice.
+        if s.starts_with("error: ") {
+            let _ = writeln!(std::io::stderr(), "{s}");
+            return;
+        }
         let style = console::Style::new().red().bold().for_stderr();
         let _ = writeln!(std::io::stderr(), "{} {s}", style.apply_to("Error:"));
     }

@@ -23,7 +23,7 @@ pub(super) fn init_logging(verbose: u8) {
         .try_init();
 }
 
-pub(super) fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Result<i32> {
+pub(super) fn block_on<T, F: std::future::Future<Output = Result<T>>>(f: F) -> Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

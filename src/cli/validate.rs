@@ -1,4 +1,6 @@
-//! `skyplan validate [FILE]...`: report every problem in the topology files, located.
+//! `skyplan validate [FILE]... [--remote]`: report every problem in the topology files,
+//! located. Offline by default; `--remote` also checks each file against the SkySQL catalog
+//! of its endpoint (regions, sizes, versions, topologies).
 
 use std::path::PathBuf;
 
@@ -12,6 +14,11 @@ use crate::printer::Printer;
 pub(super) struct Args {
     /// Topology files (default: skyplan.toml).
     files: Vec<PathBuf>,
+    /// Also check regions, sizes, versions and topologies against the catalog of each file's
+    /// SkySQL endpoint (needs its API key; for endpoint = "local", the local emulator). Without
+    /// it, validate never touches the network.
+    #[arg(long)]
+    remote: bool,
 }
 
 pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -23,6 +30,13 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
     let mut failed = 0;
     for file in &files {
         match crate::topology::load(file) {
+            Ok(t) if args.remote => match super::common::block_on(remote_check(file, &t)) {
+                Ok(note) => ui.out(&format!("{}: valid ({note})\n", file.display())),
+                Err(e) => {
+                    failed += 1;
+                    ui.error(&format!("{e:#}"));
+                }
+            },
             Ok(t) => {
                 let links = t
                     .services
@@ -49,4 +63,23 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
         }
     }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// The catalog check of one valid file: what was checked, for the "valid" line.
+async fn remote_check(file: &std::path::Path, t: &crate::topology::Topology) -> Result<String> {
+    let remote = crate::remote::Remote::connect(t).await?;
+    let checked = crate::ops::catalog::check_file(file, t, &remote).await?;
+    Ok(if checked {
+        format!(
+            "{} services; regions, sizes, versions and topologies offered by {}",
+            t.services.len(),
+            remote.endpoint
+        )
+    } else {
+        format!(
+            "{} services; {} publishes no catalog, so only the offline checks ran",
+            t.services.len(),
+            remote.endpoint
+        )
+    })
 }

@@ -2,11 +2,14 @@
 //! versions) once per run and refuse, with located "did you mean" errors, a topology that asks
 //! for something the cloud would refuse at create time — before anything is created.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 
 use crate::catalog::{self, Catalog};
 use crate::remote::Remote;
 use crate::skysql::types::{Region, Size, TopologyOffer, Version};
+use crate::topology::Topology;
 
 use super::Workspace;
 
@@ -38,9 +41,15 @@ pub async fn read(remote: &Remote) -> Result<Catalog> {
     Ok(c)
 }
 
-/// Check the workspace's topology against the cloud's catalog; every problem is reported,
-/// located in the topology file. A cloud that publishes no catalog (404) is not checked.
+/// Check the workspace's topology against the cloud's catalog (see [`check_file`]).
 pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
+    check_file(&ws.file, &ws.topology, remote).await.map(|_| ())
+}
+
+/// Check `topology` (loaded from `file`) against the cloud's catalog; every problem is
+/// reported, located in the file. A cloud that publishes no catalog (404) is not checked:
+/// `Ok(false)`.
+pub async fn check_file(file: &Path, topology: &Topology, remote: &Remote) -> Result<bool> {
     let catalog = match read(remote).await {
         Ok(c) => c,
         Err(e)
@@ -48,7 +57,7 @@ pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
                 .is_some_and(|e| e.is_not_found()) =>
         {
             tracing::info!("the SkySQL API publishes no catalog here; not checked: {e:#}");
-            return Ok(());
+            return Ok(false);
         }
         Err(e) => {
             return Err(e).with_context(|| {
@@ -59,21 +68,21 @@ pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
             })
         }
     };
-    let problems = catalog::check(&ws.topology, &catalog);
+    let problems = catalog::check(topology, &catalog);
     if problems.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
-    let text = std::fs::read_to_string(&ws.file)
-        .with_context(|| format!("reading {}", ws.file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let diags: Vec<crate::topology::Diagnostic> = problems
         .into_iter()
-        .map(|p| crate::topology::locate(&text, &ws.file, &p.key, p.field, p.message, p.help))
+        .map(|p| crate::topology::locate(&text, file, &p.key, p.field, p.message, p.help))
         .collect();
     let n = diags.len();
     Err(anyhow::anyhow!(
         "{}{n} value{} SkySQL does not offer, in {} (nothing was planned or created)",
         crate::topology::Diagnostics::new(diags),
         if n == 1 { "" } else { "s" },
-        ws.file.display()
+        file.display()
     ))
 }

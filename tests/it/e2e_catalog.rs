@@ -1,6 +1,6 @@
 //! The SkySQL catalog checked at plan time: a region, size or version the cloud does not offer
 //! is a located topology error with "did you mean", exit 1, before anything is created; an
-//! offline plan does not look.
+//! offline plan or `validate` does not look; `validate --remote` does.
 
 use crate::support::e2e::Cloud;
 
@@ -42,4 +42,32 @@ async fn an_unoffered_region_or_size_is_a_located_did_you_mean_before_anything_i
         "--detailed-exitcode",
     ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // `validate` stays offline unless asked; `validate --remote` reads the same catalog.
+    let r = cloud.skyplan(&["validate", "global-replication.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cloud.skyplan(&["validate", "--remote", "global-replication.toml"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    for want in [
+        "error: service.secondary: region = \"us-west-1\" is not offered by SkySQL on gcp",
+        "did you mean `us-west1`?",
+        "global-replication.toml:",
+    ] {
+        assert!(r.stderr.contains(want), "{want} in\n{}", r.stderr);
+    }
+    assert!(
+        !r.stderr.contains("Error: error:"),
+        "labelled twice:\n{}",
+        r.stderr
+    );
+    std::fs::write(&file, &guide).unwrap();
+    let r = cloud.skyplan(&["validate", "--remote", "global-replication.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("valid (2 services; regions, sizes, versions and topologies offered by"),
+        "{}",
+        r.stdout
+    );
+    assert!(cloud.api().list_services().await.unwrap().is_empty());
 }
