@@ -75,14 +75,25 @@ impl Remote {
         let mut config = ClientConfig::new(endpoint.clone(), api_key);
         config.retry = retry;
         let client = SkysqlClient::new(config)?;
-        Ok(Remote {
+        Ok(Remote::new(client, endpoint, identity, sql_ca))
+    }
+
+    /// A remote over a client already made: `identity` names the cloud in the state, `sql_ca`
+    /// signs the services' certificates when it is not a public CA.
+    pub fn new(
+        client: SkysqlClient,
+        endpoint: String,
+        identity: String,
+        sql_ca: Option<PathBuf>,
+    ) -> Remote {
+        Remote {
             client,
             sql_ca,
             endpoint,
             identity,
             credentials: Mutex::new(HashMap::new()),
             lost: Mutex::new(Default::default()),
-        })
+        }
     }
 
     /// The service whose credentials work on `key`: after a restore a service accepts its

@@ -44,4 +44,5 @@ mod state_local;
 mod state_mariadb;
 mod state_safety;
 mod state_schema;
+mod steps_api;
 mod topology_corpus;
