@@ -30,29 +30,52 @@ pub trait Steps: Send + Sync + 'static {
     async fn run(&self, action: &Action, progress: &ProgressHandle) -> Result<String, StepError>;
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct StepError {
-    pub message: String,
-    /// The step stopped waiting because of an interrupt: not a failure of the operation.
-    pub interrupted: bool,
+/// Why a step did not complete. The error keeps its causes (an API error, a SQL error, the
+/// state) rather than a string made of them, so the report can be read by type
+/// ([`StepError::cause`]); it is displayed as its whole chain on one line, outermost first,
+/// and has no `source()`, so nothing prints a cause twice.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// An interrupt made the step stop waiting (its chain holds an [`Interrupted`]): the
+    /// operation goes on in the cloud, the state records it, and the next apply resumes it.
+    #[error("{0:#}")]
+    Interrupted(anyhow::Error),
+    /// The step failed.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+    /// The step's task panicked (a bug): its action fails and its dependents are blocked.
+    #[error("internal error: {0}")]
+    Panicked(String),
 }
 
 impl StepError {
+    /// A failure with this message (test doubles, and steps with nothing underneath).
     pub fn new(msg: impl Into<String>) -> StepError {
-        StepError {
-            message: msg.into(),
-            interrupted: false,
+        StepError::Failed(anyhow::Error::msg(msg.into()))
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, StepError::Interrupted(_))
+    }
+
+    /// The first cause of type `E` in the error's chain, e.g. a
+    /// [`crate::skysql::error::SkysqlError`] the API answered.
+    pub fn cause<E: std::error::Error + Send + Sync + 'static>(&self) -> Option<&E> {
+        match self {
+            StepError::Interrupted(e) | StepError::Failed(e) => {
+                e.chain().find_map(|c| c.downcast_ref::<E>())
+            }
+            StepError::Panicked(_) => None,
         }
     }
 }
 
 impl From<anyhow::Error> for StepError {
     fn from(e: anyhow::Error) -> Self {
-        let interrupted = e.chain().any(|c| c.is::<Interrupted>());
-        StepError {
-            message: format!("{e:#}"),
-            interrupted,
+        if e.chain().any(|c| c.is::<Interrupted>()) {
+            StepError::Interrupted(e)
+        } else {
+            StepError::Failed(e)
         }
     }
 }
@@ -148,13 +171,13 @@ impl ProgressHandle {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Report {
     pub completed: Vec<ActionId>,
-    pub failed: Vec<(ActionId, String)>,
+    pub failed: Vec<(ActionId, StepError)>,
     /// Actions that stopped waiting on an interrupt; their cloud operation goes on and the
     /// next apply resumes it.
-    pub abandoned: Vec<(ActionId, String)>,
+    pub abandoned: Vec<(ActionId, StepError)>,
     /// Blocked by a failure or an interrupt.
     pub not_started: Vec<ActionId>,
     pub interrupted: bool,
@@ -241,15 +264,16 @@ impl Executor {
                         Err(e) => {
                             // A panicking step is a bug: fail its action, block its dependents.
                             let Some(id) = task_action.get(&e.id()).copied() else { continue };
-                            (id, Err(StepError::new(format!("internal error: {e}"))), Duration::ZERO)
+                            (id, Err(StepError::Panicked(e.to_string())), Duration::ZERO)
                         }
                     };
                     announce(&stop);
                     // The same word the summary will use for it.
-                    let outcome = match &result {
-                        Ok(note) => Outcome::Done(note),
-                        Err(e) if e.interrupted => Outcome::StillRunning(&e.message),
-                        Err(e) => Outcome::Failed(&e.message),
+                    let said = result.as_ref().err().map(ToString::to_string);
+                    let outcome = match (&result, &said) {
+                        (Ok(note), _) => Outcome::Done(note),
+                        (Err(e), Some(m)) if e.is_interrupted() => Outcome::StillRunning(m),
+                        (Err(_), m) => Outcome::Failed(m.as_deref().unwrap_or_default()),
                     };
                     self.progress.finished(&actions[id], outcome, took);
                     match result {
@@ -259,10 +283,10 @@ impl Executor {
                         }
                         Err(e) => {
                             queue.fail(id);
-                            if e.interrupted {
-                                report.abandoned.push((id, e.message));
+                            if e.is_interrupted() {
+                                report.abandoned.push((id, e));
                             } else {
-                                report.failed.push((id, e.message));
+                                report.failed.push((id, e));
                             }
                         }
                     }
@@ -403,7 +427,9 @@ mod tests {
         });
         let (ex, _tx) = executor(10);
         let report = ex.run(&actions, steps).await;
-        assert_eq!(report.failed, vec![(0, "boom".to_string())]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, 0);
+        assert_eq!(report.failed[0].1.to_string(), "boom");
         assert_eq!(report.completed, vec![1, 3]);
         assert_eq!(report.not_started, vec![2]);
         assert!(!report.success());
@@ -430,7 +456,11 @@ mod tests {
         let report = ex.run(&actions, Arc::new(Panics)).await;
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].0, 0);
-        assert!(report.failed[0].1.contains("internal error"), "{report:?}");
+        assert!(
+            matches!(&report.failed[0].1, StepError::Panicked(m) if m.contains("panicked")),
+            "{report:?}"
+        );
+        assert!(report.failed[0].1.to_string().starts_with("internal error"));
         assert_eq!(report.completed, vec![2]);
         assert_eq!(report.not_started, vec![1]);
     }
@@ -505,6 +535,7 @@ mod tests {
         assert!(
             report.abandoned[0]
                 .1
+                .to_string()
                 .contains("stopped waiting for x (interrupted)"),
             "{report:?}"
         );

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use skyplan::apply::executor::{ProgressHandle, Steps};
+use skyplan::apply::executor::{ProgressHandle, StepError, Steps};
 use skyplan::apply::state_handle::StateHandle;
 use skyplan::apply::steps::{RealSteps, StepOptions};
 use skyplan::apply::wait::PollPolicy;
 use skyplan::plan::{Action, ActionKind, Change};
 use skyplan::remote::Remote;
 use skyplan::skysql::client::{ClientConfig, SkysqlClient};
+use skyplan::skysql::error::SkysqlError;
 use skyplan::skysql::secret::Secret;
 use skyplan::skysql::types::ServiceStatus;
 use skyplan::state::{LocalBackend, State};
@@ -82,7 +83,7 @@ impl Rig {
         }
     }
 
-    async fn run(&self, kind: ActionKind) -> Result<String, String> {
+    async fn run(&self, kind: ActionKind) -> Result<String, StepError> {
         let action = Action {
             id: 0,
             address: kind.address(),
@@ -95,10 +96,7 @@ impl Rig {
             wipes_data: false,
             reason: None,
         };
-        self.steps
-            .run(&action, &ProgressHandle::detached())
-            .await
-            .map_err(|e| e.to_string())
+        self.steps.run(&action, &ProgressHandle::detached()).await
     }
 
     async fn id(&self, key: &str) -> String {
@@ -234,7 +232,8 @@ async fn a_create_that_ends_failed_is_an_error_recorded_as_failed() {
             spec,
         })
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ended in status failed"), "{err}");
     assert!(
         err.contains("injected failure"),
@@ -246,4 +245,36 @@ async fn a_create_that_ends_failed_is_an_error_recorded_as_failed() {
         .await;
     assert_eq!(rec.status, Some(ServiceStatus::Failed));
     assert!(rec.in_flight.is_none(), "a failed create is over: {rec:?}");
+}
+
+#[tokio::test]
+async fn a_step_refused_by_the_api_keeps_the_apis_error_as_a_typed_cause() {
+    let t = topology(ONE);
+    let spec = t.services["archive"].spec.clone();
+    let rig = Rig::new(t).await;
+    rig.run(ActionKind::CreateService {
+        key: "archive".into(),
+        spec: spec.clone(),
+    })
+    .await
+    .unwrap();
+    let mut odd = spec.clone();
+    odd.size = "sky-2x9".into();
+    let err = rig
+        .run(ActionKind::UpdateService {
+            key: "archive".into(),
+            from: spec,
+            to: odd,
+        })
+        .await
+        .unwrap_err();
+    assert!(!err.is_interrupted());
+    let api = err
+        .cause::<SkysqlError>()
+        .unwrap_or_else(|| panic!("no API error in {err:?}"));
+    assert_eq!(api.status(), Some(400));
+    let text = err.to_string();
+    assert!(text.contains("sky-2x9"), "{text}");
+    // One line, each cause once.
+    assert_eq!(text.matches("is not offered").count(), 1, "{text}");
 }
