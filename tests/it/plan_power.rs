@@ -8,28 +8,15 @@ use skyplan::plan::{render, ActionKind, Change, DriftKind, Plan, PlanError};
 use skyplan::state::State;
 use skyplan::topology::Topology;
 
-use crate::support::fixtures::{applied, build, example, in_sync, topology};
+use crate::support::fixtures::{applied, build, example, in_sync, topology, STANDALONE};
 
-const ONE: &str = r#"
-[provider]
-api_key_env = "API_KEY"
-
-[services.archive]
-name = "skysql-archive"
-provider = "gcp"
-region = "us-east4"
-size = "sky-2x8"
-storage = 100
-allow_list = ["127.0.0.1/32"]
-"#;
-
-/// `ONE` with the fields of `extra` (one `key = value` per line) set or replaced.
+/// `STANDALONE` with the fields of `extra` (one `key = value` per line) set or replaced.
 fn one(extra: &str) -> Topology {
     let set: Vec<&str> = extra
         .lines()
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
         .collect();
-    let kept: Vec<&str> = ONE
+    let kept: Vec<&str> = STANDALONE
         .lines()
         .filter(|l| !l.split_once(" = ").is_some_and(|(k, _)| set.contains(&k)))
         .collect();

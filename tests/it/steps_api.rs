@@ -21,20 +21,7 @@ use skyplan::state::{LocalBackend, State};
 use skyplan::topology::Topology;
 use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
 
-use crate::support::fixtures::topology;
-
-const ONE: &str = r#"
-[provider]
-api_key_env = "API_KEY"
-
-[services.archive]
-name = "skysql-archive"
-provider = "gcp"
-region = "us-east4"
-size = "sky-2x8"
-storage = 100
-allow_list = ["127.0.0.1/32"]
-"#;
+use crate::support::fixtures::{topology, STANDALONE};
 
 /// The real steps over an in-process API-only emulator and a local state in a temp dir.
 /// Dropping it stops the emulator.
@@ -118,7 +105,7 @@ impl Rig {
 
 #[tokio::test]
 async fn create_update_power_and_delete_carry_out_what_they_say_and_record_it() {
-    let t = topology(ONE);
+    let t = topology(STANDALONE);
     let spec = t.services["archive"].spec.clone();
     let rig = Rig::new(t).await;
 
@@ -211,7 +198,7 @@ async fn create_update_power_and_delete_carry_out_what_they_say_and_record_it() 
 
 #[tokio::test]
 async fn a_create_that_ends_failed_is_an_error_recorded_as_failed() {
-    let t = topology(ONE);
+    let t = topology(STANDALONE);
     let spec = t.services["archive"].spec.clone();
     let rig = Rig::new(t).await;
     let endpoint = rig.emu.info().endpoint.clone();
@@ -249,7 +236,7 @@ async fn a_create_that_ends_failed_is_an_error_recorded_as_failed() {
 
 #[tokio::test]
 async fn a_step_refused_by_the_api_keeps_the_apis_error_as_a_typed_cause() {
-    let t = topology(ONE);
+    let t = topology(STANDALONE);
     let spec = t.services["archive"].spec.clone();
     let rig = Rig::new(t).await;
     rig.run(ActionKind::CreateService {

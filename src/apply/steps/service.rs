@@ -380,11 +380,7 @@ pub(super) async fn update(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let id = steps
-        .state
-        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
-        .await
-        .with_context(|| format!("service.{key} is not in the state"))?;
+    let id = steps.service_id(key).await?;
     let mut done = Vec::new();
     if from.size != to.size {
         p.status(&format!("resizing to {}", to.size));
@@ -463,11 +459,7 @@ pub(super) async fn set_power(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let id = steps
-        .state
-        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
-        .await
-        .with_context(|| format!("service.{key} is not in the state"))?;
+    let id = steps.service_id(key).await?;
     let (want, pending, verb) = if active {
         (ServiceStatus::Ready, ServiceStatus::PendingStart, "start")
     } else {

@@ -8,6 +8,20 @@ use skyplan::state::{
 };
 use skyplan::topology::Topology;
 
+/// One standalone service, `service.archive`, on the local emulator: the smallest topology.
+pub(crate) const STANDALONE: &str = r#"
+[provider]
+api_key_env = "API_KEY"
+
+[services.archive]
+name = "skysql-archive"
+provider = "gcp"
+region = "us-east4"
+size = "sky-2x8"
+storage = 100
+allow_list = ["127.0.0.1/32"]
+"#;
+
 pub(crate) fn topology(src: &str) -> Topology {
     skyplan::topology::parse(src, Path::new("skyplan.toml")).unwrap_or_else(|d| panic!("{d}"))
 }
