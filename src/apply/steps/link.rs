@@ -177,11 +177,7 @@ pub(super) async fn replicate(
     let (Some(host), Some(port)) = (src.fqdn.clone(), src.port) else {
         bail!("service.{source} has no endpoint yet");
     };
-    let mut conn = steps
-        .remote
-        .sql(&state, replica)
-        .await
-        .with_context(|| format!("connecting to service.{replica}"))?;
+    let mut conn = steps.sql(&state, replica).await?;
     let mut gtid = None;
     let mut user = state
         .resources
@@ -355,11 +351,7 @@ async fn own_position_safe(
         let _ = c.disconnect().await;
     }
     let ups: Vec<&crate::gtid::ObservedGtids> = upstream.iter().collect();
-    let mut src_conn = steps
-        .remote
-        .sql(state, source)
-        .await
-        .with_context(|| format!("connecting to service.{source}"))?;
+    let mut src_conn = steps.sql(state, source).await?;
     let deadline = tokio::time::Instant::now() + steps.opts.healthy_timeout;
     let result = loop {
         let theirs = src_conn.observed_gtids().await?;
@@ -405,11 +397,7 @@ pub(super) async fn run_grant(
         .pop()
         .unwrap_or_else(|| source.to_string());
     p.status(&format!("granting replication on service.{root}"));
-    let mut root_conn = steps
-        .remote
-        .sql(state, &root)
-        .await
-        .with_context(|| format!("connecting to service.{root}"))?;
+    let mut root_conn = steps.sql(state, &root).await?;
     root_conn
         .run_grant_on_primary(&grant.hashed())
         .await
@@ -422,11 +410,7 @@ pub(super) async fn run_grant(
     let _ = root_conn.disconnect().await;
     if root != source && !pos.is_empty() {
         p.status(&format!("waiting for the grant to reach service.{source}"));
-        let mut src_conn = steps
-            .remote
-            .sql(state, source)
-            .await
-            .with_context(|| format!("connecting to service.{source}"))?;
+        let mut src_conn = steps.sql(state, source).await?;
         let reached = src_conn
             .master_gtid_wait(&pos, steps.opts.healthy_timeout)
             .await?;
@@ -462,11 +446,7 @@ pub(super) async fn caught_up(
     conn: &mut crate::sql::SqlConn,
     p: &ProgressHandle,
 ) -> Result<ObservedReplication> {
-    let mut src_conn = steps
-        .remote
-        .sql(state, source)
-        .await
-        .with_context(|| format!("connecting to service.{source}"))?;
+    let mut src_conn = steps.sql(state, source).await?;
     let pos = src_conn.gtid_status().await?.binlog_pos.unwrap_or_default();
     let _ = src_conn.disconnect().await;
     if !pos.is_empty() {
@@ -574,11 +554,7 @@ pub(super) async fn stop(
 ) -> Result<String> {
     let state = steps.state.snapshot().await;
     if state.resources.services.contains_key(replica) {
-        let mut conn = steps
-            .remote
-            .sql(&state, replica)
-            .await
-            .with_context(|| format!("connecting to service.{replica}"))?;
+        let mut conn = steps.sql(&state, replica).await?;
         p.status("stopping replication");
         conn.stop_replication().await?;
         conn.reset_replication().await?;
@@ -670,11 +646,7 @@ pub(super) async fn drop_user(
 ) -> Result<String> {
     let state = steps.state.snapshot().await;
     p.status(&format!("dropping {user}"));
-    let mut conn = steps
-        .remote
-        .sql(&state, on)
-        .await
-        .with_context(|| format!("connecting to service.{on}"))?;
+    let mut conn = steps.sql(&state, on).await?;
     conn.drop_replication_user(user).await?;
     let _ = conn.disconnect().await;
     steps

@@ -145,6 +145,19 @@ impl RealSteps {
     }
 
     /// The SkySQL id of service `key`, as recorded in the state.
+    /// A SQL session on service `key` with the credentials that work there; an error names it.
+    pub(crate) async fn sql(
+        &self,
+        state: &crate::state::State,
+        key: &str,
+    ) -> anyhow::Result<crate::sql::SqlConn> {
+        use anyhow::Context;
+        self.remote
+            .sql(state, key)
+            .await
+            .with_context(|| format!("connecting to service.{key}"))
+    }
+
     pub(crate) async fn service_id(&self, key: &str) -> anyhow::Result<String> {
         use anyhow::Context;
         self.state

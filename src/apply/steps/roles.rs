@@ -43,16 +43,8 @@ pub(super) async fn switchover(
     let (Some(host), Some(port)) = (rec.fqdn.clone(), rec.port) else {
         bail!("service.{new} has no endpoint");
     };
-    let mut newc = steps
-        .remote
-        .sql(&state, new)
-        .await
-        .with_context(|| format!("connecting to service.{new}"))?;
-    let mut oldc = steps
-        .remote
-        .sql(&state, old)
-        .await
-        .with_context(|| format!("connecting to service.{old}"))?;
+    let mut newc = steps.sql(&state, new).await?;
+    let mut oldc = steps.sql(&state, old).await?;
 
     // 1. The candidate is fit to take over.
     let st = newc.replication_status().await?;
@@ -185,11 +177,7 @@ pub(super) async fn failover(
     p: &ProgressHandle,
 ) -> Result<String> {
     let state = steps.state.snapshot().await;
-    let mut newc = steps
-        .remote
-        .sql(&state, new)
-        .await
-        .with_context(|| format!("connecting to service.{new}"))?;
+    let mut newc = steps.sql(&state, new).await?;
     let st = newc.replication_status().await?;
     // Receiving again since the plan: the old primary is alive (only skyplan cannot reach
     // it); opening this one would make two writers.
@@ -295,11 +283,7 @@ pub(super) async fn set_role(
     p: &ProgressHandle,
 ) -> Result<String> {
     let state = steps.state.snapshot().await;
-    let mut c = steps
-        .remote
-        .sql(&state, key)
-        .await
-        .with_context(|| format!("connecting to service.{key}"))?;
+    let mut c = steps.sql(&state, key).await?;
     p.status(if writable {
         "opening for writes"
     } else {

@@ -543,11 +543,7 @@ impl RealSteps {
                 .get(&key)
                 .and_then(|b| b.gtid_position.clone())
                 .unwrap_or_default();
-            let mut conn = self
-                .remote
-                .sql(&state, &key)
-                .await
-                .with_context(|| format!("connecting to service.{key}"))?;
+            let mut conn = self.sql(&state, &key).await?;
             let status = conn.replication_status().await?;
             let slave_pos = conn.gtid_status().await?.slave_pos.unwrap_or_default();
             let _ = conn.disconnect().await;
