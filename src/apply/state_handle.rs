@@ -99,6 +99,7 @@ mod tests {
             AllowlistRecord {
                 on: "primary".into(),
                 entries: vec!["10.0.0.1/32".into()],
+                ..Default::default()
             },
         );
     }

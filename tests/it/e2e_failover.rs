@@ -134,24 +134,52 @@ async fn a_deleted_primary_fails_over_only_when_allowed_and_the_replicas_follow_
     assert!(cloud.api().list_services().await.unwrap().is_empty());
 }
 
-/// A region outage of the primary: failover to the secondary; when the region is back, the old
-/// primary is fenced and rejoins by GTID with no copy, holding every acknowledged write.
+/// A third service replicating from `from`.
+fn third_from(from: &str) -> String {
+    format!(
+        "\n[services.third]\nname = \"skysql-third\"\nregion = \"us-central1\"\n\n[services.third.replication]\nfrom = \"{from}\"\nseed = \"new-backup\"\n"
+    )
+}
+
+/// A region outage of the primary: failover to the secondary, which a third replica follows;
+/// when the region is back, the old primary is fenced and rejoins by GTID with no copy,
+/// holding every acknowledged write, and the allowlist entries skyplan had granted there for
+/// the re-pointed replica (which could not be revoked while it was away) are revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_primary_back_from_an_outage_is_fenced_and_rejoins_without_a_copy() {
     let mut cloud = Cloud::new("global-replication.toml");
     let file = cloud.dir().join("global-replication.toml");
     let guide = few_retries(&std::fs::read_to_string(&file).unwrap());
-    std::fs::write(&file, &guide).unwrap();
+    std::fs::write(&file, format!("{guide}{}", third_from("primary"))).unwrap();
     let r = apply(&mut cloud, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     app::setup(&cloud, "primary").await;
-    let keys = ["primary", "secondary"];
+    let keys = ["primary", "secondary", "third"];
+    let third_ip = cloud.state().unwrap().resources.allowlists["third"].entries[0].clone();
+    let primary_id = cloud.state().unwrap().resources.services["primary"]
+        .id
+        .clone();
+    let allowed_on_primary = |cloud: &Cloud| {
+        let (api, id) = (cloud.api(), primary_id.clone());
+        async move {
+            let listed = api.get_allowlist(&id).await.unwrap();
+            listed
+                .into_iter()
+                .flat_map(|e| e.allow_list.into_iter().map(|i| i.ip))
+                .collect::<Vec<String>>()
+        }
+    };
+    assert!(allowed_on_primary(&cloud).await.contains(&third_ip));
     let mut all = some_writes(&cloud, &["primary"]).await;
     assert_nothing_lost(&cloud, &keys, &all).await;
     let restores_before = restores(&cloud, &keys).await;
 
     outage(&cloud, "skysql-primary", OutageMode::Errors).await;
-    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    std::fs::write(
+        &file,
+        format!("{}{}", pair_switched(&guide), third_from("secondary")),
+    )
+    .unwrap();
     let r = plan(&mut cloud, &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("--allow-data-loss"), "{}", r.stderr);
@@ -167,6 +195,11 @@ async fn a_primary_back_from_an_outage_is_fenced_and_rejoins_without_a_copy() {
             .as_deref(),
         Some("secondary")
     );
+    // The third follows the secondary; its entry on the unreachable primary stays skyplan's.
+    let third = &state.resources.allowlists["third"];
+    assert_eq!(third.on, "secondary");
+    assert_eq!(third.earlier.len(), 1, "{third:?}");
+    assert_eq!(third.earlier[0].on, "primary");
     // While it is away: reported, nothing planned for it.
     let r = plan(&mut cloud, &[]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -178,6 +211,12 @@ async fn a_primary_back_from_an_outage_is_fenced_and_rejoins_without_a_copy() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("role.primary"), "fenced: {}", r.stdout);
     assert!(!r.stdout.contains("restore"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("allowlist.primary.third"),
+        "the left entry is revoked: {}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("entries added"), "{}", r.stdout);
     let r = apply(&mut cloud, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -200,6 +239,9 @@ async fn a_primary_back_from_an_outage_is_fenced_and_rejoins_without_a_copy() {
         "the old primary is fenced"
     );
     assert_nothing_lost(&cloud, &keys, &all).await;
+    let ips = allowed_on_primary(&cloud).await;
+    assert!(!ips.contains(&third_ip), "{ips:?}");
+    assert!(state.resources.allowlists["third"].earlier.is_empty());
     let r = plan(&mut cloud, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

@@ -10,7 +10,7 @@ use crate::support::fixtures::{
 use skyplan::gtid::ObservedGtids;
 use skyplan::observed::{Observed, ObservedService};
 use skyplan::plan::{render, ActionKind, DriftKind, PlanError, WireMode};
-use skyplan::state::{LastSeen, State};
+use skyplan::state::{EarlierGrant, LastSeen, State};
 use skyplan::topology::Topology;
 
 const GUIDE: &str = include_str!("../../examples/global-replication.toml");
@@ -474,4 +474,85 @@ fn a_returning_primary_with_lost_writes_is_reseeded_only_when_named() {
         "fenced first: {text}"
     );
     assert!(p.action("replication.primary").is_some(), "{text}");
+}
+
+/// The fan-out after a failover to `europe`: the other replicas follow it, and the old
+/// primary, back, follows it too.
+fn fan_out_after_failover() -> Topology {
+    let text = FAN_OUT
+        .replace(
+            "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n",
+            "",
+        )
+        .replace("from = \"primary\"", "from = \"europe\"")
+        .replace(
+            "[services.europe]",
+            "[services.primary.replication]\nfrom = \"europe\"\nseed = \"new-backup\"\n\n[services.europe]",
+        );
+    topology(&text)
+}
+
+#[test]
+fn entries_left_on_a_lost_primary_are_revoked_once_it_answers_and_are_never_hand_added() {
+    let t = fan_out_after_failover();
+    let mut s = applied(&t);
+    // The failover re-pointed asia and oregon while the primary did not answer: their
+    // entries there could not be revoked, and the state keeps them as earlier grants.
+    let mut left = Vec::new();
+    for r in ["asia", "oregon"] {
+        let ip = format!("{}/32", s.resources.services[r].outbound_ips[0]);
+        left.push(ip.clone());
+        s.resources.allowlists.get_mut(r).unwrap().earlier = vec![EarlierGrant {
+            on: "primary".into(),
+            entries: vec![ip],
+        }];
+    }
+    let mut o = in_sync(&s);
+    o.allowlists
+        .get_mut("primary")
+        .unwrap()
+        .extend(left.clone());
+    let p = plan_of(&t, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    for r in ["asia", "oregon"] {
+        let revoke = p.action(&format!("allowlist.primary.{r}")).expect(&text);
+        assert!(
+            matches!(&revoke.kind, ActionKind::AllowlistRevoke { source, .. } if source == "primary"),
+            "{text}"
+        );
+        assert!(
+            revoke
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("did not answer when it was re-pointed")),
+            "{text}"
+        );
+    }
+    assert!(
+        !p.drift
+            .iter()
+            .any(|d| d.kind == DriftKind::AllowlistEntryAdded),
+        "skyplan's own entries are not reported as added by hand: {text}"
+    );
+
+    // While the primary is still away, nothing is planned for them (and nothing fails).
+    let mut away = in_sync(&s);
+    away.services.insert(
+        "primary".into(),
+        ObservedService::Unreachable {
+            id: s.resources.services["primary"].id.clone(),
+            why: "503".into(),
+        },
+    );
+    s.resources
+        .services
+        .get_mut("primary")
+        .unwrap()
+        .failed_over_to = Some("europe".into());
+    let p = plan_of(&t, &s, &away).unwrap();
+    assert!(
+        p.action("allowlist.primary.asia").is_none(),
+        "{}",
+        render::render(&p, false)
+    );
 }

@@ -92,6 +92,16 @@ impl Rig {
             .await
     }
 
+    /// The entries on service `key`'s allowlist, as the API lists them.
+    async fn allowlist(&self, key: &str) -> Vec<String> {
+        let id = self.id(key).await;
+        let listed = self.remote.client.get_allowlist(&id).await.unwrap();
+        listed
+            .into_iter()
+            .flat_map(|e| e.allow_list.into_iter().map(|i| i.ip))
+            .collect()
+    }
+
     async fn api_status(&self, id: &str) -> ServiceStatus {
         self.remote
             .client
@@ -264,4 +274,61 @@ async fn a_step_refused_by_the_api_keeps_the_apis_error_as_a_typed_cause() {
     assert!(text.contains("sky-2x9"), "{text}");
     // One line, each cause once.
     assert_eq!(text.matches("is not offered").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_grant_on_a_new_source_keeps_the_old_one_until_its_revoke_runs() {
+    let three = format!(
+        "{STANDALONE}\n[services.old]\nname = \"skysql-old\"\nprovider = \"gcp\"\nregion = \"us-east4\"\nsize = \"sky-2x8\"\nstorage = 100\n\n[services.new]\nname = \"skysql-new\"\nprovider = \"gcp\"\nregion = \"us-west1\"\nsize = \"sky-2x8\"\nstorage = 100\n"
+    );
+    let t = topology(&three);
+    let specs: Vec<_> = t
+        .services
+        .values()
+        .map(|s| (s.key.clone(), s.spec.clone()))
+        .collect();
+    let rig = Rig::new(t).await;
+    for (key, spec) in specs {
+        rig.run(ActionKind::CreateService { key, spec })
+            .await
+            .unwrap();
+    }
+    let grant = |source: &str| ActionKind::AllowlistGrant {
+        source: source.into(),
+        replica: "archive".into(),
+    };
+    rig.run(grant("old")).await.unwrap();
+    let entries = rig
+        .state
+        .read(|s| s.resources.allowlists["archive"].entries.clone())
+        .await;
+    assert!(rig.allowlist("old").await.contains(&entries[0]));
+
+    // Re-pointed to `new` (as a failover does while `old` does not answer): `old`'s entries
+    // stay recorded as an earlier grant.
+    rig.run(grant("new")).await.unwrap();
+    let rec = rig
+        .state
+        .read(|s| s.resources.allowlists["archive"].clone())
+        .await;
+    assert_eq!(rec.on, "new");
+    assert_eq!(rec.earlier.len(), 1, "{rec:?}");
+    assert_eq!(rec.earlier[0].on, "old");
+
+    // `old` answers again: the revoke removes the entries and the earlier grant.
+    rig.run(ActionKind::AllowlistRevoke {
+        source: "old".into(),
+        replica: "archive".into(),
+        entries: rec.earlier[0].entries.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(!rig.allowlist("old").await.contains(&entries[0]));
+    assert!(rig.allowlist("new").await.contains(&entries[0]));
+    let rec = rig
+        .state
+        .read(|s| s.resources.allowlists["archive"].clone())
+        .await;
+    assert_eq!(rec.on, "new");
+    assert!(rec.earlier.is_empty(), "{rec:?}");
 }

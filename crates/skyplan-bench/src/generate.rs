@@ -127,6 +127,7 @@ pub fn applied_state(topology: &Topology) -> State {
                     .iter()
                     .map(|ip| cidr32(ip))
                     .collect(),
+                ..Default::default()
             },
         );
         res.replications.insert(

@@ -63,13 +63,16 @@ pub(super) async fn grant(
     steps
         .state
         .update(|s| {
-            s.resources.allowlists.insert(
-                replica.to_string(),
-                AllowlistRecord {
-                    on: source.to_string(),
-                    entries: entries.clone(),
-                },
+            // A grant on another source than before keeps the one before until its revoke
+            // (which may have to wait for that source to answer again).
+            let r = &mut s.resources;
+            let record = AllowlistRecord::granted(
+                r.allowlists.get(replica),
+                source,
+                entries.clone(),
+                &r.services,
             );
+            r.allowlists.insert(replica.to_string(), record);
         })
         .await?;
     Ok(if added.is_empty() {
@@ -150,6 +153,9 @@ pub(super) async fn revoke(
                 .is_some_and(|a| a.on == source)
             {
                 s.resources.allowlists.remove(replica);
+            } else if let Some(a) = s.resources.allowlists.get_mut(replica) {
+                // An earlier grant on `source` (the replica now replicates from another).
+                a.earlier.retain(|g| g.on != source);
             }
         })
         .await?;

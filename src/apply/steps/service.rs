@@ -676,4 +676,7 @@ fn forget_service(s: &mut State, key: &str, keep_seed: bool) {
     // Entries that admitted this service elsewhere are now meaningless; entries others
     // had on it are gone with it.
     s.resources.allowlists.retain(|_, a| a.on != key);
+    for a in s.resources.allowlists.values_mut() {
+        a.earlier.retain(|g| g.on != key);
+    }
 }

@@ -93,6 +93,7 @@ pub(crate) fn populated_state() -> State {
         AllowlistRecord {
             on: "primary".into(),
             entries: vec!["35.4.5.6/32".into(), "35.4.5.7/32".into()],
+            ..Default::default()
         },
     );
     s.resources.replications.insert(

@@ -92,6 +92,7 @@ pub(crate) fn applied(t: &Topology) -> State {
             AllowlistRecord {
                 on: repl.from.clone(),
                 entries: vec![format!("{ip}/32")],
+                ..Default::default()
             },
         );
         r.replications.insert(

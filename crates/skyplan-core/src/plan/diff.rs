@@ -103,6 +103,12 @@ pub fn diff(
             .entry(a.on.as_str())
             .or_default()
             .extend(a.entries.iter().map(|e| cidr_key(e)));
+        for g in &a.earlier {
+            owned_on
+                .entry(g.on.as_str())
+                .or_default()
+                .extend(g.entries.iter().map(|e| cidr_key(e)));
+        }
     }
 
     for (key, svc) in &topology.services {

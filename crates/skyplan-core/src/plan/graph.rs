@@ -721,6 +721,7 @@ mod tests {
             AllowlistRecord {
                 on: "p".into(),
                 entries: vec!["10.0.0.2/32".into()],
+                ..Default::default()
             },
         );
         assert_eq!(

@@ -107,7 +107,7 @@ pub fn remove(s: &mut State, addresses: &[&str]) -> Result<Removed, EditError> {
         });
     }
     let records = gone.iter().map(|rec| rec.describe(r)).collect();
-    let services = gone
+    let services: Vec<String> = gone
         .iter()
         .filter_map(|rec| match rec {
             Record::Service(k) => Some(k.clone()),
@@ -116,6 +116,13 @@ pub fn remove(s: &mut State, addresses: &[&str]) -> Result<Removed, EditError> {
         .collect();
     for rec in &gone {
         rec.remove_from(&mut s.resources);
+    }
+    // Earlier grants on a forgotten service are forgotten with it (they are about its
+    // allowlist), rather than holding its removal up.
+    for k in &services {
+        for a in s.resources.allowlists.values_mut() {
+            a.earlier.retain(|g| &g.on != k);
+        }
     }
     Ok(Removed {
         records,
@@ -322,6 +329,9 @@ fn rename_in(r: &mut Resources, from: &str, to: &str) {
         .into_iter()
         .map(|(k, mut v)| {
             rk(&mut v.on);
+            for g in &mut v.earlier {
+                rk(&mut g.on);
+            }
             (rekey(k), v)
         })
         .collect();
@@ -436,6 +446,7 @@ pub(crate) mod tests {
             AllowlistRecord {
                 on: source.into(),
                 entries: vec![format!("10.0.0.{n}/32")],
+                ..Default::default()
             },
         );
         r.replications.insert(
@@ -570,6 +581,31 @@ pub(crate) mod tests {
                 .contains("service.primary: it was failed over to service.secondary"),
             "{e}"
         );
+    }
+
+    /// The guide plus `third`, re-pointed from `secondary` to `primary` while `secondary`
+    /// did not answer: its entries there are an earlier grant.
+    fn with_an_earlier_grant() -> State {
+        let mut s = guide();
+        link(&mut s, "primary", "third", 2);
+        s.resources.allowlists.get_mut("third").unwrap().earlier = vec![EarlierGrant {
+            on: "secondary".into(),
+            entries: vec!["10.0.0.2/32".into()],
+        }];
+        s
+    }
+
+    #[test]
+    fn earlier_grants_are_renamed_with_their_service_and_forgotten_with_it() {
+        let mut s = with_an_earlier_grant();
+        rename_service(&mut s, "service.secondary", "service.west").unwrap();
+        assert_eq!(s.resources.allowlists["third"].earlier[0].on, "west");
+
+        let mut s = with_an_earlier_grant();
+        remove(&mut s, &["service.secondary"]).unwrap();
+        let third = &s.resources.allowlists["third"];
+        assert_eq!(third.on, "primary", "the current grant stays");
+        assert!(third.earlier.is_empty(), "{third:?}");
     }
 
     #[test]

@@ -212,13 +212,57 @@ pub struct RestoreRecord {
     pub in_flight: Option<InFlight>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowlistRecord {
     /// Key of the service whose allowlist holds the entries (the source).
     pub on: String,
     /// CIDRs skyplan added and owns (it never removes entries it does not own).
     pub entries: Vec<String>,
+    /// Entries skyplan added for this replica on an earlier source, not revoked yet: the
+    /// replica was re-pointed while that source did not answer (a failover). Still skyplan's,
+    /// so they are revoked once it answers again, never mistaken for entries added by hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<EarlierGrant>,
+}
+
+/// Allowlist entries of an earlier grant (see [`AllowlistRecord::earlier`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlierGrant {
+    /// Key of the service whose allowlist holds them.
+    pub on: String,
+    pub entries: Vec<String>,
+}
+
+impl AllowlistRecord {
+    /// The record after `on`'s entries are granted for the replica: a grant on another source
+    /// than before keeps the one before as earlier (until its revoke), unless that source is
+    /// no longer a service of the state (nothing to revoke); an earlier grant on `on` itself
+    /// is this one now.
+    pub fn granted(
+        previous: Option<&AllowlistRecord>,
+        on: &str,
+        entries: Vec<String>,
+        services: &BTreeMap<String, ServiceRecord>,
+    ) -> AllowlistRecord {
+        let mut earlier: Vec<EarlierGrant> = Vec::new();
+        if let Some(p) = previous {
+            earlier.extend(p.earlier.iter().filter(|g| g.on != on).cloned());
+            if p.on != on && !p.entries.is_empty() && services.contains_key(&p.on) {
+                earlier.retain(|g| g.on != p.on);
+                earlier.push(EarlierGrant {
+                    on: p.on.clone(),
+                    entries: p.entries.clone(),
+                });
+            }
+        }
+        AllowlistRecord {
+            on: on.to_string(),
+            entries,
+            earlier,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,4 +285,66 @@ pub struct ReplicationRecord {
     /// explains a replica reconnecting (see `reconnect_grace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wired_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services(keys: &[&str]) -> BTreeMap<String, ServiceRecord> {
+        let one: ServiceRecord = serde_json::from_value(serde_json::json!({
+            "id": "db1",
+            "spec": {
+                "name": "n", "service_type": "transactional", "topology": "standalone",
+                "provider": "gcp", "region": "us-east4", "architecture": "amd64",
+                "size": "sky-2x8", "storage": 100, "nodes": 1, "ssl_enabled": true,
+                "allow_list": [], "tags": {}
+            }
+        }))
+        .unwrap();
+        keys.iter().map(|k| (k.to_string(), one.clone())).collect()
+    }
+
+    fn entries(ip: &str) -> Vec<String> {
+        vec![format!("{ip}/32")]
+    }
+
+    #[test]
+    fn a_grant_elsewhere_keeps_the_one_before_until_its_revoke() {
+        let all = services(&["p", "n", "r"]);
+        let first = AllowlistRecord::granted(None, "p", entries("10.0.0.3"), &all);
+        assert!(first.earlier.is_empty());
+        // The same source again: nothing earlier.
+        let again = AllowlistRecord::granted(Some(&first), "p", entries("10.0.0.4"), &all);
+        assert!(again.earlier.is_empty());
+        // Re-pointed to n (p did not answer, so no revoke ran): p's entries are kept.
+        let moved = AllowlistRecord::granted(Some(&first), "n", entries("10.0.0.3"), &all);
+        assert_eq!(moved.on, "n");
+        assert_eq!(
+            moved.earlier,
+            [EarlierGrant {
+                on: "p".into(),
+                entries: entries("10.0.0.3")
+            }]
+        );
+        // Back to p: its grant owns those entries again; n's become earlier.
+        let back = AllowlistRecord::granted(Some(&moved), "p", entries("10.0.0.3"), &all);
+        assert_eq!(back.earlier.len(), 1);
+        assert_eq!(back.earlier[0].on, "n");
+        // A previous source the state no longer has leaves nothing to revoke.
+        let only_n = services(&["n", "r"]);
+        let gone = AllowlistRecord::granted(Some(&first), "n", entries("10.0.0.3"), &only_n);
+        assert!(gone.earlier.is_empty());
+    }
+
+    #[test]
+    fn a_record_without_earlier_grants_is_written_as_before() {
+        let a = AllowlistRecord {
+            on: "p".into(),
+            entries: entries("10.0.0.3"),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, r#"{"on":"p","entries":["10.0.0.3/32"]}"#);
+    }
 }

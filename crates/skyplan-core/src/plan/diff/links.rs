@@ -856,6 +856,26 @@ fn plan_teardown(cx: &Ctx, promoted: &BTreeSet<&str>, out: &mut DiffOutput) {
     for (r, g) in res.allowlists.iter().filter(|(r, _)| unlinked(r)) {
         push_revoke(cx, &g.on, r, &g.entries, None, out);
     }
+    // Entries granted for a replica on a source it no longer replicates from, which did not
+    // answer when the replica was re-pointed (a failover): revoked once that source answers
+    // (`push_revoke` plans nothing while it is lost), unless the replica replicates from it
+    // again, whose grant then owns them.
+    for (r, a) in &res.allowlists {
+        let from = cx
+            .topology
+            .services
+            .get(r)
+            .and_then(|s| s.replication.as_ref())
+            .map(|x| x.from.as_str());
+        for g in a.earlier.iter().filter(|g| Some(g.on.as_str()) != from) {
+            let why = format!(
+                "granted for {} when it replicated from {}, which did not answer when it was re-pointed",
+                cx.name_of(r),
+                cx.name_of(&g.on)
+            );
+            push_revoke(cx, &g.on, r, &g.entries, Some(why), out);
+        }
+    }
 }
 
 /// One backup action per (source, seed), shared by the replicas it seeds. An existing backup
