@@ -714,3 +714,25 @@ fn a_young_source_is_no_excuse_for_a_failing_reconnect() {
     );
     assert!(text(&p).contains("not a restart"), "{}", text(&p));
 }
+
+#[test]
+fn the_state_is_copied_only_when_refresh_corrects_it() {
+    use std::borrow::Cow;
+    let (_, s) = guide();
+    let o = in_sync(&s);
+    let (state, drift) = skyplan::plan::drift::corrected(&s, &o);
+    assert!(matches!(state, Cow::Borrowed(_)), "in sync: no copy");
+    assert!(drift.is_empty());
+
+    let mut o = in_sync(&s);
+    remote(&mut o, "primary").port = Some(4406);
+    let (state, drift) = skyplan::plan::drift::corrected(&s, &o);
+    assert_eq!(state.resources.services["primary"].port, Some(4406));
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0].kind, DriftKind::ServiceEndpointChanged);
+    assert_eq!(
+        s.resources.services["primary"].port,
+        Some(3306),
+        "the input is untouched"
+    );
+}

@@ -1,6 +1,8 @@
 //! Drift: differences between what skyplan last applied (state) and what refresh observed,
 //! reported apart from the changes the topology asks for.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -122,14 +124,29 @@ pub struct Drift {
 /// link's source endpoint when the replica really replicates from it. Returns the endpoint
 /// differences as drift (outbound IPs are compared where they are used: the grants).
 pub fn correct_endpoints(state: &mut State, observed: &Observed) -> Vec<Drift> {
+    let (fixed, drift) = corrected(state, observed);
+    if let Cow::Owned(fixed) = fixed {
+        *state = fixed;
+    }
+    drift
+}
+
+/// [`correct_endpoints`] without a copy of the state unless refresh saw something to correct
+/// (a plan of 10,000 services in sync never pays for one).
+pub fn corrected<'a>(state: &'a State, observed: &Observed) -> (Cow<'a, State>, Vec<Drift>) {
+    let mut st = Cow::Borrowed(state);
     let mut drift = Vec::new();
     for (key, o) in &observed.services {
-        let (ObservedService::Present(r), Some(rec)) = (o, state.resources.services.get_mut(key))
-        else {
+        let ObservedService::Present(r) = o else {
             continue;
         };
-        let seen = (r.fqdn.clone(), r.port);
-        if seen.0.is_some() && (rec.fqdn.clone(), rec.port) != seen {
+        let Some(rec) = st.resources.services.get(key) else {
+            continue;
+        };
+        let seen = (r.fqdn.as_ref(), r.port);
+        let moved = seen.0.is_some() && (rec.fqdn.as_ref(), rec.port) != seen;
+        let new_ips = !r.outbound_ips.is_empty() && rec.outbound_ips != r.outbound_ips;
+        if moved {
             drift.push(Drift {
                 resource: format!("service.{key}"),
                 kind: DriftKind::ServiceEndpointChanged,
@@ -143,23 +160,29 @@ pub fn correct_endpoints(state: &mut State, observed: &Observed) -> Vec<Drift> {
                     rec.port.map_or("?".into(), |p| p.to_string()),
                 ),
             });
-            rec.fqdn = r.fqdn.clone();
-            rec.port = r.port;
         }
-        if !r.outbound_ips.is_empty() {
-            rec.outbound_ips = r.outbound_ips.clone();
+        if moved || new_ips {
+            let Some(rec) = st.to_mut().resources.services.get_mut(key) else {
+                continue;
+            };
+            if moved {
+                rec.fqdn = r.fqdn.clone();
+                rec.port = r.port;
+            }
+            if new_ips {
+                rec.outbound_ips = r.outbound_ips.clone();
+            }
         }
     }
     // A link replicating from its source's (now corrected) endpoint records that endpoint.
-    let endpoints: std::collections::BTreeMap<String, (Option<String>, Option<u16>)> = state
-        .resources
-        .services
-        .iter()
-        .map(|(k, r)| (k.clone(), (r.fqdn.clone(), r.port)))
-        .collect();
-    for (replica, link) in state.resources.replications.iter_mut() {
-        let (Some((Some(host), Some(port))), Some(o)) = (
-            endpoints.get(&link.source),
+    let mut relinked: Vec<(String, String, u16)> = Vec::new();
+    for (replica, link) in &st.resources.replications {
+        let Some(src) = st.resources.services.get(&link.source) else {
+            continue;
+        };
+        let (Some(host), Some(port), Some(o)) = (
+            src.fqdn.as_ref(),
+            src.port,
             observed.replication.get(replica),
         ) else {
             continue;
@@ -167,13 +190,18 @@ pub fn correct_endpoints(state: &mut State, observed: &Observed) -> Vec<Drift> {
         let same = o.master_host.as_deref().is_some_and(|h| {
             h.trim_end_matches('.')
                 .eq_ignore_ascii_case(host.trim_end_matches('.'))
-        }) && o.master_port == Some(*port);
-        if same {
-            link.source_host = host.clone();
-            link.source_port = *port;
+        }) && o.master_port == Some(port);
+        if same && (&link.source_host != host || link.source_port != port) {
+            relinked.push((replica.clone(), host.clone(), port));
         }
     }
-    drift
+    for (replica, host, port) in relinked {
+        if let Some(link) = st.to_mut().resources.replications.get_mut(&replica) {
+            link.source_host = host;
+            link.source_port = port;
+        }
+    }
+    (st, drift)
 }
 
 /// MariaDB's "could not find GTID state requested by slave in any binlog files".

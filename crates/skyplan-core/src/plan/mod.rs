@@ -222,16 +222,14 @@ pub struct PlanFlags {
 /// what refresh saw of the services' endpoints ([`drift::correct_endpoints`]): observed beats
 /// recorded, and the correction is drift.
 pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
-    // Copied only when refresh saw something to correct (an offline plan of 10,000 services
-    // never pays for a copy of its state).
-    let mut corrected_state = None;
-    let mut corrected = Vec::new();
-    if input.observed.refreshed && !input.observed.services.is_empty() {
-        let mut state = input.state.clone();
-        corrected = drift::correct_endpoints(&mut state, input.observed);
-        corrected_state = Some(state);
-    }
-    let state = corrected_state.as_ref().unwrap_or(input.state);
+    // Copied only when refresh saw something to correct (a plan of 10,000 services in sync,
+    // refreshed or not, never pays for a copy of its state).
+    let (state, corrected) = if input.observed.refreshed {
+        drift::corrected(input.state, input.observed)
+    } else {
+        (std::borrow::Cow::Borrowed(input.state), Vec::new())
+    };
+    let state: &State = &state;
     flags::check(&input.flags, input.topology, state)?;
     let mut out = diff::diff(input.topology, state, input.observed, &input.flags)?;
     out.drift.extend(corrected);
