@@ -72,9 +72,10 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
     Ok(state)
 }
 
-/// Calls by endpoint: (service list pages, per-service GETs, allowlist GETs, other).
-fn classify(calls: &[Logged]) -> (usize, usize, usize, usize) {
-    let (mut list, mut get, mut allow, mut other) = (0, 0, 0, 0);
+/// Calls by endpoint: (service list pages, per-service GETs, allowlist GETs, credential
+/// GETs, other).
+fn classify(calls: &[Logged]) -> (usize, usize, usize, usize, usize) {
+    let (mut list, mut get, mut allow, mut creds, mut other) = (0, 0, 0, 0, 0);
     for c in calls {
         let p = c.path.trim_end_matches('/');
         if c.method != "GET" {
@@ -83,13 +84,15 @@ fn classify(calls: &[Logged]) -> (usize, usize, usize, usize) {
             list += 1;
         } else if p.ends_with("/security/allowlist") {
             allow += 1;
+        } else if p.ends_with("/security/credentials") {
+            creds += 1;
         } else if p.starts_with("/provisioning/v1/services/") && p.matches('/').count() == 4 {
             get += 1;
         } else {
             other += 1;
         }
     }
-    (list, get, allow, other)
+    (list, get, allow, creds, other)
 }
 
 async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
@@ -111,7 +114,7 @@ async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
     let wall = start.elapsed();
     let made = remote.client.requests_made();
     let logged = emu.requests_since(mark)?;
-    let (list, get, allow, other) = classify(&logged);
+    let (list, get, allow, creds, other) = classify(&logged);
     let seen = observed.services.len();
     if seen != n {
         bail!("refresh saw {seen} of {n} services");
@@ -127,7 +130,7 @@ async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
         list <= MAX_LIST_CALLS && wall < MAX_WALL,
     )
     .note(format!(
-        "{list} list pages + {get} service GETs + {allow} allowlist GETs + {other} other; parallelism {PARALLELISM}; services only (no SQL in API-only mode)"
+        "{list} list pages + {get} service GETs + {allow} allowlist GETs + {creds} credential GETs (one per service whose SQL is read: roles, replication) + {other} other; parallelism {PARALLELISM}; no SQL answers in API-only mode"
     )))
 }
 
@@ -157,8 +160,9 @@ mod tests {
             logged("GET", "/provisioning/v1/services"),
             logged("GET", "/provisioning/v1/services/dbtgf1"),
             logged("GET", "/provisioning/v1/services/dbtgf1/security/allowlist"),
+            logged("GET", "/provisioning/v1/services/dbtgf1/security/credentials"),
             logged("POST", "/provisioning/v1/services"),
         ];
-        assert_eq!(classify(&calls), (1, 1, 1, 1));
+        assert_eq!(classify(&calls), (1, 1, 1, 1, 1));
     }
 }
