@@ -1616,3 +1616,36 @@ async fn a_stopped_service_has_no_database_stays_stopped_across_a_restart_and_st
     let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();
     assert!(dbs.contains(&"kept".to_string()), "{dbs:?}");
 }
+
+/// The `db_port` the store records for service `id`.
+fn db_port(emu: &Emulator, id: &str) -> u16 {
+    let text = std::fs::read_to_string(emu.dir.path().join("store.json")).unwrap();
+    let store: Value = serde_json::from_str(&text).unwrap();
+    let svc = store["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap();
+    svc["db_port"].as_u64().unwrap() as u16
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_port_taken_before_mariadbd_binds_it_is_replaced_not_a_failed_create() {
+    let emu = Emulator::real().await;
+    let mut body = service_body("contested");
+    body["allow_list"] = json!([{"ip": "127.0.0.1/32"}]);
+    let id = emu.create(body).await["id"].as_str().unwrap().to_string();
+    // Take the chosen port while mariadb-install-db still runs (it takes a second or more).
+    let taken = db_port(&emu, &id);
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", taken));
+    let svc = emu.wait_ready(&id).await;
+    if squatter.is_ok() {
+        assert_ne!(db_port(&emu, &id), taken, "moved to another port");
+    }
+    // Usable either way, through its published endpoint.
+    let (user, pass) = emu.credentials(&id).await;
+    try_connect(readwrite_port(&svc), &user, &pass)
+        .await
+        .expect("the service answers");
+}

@@ -160,7 +160,10 @@ mod tests {
             logged("GET", "/provisioning/v1/services"),
             logged("GET", "/provisioning/v1/services/dbtgf1"),
             logged("GET", "/provisioning/v1/services/dbtgf1/security/allowlist"),
-            logged("GET", "/provisioning/v1/services/dbtgf1/security/credentials"),
+            logged(
+                "GET",
+                "/provisioning/v1/services/dbtgf1/security/credentials",
+            ),
             logged("POST", "/provisioning/v1/services"),
         ];
         assert_eq!(classify(&calls), (1, 1, 1, 1, 1));

@@ -45,7 +45,8 @@ pub async fn create(
     let db_port = if app.instances.is_api_only() {
         0
     } else {
-        free_port().map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
+        super::ports::db_port()
+            .map_err(|e| ApiError::internal(format!("finding a free port: {e}")))?
     };
     let (rec, fail) = app.store.update(|s| {
         if s.services.iter().any(|svc| svc.name == name) {
@@ -172,12 +173,6 @@ fn new_record(
         errors: Vec::new(),
         outage: None,
     }
-}
-
-/// A free port on 127.0.0.1 for a new mariadbd (free now; mariadbd binds it moments later).
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,7 @@ pub mod ops;
 pub mod options;
 pub mod outage;
 pub mod peer;
+pub mod ports;
 pub mod proxy;
 pub mod render;
 pub mod reqlog;

@@ -55,13 +55,52 @@ fn settle(app: &App, id: &str, result: Result<(), String>) {
 /// pending_create → ready: creates and starts the service's mariadbd.
 pub async fn create(app: Arc<App>, id: String, fail: bool) {
     let start = Instant::now();
-    let result = match (fail, record(&app, &id)) {
-        (true, _) => Err(INJECTED.to_string()),
-        (false, None) => return,
-        (false, Some(rec)) => app.instances.create(&rec).await.map_err(|e| e.to_string()),
+    let result = if fail {
+        Err(INJECTED.to_string())
+    } else {
+        match create_database(&app, &id).await {
+            Some(result) => result,
+            // Deleted meanwhile.
+            None => return,
+        }
     };
     pace(&app, start).await;
     settle(&app, &id, result);
+}
+
+/// Creates the database of service `id` (`None` once the service is gone). A port taken
+/// between its choice and mariadbd's bind (see `ports`) is not the service's failure: the
+/// half-made database is removed and made again on another port, a few times.
+async fn create_database(app: &App, id: &str) -> Option<Result<(), String>> {
+    const TRIES: usize = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let rec = record(app, id)?;
+        let e = match app.instances.create(&rec).await {
+            Ok(()) => return Some(Ok(())),
+            Err(e) if attempt < TRIES && super::ports::port_was_taken(&e) => e,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        tracing::warn!(
+            "port {} of {id} was taken ({e}); creating it again on another",
+            rec.db_port
+        );
+        let _ = app.instances.destroy(&rec).await;
+        let port = match super::ports::db_port() {
+            Ok(p) => p,
+            Err(e) => return Some(Err(format!("choosing another port: {e}"))),
+        };
+        let moved = app.store.update(|s| {
+            if let Some(svc) = s.service_mut(id) {
+                svc.db_port = port;
+            }
+            Ok(())
+        });
+        if let Err(e) = moved {
+            return Some(Err(format!("recording another port: {}", e.message)));
+        }
+    }
 }
 
 /// pending_modifying → ready after a size or storage change (nothing real to resize).
