@@ -84,19 +84,9 @@ pub(super) async fn switchover(
         }
     };
     let gap = fenced_at.elapsed();
-    let old_user = state
-        .resources
-        .replications
-        .get(new)
-        .and_then(|l| l.replication_user.clone());
-    steps
+    let old_user = steps
         .state
-        .update(|s| {
-            s.resources.replications.remove(new);
-            // Its seeding is history (a later link to it is planned afresh).
-            s.resources.backups.remove(new);
-            s.resources.restores.remove(new);
-        })
+        .update(|s| forget_as_replica(&mut s.resources, new))
         .await?;
 
     // 5. The old primary follows the new one from its own position.
@@ -220,20 +210,11 @@ pub(super) async fn failover(
         .with_context(|| format!("opening service.{new} for writes"))?;
     let at = newc.gtid_status().await?.binlog_pos.unwrap_or_default();
     let _ = newc.disconnect().await;
-    let own_user = state
-        .resources
-        .replications
-        .get(new)
-        .and_then(|l| l.replication_user.clone());
-    steps
+    let own_user = steps
         .state
         .update(|s| {
             let res = &mut s.resources;
-            res.replications.remove(new);
-            // Its seeding is history: a later link to it is planned afresh, never from the
-            // old backup's position.
-            res.backups.remove(new);
-            res.restores.remove(new);
+            let own_user = forget_as_replica(res, new);
             // The users granted on the lost primary replicated to the new one, the new root:
             // they are dropped there when their links go.
             for u in res.replication_users.values_mut() {
@@ -253,6 +234,7 @@ pub(super) async fn failover(
                     r.failed_over_to = Some(new.to_string());
                 }
             }
+            own_user
         })
         .await?;
     // Its own replication user (its link is gone) goes, dropped where it now lives.
@@ -350,4 +332,14 @@ async fn fence_and_promote(
         .with_context(|| format!("opening service.{new} for writes"))
         .map_err(stopped)?;
     Ok((ended, final_pos))
+}
+
+/// A promoted replica's link and seeding are history: a later link to it is planned afresh,
+/// never from the old backup's position. Returns the replication user its link had.
+fn forget_as_replica(res: &mut crate::state::Resources, key: &str) -> Option<String> {
+    res.backups.remove(key);
+    res.restores.remove(key);
+    res.replications
+        .remove(key)
+        .and_then(|l| l.replication_user)
 }

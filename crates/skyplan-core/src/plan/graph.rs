@@ -583,23 +583,7 @@ mod tests {
     }
 
     fn create(key: &str) -> Planned {
-        let spec = crate::topology::ServiceSpec {
-            name: key.into(),
-            service_type: "transactional".into(),
-            topology: "standalone".into(),
-            provider: "gcp".into(),
-            region: "us-east4".into(),
-            architecture: "amd64".into(),
-            size: "sky-2x8".into(),
-            storage: 100,
-            nodes: 1,
-            version: None,
-            ssl_enabled: true,
-            volume_type: None,
-            volume_iops: None,
-            allow_list: vec![],
-            tags: Default::default(),
-        };
+        let spec = crate::topology::ServiceSpec::for_test(key);
         planned(ActionKind::CreateService {
             key: key.into(),
             spec,

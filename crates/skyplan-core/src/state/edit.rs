@@ -379,23 +379,7 @@ pub(crate) mod tests {
     use crate::topology::ServiceSpec;
 
     fn spec(name: &str) -> ServiceSpec {
-        ServiceSpec {
-            name: name.into(),
-            service_type: "transactional".into(),
-            topology: "standalone".into(),
-            provider: "gcp".into(),
-            region: "us-east4".into(),
-            architecture: "amd64".into(),
-            size: "sky-2x8".into(),
-            storage: 100,
-            nodes: 1,
-            version: None,
-            ssl_enabled: true,
-            volume_type: None,
-            volume_iops: None,
-            allow_list: vec![],
-            tags: Default::default(),
-        }
+        ServiceSpec::for_test(name)
     }
 
     fn service(id: &str, credentials_from: Option<&str>) -> ServiceRecord {

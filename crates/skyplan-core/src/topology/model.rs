@@ -118,6 +118,30 @@ pub struct ServiceSpec {
     pub tags: BTreeMap<String, String>,
 }
 
+#[cfg(test)]
+impl ServiceSpec {
+    /// A small gcp standalone spec named `name`, for unit tests.
+    pub(crate) fn for_test(name: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            service_type: "transactional".into(),
+            topology: "standalone".into(),
+            provider: "gcp".into(),
+            region: "us-east4".into(),
+            architecture: "amd64".into(),
+            size: "sky-2x8".into(),
+            storage: 100,
+            nodes: 1,
+            version: None,
+            ssl_enabled: true,
+            volume_type: None,
+            volume_iops: None,
+            allow_list: vec![],
+            tags: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replication {
     /// Key of the source service.
