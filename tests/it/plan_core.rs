@@ -1,6 +1,6 @@
 //! The pure core: topology × state × observed → plan, rendered as text and JSON.
 
-use crate::support::fixtures::{applied, example, topology};
+use crate::support::fixtures::{applied, assert_valid, example, plan_schema, topology};
 use skyplan::observed::Observed;
 use skyplan::plan::{self, render, Change, Plan, PlanInput};
 use skyplan::state::State;
@@ -220,33 +220,6 @@ fn deletion_protection_refuses_destroy() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("deletion_protection"), "{err}");
-}
-
-fn plan_schema() -> jsonschema::JSONSchema {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schemas/plan.schema.json"
-    ))
-    .unwrap();
-    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-    jsonschema::JSONSchema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .compile(&schema)
-        .expect("plan schema compiles")
-}
-
-fn assert_valid(schema: &jsonschema::JSONSchema, p: &Plan) {
-    let v = serde_json::to_value(p).unwrap();
-    let msgs: Vec<String> = match schema.validate(&v) {
-        Ok(()) => return,
-        Err(errors) => errors
-            .map(|e| format!("{} at {}", e, e.instance_path))
-            .collect(),
-    };
-    panic!(
-        "plan does not match schemas/plan.schema.json:\n{}",
-        msgs.join("\n")
-    );
 }
 
 #[test]

@@ -8,7 +8,9 @@ use skyplan::plan::{render, ActionKind, Change, DriftKind, Plan, PlanError};
 use skyplan::state::State;
 use skyplan::topology::Topology;
 
-use crate::support::fixtures::{applied, build, example, in_sync, topology, STANDALONE};
+use crate::support::fixtures::{
+    applied, assert_valid, build, example, in_sync, plan_schema, topology, STANDALONE,
+};
 
 /// `STANDALONE` with the fields of `extra` (one `key = value` per line) set or replaced.
 fn one(extra: &str) -> Topology {
@@ -58,6 +60,7 @@ fn a_service_stopped_outside_skyplan_is_drift_repaired_by_a_start() {
     assert_eq!(start.change, Change::Update);
     assert!(!start.wipes_data);
     assert_eq!(start.reason.as_deref(), Some("stopped outside skyplan"));
+    assert_valid(&plan_schema(), &p);
     let text = render::render(&p, false);
     assert!(text.contains("~ power.primary"), "{text}");
     assert!(text.contains("start    skysql-primary"), "{text}");
@@ -71,6 +74,7 @@ fn is_active_false_stops_a_running_service_once_and_then_keeps_it_stopped() {
     let p = build(&t, &s, &o).unwrap();
     assert_eq!(addresses(&p), ["power.archive"]);
     assert_eq!(power(&p), Some(false));
+    assert_valid(&plan_schema(), &p);
     assert!(
         p.drift.is_empty(),
         "a stop the topology asks for is no drift"
@@ -187,4 +191,24 @@ fn a_stopped_service_cannot_take_part_in_replication() {
         // Located: the error points at the line that sets it.
         assert!(err.contains("t.toml:"), "{err}");
     }
+}
+
+#[test]
+fn a_power_action_can_be_targeted() {
+    let t = one("is_active = false\ntags = { team = \"dr\" }\n");
+    let s = applied(&one(""));
+    let o = in_sync(&s);
+    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: &t,
+        topology_sha256: "0000",
+        state: &s,
+        observed: &o,
+        flags: skyplan::plan::PlanFlags {
+            target: vec!["power.archive".into()],
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    // The stop and what it depends on (the tags update before it).
+    assert_eq!(addresses(&p), ["service.archive", "power.archive"]);
 }

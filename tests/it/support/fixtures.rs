@@ -182,3 +182,32 @@ pub(crate) fn build_allowing_loss(
         },
     })
 }
+
+/// `schemas/plan.schema.json`, compiled.
+pub(crate) fn plan_schema() -> jsonschema::JSONSchema {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/plan.schema.json"
+    ))
+    .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .compile(&schema)
+        .expect("plan schema compiles")
+}
+
+/// Panics with every violation when `p` as JSON does not match the plan schema.
+pub(crate) fn assert_valid(schema: &jsonschema::JSONSchema, p: &skyplan::plan::Plan) {
+    let v = serde_json::to_value(p).unwrap();
+    let msgs: Vec<String> = match schema.validate(&v) {
+        Ok(()) => return,
+        Err(errors) => errors
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect(),
+    };
+    panic!(
+        "plan does not match schemas/plan.schema.json:\n{}",
+        msgs.join("\n")
+    );
+}

@@ -19,6 +19,7 @@ const KINDS: &[&str] = &[
     "switchover",
     "failover",
     "role",
+    "power",
 ];
 
 pub(super) fn check(

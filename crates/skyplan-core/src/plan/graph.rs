@@ -403,7 +403,6 @@ fn describe_cycle(g: &DiGraph<String, ()>) -> String {
     "unknown cycle".into()
 }
 
-/// The plan's graph in Graphviz DOT.
 /// `--target`: only the actions about the targets (an exact address or its sub-addresses, or,
 /// for `service.KEY`, every action whose service is KEY) and what they depend on, numbered
 /// again in the same order. Everything else is left for a later, full plan.
@@ -453,6 +452,7 @@ pub fn only(actions: Vec<Action>, targets: &[String]) -> Vec<Action> {
     out
 }
 
+/// The plan's graph in Graphviz DOT.
 pub fn to_dot(actions: &[Action]) -> String {
     // Node `i` is `actions[i]` (a plan's ids are its positions); edges are added action by
     // action in `depends_on` order, the order they print in.
