@@ -1604,6 +1604,9 @@ async fn a_stopped_service_has_no_database_stays_stopped_across_a_restart_and_st
     assert_eq!(emu.wait_settled(&id).await["status"], "stopped");
     assert!(emu.running().mariadbd_pids().is_empty());
 
+    // Its database port taken while it was down: it starts on another one.
+    let down_port = db_port(&emu, &id);
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", down_port)).unwrap();
     emu.ok(
         Method::POST,
         &format!("/provisioning/v1/services/{id}/start"),
@@ -1611,6 +1614,8 @@ async fn a_stopped_service_has_no_database_stays_stopped_across_a_restart_and_st
     )
     .await;
     let again = emu.wait_ready(&id).await;
+    assert_ne!(db_port(&emu, &id), down_port);
+    drop(squatter);
     assert_eq!(readwrite_port(&again), port, "it keeps its endpoint");
     let mut c = try_connect(port, &user, &pass).await.unwrap();
     let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();

@@ -68,25 +68,52 @@ pub async fn create(app: Arc<App>, id: String, fail: bool) {
     settle(&app, &id, result);
 }
 
-/// Creates the database of service `id` (`None` once the service is gone). A port taken
-/// between its choice and mariadbd's bind (see `ports`) is not the service's failure: the
-/// half-made database is removed and made again on another port, a few times.
+/// Creates the database of service `id` (`None` once the service is gone).
 async fn create_database(app: &App, id: &str) -> Option<Result<(), String>> {
+    on_a_free_port(app, id, true, |rec| async move {
+        app.instances.create(&rec).await
+    })
+    .await
+}
+
+/// Starts (or adopts) the database of service `id` with its data (`None` once the service is
+/// gone): after a stop, an outage or an emulator restart.
+pub async fn open_database(app: &App, id: &str) -> Option<Result<(), String>> {
+    on_a_free_port(app, id, false, |rec| async move {
+        app.instances.open(&rec).await
+    })
+    .await
+}
+
+/// Runs `start` (a create or an open of the service's mariadbd). A port taken between its
+/// choice and mariadbd's bind (see `ports`), or while the database was down, is not the
+/// service's failure: the service gets another port (the proxy follows the store) and
+/// `start` runs again, a few times; `fresh`: a half-made database is removed first.
+async fn on_a_free_port<F, Fut>(
+    app: &App,
+    id: &str,
+    fresh: bool,
+    start: F,
+) -> Option<Result<(), String>>
+where
+    F: Fn(ServiceRecord) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::mariadb::MariadbError>>,
+{
     const TRIES: usize = 3;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let rec = record(app, id)?;
-        let e = match app.instances.create(&rec).await {
+        let port = rec.db_port;
+        let e = match start(rec.clone()).await {
             Ok(()) => return Some(Ok(())),
             Err(e) if attempt < TRIES && super::ports::port_was_taken(&e) => e,
             Err(e) => return Some(Err(e.to_string())),
         };
-        tracing::warn!(
-            "port {} of {id} was taken ({e}); creating it again on another",
-            rec.db_port
-        );
-        let _ = app.instances.destroy(&rec).await;
+        tracing::warn!("port {port} of {id} was taken ({e}); starting it on another");
+        if fresh {
+            let _ = app.instances.destroy(&rec).await;
+        }
         let port = match super::ports::db_port() {
             Ok(p) => p,
             Err(e) => return Some(Err(format!("choosing another port: {e}"))),
@@ -119,7 +146,9 @@ pub async fn power(app: Arc<App>, id: String, active: bool, fail: bool) {
     };
     let result = match (fail, active) {
         (true, _) => Err(INJECTED.to_string()),
-        (false, true) => app.instances.open(&rec).await.map_err(|e| e.to_string()),
+        (false, true) => open_database(&app, &id)
+            .await
+            .unwrap_or_else(|| Err("the service disappeared".into())),
         (false, false) => app.instances.stop(&rec).await.map_err(|e| e.to_string()),
     };
     pace(&app, start).await;
@@ -399,9 +428,11 @@ async fn recover_service(app: Arc<App>, rec: ServiceRecord) {
         }
         _ if !app.instances.exists(&id) => {}
         status => {
-            let opened = app.instances.open(&rec).await;
+            let opened = open_database(&app, &id)
+                .await
+                .unwrap_or_else(|| Err("the service disappeared".into()));
             if status.is_pending() {
-                settle(&app, &id, opened.map_err(|e| e.to_string()));
+                settle(&app, &id, opened);
             } else if let Err(e) = opened {
                 settle(&app, &id, Err(format!("restarting the database: {e}")));
             }

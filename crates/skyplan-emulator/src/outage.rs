@@ -122,7 +122,10 @@ pub async fn end(app: &App, key: &str) -> Result<String, ApiError> {
     // The database first, the mark last: the API must not answer for a service whose
     // database is still down, and a restart in between stops the database again.
     if app.instances.exists(&rec.id) {
-        if let Err(e) = app.instances.open(&rec).await {
+        let opened = super::ops::open_database(app, &rec.id)
+            .await
+            .unwrap_or_else(|| Err("the service disappeared".into()));
+        if let Err(e) = opened {
             let _ = app.instances.stop(&rec).await;
             return Err(ApiError::internal(format!(
                 "restarting the database of {} after the outage: {e}; the outage goes on",
