@@ -3,7 +3,8 @@
 //! (what binding port 0 does) loses that race easily: every outgoing connection on the machine
 //! (replicas, HTTP clients, other tests) draws its source port from the same range. So ports
 //! come from just below that range, and a create whose port was taken anyway starts again on
-//! another one (see `ops::create`).
+//! another one (see `ops::on_a_free_port`), as does a restart after the port was taken while
+//! the database was down.
 
 use rand::Rng;
 
