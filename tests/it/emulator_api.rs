@@ -943,9 +943,26 @@ async fn a_restore_wipes_the_target_and_switches_its_credentials() {
 
     let backup = emu.backup(&ids[0]).await;
     assert_eq!(backup["status"], "Succeeded", "{backup}");
+    // Take the target's database port the moment the restore stops it: the restore still
+    // ends with the target running (on another port).
+    let db = db_port(&emu, &ids[1]);
+    let squat = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", db)) {
+                return Some(l);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        None
+    });
     let restore = emu.restore(backup["id"].as_str().unwrap(), &ids[1]).await;
     assert_eq!(restore["status"], "Succeeded", "{restore}");
     emu.wait_ready(&ids[1]).await;
+    if let Some(squatter) = squat.join().unwrap() {
+        assert_ne!(db_port(&emu, &ids[1]), db, "moved off the taken port");
+        drop(squatter);
+    }
 
     let port = readwrite_port(&target);
     assert!(

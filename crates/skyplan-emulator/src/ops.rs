@@ -114,20 +114,25 @@ where
         if fresh {
             let _ = app.instances.destroy(&rec).await;
         }
-        let port = match super::ports::db_port() {
-            Ok(p) => p,
-            Err(e) => return Some(Err(format!("choosing another port: {e}"))),
-        };
-        let moved = app.store.update(|s| {
+        if let Err(e) = move_to_a_free_port(app, id) {
+            return Some(Err(e));
+        }
+    }
+}
+
+/// Gives service `id` another free database port, recorded in the store (which the proxy
+/// reads for every connection).
+fn move_to_a_free_port(app: &App, id: &str) -> Result<u16, String> {
+    let port = super::ports::db_port().map_err(|e| format!("choosing another port: {e}"))?;
+    app.store
+        .update(|s| {
             if let Some(svc) = s.service_mut(id) {
                 svc.db_port = port;
             }
             Ok(())
-        });
-        if let Err(e) = moved {
-            return Some(Err(format!("recording another port: {}", e.message)));
-        }
-    }
+        })
+        .map_err(|e| format!("recording another port: {}", e.message))?;
+    Ok(port)
 }
 
 /// pending_modifying → ready after a size or storage change (nothing real to resize).
@@ -311,10 +316,24 @@ async fn run_restore(app: &App, rec: &ServiceRecord, dir: Option<PathBuf>) -> Re
         return Ok(());
     }
     let dir = dir.ok_or("the backup has no data (it was taken by an API-only emulator)")?;
-    app.instances
-        .restore(rec, &dir)
-        .await
-        .map_err(|e| e.to_string())
+    match app.instances.restore(rec, &dir).await {
+        // The data is in place; only the restart found the port taken meanwhile (see
+        // `ports`): start it on another one.
+        Err(e) if super::ports::port_was_taken(&e) => {
+            tracing::warn!(
+                "port {} of {} was taken ({e}); starting it on another",
+                rec.db_port,
+                rec.id
+            );
+            let port = move_to_a_free_port(app, &rec.id)?;
+            let moved = ServiceRecord {
+                db_port: port,
+                ..rec.clone()
+            };
+            app.instances.open(&moved).await.map_err(|e| e.to_string())
+        }
+        r => r.map_err(|e| e.to_string()),
+    }
 }
 
 fn set_restore_status(app: &App, id: i64, status: RestoreStatus, message: Option<String>) {
