@@ -67,6 +67,39 @@ impl SqlConn {
         Ok(value.as_deref() == Some("0"))
     }
 
+    /// Wait until this replica's SQL thread applied `pos`, at most `timeout`, and stop waiting
+    /// as soon as the SQL thread stops on an error: `MASTER_GTID_WAIT` alone would wait out its
+    /// whole timeout for a position a broken thread never applies (during a switchover, with
+    /// the old primary fenced meanwhile). Waits in slices of a second, reading the replication
+    /// status between them.
+    pub async fn wait_applied(
+        &mut self,
+        pos: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Applied, SqlError> {
+        const SLICE: std::time::Duration = std::time::Duration::from_secs(1);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if self.master_gtid_wait(pos, left.min(SLICE)).await? {
+                return Ok(Applied::Reached);
+            }
+            let st = self.replication_status().await?;
+            if !st.sql_running && st.last_sql_errno != 0 {
+                return Ok(Applied::Broke {
+                    errno: st.last_sql_errno,
+                    error: st.last_sql_error,
+                });
+            }
+            if left <= SLICE {
+                return Ok(Applied::TimedOut {
+                    io_errno: st.last_io_errno,
+                    io_error: st.last_io_error,
+                });
+            }
+        }
+    }
+
     async fn binlog_events_of_oldest(&mut self) -> Result<Vec<NamedRow>, SqlError> {
         let what = "SHOW BINARY LOGS";
         let logs = self.call(what, what, Params::Empty).await?;
@@ -182,5 +215,41 @@ mod tests {
             binlog_start(&events, &served, Some(&own)),
             BTreeMap::from([(0, 100), (5, 0)])
         );
+    }
+}
+
+/// How [`SqlConn::wait_applied`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Reached,
+    /// The SQL thread stopped on this error before it applied the position.
+    Broke {
+        errno: u32,
+        error: String,
+    },
+    /// Still not applied at the deadline; the IO thread's last error, if any (0: none).
+    TimedOut {
+        io_errno: u32,
+        io_error: String,
+    },
+}
+
+impl Applied {
+    /// Why the position was not applied, for a message ("" once reached).
+    pub fn why_not(&self, timeout: std::time::Duration) -> String {
+        match self {
+            Applied::Reached => String::new(),
+            Applied::Broke { errno, error } => {
+                format!("its SQL thread stopped on error {errno}: {error}")
+            }
+            Applied::TimedOut { io_errno, io_error } => format!(
+                "not within {timeout:?}{}",
+                if *io_errno != 0 {
+                    format!(" (IO error {io_errno}: {io_error})")
+                } else {
+                    String::new()
+                }
+            ),
+        }
     }
 }

@@ -438,4 +438,22 @@ async fn a_link_that_breaks_while_catching_up_fails_naming_the_sql_error() {
             .is_none_or(|l| !l.healthy),
         "a broken link must not be recorded healthy"
     );
+
+    // Waiting for a position on a replica whose SQL thread stopped on an error ends at once
+    // with that error, not after the whole timeout (a switchover's fence waits on this).
+    let remote = cloud.remote().await;
+    let mut replica = remote.sql(&state, "secondary").await.unwrap();
+    let started = std::time::Instant::now();
+    let applied = replica
+        .wait_applied("1-1001-999999", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            applied,
+            skyplan::sql::gtids::Applied::Broke { errno: 1062, .. }
+        ),
+        "{applied:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

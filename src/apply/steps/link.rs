@@ -13,6 +13,7 @@ use crate::gtid;
 use crate::observed::ObservedReplication;
 use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
 use crate::plan::{self, start::Start, WireMode};
+use crate::sql::gtids::Applied;
 use crate::state::{AllowlistRecord, ReplicationRecord, ReplicationUserRecord};
 
 pub(super) async fn grant(
@@ -417,12 +418,15 @@ pub(super) async fn run_grant(
     if root != source && !pos.is_empty() {
         p.status(&format!("waiting for the grant to reach service.{source}"));
         let mut src_conn = steps.sql(state, source).await?;
-        let reached = src_conn
-            .master_gtid_wait(&pos, steps.opts.healthy_timeout)
+        let applied = src_conn
+            .wait_applied(&pos, steps.opts.healthy_timeout)
             .await?;
         let _ = src_conn.disconnect().await;
-        if !reached {
-            bail!("the replication grant run on service.{root} did not reach service.{source} within {:?}", steps.opts.healthy_timeout);
+        if applied != Applied::Reached {
+            bail!(
+                "the replication grant run on service.{root} did not reach service.{source}: {}",
+                applied.why_not(steps.opts.healthy_timeout)
+            );
         }
     }
     let account = format!("{}@{}", grant.user(), grant.host());
@@ -457,27 +461,15 @@ pub(super) async fn caught_up(
     let _ = src_conn.disconnect().await;
     if !pos.is_empty() {
         p.status(&format!("waiting for service.{replica} to apply {pos}"));
-        let reached = conn
-            .master_gtid_wait(&pos, steps.opts.healthy_timeout)
-            .await?;
-        let st = conn.replication_status().await?;
-        if st.last_sql_errno != 0 && !st.sql_running {
-            bail!(
-                "replication broke while catching up: SQL error {}: {}",
-                st.last_sql_errno,
-                st.last_sql_error
-            );
-        }
-        if !reached {
-            bail!(
-                "service.{replica} did not apply service.{source}'s position {pos} within {:?}{}",
-                steps.opts.healthy_timeout,
-                if st.last_io_errno != 0 {
-                    format!(" (IO error {}: {})", st.last_io_errno, st.last_io_error)
-                } else {
-                    String::new()
-                }
-            );
+        match conn.wait_applied(&pos, steps.opts.healthy_timeout).await? {
+            Applied::Reached => {}
+            Applied::Broke { errno, error } => {
+                bail!("replication broke while catching up: SQL error {errno}: {error}")
+            }
+            timed_out @ Applied::TimedOut { .. } => bail!(
+                "service.{replica} did not apply service.{source}'s position {pos}: {}",
+                timed_out.why_not(steps.opts.healthy_timeout)
+            ),
         }
     }
     let st = conn.replication_status().await?;

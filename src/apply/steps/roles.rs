@@ -23,6 +23,7 @@ use crate::apply::executor::ProgressHandle;
 use crate::gtid;
 use crate::plan::start::start_position;
 use crate::plan::WireMode;
+use crate::sql::gtids::Applied;
 use crate::sql::SqlConn;
 use crate::state::ReplicationRecord;
 
@@ -192,13 +193,13 @@ pub(super) async fn failover(
         p.status(&format!(
             "waiting for service.{new} to apply what it received ({received})"
         ));
-        let reached = newc
-            .master_gtid_wait(&received, steps.opts.healthy_timeout)
+        let applied = newc
+            .wait_applied(&received, steps.opts.healthy_timeout)
             .await?;
-        if !reached {
+        if applied != Applied::Reached {
             bail!(
-                "service.{new} did not apply what it received ({received}) within {:?}; nothing was changed",
-                steps.opts.healthy_timeout
+                "service.{new} did not apply what it received ({received}): {}; nothing was changed",
+                applied.why_not(steps.opts.healthy_timeout)
             );
         }
     }
@@ -308,14 +309,14 @@ async fn fence_and_promote(
         .unwrap_or_default();
     if !final_pos.is_empty() {
         p.status(&format!("waiting for service.{new} to apply {final_pos}"));
-        let reached = newc
-            .master_gtid_wait(&final_pos, steps.opts.healthy_timeout)
+        let applied = newc
+            .wait_applied(&final_pos, steps.opts.healthy_timeout)
             .await
             .map_err(|x| e(x.into()))?;
-        if !reached {
+        if applied != Applied::Reached {
             return Err(e(anyhow!(
-                "service.{new} did not apply service.{old}'s final position {final_pos} within {:?}",
-                steps.opts.healthy_timeout
+                "service.{new} did not apply service.{old}'s final position {final_pos}: {}",
+                applied.why_not(steps.opts.healthy_timeout)
             )));
         }
     }
