@@ -86,6 +86,17 @@ impl Rig {
         self.steps.run(&action, &ProgressHandle::detached()).await
     }
 
+    /// Runs the create of the topology's service `key` (it must succeed).
+    async fn create(&self, key: &str) {
+        let spec = self.steps.topology.services[key].spec.clone();
+        self.run(ActionKind::CreateService {
+            key: key.into(),
+            spec,
+        })
+        .await
+        .unwrap();
+    }
+
     async fn id(&self, key: &str) -> String {
         self.state
             .read(|s| s.resources.services[key].id.clone())
@@ -119,12 +130,7 @@ async fn create_update_power_and_delete_carry_out_what_they_say_and_record_it() 
     let spec = t.services["archive"].spec.clone();
     let rig = Rig::new(t).await;
 
-    rig.run(ActionKind::CreateService {
-        key: "archive".into(),
-        spec: spec.clone(),
-    })
-    .await
-    .unwrap();
+    rig.create("archive").await;
     let id = rig.id("archive").await;
     let svc = rig.remote.client.get_service(&id).await.unwrap().unwrap();
     assert_eq!(svc.status, ServiceStatus::Ready);
@@ -249,12 +255,7 @@ async fn a_step_refused_by_the_api_keeps_the_apis_error_as_a_typed_cause() {
     let t = topology(STANDALONE);
     let spec = t.services["archive"].spec.clone();
     let rig = Rig::new(t).await;
-    rig.run(ActionKind::CreateService {
-        key: "archive".into(),
-        spec: spec.clone(),
-    })
-    .await
-    .unwrap();
+    rig.create("archive").await;
     let mut odd = spec.clone();
     odd.size = "sky-2x9".into();
     let err = rig
@@ -282,16 +283,9 @@ async fn a_grant_on_a_new_source_keeps_the_old_one_until_its_revoke_runs() {
         "{STANDALONE}\n[services.old]\nname = \"skysql-old\"\nprovider = \"gcp\"\nregion = \"us-east4\"\nsize = \"sky-2x8\"\nstorage = 100\n\n[services.new]\nname = \"skysql-new\"\nprovider = \"gcp\"\nregion = \"us-west1\"\nsize = \"sky-2x8\"\nstorage = 100\n"
     );
     let t = topology(&three);
-    let specs: Vec<_> = t
-        .services
-        .values()
-        .map(|s| (s.key.clone(), s.spec.clone()))
-        .collect();
     let rig = Rig::new(t).await;
-    for (key, spec) in specs {
-        rig.run(ActionKind::CreateService { key, spec })
-            .await
-            .unwrap();
+    for key in ["archive", "old", "new"] {
+        rig.create(key).await;
     }
     let grant = |source: &str| ActionKind::AllowlistGrant {
         source: source.into(),

@@ -8,19 +8,23 @@ use super::PlanError;
 use crate::state::State;
 use crate::topology::Topology;
 
-/// Address kinds an action can have (`<kind>.<key>…`), as the plan prints them.
-const KINDS: &[&str] = &[
-    "service",
-    "backup",
-    "restore",
-    "allowlist",
-    "replication",
-    "replication_user",
-    "switchover",
-    "failover",
-    "role",
-    "power",
-];
+/// Address kinds only actions have; the others are those of state records
+/// ([`crate::state::address::KINDS`]).
+const ACTION_KINDS: &[&str] = &["switchover", "failover", "role", "power"];
+
+/// Whether `kind` names actions (`<kind>.<key>…`), as the plan prints them.
+fn is_kind(kind: &str) -> bool {
+    crate::state::address::KINDS.contains(&kind) || ACTION_KINDS.contains(&kind)
+}
+
+fn kinds() -> String {
+    let all: Vec<&str> = crate::state::address::KINDS
+        .iter()
+        .chain(ACTION_KINDS)
+        .copied()
+        .collect();
+    all.join(", ")
+}
 
 pub(super) fn check(
     flags: &super::PlanFlags,
@@ -39,10 +43,10 @@ pub(super) fn check(
         for address in addresses {
             let mut parts = address.split('.');
             let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let why = if !KINDS.contains(&kind) {
+            let why = if !is_kind(kind) {
                 Some(format!(
                     "an address is <kind>.<service key>, the kind one of {}",
-                    KINDS.join(", ")
+                    kinds()
                 ))
             } else if !keys.contains(key) {
                 Some(format!("no service key `{key}` (known: {})", known()))

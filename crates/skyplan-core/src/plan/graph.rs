@@ -177,11 +177,17 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             }
         }
     }
-    // A stop comes after every other change to its service.
-    for &(key, i) in &stops {
+    // A stop comes after every other change to its service: one pass over the actions, by
+    // the services they change (not one pass per stop: a file of 10,000 services kept
+    // stopped plans 10,000 stops).
+    if !stops.is_empty() {
+        let stop_of: HashMap<&str, usize> = stops.iter().copied().collect();
         for (j, p) in planned.iter().enumerate() {
-            if j != i && p.kind.mutated_services().contains(&key) {
-                power_edges.push((j, i));
+            for key in p.kind.mutated_services() {
+                match stop_of.get(key) {
+                    Some(&i) if i != j => power_edges.push((j, i)),
+                    _ => {}
+                }
             }
         }
     }
