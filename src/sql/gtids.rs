@@ -2,9 +2,13 @@
 //! ([`skyplan_core::gtid`]): `CALL sky.gtid_status()` plus where its binlogs begin.
 //!
 //! SkySQL's procedures do not say where a server's binlogs begin, so this reads it with
-//! `SHOW BINARY LOGS` and `SHOW BINLOG EVENTS` on the oldest one (read-only; the service's
-//! admin user may run both). When that is refused the beginning is unknown and the plan
-//! re-seeds rather than guess.
+//! `SHOW BINARY LOGS` and `SHOW BINLOG EVENTS` (read-only; the service's admin user may run
+//! both): the `Gtid_list` event at the head of the oldest binlog names, per domain, the last
+//! transaction before it. A domain that list does not name began later (a new primary's own
+//! writes, or the other side's after a switchover); its first event is looked for in the one
+//! binlog where it must be: the file before the first whose `Gtid_list` names the domain (or
+//! the newest). That file is read in pages until the event is found, never a bounded prefix
+//! of it. When any of this is refused the beginning is unknown and the plan says so.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +19,8 @@ use super::status::NamedRow;
 use super::SqlConn;
 use crate::gtid::{GtidSet, ObservedGtids};
 
-/// How many events of the oldest binlog are read to find the first GTID of each domain the
-/// server writes that its `Gtid_list` does not name. A server restored from a backup starts a
-/// fresh binlog whose first transactions come right after the list.
-const FIRST_EVENTS: u32 = 500;
+/// Events read per `SHOW BINLOG EVENTS` page while looking for a domain's first event.
+const PAGE: u32 = 2000;
 
 impl SqlConn {
     /// The GTID state and binlog beginning of this server (read-only).
@@ -33,12 +35,8 @@ impl SqlConn {
         let served = GtidSet::parse(&observed.binlog_state).map_err(|e| {
             self.unexpected("CALL sky.gtid_status()", format!("gtid_binlog_state: {e}"))
         })?;
-        // What came in by replication or a restore (the only history that can predate the
-        // binlogs without being named in their Gtid_list).
-        // Unreadable: then every domain could have come in, and none is inferred.
-        let received = GtidSet::parse(&observed.slave_pos).ok();
-        observed.binlog_start = match self.binlog_events_of_oldest().await {
-            Ok(rows) => Some(binlog_start(&rows, &served, received.as_ref())),
+        observed.binlog_start = match self.binlog_start(&served).await {
+            Ok(start) => Some(start),
             Err(e) => {
                 tracing::info!("cannot read where {}'s binlogs begin: {e}", self.endpoint());
                 None
@@ -100,77 +98,149 @@ impl SqlConn {
         }
     }
 
-    async fn binlog_events_of_oldest(&mut self) -> Result<Vec<NamedRow>, SqlError> {
+    /// Per domain of `served` (the binlog state), the sequence number just before the first
+    /// transaction of it the binlogs hold (see the module's doc). Domains whose first event
+    /// was not found are left out (unknown).
+    async fn binlog_start(&mut self, served: &GtidSet) -> Result<BTreeMap<u32, u64>, SqlError> {
         let what = "SHOW BINARY LOGS";
         let logs = self.call(what, what, Params::Empty).await?;
-        let Some(oldest) = logs
+        let files: Vec<String> = logs
             .iter()
             .flatten()
-            .find_map(|r| r.get("Log_name").ok().flatten().map(str::to_string))
-        else {
-            return Ok(Vec::new());
-        };
-        // SHOW BINLOG EVENTS takes no parameters: the name is the server's own, checked here.
-        if !oldest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(self.unexpected(what, format!("unexpected binlog name {oldest:?}")));
+            .filter_map(|r| r.get("Log_name").ok().flatten().map(str::to_string))
+            .collect();
+        for f in &files {
+            // SHOW BINLOG EVENTS takes no parameters: the names are the server's own, checked.
+            if !f
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(self.unexpected(what, format!("unexpected binlog name {f:?}")));
+            }
         }
-        let sql = format!("SHOW BINLOG EVENTS IN '{oldest}' LIMIT {FIRST_EVENTS}");
+        let mut lists = Vec::new();
+        let mut pending: Vec<u32> = served.domains().collect();
+        // Gtid_lists oldest first, until every domain is named by one (or the files end).
+        for f in &files {
+            if pending.is_empty() {
+                break;
+            }
+            let head = self.binlog_events(f, None, 4).await?;
+            let list = gtid_list(&head).ok_or_else(|| {
+                self.unexpected(
+                    "SHOW BINLOG EVENTS",
+                    format!("no Gtid_list event at the head of {f}"),
+                )
+            })?;
+            pending.retain(|d| list.last_seq(*d).is_none());
+            lists.push(list);
+        }
+        let (mut start, scans) = where_domains_begin(&lists, served);
+        for (i, domains) in scans {
+            for (d, seq) in self.first_gtids(&files[i], &domains).await? {
+                start.insert(d, seq.saturating_sub(1));
+            }
+        }
+        Ok(start)
+    }
+
+    /// The first GTID of each of `domains` in binlog `file`, read a page at a time from its
+    /// start until all are found or the file ends.
+    async fn first_gtids(
+        &mut self,
+        file: &str,
+        domains: &[u32],
+    ) -> Result<BTreeMap<u32, u64>, SqlError> {
+        let mut found = BTreeMap::new();
+        let mut from = None;
+        loop {
+            let page = self.binlog_events(file, from, PAGE).await?;
+            for row in &page {
+                if let Some(g) = gtid_event(row).filter(|g| domains.contains(&g.domain)) {
+                    found.entry(g.domain).or_insert(g.seq);
+                }
+            }
+            let next = page
+                .last()
+                .and_then(|r| r.get("End_log_pos").ok().flatten())
+                .and_then(|p| p.trim().parse::<u64>().ok());
+            if found.len() == domains.len() || page.len() < PAGE as usize {
+                return Ok(found);
+            }
+            match next {
+                Some(n) if Some(n) > from => from = Some(n),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn binlog_events(
+        &mut self,
+        file: &str,
+        from: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<NamedRow>, SqlError> {
+        let sql = match from {
+            Some(pos) => format!("SHOW BINLOG EVENTS IN '{file}' FROM {pos} LIMIT {limit}"),
+            None => format!("SHOW BINLOG EVENTS IN '{file}' LIMIT {limit}"),
+        };
         let sets = self.call("SHOW BINLOG EVENTS", &sql, Params::Empty).await?;
         Ok(sets.into_iter().flatten().collect())
     }
 }
 
-/// Per domain of `served`, the sequence number just before the first transaction the binlog
-/// holds: the oldest binlog's `Gtid_list` (the state before its first event) where it names
-/// the domain, else the first GTID event of that domain minus one. A domain the list does not
-/// name and that nothing brought in (`received`: `gtid_slave_pos`) began after the oldest
-/// binlog did, so the binlogs hold all of it (e.g. a new primary's own writes, after a
-/// failover): 0. Domains found in none of these are left out (unknown).
-fn binlog_start(
-    events: &[NamedRow],
+fn event_kind(r: &NamedRow) -> &str {
+    r.get("Event_type").ok().flatten().unwrap_or("")
+}
+
+/// The `Gtid_list` among the first events of a binlog: the binlog state before it.
+fn gtid_list(head: &[NamedRow]) -> Option<GtidSet> {
+    let list = head.iter().find(|r| event_kind(r) == "Gtid_list")?;
+    let text = list.get("Info").ok().flatten().unwrap_or("");
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    GtidSet::parse(inner).ok()
+}
+
+/// The GTID of a `Gtid` event: `"BEGIN GTID 0-1-6"` (a transaction) or `"GTID 0-1-6"` (DDL).
+fn gtid_event(r: &NamedRow) -> Option<crate::gtid::Gtid> {
+    if event_kind(r) != "Gtid" {
+        return None;
+    }
+    r.get("Info")
+        .ok()
+        .flatten()?
+        .split_whitespace()
+        .skip_while(|w| *w != "GTID")
+        .nth(1)
+        .and_then(|g| GtidSet::parse(g).ok())
+        .and_then(|s| s.iter().next())
+}
+
+/// From the `Gtid_list`s of the binlogs (oldest first, as far as they were read): where each
+/// domain of `served` begins when the oldest list names it, and, for the others, which file
+/// holds its first event: the one before the first list naming it (its transactions began
+/// inside that file), or the last file read when none does.
+fn where_domains_begin(
+    lists: &[GtidSet],
     served: &GtidSet,
-    received: Option<&GtidSet>,
-) -> BTreeMap<u32, u64> {
-    let mut start: BTreeMap<u32, u64> = BTreeMap::new();
-    let info = |r: &NamedRow| r.get("Info").ok().flatten().unwrap_or("").to_string();
-    let kind = |r: &NamedRow| r.get("Event_type").ok().flatten().unwrap_or("").to_string();
-    let mut listed = false;
-    if let Some(list) = events.iter().find(|r| kind(r) == "Gtid_list") {
-        let text = info(list);
-        let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
-        if let Ok(set) = GtidSet::parse(inner) {
-            listed = true;
-            for d in set.domains() {
-                start.insert(d, set.last_seq(d).unwrap_or(0));
-            }
-        }
-    }
-    for e in events.iter().filter(|r| kind(r) == "Gtid") {
-        // "BEGIN GTID 0-1-6" (a transaction) or "GTID 0-1-6" (DDL).
-        let text = info(e);
-        let Some(g) = text
-            .split_whitespace()
-            .skip_while(|w| *w != "GTID")
-            .nth(1)
-            .and_then(|g| GtidSet::parse(g).ok())
-            .and_then(|s| s.iter().next())
-        else {
+) -> (BTreeMap<u32, u64>, BTreeMap<usize, Vec<u32>>) {
+    let mut start = BTreeMap::new();
+    let mut scans: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    let Some(oldest) = lists.first() else {
+        return (start, scans);
+    };
+    for d in served.domains() {
+        if let Some(seq) = oldest.last_seq(d) {
+            start.insert(d, seq);
             continue;
-        };
-        start.entry(g.domain).or_insert(g.seq.saturating_sub(1));
-    }
-    if let (true, Some(received)) = (listed, received) {
-        for d in served.domains() {
-            if !received.domains().any(|r| r == d) {
-                start.entry(d).or_insert(0);
-            }
         }
+        let file = lists
+            .iter()
+            .position(|l| l.last_seq(d).is_some())
+            .map_or(lists.len() - 1, |i| i - 1);
+        scans.entry(file).or_default().push(d);
     }
-    start.retain(|d, _| served.domains().any(|s| s == *d));
-    start
+    (start, scans)
 }
 
 #[cfg(test)]
@@ -184,37 +254,48 @@ mod tests {
     }
 
     #[test]
-    fn the_beginning_comes_from_the_gtid_list_then_the_first_gtid_events() {
-        let events = [
+    fn the_head_of_a_binlog_names_its_gtid_list_and_events_their_gtid() {
+        let head = [
             event("Format_desc", "Server ver: 11.4"),
-            event("Gtid_list", "[0-1-200,0-2-150]"),
+            event("Gtid_list", "[19-1019-200,19-1018-150]"),
             event("Binlog_checkpoint", "mariadb-bin.000003"),
-            event("Gtid", "BEGIN GTID 0-1-201"),
-            event("Gtid", "GTID 14-3-8"),
-            event("Gtid", "BEGIN GTID 14-3-9"),
         ];
-        let served = GtidSet::parse("0-1-300,14-3-20").unwrap();
-        let none = GtidSet::default();
-        let start = binlog_start(&events, &served, Some(&none));
-        assert_eq!(start, BTreeMap::from([(0, 200), (14, 7)]));
-        // A restored server's fresh binlog: empty list, the first transaction tells.
-        let events = [
-            event("Gtid_list", "[]"),
-            event("Gtid", "BEGIN GTID 0-1-101"),
+        assert_eq!(
+            gtid_list(&head).unwrap().to_string(),
+            "19-1018-150,19-1019-200"
+        );
+        assert_eq!(
+            gtid_list(&[event("Gtid_list", "[]")]),
+            Some(GtidSet::default())
+        );
+        assert_eq!(gtid_list(&head[..1]), None);
+        let g = gtid_event(&event("Gtid", "BEGIN GTID 20-1020-7")).unwrap();
+        assert_eq!(g.to_string(), "20-1020-7");
+        assert_eq!(gtid_event(&event("Gtid", "GTID 14-3-8")).unwrap().seq, 8);
+        assert_eq!(gtid_event(&event("Query", "BEGIN GTID 1-1-1")), None);
+    }
+
+    #[test]
+    fn a_domain_the_oldest_list_does_not_name_is_looked_for_where_it_began() {
+        let list = |s: &str| GtidSet::parse(s).unwrap();
+        // Three binlogs: domain 19 from the start; domain 20 (the other side's, after a
+        // switchover) first named by the third file's list, so it began in the second;
+        // domain 21 named by none, so it began in the last file read.
+        let lists = [
+            list("19-1019-100"),
+            list("19-1019-900"),
+            list("19-1019-1500,20-1020-30"),
         ];
-        let served = GtidSet::parse("0-1-130,5-5-2").unwrap();
-        let restored = GtidSet::parse("0-1-100,5-5-1").unwrap();
-        assert_eq!(
-            binlog_start(&events, &served, Some(&restored)),
-            BTreeMap::from([(0, 100)]),
-            "domain 5 came in by a restore and is not found: unknown, not 0"
-        );
-        // A domain nothing brought in began after the binlogs did: they hold all of it.
-        let own = GtidSet::parse("0-1-100").unwrap();
-        assert_eq!(
-            binlog_start(&events, &served, Some(&own)),
-            BTreeMap::from([(0, 100), (5, 0)])
-        );
+        let served = list("19-1019-2000,20-1020-90,21-1021-3");
+        let (start, scans) = where_domains_begin(&lists, &served);
+        assert_eq!(start, BTreeMap::from([(19, 100)]));
+        assert_eq!(scans, BTreeMap::from([(1, vec![20]), (2, vec![21])]));
+        // A restored server's fresh binlog names nothing: every domain is in it.
+        let (start, scans) = where_domains_begin(&[list("")], &list("19-1019-400"));
+        assert!(start.is_empty());
+        assert_eq!(scans, BTreeMap::from([(0, vec![19])]));
+        // No binlogs: nothing is known to begin anywhere.
+        assert_eq!(where_domains_begin(&[], &served), Default::default());
     }
 }
 

@@ -183,3 +183,52 @@ fn a_write_on_a_replica_is_errant_drift_naming_the_gtid_and_lag_is_not() {
     assert!(p.actions.is_empty(), "no repair: a person decides");
     assert_eq!(p.summary.drift, 1);
 }
+
+/// Issue 22: a plan never re-points a replica onto a service the same plan re-seeds (its GTIDs
+/// of now are replaced by the copy's): the replica is re-seeded too, after its source, with
+/// that reason. Before, apply re-pointed it and failed once the middle service was wiped.
+#[test]
+fn a_replica_never_repoints_onto_a_service_the_same_plan_reseeds() {
+    let s = setup();
+    let t = oregon_from_europe("new-backup");
+    let o = observed(&s, "3-1003-250", gtids("3-1003-255", &[(3, 100)]));
+    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: &t,
+        topology_sha256: "0000",
+        state: &s,
+        observed: &o,
+        flags: skyplan::plan::PlanFlags {
+            replace: vec!["service.europe".into()],
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    let text = render::render(&p, false);
+    let wire = p.action("replication.oregon").expect("oregon is wired");
+    assert!(
+        !matches!(
+            wire.kind,
+            ActionKind::Replicate {
+                mode: WireMode::Repoint,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    let restore = p.action("restore.oregon").expect("oregon is re-seeded");
+    assert!(
+        restore
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("orders-europe is re-seeded by this plan")),
+        "{text}"
+    );
+    // After its source is settled: europe's wiring comes first.
+    let europe = p.action("replication.europe").unwrap();
+    let backup = p
+        .actions
+        .iter()
+        .find(|a| a.depends_on.contains(&europe.id) && a.address.starts_with("backup."))
+        .unwrap_or_else(|| panic!("a backup of europe after its wiring in {text}"));
+    assert!(restore.depends_on.contains(&backup.id), "{text}");
+}

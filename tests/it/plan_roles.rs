@@ -46,7 +46,8 @@ fn turning_a_pair_round_is_one_switchover_and_never_a_restore() {
         text.contains(" <> switchover.secondary")
             && text
                 .contains("switch   primary skysql-primary -> skysql-secondary (no data copied)")
-            && text.contains("2. fence skysql-primary")
+            && text.contains("3. fence skysql-primary")
+            && text.contains("2. check by GTID: once caught up, skysql-secondary has 1-1001-40 and its binlogs hold domain 1 from its start, so skysql-primary (at 1-1001-40) can follow")
             && text.contains("(now 1-1001-40)")
             && text.contains("rollback: if a step fails before skysql-secondary is open"),
         "{text}"
@@ -161,4 +162,64 @@ fn a_replica_made_standalone_is_opened_only_after_its_replication_stops() {
         "{text}"
     );
     assert!(open.depends_on.contains(&stop.id), "{text}");
+}
+
+/// Issue 22: a switchover that could not finish without a copy is refused at plan time, before
+/// anything is fenced: here the candidate was restored from a backup taken after the point a
+/// sibling has reached, so its binlogs cannot serve that sibling.
+#[test]
+fn a_switchover_a_sibling_could_not_follow_is_refused_before_anything_is_fenced() {
+    let s = applied(&example("fan-out.toml"));
+    let block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    let t = topology(
+        &(FAN_OUT
+            .replace(block, "")
+            .replace("from = \"primary\"", "from = \"europe\"")
+            + "\n[services.primary.replication]\nfrom = \"europe\"\nseed = \"new-backup\"\n"),
+    );
+    let gtids = |binlog: &str, slave: &str, start: &[(u32, u64)]| ObservedGtids {
+        binlog_state: binlog.into(),
+        current_pos: binlog.into(),
+        slave_pos: slave.into(),
+        binlog_start: Some(start.iter().copied().collect()),
+    };
+    let mut o = observed(&s);
+    o.gtids
+        .insert("primary".into(), gtids("1-1001-900", "", &[(1, 0)]));
+    // Restored at 1-1001-500, then replicated up to 880 (its binlogs hold 501..880).
+    o.gtids.insert(
+        "europe".into(),
+        gtids("1-1001-880", "1-1001-880", &[(1, 500)]),
+    );
+    o.gtids
+        .insert("asia".into(), gtids("1-1001-900", "1-1001-900", &[(1, 0)]));
+    // Far behind: it needs 401..500, which europe never binlogged.
+    o.gtids.insert(
+        "oregon".into(),
+        gtids("1-1001-400", "1-1001-400", &[(1, 0)]),
+    );
+    let e = plan_of(&t, &s, &o).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, PlanError::SwitchoverNeedsCopy { .. }), "{text}");
+    assert!(
+        text.contains("service.oregon could not follow it")
+            && text.contains("begin after sequence 500 in domain 1")
+            && text.contains("up to 400"),
+        "{text}"
+    );
+    // Caught up past the restore point, it can: the plan shows what it checked.
+    let mut o2 = o.clone();
+    o2.gtids.insert(
+        "oregon".into(),
+        gtids("1-1001-600", "1-1001-600", &[(1, 0)]),
+    );
+    let p = plan_of(&t, &s, &o2).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        text.contains("its binlogs hold domain 1 after 500")
+            && text.contains("(at 1-1001-600)")
+            && text.contains("(at 1-1001-900)"),
+        "{text}"
+    );
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
 }

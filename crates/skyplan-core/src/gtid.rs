@@ -103,15 +103,6 @@ impl GtidSet {
         self.iter().filter(|g| !other.covers(*g)).collect()
     }
 
-    /// The GTIDs of this set from a (domain, server) that `other` has nothing of: a stream
-    /// `other` never saw, as opposed to one it is merely behind on (lag, or two servers read
-    /// a moment apart while writes go on).
-    pub fn foreign_to(&self, other: &GtidSet) -> Vec<Gtid> {
-        self.iter()
-            .filter(|g| !other.0.contains_key(&(g.domain, g.server)))
-            .collect()
-    }
-
     /// The highest sequence number of `domain`, from any server.
     pub fn last_seq(&self, domain: u32) -> Option<u64> {
         self.iter()
@@ -222,25 +213,84 @@ pub struct ObservedGtids {
     pub current_pos: String,
     #[serde(default)]
     pub slave_pos: String,
-    /// Where its binlogs begin, per domain: the sequence number just before the first
-    /// transaction of that domain they still hold (from the oldest binlog's `Gtid_list` and
-    /// its first GTID events). `None` when the binlogs could not be read; a domain missing
-    /// from the map is one whose beginning was not found (both count as unknown, never as 0).
+    /// Where its binlogs begin, per domain they hold: the sequence number just before the
+    /// first transaction of that domain they still hold (the `Gtid_list` at the head of the
+    /// oldest binlog, or, for a domain that list does not name, the first event of the domain
+    /// in the binlogs). `None` when the binlogs could not be read; a domain of the binlog
+    /// state missing from the map is one whose beginning was not found (both count as
+    /// unknown, never as 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binlog_start: Option<BTreeMap<u32, u64>>,
 }
 
 impl ObservedGtids {
     /// Everything the server has applied or written: its binlog state and both positions.
+    /// A server seeded by a restore starts fresh binlogs, so what it had before lives only in
+    /// `gtid_slave_pos` (and `gtid_current_pos`): `has` ⊋ binlog state is normal.
     pub fn applied(&self) -> Result<GtidSet, GtidParseError> {
         Ok(GtidSet::parse(&self.binlog_state)?
             .union(&GtidSet::parse(&self.current_pos)?)
             .union(&GtidSet::parse(&self.slave_pos)?))
     }
 
-    /// What it can send to a replica from its binlogs.
-    pub fn served(&self) -> Result<GtidSet, GtidParseError> {
-        GtidSet::parse(&self.binlog_state)
+    /// The model of what this server has and serves ([`Holdings`]).
+    pub fn holdings(&self) -> Result<Holdings, GtidParseError> {
+        let has = self.applied()?;
+        let binlogged = GtidSet::parse(&self.binlog_state)?;
+        let serves_after = self.binlog_start.as_ref().map(|start| {
+            has.domains()
+                .filter_map(|d| {
+                    let last = has.last_seq(d).unwrap_or(0);
+                    // What it has of a domain beyond its binlogs (only a position names it: a
+                    // restore, or replication without binlogging) it cannot send on.
+                    if binlogged.last_seq(d) != Some(last) {
+                        return Some((d, last));
+                    }
+                    start.get(&d).map(|&s| (d, s.min(last)))
+                })
+                .collect()
+        });
+        Ok(Holdings { has, serves_after })
+    }
+}
+
+/// One server's GTIDs as the re-point rules see them:
+///
+/// - `has`: every transaction it has applied, per (domain, server) stream: `gtid_binlog_state`
+///   with `gtid_current_pos` and `gtid_slave_pos`. In MariaDB a position names the last GTID
+///   per domain, and with `gtid_strict_mode` sequence numbers only grow within a domain, so
+///   "has `d-s-n`" means it has everything of that stream up to `n`.
+/// - `serves`: what its binlogs can still deliver: per domain, everything after
+///   `serves_after[d]`. A replica at or past that point in `d` can be sent the rest; one
+///   before it would need transactions purged (or never binlogged), which MariaDB either
+///   refuses (error 1236) or, without strict mode, silently skips.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holdings {
+    pub has: GtidSet,
+    /// Per domain of `has`; `None`: the binlogs could not be read; a domain missing from the
+    /// map: where its binlogs begin is unknown.
+    pub serves_after: Option<BTreeMap<u32, u64>>,
+}
+
+impl Holdings {
+    /// This server once it has applied everything `from` has (a switchover's candidate after
+    /// its catch-up wait): it binlogs what it receives, so where its binlogs begin in each
+    /// domain stays where it was, and a domain it had nothing of is served from its start.
+    pub fn after_applying(&self, from: &Holdings) -> Holdings {
+        let serves_after = self.serves_after.as_ref().map(|start| {
+            let mut start = start.clone();
+            for d in from.has.domains() {
+                let mine = self.has.last_seq(d);
+                if from.has.last_seq(d) > mine {
+                    start.entry(d).or_insert(mine.unwrap_or(0));
+                }
+            }
+            start
+        });
+        Holdings {
+            has: self.has.clone().union(&from.has),
+            serves_after,
+        }
     }
 }
 
@@ -299,39 +349,62 @@ impl Unsafe {
 
 /// Whether `replica` can be re-pointed at `source` from its own position (see the module's
 /// doc). `upstream` are the GTIDs of the services `source` replicates from, directly or
-/// through others.
+/// through others: what `source` has not received yet but will.
 ///
-/// A transaction is errant when it comes from a (domain, server) stream that neither the
-/// source nor its upstream has anything of: someone wrote on the replica. Being *behind* on
-/// a stream they have (the source lags, or the servers were read a moment apart while writes
-/// go on) is not: apply waits for the source to catch up ([`caught_up_with`]) before it
-/// re-points.
+/// Safe when `replica.has ⊆ source.has ∪ upstream.has` (else the difference is errant: the
+/// new source's history would conflict with it) and, in every domain where `source` has more
+/// than `replica`, its binlogs still hold what follows the replica's position. Being *behind*
+/// (the source lags its upstream) is not errant: apply waits for the source to catch up
+/// ([`caught_up_with`]) before it re-points. Refresh reads replicas before their sources, so
+/// a lag between two reads never looks like an errant transaction.
 pub fn repoint(
     replica: &ObservedGtids,
     source: &ObservedGtids,
     upstream: &[&ObservedGtids],
 ) -> Result<(), Unsafe> {
     let unknown = |e: GtidParseError| Unsafe::Unknown(e.to_string());
-    let applied = replica.applied().map_err(unknown)?;
-    let mut reachable = source.served().map_err(unknown)?;
+    let ups = upstream
+        .iter()
+        .map(|u| u.holdings())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unknown)?;
+    let ups: Vec<&Holdings> = ups.iter().collect();
+    can_follow(
+        &replica.holdings().map_err(unknown)?,
+        &source.holdings().map_err(unknown)?,
+        &ups,
+    )
+}
+
+/// [`repoint`] on parsed holdings.
+pub fn can_follow(
+    replica: &Holdings,
+    source: &Holdings,
+    upstream: &[&Holdings],
+) -> Result<(), Unsafe> {
+    let mut reachable = source.has.clone();
     for u in upstream {
-        reachable = reachable.union(&u.served().map_err(unknown)?);
+        reachable = reachable.union(&u.has);
     }
-    let errant = applied.foreign_to(&reachable);
+    let errant = replica.has.not_in(&reachable);
     if !errant.is_empty() {
         return Err(Unsafe::Errant(errant));
     }
-    let Some(start) = &source.binlog_start else {
-        return Err(Unsafe::Unknown(
-            "the new source's binlogs could not be read to check that they still hold the \
-             replica's next transaction"
-                .into(),
-        ));
-    };
-    // Per domain the source serves: the replica must be at or past where the binlogs begin.
-    let served = source.served().map_err(unknown)?;
-    for domain in served.domains() {
-        let at = applied.last_seq(domain).unwrap_or(0);
+    // Per domain where the source has more than the replica: its binlogs must hold what
+    // follows the replica's position. (Where only upstream has more, the source will binlog
+    // it as it arrives.)
+    for domain in source.has.domains() {
+        let at = replica.has.last_seq(domain).unwrap_or(0);
+        if source.has.last_seq(domain).unwrap_or(0) <= at {
+            continue;
+        }
+        let Some(start) = &source.serves_after else {
+            return Err(Unsafe::Unknown(
+                "the new source's binlogs could not be read to check that they still hold the \
+                 replica's next transaction"
+                    .into(),
+            ));
+        };
         let Some(&starts_after) = start.get(&domain) else {
             return Err(Unsafe::Unknown(format!(
                 "where the new source's binlogs begin in domain {domain} could not be read"
@@ -348,13 +421,53 @@ pub fn repoint(
     Ok(())
 }
 
-/// Whether `source` now has every transaction `replica` has applied (its binlogs hold them):
-/// the moment a re-point may happen.
+/// A switchover's precondition, decided before the fence: once `candidate` has applied
+/// everything `old` has (the catch-up wait), `old` and each of `others` (the replicas that move
+/// to the candidate) can follow it from their own positions, with no copy. `Ok` holds the
+/// candidate as it will be; `Err` the first one that could not follow, and why.
+pub fn takeover<'k>(
+    old: (&'k str, &Holdings),
+    candidate: &Holdings,
+    others: &[(&'k str, &Holdings)],
+) -> Result<Holdings, (&'k str, Unsafe)> {
+    let after = candidate.after_applying(old.1);
+    for (key, h) in std::iter::once(&old).chain(others) {
+        can_follow(h, &after, &[]).map_err(|u| (*key, u))?;
+    }
+    Ok(after)
+}
+
+impl Holdings {
+    /// Where its binlogs begin, for the plan: `"domain 19 after 383, domain 20 from its
+    /// start"`.
+    pub fn describe_serves(&self) -> String {
+        let Some(start) = &self.serves_after else {
+            return "its binlogs could not be read".into();
+        };
+        let parts: Vec<String> = self
+            .has
+            .domains()
+            .map(|d| match start.get(&d) {
+                Some(0) => format!("domain {d} from its start"),
+                Some(s) => format!("domain {d} after {s}"),
+                None => format!("domain {d} from an unknown point"),
+            })
+            .collect();
+        if parts.is_empty() {
+            "nothing yet".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Whether `source` now has every transaction `replica` has applied: the moment a re-point
+/// may happen.
 pub fn caught_up_with(
     replica: &ObservedGtids,
     source: &ObservedGtids,
 ) -> Result<bool, GtidParseError> {
-    Ok(replica.applied()?.not_in(&source.served()?).is_empty())
+    Ok(replica.applied()?.not_in(&source.applied()?).is_empty())
 }
 
 /// A replica's transactions that its source does not have: from a stream the source has
@@ -373,156 +486,4 @@ pub fn errant(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn obs(binlog: &str, current: &str, start: &[(u32, u64)]) -> ObservedGtids {
-        ObservedGtids {
-            binlog_state: binlog.into(),
-            current_pos: current.into(),
-            slave_pos: String::new(),
-            binlog_start: Some(start.iter().copied().collect()),
-        }
-    }
-
-    #[test]
-    fn an_empty_position_is_printed_as_such() {
-        assert_eq!(shown(""), "(empty: no transactions yet)");
-        assert_eq!(shown(" "), EMPTY_POSITION);
-        assert_eq!(shown("0-1-5,1-2-7"), "0-1-5,1-2-7");
-    }
-
-    #[test]
-    fn ranges_beyond_another_set() {
-        let old = GtidSet::parse("0-1-120,1-1-7").unwrap();
-        let new = GtidSet::parse("0-1-118,0-2-150,1-1-7").unwrap();
-        let r = beyond(&old, &new);
-        assert_eq!(describe_ranges(&r), "0-1-119..0-1-120 (2 transactions)");
-        assert!(beyond(&new, &GtidSet::parse("0-1-118,0-2-150,1-1-7").unwrap()).is_empty());
-        // A stream the other side never had starts after its last in the domain.
-        let r = beyond(
-            &GtidSet::parse("0-3-5").unwrap(),
-            &GtidSet::parse("0-1-4").unwrap(),
-        );
-        assert_eq!(describe_ranges(&r), "0-3-5 (1 transaction)");
-        let r = beyond(&GtidSet::parse("2-3-5").unwrap(), &GtidSet::default());
-        assert_eq!(r[0].count(), 1);
-    }
-
-    #[test]
-    fn parses_and_prints_gtid_lists() {
-        let s = GtidSet::parse(" 0-1-100, 14-3-7,0-2-5,").unwrap();
-        assert_eq!(s.to_string(), "0-1-100,0-2-5,14-3-7");
-        assert_eq!(GtidSet::parse("").unwrap(), GtidSet::default());
-        for bad in ["0-1", "a-1-2", "0-1-2-3", "0-1-x"] {
-            assert!(GtidSet::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(s.last_seq(0), Some(100));
-        assert!(s.covers(Gtid {
-            domain: 0,
-            server: 1,
-            seq: 99
-        }));
-        assert!(!s.covers(Gtid {
-            domain: 0,
-            server: 3,
-            seq: 1
-        }));
-    }
-
-    #[test]
-    fn a_sibling_with_the_same_history_is_a_safe_new_source() {
-        let sec2 = obs("0-1-250", "0-1-250", &[]);
-        let sec1 = obs("0-1-260", "0-1-260", &[(0, 100)]);
-        assert_eq!(repoint(&sec2, &sec1, &[]), Ok(()));
-    }
-
-    #[test]
-    fn lag_of_the_new_source_is_not_errant_when_upstream_has_it() {
-        let sec2 = obs("0-1-250", "0-1-250", &[]);
-        let sec1 = obs("0-1-240", "0-1-240", &[(0, 100)]);
-        // Behind on the same stream: not errant, but not caught up yet either.
-        assert_eq!(repoint(&sec2, &sec1, &[]), Ok(()));
-        assert_eq!(caught_up_with(&sec2, &sec1), Ok(false));
-        let later = obs("0-1-251", "0-1-251", &[(0, 100)]);
-        assert_eq!(caught_up_with(&sec2, &later), Ok(true));
-        // A stream only upstream has (the source has none of it yet) is reachable too.
-        let sec2 = obs("0-1-250,7-7-3", "0-1-250,7-7-3", &[]);
-        let primary = obs("0-1-255,7-7-3", "0-1-255", &[]);
-        assert!(matches!(repoint(&sec2, &sec1, &[]), Err(Unsafe::Errant(_))));
-        assert_eq!(repoint(&sec2, &sec1, &[&primary]), Ok(()));
-    }
-
-    #[test]
-    fn a_local_write_on_the_replica_is_errant_and_named() {
-        let sec2 = obs("0-1-250,14-3-1", "0-1-250,14-3-1", &[]);
-        let sec1 = obs("0-1-260", "0-1-260", &[]);
-        let e = repoint(&sec2, &sec1, &[]).unwrap_err();
-        assert_eq!(
-            e,
-            Unsafe::Errant(vec![Gtid {
-                domain: 14,
-                server: 3,
-                seq: 1
-            }])
-        );
-        assert_eq!(
-            e.describe("e-sec2", "e-sec1"),
-            "e-sec2 has a transaction that e-sec1 lacks: 14-3-1 (domain 14)"
-        );
-        // Also within the source's own domain, from another server id.
-        let sec2 = obs("0-1-250,0-3-251", "0-3-251", &[]);
-        let sec1 = obs("0-1-260", "0-1-260", &[(0, 100)]);
-        assert!(matches!(repoint(&sec2, &sec1, &[]), Err(Unsafe::Errant(g)) if g[0].server == 3));
-        assert_eq!(
-            errant(&sec2, &sec1).unwrap(),
-            vec![Gtid {
-                domain: 0,
-                server: 3,
-                seq: 251
-            }]
-        );
-    }
-
-    #[test]
-    fn binlogs_that_begin_after_the_replica_make_it_unsafe() {
-        let sec2 = obs("0-1-150", "0-1-150", &[]);
-        let sec1 = obs("0-1-260", "0-1-260", &[(0, 200)]);
-        let e = repoint(&sec2, &sec1, &[]).unwrap_err();
-        assert_eq!(
-            e,
-            Unsafe::Purged {
-                domain: 0,
-                at: 150,
-                starts_after: 200
-            }
-        );
-        let unread = ObservedGtids {
-            binlog_start: None,
-            ..sec1
-        };
-        assert!(matches!(
-            repoint(&sec2, &unread, &[]),
-            Err(Unsafe::Unknown(_))
-        ));
-    }
-
-    #[test]
-    fn lag_alone_is_never_errant() {
-        let replica = obs("0-1-90", "0-1-90", &[]);
-        let source = obs("0-1-100", "0-1-100", &[]);
-        assert_eq!(errant(&replica, &source).unwrap(), vec![]);
-        // Further along the source's own stream than the source (read after it): the source
-        // lost transactions the replica has.
-        let replica = obs("0-1-133", "0-1-133", &[]);
-        let source = obs("0-1-132", "0-1-132", &[]);
-        assert_eq!(
-            errant(&replica, &source).unwrap(),
-            vec![Gtid {
-                domain: 0,
-                server: 1,
-                seq: 133
-            }]
-        );
-    }
-}
+mod tests;

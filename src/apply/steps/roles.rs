@@ -61,6 +61,10 @@ pub(super) async fn switchover(
         bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
     }
 
+    // 1b. Checked again here, before the point of no return: once the candidate has caught
+    // up, the old primary and the siblings that move to it can follow it by GTID.
+    followers_can_follow(steps, &state, &mut oldc, &mut newc, old, new).await?;
+
     // 2-4, rolled back on failure.
     p.status(&format!("fencing service.{old}"));
     let fenced_at = std::time::Instant::now();
@@ -94,8 +98,10 @@ pub(super) async fn switchover(
     let own = oldc.observed_gtids().await?;
     let theirs = newc.observed_gtids().await?;
     if let Err(u) = gtid::repoint(&own, &theirs, &[]) {
+        // Checked before the fence, so only something unforeseeable gets here: the old
+        // primary stays fenced, and the next plan re-points it by GTID (never a copy unasked).
         bail!(
-            "service.{new} is the primary now, but service.{old} cannot follow it from its own position: {}; it stays fenced (read-only). Plan again to re-seed it",
+            "service.{new} is the primary now, but service.{old} cannot follow it from its own position yet: {}; it stays fenced (read-only). Plan again to finish the re-point",
             u.describe(&format!("service.{old}"), &format!("service.{new}"))
         );
     }
@@ -153,6 +159,45 @@ pub(super) async fn switchover(
         gap.as_secs_f64(),
         crate::gtid::shown(&final_pos)
     ))
+}
+
+/// The switchover's precondition read afresh (see [`gtid::takeover`]): fails, with nothing
+/// changed, when the old primary or a sibling that moves to the candidate could not follow
+/// it from its own position.
+async fn followers_can_follow(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    oldc: &mut SqlConn,
+    newc: &mut SqlConn,
+    old: &str,
+    new: &str,
+) -> Result<()> {
+    let parse = |k: &str, g: gtid::ObservedGtids| {
+        g.holdings()
+            .with_context(|| format!("the GTIDs of service.{k}"))
+    };
+    let mut others = Vec::new();
+    let siblings: Vec<String> =
+        crate::plan::diff::roles::siblings(&steps.topology, state, old, new)
+            .cloned()
+            .collect();
+    // Replicas before their source, as refresh reads them: lag never looks errant.
+    for k in &siblings {
+        let mut c = steps.sql(state, k).await?;
+        let g = c.observed_gtids().await?;
+        let _ = c.disconnect().await;
+        others.push((k.as_str(), parse(k, g)?));
+    }
+    let h_new = parse(new, newc.observed_gtids().await?)?;
+    let h_old = parse(old, oldc.observed_gtids().await?)?;
+    let refs: Vec<(&str, &gtid::Holdings)> = others.iter().map(|(k, h)| (*k, h)).collect();
+    if let Err((k, u)) = gtid::takeover((old, &h_old), &h_new, &refs) {
+        bail!(
+            "switchover refused before the fence, nothing was changed: once service.{new} has caught up, service.{k} could not follow it from its own position: {}",
+            u.describe(&format!("service.{k}"), &format!("service.{new}"))
+        );
+    }
+    Ok(())
 }
 
 /// The failover step (planned only with `--allow-data-loss`): the old primary is lost, so

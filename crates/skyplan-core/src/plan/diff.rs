@@ -16,7 +16,7 @@ use crate::topology::{Service, ServiceSpec, Topology};
 
 mod links;
 mod power;
-mod roles;
+pub mod roles;
 
 /// An action before ids and dependencies are assigned.
 #[derive(Debug, Clone)]

@@ -103,6 +103,13 @@ pub enum PlanError {
     CannotFence { key: String },
     #[error("service.{new} cannot be made the primary now: {why}. Repair its replication first (skyplan plan shows how), then switch over")]
     CandidateUnhealthy { new: String, why: String },
+    #[error("switchover of service.{old} to service.{new} refused, nothing was changed: once service.{new} has caught up, service.{follower} could not follow it from its own position ({why}), so the switchover could not finish without a copy. Re-seed service.{follower} first (`skyplan apply --replace service.{follower}`), or choose another candidate")]
+    SwitchoverNeedsCopy {
+        old: String,
+        new: String,
+        follower: String,
+        why: String,
+    },
     #[error("service.{replica} has seed = \"none\", so it can only replicate from its own position, and that is not safe from service.{from}: {why}. Use seed = \"new-backup\" to re-seed it (wipes it), or fix the cause")]
     OwnPositionUnsafe {
         replica: String,

@@ -24,6 +24,9 @@ struct Ctx<'a> {
     fates: &'a BTreeMap<&'a str, Fate>,
     /// `--replace` addresses.
     replace: &'a [String],
+    /// Services this plan re-seeds (found by a first pass, sources before their replicas):
+    /// nothing re-points onto one by its GTIDs of now, which the copy replaces.
+    reseeded: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -91,13 +94,15 @@ pub(super) fn plan_links(
     replace: &[String],
     out: &mut DiffOutput,
 ) -> Result<(), PlanError> {
-    let cx = Ctx {
+    let mut cx = Ctx {
         topology,
         state,
         observed,
         fates,
         replace,
+        reseeded: BTreeSet::new(),
     };
+    cx.reseeded = reseeded_services(&cx, switches);
     let mut seeds = Seeds::new();
     let mut errors = Vec::new();
     for sw in switches {
@@ -154,6 +159,60 @@ pub(super) fn plan_links(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Which replicas this plan re-seeds: [`plan_link`] on each in the order of the chains
+/// (sources first), each told of the re-seeds above it, its actions set aside. A replica whose
+/// source is re-seeded cannot count on that source's GTIDs of now, so the re-seed cascades.
+fn reseeded_services(cx: &Ctx, switches: &[super::roles::Switch]) -> BTreeSet<String> {
+    let depth = |key: &str| {
+        let mut d = 0usize;
+        let mut at = key;
+        while let Some(r) = cx
+            .topology
+            .services
+            .get(at)
+            .and_then(|s| s.replication.as_ref())
+        {
+            d += 1;
+            at = &r.from;
+            if d > cx.topology.services.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut order: Vec<(&String, &Replication)> = cx
+        .topology
+        .services
+        .iter()
+        .filter(|(k, _)| !switches.iter().any(|sw| &sw.old == *k))
+        .filter_map(|(k, s)| s.replication.as_ref().map(|r| (k, r)))
+        .collect();
+    order.sort_by_key(|(k, _)| depth(k));
+    let mut scratch = Ctx {
+        topology: cx.topology,
+        state: cx.state,
+        observed: cx.observed,
+        fates: cx.fates,
+        replace: cx.replace,
+        reseeded: BTreeSet::new(),
+    };
+    for (r, repl) in order {
+        let mut seeds = Seeds::new();
+        plan_link(
+            &scratch,
+            r,
+            repl,
+            &mut seeds,
+            &mut Vec::new(),
+            &mut DiffOutput::default(),
+        );
+        if seeds.values().flatten().any(|x| x == r) {
+            scratch.reseeded.insert(r.clone());
+        }
+    }
+    scratch.reseeded
 }
 
 /// Whether `r` can replicate from `src` starting at its own GTID position (see
@@ -338,7 +397,16 @@ fn plan_link(
         && (repointed
             || returning
             || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
-        .then(|| check_own_position(cx, r, src));
+        .then(|| {
+            if cx.reseeded.contains(src) {
+                return Err(format!(
+                    "{} is re-seeded by this plan, so what it will have after the copy is not \
+                     known now",
+                    cx.name_of(src)
+                ));
+            }
+            check_own_position(cx, r, src)
+        });
     let repoint_ok = matches!(own_position, Some(Ok(())));
     if let Some(Err(why)) = &own_position {
         if repl.seed.uses_backup() {

@@ -32,6 +32,19 @@ pub(super) struct Switch {
     pub(super) new: String,
     /// Set for a failover: `old` is lost.
     pub(super) lost: Option<Lost>,
+    /// A switchover's GTID check (`None`: refresh was skipped, so only apply checks it,
+    /// before the fence).
+    pub(super) checked: Option<Checked>,
+}
+
+/// What a switchover's GTID check found, for the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Checked {
+    /// What the candidate will have once caught up, and where its binlogs begin.
+    has: String,
+    serves: String,
+    /// (key, its GTIDs) of the old primary and each sibling that moves to the candidate.
+    followers: Vec<(String, String)>,
 }
 
 /// Why a failover's old primary is lost, and what promoting the candidate loses.
@@ -121,6 +134,7 @@ fn switchovers(
                     old: old.clone(),
                     new: new.clone(),
                     lost: Some(lost),
+                    checked: None,
                 }),
                 Ok(lost) => errors.push(PlanError::Failover {
                     old: old.clone(),
@@ -170,10 +184,18 @@ fn switchovers(
                 continue;
             }
         }
+        let checked = match followers_check(topology, state, observed, old, new) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         found.push(Switch {
             old: old.clone(),
             new: new.clone(),
             lost: None,
+            checked,
         });
     }
     // One lost primary, one successor: two would be two writers.
@@ -214,6 +236,85 @@ fn switchovers(
     } else {
         Err(errors)
     }
+}
+
+/// The replicas of `old` that the topology moves to `new` (a switchover's siblings).
+pub fn siblings<'a>(
+    topology: &'a Topology,
+    state: &'a State,
+    old: &'a str,
+    new: &'a str,
+) -> impl Iterator<Item = &'a String> + 'a {
+    state
+        .resources
+        .replications
+        .iter()
+        .filter(move |(k, l)| {
+            l.source == old
+                && k.as_str() != new
+                && topology
+                    .services
+                    .get(k.as_str())
+                    .and_then(|s| s.replication.as_ref())
+                    .is_some_and(|r| r.from == new)
+        })
+        .map(|(k, _)| k)
+}
+
+/// Before anything is fenced: once `new` has caught up with `old`, can `old` and the siblings
+/// follow it from their own positions ([`gtid::takeover`])? The text says what was checked,
+/// with the GTIDs it used.
+fn followers_check(
+    topology: &Topology,
+    state: &State,
+    observed: &Observed,
+    old: &str,
+    new: &str,
+) -> Result<Option<Checked>, PlanError> {
+    if !observed.refreshed {
+        return Ok(None);
+    }
+    let refuse = |follower: &str, why: String| PlanError::SwitchoverNeedsCopy {
+        old: old.to_string(),
+        new: new.to_string(),
+        follower: follower.to_string(),
+        why,
+    };
+    let holdings = |key: &str| {
+        observed
+            .gtids
+            .get(key)
+            .ok_or_else(|| format!("the GTIDs of service.{key} could not be read"))
+            .and_then(|g| g.holdings().map_err(|e| e.to_string()))
+    };
+    let h_old = holdings(old).map_err(|why| refuse(old, why))?;
+    let h_new = holdings(new).map_err(|why| refuse(old, why))?;
+    let mut others = Vec::new();
+    for k in siblings(topology, state, old, new) {
+        others.push((k.as_str(), holdings(k).map_err(|why| refuse(k, why))?));
+    }
+    let refs: Vec<(&str, &gtid::Holdings)> = others.iter().map(|(k, h)| (*k, h)).collect();
+    let after = gtid::takeover((old, &h_old), &h_new, &refs).map_err(|(k, u)| {
+        refuse(
+            k,
+            u.describe(&format!("service.{k}"), &format!("service.{new}")),
+        )
+    })?;
+    let mut followers = vec![(old.to_string(), shown_set(&h_old.has))];
+    followers.extend(
+        others
+            .iter()
+            .map(|(k, h)| (k.to_string(), shown_set(&h.has))),
+    );
+    Ok(Some(Checked {
+        has: shown_set(&after.has),
+        serves: after.describe_serves(),
+        followers,
+    }))
+}
+
+fn shown_set(s: &GtidSet) -> String {
+    crate::gtid::shown(&s.to_string()).to_string()
 }
 
 /// A failover of lost `old` to `new`: whether it can be done, and what it loses.
@@ -446,6 +547,28 @@ pub(super) fn action(
             "rollback: if a step fails before {new} is open, {old} is unfenced and nothing else changes"
         ),
     ];
+    let mut steps = steps;
+    steps.insert(
+        1,
+        match &sw.checked {
+            Some(c) => format!(
+                "check by GTID: once caught up, {new} has {} and its binlogs hold {}, so {} can \
+                 follow it from their own positions (nothing errant, nothing purged); checked \
+                 again before the fence",
+                c.has,
+                c.serves,
+                c.followers
+                    .iter()
+                    .map(|(k, at)| format!("{} (at {at})", name_of(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!(
+                "check by GTID, before the fence, that {old} and the replicas moving to {new} \
+                 can follow it from their own positions (not read now: refresh was skipped)"
+            ),
+        },
+    );
     Planned {
         kind: ActionKind::Switchover {
             old: sw.old.clone(),
