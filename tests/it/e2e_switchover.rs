@@ -225,3 +225,57 @@ async fn a_lost_primary_breaks_neither_plan_nor_destroy_and_a_failover_is_refuse
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(cloud.api().list_services().await.unwrap().is_empty());
 }
+
+/// Issue 22's acceptance: switch over and back five times under the writer, with more than a
+/// thousand transactions between switches (far past any bounded read of the binlogs) and a
+/// `--replace` of the replica in the middle (after it, the re-seeded service's history lives in
+/// its `gtid_slave_pos`, not its binlogs). Every apply exits 0; the replace is the only copy;
+/// nothing acknowledged is lost; `verify` exits 0. Before the GTID model counted what a server
+/// has (not only its binlog state) and read where binlogs begin from their `Gtid_list`, the
+/// first switch back failed ("where the new source's binlogs begin in domain N could not be
+/// read") and the switch after a re-seed failed ("has a transaction that X lacks").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pair_switches_over_and_back_five_times_under_load_with_a_reseed_between() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let switched = pair_switched(&guide);
+    let mut all = Vec::new();
+    for round in 0..5 {
+        all.extend(app::bulk(&cloud, "primary", 1_200).await);
+        switch(&mut cloud, &switched, "primary", "secondary", &keys, &mut all).await;
+        all.extend(app::bulk(&cloud, "secondary", 1_200).await);
+        if round == 2 {
+            // Re-seed the replica (the old primary) under the writer: the one copy asked for.
+            let before = [
+                restores(&cloud, &["secondary"]).await,
+                restores(&cloud, &["primary"]).await,
+            ];
+            let writer = AppWriter::start(&cloud, &["secondary", "primary"]).await;
+            let r = cloud.skyplan(&[
+                "apply",
+                "global-replication.toml",
+                "--replace",
+                "service.primary",
+                "--auto-approve",
+            ]);
+            assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+            let acks = writer.stop().await;
+            all.extend(acks.acked.iter().map(|a| a.0));
+            let after = [
+                restores(&cloud, &["secondary"]).await,
+                restores(&cloud, &["primary"]).await,
+            ];
+            assert_eq!(after[1], before[1] + 1, "one restore, of service.primary");
+            assert_eq!(after[0], before[0], "and none of service.secondary");
+            assert_nothing_lost(&cloud, &keys, &all).await;
+        }
+        switch(&mut cloud, &guide, "secondary", "primary", &keys, &mut all).await;
+    }
+    let r = cloud.skyplan(&["verify", "global-replication.toml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}

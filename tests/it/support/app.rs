@@ -259,3 +259,34 @@ pub(crate) async fn assert_nothing_lost(cloud: &Cloud, keys: &[&str], want: &[u6
         }
     }
 }
+
+/// Write `rows` acknowledged rows to `key` (the primary) as fast as one application
+/// connection can, each its own transaction of one row per table, numbered on from the
+/// highest there; returns their numbers. One round trip per transaction, so thousands take
+/// seconds: enough binlog events to pass any bounded scan.
+pub(crate) async fn bulk(cloud: &Cloud, key: &str, rows: u64) -> Vec<u64> {
+    let state = cloud.state().unwrap();
+    let r = &state.resources.services[key];
+    let ca = cloud.info().ca_cert;
+    let mut c = connect(r.fqdn.as_deref().unwrap(), r.port.unwrap(), &ca)
+        .await
+        .unwrap_or_else(|| panic!("service.{key} does not answer the application"));
+    let last: Option<u64> = c
+        .query_first("SELECT MAX(seq) FROM app.acks")
+        .await
+        .unwrap()
+        .flatten();
+    let first = last.unwrap_or(0) + 1;
+    let seqs: Vec<u64> = (first..first + rows).collect();
+    for seq in &seqs {
+        c.query_drop(format!(
+            "START TRANSACTION; \
+             INSERT INTO app.acks (seq, server) VALUES ({seq}, @@server_id); \
+             INSERT INTO app.acks_nopk (seq, server) VALUES ({seq}, @@server_id); \
+             COMMIT"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("bulk write {seq} on service.{key}: {e}"));
+    }
+    seqs
+}
