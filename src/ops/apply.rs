@@ -106,8 +106,8 @@ async fn execute_locked(
         }
         observed
     };
-    let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags);
-    let derived = ops::plan_from(ws, &state, &observed, destroy, flags)?;
+    let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags).clone();
+    let derived = ops::plan_from(ws, &state, &observed, destroy, &flags)?;
     // The steps use what refresh saw of the endpoints too (the plan was made with it).
     if derived
         .drift
@@ -184,6 +184,13 @@ async fn execute_locked(
     // apply changes something: a no-op apply leaves the state alone).
     handle.persist_if_new().await?;
     handle.update(|s| observed.record_last_seen(s)).await?;
+    // A --replace survives an interrupted run: the next plan carries it out.
+    if !opts.destroy && !flags.replace.is_empty() {
+        let at = crate::state::backend::now_rfc3339();
+        handle
+            .update(|s| crate::plan::record_replaces(s, &flags.replace, &at))
+            .await?;
+    }
     let report = executor.run(&plan.actions, steps).await;
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();

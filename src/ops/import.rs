@@ -91,6 +91,8 @@ pub async fn import(
                 status: Some(real.status.clone()),
                 credentials_from: None,
                 failed_over_to: None,
+                role_change: None,
+                replace_requested: None,
                 last_seen: None,
                 in_flight: None,
             },

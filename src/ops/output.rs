@@ -223,6 +223,8 @@ mod tests {
                     credentials_from: svc.replication.as_ref().map(|r| r.from.clone()),
                     in_flight: None,
                     failed_over_to: None,
+                    role_change: None,
+                    replace_requested: None,
                     last_seen: None,
                 },
             );

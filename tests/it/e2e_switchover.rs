@@ -247,7 +247,15 @@ async fn a_pair_switches_over_and_back_five_times_under_load_with_a_reseed_betwe
     let mut all = Vec::new();
     for round in 0..5 {
         all.extend(app::bulk(&cloud, "primary", 1_200).await);
-        switch(&mut cloud, &switched, "primary", "secondary", &keys, &mut all).await;
+        switch(
+            &mut cloud,
+            &switched,
+            "primary",
+            "secondary",
+            &keys,
+            &mut all,
+        )
+        .await;
         all.extend(app::bulk(&cloud, "secondary", 1_200).await);
         if round == 2 {
             // Re-seed the replica (the old primary) under the writer: the one copy asked for.
@@ -277,5 +285,122 @@ async fn a_pair_switches_over_and_back_five_times_under_load_with_a_reseed_betwe
         switch(&mut cloud, &guide, "secondary", "primary", &keys, &mut all).await;
     }
     let r = cloud.skyplan(&["verify", "global-replication.toml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Issue 22: kill -9 during the switchover's catch-up wait (the candidate's applier held by a
+/// read lock, so the wait is certain to be under way), with the writer running. The old
+/// primary is fenced and the candidate not open: a drift job exits 2 naming "no writable
+/// primary"; the next apply finishes the switchover by GTID: one writable service, no copy,
+/// nothing lost. Before the state recorded the switchover, that apply refused ("its
+/// replication is not running") and both services stayed read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_killed_during_the_catch_up_wait_is_finished_by_the_next_apply() {
+    use crate::reliability_support::Running;
+    use mysql_async::prelude::Queryable;
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let mut all = app::bulk(&cloud, "primary", 1_000).await;
+    let restores_before = restores(&cloud, &keys).await;
+    let writer = AppWriter::start(&cloud, &["primary", "secondary"]).await;
+    // The candidate applies nothing while this lock is held.
+    let mut lock = cloud.sql("secondary").await;
+    lock.query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .unwrap();
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let mut run = Running::spawn(
+        &cloud,
+        &["apply", "global-replication.toml", "--auto-approve"],
+    );
+    run.wait_for_stderr(
+        "waiting for service.secondary to apply",
+        Duration::from_secs(90),
+    )
+    .await;
+    run.kill_9().await;
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(lock);
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("no writable primary") && r.stdout.contains("switchover.secondary"),
+        "{}",
+        r.stdout
+    );
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = writer.stop().await;
+    assert!(!acks.interleaved(), "two writers");
+    assert!(
+        read_only(&cloud, "primary").await,
+        "the old primary stays fenced"
+    );
+    assert!(
+        !read_only(&cloud, "secondary").await,
+        "the new primary is open"
+    );
+    let state = cloud.state().unwrap();
+    assert_eq!(state.resources.replications["primary"].source, "secondary");
+    assert!(state.resources.services["secondary"].role_change.is_none());
+    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
+    all.extend(acks.acked.iter().map(|a| a.0));
+    assert_nothing_lost(&cloud, &keys, &all).await;
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Killed after the opening, while the old primary is being re-pointed: the next apply
+/// re-points it by GTID (before the state recorded the switchover it re-seeded it: a wipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_copy() {
+    use crate::reliability_support::Running;
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let mut all = app::bulk(&cloud, "primary", 1_000).await;
+    let restores_before = restores(&cloud, &keys).await;
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let mut run = Running::spawn(
+        &cloud,
+        &["apply", "global-replication.toml", "--auto-approve"],
+    );
+    run.wait_for_stderr(
+        "re-pointing service.primary at service.secondary",
+        Duration::from_secs(90),
+    )
+    .await;
+    run.kill_9().await;
+    let state = cloud.state().unwrap();
+    let interrupted = state.resources.services["secondary"].role_change.is_some();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    if interrupted {
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("replication.primary")
+                && r.stdout.contains("switchover interrupted")
+                && !r.stdout.contains("restore"),
+            "{}",
+            r.stdout
+        );
+    }
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(read_only(&cloud, "primary").await);
+    assert!(!read_only(&cloud, "secondary").await);
+    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
+    all.extend(app::bulk(&cloud, "secondary", 500).await);
+    assert_nothing_lost(&cloud, &keys, &all).await;
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

@@ -223,3 +223,125 @@ fn a_switchover_a_sibling_could_not_follow_is_refused_before_anything_is_fenced(
     );
     assert_eq!(p.summary.wipes_data, 0, "{text}");
 }
+
+/// Issue 22, resumable role changes: an apply killed during the catch-up wait leaves the old
+/// primary fenced, the candidate not open (its replication maybe stopped) and the switchover
+/// recorded on the candidate. The next plan resumes the switchover (the stopped replication
+/// is no reason to refuse it: the interrupted run stopped it), a drift job sees "no writable
+/// primary", and nothing is copied.
+#[test]
+fn a_switchover_killed_before_the_opening_is_resumed_and_named_as_no_writable_primary() {
+    use skyplan::plan::DriftKind;
+    use skyplan::state::{RoleChange, RoleChangeStep};
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Fencing,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = observed(&s);
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), true);
+    let r = o.replication.get_mut("secondary").unwrap();
+    r.io_running = false;
+    r.sql_running = false;
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.action("switchover.secondary").is_some(), "{text}");
+    let d = p
+        .drift
+        .iter()
+        .find(|d| d.kind == DriftKind::RoleChangeInterrupted)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(d.detail.contains("no writable primary"), "{}", d.detail);
+    assert!(p.summary.drift > 0 && p.summary.wipes_data == 0, "{text}");
+    // Without the record the same observation is a candidate that does not replicate.
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = None;
+    let e = plan_of(&switched_pair(), &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::CandidateUnhealthy { .. }), "{e}");
+}
+
+/// Killed after the opening: the candidate is the primary and its link is forgotten, the old
+/// primary fenced and following nobody. The next plan re-points the old primary by GTID (never
+/// a re-seed, which is what it planned before the state recorded the switchover).
+#[test]
+fn a_switchover_killed_after_the_opening_resumes_as_a_repoint_never_a_reseed() {
+    use skyplan::state::{RoleChange, RoleChangeStep};
+    let mut s = applied(&example("global-replication.toml"));
+    // What the interrupted run recorded at the opening.
+    s.resources.replications.remove("secondary");
+    s.resources.backups.remove("secondary");
+    s.resources.restores.remove("secondary");
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Opened,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = observed(&s);
+    o.replication.remove("secondary");
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), false);
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let wire = p
+        .action("replication.primary")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        matches!(
+            wire.kind,
+            ActionKind::Replicate {
+                mode: WireMode::Repoint,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+    assert!(
+        p.actions.iter().all(|a| !matches!(
+            a.kind,
+            ActionKind::Backup { .. } | ActionKind::Restore { .. }
+        )),
+        "{text}"
+    );
+    // Writable again (a restart): fenced before it follows.
+    o.read_only.insert("primary".into(), false);
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let fence = p.action("role.primary").unwrap_or_else(|| panic!("{text}"));
+    let wire = p.action("replication.primary").unwrap();
+    assert!(wire.depends_on.contains(&fence.id), "{text}");
+}
+
+/// `--replace` survives an interrupted apply: the state records it, and the next plan carries
+/// it out (with a warning saying so) although the command line no longer names it.
+#[test]
+fn a_recorded_replace_is_carried_out_by_the_next_plan() {
+    let mut s = applied(&example("global-replication.toml"));
+    let p = plan_of(&example("global-replication.toml"), &s, &observed(&s)).unwrap();
+    assert!(p.actions.is_empty(), "{}", render::render(&p, false));
+    skyplan::plan::record_replaces(
+        &mut s,
+        &["service.secondary".to_string()],
+        "2026-12-07T05:00:00Z",
+    );
+    let p = plan_of(&example("global-replication.toml"), &s, &observed(&s)).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.action("restore.secondary").is_some(), "{text}");
+    assert!(
+        text.contains("the --replace of an apply started at 2026-12-07T05:00:00Z"),
+        "{text}"
+    );
+}

@@ -242,6 +242,8 @@ fn an_api_key_echoed_back_by_a_failing_api_is_never_printed() {
             status: Some("ready".into()),
             credentials_from: None,
             failed_over_to: None,
+            role_change: None,
+            replace_requested: None,
             last_seen: None,
             in_flight: None,
         },

@@ -38,6 +38,8 @@ fn applied_state() -> State {
             status: Some("ready".into()),
             credentials_from: None,
             failed_over_to: None,
+            role_change: None,
+            replace_requested: None,
             last_seen: None,
             in_flight: None,
         },

@@ -77,6 +77,8 @@ pub fn applied_state(topology: &Topology) -> State {
                 status: Some(skyplan_api::types::ServiceStatus::Ready),
                 credentials_from: None,
                 failed_over_to: None,
+                role_change: None,
+                replace_requested: None,
                 last_seen: None,
                 in_flight: None,
             },

@@ -43,6 +43,8 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
                     status: Some(skyplan_api::types::ServiceStatus::Ready),
                     credentials_from: None,
                     failed_over_to: None,
+                    role_change: None,
+                    replace_requested: None,
                     last_seen: None,
                     in_flight: None,
                 },

@@ -284,6 +284,12 @@ pub(super) async fn replicate(
             if let Some(r) = s.resources.services.get_mut(replica) {
                 r.failed_over_to = None;
             }
+            // The old primary of an interrupted switchover follows the new one: it is done.
+            for r in s.resources.services.values_mut() {
+                if r.role_change.as_ref().is_some_and(|c| c.from == replica) {
+                    r.role_change = None;
+                }
+            }
         })
         .await?;
     Ok(format!(

@@ -25,7 +25,7 @@ use crate::plan::start::start_position;
 use crate::plan::WireMode;
 use crate::sql::gtids::Applied;
 use crate::sql::SqlConn;
-use crate::state::ReplicationRecord;
+use crate::state::{ReplicationRecord, RoleChange, RoleChangeStep};
 
 pub(super) async fn switchover(
     steps: &RealSteps,
@@ -44,26 +44,44 @@ pub(super) async fn switchover(
     let (Some(host), Some(port)) = (rec.fqdn.clone(), rec.port) else {
         bail!("service.{new} has no endpoint");
     };
+    // An earlier apply started this switchover and did not finish it.
+    let resumed = rec
+        .role_change
+        .as_ref()
+        .filter(|c| c.from == old)
+        .map(|c| c.step);
     let mut newc = steps.sql(&state, new).await?;
     let mut oldc = steps.sql(&state, old).await?;
 
-    // 1. The candidate is fit to take over.
-    let st = newc.replication_status().await?;
-    let lag = st.seconds_behind_master.unwrap_or(0);
-    if !(st.io_running && st.sql_running) {
-        bail!(
-            "service.{new} is not replicating (IO {}, SQL {}); nothing was changed",
-            st.io_running,
-            st.sql_running
-        );
+    // (A run that got past the opening left the candidate open and its link forgotten: the
+    // plan resumes that as the old primary's re-point, not as a switchover.)
+    // 1. The candidate is fit to take over (when resuming, its replication may have been
+    //    stopped or reset by the interrupted run, after it caught up).
+    if resumed.is_none() {
+        let st = newc.replication_status().await?;
+        let lag = st.seconds_behind_master.unwrap_or(0);
+        if !(st.io_running && st.sql_running) {
+            bail!(
+                "service.{new} is not replicating (IO {}, SQL {}); nothing was changed",
+                st.io_running,
+                st.sql_running
+            );
+        }
+        if lag > max_lag_seconds {
+            bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
+        }
+    } else {
+        p.status(&format!(
+            "resuming the interrupted switchover of service.{old} to service.{new}"
+        ));
     }
-    if lag > max_lag_seconds {
-        bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
-    }
-
-    // 1b. Checked again here, before the point of no return: once the candidate has caught
-    // up, the old primary and the siblings that move to it can follow it by GTID.
+    // 1b. Checked again here, before the point of no return: once the candidate has
+    // caught up, the old primary and the siblings that move to it can follow it by GTID.
     followers_can_follow(steps, &state, &mut oldc, &mut newc, old, new).await?;
+    // The intent, before the first effect: a run killed from here on is resumed.
+    if resumed.is_none() {
+        set_role_change(steps, new, Some((old, RoleChangeStep::Fencing))).await?;
+    }
 
     // 2-4, rolled back on failure.
     p.status(&format!("fencing service.{old}"));
@@ -73,14 +91,21 @@ pub(super) async fn switchover(
         Ok(v) => v,
         Err((e, stopped)) => {
             let mut undone = Vec::new();
+            let mut replicates = !stopped;
             if stopped && newc.start_replication().await.is_ok() {
                 undone.push(format!("service.{new} replicates again"));
+                replicates = true;
             }
-            match oldc.set_read_only(false).await {
+            let unfenced = oldc.set_read_only(false).await;
+            match &unfenced {
                 Ok(()) => undone.push(format!("service.{old} is unfenced")),
                 Err(u) => undone.push(format!(
                     "UNFENCING service.{old} FAILED ({u}): it is still read-only"
                 )),
+            }
+            // Rolled back in full: nothing is left to resume.
+            if unfenced.is_ok() && replicates {
+                set_role_change(steps, new, None).await?;
             }
             return Err(e.context(format!(
                 "switchover rolled back before service.{new} was opened: {}",
@@ -89,9 +114,22 @@ pub(super) async fn switchover(
         }
     };
     let gap = fenced_at.elapsed();
+    // Past the point of no return: recorded at once, with the candidate's link forgotten.
     let old_user = steps
         .state
-        .update(|s| forget_as_replica(&mut s.resources, new))
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(new) {
+                r.role_change = Some(RoleChange {
+                    from: old.to_string(),
+                    step: RoleChangeStep::Opened,
+                    started_at: r
+                        .role_change
+                        .as_ref()
+                        .map_or_else(super::now_rfc3339, |c| c.started_at.clone()),
+                });
+            }
+            forget_as_replica(&mut s.resources, new)
+        })
         .await?;
 
     // 5. The old primary follows the new one from its own position.
@@ -123,6 +161,9 @@ pub(super) async fn switchover(
     steps
         .state
         .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(new) {
+                r.role_change = None;
+            }
             s.resources.replications.insert(
                 old.to_string(),
                 ReplicationRecord {
@@ -155,10 +196,32 @@ pub(super) async fn switchover(
     let _ = oldc.disconnect().await;
     let _ = newc.disconnect().await;
     Ok(format!(
-        "service.{new} is the primary (open {:.1}s after the fence, at {}); service.{old} follows it from its own position, no data copied; {ended} client session(s) ended",
+        "service.{new} is the primary (open {:.1}s after the fence, at {}); service.{old} follows it from its own position, no data copied; {ended} client session(s) ended{}",
         gap.as_secs_f64(),
-        crate::gtid::shown(&final_pos)
+        crate::gtid::shown(&final_pos),
+        if resumed.is_some() { " (resumed)" } else { "" }
     ))
+}
+
+/// Record (or clear) the switchover to `new` in progress, on its state record.
+async fn set_role_change(
+    steps: &RealSteps,
+    new: &str,
+    change: Option<(&str, RoleChangeStep)>,
+) -> Result<()> {
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(new) {
+                r.role_change = change.map(|(from, step)| RoleChange {
+                    from: from.to_string(),
+                    step,
+                    started_at: super::now_rfc3339(),
+                });
+            }
+        })
+        .await?;
+    Ok(())
 }
 
 /// The switchover's precondition read afresh (see [`gtid::takeover`]): fails, with nothing
@@ -352,7 +415,27 @@ async fn fence_and_promote(
         .map_err(|x| e(x.into()))?
         .binlog_pos
         .unwrap_or_default();
-    if !final_pos.is_empty() {
+    // Resuming a run that stopped here: the candidate's replication may be stopped (start it
+    // again to catch up) or already reset (it had caught up before the reset).
+    let st = newc.replication_status().await.map_err(|x| e(x.into()))?;
+    if st.configured && !(st.io_running && st.sql_running) {
+        newc.start_replication().await.map_err(|x| e(x.into()))?;
+    }
+    if !st.configured {
+        // Reset by the interrupted run after it caught up: it must still hold everything the
+        // (fenced) old primary has, or opening it would lose those writes.
+        let (mine, theirs) = (newc.observed_gtids().await, oldc.observed_gtids().await);
+        let (mine, theirs) = (
+            mine.map_err(|x| e(x.into()))?,
+            theirs.map_err(|x| e(x.into()))?,
+        );
+        if !gtid::caught_up_with(&theirs, &mine).map_err(|x| e(x.into()))? {
+            return Err(e(anyhow!(
+                "service.{new} no longer replicates and lacks transactions of service.{old}; it is not opened"
+            )));
+        }
+    }
+    if !final_pos.is_empty() && st.configured {
         p.status(&format!("waiting for service.{new} to apply {final_pos}"));
         let applied = newc
             .wait_applied(&final_pos, steps.opts.healthy_timeout)
@@ -366,12 +449,14 @@ async fn fence_and_promote(
         }
     }
     let stopped = |x: anyhow::Error| (x, true);
-    newc.stop_replication()
-        .await
-        .map_err(|x| stopped(x.into()))?;
-    newc.reset_replication()
-        .await
-        .map_err(|x| stopped(x.into()))?;
+    if st.configured {
+        newc.stop_replication()
+            .await
+            .map_err(|x| stopped(x.into()))?;
+        newc.reset_replication()
+            .await
+            .map_err(|x| stopped(x.into()))?;
+    }
     p.status(&format!("opening service.{new} for writes"));
     newc.set_read_only(false)
         .await

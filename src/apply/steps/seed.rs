@@ -431,6 +431,8 @@ pub(super) async fn restore(
             if let Some(svc) = s.resources.services.get_mut(replica) {
                 svc.credentials_from = Some(source.to_string());
                 svc.status = Some(ServiceStatus::Ready);
+                // A --replace re-seed is done once the copy is in.
+                svc.replace_requested = None;
             }
         })
         .await?;

@@ -82,6 +82,8 @@ fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceRes
             credentials_from,
             in_flight: None,
             failed_over_to: same.and_then(|p| p.failed_over_to.clone()),
+            role_change: same.and_then(|p| p.role_change.clone()),
+            replace_requested: same.and_then(|p| p.replace_requested.clone()),
             last_seen: same.and_then(|p| p.last_seen.clone()),
         },
     );
@@ -259,6 +261,8 @@ pub(super) async fn create(
                     status: Some(ServiceStatus::PendingCreate),
                     credentials_from: None,
                     failed_over_to: None,
+                    role_change: None,
+                    replace_requested: None,
                     last_seen: None,
                     in_flight: Some(in_flight(Operation::Create)),
                 },

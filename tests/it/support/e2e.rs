@@ -162,6 +162,8 @@ impl Cloud {
                 status: None,
                 credentials_from: None,
                 failed_over_to: None,
+                role_change: None,
+                replace_requested: None,
                 last_seen: None,
                 in_flight: None,
             },

@@ -53,6 +53,8 @@ pub(crate) fn applied(t: &Topology) -> State {
                 status: Some("ready".into()),
                 credentials_from: svc.replication.as_ref().map(|x| x.from.clone()),
                 failed_over_to: None,
+                role_change: None,
+                replace_requested: None,
                 last_seen: None,
                 in_flight: None,
             },

@@ -50,11 +50,15 @@ pub enum DriftKind {
     /// A primary that a failover replaced came back with transactions the new primary lacks:
     /// it stays fenced until a person decides what they are.
     DivergedPrimary,
+    /// A switchover that an apply started and did not finish (killed, interrupted): the state
+    /// records how far it got; apply resumes it by GTID. When neither side is open for writes
+    /// the detail says "no writable primary".
+    RoleChangeInterrupted,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 19] = [
+    pub const ALL: [DriftKind; 20] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -74,6 +78,7 @@ impl DriftKind {
         DriftKind::ServiceUnreachable,
         DriftKind::DatabaseUnreachable,
         DriftKind::DivergedPrimary,
+        DriftKind::RoleChangeInterrupted,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -103,6 +108,7 @@ impl DriftKind {
             DriftKind::ServiceUnreachable => "unreachable",
             DriftKind::DatabaseUnreachable => "database not answering",
             DriftKind::DivergedPrimary => "diverged primary",
+            DriftKind::RoleChangeInterrupted => "switchover interrupted",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::PlanError;
+use super::{PlanError, PlanFlags};
 use crate::state::State;
 use crate::topology::Topology;
 
@@ -88,4 +88,47 @@ fn replace_problem(kind: &str, key: &str, topology: &Topology) -> Option<String>
         )),
         _ => None,
     }
+}
+
+/// The keys an address of `--replace` names (`service.KEY`, `replication.KEY`).
+fn replace_keys(replace: &[String]) -> impl Iterator<Item = &str> {
+    replace.iter().filter_map(|a| {
+        a.strip_prefix("service.")
+            .or_else(|| a.strip_prefix("replication."))
+    })
+}
+
+/// Record in the state, before an apply's first step, the services its `--replace` names:
+/// an apply interrupted before the replace is done leaves the request for the next one.
+pub fn record_replaces(state: &mut State, replace: &[String], at: &str) {
+    for key in replace_keys(replace) {
+        if let Some(r) = state.resources.services.get_mut(key) {
+            r.replace_requested = Some(at.to_string());
+        }
+    }
+}
+
+/// The command line's flags with the replaces an earlier, interrupted apply recorded (see
+/// [`record_replaces`]), and a warning for each one resumed.
+pub(super) fn with_recorded_replaces(
+    flags: &PlanFlags,
+    topology: &Topology,
+    state: &State,
+) -> (PlanFlags, Vec<String>) {
+    let mut flags = flags.clone();
+    let mut warnings = Vec::new();
+    for (key, r) in &state.resources.services {
+        let Some(at) = &r.replace_requested else {
+            continue;
+        };
+        // One the file no longer has is not carried out (its removal is planned instead).
+        if replace_keys(&flags.replace).any(|k| k == key) || !topology.services.contains_key(key) {
+            continue;
+        }
+        flags.replace.push(format!("service.{key}"));
+        warnings.push(format!(
+            "service.{key}: the --replace of an apply started at {at} that did not finish is carried out (it was recorded in the state)"
+        ));
+    }
+    (flags, warnings)
 }

@@ -689,6 +689,8 @@ mod tests {
                     credentials_from: None,
                     in_flight: None,
                     failed_over_to: None,
+                    role_change: None,
+                    replace_requested: None,
                     last_seen: None,
                 },
             );

@@ -6,6 +6,7 @@ pub mod action;
 pub mod diff;
 pub mod drift;
 mod flags;
+pub use flags::record_replaces;
 pub mod graph;
 pub mod planfile;
 pub mod render;
@@ -237,8 +238,10 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         (std::borrow::Cow::Borrowed(input.state), Vec::new())
     };
     let state: &State = &state;
-    flags::check(&input.flags, input.topology, state)?;
-    let mut out = diff::diff(input.topology, state, input.observed, &input.flags)?;
+    let (flags, resumed) = flags::with_recorded_replaces(&input.flags, input.topology, state);
+    flags::check(&flags, input.topology, state)?;
+    let mut out = diff::diff(input.topology, state, input.observed, &flags)?;
+    out.warnings.extend(resumed);
     out.drift.extend(corrected);
     finish(input, out, false)
 }

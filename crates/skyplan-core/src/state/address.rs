@@ -350,6 +350,12 @@ pub fn references(r: &Resources, key: &str) -> Vec<(Record, String)> {
                 format!("it was failed over to service.{key}"),
             );
         }
+        if s.role_change.as_ref().is_some_and(|c| c.from == key) {
+            add(
+                Record::Service(k.clone()),
+                format!("its switchover from service.{key} is unfinished"),
+            );
+        }
     }
     for (k, b) in &r.backups {
         if b.source == key {

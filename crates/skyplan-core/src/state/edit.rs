@@ -311,6 +311,9 @@ fn rename_in(r: &mut Resources, from: &str, to: &str) {
             if let Some(f) = v.failed_over_to.as_mut() {
                 rk(f);
             }
+            if let Some(c) = v.role_change.as_mut() {
+                rk(&mut c.from);
+            }
             (rekey(k), v)
         })
         .collect();
@@ -393,6 +396,8 @@ pub(crate) mod tests {
             credentials_from: credentials_from.map(Into::into),
             in_flight: None,
             failed_over_to: None,
+            role_change: None,
+            replace_requested: None,
             last_seen: None,
         }
     }

@@ -162,6 +162,17 @@ pub struct ServiceRecord {
     /// first, then rejoins the new primary by GTID or stays fenced. Cleared once it follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_over_to: Option<String>,
+    /// Set on a replica being made the primary by a switchover, before the first effect (the
+    /// fence), and cleared when the old primary follows it: an apply killed in between leaves
+    /// it, so the next plan resumes the switchover by GTID (or rolls it back when the
+    /// candidate was never opened) and never re-seeds on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_change: Option<RoleChange>,
+    /// Set (RFC 3339) when an apply starts with `--replace` naming this service, and cleared
+    /// when its replacement or re-seed is done: an apply interrupted in between leaves it, and
+    /// the next plan carries the replace out as if it were asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_requested: Option<String>,
     /// The last GTID state skyplan read on this service: what a failover's loss estimate
     /// compares the candidate with when this service no longer answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +180,28 @@ pub struct ServiceRecord {
 }
 
 /// One reading of a service's GTIDs, kept in the state (never secret).
+/// A switchover in progress, as recorded on the candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// The old primary (key).
+    pub from: String,
+    pub step: RoleChangeStep,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// How far a switchover got: the point of no return is the candidate's opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleChangeStep {
+    /// The old primary may be fenced; the candidate is not open yet (it may have stopped
+    /// replicating, caught up).
+    Fencing,
+    /// The candidate is the primary; the old primary is fenced and not yet following it.
+    Opened,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LastSeen {

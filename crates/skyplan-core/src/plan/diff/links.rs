@@ -13,7 +13,7 @@ use crate::plan::action::{ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
 use crate::plan::drift::{classify_replication, Drift, DriftKind};
 use crate::plan::seed::{self, SeedError, DEFAULT_BINLOG_RETENTION};
 use crate::plan::PlanError;
-use crate::state::{ReplicationRecord, ServiceRecord, State};
+use crate::state::{ReplicationRecord, RoleChangeStep, ServiceRecord, State};
 use crate::topology::{Replication, Seed, Topology};
 
 /// The inputs every link decision reads.
@@ -63,6 +63,17 @@ impl Ctx<'_> {
             .services
             .get(key)
             .is_some_and(|r| r.failed_over_to.is_some())
+    }
+
+    /// A switchover to another service got past the candidate's opening and stopped before
+    /// `key`, its old primary, followed: the candidate it must follow now.
+    fn left_behind_by(&self, key: &str) -> Option<&str> {
+        self.state.resources.services.iter().find_map(|(k, r)| {
+            r.role_change
+                .as_ref()
+                .filter(|c| c.from == key && c.step == RoleChangeStep::Opened)
+                .map(|_| k.as_str())
+        })
     }
 
     /// The API says nothing of it now: deleted, or not answering.
@@ -150,6 +161,7 @@ pub(super) fn plan_links(
     let promoted: BTreeSet<&str> = switches.iter().map(|s| s.new.as_str()).collect();
     plan_teardown(&cx, &promoted, out);
     plan_roles(&cx, switches, out);
+    interrupted_role_changes(&cx, out);
     plan_orphaned_users(&cx, out);
     let backups = plan_backups(&cx, seeds, out);
     if let Err(e) = backups {
@@ -380,6 +392,9 @@ fn plan_link(
     // if it has nothing the new primary lacks. Otherwise it holds the writes the failover
     // lost: it stays fenced (plan_roles) and nothing overwrites them unasked.
     let returning = existing_r && link.is_none() && cx.replaced(r);
+    // The old primary of a switchover interrupted after the candidate opened: fenced, it
+    // follows the candidate from its own position; it is never re-seeded on its own.
+    let resuming = existing_r && link.is_none() && cx.left_behind_by(r) == Some(src);
     let requested = cx.reseed_requested(r) && repl.seed.uses_backup();
     if requested {
         reseed = Some("requested with --replace".into());
@@ -396,6 +411,7 @@ fn plan_link(
     let own_position = (!fate_s.is_new()
         && (repointed
             || returning
+            || resuming
             || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
         .then(|| {
             if cx.reseeded.contains(src) {
@@ -408,6 +424,17 @@ fn plan_link(
             check_own_position(cx, r, src)
         });
     let repoint_ok = matches!(own_position, Some(Ok(())));
+    if let (true, false, Some(Err(why))) = (resuming, requested, &own_position) {
+        out.warnings.push(format!(
+            "{} was the primary until an interrupted switchover to {} and cannot follow it from \
+             its own position yet ({why}); it stays fenced and nothing is copied over it unasked: \
+             plan again once it can, or re-seed it with `skyplan apply --replace service.{r}` \
+             (wipes it)",
+            cx.name_of(r),
+            cx.name_of(src)
+        ));
+        return;
+    }
     if let Some(Err(why)) = &own_position {
         if repl.seed.uses_backup() {
             reseed.get_or_insert(format!("it cannot continue from its own position: {why}"));
@@ -779,7 +806,7 @@ fn plan_roles(cx: &Ctx, switches: &[super::roles::Switch], out: &mut DiffOutput)
             continue;
         };
         // A replaced primary is fenced before anything else touches it, wired or not.
-        if (wired.contains(key) && !cx.replaced(key))
+        if (wired.contains(key) && !cx.replaced(key) && cx.left_behind_by(key).is_none())
             || cx.fate(key).is_new()
             || cx.deleted_outside(key)
         {
@@ -821,9 +848,43 @@ fn plan_roles(cx: &Ctx, switches: &[super::roles::Switch], out: &mut DiffOutput)
             } else if cx.replaced(key) {
                 "it was the primary until a failover: fenced first, so it is never a second writer"
                     .into()
+            } else if cx.left_behind_by(key).is_some() {
+                "it was the primary until an interrupted switchover: fenced first, so it is never a second writer"
+                    .into()
             } else {
                 "the topology makes it a replica".into()
             }),
+        });
+    }
+}
+
+/// Switchovers an apply started and did not finish: drift (a drift job exits 2), naming "no
+/// writable primary" when neither side is open. The switchover or re-point that resumes them
+/// is planned as usual (the state still records where each side stands).
+fn interrupted_role_changes(cx: &Ctx, out: &mut DiffOutput) {
+    for (key, rec) in &cx.state.resources.services {
+        let Some(c) = &rec.role_change else { continue };
+        let (old, new) = (cx.name_of(&c.from), cx.name_of(key));
+        let ro = |k: &str| cx.observed.read_only.get(k).copied();
+        let nobody = ro(&c.from) == Some(true) && ro(key) == Some(true);
+        let detail = match c.step {
+            RoleChangeStep::Fencing => format!(
+                "the switchover of the primary {old} -> {new} started at {} was interrupted before {new} was opened{}; apply resumes it by GTID (no data copied)",
+                c.started_at,
+                if nobody { ": no writable primary" } else { "" }
+            ),
+            RoleChangeStep::Opened => format!(
+                "the switchover of the primary {old} -> {new} started at {} was interrupted after {new} was opened, before {old} followed it{}; apply re-points {old} by GTID (no data copied)",
+                c.started_at,
+                if nobody { ": no writable primary" } else { "" }
+            ),
+        };
+        out.drift.push(Drift {
+            resource: format!("switchover.{key}"),
+            kind: DriftKind::RoleChangeInterrupted,
+            before: json!({ "primary": old }),
+            after: json!({ "primary": new, "step": c.step, "writable_primary": !nobody }),
+            detail,
         });
     }
 }

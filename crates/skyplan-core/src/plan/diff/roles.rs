@@ -166,8 +166,14 @@ fn switchovers(
             errors.push(PlanError::CannotFence { key: key.clone() });
             continue;
         }
+        // A switchover an apply started and did not finish may have stopped (or reset) the
+        // candidate's replication after it caught up: apply resumes it from where it was.
+        let resuming = res
+            .services
+            .get(new)
+            .is_some_and(|r| r.role_change.as_ref().is_some_and(|c| &c.from == old));
         // The candidate must be replicating, and not too far behind, to be promoted.
-        if let Some(o) = observed.replication.get(new) {
+        if let Some(o) = observed.replication.get(new).filter(|_| !resuming) {
             let lag = o.seconds_behind_master.unwrap_or(0);
             if !(o.io_running && o.sql_running) || lag > follows.max_lag_seconds {
                 errors.push(PlanError::CandidateUnhealthy {
