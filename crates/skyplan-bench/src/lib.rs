@@ -7,6 +7,8 @@
 //!   end to end, on real MariaDB.
 //! - `repoint`: re-pointing a replica holding 300 MB by GTID against by re-seed.
 //! - `switchover`: a pair's switchover under a live writer (write gap, lost writes).
+//! - `switchbacks`: ten switchovers there and back under the writer, thousands of
+//!   transactions between them (write gaps, lost writes, copies).
 //!
 //! Every emulator runs in a private directory and is stopped on any exit (`emulator`).
 //! Targets are reported, never asserted: timings belong in this table, not in tests.
@@ -24,6 +26,7 @@ pub mod machine;
 pub mod offline;
 pub mod refresh;
 pub mod repoint;
+pub mod switchbacks;
 pub mod switchover;
 pub mod table;
 
@@ -51,6 +54,8 @@ pub struct Options {
     pub repoint: bool,
     /// Switchover of a pair under a live writer.
     pub switchover: bool,
+    /// Ten switchovers there and back under a live writer.
+    pub switchbacks: bool,
     /// `--op-seconds` of the fan-out apply.
     pub op: Duration,
 }
@@ -85,6 +90,11 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         eprintln!("skyplan-bench: switchover of a pair under a live writer…");
         let example = opts.examples.join("global-replication.toml");
         rows.push(switchover::run(&opts.work, &opts.skyplan, &example).await);
+    }
+    if opts.switchbacks {
+        eprintln!("skyplan-bench: ten switchovers there and back under a live writer…");
+        let example = opts.examples.join("global-replication.toml");
+        rows.push(switchbacks::run(&opts.work, &opts.skyplan, &example).await);
     }
     rows
 }

@@ -17,9 +17,9 @@ use super::table::{duration, Row};
 use skyplan_emulator::ServeOptions;
 
 const MAX_GAP: Duration = Duration::from_secs(5);
-const APP: (&str, &str) = ("bench_app", "bench-app-pw-1");
+pub(crate) const APP: (&str, &str) = ("bench_app", "bench-app-pw-1");
 
-fn switched(guide: &str) -> Result<String> {
+pub(crate) fn switched(guide: &str) -> Result<String> {
     let start = guide
         .find("[services.secondary.replication]")
         .context("the guide has no [services.secondary.replication]")?;
@@ -30,9 +30,9 @@ fn switched(guide: &str) -> Result<String> {
 }
 
 /// (sequence number, server id, when) of every acknowledged write.
-type Acks = Vec<(u64, u32, Instant)>;
+pub(crate) type Acks = Vec<(u64, u32, Instant)>;
 
-async fn writer(
+pub(crate) async fn writer(
     endpoints: Vec<(String, u16)>,
     ca: std::path::PathBuf,
     stop: tokio::sync::watch::Receiver<bool>,
