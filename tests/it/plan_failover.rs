@@ -556,3 +556,96 @@ fn entries_left_on_a_lost_primary_are_revoked_once_it_answers_and_are_never_hand
         render::render(&p, false)
     );
 }
+
+/// A restored service, as MariaDB shows it: fresh binlogs holding `binlog` (from `start` on),
+/// its history before them in `gtid_slave_pos` (`slave`).
+fn restored(binlog: &str, slave: &str, start: &[(u32, u64)]) -> ObservedGtids {
+    ObservedGtids {
+        binlog_state: binlog.into(),
+        current_pos: String::new(),
+        slave_pos: slave.into(),
+        binlog_start: Some(start.iter().copied().collect()),
+    }
+}
+
+/// Issue 22: a returned old primary with no extra writes rejoins a new primary that was seeded
+/// by a restore and had binlogged nothing of the old primary's stream (its history is in its
+/// slave position). Before, the old primary's stream was judged missing on the new one and the
+/// plan wiped the old primary with a restore it never asked for.
+#[test]
+fn a_returning_primary_rejoins_a_restored_new_primary_without_a_copy() {
+    let s = after_failover();
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    // Restored at 1-1001-40, binlogged only its own writes since the failover.
+    o.gtids.insert(
+        "secondary".into(),
+        restored("2-2002-60", "1-1001-40", &[(2, 0)]),
+    );
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), false);
+    let p = plan_of(&switched_pair(), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let wire = p.action("replication.primary").expect(&text);
+    assert!(
+        matches!(
+            wire.kind,
+            ActionKind::Replicate {
+                mode: WireMode::Repoint,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+}
+
+/// Issue 22: the siblings of a failover follow a candidate that was seeded by a restore by
+/// GTID, not by a re-seed: what they have is in its slave position.
+#[test]
+fn siblings_follow_a_restored_candidate_by_gtid_after_a_failover() {
+    let s = applied(&example("fan-out.toml"));
+    let block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    let src = FAN_OUT
+        .replace(block, "")
+        .replace("from = \"primary\"", "from = \"europe\"");
+    let (cut, resume) = (
+        src.find("[services.primary]").unwrap(),
+        src.find("[services.europe]").unwrap(),
+    );
+    let t = topology(&format!("{}{}", &src[..cut], &src[resume..]));
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "primary".into(),
+        ObservedService::Missing {
+            id: s.resources.services["primary"].id.clone(),
+        },
+    );
+    // Europe was restored at 1-1001-40 and received nothing since; its siblings are level.
+    o.gtids
+        .insert("europe".into(), restored("", "1-1001-40", &[]));
+    for k in ["asia", "oregon"] {
+        o.gtids.insert(k.into(), gtids("1-1001-40"));
+    }
+    for k in ["europe", "asia", "oregon"] {
+        let r = o.replication.get_mut(k).unwrap();
+        r.io_running = false;
+        r.last_io_errno = 2003;
+    }
+    let p = build_allowing_loss(&t, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    for r in ["asia", "oregon"] {
+        let a = p.action(&format!("replication.{r}")).expect(&text);
+        assert!(
+            matches!(
+                a.kind,
+                ActionKind::Replicate {
+                    mode: WireMode::Repoint,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+    }
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+}
