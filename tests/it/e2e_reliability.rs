@@ -764,3 +764,65 @@ fn ctrl_c_at_the_confirmation_prompt_changes_nothing_and_releases_the_lock() {
     assert!(!r.stderr.contains("stale lock"), "{}", r.stderr);
     drop(terminal);
 }
+
+/// Issue 22: `apply --replace` interrupted by Ctrl-C while its backup runs keeps its intent.
+/// The next plan shows the re-seed (with a warning that it carries out the earlier --replace)
+/// although the command line no longer names it; the next apply finishes it, once. Before,
+/// the replica looked in sync, the plan said "No changes", and the replace was silently lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_replace_is_carried_out_by_the_next_apply() {
+    let mut cloud = Cloud::new(GUIDE);
+    cloud.start_emulator(&["--op-seconds", "3"]);
+    cloud.skyplan(&apply_args(GUIDE)).expect_code(0);
+    let restores_before =
+        |s: &skyplan::state::State| s.resources.restores.get("secondary").cloned();
+    let before = restores_before(&read_state(&cloud).unwrap());
+    let mut run = Running::spawn(
+        &cloud,
+        &[
+            "apply",
+            GUIDE,
+            "--replace",
+            "service.secondary",
+            "--auto-approve",
+        ],
+    );
+    run.wait_for_stderr("backup.", Duration::from_secs(60))
+        .await;
+    run.signal(libc::SIGINT);
+    let out = run.finish(Duration::from_secs(30)).await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let s = read_state(&cloud).unwrap();
+    assert!(
+        s.resources.services["secondary"]
+            .replace_requested
+            .is_some(),
+        "the --replace is recorded:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        restores_before(&s),
+        before,
+        "not restored yet:\n{}",
+        out.stderr
+    );
+
+    let r = cloud.skyplan(&["plan", GUIDE, "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("restore.secondary")
+            && r.stdout.contains("the --replace of an apply started at"),
+        "{}",
+        r.stdout
+    );
+    let r = cloud.skyplan(&apply_args(GUIDE));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = read_state(&cloud).unwrap();
+    assert!(s.resources.services["secondary"]
+        .replace_requested
+        .is_none());
+    assert_ne!(restores_before(&s), before, "re-seeded");
+    cloud
+        .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
+        .expect_code(0);
+}
