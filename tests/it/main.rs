@@ -15,6 +15,7 @@ mod cli_verbs;
 mod e2e_adopt;
 mod e2e_apply;
 mod e2e_catalog;
+mod e2e_dr_random;
 mod e2e_drift;
 mod e2e_failover;
 mod e2e_flags;

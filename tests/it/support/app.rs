@@ -234,8 +234,11 @@ pub(crate) async fn assert_nothing_lost(cloud: &Cloud, keys: &[&str], want: &[u6
     for key in keys {
         let mut got = None;
         for _ in 0..300 {
+            // The counts and the list are read one after the other: a replica still applying
+            // can differ between them, so all three must agree.
             let t = app_tables(cloud, key).await;
-            if t.2 == want {
+            let n = want.len() as u64;
+            if t.2 == want && t.0 .0 == n && t.1 .0 == n {
                 got = Some(t);
                 break;
             }

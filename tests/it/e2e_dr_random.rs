@@ -1,0 +1,459 @@
+//! The randomized DR test (issue 22, item 5): seeded random sequences of day-2 operations over
+//! three services (the guide's pair and a third region), driven through the real CLI against
+//! the emulator's real MariaDB servers, with an application-like writer running through every
+//! apply. The model (`support::dr`) says who is the primary and who replicates from whom; each
+//! step writes the topology file from it, plans and applies, then checks:
+//!
+//! - no acknowledged write is missing on any service, in both tables (one without a primary
+//!   key: equal COUNT and CHECKSUM);
+//! - no backup and no restore, except the one restore an `apply --replace` asked for;
+//! - one writer: the application's acknowledged writes never interleave two servers within a
+//!   step, and only the model's primary is writable after it;
+//! - the state records the model's links, healthy; `plan --detailed-exitcode` is 0 and
+//!   `skyplan verify` is 0.
+//!
+//! `SKYPLAN_DR_SEED` (default below), `SKYPLAN_DR_STEPS`, `SKYPLAN_DR_SERVICES` (3 or 4) and
+//! `SKYPLAN_DR_OPS` (kinds, comma-separated: switchover, switchover-chained, chain, unchain,
+//! repoint, replace, kill9, restart, restart-replica, bulk) choose the run; a failure prints them and the
+//! operations so far, to replay.
+//! `scripts/soak dr [RUNS]` runs many seeds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::reliability_support::{end_outage, outage, Finished, OutageMode, Running};
+use crate::support::app::{self, app_tables, restores, AppWriter};
+use crate::support::dr::{pick, Kind, Model, Op, SERVICES};
+use crate::support::e2e::Cloud;
+
+const TOPOLOGY: &str = "global-replication.toml";
+
+/// The kinds a run draws from unless `SKYPLAN_DR_OPS` says otherwise. A kind the product
+/// cannot do yet is commented out here with the reason (and the issue that tracks it).
+const ENABLED: &[Kind] = &[
+    Kind::Switchover,
+    // The plan does not see a switchover when the new primary replicates through another
+    // replica (roles.rs recognises only a direct replica of the old primary): it opens the
+    // candidate without fencing the old primary and re-seeds the old primary from a backup
+    // (SKYPLAN_DR_SEED=7 SKYPLAN_DR_OPS=switchover-chained,chain,unchain, step 2:
+    // "! restore.primary  restore  backup.third -> skysql-primary", and no fence). No issue
+    // tracks it yet.
+    // Kind::SwitchoverChained,
+    Kind::Chain,
+    Kind::Unchain,
+    // Only valid with 4 services (a replica of a replica moving under another replica).
+    Kind::Repoint,
+    Kind::Replace,
+    Kind::Kill9,
+    Kind::Restart,
+    // Issue 24: a replica's fence is `SET GLOBAL read_only = ON` only, so a restarted replica
+    // comes back writable (SKYPLAN_DR_SEED=7 SKYPLAN_DR_OPS=restart-replica, step 1:
+    // "service.third writable = true, but the primary is service.primary").
+    // Kind::RestartReplica,
+    Kind::Bulk,
+];
+
+/// The longest any one CLI run may take before the test calls it hung.
+const CLI_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} does not parse")),
+        Err(_) => default,
+    }
+}
+
+fn kinds() -> Vec<Kind> {
+    match std::env::var("SKYPLAN_DR_OPS") {
+        Ok(v) => v
+            .split(',')
+            .map(|s| Kind::parse(s.trim()).unwrap_or_else(|| panic!("SKYPLAN_DR_OPS: {s}?")))
+            .collect(),
+        Err(_) => ENABLED.to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_dr_operations_lose_nothing_copy_nothing_unasked_and_keep_one_writer() {
+    let seed: u64 = env_or("SKYPLAN_DR_SEED", 20240611);
+    let steps: usize = env_or("SKYPLAN_DR_STEPS", 8);
+    let services: usize = env_or("SKYPLAN_DR_SERVICES", 3);
+    let kinds = kinds();
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let replay = format!(
+        "SKYPLAN_DR_SEED={seed} SKYPLAN_DR_STEPS={steps} SKYPLAN_DR_SERVICES={services} \
+         SKYPLAN_DR_OPS={} cargo test --test it e2e_dr_random -- --nocapture",
+        names.join(",")
+    );
+    println!("dr: {replay}");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    // In a task, so a panic anywhere in the run comes back here to be told with the seed.
+    let run = tokio::spawn(run(seed, steps, services, kinds, log.clone()));
+    if let Err(e) = run.await {
+        let why = match e.try_into_panic() {
+            Ok(p) => p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(a panic without a message)".into()),
+            Err(e) => e.to_string(),
+        };
+        let ops = log.lock().unwrap().join("\n");
+        panic!(
+            "randomized DR run failed (seed {seed}) after {:.0?}\nreplay: {replay}\n\
+             operations (seed {seed}; the last one failed):\n{ops}\n\n{why}",
+            started.elapsed()
+        );
+    }
+    println!(
+        "dr: seed {seed}: {steps} steps passed in {:.0?}",
+        started.elapsed()
+    );
+}
+
+async fn run(
+    seed: u64,
+    steps: usize,
+    services: usize,
+    kinds: Vec<Kind>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    // StdRng is ChaCha12 in rand 0.8 (pinned by Cargo.lock): a seed replays the same choices.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut dr = Dr::start(services, log).await;
+    for i in 1..=steps {
+        let op = pick(&mut rng, &dr.model, &kinds).expect("an enabled operation is valid");
+        dr.note(format!("{i:>3}. {op}"));
+        let at = Instant::now();
+        dr.step(&op).await;
+        println!("dr: step {i} done in {:.1?}", at.elapsed());
+    }
+}
+
+struct Dr {
+    cloud: Cloud,
+    /// The guide's provider and defaults: every generated file starts with them.
+    header: String,
+    model: Model,
+    /// Every acknowledged write so far, in order.
+    acked: Vec<u64>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Every copy of data the emulator knows of: a step compares them before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Copies {
+    backups: usize,
+    /// The backup ids the state records.
+    state_backups: BTreeSet<String>,
+    restores: BTreeMap<&'static str, usize>,
+}
+
+impl Dr {
+    /// The first `n` services applied as a fan-out, with the application's schema and user.
+    async fn start(n: usize, log: Arc<Mutex<Vec<String>>>) -> Dr {
+        let cloud = Cloud::new(TOPOLOGY);
+        let guide = std::fs::read_to_string(cloud.dir().join(TOPOLOGY)).unwrap();
+        let end = guide
+            .find("# The service your applications connect to.")
+            .unwrap();
+        let dr = Dr {
+            cloud,
+            header: guide[..end].to_string(),
+            model: Model::fan_out(n),
+            acked: Vec::new(),
+            log,
+        };
+        dr.note(format!("  0. apply {n} services, fan-out from primary"));
+        dr.write_topology(&dr.model.clone());
+        let r = dr.cli(&["apply", TOPOLOGY, "--auto-approve"]).await;
+        assert_eq!(r.code, Some(0), "the first apply\n{}", output(&r));
+        app::setup(&dr.cloud, dr.model.primary).await;
+        dr
+    }
+
+    fn note(&self, line: String) {
+        println!("dr: {line}");
+        self.log.lock().unwrap().push(line);
+    }
+
+    fn write_topology(&self, m: &Model) {
+        std::fs::write(self.cloud.dir().join(TOPOLOGY), m.toml(&self.header)).unwrap();
+    }
+
+    /// skyplan in the background, with a timeout (a hung apply fails the step, not CI).
+    async fn cli(&self, args: &[&str]) -> Finished {
+        Running::spawn(&self.cloud, args).finish(CLI_TIMEOUT).await
+    }
+
+    /// The application's endpoints, the primary first (where it connects at start).
+    fn endpoints(&self) -> Vec<&'static str> {
+        let mut v = vec![self.model.primary];
+        v.extend(self.model.keys.iter().filter(|k| **k != self.model.primary));
+        v
+    }
+
+    async fn step(&mut self, op: &Op) {
+        let next = op.next(&self.model);
+        let before = self.copies().await;
+        match op {
+            Op::Bulk { rows } => {
+                let seqs = app::bulk(&self.cloud, self.model.primary, *rows).await;
+                self.acked.extend(seqs);
+            }
+            _ => {
+                let writer = AppWriter::start(&self.cloud, &self.endpoints()).await;
+                match op {
+                    Op::Restart { key } => self.restart(key).await,
+                    _ => self.change(op, &next).await,
+                }
+                // A few writes on the settled topology too.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let acks = writer.stop().await;
+                let servers: Vec<u32> = acks.acked.iter().map(|a| a.1).collect();
+                assert!(
+                    !acks.interleaved(),
+                    "two servers took the application's writes in turn during `{op}` \
+                     (server ids in order, deduplicated): {:?}",
+                    dedup(&servers)
+                );
+                self.acked.extend(acks.acked.iter().map(|a| a.0));
+                println!(
+                    "dr:       {} writes acknowledged during it, longest gap between servers {:.0?}",
+                    acks.acked.len(),
+                    acks.write_gap()
+                );
+            }
+        }
+        self.model = next;
+        self.check(op, &before).await;
+    }
+
+    /// Write the next topology, plan it (changes, and no copy unless replacing), apply it
+    /// (killed once and applied again, for a kill).
+    async fn change(&self, op: &Op, next: &Model) {
+        self.write_topology(next);
+        let replace = op.replaces().map(|r| format!("--replace=service.{r}"));
+        let mut plan = vec!["plan", TOPOLOGY, "--detailed-exitcode"];
+        let mut apply = vec!["apply", TOPOLOGY, "--auto-approve"];
+        plan.extend(replace.as_deref());
+        apply.extend(replace.as_deref());
+        let r = self.cli(&plan).await;
+        assert_eq!(r.code, Some(2), "the plan of `{op}`\n{}", output(&r));
+        if replace.is_none() {
+            for word in ["restore", "backup", "wipe"] {
+                assert!(
+                    !r.stdout.contains(word),
+                    "the plan of `{op}` copies data ({word}):\n{}",
+                    r.stdout
+                );
+            }
+        }
+        let Op::Kill9 { line, .. } = op else {
+            let r = self.cli(&apply).await;
+            assert_eq!(r.code, Some(0), "the apply of `{op}`\n{}", output(&r));
+            return;
+        };
+        let mut run = Running::spawn(&self.cloud, &apply);
+        let deadline = Instant::now() + CLI_TIMEOUT;
+        while run.is_running() && run.stderr().lines().count() < *line {
+            assert!(Instant::now() < deadline, "apply hung:\n{}", run.stderr());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if run.is_running() {
+            let r = run.kill_9().await;
+            let last = r.stderr.lines().last().unwrap_or_default().to_string();
+            self.note(format!("       killed after stderr line: {last}"));
+        } else {
+            let r = run.finish(CLI_TIMEOUT).await;
+            self.note(format!("       the apply ended before line {line}"));
+            assert_eq!(r.code, Some(0), "the apply of `{op}`\n{}", output(&r));
+        }
+        // What an operator does next: apply the same file again, without the flags.
+        let r = self.cli(&["apply", TOPOLOGY, "--auto-approve"]).await;
+        assert_eq!(
+            r.code,
+            Some(0),
+            "the apply after the kill of `{op}`\n{}",
+            output(&r)
+        );
+    }
+
+    /// Stop the database cleanly and start it again with its data, as a maintenance restart
+    /// would (the emulator's outage, ended at once).
+    async fn restart(&self, key: &str) {
+        let name = SERVICES.iter().find(|s| s.0 == key).unwrap().1;
+        outage(&self.cloud, name, OutageMode::Errors).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        end_outage(&self.cloud, name).await;
+    }
+
+    async fn copies(&self) -> Copies {
+        let state = self.cloud.state().unwrap();
+        let mut restored = BTreeMap::new();
+        for key in &self.model.keys {
+            restored.insert(*key, restores(&self.cloud, &[key]).await);
+        }
+        Copies {
+            backups: self.cloud.api().list_all_backups().await.unwrap().len(),
+            state_backups: state
+                .resources
+                .backups
+                .values()
+                .filter_map(|b| b.backup_id.clone())
+                .collect(),
+            restores: restored,
+        }
+    }
+
+    /// Every service holds exactly the acknowledged writes, once, in both tables, with equal
+    /// checksums (`app::assert_nothing_lost`, saying which writes differ when it fails).
+    async fn assert_nothing_lost(&self, op: &Op) {
+        let want: BTreeSet<u64> = self.acked.iter().copied().collect();
+        assert_eq!(
+            want.len(),
+            self.acked.len(),
+            "a write was acknowledged twice"
+        );
+        // (COUNT, CHECKSUM) of each table on the first service, to compare the others with.
+        let mut first: Option<(Fingerprints, &str)> = None;
+        for key in &self.model.keys {
+            // Replicas may still be catching up: give them 30 s. The three reads are separate
+            // statements, so a replica applying meanwhile can show counts of an earlier moment
+            // than its list: settled only when all three agree with what was acknowledged.
+            let n = want.len() as u64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (with_pk, no_pk, seqs) = loop {
+                let t = app_tables(&self.cloud, key).await;
+                let settled =
+                    t.0 .0 == n && t.1 .0 == n && t.2.iter().copied().eq(want.iter().copied());
+                if settled || Instant::now() > deadline {
+                    break t;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let have: BTreeSet<u64> = seqs.iter().copied().collect();
+            let lost: Vec<&u64> = want.difference(&have).collect();
+            let unacked: Vec<&u64> = have.difference(&want).collect();
+            assert!(
+                lost.is_empty() && unacked.is_empty(),
+                "after `{op}`: service.{key} lacks {} acknowledged writes {:?} and has {} never \
+                 acknowledged {:?} (of {})",
+                lost.len(),
+                &lost[..lost.len().min(10)],
+                unacked.len(),
+                &unacked[..unacked.len().min(10)],
+                want.len()
+            );
+            assert_eq!(
+                no_pk.0,
+                want.len() as u64,
+                "after `{op}`: service.{key}'s table without a primary key"
+            );
+            match first {
+                None => first = Some(((with_pk, no_pk), key)),
+                Some((f, k)) => assert_eq!(
+                    f,
+                    (with_pk, no_pk),
+                    "after `{op}`: (COUNT, CHECKSUM) of both tables, service.{k} vs service.{key}"
+                ),
+            }
+        }
+    }
+
+    /// The invariants after every step.
+    async fn check(&self, op: &Op, before: &Copies) {
+        let keys = self.model.keys.clone();
+        self.assert_nothing_lost(op).await;
+
+        let state = self.cloud.state().unwrap();
+        let links = &state.resources.replications;
+        for key in &keys {
+            match self.model.from.get(key) {
+                None => assert!(
+                    !links.contains_key(*key),
+                    "after `{op}`: service.{key} is the primary but the state has it replicate"
+                ),
+                Some(from) => {
+                    let link = links.get(*key).unwrap_or_else(|| {
+                        panic!("after `{op}`: the state has no link for service.{key}")
+                    });
+                    assert_eq!(link.source, *from, "after `{op}`: service.{key}'s source");
+                    assert!(
+                        link.healthy,
+                        "after `{op}`: replication.{key} is not healthy"
+                    );
+                }
+            }
+            let mut c = self.cloud.sql(key).await;
+            let ro: Option<u8> = c.query_first("SELECT @@GLOBAL.read_only").await.unwrap();
+            let writable = ro == Some(0);
+            assert_eq!(
+                writable,
+                *key == self.model.primary,
+                "after `{op}`: service.{key} writable = {writable}, but the primary is service.{}",
+                self.model.primary
+            );
+        }
+
+        let after = self.copies().await;
+        // A record the state drops is no copy; one it gains is.
+        let new_backups: Vec<&String> = after
+            .state_backups
+            .difference(&before.state_backups)
+            .collect();
+        match op.replaces() {
+            None => {
+                assert!(
+                    after.backups == before.backups
+                        && after.restores == before.restores
+                        && new_backups.is_empty(),
+                    "`{op}` backed up or restored data: before {before:?}, after {after:?}"
+                );
+            }
+            Some(replica) => {
+                let mut want = before.restores.clone();
+                *want.get_mut(replica).unwrap() += 1;
+                assert_eq!(
+                    after.restores, want,
+                    "`{op}` should restore service.{replica} once and nothing else"
+                );
+                assert_eq!(
+                    after.backups,
+                    before.backups + 1,
+                    "`{op}` should take one backup"
+                );
+                assert!(new_backups.len() <= 1, "`{op}`: {new_backups:?}");
+            }
+        }
+
+        let r = self.cli(&["plan", TOPOLOGY, "--detailed-exitcode"]).await;
+        assert_eq!(r.code, Some(0), "the plan after `{op}`\n{}", output(&r));
+        let r = self.cli(&["verify", TOPOLOGY]).await;
+        assert_eq!(r.code, Some(0), "verify after `{op}`\n{}", output(&r));
+    }
+}
+
+/// (COUNT, CHECKSUM) of the table with a primary key and of the one without.
+type Fingerprints = ((u64, u64), (u64, u64));
+
+fn output(r: &Finished) -> String {
+    format!(
+        "exit {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+        r.code, r.stdout, r.stderr
+    )
+}
+
+fn dedup(servers: &[u32]) -> Vec<u32> {
+    let mut v = servers.to_vec();
+    v.dedup();
+    v
+}
