@@ -270,22 +270,35 @@ async fn conflicting_row_on_the_replica_is_reseeded() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(replica);
-    let plan = expect_drift(
-        &mut cloud,
-        "replication.secondary",
-        "replication_broken",
-        &[
-            "replication.secondary",
-            "1062",
-            "restore.secondary",
-            "wipes data",
-        ],
-    );
+    // The replica's own row exists nowhere else: re-seeding discards it, so the plan refuses
+    // without consent (the last-copy rule) and names the transaction.
+    let r = cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
+        .expect_code(1);
     assert!(
-        plan["summary"]["wipes_data"].as_u64() >= Some(1),
-        "{plan:#}"
+        r.stderr
+            .contains("the last-copy rule: service.secondary holds")
+            && r.stderr.contains("restore.secondary discards them"),
+        "{}",
+        r.stderr
     );
-    repair(&mut cloud).await;
+    let r = cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode", "--allow-data-loss"])
+        .expect_code(2);
+    for w in [
+        "replication.secondary",
+        "1062",
+        "restore.secondary",
+        "wipes data",
+        "DATA LOSS (--allow-data-loss): service.secondary holds",
+    ] {
+        assert!(r.stdout.contains(w), "no `{w}` in\n{}", r.stdout);
+    }
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve", "--allow-data-loss"])
+        .expect_code(0);
+    assert_in_sync(&mut cloud);
+    assert_replicates(&cloud, "after repair").await;
     let mut replica = cloud.sql("secondary").await;
     let note: Option<String> = replica
         .query_first("SELECT note FROM app.notes WHERE id = 1000")

@@ -229,7 +229,16 @@ async fn an_errant_transaction_is_drift_and_a_repoint_over_it_reseeds_naming_the
     assert!(r.stdout.contains(errant.as_str()), "{}", r.stdout);
 
     std::fs::write(&file, three(&guide, "secondary")).unwrap();
+    // The errant transaction exists only on the third: re-seeding it needs consent.
     let r = cloud.skyplan(&["plan", "global-replication.toml"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("the last-copy rule: service.third holds {errant}")),
+        "{}",
+        r.stderr
+    );
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--allow-data-loss"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("restore"), "{}", r.stdout);
     assert!(
@@ -239,7 +248,12 @@ async fn an_errant_transaction_is_drift_and_a_repoint_over_it_reseeds_naming_the
         "{}",
         r.stdout
     );
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    let r = cloud.skyplan(&[
+        "apply",
+        "global-replication.toml",
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let written = writer.stop().await;
     let rows = assert_all_equal(&cloud, &["secondary", "third"]).await;

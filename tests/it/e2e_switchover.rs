@@ -199,11 +199,30 @@ async fn a_lost_primary_breaks_neither_plan_nor_destroy_and_a_failover_is_refuse
     let guide = std::fs::read_to_string(&file).unwrap();
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let all = app::bulk(&cloud, "primary", 200).await;
+    assert_nothing_lost(&cloud, &["primary", "secondary"], &all).await;
     cloud.delete_by_hand("primary").await;
 
+    // Issue 23: the file unchanged is not a re-create of an empty primary restored over the
+    // only surviving copy: the plan reports the loss, names the replica that holds the most
+    // and the failover edit, and apply does nothing destructive.
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("service.primary"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("service.primary")
+            && r.stdout.contains("service.secondary holds the most")
+            && r.stdout.contains("--allow-data-loss")
+            && r.stdout.contains(" transactions) that no other surviving service has")
+            && !r.stdout.contains("! restore."),
+        "{}",
+        r.stdout
+    );
+    let restores_before = restores(&cloud, &["secondary"]).await;
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(restores(&cloud, &["secondary"]).await, restores_before);
+    assert_nothing_lost(&cloud, &["secondary"], &all).await;
 
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let before = std::fs::read(cloud.state_path()).unwrap();

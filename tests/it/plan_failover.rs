@@ -454,18 +454,33 @@ fn a_returning_primary_with_lost_writes_is_reseeded_only_when_named() {
         .insert("secondary".into(), gtids("1-1001-40,1-2002-60"));
     o.read_only.insert("primary".into(), false);
     o.read_only.insert("secondary".into(), false);
-    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
-        topology: &switched_pair(),
-        topology_sha256: "0000",
-        state: &s,
-        observed: &o,
-        flags: skyplan::plan::PlanFlags {
-            replace: vec!["service.primary".into()],
-            ..Default::default()
-        },
-    })
-    .unwrap();
+    let build = |allow_data_loss| {
+        skyplan::plan::build(&skyplan::plan::PlanInput {
+            topology: &switched_pair(),
+            topology_sha256: "0000",
+            state: &s,
+            observed: &o,
+            flags: skyplan::plan::PlanFlags {
+                replace: vec!["service.primary".into()],
+                allow_data_loss,
+                ..Default::default()
+            },
+        })
+    };
+    // Named, and still its lost writes are discarded only with consent (the last-copy rule).
+    let e = build(false).unwrap_err();
+    assert!(
+        matches!(e, PlanError::LastCopy { .. })
+            && e.to_string()
+                .contains("service.primary holds 1-1001-41..1-1001-45 (5 transactions)"),
+        "{e}"
+    );
+    let p = build(true).unwrap();
     let text = render::render(&p, false);
+    assert!(
+        p.warnings[0].starts_with("DATA LOSS (--allow-data-loss): service.primary holds 1-1001-41..1-1001-45"),
+        "listed first: {text}"
+    );
     let restore = p.action("restore.primary").expect(&text);
     assert!(restore.wipes_data, "{text}");
     let fence = p.action("role.primary").expect(&text);

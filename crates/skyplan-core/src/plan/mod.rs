@@ -8,6 +8,7 @@ pub mod drift;
 mod flags;
 pub use flags::record_replaces;
 pub mod graph;
+pub mod last_copy;
 pub mod planfile;
 pub mod render;
 pub mod seed;
@@ -125,6 +126,8 @@ pub enum PlanError {
         recorded: String,
         pinned: String,
     },
+    #[error("the last-copy rule: {}. Nothing was changed. These transactions exist nowhere else: take what you need from them, or run again with --allow-data-loss to discard them", .losses.join("; "))]
+    LastCopy { losses: Vec<String> },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<PlanError>),
 }
@@ -241,6 +244,33 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
     let (flags, resumed) = flags::with_recorded_replaces(&input.flags, input.topology, state);
     flags::check(&flags, input.topology, state)?;
     let mut out = diff::diff(input.topology, state, input.observed, &flags)?;
+    let losses = last_copy::losses(&out.actions, state, input.observed);
+    if !losses.is_empty() {
+        let described: Vec<String> = losses.iter().map(last_copy::Loss::describe).collect();
+        if !flags.allow_data_loss {
+            // A lost primary the file still has is not re-created empty over the replicas
+            // that hold its data: the plan reports it and does nothing (drift: exit 2).
+            let lost = last_copy::recreated_lost_primaries(&out.actions, state, input.observed);
+            if lost.is_empty() {
+                return Err(PlanError::LastCopy { losses: described });
+            }
+            out.actions.clear();
+            out.warnings.extend(
+                lost.iter()
+                    .map(|k| last_copy::failover_hint(k, input.topology, input.observed)),
+            );
+            out.warnings
+                .extend(described.into_iter().map(|d| format!("not planned: {d}")));
+            out.warnings.extend(resumed);
+            out.drift.extend(corrected);
+            return finish(input, out, false);
+        }
+        // Listed first: what the reviewer consents to lose.
+        let listed = described
+            .into_iter()
+            .map(|d| format!("DATA LOSS (--allow-data-loss): {d}"));
+        out.warnings.splice(0..0, listed);
+    }
     out.warnings.extend(resumed);
     out.drift.extend(corrected);
     finish(input, out, false)
