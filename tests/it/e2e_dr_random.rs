@@ -37,12 +37,11 @@ const TOPOLOGY: &str = "global-replication.toml";
 /// cannot do yet is commented out here with the reason (and the issue that tracks it).
 const ENABLED: &[Kind] = &[
     Kind::Switchover,
-    // The plan does not see a switchover when the new primary replicates through another
-    // replica (roles.rs recognises only a direct replica of the old primary): it opens the
-    // candidate without fencing the old primary and re-seeds the old primary from a backup
-    // (SKYPLAN_DR_SEED=7 SKYPLAN_DR_OPS=switchover-chained,chain,unchain, step 2:
-    // "! restore.primary  restore  backup.third -> skysql-primary", and no fence). No issue
-    // tracks it yet.
+    // A switchover to a replica of a replica is refused at plan time (PlanError::
+    // ChainedCandidate: re-point it under the primary first, then switch over); before, the
+    // plan opened the candidate without fencing the old primary (SKYPLAN_DR_SEED=7
+    // SKYPLAN_DR_OPS=switchover-chained,chain,unchain, step 2). The model would have to do
+    // the two steps; it does not yet.
     // Kind::SwitchoverChained,
     Kind::Chain,
     Kind::Unchain,

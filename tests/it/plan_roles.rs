@@ -345,3 +345,28 @@ fn a_recorded_replace_is_carried_out_by_the_next_plan() {
         "{text}"
     );
 }
+
+/// Making a replica of a replica the primary while the chain's primary becomes a replica is
+/// refused at plan time with the way to do it (found by the randomized DR test: the plan
+/// opened the candidate without fencing the old primary and re-seeded the old primary).
+#[test]
+fn a_switchover_to_a_chained_replica_is_refused_with_the_way_to_do_it() {
+    let mut s = applied(&example("fan-out.toml"));
+    // oregon replicates from europe (a chain under the primary).
+    s.resources.replications.get_mut("oregon").unwrap().source = "europe".into();
+    let block = "[services.oregon.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    assert!(FAN_OUT.contains(block));
+    let t = topology(
+        &(FAN_OUT
+            .replace(block, "")
+            .replace("from = \"primary\"", "from = \"oregon\"")
+            + "\n[services.primary.replication]\nfrom = \"oregon\"\nseed = \"new-backup\"\n"),
+    );
+    let e = plan_of(&t, &s, &observed(&s)).unwrap_err();
+    assert!(
+        matches!(e, PlanError::ChainedCandidate { .. })
+            && e.to_string()
+                .contains("Re-point it first ([services.oregon.replication] from = \"primary\")"),
+        "{e}"
+    );
+}

@@ -101,6 +101,12 @@ pub enum PlanError {
         new: String,
         from: String,
     },
+    #[error("service.{new} replicates from service.{root} through service.{via}, and the topology makes it the primary and service.{root} a replica: a switchover is to a direct replica of the primary (it is fenced, caught up and opened in one step; the middle would lie between). Re-point it first ([services.{new}.replication] from = \"{root}\"), apply, then switch over; nothing was changed")]
+    ChainedCandidate {
+        new: String,
+        via: String,
+        root: String,
+    },
     #[error("a switchover needs to set read_only on service.{key} (fence or open it), and skyplan's account there has neither READ_ONLY ADMIN nor SUPER; grant it, or switch over by hand")]
     CannotFence { key: String },
     #[error("service.{new} cannot be made the primary now: {why}. Repair its replication first (skyplan plan shows how), then switch over")]

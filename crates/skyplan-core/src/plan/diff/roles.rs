@@ -115,6 +115,32 @@ fn switchovers(
             .services
             .get(old)
             .and_then(|s| s.replication.as_ref());
+        if becomes_root && !old_was_root {
+            // Promoting a replica of a replica while its chain's primary becomes a replica:
+            // a switchover the plan cannot fence and catch up in one step (the middle lies
+            // between). Refused, with the way to do it.
+            let mut root = old.clone();
+            let mut hops = 0;
+            while let Some(l) = res.replications.get(&root) {
+                root = l.source.clone();
+                hops += 1;
+                if hops > res.replications.len() {
+                    break;
+                }
+            }
+            let demoted = topology
+                .services
+                .get(&root)
+                .is_some_and(|s| s.replication.is_some());
+            if demoted && &root != new && observed.lost(&root).is_none() {
+                errors.push(PlanError::ChainedCandidate {
+                    new: new.clone(),
+                    via: old.clone(),
+                    root,
+                });
+            }
+            continue;
+        }
         if !(becomes_root && old_was_root) {
             continue;
         }
