@@ -439,10 +439,17 @@ async fn state_mv_then_plan_shows_no_changes_and_rm_touches_nothing_remote() {
             ),
     )
     .unwrap();
-    // Renamed in the file only, the key looks like a replica removed and another added.
-    cloud
+    // Renamed in the file only, the plan would delete the service under one key and adopt
+    // it under the other: refused, with the edit that makes them agree (issue 23).
+    let r = cloud
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
-        .expect_code(2);
+        .expect_code(1);
+    assert!(
+        r.stderr
+            .contains("run `skyplan state mv service.secondary service.west`"),
+        "{}",
+        r.stderr
+    );
     cloud
         .skyplan(&["state", "mv", "service.secondary", "service.west", GUIDE])
         .expect_code(0);
@@ -473,4 +480,34 @@ async fn state_mv_then_plan_shows_no_changes_and_rm_touches_nothing_remote() {
         services(cloud.api().list_services().await.unwrap()),
         remote_before
     );
+}
+
+/// Issue 23: `state mv` before the file is edited. Before, the plan deleted the service under
+/// the new key and adopted it under the old one, and apply deleted it. Now plan and apply
+/// refuse with the edit to make, and delete nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_mv_with_the_file_unedited_deletes_nothing() {
+    let mut cloud = Cloud::new(GUIDE);
+    cloud
+        .skyplan(&["apply", GUIDE, "--auto-approve"])
+        .expect_code(0);
+    let before = cloud.api().list_services().await.unwrap().len();
+    cloud
+        .skyplan(&["state", "mv", "service.secondary", "service.west", GUIDE])
+        .expect_code(0);
+    for args in [
+        vec!["plan", GUIDE, "--detailed-exitcode"],
+        vec!["apply", GUIDE, "--auto-approve"],
+    ] {
+        let r = cloud.skyplan(&args).expect_code(1);
+        assert!(
+            r.stderr
+                .contains("as service.west, and the file calls it service.secondary")
+                && r.stderr
+                    .contains("rename [services.secondary] to [services.west]"),
+            "{args:?}\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(cloud.api().list_services().await.unwrap().len(), before);
 }

@@ -33,6 +33,7 @@ mod plan_adopt;
 mod plan_core;
 mod plan_drift;
 mod plan_failover;
+mod plan_last_copy;
 mod plan_flags;
 mod plan_power;
 mod plan_repoint;

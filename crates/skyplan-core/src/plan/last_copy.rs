@@ -149,3 +149,39 @@ pub fn failover_hint(
         ),
     }
 }
+
+/// Plans never delete what they keep: the same service id deleted under one key and adopted
+/// under another (the state's keys no longer match the file, say after `state mv` before the
+/// edit). Returns (id, deleted key, kept key).
+pub fn deleted_and_kept(actions: &[Planned], state: &State) -> Option<(String, String, String)> {
+    let deleted: Vec<(&str, &str)> = actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::DeleteService { key, .. } => state
+                .resources
+                .services
+                .get(key)
+                .map(|r| (r.id.as_str(), key.as_str())),
+            _ => None,
+        })
+        .collect();
+    actions.iter().find_map(|a| match &a.kind {
+        ActionKind::AdoptService {
+            key, service_id, ..
+        } => deleted
+            .iter()
+            .find(|(id, _)| id == service_id)
+            .map(|(id, gone)| (id.to_string(), gone.to_string(), key.clone())),
+        _ => None,
+    })
+}
+
+/// A state record that cannot be trusted to say what exists: one without an id.
+pub fn damaged(state: &State) -> Option<String> {
+    state
+        .resources
+        .services
+        .iter()
+        .find(|(_, r)| r.id.trim().is_empty())
+        .map(|(k, _)| k.clone())
+}

@@ -132,6 +132,14 @@ pub enum PlanError {
         recorded: String,
         pinned: String,
     },
+    #[error("the state records service {id} as service.{deleted}, and the file calls it service.{kept}: this plan would delete it under one key and keep it under the other. Nothing was changed. Make the two agree: rename [services.{kept}] to [services.{deleted}] in the file, or run `skyplan state mv service.{deleted} service.{kept}`")]
+    DeleteAndKeep {
+        id: String,
+        deleted: String,
+        kept: String,
+    },
+    #[error("the state is damaged: its record of service.{key} has no id, so what exists cannot be told from it. Nothing was planned or changed. Restore the state from a good copy, or forget the record (`skyplan state rm service.{key}`) and import the service (`skyplan import`)")]
+    DamagedState { key: String },
     #[error("the last-copy rule: {}. Nothing was changed. These transactions exist nowhere else: take what you need from them, or run again with --allow-data-loss to discard them", .losses.join("; "))]
     LastCopy { losses: Vec<String> },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
@@ -247,9 +255,15 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         (std::borrow::Cow::Borrowed(input.state), Vec::new())
     };
     let state: &State = &state;
+    if let Some(key) = last_copy::damaged(state) {
+        return Err(PlanError::DamagedState { key });
+    }
     let (flags, resumed) = flags::with_recorded_replaces(&input.flags, input.topology, state);
     flags::check(&flags, input.topology, state)?;
     let mut out = diff::diff(input.topology, state, input.observed, &flags)?;
+    if let Some((id, deleted, kept)) = last_copy::deleted_and_kept(&out.actions, state) {
+        return Err(PlanError::DeleteAndKeep { id, deleted, kept });
+    }
     let losses = last_copy::losses(&out.actions, state, input.observed);
     if !losses.is_empty() {
         let described: Vec<String> = losses.iter().map(last_copy::Loss::describe).collect();

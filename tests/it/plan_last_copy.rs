@@ -1,0 +1,98 @@
+//! The last-copy rule in the pure core (issue 23): no plan discards transactions that no other
+//! surviving service holds unless `--allow-data-loss` is given, and then it lists them first;
+//! plans never delete what they keep; a damaged state plans nothing.
+
+use crate::support::fixtures::{applied, build as plan_of, build_allowing_loss, example, in_sync};
+use skyplan::gtid::ObservedGtids;
+use skyplan::plan::{render, PlanError};
+use skyplan::state::{RoleChange, RoleChangeStep};
+
+fn gtids(binlog: &str) -> ObservedGtids {
+    ObservedGtids {
+        binlog_state: binlog.into(),
+        current_pos: String::new(),
+        slave_pos: String::new(),
+        binlog_start: Some([(1, 0), (2, 0)].into_iter().collect()),
+    }
+}
+
+/// A switchover failed after the opening: the secondary is the primary and took 1,095 writes,
+/// the old primary is fenced. The operator reverts the file. Before, the plan opened the old
+/// primary and restored the secondary from it (1,095 acknowledged writes lost, exit 0). Now
+/// the plan refuses and names the secondary's writes.
+#[test]
+fn a_flip_back_over_writes_only_the_new_primary_has_is_refused_naming_them() {
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources.replications.remove("secondary");
+    s.resources.backups.remove("secondary");
+    s.resources.restores.remove("secondary");
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Opened,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = in_sync(&s);
+    o.replication.remove("secondary");
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,2-2002-1095"));
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), false);
+    let reverted = example("global-replication.toml");
+    let e = plan_of(&reverted, &s, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::LastCopy { .. })
+            && e.to_string().contains(
+                "service.secondary holds 2-2002-1..2-2002-1095 (1095 transactions) that no other surviving service has; restore.secondary discards them"
+            ),
+        "{e}"
+    );
+    // With consent, the plan lists them first.
+    let p = build_allowing_loss(&reverted, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        p.warnings[0].contains(
+            "DATA LOSS (--allow-data-loss): service.secondary holds 2-2002-1..2-2002-1095"
+        ),
+        "{text}"
+    );
+}
+
+/// A replica's re-seed whose data its source has discards nothing: no consent needed.
+#[test]
+fn a_reseed_of_a_replica_its_source_covers_needs_no_consent() {
+    let s = applied(&example("global-replication.toml"));
+    let mut o = in_sync(&s);
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    o.gtids.insert("secondary".into(), gtids("1-1001-38"));
+    let p = skyplan::plan::build(&skyplan::plan::PlanInput {
+        topology: &example("global-replication.toml"),
+        topology_sha256: "0000",
+        state: &s,
+        observed: &o,
+        flags: skyplan::plan::PlanFlags {
+            replace: vec!["service.secondary".into()],
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    assert!(p.action("restore.secondary").is_some());
+    assert!(!p.warnings.iter().any(|w| w.contains("DATA LOSS")));
+}
+
+/// A record without an id is damage, not a service to create: nothing is planned.
+#[test]
+fn a_state_record_without_an_id_is_refused_as_damaged() {
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources.services.get_mut("secondary").unwrap().id = String::new();
+    let o = in_sync(&s);
+    let e = plan_of(&example("global-replication.toml"), &s, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::DamagedState { ref key } if key == "secondary"),
+        "{e}"
+    );
+}
