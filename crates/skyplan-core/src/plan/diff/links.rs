@@ -322,7 +322,7 @@ fn diverged(cx: &Ctx, r: &str, src: &str) -> Option<Drift> {
             "{name_r}, the primary a failover replaced, has transactions {name_s} lacks: {} \
              (the writes the failover lost). It stays fenced (read-only) and is not re-seeded \
              on its own: take what you need from it, then re-seed it from {name_s} with \
-             `skyplan apply --replace service.{r}` (wipes it)",
+             `skyplan apply --replace service.{r} --allow-data-loss` (wipes it)",
             gtid::describe_ranges(&extra)
         ),
     })
