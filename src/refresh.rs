@@ -69,9 +69,26 @@ pub async fn refresh(
     // One that does not answer (errors or timeouts after the retries: a region down) is
     // reported as unreachable rather than failing the refresh: the plan decides whether it
     // can go on without it (a failover away from it) or must stop.
+    // Bounded by `lost_after` as a whole (retries included): a hanging region is decided
+    // in that time, not in retries × the request timeout.
+    let lost_after = topology.provider.lost_after();
     let confirmed: Vec<(String, ObservedService)> = stream::iter(unlisted)
         .map(|(key, id)| async move {
-            let seen = match remote.client.get_service(id).await {
+            let answer = tokio::time::timeout(lost_after, remote.client.get_service(id))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::skysql::error::SkysqlError::Transport {
+                        method: "GET".into(),
+                        path: format!("/provisioning/v1/services/{id}"),
+                        message: format!(
+                            "no answer within {} s ([provider] lost_after)",
+                            lost_after.as_secs()
+                        ),
+                        connect_failed: false,
+                        attempts: 0,
+                    })
+                });
+            let seen = match answer {
                 Ok(Some(s)) => ObservedService::Present(remote_service(&s)),
                 Ok(None) => ObservedService::Missing { id: id.clone() },
                 Err(e) => {

@@ -29,6 +29,9 @@ pub struct Remote {
     /// as refresh saw, or as a credentials lookup found. Their credentials are not asked for
     /// again (each try would wait through the retries).
     lost: Mutex<std::collections::HashSet<String>>,
+    /// `[provider] lost_after`: the most one service's credentials lookup may take, retries
+    /// included, before that service counts as lost.
+    pub lost_after: std::time::Duration,
 }
 
 impl Remote {
@@ -75,7 +78,9 @@ impl Remote {
         let mut config = ClientConfig::new(endpoint.clone(), api_key);
         config.retry = retry;
         let client = SkysqlClient::new(config)?;
-        Ok(Remote::new(client, endpoint, identity, sql_ca))
+        let mut remote = Remote::new(client, endpoint, identity, sql_ca);
+        remote.lost_after = p.lost_after();
+        Ok(remote)
     }
 
     /// A remote over a client already made: `identity` names the cloud in the state, `sql_ca`
@@ -93,6 +98,7 @@ impl Remote {
             identity,
             credentials: Mutex::new(HashMap::new()),
             lost: Mutex::new(Default::default()),
+            lost_after: std::time::Duration::from_secs(crate::topology::DEFAULT_LOST_AFTER_SECONDS),
         }
     }
 
@@ -123,7 +129,23 @@ impl Remote {
         if let Some(c) = self.credentials.lock().await.get(service_id) {
             return Ok(c.clone());
         }
-        let c = self.client.get_credentials(service_id).await?;
+        // A service the API does not answer for is not asked again (each try would wait
+        // through the retries), and one ask is bounded by `lost_after` as a whole.
+        if self.lost.lock().await.contains(service_id) {
+            bail!("the SkySQL API does not answer for service {service_id}: its credentials cannot be read");
+        }
+        let c = match tokio::time::timeout(self.lost_after, self.client.get_credentials(service_id))
+            .await
+        {
+            Ok(c) => c?,
+            Err(_) => {
+                self.mark_lost(service_id).await;
+                bail!(
+                    "the SkySQL API did not answer for service {service_id} within {} s ([provider] lost_after): its credentials cannot be read",
+                    self.lost_after.as_secs()
+                );
+            }
+        };
         let pair = (c.username.clone(), Secret::new(c.password.clone()));
         self.credentials
             .lock()
@@ -163,13 +185,16 @@ impl Remote {
         let (user, password) = if owner_lost {
             self.credentials_of(&rec.id).await?
         } else {
-            match self.credentials_of(&owner_id).await {
+            let owned = self.credentials_of(&owner_id).await;
+            let gave_up = owned.is_err() && self.lost.lock().await.contains(&owner_id);
+            match owned {
                 Ok(c) => c,
                 Err(e)
                     if owner != key
-                        && e.downcast_ref::<SkysqlError>().is_some_and(|e| {
-                            e.is_not_found() || e.status().is_none_or(|s| s >= 500)
-                        }) =>
+                        && (gave_up
+                            || e.downcast_ref::<SkysqlError>().is_some_and(|e| {
+                                e.is_not_found() || e.status().is_none_or(|s| s >= 500)
+                            })) =>
                 {
                     tracing::info!(
                         "service.{owner} does not answer ({e:#}): using service.{key}'s own credentials"

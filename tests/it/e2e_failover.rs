@@ -290,3 +290,49 @@ async fn a_primary_back_with_writes_the_new_one_lacks_stays_fenced_and_they_are_
     assert_eq!(r.code, 2, "still drift: {}\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("replication.primary"), "{}", r.stdout);
 }
+
+/// Issue 23: a lost service is decided quickly. With the primary's region hanging (`outage
+/// --mode timeouts`: every API call naming it gets no answer) and the default retries, `plan`
+/// answers within a minute (each service's whole answer is bounded by `[provider] lost_after`,
+/// 20 s by default, not by retries × the request timeout) and the failover applies within 90 s;
+/// the writer then writes on the new primary. Before, each took about 9 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hanging_region_is_decided_within_lost_after_and_the_failover_is_quick() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = apply(&mut cloud, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let all = some_writes(&cloud, &["primary"]).await;
+    assert_nothing_lost(&cloud, &keys, &all).await;
+
+    outage(&cloud, "skysql-primary", OutageMode::Timeouts).await;
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let t = std::time::Instant::now();
+    let r = plan(&mut cloud, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("--allow-data-loss") && r.stderr.contains("lost_after"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "plan took {:?}",
+        t.elapsed()
+    );
+    let t = std::time::Instant::now();
+    let r = apply(&mut cloud, &["--allow-data-loss"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(90),
+        "apply took {:?}",
+        t.elapsed()
+    );
+    assert!(!read_only(&cloud, "secondary").await);
+    let more = some_writes(&cloud, &["secondary"]).await;
+    assert!(!more.is_empty(), "the writer writes on the new primary");
+    end_outage(&cloud, "skysql-primary").await;
+}

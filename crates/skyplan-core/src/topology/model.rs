@@ -29,7 +29,14 @@ pub struct ProviderConfig {
     /// None = the client's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// `lost_after`: the most time the API may take to answer for one service (retries
+    /// included) before that service counts as lost; None = [`DEFAULT_LOST_AFTER_SECONDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_after_seconds: Option<u64>,
 }
+
+/// A region that hangs is decided within this, not within retries × timeout.
+pub const DEFAULT_LOST_AFTER_SECONDS: u64 = 20;
 
 impl Default for ProviderConfig {
     fn default() -> Self {
@@ -37,6 +44,7 @@ impl Default for ProviderConfig {
             endpoint: LOCAL_ENDPOINT.into(),
             api_key_env: "API_KEY".into(),
             max_retries: None,
+            lost_after_seconds: None,
         }
     }
 }
@@ -44,6 +52,14 @@ impl Default for ProviderConfig {
 impl ProviderConfig {
     pub fn is_local(&self) -> bool {
         self.endpoint == LOCAL_ENDPOINT
+    }
+
+    /// See [`ProviderConfig::lost_after_seconds`].
+    pub fn lost_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.lost_after_seconds
+                .unwrap_or(DEFAULT_LOST_AFTER_SECONDS),
+        )
     }
 }
 

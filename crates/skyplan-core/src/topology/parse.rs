@@ -220,6 +220,12 @@ impl Reader<'_, '_> {
                 "endpoint" => p.endpoint = self.string(&e, label),
                 "api_key_env" => p.api_key_env = self.string(&e, label),
                 "max_retries" => p.max_retries = self.integer(&e, label),
+                "lost_after" => {
+                    p.lost_after = match e.item.as_integer() {
+                        Some(i) => Some(Located::new(i.to_string(), Self::value_span(&e))),
+                        None => self.string(&e, label),
+                    }
+                }
                 _ => self.unknown_key(&e, label, PROVIDER_KEYS),
             }
         }

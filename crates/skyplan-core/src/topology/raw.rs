@@ -38,7 +38,7 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
     "allow_public",
 ];
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
-pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries"];
+pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries", "lost_after"];
 pub(super) const STATE_KEYS: &[&str] = &["path", "backend", "password_env"];
 pub(super) const REPLICATION_KEYS: &[&str] =
     &["from", "seed", "ssl", "max_lag_seconds", "reconnect_grace"];
@@ -101,6 +101,7 @@ pub(super) struct RawProvider {
     pub endpoint: Option<Located<String>>,
     pub api_key_env: Option<Located<String>>,
     pub max_retries: Option<Located<i64>>,
+    pub lost_after: Option<Located<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -175,6 +175,17 @@ pub fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
 
 /// `reconnect_grace`: `"2m"`, `"90s"`, `"1h"` or plain seconds, at most a day; in seconds.
 pub fn reconnect_grace(value: &str) -> Result<u64, Problem> {
+    duration("reconnect_grace", value, 0, 86_400, "at most a day")
+}
+
+/// `[provider] lost_after`: how long skyplan waits for the API to answer for one service
+/// before it counts that service as lost (a region down): 1 s to an hour; in seconds.
+pub fn lost_after(value: &str) -> Result<u64, Problem> {
+    duration("lost_after", value, 1, 3_600, "between 1s and an hour")
+}
+
+/// `"2m"`, `"90s"`, `"1h"` or plain seconds, within `min..=max` seconds.
+fn duration(field: &str, value: &str, min: u64, max: u64, range: &str) -> Result<u64, Problem> {
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
@@ -185,9 +196,9 @@ pub fn reconnect_grace(value: &str) -> Result<u64, Problem> {
         (Some(n), "h") => n.checked_mul(3600),
         _ => None,
     };
-    secs.filter(|s| *s <= 86_400).ok_or_else(|| {
+    secs.filter(|s| (min..=max).contains(s)).ok_or_else(|| {
         Problem::new(format!(
-            "reconnect_grace must be a duration of at most a day such as \"2m\" or \"90s\" (or seconds), found {}",
+            "{field} must be a duration {range} such as \"2m\" or \"90s\" (or seconds), found {}",
             echo(value)
         ))
     })

@@ -188,10 +188,12 @@ impl Validator<'_, '_> {
         let endpoint = self.check(&raw.endpoint, |e| rules::endpoint(e).map(|()| e.clone()));
         let api_key_env = self.check_secret_name("api_key_env", &raw.api_key_env);
         let max_retries = self.check(&raw.max_retries, |n| rules::max_retries(*n));
+        let lost_after = self.check(&raw.lost_after, |v| rules::lost_after(v));
         Some(ProviderConfig {
             endpoint: endpoint.or(builtin.endpoint)?,
             api_key_env: api_key_env.or(builtin.api_key_env)?,
             max_retries: max_retries.optional()?,
+            lost_after_seconds: lost_after.optional()?,
         })
     }
 
