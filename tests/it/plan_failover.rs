@@ -478,7 +478,9 @@ fn a_returning_primary_with_lost_writes_is_reseeded_only_when_named() {
     let p = build(true).unwrap();
     let text = render::render(&p, false);
     assert!(
-        p.warnings[0].starts_with("DATA LOSS (--allow-data-loss): service.primary holds 1-1001-41..1-1001-45"),
+        p.warnings[0].starts_with(
+            "DATA LOSS (--allow-data-loss): service.primary holds 1-1001-41..1-1001-45"
+        ),
         "listed first: {text}"
     );
     let restore = p.action("restore.primary").expect(&text);
@@ -650,6 +652,70 @@ fn siblings_follow_a_restored_candidate_by_gtid_after_a_failover() {
     let p = build_allowing_loss(&t, &s, &o).unwrap();
     let text = render::render(&p, false);
     for r in ["asia", "oregon"] {
+        let a = p.action(&format!("replication.{r}")).expect(&text);
+        assert!(
+            matches!(
+                a.kind,
+                ActionKind::Replicate {
+                    mode: WireMode::Repoint,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+    }
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+}
+
+/// Issue 23: a failover loses only what no survivor received. The candidate lags; a sibling
+/// received five more transactions from the lost primary. Before, the plan promoted the
+/// candidate and re-seeded the sibling (those writes gone, under a false reason); now the
+/// failover is refused, naming the sibling and what it holds, and failing over to that sibling
+/// instead re-points the others by GTID with no copy.
+#[test]
+fn a_failover_to_a_candidate_behind_a_sibling_is_refused_naming_the_sibling() {
+    let s = applied(&example("fan-out.toml"));
+    let failover_to = |to: &str| {
+        let block =
+            format!("[services.{to}.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n");
+        let src = FAN_OUT
+            .replace(&block, "")
+            .replace("from = \"primary\"", &format!("from = \"{to}\""));
+        let (cut, resume) = (
+            src.find("[services.primary]").unwrap(),
+            src.find("[services.europe]").unwrap(),
+        );
+        topology(&format!("{}{}", &src[..cut], &src[resume..]))
+    };
+    let mut o = in_sync(&s);
+    o.services.insert(
+        "primary".into(),
+        ObservedService::Missing {
+            id: s.resources.services["primary"].id.clone(),
+        },
+    );
+    for (k, at) in [
+        ("europe", "1-1001-40"),
+        ("asia", "1-1001-40"),
+        ("oregon", "1-1001-45"),
+    ] {
+        o.gtids.insert(k.into(), gtids(at));
+        let r = o.replication.get_mut(k).unwrap();
+        r.io_running = false;
+        r.last_io_errno = 2003;
+        r.gtid_io_pos = Some(at.into());
+    }
+    let e = build_allowing_loss(&failover_to("europe"), &s, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::FailoverBehindSibling { ref sibling, .. } if sibling == "oregon")
+            && e.to_string()
+                .contains("holds 1-1001-41..1-1001-45 (5 transactions)"),
+        "{e}"
+    );
+    let p = build_allowing_loss(&failover_to("oregon"), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.action("failover.oregon").is_some(), "{text}");
+    for r in ["europe", "asia"] {
         let a = p.action(&format!("replication.{r}")).expect(&text);
         assert!(
             matches!(

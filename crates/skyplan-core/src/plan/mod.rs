@@ -75,6 +75,13 @@ pub enum PlanError {
         why: String,
         estimate: String,
     },
+    #[error("failover of service.{old} to service.{new} refused, nothing was changed: service.{sibling}, another replica of service.{old}, holds {more} that service.{new} has not received, and a failover loses only what no survivor received. Make service.{sibling} the primary in the file instead (it holds the most), or let service.{new} catch up first")]
+    FailoverBehindSibling {
+        old: String,
+        new: String,
+        sibling: String,
+        more: String,
+    },
     #[error("service.{old} does not answer skyplan ({why}), but service.{new} still receives from it: it is alive, and skyplan cannot fence what it cannot reach, so promoting service.{new} would make two writers. Restore skyplan's access to service.{old} and switch over instead. (If its region is really down, service.{new} notices within its slave_net_timeout: plan again in a minute.)")]
     FailoverOfALivePrimary {
         old: String,

@@ -411,10 +411,39 @@ fn failover(
         .applied()
         .and_then(|a| Ok(a.union(&GtidSet::parse(&io_pos)?)))
         .map_err(|e| candidate_down(e.to_string()))?;
+    // MHA's rule: a failover loses only what no survivor received. A sibling that holds
+    // transactions the candidate lacks would lose them (re-pointed onto the candidate it is
+    // errant, re-seeded it is wiped): refused, naming the sibling to fail over to instead.
+    let mut survivors = received.clone();
+    for (k, l) in &state.resources.replications {
+        if l.source != old || k == new || observed.lost(k).is_some() {
+            continue;
+        }
+        let Some(has) = observed.gtids.get(k).and_then(|g| g.applied().ok()) else {
+            continue;
+        };
+        let io = observed
+            .replication
+            .get(k)
+            .and_then(|o| o.gtid_io_pos.as_deref())
+            .and_then(|p| GtidSet::parse(p).ok())
+            .unwrap_or_default();
+        let theirs = has.union(&io);
+        let more = gtid::beyond(&theirs, &received);
+        if !more.is_empty() {
+            return Err(PlanError::FailoverBehindSibling {
+                old: old.to_string(),
+                new: new.to_string(),
+                sibling: k.clone(),
+                more: gtid::describe_ranges(&more),
+            });
+        }
+        survivors = survivors.union(&theirs);
+    }
     Ok(Lost {
         why,
         gone,
-        estimate: estimate(state, old, new, &received),
+        estimate: estimate(state, old, new, &survivors),
     })
 }
 
