@@ -7,6 +7,7 @@
 //!   end to end, on real MariaDB.
 //! - `repoint`: re-pointing a replica holding 300 MB by GTID against by re-seed.
 //! - `switchover`: a pair's switchover under a live writer (write gap, lost writes).
+//! - `outage`: a failover from a hanging region under a live writer (write gap, apply time).
 //! - `switchbacks`: ten switchovers there and back under the writer, thousands of
 //!   transactions between them (write gaps, lost writes, copies).
 //!
@@ -24,6 +25,7 @@ pub mod emulator;
 pub mod generate;
 pub mod machine;
 pub mod offline;
+pub mod outage;
 pub mod refresh;
 pub mod repoint;
 pub mod switchbacks;
@@ -56,6 +58,8 @@ pub struct Options {
     pub switchover: bool,
     /// Ten switchovers there and back under a live writer.
     pub switchbacks: bool,
+    /// A failover from a hanging region under a live writer.
+    pub outage: bool,
     /// `--op-seconds` of the fan-out apply.
     pub op: Duration,
 }
@@ -95,6 +99,11 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         eprintln!("skyplan-bench: ten switchovers there and back under a live writer…");
         let example = opts.examples.join("global-replication.toml");
         rows.push(switchbacks::run(&opts.work, &opts.skyplan, &example).await);
+    }
+    if opts.outage {
+        eprintln!("skyplan-bench: failover from a hanging region under a live writer…");
+        let example = opts.examples.join("global-replication.toml");
+        rows.push(outage::run(&opts.work, &opts.skyplan, &example).await);
     }
     rows
 }

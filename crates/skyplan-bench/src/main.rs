@@ -1,4 +1,4 @@
-//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks] [--op-seconds S]`: measure skyplan
+//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S]`: measure skyplan
 //! and print one table (stdout) with the machine it ran on. Progress goes to stderr.
 //! Run it through `scripts/bench`, which builds in release mode first.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use skyplan_bench::{self as bench, child, machine::Machine, offline, table};
 
-const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks] [--op-seconds S] [--examples DIR] [--keep]";
+const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S] [--examples DIR] [--keep]";
 
 fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
     let bench_exe = std::env::current_exe().context("locating skyplan-bench")?;
@@ -39,6 +39,7 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
         repoint: true,
         switchover: true,
         switchbacks: true,
+        outage: true,
         op: Duration::from_secs(2),
     };
     let mut it = args.iter();
@@ -60,6 +61,7 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
                         "repoint",
                         "switchover",
                         "switchbacks",
+                        "outage",
                     ]
                     .contains(p)
                     {
@@ -73,6 +75,7 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
                 opts.repoint = parts.contains(&"repoint");
                 opts.switchover = parts.contains(&"switchover");
                 opts.switchbacks = parts.contains(&"switchbacks");
+                opts.outage = parts.contains(&"outage");
             }
             "--op-seconds" => {
                 let secs: f64 = value()?.parse().context("--op-seconds")?;
