@@ -53,6 +53,17 @@ fn plan(cloud: &mut Cloud, args: &[&str]) -> crate::support::cli::Run {
     cloud.skyplan(&all)
 }
 
+/// The fan-out example after its primary is lost: europe becomes the primary, the others
+/// follow it, the old primary leaves the topology.
+fn failed_over_to_europe(fan_out: &str) -> String {
+    let europe_block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
+    let start = fan_out.find("[services.primary]").unwrap();
+    let end = fan_out.find("[services.europe]").unwrap();
+    format!("{}{}", &fan_out[..start], &fan_out[end..])
+        .replace(europe_block, "")
+        .replace("from = \"primary\"", "from = \"europe\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_primary_fails_over_only_when_allowed_and_the_replicas_follow_by_gtid() {
     let mut cloud = Cloud::new("fan-out.toml");
@@ -69,14 +80,7 @@ async fn a_deleted_primary_fails_over_only_when_allowed_and_the_replicas_follow_
 
     // The region is lost: the primary is deleted outside skyplan.
     cloud.delete_by_hand("primary").await;
-    // europe becomes the primary, the others follow it, the old primary leaves the topology.
-    let europe_block = "[services.europe.replication]\nfrom = \"primary\"\nseed = \"new-backup\"\n";
-    let start = fan_out.find("[services.primary]").unwrap();
-    let end = fan_out.find("[services.europe]").unwrap();
-    let failed_over = format!("{}{}", &fan_out[..start], &fan_out[end..])
-        .replace(europe_block, "")
-        .replace("from = \"primary\"", "from = \"europe\"");
-    std::fs::write(&file, &failed_over).unwrap();
+    std::fs::write(&file, failed_over_to_europe(&fan_out)).unwrap();
 
     let before = std::fs::read(cloud.state_path()).unwrap();
     for r in [plan(&mut cloud, &[]), apply(&mut cloud, &[])] {
@@ -335,4 +339,103 @@ async fn a_hanging_region_is_decided_within_lost_after_and_the_failover_is_quick
     let more = some_writes(&cloud, &["secondary"]).await;
     assert!(!more.is_empty(), "the writer writes on the new primary");
     end_outage(&cloud, "skysql-primary").await;
+}
+
+/// Issue 23: a failover loses only what no survivor received. The candidate (europe) stopped
+/// receiving while its siblings received 400 more acknowledged writes; then the primary was
+/// lost. Before, the plan promoted europe and re-seeded the siblings: those writes were gone.
+/// Now europe first catches up from a sibling through a temporary link the plan shows; every
+/// acknowledged write is on every survivor afterwards, nothing is copied, the temporary
+/// allowlist entry is gone, and the next plan has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_to_a_lagging_candidate_first_catches_up_from_the_sibling_holding_more() {
+    let mut cloud = Cloud::new("fan-out.toml");
+    let file = cloud.dir().join("fan-out.toml");
+    let fan_out = few_retries(&std::fs::read_to_string(&file).unwrap());
+    std::fs::write(&file, &fan_out).unwrap();
+    let r = apply(&mut cloud, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let survivors = ["europe", "asia", "oregon"];
+    let mut all = some_writes(&cloud, &["primary"]).await;
+    assert_nothing_lost(&cloud, &["primary", "europe", "asia", "oregon"], &all).await;
+    // europe stops receiving; the primary goes on writing, and its siblings receive it.
+    cloud
+        .sql("europe")
+        .await
+        .query_drop("CALL sky.stop_replication()")
+        .await
+        .unwrap();
+    all.extend(app::bulk(&cloud, "primary", 400).await);
+    assert_nothing_lost(&cloud, &["primary", "asia", "oregon"], &all).await;
+    let restores_before = restores(&cloud, &survivors).await;
+
+    cloud.delete_by_hand("primary").await;
+    std::fs::write(&file, failed_over_to_europe(&fan_out)).unwrap();
+    let r = plan(&mut cloud, &["--allow-data-loss"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("catch up from")
+            && r.stdout.contains("(400 transactions)")
+            && r.stdout.contains("(temporary)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("restore"), "{}", r.stdout);
+
+    // The writer numbers on from the first endpoint's highest row: one that has them all.
+    let writer = AppWriter::start(&cloud, &["asia", "europe", "oregon"]).await;
+    let r = apply(&mut cloud, &["--allow-data-loss"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("caught up from service.oregon"),
+        "{}",
+        r.stderr
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = writer.stop().await;
+    assert!(
+        !acks.acked.is_empty(),
+        "no write was accepted after the failover"
+    );
+    all.extend(acks.acked.iter().map(|a| a.0));
+    assert_nothing_lost(&cloud, &survivors, &all).await;
+    assert_eq!(
+        restores(&cloud, &survivors).await,
+        restores_before,
+        "no copy"
+    );
+
+    // The temporary entry is revoked: europe's IPs are on no sibling's allowlist.
+    let state = cloud.state().unwrap();
+    let europe_ips = &state.resources.services["europe"].outbound_ips;
+    assert!(!europe_ips.is_empty());
+    for k in ["asia", "oregon"] {
+        let l = &state.resources.replications[k];
+        assert!(l.source == "europe" && l.healthy, "service.{k}: {l:?}");
+        let id = &state.resources.services[k].id;
+        let entries: Vec<String> = cloud
+            .api()
+            .get_allowlist(id)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|e| e.entries())
+            .collect();
+        for ip in europe_ips {
+            assert!(
+                !entries
+                    .iter()
+                    .any(|e| e.split('/').next() == Some(ip.as_str())),
+                "service.{k} still allowlists {ip}: {entries:?}"
+            );
+        }
+    }
+    assert!(state
+        .resources
+        .allowlists
+        .values()
+        .all(|a| a.earlier.iter().all(|g| g.on != "asia" && g.on != "oregon")));
+    let r = plan(&mut cloud, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

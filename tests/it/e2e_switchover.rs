@@ -213,7 +213,8 @@ async fn a_lost_primary_breaks_neither_plan_nor_destroy_and_a_failover_is_refuse
         r.stdout.contains("service.primary")
             && r.stdout.contains("service.secondary holds the most")
             && r.stdout.contains("--allow-data-loss")
-            && r.stdout.contains(" transactions) that no other surviving service has")
+            && r.stdout
+                .contains(" transactions) that no other surviving service has")
             && !r.stdout.contains("! restore."),
         "{}",
         r.stdout

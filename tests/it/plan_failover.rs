@@ -670,10 +670,11 @@ fn siblings_follow_a_restored_candidate_by_gtid_after_a_failover() {
 /// Issue 23: a failover loses only what no survivor received. The candidate lags; a sibling
 /// received five more transactions from the lost primary. Before, the plan promoted the
 /// candidate and re-seeded the sibling (those writes gone, under a false reason); now the
-/// failover is refused, naming the sibling and what it holds, and failing over to that sibling
-/// instead re-points the others by GTID with no copy.
+/// candidate first catches up from that sibling through a temporary link the plan shows, the
+/// siblings are re-pointed (no copy), and failing over to the sibling itself needs no catch-up.
+/// When the sibling cannot serve the candidate, the failover is refused, naming it.
 #[test]
-fn a_failover_to_a_candidate_behind_a_sibling_is_refused_naming_the_sibling() {
+fn a_failover_to_a_candidate_behind_a_sibling_catches_up_from_it_first() {
     let s = applied(&example("fan-out.toml"));
     let failover_to = |to: &str| {
         let block =
@@ -705,13 +706,96 @@ fn a_failover_to_a_candidate_behind_a_sibling_is_refused_naming_the_sibling() {
         r.last_io_errno = 2003;
         r.gtid_io_pos = Some(at.into());
     }
-    let e = build_allowing_loss(&failover_to("europe"), &s, &o).unwrap_err();
+    let p = build_allowing_loss(&failover_to("europe"), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    let fo = p.action("failover.europe").expect(&text);
+    assert!(
+        matches!(fo.kind, ActionKind::Failover { catch_up_from: Some(ref k), .. } if k == "oregon"),
+        "{text}"
+    );
+    assert!(
+        text.contains("catch up from orders-oregon")
+            && text.contains("1-1001-41..1-1001-45 (5 transactions)")
+            && text.contains("(temporary)"),
+        "{text}"
+    );
+    // Nothing is lost that a survivor holds: the estimate counts the sibling.
+    assert!(!text.contains("lacks 1-1001-41"), "{text}");
+    for r in ["asia", "oregon"] {
+        let a = p.action(&format!("replication.{r}")).expect(&text);
+        assert!(
+            matches!(
+                a.kind,
+                ActionKind::Replicate {
+                    mode: WireMode::Repoint,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+    }
+    assert_eq!(p.summary.wipes_data, 0, "{text}");
+
+    // An apply stopped during the catch-up: europe replicates from oregon, and the temporary
+    // entry is recorded as an earlier grant. The failover resumes from there (not "the old
+    // primary is alive"), and that entry is the failover's to revoke, not a separate action.
+    let mut s2 = s.clone();
+    let oregon = s2.resources.services["oregon"].clone();
+    s2.resources
+        .allowlists
+        .get_mut("europe")
+        .unwrap()
+        .earlier
+        .push(skyplan::state::EarlierGrant {
+            on: "oregon".into(),
+            entries: vec!["10.9.9.9/32".into()],
+        });
+    let mut resumed = o.clone();
+    let r = resumed.replication.get_mut("europe").unwrap();
+    r.master_host = oregon.fqdn.clone();
+    r.master_port = oregon.port;
+    r.io_running = true;
+    r.last_io_errno = 0;
+    r.gtid_io_pos = Some("1-1001-45".into());
+    resumed.gtids.insert("europe".into(), gtids("1-1001-43"));
+    let p = build_allowing_loss(&failover_to("europe"), &s2, &resumed).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        matches!(p.action("failover.europe").expect(&text).kind,
+            ActionKind::Failover { catch_up_from: Some(ref k), .. } if k == "oregon"),
+        "{text}"
+    );
+    assert!(
+        !p.actions.iter().any(|a| matches!(a.kind, ActionKind::AllowlistRevoke { ref source, .. } if source == "oregon")),
+        "{text}"
+    );
+    // Without the failover (the file not edited), the recorded entry is revoked.
+    let p = build_allowing_loss(&topology(FAN_OUT), &s2, &in_sync(&s2)).unwrap();
+    assert!(
+        p.actions.iter().any(|a| matches!(a.kind, ActionKind::AllowlistRevoke { ref source, .. } if source == "oregon")),
+        "{}",
+        render::render(&p, false)
+    );
+
+    // The sibling's binlogs no longer hold what follows the candidate's position: no
+    // catch-up is possible, and the failover is refused naming the sibling.
+    let mut purged = o.clone();
+    purged.gtids.get_mut("oregon").unwrap().binlog_start = Some([(1, 43)].into_iter().collect());
+    let e = build_allowing_loss(&failover_to("europe"), &s, &purged).unwrap_err();
     assert!(
         matches!(e, PlanError::FailoverBehindSibling { ref sibling, .. } if sibling == "oregon")
             && e.to_string()
                 .contains("holds 1-1001-41..1-1001-45 (5 transactions)"),
         "{e}"
     );
+    // The candidate holds what the sibling lacks (another domain): refused too.
+    let mut split = o.clone();
+    split
+        .gtids
+        .insert("europe".into(), gtids("1-1001-40,2-2002-3"));
+    split.replication.get_mut("europe").unwrap().gtid_io_pos = Some("1-1001-40,2-2002-3".into());
+    let e = build_allowing_loss(&failover_to("europe"), &s, &split).unwrap_err();
+    assert!(matches!(e, PlanError::FailoverBehindSibling { .. }), "{e}");
     let p = build_allowing_loss(&failover_to("oregon"), &s, &o).unwrap();
     let text = render::render(&p, false);
     assert!(p.action("failover.oregon").is_some(), "{text}");

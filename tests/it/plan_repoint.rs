@@ -113,7 +113,8 @@ fn an_errant_transaction_or_purged_binlogs_reseed_with_the_reason() {
             let e = plan_of(&t, &s, &o).unwrap_err();
             assert!(
                 matches!(e, skyplan::plan::PlanError::LastCopy { .. })
-                    && e.to_string().contains("service.oregon holds 7-1007-1 (1 transaction)"),
+                    && e.to_string()
+                        .contains("service.oregon holds 7-1007-1 (1 transaction)"),
                 "{e}"
             );
             crate::support::fixtures::build_allowing_loss(&t, &s, &o).unwrap()

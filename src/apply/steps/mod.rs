@@ -1,6 +1,7 @@
 //! The real steps: each plan action carried out against the SkySQL API and the services' SQL
 //! endpoints, with state saved before every wait and after every change.
 
+mod catch_up;
 mod link;
 mod roles;
 mod seed;
@@ -102,9 +103,12 @@ impl Steps for RealSteps {
                 ssl,
                 max_lag_seconds,
             } => roles::switchover(self, old, new, *ssl, *max_lag_seconds, p).await,
-            ActionKind::Failover { old, new, old_gone } => {
-                roles::failover(self, old, new, *old_gone, p).await
-            }
+            ActionKind::Failover {
+                old,
+                new,
+                old_gone,
+                catch_up_from,
+            } => roles::failover(self, old, new, *old_gone, catch_up_from.as_deref(), p).await,
         };
         r.map_err(StepError::from)
     }

@@ -273,14 +273,34 @@ pub(super) async fn failover(
     old: &str,
     new: &str,
     old_gone: bool,
+    catch_up_from: Option<&str>,
     p: &ProgressHandle,
 ) -> Result<String> {
+    // Credentials no longer come from the lost primary (which may come back, or be
+    // re-created empty under the same key, or be forgotten by this apply meanwhile): each
+    // service uses its own, from the first connection on.
+    steps
+        .state
+        .update(|s| {
+            for r in s.resources.services.values_mut() {
+                if r.credentials_from.as_deref() == Some(old) {
+                    r.credentials_from = None;
+                }
+            }
+        })
+        .await?;
     let state = steps.state.snapshot().await;
     let mut newc = steps.sql(&state, new).await?;
     let st = newc.replication_status().await?;
+    // Replicating from the catch-up sibling: an earlier apply's catch-up, resumed below.
+    let from_sibling = catch_up_from.is_some_and(|k| {
+        state.resources.services.get(k).is_some_and(|r| {
+            r.fqdn.as_deref() == st.master_host.as_deref() && r.port == st.master_port
+        })
+    });
     // Receiving again since the plan: the old primary is alive (only skyplan cannot reach
     // it); opening this one would make two writers.
-    if st.io_running && st.last_io_errno == 0 {
+    if !from_sibling && st.io_running && st.last_io_errno == 0 {
         bail!(
             "service.{new} receives from service.{old} again: it is alive, so no failover; nothing was changed (plan again)"
         );
@@ -311,6 +331,12 @@ pub(super) async fn failover(
             );
         }
     }
+    let _ = newc.disconnect().await;
+    let caught_up = match catch_up_from {
+        Some(sibling) => super::catch_up::catch_up(steps, old, new, sibling, p).await?,
+        None => String::new(),
+    };
+    let mut newc = steps.sql(&state, new).await?;
     newc.stop_replication().await?;
     newc.reset_replication().await?;
     p.status(&format!("opening service.{new} for writes"));
@@ -331,13 +357,6 @@ pub(super) async fn failover(
                     u.on = new.to_string();
                 }
             }
-            // Credentials no longer come from the lost primary (which may come back, or be
-            // re-created empty under the same key): each service uses its own.
-            for r in res.services.values_mut() {
-                if r.credentials_from.as_deref() == Some(old) {
-                    r.credentials_from = None;
-                }
-            }
             if !old_gone {
                 if let Some(r) = res.services.get_mut(old) {
                     r.failed_over_to = Some(new.to_string());
@@ -352,7 +371,8 @@ pub(super) async fn failover(
         drop_recorded_user(steps, &now, &u, new, p).await?;
     }
     Ok(format!(
-        "service.{new} is the primary, open for writes at {}; {}",
+        "{caught_up}{}service.{new} is the primary, open for writes at {}; {}",
+        if caught_up.is_empty() { "" } else { "; " },
         if at.is_empty() {
             "(empty: no transactions yet)"
         } else {

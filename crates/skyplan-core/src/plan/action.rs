@@ -134,6 +134,11 @@ pub enum ActionKind {
         old: String,
         new: String,
         old_gone: bool,
+        /// A surviving sibling (another replica of `old`) that received transactions `new`
+        /// lacks: before `new` is opened, it replicates from that sibling by GTID (a
+        /// temporary link, its allowlist entry revoked after) until it holds all of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_up_from: Option<String>,
     },
 }
 
@@ -214,8 +219,14 @@ impl ActionKind {
             }
             ActionKind::DropReplicationUser { on, .. } => vec![on],
             ActionKind::Switchover { old, new, .. } => vec![old, new],
-            // The lost primary is not touched (only its record).
-            ActionKind::Failover { new, .. } => vec![new],
+            // The lost primary is not touched (only its record); a catch-up sibling's
+            // allowlist is.
+            ActionKind::Failover {
+                new, catch_up_from, ..
+            } => std::iter::once(new)
+                .chain(catch_up_from)
+                .map(String::as_str)
+                .collect(),
             ActionKind::SetRole { key, .. } | ActionKind::SetPower { key, .. } => vec![key],
         }
     }

@@ -26,6 +26,14 @@ use crate::topology::Topology;
 /// Version of the JSON plan format (`--json`, saved plan files).
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
+/// What a failover's candidate lacks that a sibling holds, and why it cannot catch up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behind {
+    /// The ranges, described.
+    pub more: String,
+    pub why: String,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error("service.{key}: storage can only grow ({from} GB -> {to} GB); keep {from} or more, or replace the service under a new name")]
@@ -75,12 +83,12 @@ pub enum PlanError {
         why: String,
         estimate: String,
     },
-    #[error("failover of service.{old} to service.{new} refused, nothing was changed: service.{sibling}, another replica of service.{old}, holds {more} that service.{new} has not received, and a failover loses only what no survivor received. Make service.{sibling} the primary in the file instead (it holds the most), or let service.{new} catch up first")]
+    #[error("failover of service.{old} to service.{new} refused, nothing was changed: service.{sibling}, another replica of service.{old}, holds {} that service.{new} has not received, and a failover loses only what no survivor received; skyplan cannot catch service.{new} up from it first: {}. Make service.{sibling} the primary in the file instead (it holds the most)", .behind.more, .behind.why)]
     FailoverBehindSibling {
         old: String,
         new: String,
         sibling: String,
-        more: String,
+        behind: Box<Behind>,
     },
     #[error("service.{old} does not answer skyplan ({why}), but service.{new} still receives from it: it is alive, and skyplan cannot fence what it cannot reach, so promoting service.{new} would make two writers. Restore skyplan's access to service.{old} and switch over instead. (If its region is really down, service.{new} notices within its slave_net_timeout: plan again in a minute.)")]
     FailoverOfALivePrimary {

@@ -27,6 +27,9 @@ struct Ctx<'a> {
     /// Services this plan re-seeds (found by a first pass, sources before their replicas):
     /// nothing re-points onto one by its GTIDs of now, which the copy replaces.
     reseeded: BTreeSet<String>,
+    /// Failover candidates that first catch up from a sibling → that sibling: what the
+    /// candidate will hold once open includes what the sibling holds.
+    catching_up: BTreeMap<String, String>,
 }
 
 impl Ctx<'_> {
@@ -112,6 +115,13 @@ pub(super) fn plan_links(
         fates,
         replace,
         reseeded: BTreeSet::new(),
+        catching_up: switches
+            .iter()
+            .filter_map(|s| {
+                let c = s.lost.as_ref()?.catch_up.as_ref()?;
+                Some((s.new.clone(), c.from.clone()))
+            })
+            .collect(),
     };
     cx.reseeded = reseeded_services(&cx, switches);
     let mut seeds = Seeds::new();
@@ -159,7 +169,14 @@ pub(super) fn plan_links(
         }
     }
     let promoted: BTreeSet<&str> = switches.iter().map(|s| s.new.as_str()).collect();
-    plan_teardown(&cx, &promoted, out);
+    // A failover that catches its candidate up from a sibling grants and revokes its own
+    // temporary entry there (one an interrupted apply left is the failover's to revoke).
+    let catching_up: BTreeSet<(&str, &str)> = cx
+        .catching_up
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    plan_teardown(&cx, &promoted, &catching_up, out);
     plan_roles(&cx, switches, out);
     interrupted_role_changes(&cx, out);
     plan_orphaned_users(&cx, out);
@@ -209,6 +226,7 @@ fn reseeded_services(cx: &Ctx, switches: &[super::roles::Switch]) -> BTreeSet<St
         fates: cx.fates,
         replace: cx.replace,
         reseeded: BTreeSet::new(),
+        catching_up: cx.catching_up.clone(),
     };
     for (r, repl) in order {
         let mut seeds = Seeds::new();
@@ -260,10 +278,16 @@ fn check_own_position(cx: &Ctx, r: &str, src: &str) -> Result<(), String> {
 }
 
 /// The GTIDs of the services `key` replicates from now (its recorded source, that one's, …):
-/// what `key` has not received yet but will.
+/// what `key` has not received yet but will. A failover candidate also gets what its
+/// catch-up sibling holds, before it opens.
 fn upstream_gtids<'a>(cx: &Ctx<'a>, key: &str) -> Vec<&'a gtid::ObservedGtids> {
     let mut seen = BTreeSet::from([key.to_string()]);
-    let mut out = Vec::new();
+    let mut out: Vec<&'a gtid::ObservedGtids> = cx
+        .catching_up
+        .get(key)
+        .and_then(|s| cx.observed.gtids.get(s))
+        .into_iter()
+        .collect();
     let mut at = key.to_string();
     while let Some(l) = cx.state.resources.replications.get(&at) {
         if !seen.insert(l.source.clone()) {
@@ -950,7 +974,13 @@ fn drop_user(cx: &Ctx, on: &str, user: &str, why: &str) -> Planned {
 /// (also the entries of a replica the state no longer links, e.g. after `--refresh-only`
 /// recorded that it was deleted).
 /// `promoted`: new primaries of switchovers, whose replication the switchover itself stops.
-fn plan_teardown(cx: &Ctx, promoted: &BTreeSet<&str>, out: &mut DiffOutput) {
+/// `catching_up`: (candidate, sibling) of failovers that catch up through a temporary link.
+fn plan_teardown(
+    cx: &Ctx,
+    promoted: &BTreeSet<&str>,
+    catching_up: &BTreeSet<(&str, &str)>,
+    out: &mut DiffOutput,
+) {
     let res = &cx.state.resources;
     let unlinked = |r: &String| {
         cx.topology
@@ -996,7 +1026,12 @@ fn plan_teardown(cx: &Ctx, promoted: &BTreeSet<&str>, out: &mut DiffOutput) {
             .get(r)
             .and_then(|s| s.replication.as_ref())
             .map(|x| x.from.as_str());
-        for g in a.earlier.iter().filter(|g| Some(g.on.as_str()) != from) {
+        for g in a
+            .earlier
+            .iter()
+            .filter(|g| Some(g.on.as_str()) != from)
+            .filter(|g| !catching_up.contains(&(r.as_str(), g.on.as_str())))
+        {
             let why = format!(
                 "granted for {} when it replicated from {}, which did not answer when it was re-pointed",
                 cx.name_of(r),

@@ -18,7 +18,7 @@
 use serde_json::json;
 
 use super::Planned;
-use crate::gtid::{self, GtidSet};
+use crate::gtid::{self, GtidSet, Holdings};
 use crate::observed::{Observed, ObservedService};
 use crate::plan::action::{ActionKind, Change};
 use crate::plan::PlanError;
@@ -54,6 +54,16 @@ pub(super) struct Lost {
     /// Deleted (404, or not in the state): nothing will come back.
     pub(super) gone: bool,
     pub(super) estimate: Estimate,
+    /// The surviving sibling the candidate first catches up from, when one holds more.
+    pub(super) catch_up: Option<CatchUp>,
+}
+
+/// A failover's catch-up: the candidate replicates from `from` until it holds all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CatchUp {
+    pub(super) from: String,
+    /// The ranges `from` holds that the candidate lacks, described.
+    pub(super) more: String,
 }
 
 /// What a failover loses, as far as skyplan can tell.
@@ -374,21 +384,22 @@ fn failover(
     if let Some(down) = observed.lost(new) {
         return Err(candidate_down(down));
     }
-    let Some(have) = observed.gtids.get(new) else {
-        return Err(candidate_down(
-            "its GTIDs could not be read, so what it would lose is unknown".into(),
-        ));
-    };
     if observed.can_fence.get(new) == Some(&false) {
         return Err(PlanError::CannotFence {
             key: new.to_string(),
         });
     }
+    // An apply that was stopped while the candidate caught up from a sibling left it
+    // replicating from that sibling: the failover resumes from there.
+    let resumed_from = observed
+        .replication
+        .get(new)
+        .and_then(|r| replicates_from_sibling(state, old, new, r));
     if let Some(r) = observed.replication.get(new) {
         // Still receiving from it: the old primary is alive, skyplan only cannot reach it.
         // Promoting now would make two writers; skyplan cannot fence what it cannot reach.
         // (A deleted one is gone whatever a stale connection still says.)
-        if !gone && r.io_running && r.last_io_errno == 0 {
+        if resumed_from.is_none() && !gone && r.io_running && r.last_io_errno == 0 {
             return Err(PlanError::FailoverOfALivePrimary {
                 old: old.to_string(),
                 new: new.to_string(),
@@ -402,49 +413,151 @@ fn failover(
             )));
         }
     }
-    let io_pos = observed
-        .replication
-        .get(new)
-        .and_then(|o| o.gtid_io_pos.clone())
-        .unwrap_or_default();
-    let received = have
-        .applied()
-        .and_then(|a| Ok(a.union(&GtidSet::parse(&io_pos)?)))
-        .map_err(|e| candidate_down(e.to_string()))?;
+    let mine = received(observed, new).map_err(candidate_down)?;
     // MHA's rule: a failover loses only what no survivor received. A sibling that holds
     // transactions the candidate lacks would lose them (re-pointed onto the candidate it is
-    // errant, re-seeded it is wiped): refused, naming the sibling to fail over to instead.
-    let mut survivors = received.clone();
+    // errant, re-seeded it is wiped); so the candidate first catches up from the sibling
+    // that holds the most, when that sibling holds everything every survivor received.
+    let mut survivors = mine.has.clone();
+    let mut ahead: Vec<(String, Holdings)> = Vec::new();
     for (k, l) in &state.resources.replications {
         if l.source != old || k == new || observed.lost(k).is_some() {
             continue;
         }
-        let Some(has) = observed.gtids.get(k).and_then(|g| g.applied().ok()) else {
+        let Ok(theirs) = received(observed, k) else {
             continue;
         };
-        let io = observed
-            .replication
-            .get(k)
-            .and_then(|o| o.gtid_io_pos.as_deref())
-            .and_then(|p| GtidSet::parse(p).ok())
-            .unwrap_or_default();
-        let theirs = has.union(&io);
-        let more = gtid::beyond(&theirs, &received);
-        if !more.is_empty() {
-            return Err(PlanError::FailoverBehindSibling {
+        survivors = survivors.union(&theirs.has);
+        if !gtid::beyond(&theirs.has, &mine.has).is_empty() || resumed_from.as_deref() == Some(k) {
+            ahead.push((k.clone(), theirs));
+        }
+    }
+    let catch_up = match ahead
+        .iter()
+        .max_by_key(|(k, h)| (resumed_from.as_deref() == Some(k), count(&h.has)))
+    {
+        None => None,
+        Some((sibling, theirs)) => {
+            let more = gtid::beyond(&theirs.has, &mine.has);
+            let refuse = |why: String| PlanError::FailoverBehindSibling {
                 old: old.to_string(),
                 new: new.to_string(),
-                sibling: k.clone(),
-                more: gtid::describe_ranges(&more),
-            });
+                sibling: sibling.clone(),
+                behind: Box::new(crate::plan::Behind {
+                    more: gtid::describe_ranges(&more),
+                    why,
+                }),
+            };
+            let after = mine.has.clone().union(&theirs.has);
+            let left = gtid::beyond(&survivors, &after);
+            if !left.is_empty() {
+                return Err(refuse(format!(
+                    "even caught up from it, service.{new} would lack {} that other survivors hold",
+                    gtid::describe_ranges(&left)
+                )));
+            }
+            if !linkable(state, sibling) {
+                return Err(refuse(format!(
+                    "service.{sibling} is not a recorded service skyplan can link to"
+                )));
+            }
+            if let Some(r) = observed.replication.get(sibling) {
+                if !gone && r.io_running && r.last_io_errno == 0 {
+                    return Err(PlanError::FailoverOfALivePrimary {
+                        old: old.to_string(),
+                        new: sibling.clone(),
+                        why,
+                    });
+                }
+            }
+            if let Err(u) = gtid::can_follow(&mine, theirs, &[]) {
+                return Err(refuse(format!(
+                    "service.{new} cannot replicate from it by GTID: {}",
+                    u.describe(&format!("service.{new}"), &format!("service.{sibling}"))
+                )));
+            }
+            Some(CatchUp {
+                from: sibling.clone(),
+                more: if more.is_empty() {
+                    "nothing more (an earlier apply's catch-up is finished here)".into()
+                } else {
+                    gtid::describe_ranges(&more)
+                },
+            })
         }
-        survivors = survivors.union(&theirs);
+    };
+    let mut estimate = estimate(state, old, new, &survivors);
+    if let Some(c) = &catch_up {
+        // What the candidate itself received, for the step that waits for it.
+        estimate.received = if mine.has.is_empty() {
+            "nothing".into()
+        } else {
+            mine.has.to_string()
+        };
+        estimate.text = format!(
+            "{} (counting what service.{new} gets from service.{} before it opens)",
+            estimate.text, c.from
+        );
     }
     Ok(Lost {
         why,
         gone,
-        estimate: estimate(state, old, new, &survivors),
+        estimate,
+        catch_up,
     })
+}
+
+/// What `key` has received: everything it applied, and its relay log (`Gtid_IO_Pos`), with
+/// where its binlogs begin.
+fn received(observed: &Observed, key: &str) -> Result<Holdings, String> {
+    let Some(have) = observed.gtids.get(key) else {
+        return Err("its GTIDs could not be read, so what it would lose is unknown".into());
+    };
+    let mut h = have.holdings().map_err(|e| e.to_string())?;
+    let io = observed
+        .replication
+        .get(key)
+        .and_then(|o| o.gtid_io_pos.as_deref())
+        .unwrap_or_default();
+    h.has = h.has.union(&GtidSet::parse(io).map_err(|e| e.to_string())?);
+    Ok(h)
+}
+
+fn count(s: &GtidSet) -> u64 {
+    gtid::beyond(s, &GtidSet::default())
+        .iter()
+        .fold(0u64, |n, r| n.saturating_add(r.count()))
+}
+
+/// A sibling the failover can link the candidate to: recorded with an endpoint.
+fn linkable(state: &State, key: &str) -> bool {
+    state
+        .resources
+        .services
+        .get(key)
+        .is_some_and(|r| r.fqdn.is_some() && r.port.is_some())
+}
+
+/// The sibling of `new` (another replica of `old`) that `new` replicates from now, when its
+/// replication points at one: a failover's catch-up that an earlier apply began.
+fn replicates_from_sibling(
+    state: &State,
+    old: &str,
+    new: &str,
+    r: &crate::observed::ObservedReplication,
+) -> Option<String> {
+    let (host, port) = (r.master_host.as_deref()?, r.master_port?);
+    let res = &state.resources;
+    res.replications
+        .iter()
+        .filter(|(k, l)| l.source == old && k.as_str() != new)
+        .map(|(k, _)| k)
+        .find(|k| {
+            res.services
+                .get(k.as_str())
+                .is_some_and(|s| s.fqdn.as_deref() == Some(host) && s.port == Some(port))
+        })
+        .cloned()
 }
 
 /// Compare what `old` had when skyplan last read it with what `new` has `received`; the lag
@@ -532,11 +645,26 @@ pub(super) fn failover_action(
         format!("stop and reset replication on {new}, open it for writes"),
         after_old,
     ];
+    let mut steps = steps;
+    if let Some(c) = &lost.catch_up {
+        let from = name_of(&c.from);
+        steps.splice(
+            1..1,
+            [format!(
+                "catch up from {from}, which holds {} that {new} lacks: allowlist {new} on \
+                     {from} (temporary), replicate {new} from {from} by GTID from its own \
+                     position until it holds everything {from} holds, then stop that link and \
+                     revoke the entry; a failure here leaves {new} closed",
+                c.more
+            )],
+        );
+    }
     Planned {
         kind: ActionKind::Failover {
             old: sw.old.clone(),
             new: sw.new.clone(),
             old_gone: lost.gone,
+            catch_up_from: lost.catch_up.as_ref().map(|c| c.from.clone()),
         },
         change: Change::Update,
         summary: format!(
@@ -547,6 +675,7 @@ pub(super) fn failover_action(
             "lost": lost.why,
             "known_lost_transactions": lost.estimate.known_lost,
             "candidate_received": lost.estimate.received,
+            "catch_up_from": lost.catch_up.as_ref().map(|c| name_of(&c.from)),
         })),
         after: Some(json!({ "primary": new, "steps": steps })),
         wipes_data: false,
