@@ -424,3 +424,76 @@ async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_co
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+/// Issue 23's flip-back: a switchover stopped after the opening (kill -9 while the old
+/// primary is re-pointed), the application writes on the new primary, and the operator
+/// reverts the file. Before, the plan opened the old primary, backed it up and restored it
+/// over the new one (1,095 acknowledged writes lost, exit 0). Now `plan` and `apply` refuse
+/// with exit 1, naming the new primary's writes as GTID ranges, and change nothing; the file
+/// put back finishes the switchover by GTID, with every acknowledged write kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_write() {
+    use crate::reliability_support::Running;
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let mut all = app::bulk(&cloud, "primary", 300).await;
+    let restores_before = restores(&cloud, &keys).await;
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let mut run = Running::spawn(
+        &cloud,
+        &["apply", "global-replication.toml", "--auto-approve"],
+    );
+    run.wait_for_stderr(
+        "re-pointing service.primary at service.secondary",
+        Duration::from_secs(90),
+    )
+    .await;
+    run.kill_9().await;
+    // The application moves to the service that takes its writes: the new primary.
+    let writer = AppWriter::start(&cloud, &["secondary", "primary"]).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let acks = writer.stop().await;
+    assert!(!acks.acked.is_empty(), "the new primary took no write");
+    all.extend(acks.acked.iter().map(|a| a.0));
+
+    // The operator reverts the file.
+    std::fs::write(&file, &guide).unwrap();
+    let before = std::fs::read(cloud.state_path()).unwrap();
+    for args in [
+        vec!["plan", "global-replication.toml", "--detailed-exitcode"],
+        vec!["apply", "global-replication.toml", "--auto-approve"],
+    ] {
+        let r = cloud.skyplan(&args);
+        assert_eq!(r.code, 1, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("service.secondary holds ")
+                && r.stderr
+                    .contains(" transactions) that no other surviving service has")
+                && r.stderr.contains("--allow-data-loss"),
+            "{args:?}\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read(cloud.state_path()).unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert!(!read_only(&cloud, "secondary").await, "still the writer");
+    assert!(read_only(&cloud, "primary").await, "still fenced");
+    assert_nothing_lost(&cloud, &["secondary"], &all).await;
+
+    // The file put back: the switchover finishes by GTID, no copy, nothing lost.
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
+    assert_nothing_lost(&cloud, &keys, &all).await;
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
