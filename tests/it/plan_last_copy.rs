@@ -96,3 +96,54 @@ fn a_state_record_without_an_id_is_refused_as_damaged() {
         "{e}"
     );
 }
+
+/// Issue 23: a state that lost its records (`"resources": {}` after it had recorded
+/// services) while the workspace's tagged services exist is refused as damaged, naming them;
+/// before, the plan adopted them as new and re-seeded the healthy replica. A state never
+/// written (the first apply's create interrupted before it was recorded) adopts its own
+/// tagged service as before, and a service tagged by another workspace is never ours.
+#[test]
+fn a_state_that_lost_every_record_is_refused_while_its_tagged_services_exist() {
+    let t = example("global-replication.toml");
+    let full = applied(&t);
+    let tagged = |key: &str, lineage: &str| {
+        let mut r = skyplan::observed::RemoteService::as_recorded(&full.resources.services[key]);
+        r.tags = skyplan::ownership::tags(&Default::default(), lineage, key);
+        r
+    };
+    let mut emptied = full.clone();
+    emptied.resources = Default::default();
+    let mut o = in_sync(&emptied);
+    for key in ["primary", "secondary"] {
+        o.unmanaged
+            .insert(key.into(), vec![tagged(key, &full.lineage)]);
+    }
+    let e = plan_of(&t, &emptied, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::RecordsLost { ref services, .. } if services.len() == 2)
+            && e.to_string()
+                .contains("service.secondary: skysql-secondary (dbpgf")
+            && e.to_string().contains("skyplan import"),
+        "{e}"
+    );
+    // With --allow-data-loss too: this is no loss to consent to, but a state to mend.
+    assert!(build_allowing_loss(&t, &emptied, &o).is_err());
+
+    // Never written beyond its creation (serial 0, or 1: the first apply stores the new
+    // state before its first create): the interrupted first create is adopted.
+    for serial in [0, 1] {
+        let mut fresh = emptied.clone();
+        fresh.serial = serial;
+        let p = plan_of(&t, &fresh, &o).unwrap();
+        assert!(p.action("service.primary").is_some());
+    }
+
+    // Tagged by another workspace: not this state's records, so not a damaged state (the
+    // adoption is refused for its own reason).
+    let mut theirs = in_sync(&emptied);
+    theirs
+        .unmanaged
+        .insert("primary".into(), vec![tagged("primary", "another-lineage")]);
+    let e = plan_of(&t, &emptied, &theirs).unwrap_err();
+    assert!(!matches!(e, PlanError::RecordsLost { .. }), "{e}");
+}

@@ -185,3 +185,31 @@ pub fn damaged(state: &State) -> Option<String> {
         .find(|(_, r)| r.id.trim().is_empty())
         .map(|(k, _)| k.clone())
 }
+
+/// Services tagged as this workspace's (its lineage) that a state which has recorded
+/// something since its creation no longer records at all: the state lost its records
+/// (`"resources": {}`, a bad restore, every service `state rm`-ed). Planned from it, each
+/// would be adopted as new and its replica re-seeded: refused instead.
+///
+/// The first apply writes the new state once (serial 1) before it creates anything, so that
+/// its lineage, which the services are tagged with, is on disk; its first service record is
+/// the next write. A state at serial 0 or 1 with such a service is therefore that first
+/// apply's create interrupted before it was recorded (a kill, a full disk): adopted, as the
+/// next apply is told. Returns "service.KEY: NAME (ID)" for each.
+pub fn records_lost(state: &State, observed: &Observed) -> Vec<String> {
+    if state.serial < 2 || !state.resources.services.is_empty() {
+        return Vec::new();
+    }
+    observed
+        .unmanaged
+        .iter()
+        .flat_map(|(key, found)| {
+            found
+                .iter()
+                .filter(|s| {
+                    crate::ownership::owner(&s.tags).is_some_and(|o| o.lineage == state.lineage)
+                })
+                .map(move |s| format!("service.{key}: {} ({})", s.name, s.id))
+        })
+        .collect()
+}

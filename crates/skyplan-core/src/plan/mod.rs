@@ -155,6 +155,11 @@ pub enum PlanError {
     },
     #[error("the state is damaged: its record of service.{key} has no id, so what exists cannot be told from it. Nothing was planned or changed. Restore the state from a good copy, or forget the record (`skyplan state rm service.{key}`) and import the service (`skyplan import`)")]
     DamagedState { key: String },
+    #[error("the state is damaged: it records no services, yet these are tagged as this workspace's (state lineage {lineage}): {}. Planned from it, they would be adopted as new and their replicas re-seeded. Nothing was planned or changed. Restore the state from a good copy; or, if you forgot them on purpose (`skyplan state rm`), bring each back with `skyplan import`, which keeps its data", .services.join(", "))]
+    RecordsLost {
+        lineage: String,
+        services: Vec<String>,
+    },
     #[error("the last-copy rule: {}. Nothing was changed. These transactions exist nowhere else: take what you need from them, or run again with --allow-data-loss to discard them", .losses.join("; "))]
     LastCopy { losses: Vec<String> },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
@@ -272,6 +277,13 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
     let state: &State = &state;
     if let Some(key) = last_copy::damaged(state) {
         return Err(PlanError::DamagedState { key });
+    }
+    let lost = last_copy::records_lost(state, input.observed);
+    if !lost.is_empty() {
+        return Err(PlanError::RecordsLost {
+            lineage: state.lineage.clone(),
+            services: lost,
+        });
     }
     let (flags, resumed) = flags::with_recorded_replaces(&input.flags, input.topology, state);
     flags::check(&flags, input.topology, state)?;
