@@ -27,6 +27,12 @@ pub(crate) struct Model {
     pub(crate) primary: &'static str,
     /// Each replica's source.
     pub(crate) from: BTreeMap<&'static str, &'static str>,
+    /// A primary lost with its region and failed over from: the file keeps it as a replica of
+    /// the new primary, to rejoin when its region returns. Nothing else touches it meanwhile.
+    pub(crate) away: Option<&'static str>,
+    /// The last primary a failover replaced, once its region returned: a flip-back makes
+    /// it the primary again.
+    pub(crate) returned: Option<&'static str>,
 }
 
 impl Model {
@@ -39,6 +45,8 @@ impl Model {
             primary: keys[0],
             keys,
             from,
+            away: None,
+            returned: None,
         }
     }
 
@@ -72,6 +80,23 @@ impl Model {
         m.from.insert(old, new);
         m.primary = new;
         m
+    }
+
+    /// The primary is lost with its region and `new` takes over: the same shape as a
+    /// switchover, the old primary away until its region returns.
+    pub(crate) fn failed_over_to(&self, new: &'static str) -> Model {
+        let mut m = self.switched_to(new);
+        m.away = Some(self.primary);
+        m
+    }
+
+    /// The services that answer: every one but the one away.
+    pub(crate) fn present(&self) -> Vec<&'static str> {
+        self.keys
+            .iter()
+            .copied()
+            .filter(|k| Some(*k) != self.away)
+            .collect()
     }
 
     pub(crate) fn repointed(&self, replica: &'static str, to: &'static str) -> Model {
@@ -123,10 +148,19 @@ pub(crate) enum Kind {
     RestartReplica,
     /// Thousands of single-row transactions on the primary.
     Bulk,
+    /// The primary's region goes down (`outage`, errors or timeouts) with the writer running,
+    /// and the file fails over to one of its direct replicas (`--allow-data-loss`).
+    Failover,
+    /// The region of the primary a failover replaced comes back: it is fenced and rejoins by
+    /// GTID, or, holding writes the new primary lacks, is re-seeded with `--replace
+    /// --allow-data-loss` (the last-copy rule lists them first).
+    Return,
+    /// A switchover back to the primary a failover replaced, after it returned.
+    FlipBack,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 10] = [
+    pub(crate) const ALL: [Kind; 13] = [
         Kind::Switchover,
         Kind::SwitchoverChained,
         Kind::Chain,
@@ -137,6 +171,9 @@ impl Kind {
         Kind::Restart,
         Kind::RestartReplica,
         Kind::Bulk,
+        Kind::Failover,
+        Kind::Return,
+        Kind::FlipBack,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -151,6 +188,9 @@ impl Kind {
             Kind::Restart => "restart",
             Kind::RestartReplica => "restart-replica",
             Kind::Bulk => "bulk",
+            Kind::Failover => "failover",
+            Kind::Return => "return",
+            Kind::FlipBack => "flip-back",
         }
     }
 
@@ -183,6 +223,16 @@ pub(crate) enum Op {
     Bulk {
         rows: u64,
     },
+    /// An outage of the primary's region (`timeouts`: its API hangs; otherwise it errors),
+    /// then a failover to `to`.
+    Failover {
+        to: &'static str,
+        timeouts: bool,
+    },
+    /// The region of `key` (away) comes back.
+    Return {
+        key: &'static str,
+    },
 }
 
 impl Op {
@@ -192,6 +242,12 @@ impl Op {
             Op::Switchover { to } => m.switched_to(to),
             Op::Repoint { replica, to } => m.repointed(replica, to),
             Op::Kill9 { op, .. } => op.next(m),
+            Op::Failover { to, .. } => m.failed_over_to(to),
+            Op::Return { key } => Model {
+                away: None,
+                returned: Some(key),
+                ..m.clone()
+            },
             Op::Replace { .. } | Op::Restart { .. } | Op::Bulk { .. } => m.clone(),
         }
     }
@@ -215,6 +271,12 @@ impl fmt::Display for Op {
             Op::Kill9 { line, op } => write!(f, "kill -9 at stderr line {line} of: {op}"),
             Op::Restart { key } => write!(f, "restart the database of {key}"),
             Op::Bulk { rows } => write!(f, "{rows} single-row transactions"),
+            Op::Failover { to, timeouts } => write!(
+                f,
+                "outage ({}) of the primary's region, failover to {to}",
+                if *timeouts { "timeouts" } else { "errors" }
+            ),
+            Op::Return { key } => write!(f, "the region of {key} returns"),
         }
     }
 }
@@ -245,6 +307,10 @@ pub(crate) fn pick(rng: &mut StdRng, m: &Model, enabled: &[Kind]) -> Option<Op> 
             // Each is ~6 binlog events: well past any 500-event assumption.
             rows: rng.gen_range(1000..=2500),
         },
+        Op::Failover { to, .. } => Op::Failover {
+            to,
+            timeouts: rng.gen_bool(0.5),
+        },
         op => op,
     })
 }
@@ -272,6 +338,15 @@ fn changing(enabled: &[Kind]) -> Vec<Kind> {
 fn candidates(m: &Model, kind: Kind, enabled: &[Kind]) -> Vec<Op> {
     let replicas = m.replicas();
     let p = m.primary;
+    // While a primary is away, only its return and writes: a topology change would have to
+    // move a service that does not answer.
+    if let Some(key) = m.away {
+        return match kind {
+            Kind::Return => vec![Op::Return { key }],
+            Kind::Bulk => vec![Op::Bulk { rows: 0 }],
+            _ => vec![],
+        };
+    }
     match kind {
         Kind::Switchover => replicas
             .iter()
@@ -309,6 +384,21 @@ fn candidates(m: &Model, kind: Kind, enabled: &[Kind]) -> Vec<Op> {
         Kind::Restart => vec![Op::Restart { key: p }],
         Kind::RestartReplica => replicas.iter().map(|key| Op::Restart { key }).collect(),
         Kind::Bulk => vec![Op::Bulk { rows: 0 }],
+        Kind::Failover => replicas
+            .iter()
+            .filter(|r| m.from[*r] == p)
+            .map(|to| Op::Failover {
+                to,
+                timeouts: false,
+            })
+            .collect(),
+        Kind::Return => vec![],
+        Kind::FlipBack => m
+            .returned
+            .filter(|k| m.from.get(k) == Some(&p))
+            .map(|to| Op::Switchover { to })
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -356,6 +446,12 @@ mod tests {
             let mut m = Model::fan_out(4);
             for _ in 0..30 {
                 let op = pick(&mut rng, &m, &Kind::ALL).unwrap();
+                if m.away.is_some() {
+                    assert!(
+                        matches!(op, Op::Return { .. } | Op::Bulk { .. }),
+                        "{op} while away: {m:?}"
+                    );
+                }
                 m = op.next(&m);
                 assert!(!m.from.contains_key(m.primary), "{op}: {m:?}");
                 for r in m.replicas() {
