@@ -36,6 +36,9 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
     }
 }
 
+/// How long an answer for one service may take before refresh says it is waiting for it.
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn refresh(
     remote: &Remote,
     topology: &Topology,
@@ -74,8 +77,21 @@ pub async fn refresh(
     let lost_after = topology.provider.lost_after();
     let confirmed: Vec<(String, ObservedService)> = stream::iter(unlisted)
         .map(|(key, id)| async move {
-            let answer = tokio::time::timeout(lost_after, remote.client.get_service(id))
-                .await
+            let call = remote.client.get_service(id);
+            let answer = tokio::time::timeout(lost_after, async {
+                tokio::pin!(call);
+                // Said once it takes longer than an answering API would, so a silent plan
+                // says what it waits for.
+                tokio::select! {
+                    r = &mut call => return r,
+                    _ = tokio::time::sleep(SLOW_ANSWER.min(lost_after)) => tracing::warn!(
+                        "waiting for the SkySQL API to answer for service.{key} ({id}): up to {} s in all ([provider] lost_after), then it counts as lost",
+                        lost_after.as_secs()
+                    ),
+                }
+                call.await
+            })
+            .await
                 .unwrap_or_else(|_| {
                     Err(crate::skysql::error::SkysqlError::Transport {
                         method: "GET".into(),

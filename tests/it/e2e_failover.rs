@@ -322,6 +322,13 @@ async fn a_hanging_region_is_decided_within_lost_after_and_the_failover_is_quick
         "{}",
         r.stderr
     );
+    // Progress says what is being waited for.
+    assert!(
+        r.stderr
+            .contains("waiting for the SkySQL API to answer for service.primary"),
+        "{}",
+        r.stderr
+    );
     assert!(
         t.elapsed() < Duration::from_secs(60),
         "plan took {:?}",
