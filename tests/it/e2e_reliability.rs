@@ -654,26 +654,7 @@ async fn a_backup_lost_with_the_api_is_planned_as_a_retry_and_one_apply_converge
 
 /// A terminal on stdin (a pseudo-terminal's two ends), so that apply asks for "yes".
 fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    use std::os::fd::FromRawFd;
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty(3) writes two new descriptors into the two ints; the rest may be null.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are new and owned by nothing else.
-    unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(master),
-            std::os::fd::OwnedFd::from_raw_fd(slave),
-        )
-    }
+    skyplan_os::openpty().expect("openpty")
 }
 
 #[test]
@@ -728,8 +709,7 @@ fn ctrl_c_at_the_confirmation_prompt_changes_nothing_and_releases_the_lock() {
     let lock = cloud.state_path().with_extension("json.lock");
     assert!(lock.exists(), "the lock is held at the prompt");
 
-    // SAFETY: kill(2) on the pid of a child not yet reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    skyplan_os::kill(child.id(), libc::SIGINT).expect("SIGINT");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

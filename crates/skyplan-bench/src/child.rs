@@ -116,25 +116,9 @@ fn launch(program: &str, args: &[String]) -> Result<(Duration, u64, i32)> {
         .args(args)
         .spawn()
         .with_context(|| format!("starting {program}"))?;
-    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own unreaped child and both pointers are to live locals. The child
-    // is reaped here, so `child` is only dropped afterwards, never waited on.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    if reaped != pid {
-        bail!("wait4 on {program}: {}", std::io::Error::last_os_error());
-    }
-    drop(child);
-    // The shell's convention: 128 + the signal for a command killed by one.
-    let code = if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        libc::WEXITSTATUS(status)
-    };
-    Ok((wall, u64::try_from(usage.ru_maxrss).unwrap_or(0), code))
+    let reaped =
+        skyplan_os::wait_with_rusage(child).with_context(|| format!("waiting for {program}"))?;
+    Ok((start.elapsed(), reaped.max_rss_kib, reaped.code))
 }
 
 #[cfg(test)]

@@ -182,14 +182,47 @@ pub fn process_started_at(pid: u32) -> Option<u64> {
 }
 
 pub fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(raw) = libc::pid_t::try_from(pid) {
-        if raw > 0 {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe {
-                libc::kill(raw, sig);
-            }
-        }
+    let _ = kill(pid, sig);
+}
+
+/// Send `sig` to process `pid` (kill(2)), saying why it could not be sent.
+pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let raw = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no such pid {pid}")))?;
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(raw, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
+}
+
+/// A new pseudo-terminal: (controller, terminal) ends (openpty(3)).
+pub fn openpty() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty(3) writes two new descriptors into the two ints; the rest may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(controller),
+            std::os::fd::OwnedFd::from_raw_fd(terminal),
+        )
+    })
 }
 
 /// Whether this process runs as root (mariadbd then needs `--user`).
@@ -202,6 +235,41 @@ pub fn is_root() -> bool {
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// How a reaped child ended, with its peak memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The exit code; the shell's 128 + the signal for a child killed by one.
+    pub code: i32,
+    /// Peak resident set size (`ru_maxrss`), in KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Wait for `child` to end and reap it with `wait4(2)`, which also reports its peak memory
+/// (std's `wait` does not). `child` is consumed: it must not be waited on again.
+pub fn wait_with_rusage(child: std::process::Child) -> io::Result<Reaped> {
+    let pid = libc::pid_t::try_from(child.id())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "child pid out of range"))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own unreaped child and both pointers are to live locals. The child
+    // is reaped here, so `child` is only dropped afterwards, never waited on.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if reaped != pid {
+        return Err(io::Error::last_os_error());
+    }
+    drop(child);
+    let code = if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    };
+    Ok(Reaped {
+        code,
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

@@ -93,9 +93,8 @@ impl Running {
     }
 
     pub(crate) fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
-        let r = unsafe { libc::kill(self.pid, sig) };
-        assert_eq!(r, 0, "kill({}, {sig})", self.pid);
+        skyplan_os::kill(self.pid as u32, sig)
+            .unwrap_or_else(|e| panic!("kill({}, {sig}): {e}", self.pid));
     }
 
     /// SIGKILL, as a crashed CI job or an OOM kill would.
@@ -289,15 +288,13 @@ pub(crate) struct Frozen(i32);
 impl Frozen {
     pub(crate) fn emulator(cloud: &Cloud) -> Frozen {
         let pid = cloud.info().pid as i32;
-        // SAFETY: plain kill(2) on the emulator this test started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        skyplan_os::kill(pid as u32, libc::SIGSTOP).expect("SIGSTOP the emulator");
         Frozen(pid)
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
+        let _ = skyplan_os::kill(self.0 as u32, libc::SIGCONT);
     }
 }

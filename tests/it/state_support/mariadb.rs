@@ -70,8 +70,7 @@ impl MariaDb {
         require: &str,
     ) -> MariaDb {
         let data = dir.path().join("data");
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let user_arg: Vec<String> = if unsafe { libc::geteuid() } == 0 {
+        let user_arg: Vec<String> = if skyplan_os::is_root() {
             vec!["--user=root".into()]
         } else {
             vec![]
