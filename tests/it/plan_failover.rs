@@ -777,6 +777,39 @@ fn a_failover_to_a_candidate_behind_a_sibling_catches_up_from_it_first() {
         render::render(&p, false)
     );
 
+    // Two siblings ahead by different amounts: the one holding the most (whatever the key
+    // order), whose catch-up covers the other.
+    let mut two = o.clone();
+    two.gtids.insert("asia".into(), gtids("1-1001-45"));
+    two.replication.get_mut("asia").unwrap().gtid_io_pos = Some("1-1001-45".into());
+    two.gtids.insert("oregon".into(), gtids("1-1001-43"));
+    two.replication.get_mut("oregon").unwrap().gtid_io_pos = Some("1-1001-43".into());
+    let p = build_allowing_loss(&failover_to("europe"), &s, &two).unwrap();
+    assert!(
+        matches!(p.action("failover.europe").unwrap().kind,
+            ActionKind::Failover { catch_up_from: Some(ref k), .. } if k == "asia"),
+        "{}",
+        render::render(&p, false)
+    );
+    // A sibling still receiving from an unreachable (not deleted) old primary: it is alive.
+    let mut alive = o.clone();
+    alive.services.insert(
+        "primary".into(),
+        ObservedService::Unreachable {
+            id: s.resources.services["primary"].id.clone(),
+            why: "timeouts".into(),
+        },
+    );
+    let r = alive.replication.get_mut("asia").unwrap();
+    r.io_running = true;
+    r.last_io_errno = 0;
+    let e = build_allowing_loss(&failover_to("europe"), &s, &alive).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("service.asia still receives from it"),
+        "{e}"
+    );
+
     // The sibling's binlogs no longer hold what follows the candidate's position: no
     // catch-up is possible, and the failover is refused naming the sibling.
     let mut purged = o.clone();

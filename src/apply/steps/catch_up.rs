@@ -14,19 +14,29 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::RealSteps;
 use crate::apply::executor::ProgressHandle;
 use crate::gtid;
+use crate::gtid::ObservedGtids;
 use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
 use crate::plan::{self, WireMode};
 use crate::sql::gtids::Applied;
-use crate::state::{AllowlistRecord, EarlierGrant};
+use crate::state::{AllowlistRecord, EarlierGrant, State};
 
+/// What the candidate caught up to: the sibling's GTIDs when it stopped moving.
+pub(super) struct CaughtUp {
+    pub(super) theirs: ObservedGtids,
+}
+
+/// Replicate `new` from `sibling` until it holds everything `sibling` holds, then stop and
+/// reset that link. `state`: the failover's view (credentials no longer from the lost
+/// primary). The temporary allowlist entry stays until [`revoke_temporary`], after the
+/// opening.
 pub(super) async fn catch_up(
     steps: &RealSteps,
+    state: &State,
     old: &str,
     new: &str,
     sibling: &str,
     p: &ProgressHandle,
-) -> Result<String> {
-    let state = steps.state.snapshot().await;
+) -> Result<CaughtUp> {
     let rec = state
         .resources
         .services
@@ -39,7 +49,7 @@ pub(super) async fn catch_up(
 
     // The sibling first applies what it received from the lost primary; then what it holds
     // does not move (nothing reaches it any more), and is the catch-up's target.
-    let mut sib = steps.sql(&state, sibling).await?;
+    let mut sib = steps.sql(state, sibling).await?;
     let st = sib.replication_status().await?;
     let from_old = state.resources.services.get(old).is_some_and(|o| {
         o.fqdn.as_deref() == st.master_host.as_deref() && o.port == st.master_port
@@ -75,7 +85,7 @@ pub(super) async fn catch_up(
     let _ = sib.disconnect().await;
 
     grant_temporary(steps, old, sibling, new, p).await?;
-    let mut conn = steps.sql(&state, new).await?;
+    let mut conn = steps.sql(state, new).await?;
     let st = conn.replication_status().await?;
     let linked = st.master_host.as_deref() == Some(host.as_str()) && st.master_port == Some(port);
     if !linked {
@@ -101,6 +111,9 @@ pub(super) async fn catch_up(
             .await
             .with_context(|| format!("sky.change_external_primary_gtid on service.{new}"))?;
         conn.start_replication().await?;
+    } else if !(st.io_running && st.sql_running) {
+        // Configured by an earlier apply that stopped before starting it, or stopped since.
+        conn.start_replication().await?;
     }
     super::link::wait_healthy(&mut conn, &steps.opts.poll, steps.opts.healthy_timeout, p)
         .await
@@ -113,9 +126,15 @@ pub(super) async fn catch_up(
         "waiting for service.{new} to hold everything service.{sibling} holds"
     ));
     let deadline = tokio::time::Instant::now() + steps.opts.healthy_timeout;
+    let target = theirs.applied()?;
     loop {
-        let mine = conn.observed_gtids().await?;
-        if gtid::caught_up_with(&theirs, &mine)? {
+        // Per domain, as MASTER_GTID_WAIT does: a candidate seeded by a restore knows its
+        // history by position only (one GTID per domain), not by every server's stream.
+        let mine = conn.observed_gtids().await?.applied()?;
+        if target
+            .domains()
+            .all(|d| mine.last_seq(d) >= target.last_seq(d))
+        {
             break;
         }
         let st = conn.replication_status().await?;
@@ -140,11 +159,40 @@ pub(super) async fn catch_up(
     conn.stop_replication().await?;
     conn.reset_replication().await?;
     let _ = conn.disconnect().await;
-    let revoked = revoke_temporary(steps, sibling, new, p).await?;
-    Ok(format!(
-        "caught up from service.{sibling} ({}){revoked}",
-        gtid::shown(&theirs.current_pos)
-    ))
+    Ok(CaughtUp { theirs })
+}
+
+/// Just before the candidate opens: the sibling it caught up from still holds nothing more
+/// than it did (nothing reached it from the old primary since), and does not receive from
+/// the old primary (which would mean that one is alive: two writers).
+pub(super) async fn sibling_unchanged(
+    steps: &RealSteps,
+    state: &State,
+    old: &str,
+    sibling: &str,
+    caught: &CaughtUp,
+) -> Result<()> {
+    let mut sib = steps.sql(state, sibling).await?;
+    let st = sib.replication_status().await?;
+    let now = sib.observed_gtids().await?;
+    let _ = sib.disconnect().await;
+    if st.io_running && st.last_io_errno == 0 {
+        bail!(
+            "service.{sibling} receives from its source again (service.{old} is alive?), so no failover; the candidate was not opened (plan again)"
+        );
+    }
+    let moved = now.applied()?.not_in(&caught.theirs.applied()?);
+    if !moved.is_empty() {
+        bail!(
+            "service.{sibling} received more since the catch-up ({}): service.{old} may be alive; the candidate was not opened (plan again)",
+            moved
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    Ok(())
 }
 
 /// Allowlist `new`'s outbound IPs on `sibling`, recording the entries skyplan added as an
@@ -227,7 +275,7 @@ async fn grant_temporary(
 }
 
 /// Remove the temporary entries recorded for `new` on `sibling`, and their record.
-async fn revoke_temporary(
+pub(super) async fn revoke_temporary(
     steps: &RealSteps,
     sibling: &str,
     new: &str,

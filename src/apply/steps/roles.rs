@@ -276,20 +276,11 @@ pub(super) async fn failover(
     catch_up_from: Option<&str>,
     p: &ProgressHandle,
 ) -> Result<String> {
-    // Credentials no longer come from the lost primary (which may come back, or be
-    // re-created empty under the same key, or be forgotten by this apply meanwhile): each
-    // service uses its own, from the first connection on.
-    steps
-        .state
-        .update(|s| {
-            for r in s.resources.services.values_mut() {
-                if r.credentials_from.as_deref() == Some(old) {
-                    r.credentials_from = None;
-                }
-            }
-        })
-        .await?;
-    let state = steps.state.snapshot().await;
+    // Credentials do not come from the lost primary (which may come back, or be re-created
+    // empty under the same key, or be forgotten by this apply meanwhile): each service uses
+    // its own. In this step's view only; the state records it once the candidate is open.
+    let mut state = steps.state.snapshot().await;
+    without_credentials_from(&mut state.resources, old);
     let mut newc = steps.sql(&state, new).await?;
     let st = newc.replication_status().await?;
     // Replicating from the catch-up sibling: an earlier apply's catch-up, resumed below.
@@ -332,13 +323,18 @@ pub(super) async fn failover(
         }
     }
     let _ = newc.disconnect().await;
-    let caught_up = match catch_up_from {
-        Some(sibling) => super::catch_up::catch_up(steps, old, new, sibling, p).await?,
-        None => String::new(),
+    let caught = match catch_up_from {
+        Some(sibling) => {
+            Some(super::catch_up::catch_up(steps, &state, old, new, sibling, p).await?)
+        }
+        None => None,
     };
     let mut newc = steps.sql(&state, new).await?;
     newc.stop_replication().await?;
     newc.reset_replication().await?;
+    if let (Some(sibling), Some(caught)) = (catch_up_from, &caught) {
+        super::catch_up::sibling_unchanged(steps, &state, old, sibling, caught).await?;
+    }
     p.status(&format!("opening service.{new} for writes"));
     newc.set_read_only(false)
         .await
@@ -350,6 +346,7 @@ pub(super) async fn failover(
         .update(|s| {
             let res = &mut s.resources;
             let own_user = forget_as_replica(res, new);
+            without_credentials_from(res, old);
             // The users granted on the lost primary replicated to the new one, the new root:
             // they are dropped there when their links go.
             for u in res.replication_users.values_mut() {
@@ -365,6 +362,24 @@ pub(super) async fn failover(
             own_user
         })
         .await?;
+    // The temporary entry on the sibling goes; a failure here is no failure of the failover
+    // (the candidate is open): the entry stays recorded as skyplan's, and the next plan
+    // revokes it.
+    let caught_up = match (catch_up_from, &caught) {
+        (Some(sibling), Some(c)) => {
+            let revoked = match super::catch_up::revoke_temporary(steps, sibling, new, p).await {
+                Ok(r) => r,
+                Err(e) => format!(
+                    "; its temporary allowlist entries on service.{sibling} could not be revoked now ({e:#}): the next plan revokes them"
+                ),
+            };
+            format!(
+                "caught up from service.{sibling} ({}){revoked}",
+                crate::gtid::shown(&c.theirs.current_pos)
+            )
+        }
+        _ => String::new(),
+    };
     // Its own replication user (its link is gone) goes, dropped where it now lives.
     if let Some(u) = own_user {
         let now = steps.state.snapshot().await;
@@ -493,4 +508,13 @@ fn forget_as_replica(res: &mut crate::state::Resources, key: &str) -> Option<Str
     res.replications
         .remove(key)
         .and_then(|l| l.replication_user)
+}
+
+/// Services whose credentials came from `old` use their own.
+fn without_credentials_from(res: &mut crate::state::Resources, old: &str) {
+    for r in res.services.values_mut() {
+        if r.credentials_from.as_deref() == Some(old) {
+            r.credentials_from = None;
+        }
+    }
 }

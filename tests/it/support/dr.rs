@@ -228,6 +228,9 @@ pub(crate) enum Op {
     Failover {
         to: &'static str,
         timeouts: bool,
+        /// The candidate stops receiving before the outage while a sibling goes on: the
+        /// failover must first catch it up from that sibling.
+        lagging: bool,
     },
     /// The region of `key` (away) comes back.
     Return {
@@ -271,10 +274,19 @@ impl fmt::Display for Op {
             Op::Kill9 { line, op } => write!(f, "kill -9 at stderr line {line} of: {op}"),
             Op::Restart { key } => write!(f, "restart the database of {key}"),
             Op::Bulk { rows } => write!(f, "{rows} single-row transactions"),
-            Op::Failover { to, timeouts } => write!(
+            Op::Failover {
+                to,
+                timeouts,
+                lagging,
+            } => write!(
                 f,
-                "outage ({}) of the primary's region, failover to {to}",
-                if *timeouts { "timeouts" } else { "errors" }
+                "outage ({}) of the primary's region, failover to {to}{}",
+                if *timeouts { "timeouts" } else { "errors" },
+                if *lagging {
+                    ", which lags a sibling"
+                } else {
+                    ""
+                }
             ),
             Op::Return { key } => write!(f, "the region of {key} returns"),
         }
@@ -310,6 +322,8 @@ pub(crate) fn pick(rng: &mut StdRng, m: &Model, enabled: &[Kind]) -> Option<Op> 
         Op::Failover { to, .. } => Op::Failover {
             to,
             timeouts: rng.gen_bool(0.5),
+            // Only where another direct replica of the primary receives what it misses.
+            lagging: m.from.iter().any(|(r, s)| *s == m.primary && *r != to) && rng.gen_bool(0.5),
         },
         op => op,
     })
@@ -390,6 +404,7 @@ fn candidates(m: &Model, kind: Kind, enabled: &[Kind]) -> Vec<Op> {
             .map(|to| Op::Failover {
                 to,
                 timeouts: false,
+                lagging: false,
             })
             .collect(),
         Kind::Return => vec![],

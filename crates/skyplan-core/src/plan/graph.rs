@@ -205,7 +205,23 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             }
         }
     };
+    // A failover that catches its candidate up from a sibling reads that sibling as it is:
+    // every other change to the sibling (a re-seed, a delete, a stop) waits for it.
+    let catch_up: HashMap<&str, usize> = planned
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match &p.kind {
+            ActionKind::Failover {
+                catch_up_from: Some(s),
+                ..
+            } => Some((s.as_str(), i)),
+            _ => None,
+        })
+        .collect();
     for (i, p) in planned.iter().enumerate() {
+        for k in p.kind.mutated_services() {
+            dep(catch_up.get(k), i);
+        }
         match &p.kind {
             ActionKind::CreateService { spec, .. }
             | ActionKind::ReplaceService { to: spec, .. } => {

@@ -90,7 +90,7 @@ pub enum PlanError {
         sibling: String,
         behind: Box<Behind>,
     },
-    #[error("service.{old} does not answer skyplan ({why}), but service.{new} still receives from it: it is alive, and skyplan cannot fence what it cannot reach, so promoting service.{new} would make two writers. Restore skyplan's access to service.{old} and switch over instead. (If its region is really down, service.{new} notices within its slave_net_timeout: plan again in a minute.)")]
+    #[error("service.{old} does not answer skyplan ({why}), but service.{new} still receives from it: it is alive, and skyplan cannot fence what it cannot reach, so a failover now would make two writers. Restore skyplan's access to service.{old} and switch over instead. (If its region is really down, service.{new} notices within its slave_net_timeout: plan again in a minute.)")]
     FailoverOfALivePrimary {
         old: String,
         new: String,

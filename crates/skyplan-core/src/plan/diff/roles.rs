@@ -424,6 +424,16 @@ fn failover(
         if l.source != old || k == new || observed.lost(k).is_some() {
             continue;
         }
+        // Any replica of it still receiving: it is alive (see above), whichever replica.
+        if let Some(r) = observed.replication.get(k) {
+            if !gone && r.io_running && r.last_io_errno == 0 {
+                return Err(PlanError::FailoverOfALivePrimary {
+                    old: old.to_string(),
+                    new: k.clone(),
+                    why,
+                });
+            }
+        }
         let Ok(theirs) = received(observed, k) else {
             continue;
         };
@@ -432,60 +442,68 @@ fn failover(
             ahead.push((k.clone(), theirs));
         }
     }
-    let catch_up = match ahead
-        .iter()
-        .max_by_key(|(k, h)| (resumed_from.as_deref() == Some(k), count(&h.has)))
-    {
-        None => None,
-        Some((sibling, theirs)) => {
-            let more = gtid::beyond(&theirs.has, &mine.has);
-            let refuse = |why: String| PlanError::FailoverBehindSibling {
-                old: old.to_string(),
-                new: new.to_string(),
-                sibling: sibling.clone(),
-                behind: Box::new(crate::plan::Behind {
-                    more: gtid::describe_ranges(&more),
-                    why,
-                }),
-            };
-            let after = mine.has.clone().union(&theirs.has);
-            let left = gtid::beyond(&survivors, &after);
-            if !left.is_empty() {
-                return Err(refuse(format!(
-                    "even caught up from it, service.{new} would lack {} that other survivors hold",
-                    gtid::describe_ranges(&left)
-                )));
+    // The sibling to catch up from: one that holds everything every survivor received and
+    // can serve the candidate from its position; the one an interrupted apply began with
+    // first, then the one holding the most (key order between equals).
+    ahead.sort_by_key(|(k, h)| {
+        (
+            resumed_from.as_deref() != Some(k.as_str()),
+            std::cmp::Reverse(total(&h.has)),
+            k.clone(),
+        )
+    });
+    let mut refused = None;
+    let mut catch_up = None;
+    for (sibling, theirs) in &ahead {
+        let more = gtid::beyond(&theirs.has, &mine.has);
+        let refuse = |why: String| PlanError::FailoverBehindSibling {
+            old: old.to_string(),
+            new: new.to_string(),
+            sibling: sibling.clone(),
+            behind: Box::new(crate::plan::Behind {
+                more: gtid::describe_ranges(&more),
+                why,
+            }),
+        };
+        let after = mine.has.clone().union(&theirs.has);
+        let left = gtid::beyond(&survivors, &after);
+        let why_not = if !left.is_empty() {
+            Some(format!(
+                "even caught up from it, service.{new} would lack {} that other survivors hold",
+                gtid::describe_ranges(&left)
+            ))
+        } else if !linkable(state, sibling) {
+            Some(format!(
+                "service.{sibling} is not a recorded service skyplan can link to"
+            ))
+        } else if let Err(u) = gtid::can_follow(&mine, theirs, &[]) {
+            Some(format!(
+                "service.{new} cannot replicate from it by GTID: {}",
+                u.describe(&format!("service.{new}"), &format!("service.{sibling}"))
+            ))
+        } else {
+            None
+        };
+        match why_not {
+            Some(why) => {
+                refused.get_or_insert_with(|| refuse(why));
             }
-            if !linkable(state, sibling) {
-                return Err(refuse(format!(
-                    "service.{sibling} is not a recorded service skyplan can link to"
-                )));
+            None => {
+                catch_up = Some(CatchUp {
+                    from: sibling.clone(),
+                    more: if more.is_empty() {
+                        "nothing more (an earlier apply's catch-up is finished here)".into()
+                    } else {
+                        gtid::describe_ranges(&more)
+                    },
+                });
+                break;
             }
-            if let Some(r) = observed.replication.get(sibling) {
-                if !gone && r.io_running && r.last_io_errno == 0 {
-                    return Err(PlanError::FailoverOfALivePrimary {
-                        old: old.to_string(),
-                        new: sibling.clone(),
-                        why,
-                    });
-                }
-            }
-            if let Err(u) = gtid::can_follow(&mine, theirs, &[]) {
-                return Err(refuse(format!(
-                    "service.{new} cannot replicate from it by GTID: {}",
-                    u.describe(&format!("service.{new}"), &format!("service.{sibling}"))
-                )));
-            }
-            Some(CatchUp {
-                from: sibling.clone(),
-                more: if more.is_empty() {
-                    "nothing more (an earlier apply's catch-up is finished here)".into()
-                } else {
-                    gtid::describe_ranges(&more)
-                },
-            })
         }
-    };
+    }
+    if let (None, Some(e)) = (&catch_up, refused) {
+        return Err(e);
+    }
     let mut estimate = estimate(state, old, new, &survivors);
     if let Some(c) = &catch_up {
         // What the candidate itself received, for the step that waits for it.
@@ -523,10 +541,9 @@ fn received(observed: &Observed, key: &str) -> Result<Holdings, String> {
     Ok(h)
 }
 
-fn count(s: &GtidSet) -> u64 {
-    gtid::beyond(s, &GtidSet::default())
-        .iter()
-        .fold(0u64, |n, r| n.saturating_add(r.count()))
+/// How many transactions a set holds (per stream, everything up to its last sequence number).
+fn total(s: &GtidSet) -> u64 {
+    s.iter().fold(0u64, |n, g| n.saturating_add(g.seq))
 }
 
 /// A sibling the failover can link the candidate to: recorded with an endpoint.
