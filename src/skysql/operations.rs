@@ -8,9 +8,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::IpAddr;
 
-use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use super::client::{RawResponse, SkysqlClient};
@@ -411,20 +409,7 @@ fn is_client_error(e: &SkysqlError) -> bool {
 }
 
 /// `1.2.3.4` and `1.2.3.4/32` are the same entry.
-pub fn same_address(a: &str, b: &str) -> bool {
-    match (as_net(a), as_net(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a.trim() == b.trim(),
-    }
-}
-
-fn as_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-        .map(|n| n.trunc())
-}
+pub use skyplan_api::cidr::same as same_address;
 
 fn pagination_error(req: &ApiRequest, pages: u32) -> SkysqlError {
     SkysqlError::Pagination {

@@ -394,11 +394,7 @@ async fn a_failover_to_a_lagging_candidate_first_catches_up_from_the_sibling_hol
     let writer = AppWriter::start(&cloud, &["asia", "europe", "oregon"]).await;
     let r = apply(&mut cloud, &["--allow-data-loss"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains("caught up from service."),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("caught up from service."), "{}", r.stderr);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let acks = writer.stop().await;
     assert!(

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::free_port;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 use skyplan_emulator::mariadb::{
@@ -74,14 +75,6 @@ impl Drop for Servers {
             Instance::open(&self.binaries, cfg.clone()).kill_now();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A TCP connection (never the socket), with TLS verified against `ca` when given.

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::free_port;
 use mysql_async::prelude::Queryable;
 use skyplan::skysql::secret::Secret;
 use skyplan::sql::{self, SqlConn, SqlError, SqlTarget, TlsMode};
@@ -26,14 +27,6 @@ impl Drop for Servers {
             instance.kill_now();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `count` TLS-enabled servers sharing one CA.

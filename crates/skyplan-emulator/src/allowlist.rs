@@ -6,15 +6,12 @@
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+use skyplan_api::cidr::Cidr;
 use skyplan_api::types::AllowListItem;
 
-/// Parses `"1.2.3.4"` (a /32) or `"1.2.3.0/24"`.
+/// Parses `"1.2.3.4"` (a /32) or `"1.2.3.0/24"` ([`Cidr`], shared with skyplan).
 pub fn parse(entry: &str) -> Option<IpNet> {
-    let entry = entry.trim();
-    entry
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+    Cidr::parse(entry).map(|c| c.net())
 }
 
 /// Checks that an entry is a valid IPv4 address or netblock, as the cloud requires.

@@ -382,30 +382,11 @@ fn regions_of(provider: &str) -> &'static [&'static str] {
     regions(provider)
 }
 
-/// The valid value closest to `value` (by edit distance, ignoring case), if close enough to be
-/// a likely typo or another provider's spelling (`us-west-1` → `us-west1`).
+/// The valid value closest to `value`, if close enough to be a likely typo or another
+/// provider's spelling (`us-west-1` → `us-west1`): skyplan's own rule, so the emulator and the
+/// topology's validation suggest the same value.
 pub fn nearest<'a>(value: &str, valid: &[&'a str]) -> Option<&'a str> {
-    let v = value.to_ascii_lowercase();
-    valid
-        .iter()
-        .map(|c| (distance(&v, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min()
-        .map(|(_, c)| c)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    skyplan_api::suggest::nearest(value, valid.iter().copied())
 }
 
 #[cfg(test)]

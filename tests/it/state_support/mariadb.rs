@@ -3,11 +3,11 @@
 //! The skyplan user gets exactly the grants the README's "Team setups" section asks for
 //! (`STATE_GRANTS`), so every test that uses it proves those grants are enough.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::free_port;
 use mysql_async::prelude::*;
 use skyplan::state::mysql::{MysqlBackend, MysqlConfig, Password};
 
@@ -48,14 +48,6 @@ impl Drop for MariaDb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl MariaDb {

@@ -899,37 +899,14 @@ pub fn changed_fields(a: &ServiceSpec, b: &ServiceSpec) -> Vec<&'static str> {
     f
 }
 
-/// An allowlist entry in canonical form, for comparisons only: `1.2.3.4` and `1.2.3.4/32` are
-/// the same entry, and so are `10.0.0.1/24` and `10.0.0.0/24` (a cloud may store either).
-/// Text that is no address is compared as written, trimmed.
-pub fn cidr_key(entry: &str) -> String {
-    let e = entry.trim();
-    if let Ok(net) = e.parse::<ipnet::IpNet>() {
-        return net.trunc().to_string();
-    }
-    if let Ok(addr) = e.parse::<std::net::IpAddr>() {
-        return ipnet::IpNet::from(addr).to_string();
-    }
-    e.to_string()
-}
-
-/// Whether `list` holds `entry`, CIDR-normalised.
-pub fn contains_cidr(list: &[String], entry: &str) -> bool {
-    let k = cidr_key(entry);
-    list.iter().any(|e| cidr_key(e) == k)
-}
+// Allowlist entries compare as networks: one implementation, in `skyplan_api::cidr`.
+pub use skyplan_api::cidr::{contains as contains_cidr, key as cidr_key};
 
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items.collect::<Vec<_>>().join(", ")
 }
 
-pub fn cidr32(ip: &str) -> String {
-    if ip.contains('/') {
-        ip.to_string()
-    } else {
-        format!("{ip}/32")
-    }
-}
+pub use skyplan_api::cidr::host as cidr32;
 
 pub fn describe_spec(s: &ServiceSpec) -> String {
     format!(

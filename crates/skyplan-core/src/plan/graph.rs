@@ -484,7 +484,7 @@ pub fn to_dot(actions: &[Action]) -> String {
             .iter()
             .flat_map(|a| a.depends_on.iter().map(move |&d| (d, a.id))),
     );
-    let mut s = String::from("digraph skyplan {\n  rankdir = \"LR\";\n  node [shape = box];\n");
+    let mut d = super::dot::Dot::new();
     for a in g.node_weights() {
         let label = format!(
             "{} {}{}",
@@ -492,27 +492,17 @@ pub fn to_dot(actions: &[Action]) -> String {
             a.address,
             if a.wipes_data { " (wipes data)" } else { "" }
         );
-        let style = if a.wipes_data {
-            ", color = \"red\""
+        let red: &[(&str, &str)] = if a.wipes_data {
+            &[("color", "red")]
         } else {
-            ""
+            &[]
         };
-        s.push_str(&format!(
-            "  \"{}\" [label = \"{}\"{}];\n",
-            a.address,
-            label.replace('"', "\\\""),
-            style
-        ));
+        d.node(&a.address, &label, red);
     }
     for e in g.edge_references() {
-        s.push_str(&format!(
-            "  \"{}\" -> \"{}\";\n",
-            g[e.source()].address,
-            g[e.target()].address
-        ));
+        d.edge(&g[e.source()].address, &g[e.target()].address, &[]);
     }
-    s.push_str("}\n");
-    s
+    d.finish()
 }
 
 /// What the state manages, in Graphviz DOT: each service a node, each replication link an
@@ -520,48 +510,47 @@ pub fn to_dot(actions: &[Action]) -> String {
 /// the replica it admits to the service whose allowlist holds it. For `graph` when nothing is
 /// planned: the plan's graph would be empty, while a reader asked to see the topology.
 pub fn state_to_dot(state: &State) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let r = &state.resources;
-    let mut s = String::from("digraph skyplan {\n  rankdir = \"LR\";\n  node [shape = box];\n");
+    let mut d = super::dot::Dot::new();
     for (key, svc) in &r.services {
-        s.push_str(&format!(
-            "  \"service.{}\" [label = \"service.{}\\n{} ({} {})\"];\n",
-            esc(key),
-            esc(key),
-            esc(&svc.spec.name),
-            esc(&svc.spec.provider),
-            esc(&svc.spec.region)
-        ));
+        d.node(
+            &format!("service.{key}"),
+            &format!(
+                "service.{key}\n{} ({} {})",
+                svc.spec.name, svc.spec.provider, svc.spec.region
+            ),
+            &[],
+        );
     }
     for (replica, link) in &r.replications {
         let mut label = format!("replication.{replica}");
         if link.ssl {
             label.push_str(" (ssl)");
         }
-        let style = if link.healthy {
-            String::new()
-        } else {
+        if !link.healthy {
             label.push_str(", not verified");
-            ", color = \"red\"".to_string()
-        };
-        s.push_str(&format!(
-            "  \"service.{}\" -> \"service.{}\" [label = \"{}\"{style}];\n",
-            esc(&link.source),
-            esc(replica),
-            esc(&label)
-        ));
+        }
+        let mut attrs = vec![("label", label.as_str())];
+        if !link.healthy {
+            attrs.push(("color", "red"));
+        }
+        d.edge(
+            &format!("service.{}", link.source),
+            &format!("service.{replica}"),
+            &attrs,
+        );
     }
     for (replica, a) in &r.allowlists {
-        s.push_str(&format!(
-            "  \"service.{}\" -> \"service.{}\" [label = \"allowlist.{}.{}\", style = \"dashed\"];\n",
-            esc(replica),
-            esc(&a.on),
-            esc(&a.on),
-            esc(replica)
-        ));
+        d.edge(
+            &format!("service.{replica}"),
+            &format!("service.{}", a.on),
+            &[
+                ("label", &format!("allowlist.{}.{replica}", a.on)),
+                ("style", "dashed"),
+            ],
+        );
     }
-    s.push_str("}\n");
-    s
+    d.finish()
 }
 
 #[cfg(test)]

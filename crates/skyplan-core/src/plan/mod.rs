@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod diff;
+pub mod dot;
 pub mod drift;
 mod flags;
 pub use flags::record_replaces;

@@ -324,12 +324,7 @@ fn user_name(account: &str) -> &str {
 }
 
 fn closest(word: &str, candidates: &[String]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= (c.chars().count() / 4).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.clone())
+    skyplan_api::suggest::nearest(word, candidates.iter().map(String::as_str)).map(String::from)
 }
 
 /// Every record of `r` that names service `key` (other than `services[key]` itself), with

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use skyplan_api::cidr::Cidr;
 
 use super::model::Seed;
 use super::suggest::{did_you_mean, list};
@@ -273,31 +273,28 @@ pub fn echo(value: &str) -> String {
 /// An allow-list entry: an IPv4 netblock without host bits, or a bare IPv4 address
 /// (normalised to `/32`).
 pub fn cidr(value: &str) -> Result<String, Problem> {
-    if let Ok(net) = value.parse::<Ipv4Net>() {
-        if net.trunc() != net {
-            return Err(Problem::new(format!(
+    let help = "write an IPv4 address (`203.0.113.7`) or netblock (`10.0.0.0/24`)";
+    // Written exactly: blanks around an entry are a typo here, not something to guess past.
+    let parsed = Cidr::parse(value).filter(|_| value.trim() == value);
+    match parsed {
+        Some(c) if !c.is_ipv4() => Err(Problem::new(format!(
+            "`{value}` is IPv6; SkySQL allow lists take IPv4 only"
+        ))
+        .help(help)),
+        Some(c) if c.has_host_bits() => {
+            let addr = c.net().addr();
+            Err(Problem::new(format!(
                 "`{}` has host bits set: it is not the network it looks like",
                 echo(value)
             ))
             .help(format!(
-                "write the network `{}`, or the single address `{}/32`",
-                net.trunc(),
-                net.addr()
-            )));
+                "write the network `{}`, or the single address `{addr}/32`",
+                c.network()
+            )))
         }
-        return Ok(net.to_string());
+        Some(c) => Ok(c.to_string()),
+        None => Err(Problem::new(format!("invalid CIDR `{value}` in allow_list")).help(help)),
     }
-    if let Ok(addr) = value.parse::<Ipv4Addr>() {
-        return Ok(format!("{addr}/32"));
-    }
-    let help = "write an IPv4 address (`203.0.113.7`) or netblock (`10.0.0.0/24`)";
-    if value.parse::<ipnet::Ipv6Net>().is_ok() || value.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Err(Problem::new(format!(
-            "`{value}` is IPv6; SkySQL allow lists take IPv4 only"
-        ))
-        .help(help));
-    }
-    Err(Problem::new(format!("invalid CIDR `{value}` in allow_list")).help(help))
 }
 
 /// The whole internet (`0.0.0.0/0`, or any `/0`) only with `allow_public = true`: one

@@ -1,19 +1,12 @@
 //! "Did you mean …?" hints for misspelt keys and values.
 
-/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+/// The candidate closest to `word`, if it is close enough to be a plausible typo (the
+/// shared rule, [`skyplan_api::suggest::nearest`]).
 pub(super) fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let word_lc = word.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word_lc, c), c))
-        // A third of the length tolerates transpositions and one or two wrong letters
-        // without offering unrelated words for short inputs.
-        .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    skyplan_api::suggest::nearest(word, candidates)
 }
 
 /// Help text for an unknown word: the closest candidate, or the whole list if none is close.
