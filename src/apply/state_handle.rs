@@ -109,7 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
         let backend: Arc<dyn StateBackend> = Arc::new(LocalBackend::new(&path));
-        let handle = StateHandle::new(State::new(), backend.clone());
+        let handle = StateHandle::new(crate::state::new_state(), backend.clone());
         handle
             .update(|s| s.resources.backups.clear())
             .await
@@ -127,7 +127,7 @@ mod tests {
         // and neither the file nor the in-memory state takes the change.
         let other = State {
             serial: 1,
-            ..State::new()
+            ..crate::state::new_state()
         };
         let bytes = crate::state::codec::to_json(&other).unwrap();
         std::fs::write(&path, &bytes).unwrap();

@@ -47,7 +47,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                 "No state yet at {} (nothing applied): no outputs.",
                 ws.backend.describe()
             ));
-            Default::default()
+            crate::state::new_state()
         }
         None => bail!(
             "no state at {} (nothing applied yet): no output for service.{}",

@@ -59,7 +59,7 @@ async fn execute_locked(
                 // Nothing applied yet: the new state continues the plan's lineage.
                 None if plan.serial == 0 => State {
                     lineage: plan.lineage.clone(),
-                    ..State::new()
+                    ..crate::state::new_state()
                 },
                 None => bail!(
                     "stale plan: it was made against state serial {}, but there is no state now",
@@ -69,7 +69,7 @@ async fn execute_locked(
             planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
             (Some(plan), state)
         }
-        None => (None, stored.unwrap_or_default()),
+        None => (None, stored.unwrap_or_else(crate::state::new_state)),
     };
     let remote = Arc::new(ops::connect(ws, &state).await?);
     // The first apply records which cloud this state manages (an older state adopts it).

@@ -75,7 +75,11 @@ impl Workspace {
 
     /// The stored state, or a new empty one (not yet written) when there is none.
     pub async fn read_state(&self) -> Result<State> {
-        Ok(self.backend.read().await?.unwrap_or_default())
+        Ok(self
+            .backend
+            .read()
+            .await?
+            .unwrap_or_else(crate::state::new_state))
     }
 }
 

@@ -209,7 +209,7 @@ mod tests {
     fn guide() -> (State, Topology) {
         let src = include_str!("../../examples/global-replication.toml");
         let t = crate::topology::parse(src, std::path::Path::new("g.toml")).expect("example");
-        let mut s = State::new();
+        let mut s = crate::state::new_state();
         for (i, (key, svc)) in t.services.iter().enumerate() {
             s.resources.services.insert(
                 key.clone(),
@@ -262,7 +262,7 @@ mod tests {
             e,
             "no output for service.nope: the state manages primary, secondary"
         );
-        let empty = State::new();
+        let empty = crate::state::new_state();
         let e = outputs(&empty, &t, Some("primary"))
             .unwrap_err()
             .to_string();

@@ -22,7 +22,7 @@ pub trait StateBackend: Send + Sync {
     async fn read(&self) -> Result<Option<State>, StateError>;
 
     /// Persist `state` as the next version: compare-and-swap on the serial `state` was read at
-    /// (a new `State::new()` expects no stored state), refusing `StaleSerial` if it moved and
+    /// (a new `crate::state::new_state()` expects no stored state), refusing `StaleSerial` if it moved and
     /// `LineageMismatch` if the stored state is another lineage. On success `state.serial`
     /// is the new serial (previous + 1); on error `state` is unchanged.
     async fn write(&self, state: &mut State) -> Result<(), StateError>;

@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 pub use backend::{LockInfoExt, StateBackend, StateLock, WriterExt};
 pub use local::LocalBackend;
 pub use migrate::migrate;
+
+/// A new state of a new lineage (a random UUID), never stored yet.
+pub fn new_state() -> State {
+    State::with_lineage(uuid::Uuid::new_v4().to_string())
+}
 pub use mysql::MysqlBackend;
 
 use crate::topology::Topology;

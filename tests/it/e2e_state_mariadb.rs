@@ -619,7 +619,7 @@ async fn history_keeps_n_versions_and_a_push_of_an_older_serial_is_refused_witho
     push(&team, &changed, "same-serial.json", &[])
         .await
         .expect_code(1);
-    let mut other = State::new();
+    let mut other = skyplan::state::new_state();
     other.serial = 9;
     let foreign = push(&team, &other, "other.json", &[]).await.expect_code(1);
     assert!(foreign.stderr.contains("lineage"), "{}", foreign.stderr);

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use skyplan::observed::Observed;
 use skyplan::plan::{self, PlanInput};
-use skyplan::state::{codec, State};
+use skyplan::state::codec;
 
 const MUTATIONS_PER_SEED: usize = 300;
 
@@ -132,7 +132,7 @@ fn mutated_topologies_never_panic_and_valid_ones_plan() {
                         false
                     }
                     Ok(t) => {
-                        let state = State::new();
+                        let state = skyplan::state::new_state();
                         let observed = Observed::offline();
                         let input = PlanInput {
                             topology: &t,

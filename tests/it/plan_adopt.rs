@@ -4,7 +4,6 @@
 
 use skyplan::observed::{Observed, RemoteService};
 use skyplan::plan::{self, render, Change, Plan, PlanError, PlanInput};
-use skyplan::state::State;
 use skyplan::topology::Topology;
 
 use crate::support::fixtures::{example, topology};
@@ -46,7 +45,7 @@ fn observed_with(found: Vec<RemoteService>, allowlist: &[&str]) -> Observed {
 }
 
 fn plan_of(t: &Topology, observed: &Observed) -> Result<Plan, PlanError> {
-    crate::support::fixtures::build(t, &State::new(), observed)
+    crate::support::fixtures::build(t, &skyplan::state::new_state(), observed)
 }
 
 #[test]
@@ -262,7 +261,7 @@ fn a_service_tagged_by_another_workspace_is_never_adopted() {
     assert!(e.to_string().contains("renamed or copied"), "{e}");
 
     // Tagged by this very workspace (a service its state lost track of): ours to take back.
-    let state = State::new();
+    let state = skyplan::state::new_state();
     theirs.tags = skyplan::ownership::tags(&Default::default(), &state.lineage, "primary");
     let p = plan::build(&PlanInput {
         topology: &t,
@@ -297,7 +296,7 @@ fn a_pinned_id_is_adopted_by_id_and_must_exist_and_match() {
     let e = plan_of(&t, &observed_with(vec![renamed], &[])).unwrap_err();
     assert!(e.to_string().contains("name = \"prod-db\""), "{e}");
     // The state records another id under the key.
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     let mut rec = crate::support::fixtures::applied(&t).resources.services["primary"].clone();
     rec.id = "dbpgf00000001".into();
     state.resources.services.insert("primary".into(), rec);

@@ -31,7 +31,7 @@ const GUIDE: &str = include_str!("../../examples/global-replication.toml");
 #[test]
 fn empty_state_plans_the_guide_in_dependency_order() {
     let t = example("global-replication.toml");
-    let p = plan_of(&t, &State::new());
+    let p = plan_of(&t, &skyplan::state::new_state());
     let order: Vec<&str> = p.actions.iter().map(|a| a.address.as_str()).collect();
     assert_eq!(
         order,
@@ -126,7 +126,7 @@ fn removing_the_replica_stops_replication_revokes_and_deletes() {
 #[test]
 fn fan_out_replicas_are_independent_branches() {
     let t = example("fan-out.toml");
-    let p = plan_of(&t, &State::new());
+    let p = plan_of(&t, &skyplan::state::new_state());
     // One backup of the primary seeds all three replicas.
     assert_eq!(
         p.actions
@@ -157,7 +157,7 @@ fn fan_out_replicas_are_independent_branches() {
 #[test]
 fn json_plan_is_versioned_and_complete() {
     let t = example("global-replication.toml");
-    let p = plan_of(&t, &State::new());
+    let p = plan_of(&t, &skyplan::state::new_state());
     let mut v = serde_json::to_value(&p).unwrap();
     v["lineage"] = "<lineage>".into();
     insta::assert_json_snapshot!("guide_json", v);
@@ -227,8 +227,8 @@ fn every_produced_plan_matches_the_plan_schema() {
     let schema = plan_schema();
     let guide = example("global-replication.toml");
     let fan = example("fan-out.toml");
-    assert_valid(&schema, &plan_of(&guide, &State::new()));
-    assert_valid(&schema, &plan_of(&fan, &State::new()));
+    assert_valid(&schema, &plan_of(&guide, &skyplan::state::new_state()));
+    assert_valid(&schema, &plan_of(&fan, &skyplan::state::new_state()));
     assert_valid(&schema, &plan_of(&guide, &applied(&guide)));
     let moved = with(
         GUIDE,
@@ -251,7 +251,7 @@ fn every_produced_plan_matches_the_plan_schema() {
     .unwrap();
     assert_valid(&schema, &destroy);
     // And the schema is not vacuous: a plan with a bogus action kind fails it.
-    let mut v = serde_json::to_value(plan_of(&guide, &State::new())).unwrap();
+    let mut v = serde_json::to_value(plan_of(&guide, &skyplan::state::new_state())).unwrap();
     v["actions"][0]["kind"] = "launch_rocket".into();
     assert!(schema.validate(&v).is_err());
 }

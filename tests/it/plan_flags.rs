@@ -88,7 +88,7 @@ fn unknown_addresses_are_errors_naming_what_is_known() {
 #[test]
 fn target_keeps_the_named_service_and_what_it_depends_on_and_says_it_is_partial() {
     let t = example("fan-out.toml");
-    let s = State::new();
+    let s = skyplan::state::new_state();
     let p = plan_with(&t, &s, &Observed::default(), target(&["service.europe"])).unwrap();
     let text = render::render(&p, false);
     assert!(

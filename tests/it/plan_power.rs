@@ -5,7 +5,6 @@
 
 use skyplan::observed::{Observed, ObservedService, RemoteService};
 use skyplan::plan::{render, ActionKind, Change, DriftKind, Plan, PlanError};
-use skyplan::state::State;
 use skyplan::topology::Topology;
 
 use crate::support::fixtures::{
@@ -95,7 +94,7 @@ fn is_active_false_stops_a_running_service_once_and_then_keeps_it_stopped() {
 #[test]
 fn a_new_service_kept_stopped_is_created_then_stopped() {
     let t = one("is_active = false\n");
-    let p = build(&t, &State::new(), &Observed::default()).unwrap();
+    let p = build(&t, &skyplan::state::new_state(), &Observed::default()).unwrap();
     assert_eq!(addresses(&p), ["service.archive", "power.archive"]);
     let (create, stop) = (&p.actions[0], &p.actions[1]);
     assert_eq!(create.change, Change::Create);
@@ -166,7 +165,7 @@ fn an_adopted_stopped_service_is_started_after_it_is_recorded() {
     o.unmanaged.insert("archive".into(), vec![found]);
     o.allowlists
         .insert("archive".into(), vec!["127.0.0.1/32".into()]);
-    let p = build(&t, &State::new(), &o).unwrap();
+    let p = build(&t, &skyplan::state::new_state(), &o).unwrap();
     assert_eq!(addresses(&p), ["service.archive", "power.archive"]);
     assert!(p.drift.is_empty(), "adopting is not drift");
     let (adopt, start) = (&p.actions[0], &p.actions[1]);

@@ -225,7 +225,7 @@ fn an_api_key_echoed_back_by_a_failing_api_is_never_printed() {
     );
     let mut t = Test::new().file(GUIDE, &topology).env("API_KEY", KEY);
     // A state that names a service, so that plan asks the API about it.
-    let mut state = skyplan::state::State::new();
+    let mut state = skyplan::state::new_state();
     let spec = skyplan::topology::parse(&topology, Path::new(GUIDE))
         .unwrap()
         .services["primary"]

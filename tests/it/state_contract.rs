@@ -201,7 +201,7 @@ async fn a_write_from_a_stale_serial_is_refused_and_stores_nothing<F: Fixture>(f
     let b = f.backend();
 
     // Read at serial 3 of a state that is not there (any more).
-    let mut ghost = State::new();
+    let mut ghost = skyplan::state::new_state();
     ghost.serial = 3;
     let err = a.write(&mut ghost).await.unwrap_err();
     assert!(
@@ -256,7 +256,7 @@ async fn a_write_from_a_stale_serial_is_refused_and_stores_nothing<F: Fixture>(f
     assert_eq!(b.read().await.unwrap().as_ref(), Some(&first));
 
     // A new state over an existing one is stale too (it was "read" when there was none).
-    let mut fresh = State::new();
+    let mut fresh = skyplan::state::new_state();
     fresh.lineage = first.lineage.clone();
     let err = b.write(&mut fresh).await.unwrap_err();
     assert!(
@@ -278,13 +278,13 @@ async fn a_write_from_a_stale_serial_is_refused_and_stores_nothing<F: Fixture>(f
 /// whatever its serial, and stores nothing.
 async fn a_write_of_another_lineage_is_refused_and_stores_nothing<F: Fixture>(f: &F) {
     let a = f.backend();
-    let mut mine = State::new();
+    let mut mine = skyplan::state::new_state();
     a.write(&mut mine).await.unwrap();
     a.write(&mut mine).await.unwrap(); // serial 2
     let before = f.stored().await;
 
     for serial in [2, 0] {
-        let mut other = State::new();
+        let mut other = skyplan::state::new_state();
         other.serial = serial;
         let err = f.backend().write(&mut other).await.unwrap_err();
         assert!(matches!(err, StateError::LineageMismatch { .. }), "{err:?}");
@@ -327,7 +327,7 @@ async fn push_stores_the_state_exactly_as_given<F: Fixture>(f: &F) {
 /// state is a no-op. With `force` each of them is stored as given.
 async fn push_refuses_other_lineage_older_serial_or_other_content_unless_forced<F: Fixture>(f: &F) {
     let b = f.backend();
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     b.write(&mut state).await.unwrap();
     b.write(&mut state).await.unwrap(); // serial 2
     let before = f.stored().await;
@@ -343,7 +343,7 @@ async fn push_refuses_other_lineage_older_serial_or_other_content_unless_forced<
     assert_names_the_location(f, &err);
     assert_eq!(f.stored().await, before);
 
-    let other = State::new();
+    let other = skyplan::state::new_state();
     let err = b.push(&other, false).await.unwrap_err();
     assert!(matches!(err, StateError::PushRefused { .. }), "{err:?}");
     assert!(err.to_string().contains(&other.lineage), "{err}");
@@ -585,7 +585,7 @@ async fn history_lists_stored_versions_newest_first<F: Fixture>(f: &F) {
     let b = f.backend();
     assert_eq!(b.history().await.unwrap(), vec![]);
 
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     for _ in 0..3 {
         b.write(&mut state).await.unwrap();
     }

@@ -24,7 +24,7 @@ async fn first_write_creates_the_dir_and_a_private_file_and_increments_serial() 
     let b = backend(&dir);
     assert_eq!(b.read().await.unwrap(), None);
 
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     b.write(&mut state).await.unwrap();
     assert_eq!(state.serial, 1);
     assert_eq!(mode(b.path()), 0o600);
@@ -58,7 +58,7 @@ async fn the_previous_version_is_kept_as_backup() {
 async fn a_crash_mid_write_leaves_the_old_content() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(&dir);
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     b.write(&mut state).await.unwrap();
     let before = std::fs::read(b.path()).unwrap();
 
@@ -96,7 +96,7 @@ async fn a_newer_format_is_refused_and_left_byte_identical() {
         "{msg}"
     );
 
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     assert!(matches!(
         b.write(&mut state).await,
         Err(StateError::TooNew { .. })

@@ -39,12 +39,12 @@ async fn workspaces_are_independent_rows_of_one_versioned_schema() {
     assert_eq!(state.serial, 2);
 
     // Another lineage is refused in this workspace; other workspaces are independent.
-    let mut other = State::new();
+    let mut other = skyplan::state::new_state();
     other.serial = 2;
     let err = a.write(&mut other).await.unwrap_err();
     assert!(matches!(err, StateError::LineageMismatch { .. }), "{err:?}");
     let c = db.backend("other");
-    let mut fresh = State::new();
+    let mut fresh = skyplan::state::new_state();
     c.write(&mut fresh).await.unwrap();
     assert_eq!(fresh.serial, 1);
     assert_eq!(a.read().await.unwrap(), Some(state));
@@ -78,7 +78,7 @@ async fn workspaces_are_independent_rows_of_one_versioned_schema() {
 async fn history_keeps_the_last_20_versions_with_their_writer() {
     let db = MariaDb::start().await;
     let b = db.backend("demo");
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     for _ in 0..25 {
         b.write(&mut state).await.unwrap();
     }
@@ -93,7 +93,7 @@ async fn history_keeps_the_last_20_versions_with_their_writer() {
     // A configured limit, and pushes count as versions.
     let config = MysqlConfig::parse(&format!("{}?history=3", db.url())).unwrap();
     let short = MysqlBackend::new(config, "short", Some(Password::new(&db.password)));
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     for _ in 0..4 {
         short.write(&mut s).await.unwrap();
     }
@@ -320,7 +320,7 @@ async fn open_backend_reads_the_password_from_the_named_env_var_and_never_shows_
         backend.describe(),
         format!("mysql://{USER}@127.0.0.1:{}/{DB} (workspace team)", db.port)
     );
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     backend.write(&mut s).await.unwrap();
 
     // --state-backend overrides the file's backend.
@@ -422,7 +422,7 @@ async fn ssl_modes_encrypt_and_verify_the_server() {
         .read()
         .await
         .unwrap();
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     with(&format!("ssl-mode=verify-identity&{ca_arg}"))
         .write(&mut s)
         .await

@@ -25,7 +25,7 @@ fn applied_state() -> State {
             .join(TOPOLOGY),
     )
     .unwrap();
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     s.serial = 3;
     s.resources.services.insert(
         "primary".into(),

@@ -17,7 +17,7 @@ use skyplan::skysql::client::{ClientConfig, SkysqlClient};
 use skyplan::skysql::error::SkysqlError;
 use skyplan::skysql::secret::Secret;
 use skyplan::skysql::types::ServiceStatus;
-use skyplan::state::{LocalBackend, State};
+use skyplan::state::LocalBackend;
 use skyplan::topology::Topology;
 use skyplan_emulator::{self as emulator, RunningEmulator, ServeOptions};
 
@@ -50,7 +50,7 @@ impl Rig {
         let identity = format!("local:{}", info.instance_id);
         let remote = Arc::new(Remote::new(client, info.endpoint, identity, None));
         let backend = Arc::new(LocalBackend::new(dir.path().join("t.state.json")));
-        let state = StateHandle::new(State::new(), backend);
+        let state = StateHandle::new(skyplan::state::new_state(), backend);
         let opts = StepOptions {
             poll: PollPolicy {
                 first: Duration::from_millis(5),

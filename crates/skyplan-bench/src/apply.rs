@@ -15,7 +15,7 @@ use super::table::{duration, Row};
 use skyplan::observed::Observed;
 use skyplan::plan::{self, Plan, PlanInput};
 use skyplan::remote::Remote;
-use skyplan::state::{codec, State};
+use skyplan::state::codec;
 use skyplan_emulator::ServeOptions;
 
 /// Wall time may exceed the critical path by this factor.
@@ -39,7 +39,7 @@ pub(crate) fn prepare(example: &Path, work: &Path) -> Result<(PathBuf, Plan)> {
     let plan = plan::build(&PlanInput {
         topology: &topology,
         topology_sha256: "",
-        state: &State::new(),
+        state: &skyplan::state::new_state(),
         observed: &Observed::offline(),
         flags: Default::default(),
     })?;

@@ -132,7 +132,7 @@ mod tests {
         let plan = skyplan::plan::build(&skyplan::plan::PlanInput {
             topology: &t,
             topology_sha256: "x",
-            state: &skyplan::state::State::new(),
+            state: &skyplan::state::new_state(),
             observed: &skyplan::observed::Observed::offline(),
             flags: Default::default(),
         })

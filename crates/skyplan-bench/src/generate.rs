@@ -62,7 +62,7 @@ pub fn topology_toml(n: usize) -> String {
 /// endpoint, every replica seeded, granted and replicating healthily. Planning `topology`
 /// against it (offline) finds nothing to do.
 pub fn applied_state(topology: &Topology) -> State {
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     state.serial = 1;
     let res = &mut state.resources;
     for (i, (key, svc)) in topology.services.iter().enumerate() {
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn an_empty_state_plans_every_step_and_the_applied_state_plans_none() {
         let t = parse(11);
-        let fresh = plan_against(&t, &State::new());
+        let fresh = plan_against(&t, &skyplan::state::new_state());
         // 11 creates; per replica a backup, a restore, a grant and the wiring.
         assert_eq!(fresh.actions.len(), 11 + 4 * 5);
         let backups = fresh

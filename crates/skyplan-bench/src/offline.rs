@@ -13,7 +13,7 @@ use super::generate;
 use super::table::{duration, thousands, Row};
 use skyplan::observed::Observed;
 use skyplan::plan::{self, PlanInput};
-use skyplan::state::{codec, State};
+use skyplan::state::codec;
 
 /// Argument that turns the bench binary into the child that plans once (for peak memory):
 /// `--child-plan SCENARIO TOPOLOGY [STATE]`.
@@ -123,7 +123,7 @@ fn plan_once(text: &str, state_json: Option<&[u8]>, scenario: Scenario) -> Resul
     let t = Instant::now();
     let state = match state_json {
         Some(bytes) => codec::from_json(bytes, "bench state")?,
-        None => State::new(),
+        None => skyplan::state::new_state(),
     };
     let state_time = t.elapsed();
     let observed = match scenario {

@@ -69,7 +69,7 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mut state = State::new();
+    let mut state = skyplan::state::new_state();
     state.resources.services = created.into_iter().collect();
     Ok(state)
 }

@@ -30,7 +30,7 @@ fn spec(name: &str, region: &str) -> ServiceSpec {
 /// A state with every record type and every optional field set: what a mid-apply crash of the
 /// guide's two-service topology leaves behind.
 pub(crate) fn populated_state() -> State {
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     s.serial = 7;
     let in_flight = |op: Operation| InFlight {
         operation: op,

@@ -150,7 +150,7 @@ impl Cloud {
         let topo = skyplan::topology::load(&self.dir().join(&self.topology)).unwrap();
         let mut spec = topo.services.values().next().unwrap().spec.clone();
         spec.ssl_enabled = svc.ssl_enabled;
-        let mut state = State::new();
+        let mut state = skyplan::state::new_state();
         state.resources.services.insert(
             "theirs".into(),
             skyplan::state::ServiceRecord {

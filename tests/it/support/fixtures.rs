@@ -37,7 +37,7 @@ pub(crate) fn example(name: &str) -> Topology {
 
 /// A state in which everything in `t` was applied and is healthy.
 pub(crate) fn applied(t: &Topology) -> State {
-    let mut s = State::new();
+    let mut s = skyplan::state::new_state();
     s.lineage = "00000000-0000-4000-8000-000000000000".into();
     s.serial = 7;
     let r = &mut s.resources;

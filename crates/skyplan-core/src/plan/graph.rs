@@ -628,7 +628,7 @@ mod tests {
                     replicas: vec![r.clone()],
                 }),
             ],
-            &State::new(),
+            &State::with_lineage("00000000-0000-4000-8000-000000000000"),
         )
         .unwrap()
     }
@@ -677,7 +677,7 @@ mod tests {
     #[test]
     fn an_applied_state_draws_its_services_and_their_links() {
         use crate::state::{AllowlistRecord, ReplicationRecord, ServiceRecord};
-        let mut state = State::new();
+        let mut state = State::with_lineage("00000000-0000-4000-8000-000000000000");
         for key in ["p", "r"] {
             let ActionKind::CreateService { spec, .. } = create(key).kind else {
                 unreachable!()

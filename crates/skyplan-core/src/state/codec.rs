@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let s = State::new();
+        let s = State::with_lineage("00000000-0000-4000-8000-000000000000");
         let json = to_json(&s).unwrap();
         assert_eq!(from_json(json.as_bytes(), "x").unwrap(), s);
         assert!(json.ends_with("}\n"));
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn truncated_is_located() {
-        let json = to_json(&State::new()).unwrap();
+        let json = to_json(&State::with_lineage("00000000-0000-4000-8000-000000000000")).unwrap();
         let err = from_json(&json.as_bytes()[..json.len() / 2], "f.json").unwrap_err();
         match &err {
             StateError::Corrupt { line, location, .. } => {

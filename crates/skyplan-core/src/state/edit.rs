@@ -462,7 +462,7 @@ pub(crate) mod tests {
 
     /// The guide's topology, applied: primary → secondary.
     pub(crate) fn guide() -> State {
-        let mut s = State::new();
+        let mut s = State::with_lineage("00000000-0000-4000-8000-000000000000");
         s.resources
             .services
             .insert("primary".into(), service("svc-primary", None));

@@ -30,10 +30,12 @@ pub struct State {
 }
 
 impl State {
-    pub fn new() -> State {
+    /// A state never stored, of the given lineage. The core draws no randomness: the binary
+    /// makes a new lineage (`skyplan::state::new_state`), tests pass a fixed one.
+    pub fn with_lineage(lineage: impl Into<String>) -> State {
         State {
             format_version: STATE_FORMAT_VERSION,
-            lineage: uuid::Uuid::new_v4().to_string(),
+            lineage: lineage.into(),
             serial: 0,
             endpoint: None,
             resources: Resources::default(),
@@ -41,12 +43,6 @@ impl State {
     }
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
-    }
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State::new()
     }
 }
 
