@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// API only: services get no MariaDB server (for benchmarks of the API alone).
     #[arg(long)]
     pub no_mariadb: bool,
+    /// Every option as one JSON `ServeOptions`: how `emulator start` hands them to the daemon
+    /// (`skyplan_emulator::daemon::SERVE_OPTIONS_FLAG`).
+    #[arg(
+        long = "options-json",
+        hide = true,
+        value_name = "JSON",
+        conflicts_with_all = ["fault_rate", "fault_seed", "op_seconds", "no_mariadb"]
+    )]
+    pub options_json: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -102,15 +111,28 @@ impl OutageMode {
 }
 
 impl ServeArgs {
-    fn options(&self) -> ServeOptions {
+    fn options(&self) -> anyhow::Result<ServeOptions> {
+        if let Some(json) = &self.options_json {
+            let opts: ServeOptions = serde_json::from_str(json)
+                .context("--options-json is not the emulator's options")?;
+            // The daemon is started with `--dir` too (how `stop` recognises it).
+            if let Some(dir) = self.dir.dir.as_deref().filter(|d| *d != opts.dir) {
+                anyhow::bail!(
+                    "--dir {} differs from the dir of --options-json ({})",
+                    dir.display(),
+                    opts.dir.display()
+                );
+            }
+            return Ok(opts);
+        }
         let defaults = ServeOptions::new(emulator::resolve_dir(self.dir.dir.as_deref()));
-        ServeOptions {
+        Ok(ServeOptions {
             op_seconds: self.op_seconds.unwrap_or(defaults.op_seconds),
             fault_rate: self.fault_rate.unwrap_or(defaults.fault_rate),
             fault_seed: self.fault_seed.unwrap_or(defaults.fault_seed),
             no_mariadb: self.no_mariadb,
             ..defaults
-        }
+        })
     }
 
     /// The options given on the command line that differ from `running`'s.
@@ -162,12 +184,12 @@ pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<i32> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    emulator::serve_until_signal(args.options()).await?;
+    emulator::serve_until_signal(args.options()?).await?;
     Ok(0)
 }
 
 async fn start(args: ServeArgs, ui: &Printer) -> anyhow::Result<i32> {
-    let opts = args.options();
+    let opts = args.options()?;
     let exe = emulator::daemon::skyplan_exe()?;
     let (running, started) = emulator::start_background(&opts, &exe).await?;
     if !started {

@@ -348,3 +348,41 @@ fn the_piped_apply_log_of_the_guide_says_each_thing_once() {
         g.stdout
     );
 }
+
+/// `emulator start` hands every option to the daemon as the one shared type
+/// (`ServeOptions` as JSON, not flags spelled a second time): the running daemon reports the
+/// options it was given, so a second start with other ones names each difference.
+#[test]
+fn the_emulator_daemon_runs_with_exactly_the_options_it_was_started_with() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&[
+        "--op-seconds",
+        "2",
+        "--fault-rate",
+        "0.25",
+        "--fault-seed",
+        "7",
+        "--no-mariadb",
+    ]);
+    let r = cloud
+        .skyplan(&[
+            "emulator",
+            "start",
+            "--op-seconds",
+            "3",
+            "--fault-rate",
+            "0.5",
+            "--fault-seed",
+            "8",
+        ])
+        .expect_code(0);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    for running in [
+        "--op-seconds 3 (running: 2)",
+        "--fault-rate 0.5 (running: 0.25)",
+        "--fault-seed 8 (running: 7)",
+        "--no-mariadb false (running: true)",
+    ] {
+        assert!(said.contains(running), "{running}: {said}");
+    }
+}

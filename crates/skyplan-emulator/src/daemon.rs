@@ -80,6 +80,11 @@ pub fn skyplan_exe() -> Result<PathBuf, EmulatorError> {
     std::env::current_exe().map_err(|e| EmulatorError::io("finding", Path::new("current_exe"), e))
 }
 
+/// The flag of `emulator serve` that carries a whole [`ServeOptions`] as JSON: how
+/// [`start_background`] starts the daemon. The CLI accepts it (hidden) beside the flags people
+/// type.
+pub const SERVE_OPTIONS_FLAG: &str = "--options-json";
+
 /// Reuses the emulator of `opts.dir` or starts `exe emulator serve …` in the background.
 /// Returns the emulator and whether it was started now.
 pub async fn start_background(
@@ -105,20 +110,25 @@ pub async fn start_background(
     let mut command = Command::new(exe);
     // Only what the daemon needs of this environment: no API key or password lives on in it.
     command.env_clear().envs(skyplan_os::inherited_env());
+    // The options travel as the one type both sides share, not as flags spelled here a
+    // second time: a field added to `ServeOptions` reaches the daemon without anyone
+    // remembering this call.
+    let serve = ServeOptions {
+        dir: dir.clone(),
+        ..opts.clone()
+    };
+    let json = serde_json::to_string(&serve).map_err(|e| {
+        EmulatorError::Invalid(format!("the emulator's options cannot be written: {e}"))
+    })?;
+    // `--dir` again beside them: it is how `stop` recognises this process as the emulator
+    // of `dir` in /proc (the CLI refuses a JSON whose dir differs).
     command
         .arg("emulator")
         .arg("serve")
         .arg("--dir")
         .arg(&dir)
-        .arg("--op-seconds")
-        .arg(opts.op_seconds.to_string())
-        .arg("--fault-rate")
-        .arg(opts.fault_rate.to_string())
-        .arg("--fault-seed")
-        .arg(opts.fault_seed.to_string());
-    if opts.no_mariadb {
-        command.arg("--no-mariadb");
-    }
+        .arg(SERVE_OPTIONS_FLAG)
+        .arg(json);
     // The log file is the daemon's only voice: log what it refuses and why.
     if std::env::var_os("SKYPLAN_LOG").is_none() {
         command.env("SKYPLAN_LOG", "skyplan=info");
