@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::RealSteps;
 use crate::apply::executor::ProgressHandle;
 use crate::gtid;
 use crate::gtid::ObservedGtids;
-use crate::plan::diff::{cidr32, cidr_key, contains_cidr};
+use crate::plan::diff::{cidr_key, contains_cidr};
 use crate::plan::{self, WireMode};
 use crate::sql::gtids::Applied;
 use crate::state::{AllowlistRecord, EarlierGrant, State};
@@ -59,28 +59,15 @@ pub(super) async fn catch_up(
             "service.{sibling} receives from service.{old} again: it is alive, so no failover; nothing was changed (plan again)"
         );
     }
-    let received = st.gtid_io_pos.clone().unwrap_or_default();
-    if !received.trim().is_empty() {
-        if !st.sql_running && st.last_sql_errno != 0 {
-            bail!(
-                "service.{sibling} cannot apply what it received ({received}): its SQL thread stopped on error {} ({}); service.{new} was not opened",
-                st.last_sql_errno,
-                st.last_sql_error
-            );
-        }
-        p.status(&format!(
-            "waiting for service.{sibling} to apply what it received ({received})"
-        ));
-        let applied = sib
-            .wait_applied(&received, steps.opts.healthy_timeout)
-            .await?;
-        if applied != Applied::Reached {
-            bail!(
-                "service.{sibling} did not apply what it received ({received}): {}; service.{new} was not opened",
-                applied.why_not(steps.opts.healthy_timeout)
-            );
-        }
-    }
+    apply_received(
+        steps,
+        &mut sib,
+        sibling,
+        &st,
+        &format!("service.{new} was not opened"),
+        p,
+    )
+    .await?;
     let theirs = sib.observed_gtids().await?;
     let _ = sib.disconnect().await;
 
@@ -206,31 +193,10 @@ async fn grant_temporary(
 ) -> Result<()> {
     let client = &steps.remote.client;
     let sibling_id = steps.service_id(sibling).await?;
-    let new_id = steps.service_id(new).await?;
-    let mut ips = client
-        .get_service(&new_id)
-        .await?
-        .ok_or_else(|| anyhow!("service.{new} ({new_id}) does not exist"))?
-        .outbound_ips;
-    if ips.is_empty() {
-        ips = steps
-            .state
-            .read(|s| {
-                s.resources
-                    .services
-                    .get(new)
-                    .map(|r| r.outbound_ips.clone())
-                    .unwrap_or_default()
-            })
-            .await;
-    }
-    if ips.is_empty() {
-        bail!("service.{new} reports no outbound IPs; cannot allowlist it on service.{sibling}");
-    }
+    let entries = super::link::outbound_entries(steps, new, sibling).await?;
     let present = steps.allowlist_entries(&sibling_id).await?;
-    let wanted: Vec<String> = ips
-        .iter()
-        .map(|ip| cidr32(ip))
+    let wanted: Vec<String> = entries
+        .into_iter()
         .filter(|e| !contains_cidr(&present, e))
         .collect();
     // Recorded before it is added: a stop between the two leaves a record of an entry that
@@ -319,4 +285,46 @@ pub(super) async fn revoke_temporary(
         "; its temporary allowlist entries on service.{sibling} ({}) are revoked",
         entries.join(", ")
     ))
+}
+
+/// Let `key` apply what its relay log holds (up to `Gtid_IO_Pos`, as `st` read it), starting
+/// its SQL thread if it was stopped without an error. Fails, saying `unchanged`, when it
+/// cannot (an SQL error, or not within the healthy timeout). The failover's candidate and
+/// its catch-up sibling both go through it.
+pub(super) async fn apply_received(
+    steps: &RealSteps,
+    conn: &mut crate::sql::SqlConn,
+    key: &str,
+    st: &crate::observed::ObservedReplication,
+    unchanged: &str,
+    p: &ProgressHandle,
+) -> Result<()> {
+    let received = st.gtid_io_pos.clone().unwrap_or_default();
+    if received.trim().is_empty() {
+        return Ok(());
+    }
+    if !st.sql_running && st.last_sql_errno != 0 {
+        bail!(
+            "service.{key} cannot apply what it received ({received}): its SQL thread stopped on error {} ({}); {unchanged}",
+            st.last_sql_errno,
+            st.last_sql_error
+        );
+    }
+    if !st.sql_running {
+        // Stopped by hand, no error: what is in its relay log is applied first.
+        conn.start_replication().await?;
+    }
+    p.status(&format!(
+        "waiting for service.{key} to apply what it received ({received})"
+    ));
+    let applied = conn
+        .wait_applied(&received, steps.opts.healthy_timeout)
+        .await?;
+    if applied != Applied::Reached {
+        bail!(
+            "service.{key} did not apply what it received ({received}): {}; {unchanged}",
+            applied.why_not(steps.opts.healthy_timeout)
+        );
+    }
+    Ok(())
 }

@@ -24,30 +24,7 @@ pub(super) async fn grant(
 ) -> Result<String> {
     let client = &steps.remote.client;
     let source_id = steps.service_id(source).await?;
-    let replica_id = steps.service_id(replica).await?;
-    // The replica's outbound IPs as the API reports them now (they may have changed since
-    // the state recorded them); the recorded ones if the API lists none.
-    let mut ips = client
-        .get_service(&replica_id)
-        .await?
-        .ok_or_else(|| anyhow!("service.{replica} ({replica_id}) does not exist"))?
-        .outbound_ips;
-    if ips.is_empty() {
-        ips = steps
-            .state
-            .read(|s| {
-                s.resources
-                    .services
-                    .get(replica)
-                    .map(|r| r.outbound_ips.clone())
-                    .unwrap_or_default()
-            })
-            .await;
-    }
-    if ips.is_empty() {
-        bail!("service.{replica} reports no outbound IPs; cannot allowlist it on service.{source}");
-    }
-    let entries: Vec<String> = ips.iter().map(|ip| cidr32(ip)).collect();
+    let entries = outbound_entries(steps, replica, source).await?;
     let present: Vec<String> = steps.allowlist_entries(&source_id).await?;
     let mut added = Vec::new();
     for e in &entries {
@@ -81,6 +58,40 @@ pub(super) async fn grant(
     } else {
         format!("added {}", added.join(", "))
     })
+}
+
+/// The allowlist entries that admit `replica` on `source`: its outbound IPs as the API
+/// reports them now (they may have changed since the state recorded them), the recorded ones
+/// if the API lists none, each as `ip/32`.
+pub(super) async fn outbound_entries(
+    steps: &RealSteps,
+    replica: &str,
+    source: &str,
+) -> Result<Vec<String>> {
+    let replica_id = steps.service_id(replica).await?;
+    let mut ips = steps
+        .remote
+        .client
+        .get_service(&replica_id)
+        .await?
+        .ok_or_else(|| anyhow!("service.{replica} ({replica_id}) does not exist"))?
+        .outbound_ips;
+    if ips.is_empty() {
+        ips = steps
+            .state
+            .read(|s| {
+                s.resources
+                    .services
+                    .get(replica)
+                    .map(|r| r.outbound_ips.clone())
+                    .unwrap_or_default()
+            })
+            .await;
+    }
+    if ips.is_empty() {
+        bail!("service.{replica} reports no outbound IPs; cannot allowlist it on service.{source}");
+    }
+    Ok(ips.iter().map(|ip| cidr32(ip)).collect())
 }
 
 pub(super) async fn revoke(

@@ -296,32 +296,7 @@ pub(super) async fn failover(
             "service.{new} receives from service.{old} again: it is alive, so no failover; nothing was changed (plan again)"
         );
     }
-    let received = st.gtid_io_pos.clone().unwrap_or_default();
-    if !received.trim().is_empty() {
-        if !st.sql_running && st.last_sql_errno != 0 {
-            bail!(
-                "service.{new} cannot apply what it received ({received}): its SQL thread stopped on error {} ({}); nothing was changed",
-                st.last_sql_errno,
-                st.last_sql_error
-            );
-        }
-        if !st.sql_running {
-            // Stopped by hand, no error: what is in its relay log is applied first.
-            newc.start_replication().await?;
-        }
-        p.status(&format!(
-            "waiting for service.{new} to apply what it received ({received})"
-        ));
-        let applied = newc
-            .wait_applied(&received, steps.opts.healthy_timeout)
-            .await?;
-        if applied != Applied::Reached {
-            bail!(
-                "service.{new} did not apply what it received ({received}): {}; nothing was changed",
-                applied.why_not(steps.opts.healthy_timeout)
-            );
-        }
-    }
+    super::catch_up::apply_received(steps, &mut newc, new, &st, "nothing was changed", p).await?;
     let _ = newc.disconnect().await;
     let caught = match catch_up_from {
         Some(sibling) => {
