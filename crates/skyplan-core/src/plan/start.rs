@@ -9,7 +9,7 @@
 //! current position). Starting earlier replays transactions (duplicate rows, or a
 //! duplicate-key stop); starting later skips them (lost rows).
 
-use crate::gtid::ObservedGtids;
+use crate::gtid::{GtidSet, ObservedGtids};
 use crate::plan::WireMode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +33,28 @@ impl Start {
 /// channel has run on it since; `own`: the replica's GTIDs, read now.
 pub fn start_position(mode: WireMode, restored: Option<&str>, own: &ObservedGtids) -> Start {
     match (mode, restored) {
-        (WireMode::Fresh, Some(g)) => Start::Backup(g.to_string()),
+        (WireMode::Fresh, Some(g)) if !replicated_since(g, &own.slave_pos) => {
+            Start::Backup(g.to_string())
+        }
         _ => Start::Own(if own.current_pos.trim().is_empty() {
             own.slave_pos.clone()
         } else {
             own.current_pos.clone()
         }),
+    }
+}
+
+/// Whether replication applied anything on the replica after the restore of the backup at
+/// `backup`: its `gtid_slave_pos` has a transaction beyond the backup's position. A run killed
+/// while `sky.start_replication` was on its way leaves exactly that (the server started the
+/// channel, the state never recorded it); starting again at the backup would replay those
+/// transactions. Only `gtid_slave_pos` counts: it moves only by replication, never by what the
+/// replica's own binlog holds. A position that does not parse is taken as not moved (the
+/// backup's position, as before).
+fn replicated_since(backup: &str, slave_pos: &str) -> bool {
+    match (GtidSet::parse(backup), GtidSet::parse(slave_pos)) {
+        (Ok(b), Ok(s)) => !crate::gtid::beyond(&s, &b).is_empty(),
+        _ => false,
     }
 }
 
@@ -56,11 +72,11 @@ mod tests {
 
     #[test]
     fn only_a_fresh_wire_right_after_a_restore_starts_at_the_backup() {
-        let g = own("0-1-250", "0-1-250");
         assert_eq!(
-            start_position(WireMode::Fresh, Some("0-1-100"), &g),
+            start_position(WireMode::Fresh, Some("0-1-100"), &own("0-1-100", "0-1-100")),
             Start::Backup("0-1-100".into())
         );
+        let g = own("0-1-250", "0-1-250");
         for mode in [WireMode::Repoint, WireMode::Rewire] {
             // Even with a recorded backup: the replica has moved on since.
             assert_eq!(
@@ -72,6 +88,36 @@ mod tests {
         assert_eq!(
             start_position(WireMode::Fresh, None, &g),
             Start::Own("0-1-250".into())
+        );
+    }
+
+    #[test]
+    fn a_fresh_wire_after_replication_already_ran_continues_from_the_replica() {
+        // A previous run was killed while starting the channel: the replica applied 0-1-101..
+        // 0-1-120 from the source before anything was recorded.
+        let g = own("0-1-120", "0-1-120");
+        assert_eq!(
+            start_position(WireMode::Fresh, Some("0-1-100"), &g),
+            Start::Own("0-1-120".into())
+        );
+        // From an empty backup (the source had no transaction yet) the same.
+        assert_eq!(
+            start_position(WireMode::Fresh, Some(""), &own("0-1-3", "0-1-3")),
+            Start::Own("0-1-3".into())
+        );
+        // The replica's own binlog (not replication) moved its current position only.
+        assert_eq!(
+            start_position(
+                WireMode::Fresh,
+                Some("0-1-100"),
+                &own("0-1-100,7-7-2", "0-1-100")
+            ),
+            Start::Backup("0-1-100".into())
+        );
+        // Nothing replicated yet (or a restore that leaves gtid_slave_pos empty).
+        assert_eq!(
+            start_position(WireMode::Fresh, Some("0-1-100"), &own("", "")),
+            Start::Backup("0-1-100".into())
         );
     }
 
