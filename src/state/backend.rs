@@ -87,6 +87,7 @@ impl LockInfoExt for LockInfo {
             command: redact_url_passwords(&command.into()),
             created_at: now_rfc3339(),
             boot_id: skyplan_os::boot_id(),
+            pid_start_ticks: skyplan_os::process_start_ticks(w.pid),
         }
     }
 

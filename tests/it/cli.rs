@@ -466,9 +466,33 @@ fn now_rfc3339() -> String {
 }
 
 /// A lock naming a live but unrelated process (its pid was reused: the process started long
-/// after the lock was taken) is stale: the next writer takes it over and says so.
+/// after the lock was taken) is stale: the next writer takes it over and says so. A lock
+/// written by a skyplan that recorded no start time is judged by its clock.
 #[test]
 fn a_lock_whose_pid_was_reused_is_taken_over_with_a_note() {
+    let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    take_over_a_reused_pid(|_| serde_json::json!({ "created_at": hour_ago }));
+}
+
+/// A holder killed with -9 whose pid went at once to an unrelated process: the lock records
+/// the holder's boot id and start time, so the new process is not its holder even though the
+/// lock was taken a moment ago. No slack.
+#[test]
+fn a_lock_whose_pid_was_reused_at_once_is_taken_over_by_its_exact_identity() {
+    take_over_a_reused_pid(|pid| {
+        let ticks = skyplan_os::process_start_ticks(pid).unwrap();
+        serde_json::json!({
+            "created_at": now_rfc3339(),
+            "boot_id": skyplan_os::boot_id(),
+            // The dead holder started a tick before the process that now has its pid.
+            "pid_start_ticks": ticks.saturating_sub(1),
+        })
+    });
+}
+
+fn take_over_a_reused_pid(identity: impl FnOnce(u32) -> serde_json::Value) {
     let mut t = Test::new().example("global-replication.toml");
     let state = write_applied_state(&t, "global-replication.toml");
     std::fs::write(
@@ -480,13 +504,15 @@ fn a_lock_whose_pid_was_reused_is_taken_over_with_a_note() {
         .arg("30")
         .spawn()
         .unwrap();
-    let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let lock = serde_json::json!({
+    let mut lock = serde_json::json!({
         "id": "abc", "pid": unrelated.id(), "host": gethostname::gethostname().to_string_lossy(),
-        "user": "alice", "command": "skyplan apply global-replication.toml", "created_at": hour_ago
+        "user": "alice", "command": "skyplan apply global-replication.toml",
     });
+    if let (Some(l), serde_json::Value::Object(extra)) =
+        (lock.as_object_mut(), identity(unrelated.id()))
+    {
+        l.extend(extra);
+    }
     std::fs::write(
         t.path().join("state/global-replication.state.json.lock"),
         lock.to_string(),

@@ -158,16 +158,21 @@ pub fn boot_id() -> Option<String> {
 }
 
 /// Send `sig` to `pid` (best effort: a pid that is gone is not an error).
-/// When the process `pid` started, in seconds since the Unix epoch: boot time (`btime` of
-/// `/proc/stat`) plus its start time in clock ticks (field 22 of `/proc/PID/stat`). `None`
-/// when it cannot be read. A lock holder whose pid now belongs to a process started *after*
-/// the lock was taken is gone: its pid was reused.
-pub fn process_started_at(pid: u32) -> Option<u64> {
+/// When the process `pid` started, in clock ticks since this host booted (field 22 of
+/// `/proc/PID/stat`), `None` when it cannot be read. With the boot id and the pid it names one
+/// process exactly: a pid reused by another process has another start time.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command (which may hold spaces and parentheses): state is field 3,
     // so starttime (22) is the 20th after the closing parenthesis.
     let after = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// When the process `pid` started, in seconds since the Unix epoch: boot time (`btime` of
+/// `/proc/stat`) plus [`process_start_ticks`]. `None` when it cannot be read.
+pub fn process_started_at(pid: u32) -> Option<u64> {
+    let ticks = process_start_ticks(pid)?;
     let btime: u64 = std::fs::read_to_string("/proc/stat")
         .ok()?
         .lines()
@@ -181,6 +186,7 @@ pub fn process_started_at(pid: u32) -> Option<u64> {
     Some(btime + ticks / hz)
 }
 
+/// Send `sig` to `pid` (best effort: a pid that is gone is not an error).
 pub fn signal(pid: u32, sig: libc::c_int) {
     let _ = kill(pid, sig);
 }

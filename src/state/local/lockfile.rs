@@ -244,8 +244,7 @@ pub fn force_unlock(
 }
 
 /// The holder is gone: the host rebooted since the lock was taken, its pid is dead, or the pid
-/// now belongs to a process that started after the lock was taken (reused by something
-/// unrelated).
+/// now belongs to another process (reused by something unrelated).
 fn is_stale(holder: &LockInfo) -> bool {
     holder.host == this_host()
         && (other_boot(holder) || !pid_alive(holder.pid) || pid_reused(holder))
@@ -259,19 +258,30 @@ fn other_boot(holder: &LockInfo) -> bool {
     )
 }
 
-const PID_REUSE_SLACK: i64 = 600;
-
+/// The holder's pid now runs another process. Exact when the lock records the holder's start
+/// time: (boot, pid, start time) names one process, so any other start time is another one,
+/// however soon the pid was reused. A lock written before skyplan recorded start times is
+/// judged by its clock instead: a process started well after the lock was taken is not its
+/// holder (with slack, because wall clocks step).
 fn pid_reused(holder: &LockInfo) -> bool {
+    match holder.pid_start_ticks {
+        Some(recorded) => {
+            skyplan_os::process_start_ticks(holder.pid).is_some_and(|now| now != recorded)
+        }
+        None => legacy_pid_reused(holder),
+    }
+}
+
+const LEGACY_PID_REUSE_SLACK: i64 = 600;
+
+fn legacy_pid_reused(holder: &LockInfo) -> bool {
     let taken = time::OffsetDateTime::parse(
         &holder.created_at,
         &time::format_description::well_known::Rfc3339,
     );
     match (taken, skyplan_os::process_started_at(holder.pid)) {
-        // Ten minutes of slack: a wall clock stepped forward after the lock was taken (NTP)
-        // must never make a live holder look reused. A reused pid is one much later.
-        (Ok(taken), Some(started)) => {
-            i64::try_from(started).is_ok_and(|s| s > taken.unix_timestamp() + PID_REUSE_SLACK)
-        }
+        (Ok(taken), Some(started)) => i64::try_from(started)
+            .is_ok_and(|s| s > taken.unix_timestamp() + LEGACY_PID_REUSE_SLACK),
         _ => false,
     }
 }
@@ -328,6 +338,7 @@ mod tests {
             command: "skyplan apply".into(),
             created_at: created_at.into(),
             boot_id: None,
+            pid_start_ticks: None,
         };
         // Taken an hour ago by a process that has since gone; the pid now runs `sleep`.
         let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
@@ -353,5 +364,37 @@ mod tests {
         assert!(!is_stale(&holder("not a time")));
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_recorded_start_time_names_the_holder_exactly_with_no_slack() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let ticks = skyplan_os::process_start_ticks(pid).expect("readable on Linux");
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let holder = |start: u64| LockInfo {
+            id: "x".into(),
+            pid,
+            host: this_host(),
+            user: "u".into(),
+            command: "skyplan apply".into(),
+            // Taken just now: the clock rule alone would call any live pid its holder.
+            created_at: now.clone(),
+            boot_id: skyplan_os::boot_id(),
+            pid_start_ticks: Some(start),
+        };
+        assert!(!is_stale(&holder(ticks)), "the very process: alive");
+        // The same pid, started one tick earlier or later: another process, stale at once.
+        assert!(is_stale(&holder(ticks + 1)));
+        assert!(is_stale(&holder(ticks.saturating_sub(1))));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Gone: stale whatever its start time.
+        assert!(is_stale(&holder(ticks)));
     }
 }

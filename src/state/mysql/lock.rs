@@ -124,6 +124,7 @@ fn unknown_holder(connection: u64) -> LockInfo {
         command: format!("MariaDB connection {connection}, which left no skyplan lock record"),
         created_at: "(unknown)".into(),
         boot_id: None,
+        pid_start_ticks: None,
     }
 }
 
@@ -153,6 +154,7 @@ async fn info_row(
                     created_at,
                     // The lock is the connection's: it ends with the connection, not a pid.
                     boot_id: None,
+                    pid_start_ticks: None,
                 },
                 connection,
             )
@@ -166,8 +168,9 @@ pub async fn acquire(
     timeout: Duration,
 ) -> Result<MysqlLock, StateError> {
     // This lock is the connection's (it ends with it), never judged by pid or boot: the
-    // record keeps no boot id.
+    // record keeps no boot id or start time.
     info.boot_id = None;
+    info.pid_start_ticks = None;
     let loc = backend.location();
     let opts = mysql_async::OptsBuilder::from_opts(backend.opts())
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));

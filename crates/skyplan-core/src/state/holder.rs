@@ -19,6 +19,11 @@ pub struct LockInfo {
     /// earlier boot of this host has no live holder, whatever runs under its pid now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// When the holder process started, in clock ticks since that boot (Linux
+    /// `/proc/PID/stat` field 22). With `boot_id` and `pid` it names the holder exactly: a
+    /// live pid with another start time is a reused pid, and the lock is stale at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start_ticks: Option<u64>,
 }
 
 /// The process that wrote a state version.
