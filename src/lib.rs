@@ -18,4 +18,4 @@ pub mod sql;
 pub mod state;
 pub mod topology;
 
-pub use skyplan_core::{catalog, gtid, observed, ownership};
+pub use skyplan_core::{catalog, config, gtid, observed, ownership};

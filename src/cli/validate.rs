@@ -68,7 +68,7 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
 /// The catalog check of one valid file: what was checked, for the "valid" line.
 async fn remote_check(file: &std::path::Path, t: &crate::topology::Topology) -> Result<String> {
     let remote = crate::remote::Remote::connect(t).await?;
-    let checked = crate::ops::catalog::check_file(file, t, &remote).await?;
+    let checked = crate::ops::catalog::check_file(file, t, &remote, None).await?;
     Ok(if checked {
         format!(
             "{} services; regions, sizes, versions and topologies offered by {}",

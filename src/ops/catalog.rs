@@ -2,6 +2,7 @@
 //! versions) once per run and refuse, with located "did you mean" errors, a topology that asks
 //! for something the cloud would refuse at create time — before anything is created.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -41,15 +42,27 @@ pub async fn read(remote: &Remote) -> Result<Catalog> {
     Ok(c)
 }
 
-/// Check the workspace's topology against the cloud's catalog (see [`check_file`]).
-pub async fn check(ws: &Workspace, remote: &Remote) -> Result<()> {
-    check_file(&ws.file, &ws.topology, remote).await.map(|_| ())
+/// Check the workspace's topology against the cloud's catalog (see [`check_file`]), its
+/// server variables against the variables refresh read (`config_vars`).
+pub async fn check(
+    ws: &Workspace,
+    remote: &Remote,
+    config_vars: &BTreeMap<String, crate::config::Variables>,
+) -> Result<()> {
+    check_file(&ws.file, &ws.topology, remote, Some(config_vars))
+        .await
+        .map(|_| ())
 }
 
 /// Check `topology` (loaded from `file`) against the cloud's catalog; every problem is
 /// reported, located in the file. A cloud that publishes no catalog (404) is not checked:
 /// `Ok(false)`.
-pub async fn check_file(file: &Path, topology: &Topology, remote: &Remote) -> Result<bool> {
+pub async fn check_file(
+    file: &Path,
+    topology: &Topology,
+    remote: &Remote,
+    config_vars: Option<&BTreeMap<String, crate::config::Variables>>,
+) -> Result<bool> {
     let catalog = match read(remote).await {
         Ok(c) => c,
         Err(e)
@@ -68,7 +81,20 @@ pub async fn check_file(file: &Path, topology: &Topology, remote: &Remote) -> Re
             })
         }
     };
-    let problems = catalog::check(topology, &catalog);
+    let mut problems = catalog::check(topology, &catalog);
+    // The server variables, against what the Configuration Manager accepts per topology (read
+    // here when refresh did not).
+    if topology.services.values().any(|s| !s.config.is_empty()) {
+        let read;
+        let vars = match config_vars {
+            Some(v) => v,
+            None => {
+                read = crate::refresh::config_catalogs(remote, topology).await?;
+                &read
+            }
+        };
+        problems.extend(crate::config::check(topology, vars));
+    }
     if problems.is_empty() {
         return Ok(true);
     }
@@ -76,7 +102,7 @@ pub async fn check_file(file: &Path, topology: &Topology, remote: &Remote) -> Re
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let diags: Vec<crate::topology::Diagnostic> = problems
         .into_iter()
-        .map(|p| crate::topology::locate(&text, file, &p.key, p.field, p.message, p.help))
+        .map(|p| crate::topology::locate(&text, file, &p.key, &p.field, p.message, p.help))
         .collect();
     let n = diags.len();
     Err(anyhow::anyhow!(

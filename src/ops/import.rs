@@ -95,6 +95,8 @@ pub async fn import(
                 replace_requested: None,
                 last_seen: None,
                 in_flight: None,
+                config_id: None,
+                config: Default::default(),
             },
         );
         ws.backend.write(&mut state).await?;

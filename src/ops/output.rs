@@ -226,6 +226,8 @@ mod tests {
                     role_change: None,
                     replace_requested: None,
                     last_seen: None,
+                    config_id: None,
+                    config: Default::default(),
                 },
             );
         }

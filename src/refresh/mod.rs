@@ -33,8 +33,13 @@ pub fn remote_service(s: &ServiceResponse) -> RemoteService {
         port: s.readwrite_port(),
         outbound_ips: s.outbound_ips.clone(),
         tags: s.tags.clone().unwrap_or_default(),
+        config_id: s.config_id.clone().filter(|c| !c.is_empty()),
     }
 }
+
+mod config;
+
+pub use config::catalogs as config_catalogs;
 
 /// How long an answer for one service may take before refresh says it is waiting for it.
 const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
@@ -508,8 +513,14 @@ pub async fn refresh(
         }
     }
 
+    let config_vars = config::catalogs(remote, topology).await?;
+    let configs =
+        config::configs(remote, topology, state, &config_vars, &ready, parallelism).await?;
+
     Ok(Observed {
         refreshed: true,
+        config_vars,
+        configs,
         backups,
         foreign_backups,
         gtids,
@@ -554,7 +565,7 @@ async fn read_replication(conn: &mut SqlConn, grace: Duration) -> Result<Observe
         let (mut status, retrying) = judge_status(&rows).map_err(|e| {
             anyhow::anyhow!("unexpected result of CALL sky.replication_status(): {e}")
         })?;
-        let transient = crate::observed::is_transient_io_error(status.last_io_errno);
+        let transient = crate::observed::is_restart_io_error(status.last_io_errno);
         if retrying {
             // A network error is given MariaDB's next retry; another error a moment to settle.
             let wait = match (transient, retry) {
@@ -575,6 +586,7 @@ async fn read_replication(conn: &mut SqlConn, grace: Duration) -> Result<Observe
             status.reconnecting = Some(crate::observed::Reconnecting {
                 retry_seconds: retry,
                 source_up_seconds: None,
+                replica_up_seconds: conn.uptime_seconds().await.ok(),
             });
         }
         return Ok(status);

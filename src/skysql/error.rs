@@ -109,6 +109,12 @@ impl SkysqlError {
         self.status() == Some(404)
     }
 
+    /// A refusal that says the thing asked about is not offered here (404, or a 400 for an
+    /// unknown name): not an outage, not an authentication or rate-limit problem.
+    pub fn is_not_offered(&self) -> bool {
+        matches!(self.status(), Some(400 | 404 | 405 | 501))
+    }
+
     pub(crate) fn set_attempts(&mut self, n: u32) {
         match self {
             SkysqlError::Api(e) => e.attempts = n,

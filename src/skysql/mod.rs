@@ -2,6 +2,7 @@
 //! reqwest (retries, waits, pending-state handling) by `client` and `operations`.
 
 pub mod client;
+pub mod configs;
 pub mod error;
 pub mod operations;
 

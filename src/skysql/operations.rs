@@ -76,7 +76,7 @@ impl SkysqlClient {
 
     /// Every page of a listing paged by `X-SkySQL-Page-Token-Next`: `page(token)` builds the
     /// request for one page (`None`: the first). A token seen before is an error, never a loop.
-    async fn token_pages<T: DeserializeOwned>(
+    pub(super) async fn token_pages<T: DeserializeOwned>(
         &self,
         page: impl Fn(Option<&str>) -> ApiRequest,
     ) -> Result<Vec<T>, SkysqlError> {
@@ -314,7 +314,10 @@ impl SkysqlClient {
     }
 
     /// Send with the request's own retry rules and decode the answer.
-    async fn call<T: DeserializeOwned>(&self, req: &ApiRequest) -> Result<T, SkysqlError> {
+    pub(super) async fn call<T: DeserializeOwned>(
+        &self,
+        req: &ApiRequest,
+    ) -> Result<T, SkysqlError> {
         let resp = self.execute(req, &mut 0).await?;
         self.decode(req, &resp, false)
     }
@@ -326,7 +329,7 @@ impl SkysqlClient {
     ///
     /// (`already_done` is a closure returning a future rather than an async closure: the
     /// latter makes the caller's future fail `Send` checks under a multi-threaded executor.)
-    async fn execute_checked<
+    pub(super) async fn execute_checked<
         T: DeserializeOwned,
         F: Future<Output = Result<Option<T>, SkysqlError>>,
     >(
@@ -403,7 +406,7 @@ fn newest(mut services: Vec<ServiceResponse>) -> Option<ServiceResponse> {
     services.pop()
 }
 
-fn is_client_error(e: &SkysqlError) -> bool {
+pub(super) fn is_client_error(e: &SkysqlError) -> bool {
     e.status()
         .is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403 && s != 429)
 }

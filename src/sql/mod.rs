@@ -20,6 +20,7 @@ pub mod gtids;
 pub mod procedures;
 pub mod roles;
 pub mod status;
+pub mod variables;
 pub mod verify;
 
 pub use conn::SqlConn;

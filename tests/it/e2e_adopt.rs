@@ -31,7 +31,8 @@ async fn a_hand_made_primary_with_rows_is_adopted_and_seeds_the_new_secondary() 
     assert!(r.stdout.contains("<= service.primary"), "{}", r.stdout);
     assert!(r.stdout.contains(&theirs.id), "{}", r.stdout);
     assert!(
-        r.stdout.contains("Plan: 1 to adopt, 5 to add"),
+        // The five of the guide's seeding and wiring, and each service's configuration.
+        r.stdout.contains("Plan: 1 to adopt, 7 to add"),
         "{}",
         r.stdout
     );

@@ -22,7 +22,8 @@
 //!
 //! `SKYPLAN_DR_SEED` (default below), `SKYPLAN_DR_STEPS`, `SKYPLAN_DR_SERVICES` (3 or 4) and
 //! `SKYPLAN_DR_OPS` (kinds, comma-separated: switchover, switchover-chained, chain, unchain,
-//! repoint, replace, kill9, restart, restart-replica, bulk, failover, return, flip-back) choose the run; a failure prints them and the
+//! repoint, replace, kill9, restart, restart-replica, restart-all, bulk, failover, return,
+//! flip-back) choose the run; a failure prints them and the
 //! operations so far, to replay.
 //! `scripts/soak dr [RUNS]` runs many seeds.
 
@@ -58,10 +59,10 @@ const ENABLED: &[Kind] = &[
     Kind::Replace,
     Kind::Kill9,
     Kind::Restart,
-    // Issue 24: a replica's fence is `SET GLOBAL read_only = ON` only, so a restarted replica
-    // comes back writable (SKYPLAN_DR_SEED=7 SKYPLAN_DR_OPS=restart-replica, step 1:
-    // "service.third writable = true, but the primary is service.primary").
-    // Kind::RestartReplica,
+    // Roles live in each service's configuration (issue 24): a restarted replica comes back
+    // read-only, a restarted primary writable, whatever switchovers and failovers came before.
+    Kind::RestartReplica,
+    Kind::RestartAll,
     Kind::Bulk,
     Kind::Failover,
     Kind::Return,
@@ -253,6 +254,11 @@ impl Dr {
                 let writer = AppWriter::start(&self.cloud, &self.endpoints()).await;
                 match op {
                     Op::Restart { key } => self.restart(key).await,
+                    Op::RestartAll => {
+                        for key in self.model.present() {
+                            self.restart(key).await;
+                        }
+                    }
                     Op::Failover { to, timeouts, .. } => self.failover(to, *timeouts, &next).await,
                     Op::Return { key } => {
                         if self.returned(key, &next).await {

@@ -28,6 +28,7 @@ fn their_primary(t: &Topology) -> RemoteService {
         port: Some(3306),
         outbound_ips: vec!["10.0.0.1".into()],
         tags: Default::default(),
+        config_id: None,
     }
 }
 

@@ -284,6 +284,7 @@ fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
                 port: rec.port,
                 outbound_ips: rec.outbound_ips.clone(),
                 tags: Default::default(),
+                config_id: None,
             }),
         );
     }

@@ -649,6 +649,7 @@ fn reconnecting_is_a_warning_within_the_grace_and_broken_after_it() {
         r.reconnecting = Some(skyplan::observed::Reconnecting {
             retry_seconds: Some(60),
             source_up_seconds: Some(up),
+            replica_up_seconds: None,
         });
         o
     };
@@ -684,6 +685,59 @@ fn reconnecting_is_a_warning_within_the_grace_and_broken_after_it() {
         .any(|w| w.contains("reconnected after 7 s")));
 }
 
+/// Right after a restart (of the source, or of the replica itself) an IO thread may be refused
+/// for a few seconds (error 1045 while accounts load, 1130 before the host is allowed): within
+/// reconnect_grace that is "reconnecting", a warning; the same refusal with no restart behind
+/// it is broken replication.
+#[test]
+fn an_access_refusal_right_after_a_restart_is_reconnecting_not_broken() {
+    let (t, mut s) = guide();
+    let now = time::OffsetDateTime::now_utc();
+    let hour_ago = (now - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.resources
+        .replications
+        .get_mut("secondary")
+        .unwrap()
+        .wired_at = Some(hour_ago);
+    let refused = |source_up: u64, replica_up: u64| {
+        let mut o = in_sync(&s);
+        o.at = Some(now);
+        let r = repl(&mut o);
+        r.io_running = false;
+        r.last_io_errno = 1045;
+        r.last_io_error = "Access denied for user 'skysql_replication_x'@'10.0.0.2'".into();
+        r.reconnecting = Some(skyplan::observed::Reconnecting {
+            retry_seconds: Some(10),
+            source_up_seconds: Some(source_up),
+            replica_up_seconds: Some(replica_up),
+        });
+        o
+    };
+    // The replica itself restarted 5 s ago.
+    let p = plan_with(&t, &s, &refused(3600, 5));
+    assert!(p.is_empty(), "{}", text(&p));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("IO error 1045") && w.contains("it started 5 s ago")),
+        "{:?}",
+        p.warnings
+    );
+    // Its source did.
+    let p = plan_with(&t, &s, &refused(8, 3600));
+    assert!(p.is_empty(), "{}", text(&p));
+    // Nobody restarted: a refusal is broken replication.
+    let p = plan_with(&t, &s, &refused(3600, 3600));
+    assert_eq!(
+        kinds(&p),
+        vec![("replication.secondary", DriftKind::ReplicationBroken)],
+        "{}",
+        text(&p)
+    );
+}
+
 /// A source younger than the grace that has been up since before the link was wired did not
 /// restart: its replica failing to reconnect is broken at once.
 #[test]
@@ -706,6 +760,7 @@ fn a_young_source_is_no_excuse_for_a_failing_reconnect() {
     r.reconnecting = Some(skyplan::observed::Reconnecting {
         retry_seconds: Some(10),
         source_up_seconds: Some(60),
+        replica_up_seconds: None,
     });
     let p = plan_with(&t, &s, &o);
     assert_eq!(

@@ -246,6 +246,8 @@ fn an_api_key_echoed_back_by_a_failing_api_is_never_printed() {
             replace_requested: None,
             last_seen: None,
             in_flight: None,
+            config_id: None,
+            config: Default::default(),
         },
     );
     let path = t.state_file("global-replication");

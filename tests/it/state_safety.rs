@@ -42,6 +42,8 @@ fn applied_state() -> State {
             replace_requested: None,
             last_seen: None,
             in_flight: None,
+            config_id: None,
+            config: Default::default(),
         },
     );
     s

@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use super::retry::Idempotency;
 use super::types::{
-    AddAllowListIPAddressRequest, BackupScheduleRequest, CreateServiceRequest,
-    DeleteAllowedAddressRequest, IsIpAllowedRequest, RestoreRequest, ServiceSizeState,
-    SetStorageRequest,
+    AddAllowListIPAddressRequest, BackupScheduleRequest, ConfigValueRequest, CreateConfigRequest,
+    CreateServiceRequest, DeleteAllowedAddressRequest, IsIpAllowedRequest, RestoreRequest,
+    ServiceConfigState, ServiceSizeState, SetStorageRequest,
 };
 
 /// Largest page the listing endpoints accept.
@@ -230,6 +230,76 @@ pub fn list_restores(service_id: &str, page: u32) -> ApiRequest {
         .query("page_size", PAGE_SIZE)
 }
 
+const CONFIGS: &str = "/provisioning/v1/configs";
+
+fn config_path(id: &str, rest: &str) -> String {
+    format!("{CONFIGS}/{}{rest}", segment(id))
+}
+
+/// `GET /provisioning/v1/configs`: the custom configurations (Configuration Manager), one page.
+pub fn list_configs(page_token: Option<&str>) -> ApiRequest {
+    let req = ApiRequest::new(Method::Get, CONFIGS.into()).query("page_size", PAGE_SIZE);
+    match page_token {
+        Some(token) => req.query("page_token", token),
+        None => req,
+    }
+}
+
+/// Not idempotent: a repeat would create a second configuration.
+pub fn create_config(body: &CreateConfigRequest) -> ApiRequest {
+    ApiRequest::new(Method::Post, CONFIGS.into())
+        .body(body)
+        .not_idempotent()
+}
+
+pub fn delete_config(id: &str) -> ApiRequest {
+    ApiRequest::new(Method::Delete, config_path(id, ""))
+}
+
+/// `GET …/configs/{id}/values`: the values set in it, by config key id.
+pub fn get_config_values(id: &str) -> ApiRequest {
+    ApiRequest::new(Method::Get, config_path(id, "/values"))
+}
+
+/// Idempotent although a POST: it sets the variable to a value.
+pub fn set_config_value(id: &str, variable: &str, value: &str) -> ApiRequest {
+    ApiRequest::new(
+        Method::Post,
+        config_path(id, &format!("/values/{}", segment(variable))),
+    )
+    .body(&ConfigValueRequest {
+        value: value.to_string(),
+    })
+}
+
+pub fn unset_config_value(id: &str, variable: &str) -> ApiRequest {
+    ApiRequest::new(
+        Method::Delete,
+        config_path(id, &format!("/values/{}", segment(variable))),
+    )
+}
+
+/// `GET /provisioning/v1/topologies/{topology}/configs`: the variables a configuration of that
+/// topology accepts, one page.
+pub fn list_config_keys(topology: &str, page_token: Option<&str>) -> ApiRequest {
+    let req = ApiRequest::new(
+        Method::Get,
+        format!("/provisioning/v1/topologies/{}/configs", segment(topology)),
+    )
+    .query("page_size", PAGE_SIZE);
+    match page_token {
+        Some(token) => req.query("page_token", token),
+        None => req,
+    }
+}
+
+/// Idempotent although a POST: it attaches one given configuration.
+pub fn attach_config(service_id: &str, config_id: &str) -> ApiRequest {
+    ApiRequest::new(Method::Post, service_path(service_id, "/config")).body(&ServiceConfigState {
+        config_id: config_id.to_string(),
+    })
+}
+
 pub fn get_restore(id: i64) -> ApiRequest {
     ApiRequest::new(Method::Get, format!("/skybackup/v1/restores/{id}"))
 }
@@ -254,6 +324,44 @@ pub fn segment(raw: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn config_calls() {
+        let r = create_config(&CreateConfigRequest {
+            name: "skyplan-a".into(),
+            topology_id: "es-replica".into(),
+            version_id: "11.4.4-2".into(),
+        });
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Post, "/provisioning/v1/configs")
+        );
+        assert_eq!(r.idempotency, Idempotency::NotIdempotent);
+        let r = set_config_value("cfg 1", "max_connections", "500");
+        assert_eq!(
+            r.path,
+            "/provisioning/v1/configs/cfg%201/values/max_connections"
+        );
+        assert_eq!(r.body, Some(json!({"value": "500"})));
+        assert_eq!(r.idempotency, Idempotency::Idempotent);
+        let r = unset_config_value("c", "../x");
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Delete, "/provisioning/v1/configs/c/values/..%2Fx")
+        );
+        let r = list_config_keys("es-replica", Some("t"));
+        assert_eq!(r.path, "/provisioning/v1/topologies/es-replica/configs");
+        assert!(r.query.contains(&("page_token".into(), "t".into())));
+        let r = attach_config("svc", "cfg");
+        assert_eq!(r.path, "/provisioning/v1/services/svc/config");
+        assert_eq!(r.body, Some(json!({"config_id": "cfg"})));
+        assert_eq!(
+            get_config_values("c").path,
+            "/provisioning/v1/configs/c/values"
+        );
+        assert_eq!(delete_config("c").method, Method::Delete);
+        assert_eq!(list_configs(None).path, "/provisioning/v1/configs");
+    }
 
     #[test]
     fn service_calls() {

@@ -383,6 +383,9 @@ pub struct ServiceResponse {
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(deserialize_with = "null_as_default")]
     pub errors: Vec<String>,
+    /// The custom configuration (Configuration Manager) attached to the service, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_id: Option<String>,
 }
 
 impl ServiceResponse {
@@ -897,4 +900,114 @@ pub struct TopologyOffer {
     pub name: String,
     #[serde(default)]
     pub service_type: String,
+}
+
+/// `v1.ConfigKeyComponent`: which component a configuration parameter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigKeyComponent {
+    #[default]
+    Server,
+    #[serde(rename = "maxscale")]
+    MaxScale,
+}
+
+/// `v1.ConfigKey`: one server variable the Configuration Manager accepts for a topology
+/// (`GET /provisioning/v1/topologies/{topology}/configs`). Numbers travel as strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigKey {
+    #[serde(deserialize_with = "null_as_default")]
+    pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub allowed_values: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub component: ConfigKeyComponent,
+    #[serde(deserialize_with = "null_as_default")]
+    pub config_section: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub default_value: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub documentation_url: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub flags: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_value: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub multiselect: bool,
+    #[serde(deserialize_with = "null_as_default")]
+    pub readonly: bool,
+    #[serde(deserialize_with = "null_as_default")]
+    pub requires_restart: bool,
+    #[serde(deserialize_with = "null_as_default")]
+    pub tags: Vec<String>,
+}
+
+/// `v1.Config`: a custom configuration (Configuration Manager).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    #[serde(deserialize_with = "null_as_default")]
+    pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub topology_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub version_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub public: bool,
+    /// Ids of the services it is attached to.
+    #[serde(deserialize_with = "null_as_default")]
+    pub services: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_date: Option<i64>,
+}
+
+/// `v1.CreateConfigRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CreateConfigRequest {
+    pub name: String,
+    pub topology_id: String,
+    pub version_id: String,
+}
+
+/// `v1.UpdateConfigRequest` (`PATCH /provisioning/v1/configs/{id}`: renames it).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpdateConfigRequest {
+    pub name: String,
+}
+
+/// `v1.ConfigValue`: the value(s) selected for one parameter, by its `ConfigKey::id`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigValue {
+    #[serde(deserialize_with = "null_as_default")]
+    pub config_key_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub selected_values: Vec<String>,
+}
+
+/// `v1.ConfigValueRequest` (`POST …/configs/{id}/values/{variable_name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfigValueRequest {
+    pub value: String,
+}
+
+/// `v1.ServiceConfigState` (`POST|DELETE /provisioning/v1/services/{id}/config`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfigState {
+    #[serde(deserialize_with = "null_as_default")]
+    pub config_id: String,
 }

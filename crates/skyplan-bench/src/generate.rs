@@ -81,6 +81,8 @@ pub fn applied_state(topology: &Topology) -> State {
                 replace_requested: None,
                 last_seen: None,
                 in_flight: None,
+                config_id: None,
+                config: Default::default(),
             },
         );
     }

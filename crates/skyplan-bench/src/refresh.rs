@@ -47,6 +47,8 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
                     replace_requested: None,
                     last_seen: None,
                     in_flight: None,
+                    config_id: None,
+                    config: Default::default(),
                 },
             ))
         })

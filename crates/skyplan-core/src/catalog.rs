@@ -24,7 +24,8 @@ pub struct Catalog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub key: String,
-    pub field: &'static str,
+    /// The field, or `config.<variable>` for one server variable.
+    pub field: String,
     pub message: String,
     pub help: Option<String>,
 }
@@ -39,7 +40,7 @@ pub fn check(topology: &Topology, catalog: &Catalog) -> Vec<Problem> {
             let near = crate::topology::nearest(value, &offered);
             out.push(Problem {
                 key: key.clone(),
-                field,
+                field: field.into(),
                 message: format!(
                     "service.{key}: {field} = {value:?} is not offered by SkySQL{scope}"
                 ),

@@ -5,6 +5,7 @@
 //! decision below is deterministic and testable without a server.
 
 pub mod catalog;
+pub mod config;
 pub mod gtid;
 pub mod observed;
 pub mod ownership;

@@ -49,6 +49,14 @@ pub struct Observed {
     /// services in replication links, and the primaries a failover replaced.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unreachable: BTreeMap<String, String>,
+    /// The variables the Configuration Manager accepts, by topology name (every topology of
+    /// the file, read once per refresh). A topology without an entry has none readable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_vars: BTreeMap<String, crate::config::Variables>,
+    /// The configuration of each managed service as the cloud and the server have it, by key
+    /// (services refresh could read; others are planned from the state).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, ObservedConfig>,
     /// When refresh looked (the clock stays out of the core: ages are measured from this).
     #[serde(skip)]
     pub at: Option<time::OffsetDateTime>,
@@ -137,6 +145,9 @@ pub struct RemoteService {
     /// All its tags, ownership tags included (see [`crate::ownership`]).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The custom configuration attached to it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_id: Option<String>,
 }
 
 impl RemoteService {
@@ -158,8 +169,22 @@ impl RemoteService {
             port: rec.port,
             outbound_ips: rec.outbound_ips.clone(),
             tags: rec.spec.tags.clone(),
+            config_id: rec.config_id.clone(),
         }
     }
+}
+
+/// One service's server variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedConfig {
+    /// The values its recorded configuration holds, by variable name; `None` when that
+    /// configuration no longer exists (or none is recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, String>>,
+    /// The running server's values (`SHOW GLOBAL VARIABLES`) of the variables the topology
+    /// or the configuration names, when its database answered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub running: BTreeMap<String, String>,
 }
 
 /// Parsed from `CALL sky.replication_status()` on the replica.
@@ -195,6 +220,9 @@ pub struct Reconnecting {
     /// How long ago the source started (`Uptime`), when it answered: a source that restarted
     /// within the grace period explains the reconnecting.
     pub source_up_seconds: Option<u64>,
+    /// How long ago the replica itself started: its own restart explains it as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_up_seconds: Option<u64>,
 }
 
 /// Network errors after which MariaDB's IO thread keeps retrying (can't connect, connection
@@ -202,4 +230,13 @@ pub struct Reconnecting {
 /// past by retrying.
 pub fn is_transient_io_error(errno: u32) -> bool {
     matches!(errno, 2002 | 2003 | 2005 | 2006 | 2013 | 1158..=1161)
+}
+
+/// Errors an IO thread may report for a while right after its source or itself restarted,
+/// and then get past on its own: the network ones, and refusals of a server still starting
+/// (access denied before its grant tables and accounts are in place, host blocked or not yet
+/// allowed, too many connections, a TLS handshake cut short). Only a restart within the
+/// reconnect grace makes them "reconnecting"; otherwise they are broken replication.
+pub fn is_restart_io_error(errno: u32) -> bool {
+    is_transient_io_error(errno) || matches!(errno, 1040 | 1045 | 1129 | 1130 | 2026)
 }

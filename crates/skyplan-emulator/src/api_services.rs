@@ -1,9 +1,8 @@
 //! `/provisioning/v1/services…`: create, list, get, delete, size, storage, nodes, tags, power.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
 use std::sync::Arc;
 
 use skyplan_api::types::{
@@ -14,13 +13,11 @@ use skyplan_api::types::{
 use super::api_error::ApiError;
 use super::app::{now, App};
 use super::body::Body;
+use super::paging::{self, PageQuery};
 use super::store::ServiceRecord;
 use super::{allowlist, catalog, ids, ops, proxy, render};
 
 type Api<T> = Result<T, ApiError>;
-
-const PAGE_TOKEN_NEXT: &str = "X-SkySQL-Page-Token-Next";
-const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
 
 pub async fn create(
     State(app): State<Arc<App>>,
@@ -172,81 +169,27 @@ fn new_record(
         allow_list: req.allow_list.clone().unwrap_or_default(),
         errors: Vec::new(),
         outage: None,
+        config_id: None,
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    page_size: Option<usize>,
-    page_token: Option<String>,
-    page_order: Option<String>,
 }
 
 /// Pages in creation order; a page token is the creation number of the page's first service,
 /// so pages stay stable when services are deleted in between.
 pub async fn list(
     State(app): State<Arc<App>>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Api<(HeaderMap, Json<Vec<ServiceResponse>>)> {
-    let page_size = q.page_size.unwrap_or(100);
-    if !(1..=100).contains(&page_size) {
-        return Err(ApiError::bad_request("page_size must be between 1 and 100"));
-    }
-    let desc = match q.page_order.as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "page_order {other:?} must be \"asc\" or \"desc\""
-            )))
-        }
-    };
     // A service in an emulated outage is left out: its region does not answer the cloud's
     // listing either. Paging tokens are creation numbers, so pages stay stable around the gap.
-    let mut all: Vec<ServiceRecord> = app.store.read(|s| {
+    let all: Vec<ServiceRecord> = app.store.read(|s| {
         s.services
             .iter()
             .filter(|svc| svc.outage.is_none())
             .cloned()
             .collect()
     });
-    all.sort_by_key(|s| s.seq);
-    if desc {
-        all.reverse();
-    }
-    let start = match &q.page_token {
-        None => 0,
-        Some(token) => {
-            let seq = parse_token(token)?;
-            all.iter()
-                .position(|s| if desc { s.seq <= seq } else { s.seq >= seq })
-                .unwrap_or(all.len())
-        }
-    };
-    let end = (start + page_size).min(all.len());
-    let mut headers = HeaderMap::new();
-    if let Some(next) = all.get(end) {
-        headers.insert(PAGE_TOKEN_NEXT, token_header(next.seq));
-    }
-    if start > 0 {
-        headers.insert(
-            PAGE_TOKEN_PREVIOUS,
-            token_header(all[start.saturating_sub(page_size)].seq),
-        );
-    }
-    let page = all[start..end].iter().map(render::service).collect();
-    Ok((headers, Json(page)))
-}
-
-fn token_header(seq: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("s{seq:x}")).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn parse_token(token: &str) -> Api<u64> {
-    token
-        .strip_prefix('s')
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| ApiError::bad_request(format!("invalid page_token {token:?}")))
+    let (headers, page) = paging::page(all, |s| s.seq, 's', &q)?;
+    Ok((headers, Json(page.iter().map(render::service).collect())))
 }
 
 pub async fn get(

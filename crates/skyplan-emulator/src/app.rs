@@ -113,13 +113,18 @@ impl App {
                 reason: "the service is in an emulated region outage".into(),
             };
         }
-        if !self.instances.is_running(service_id) || self.instances.is_api_only() {
+        // One look at the processes answers both questions: is the target's server up, and is
+        // the client another service's server (a replica's IO thread)? It must be a look at
+        // the processes, not at what this emulator has recorded: a replica's mariadbd connects
+        // as soon as it is up, before its start has finished, and that connection must come
+        // from its outbound IP, or the primary refuses its grant (user@outbound IP) with 1045.
+        let running = self.instances.pids();
+        if self.instances.is_api_only() || !running.iter().any(|(id, _)| id == service_id) {
             return Decision::Deny {
                 reason: "its database is not running".into(),
             };
         }
-        let candidates = self.instances.pids();
-        let owner = peer::owner_of_connection(peer_addr, listen, &candidates);
+        let owner = peer::owner_of_connection(peer_addr, listen, &running);
         let (source_ip, who) = match owner {
             Some(owner) => {
                 let ip = self.store.read(|s| {
@@ -177,4 +182,162 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mariadb::Binaries;
+    use crate::store::ServiceRecord;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
+    /// A stand-in for a service's mariadbd that the emulator never started nor recorded: bash
+    /// under the name `mariadbd`, with the service's `--defaults-file` on its command line (as
+    /// every real start has), holding a TCP connection to `port` open, as a replica's IO thread
+    /// does. Killed on drop.
+    struct FakeServer(Child);
+
+    impl FakeServer {
+        fn connect(program: &Path, defaults_file: &Path, port: u16) -> FakeServer {
+            let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port}; read -t 60 -u 3 line");
+            let child = Command::new(program)
+                .arg("-c")
+                .arg(script)
+                .arg("mariadbd")
+                .arg(format!("--defaults-file={}", defaults_file.display()))
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("bash runs");
+            FakeServer(child)
+        }
+    }
+
+    impl Drop for FakeServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The next connection to `endpoint`; panics after 10 s rather than hang.
+    fn accept(endpoint: &TcpListener) -> (std::net::TcpStream, SocketAddr) {
+        endpoint.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match endpoint.accept() {
+                Ok((stream, peer)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    return (stream, peer);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "nothing connected");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+
+    fn service(seq: u64, id: &str, allow: &[&str]) -> ServiceRecord {
+        let allow_list: Vec<_> = allow
+            .iter()
+            .map(|ip| serde_json::json!({ "ip": ip }))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "seq": seq, "id": id, "name": id, "status": "ready", "provider": "gcp",
+            "region": "us-east4", "service_type": "transactional", "topology": "es-replica",
+            "architecture": "amd64", "version": "11.4", "size": "sky-2x8", "nodes": 1,
+            "storage": {"size": 100}, "ssl_enabled": false, "tags": null, "created_on": 0,
+            "updated_on": 0, "public_port": 1, "db_port": 2, "server_id": 1000 + seq,
+            "gtid_domain_id": seq, "outbound_ip": format!("127.0.1.{seq}"),
+            "allow_list": allow_list, "username": id, "password": "pw"
+        }))
+        .unwrap()
+    }
+
+    /// The first connection of a freshly started replica comes from its outbound IP even though
+    /// the emulator has recorded nothing about its server yet (it is not even the one that
+    /// started it): the pid it would have recorded is not what identifies it. Before, a server
+    /// was known only once its start had finished, so this connection came from the operator's
+    /// 127.0.0.1 and the primary answered the replication user with 1045.
+    #[test]
+    fn a_replica_is_recognised_before_its_start_has_finished() {
+        let bash = ["/bin/bash", "/usr/bin/bash"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .expect("bash");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("bin")).unwrap();
+        let mariadbd = dir.join("bin").join("mariadbd");
+        std::os::unix::fs::symlink(bash, &mariadbd).unwrap();
+        let binaries = Binaries {
+            mariadbd: mariadbd.clone(),
+            install_db: "/bin/false".into(),
+            backup: "/bin/false".into(),
+        };
+        let store = StoreFile::open(dir).unwrap();
+        store
+            .update(|s| {
+                s.services
+                    .push(service(1, "primary", &["127.0.0.1/32", "127.0.1.2/32"]));
+                s.services.push(service(2, "replica", &[]));
+                Ok(())
+            })
+            .unwrap();
+        let app = App::new(
+            ServeOptions::new(dir.to_path_buf()),
+            "key".into(),
+            store,
+            Instances::with_binaries(dir, binaries).unwrap(),
+            ReqLog::open(dir).unwrap(),
+        );
+        let services = dir.join("services");
+        let endpoint = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = endpoint.local_addr().unwrap();
+        let port = listen.port();
+
+        let _primary = FakeServer::connect(&mariadbd, &services.join("primary/my.cnf"), port);
+        let (_p_conn, primary_peer) = accept(&endpoint);
+        let replica = FakeServer::connect(&mariadbd, &services.join("replica/my.cnf"), port);
+        let (mut r_conn, replica_peer) = accept(&endpoint);
+        let operator = std::net::TcpStream::connect(listen).unwrap();
+        let (_o_conn, operator_peer) = accept(&endpoint);
+
+        let source = |peer| match app.decide("primary", listen, peer) {
+            Decision::Allow { source_ip, .. } => source_ip.to_string(),
+            Decision::Deny { reason } => format!("denied: {reason}"),
+        };
+        assert_eq!(
+            source(replica_peer),
+            "127.0.1.2",
+            "the replica's outbound IP"
+        );
+        // The primary's own server is recognised too (and is not in its own allowlist).
+        assert!(source(primary_peer).contains("127.0.1.1 (service primary)"));
+        assert_eq!(
+            source(operator_peer),
+            "127.0.0.1",
+            "anyone else is the operator"
+        );
+        drop(operator);
+        let mut ids: Vec<String> = app.instances.pids().into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        assert_eq!(ids, ["primary", "replica"]);
+        assert!(app.instances.is_running("replica"));
+
+        // Its server gone, a service is not running and its endpoint refuses.
+        drop(replica);
+        let mut rest = Vec::new();
+        let _ = r_conn.read_to_end(&mut rest);
+        assert!(!app.instances.is_running("replica"));
+        assert!(matches!(
+            app.decide("replica", listen, operator_peer),
+            Decision::Deny { .. }
+        ));
+    }
 }

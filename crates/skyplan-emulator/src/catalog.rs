@@ -232,7 +232,7 @@ pub fn versions_json(topology: Option<&str>) -> Value {
     {
         for (i, v) in VERSIONS.iter().enumerate() {
             out.push(json!({
-                "id": format!("{t}-{v}"),
+                "id": version_id(t, v),
                 "name": v,
                 "version": v,
                 "display_name": format!("MariaDB Enterprise Server {v}"),
@@ -346,10 +346,7 @@ pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {
         return Err(not_in("topology", o.topology, &names, ""));
     };
     if let Some(v) = o.version.filter(|v| !v.is_empty()) {
-        // A release, or its major.minor series ("11.4").
-        let known =
-            VERSIONS.contains(&v) || VERSIONS.iter().any(|r| r.starts_with(&format!("{v}.")));
-        if !known {
+        if release_of(v).is_none() {
             return Err(not_in(
                 "version",
                 v,
@@ -368,6 +365,59 @@ pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+/// A release ("11.4.4-2"), or the release of its major.minor series ("11.4").
+fn release_of(v: &str) -> Option<&'static str> {
+    VERSIONS
+        .iter()
+        .copied()
+        .find(|r| *r == v || r.starts_with(&format!("{v}.")))
+}
+
+/// The id `GET /provisioning/v1/versions` publishes for `release` of `topology`.
+pub fn version_id(topology: &str, release: &str) -> String {
+    format!("{topology}-{release}")
+}
+
+/// The topology a request names, by name or by the id `GET /provisioning/v1/topologies`
+/// publishes (the same string); else a message naming the nearest one.
+pub fn topology(given: &str) -> Result<&'static str, String> {
+    let names: Vec<&'static str> = TOPOLOGIES.iter().map(|t| t.0).collect();
+    names.iter().copied().find(|t| *t == given).ok_or_else(|| {
+        let hint = nearest(given, &names)
+            .map(|n| format!("; did you mean {n:?}?"))
+            .unwrap_or_default();
+        format!("topology {given:?} is not offered{hint}")
+    })
+}
+
+/// The release a request names for `topology`: a release, its series, or the version id
+/// `GET /provisioning/v1/versions` publishes for that topology; else a message saying why not.
+pub fn release(given: &str, topology: &str) -> Result<&'static str, String> {
+    if let Some(r) = release_of(given) {
+        return Ok(r);
+    }
+    let by_id = |t: &str| {
+        given
+            .strip_prefix(t)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|r| VERSIONS.iter().copied().find(|v| *v == r))
+    };
+    if let Some(r) = by_id(topology) {
+        return Ok(r);
+    }
+    if let Some((t, _, _)) = TOPOLOGIES.iter().find(|(t, _, _)| by_id(t).is_some()) {
+        return Err(format!(
+            "version {given:?} is a version of topology {t}, not of {topology}"
+        ));
+    }
+    let hint = nearest(given, VERSIONS)
+        .map(|n| format!("; did you mean {n:?}?"))
+        .unwrap_or_default();
+    Err(format!(
+        "version {given:?} is not offered for {topology}{hint}"
+    ))
 }
 
 pub fn is_size(size: &str) -> bool {
@@ -427,6 +477,34 @@ mod tests {
         o.nodes = 1;
         o.topology = "galaxy";
         assert_eq!(check(&o).unwrap_err().0, "topology");
+    }
+
+    #[test]
+    fn topologies_and_versions_resolve_by_name_series_or_id() {
+        assert_eq!(topology("es-replica"), Ok("es-replica"));
+        assert!(topology("es-replca")
+            .unwrap_err()
+            .contains("did you mean \"es-replica\""));
+        assert_eq!(release("11.4.4-2", "es-replica"), Ok("11.4.4-2"));
+        assert_eq!(release("10.11", "es-replica"), Ok("10.11.10-7"));
+        assert_eq!(release("es-replica-11.4.4-2", "es-replica"), Ok("11.4.4-2"));
+        let ids: Vec<String> = versions_json(Some("es-replica"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            ids.contains(&version_id("es-replica", "11.4.4-2")),
+            "{ids:?}"
+        );
+        assert!(release("galera-11.4.4-2", "es-replica")
+            .unwrap_err()
+            .contains("a version of topology galera"));
+        assert!(release("11.4.4-3", "es-replica")
+            .unwrap_err()
+            .contains("did you mean \"11.4.4-2\""));
+        assert!(release("", "es-replica").is_err());
     }
 
     #[test]

@@ -12,6 +12,12 @@ pub fn service_id() -> String {
     )
 }
 
+/// A custom configuration's id, shaped like a service's: `cfg` followed by 8 digits
+/// (uniqueness is the caller's check).
+pub fn config_id() -> String {
+    format!("cfg{:08}", rand::thread_rng().gen_range(0..100_000_000u32))
+}
+
 /// An opaque 32-hex-digit id (backups, trace ids).
 pub fn hex_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
@@ -46,6 +52,10 @@ mod tests {
         let id = service_id();
         assert_eq!(id.len(), 13);
         assert!(id.starts_with("dbpgf") && id[5..].chars().all(|c| c.is_ascii_digit()));
+        let id = config_id();
+        assert!(
+            id.len() == 11 && id.starts_with("cfg") && id[3..].chars().all(|c| c.is_ascii_digit())
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::RwLock;
 
-use super::mariadb::{BackupInfo, Binaries, Ca, Instance, InstanceConfig, MariadbError};
+use super::mariadb::{
+    running_under, BackupInfo, Binaries, Ca, Instance, InstanceConfig, MariadbError,
+    ServerVariables,
+};
 use super::store::ServiceRecord;
 
 /// What real instances need: the MariaDB binaries and the emulator CA.
@@ -27,16 +30,17 @@ pub struct Instances {
     /// Read lock for backups (they run beside client traffic), write lock for start, restore
     /// and destroy.
     live: Mutex<HashMap<String, Arc<RwLock<Instance>>>>,
-    /// Last known mariadbd pid per service, readable without waiting for an operation: the
-    /// allowlist proxy uses it to recognise replicas.
-    pids: Mutex<HashMap<String, u32>>,
 }
 
 impl Instances {
     /// Real instances: finds the MariaDB binaries (a clear error naming the Debian packages
     /// when they are missing) and loads or creates the CA in `<dir>/ca`.
     pub fn real(dir: &Path) -> Result<Instances, MariadbError> {
-        let binaries = Binaries::locate()?;
+        Instances::with_binaries(dir, Binaries::locate()?)
+    }
+
+    /// Real instances of `binaries` (tests give stand-ins).
+    pub(crate) fn with_binaries(dir: &Path, binaries: Binaries) -> Result<Instances, MariadbError> {
         let ca = Ca::load_or_create(&dir.join("ca"))?;
         let ca_cert = ca.cert_pem_path.clone();
         Ok(Instances::with_backend(
@@ -58,7 +62,6 @@ impl Instances {
             ca_cert,
             backend,
             live: Mutex::new(HashMap::new()),
-            pids: Mutex::new(HashMap::new()),
         }
     }
 
@@ -71,24 +74,37 @@ impl Instances {
         &self.ca_cert
     }
 
-    /// Creates and starts the instance of a new service.
-    pub async fn create(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+    /// Creates and starts the instance of a new service. `vars`: the server variables of its
+    /// custom configuration (in my.cnf from the first start on).
+    pub async fn create(
+        &self,
+        rec: &ServiceRecord,
+        vars: &[(String, String)],
+    ) -> Result<(), MariadbError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
         let cfg = self.config(backend, rec)?;
-        let instance = Instance::create(&backend.binaries, cfg).await?;
+        let vars = ServerVariables::new(vars.to_vec())?;
+        let instance = Instance::create_with_variables(&backend.binaries, cfg, vars).await?;
         self.remember(&rec.id, instance);
         Ok(())
     }
 
-    /// After an emulator restart: adopts the service's running mariadbd or starts it.
-    pub async fn open(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
+    /// Starts the service's mariadbd with its data (after a stop, an outage or an emulator
+    /// restart), or adopts it when it is running. `vars` go into my.cnf when it starts; an
+    /// adopted server keeps what it started with until its next start.
+    pub async fn open(
+        &self,
+        rec: &ServiceRecord,
+        vars: &[(String, String)],
+    ) -> Result<(), MariadbError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
         let cfg = self.config(backend, rec)?;
-        let mut instance = Instance::open(&backend.binaries, cfg);
+        let vars = ServerVariables::new(vars.to_vec())?;
+        let mut instance = Instance::open(&backend.binaries, cfg).with_server_variables(vars);
         let started = instance.start().await;
         self.remember(&rec.id, instance);
         started
@@ -116,21 +132,22 @@ impl Instances {
     }
 
     /// Replaces the service's data with the backup in `backup_dir`; `rec` is the service as it
-    /// will be afterwards.
+    /// will be afterwards, and `vars` what its server restarts with.
     pub async fn restore(
         &self,
         rec: &ServiceRecord,
+        vars: &[(String, String)],
         backup_dir: &Path,
     ) -> Result<(), MariadbError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
         let cfg = self.config(backend, rec)?;
+        let vars = ServerVariables::new(vars.to_vec())?;
         let instance = self.get(&rec.id)?;
         let mut guard = instance.write().await;
-        let result = guard.restore(backup_dir, &cfg).await;
-        self.note_pid(&rec.id, guard.pid());
-        result
+        guard.set_server_variables(vars);
+        guard.restore(backup_dir, &cfg).await
     }
 
     /// Stops the service's mariadbd and removes its directory.
@@ -143,7 +160,6 @@ impl Instances {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&rec.id);
-        self.note_pid(&rec.id, None);
         let instance = match instance {
             // Wait for a running backup to finish before pulling the data away.
             Some(arc) => {
@@ -183,19 +199,13 @@ impl Instances {
             .cloned();
         match live {
             // The write lock waits for a backup in progress to finish.
-            Some(instance) => {
-                let mut guard = instance.write().await;
-                let result = guard.stop().await;
-                self.note_pid(&rec.id, guard.pid());
-                result
-            }
+            Some(instance) => instance.write().await.stop().await,
             // Not opened by this process (an emulator restarted during an outage): a server
             // still running from the directory is found by its pid file.
             None => {
-                let mut instance = Instance::open(&backend.binaries, self.config(backend, rec)?);
-                let result = instance.stop().await;
-                self.note_pid(&rec.id, instance.pid());
-                result
+                Instance::open(&backend.binaries, self.config(backend, rec)?)
+                    .stop()
+                    .await
             }
         }
     }
@@ -216,38 +226,27 @@ impl Instances {
                 if let Err(e) = instance.write().await.stop().await {
                     tracing::warn!("stopping the mariadbd of {id}: {e}");
                 }
-                id
             });
         }
-        while let Some(done) = stops.join_next().await {
-            if let Ok(id) = done {
-                self.note_pid(&id, None);
-            }
-        }
+        while stops.join_next().await.is_some() {}
     }
 
-    /// (service id, mariadbd pid) of every instance believed running.
+    /// (service id, pid) of every service's mariadbd alive now (none when API-only), in pid
+    /// order: read from the processes themselves (their `--defaults-file` names the service's
+    /// directory), so a server is known from the moment it exists. The allowlist proxy relies
+    /// on that: a replica's mariadbd starts its IO thread before its start has finished (and
+    /// before this process could have recorded it), and that first connection must already
+    /// come from the replica's outbound IP.
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
+        match &self.backend {
+            Some(backend) => running_under(&self.root, &backend.binaries.mariadbd),
+            None => Vec::new(),
+        }
     }
 
     /// Whether the service's mariadbd is alive (always true when API-only).
     pub fn is_running(&self, id: &str) -> bool {
-        if self.backend.is_none() {
-            return true;
-        }
-        let pid = self
-            .pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied();
-        pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        self.backend.is_none() || self.pids().iter().any(|(s, _)| s == id)
     }
 
     fn get(&self, id: &str) -> Result<Arc<RwLock<Instance>>, MariadbError> {
@@ -260,19 +259,10 @@ impl Instances {
     }
 
     fn remember(&self, id: &str, instance: Instance) {
-        self.note_pid(id, instance.pid());
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string(), Arc::new(RwLock::new(instance)));
-    }
-
-    fn note_pid(&self, id: &str, pid: Option<u32>) {
-        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
-        match pid {
-            Some(pid) => pids.insert(id.to_string(), pid),
-            None => pids.remove(id),
-        };
     }
 
     /// The instance configuration of `rec`. TLS certificates are (re)issued from the CA each

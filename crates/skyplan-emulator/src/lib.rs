@@ -1,8 +1,9 @@
 //! The embedded SkySQL emulator: the SkySQL API subset on loopback, backed by real MariaDB.
 //!
 //! - `server` routes the spec's paths through middleware (request log, error bodies, faults,
-//!   `X-API-Key`) to the handlers in `api_services`, `api_security`, `api_backups`, and the
-//!   emulator's own `api_admin` (`/emulator/v1/…`).
+//!   `X-API-Key`) to the handlers in `api_services`, `api_security`, `api_backups`,
+//!   `api_configs` (the Configuration Manager; its variables in `configs`), and the emulator's
+//!   own `api_admin` (`/emulator/v1/…`). `paging` pages the lists.
 //! - `store` persists the cloud's state; `ops` moves services through `pending_*` states in the
 //!   background; `instances` drives the real `mariadbd` of each service (`mariadb`).
 //! - `outage` emulates a region outage of a service (admin API; mechanism documented there).
@@ -15,12 +16,14 @@ pub mod allowlist;
 pub mod api_admin;
 pub mod api_backups;
 pub mod api_catalog;
+pub mod api_configs;
 pub mod api_error;
 pub mod api_security;
 pub mod api_services;
 pub mod app;
 pub mod body;
 pub mod catalog;
+pub mod configs;
 pub mod daemon;
 pub mod error;
 pub mod faults;
@@ -31,6 +34,7 @@ pub mod mariadb;
 pub mod ops;
 pub mod options;
 pub mod outage;
+pub mod paging;
 pub mod peer;
 pub mod ports;
 pub mod proxy;

@@ -71,7 +71,8 @@ pub async fn create(app: Arc<App>, id: String, fail: bool) {
 /// Creates the database of service `id` (`None` once the service is gone).
 async fn create_database(app: &App, id: &str) -> Option<Result<(), String>> {
     on_a_free_port(app, id, true, |rec| async move {
-        app.instances.create(&rec).await
+        let vars = server_variables(app, &rec);
+        app.instances.create(&rec, &vars).await
     })
     .await
 }
@@ -80,9 +81,17 @@ async fn create_database(app: &App, id: &str) -> Option<Result<(), String>> {
 /// gone): after a stop, an outage or an emulator restart.
 pub async fn open_database(app: &App, id: &str) -> Option<Result<(), String>> {
     on_a_free_port(app, id, false, |rec| async move {
-        app.instances.open(&rec).await
+        let vars = server_variables(app, &rec);
+        app.instances.open(&rec, &vars).await
     })
     .await
+}
+
+/// What `rec`'s mariadbd starts with from its attached custom configuration, read afresh at
+/// every start (create, start, restore, recovery), so the values in force when it starts are
+/// the ones it gets.
+fn server_variables(app: &App, rec: &ServiceRecord) -> Vec<(String, String)> {
+    app.store.read(|s| super::configs::server_variables(s, rec))
 }
 
 /// Runs `start` (a create or an open of the service's mariadbd). A port taken between its
@@ -316,7 +325,8 @@ async fn run_restore(app: &App, rec: &ServiceRecord, dir: Option<PathBuf>) -> Re
         return Ok(());
     }
     let dir = dir.ok_or("the backup has no data (it was taken by an API-only emulator)")?;
-    match app.instances.restore(rec, &dir).await {
+    let vars = server_variables(app, rec);
+    match app.instances.restore(rec, &vars, &dir).await {
         // The data is in place; only the restart found the port taken meanwhile (see
         // `ports`): start it on another one.
         Err(e) if super::ports::port_was_taken(&e) => {
@@ -330,7 +340,10 @@ async fn run_restore(app: &App, rec: &ServiceRecord, dir: Option<PathBuf>) -> Re
                 db_port: port,
                 ..rec.clone()
             };
-            app.instances.open(&moved).await.map_err(|e| e.to_string())
+            app.instances
+                .open(&moved, &vars)
+                .await
+                .map_err(|e| e.to_string())
         }
         r => r.map_err(|e| e.to_string()),
     }

@@ -11,7 +11,10 @@
 //!    knows which process owns the client socket: the proxy finds the socket whose local address
 //!    is the peer's address:port in `/proc/net/tcp` and `/proc/net/tcp6` (→ its inode), then
 //!    looks for `socket:[inode]` under `/proc/<pid>/fd` of each emulated service's `mariadbd`
-//!    (see [`super::peer`]).
+//!    (see [`super::peer`]). Those servers are found afresh for every connection, by their
+//!    command line (`--defaults-file=<dir>/services/<service id>/my.cnf`, see
+//!    `Instances::pids`), so a replica is recognised from its first connection on, made while
+//!    its start is still running.
 //! 2. If the client is an emulated service's `mariadbd` (a replica's IO thread), the source IP is
 //!    that service's outbound IP (`outbound_ips[0]`, 127.0.1.N). Otherwise the client is the
 //!    operator (the `mariadb` CLI, skyplan itself) and the source IP is the peer's own address,

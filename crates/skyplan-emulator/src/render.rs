@@ -1,10 +1,11 @@
 //! Store records → the API's JSON shapes.
 
 use skyplan_api::types::{
-    AllowListEndpoint, PurposePort, ServiceEndpoint, ServiceResponse, ServiceStatus,
+    AllowListEndpoint, Config, PurposePort, ServiceEndpoint, ServiceResponse, ServiceStatus,
 };
 
-use super::store::ServiceRecord;
+use super::catalog;
+use super::store::{ConfigRecord, ServiceRecord};
 use super::FQDN;
 
 /// The name of the single endpoint every emulated service has.
@@ -57,11 +58,30 @@ pub fn service(rec: &ServiceRecord) -> ServiceResponse {
         )),
         created_on: Some(rec.created_on),
         updated_on: Some(rec.updated_on),
-        created_by: Some("skyplan-emulator".to_string()),
+        created_by: Some(CREATOR.to_string()),
         tags: rec.tags.clone(),
         errors: rec.errors.clone(),
+        config_id: rec.config_id.clone(),
     }
 }
+
+/// `v1.Config`; `services`: the ids of the services it is attached to.
+pub fn config(rec: &ConfigRecord, services: Vec<String>) -> Config {
+    Config {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        topology_id: rec.topology.clone(),
+        version_id: catalog::version_id(&rec.topology, &rec.release),
+        public: false,
+        services,
+        created_by: Some(CREATOR.to_string()),
+        created_date: Some(rec.created_on),
+        updated_by: Some(CREATOR.to_string()),
+        updated_date: Some(rec.updated_on),
+    }
+}
+
+const CREATOR: &str = "skyplan-emulator";
 
 pub fn allowlist(rec: &ServiceRecord) -> Vec<AllowListEndpoint> {
     vec![AllowListEndpoint {

@@ -14,13 +14,14 @@ use std::time::Instant;
 use super::api_error::{self, ApiError};
 use super::app::App;
 use super::faults::Fault;
-use super::{api_admin, api_backups, api_catalog, api_security, api_services, outage};
+use super::{api_admin, api_backups, api_catalog, api_configs, api_security, api_services, outage};
 
 /// Paths under this prefix are the emulator's own: never faulted.
 pub const ADMIN_PREFIX: &str = "/emulator/";
 
 pub fn router(app: Arc<App>) -> Router {
     const SVC: &str = "/provisioning/v1/services/:service_id";
+    const CONFIGS: &str = "/provisioning/v1/configs";
     Router::new()
         .route(
             "/provisioning/v1/services",
@@ -36,6 +37,29 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/provisioning/v1/sizes", get(api_catalog::sizes))
         .route("/provisioning/v1/versions", get(api_catalog::versions))
         .route("/provisioning/v1/topologies", get(api_catalog::topologies))
+        .route(
+            "/provisioning/v1/topologies/:topology_name/configs",
+            get(api_configs::topology_keys),
+        )
+        .route(CONFIGS, get(api_configs::list).post(api_configs::create))
+        .route(
+            &format!("{CONFIGS}/:config_id"),
+            get(api_configs::get)
+                .delete(api_configs::delete)
+                .patch(api_configs::rename),
+        )
+        .route(
+            &format!("{CONFIGS}/:config_id/values"),
+            get(api_configs::get_values).put(api_configs::put_values),
+        )
+        .route(
+            &format!("{CONFIGS}/:config_id/values/:variable_name"),
+            post(api_configs::set_value).delete(api_configs::unset_value),
+        )
+        .route(
+            &format!("{SVC}/config"),
+            post(api_configs::attach).delete(api_configs::detach),
+        )
         .route(&format!("{SVC}/size"), post(api_services::set_size))
         // Not in the subset spec, but in the full one and used by the client for updates.
         .route(&format!("{SVC}/nodes"), post(api_services::set_nodes))

@@ -1,5 +1,5 @@
-//! The emulator's persisted state: services, backups, schedules, restores and counters, as one
-//! JSON file (`<dir>/store.json`, mode 0600 because it holds service passwords).
+//! The emulator's persisted state: services, custom configurations, backups, schedules,
+//! restores and counters, as one JSON file (`<dir>/store.json`, mode 0600 because it holds service passwords).
 //!
 //! # Guarantees
 //! Every change is written to a temporary file and renamed over the old one before the API
@@ -27,6 +27,10 @@ pub struct Store {
     pub counters: Counters,
     /// In creation order (`seq` ascending).
     pub services: Vec<ServiceRecord>,
+    /// Custom configurations (Configuration Manager), in creation order. Absent in stores
+    /// written before they existed.
+    #[serde(default)]
+    pub configs: Vec<ConfigRecord>,
     pub backups: Vec<BackupRecord>,
     pub schedules: Vec<BackupScheduleResponse>,
     pub restores: Vec<RestoreResponse>,
@@ -39,6 +43,7 @@ pub struct Store {
 #[serde(default)]
 pub struct Counters {
     pub service_seq: u64,
+    pub config_seq: u64,
     pub schedule_id: i64,
     pub restore_id: i64,
 }
@@ -83,6 +88,28 @@ pub struct ServiceRecord {
     /// outages existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage: Option<OutageMode>,
+    /// The attached custom configuration: its values go into my.cnf at every start of the
+    /// service's mariadbd. Absent in stores written before configurations existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_id: Option<String>,
+}
+
+/// A custom configuration (Configuration Manager). Which services use it is not kept here but
+/// read from their `config_id`, so the two can never disagree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    /// Creation sequence number: orders the list and makes its page tokens.
+    pub seq: u64,
+    pub id: String,
+    pub name: String,
+    /// The topology's name (which is also the id the topology catalog publishes).
+    pub topology: String,
+    /// The release (`11.4.4-2`); the API shows the version id the catalog publishes.
+    pub release: String,
+    /// Variable name → value, normalised by [`super::configs::Variable::normalise`].
+    pub values: BTreeMap<String, String>,
+    pub created_on: i64,
+    pub updated_on: i64,
 }
 
 /// A backup plus what a restore needs and the API does not show.
@@ -132,6 +159,23 @@ impl Store {
             )));
         }
         Ok(svc)
+    }
+
+    pub fn config(&self, id: &str) -> Option<&ConfigRecord> {
+        self.configs.iter().find(|c| c.id == id)
+    }
+
+    pub fn config_mut(&mut self, id: &str) -> Option<&mut ConfigRecord> {
+        self.configs.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Ids of the services configuration `id` is attached to, in creation order.
+    pub fn services_using(&self, config_id: &str) -> Vec<String> {
+        self.services
+            .iter()
+            .filter(|s| s.config_id.as_deref() == Some(config_id))
+            .map(|s| s.id.clone())
+            .collect()
     }
 
     pub fn backup(&self, id: &str) -> Option<&BackupRecord> {
@@ -228,6 +272,32 @@ mod tests {
         let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_store_written_before_configurations_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = serde_json::json!({
+            "seq": 1, "id": "dbpgf00000001", "name": "old", "status": "ready",
+            "provider": "gcp", "region": "us-east4", "service_type": "transactional",
+            "topology": "es-single", "architecture": "amd64", "version": "10.11",
+            "size": "sky-2x8", "nodes": 1, "storage": {"size": 100}, "ssl_enabled": true,
+            "tags": null, "created_on": 1, "updated_on": 1, "public_port": 4000,
+            "db_port": 4001, "server_id": 1001, "gtid_domain_id": 1,
+            "outbound_ip": "127.0.1.1", "allow_list": [], "username": "u", "password": "p"
+        });
+        let old = serde_json::json!({
+            "counters": {"service_seq": 1, "schedule_id": 0, "restore_id": 0},
+            "services": [service], "backups": [], "schedules": [], "restores": [],
+            "fail_next": []
+        });
+        std::fs::write(dir.path().join(FILE_NAME), old.to_string()).unwrap();
+        let file = StoreFile::open(dir.path()).unwrap();
+        file.read(|s| {
+            assert!(s.configs.is_empty());
+            assert_eq!(s.counters.config_seq, 0);
+            assert_eq!(s.services[0].config_id, None);
+        });
     }
 
     #[test]

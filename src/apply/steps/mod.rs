@@ -2,6 +2,7 @@
 //! endpoints, with state saved before every wait and after every change.
 
 mod catch_up;
+mod config;
 mod link;
 mod roles;
 mod seed;
@@ -109,6 +110,35 @@ impl Steps for RealSteps {
                 old_gone,
                 catch_up_from,
             } => roles::failover(self, old, new, *old_gone, catch_up_from.as_deref(), p).await,
+            ActionKind::ConfigureService {
+                key,
+                config_id,
+                name,
+                topology,
+                version,
+                values,
+                set,
+                unset,
+                attach,
+                live,
+            } => {
+                let c = config::Configure {
+                    key,
+                    config_id: config_id.as_deref(),
+                    name,
+                    topology,
+                    version: version.as_deref(),
+                    values,
+                    set,
+                    unset,
+                    attach: *attach,
+                    live,
+                };
+                config::configure(self, &c, p).await
+            }
+            ActionKind::RestartService { key, variables } => {
+                config::restart(self, key, variables, p).await
+            }
         };
         r.map_err(StepError::from)
     }

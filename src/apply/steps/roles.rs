@@ -78,6 +78,11 @@ pub(super) async fn switchover(
     // 1b. Checked again here, before the point of no return: once the candidate has
     // caught up, the old primary and the siblings that move to it can follow it by GTID.
     followers_can_follow(steps, &state, &mut oldc, &mut newc, old, new).await?;
+    // The old primary's configuration says read-only before it is fenced: a restart from
+    // here on keeps it fenced. Refused by the cloud: nothing else was changed.
+    super::config::set_role_in_config(steps, old, true, p)
+        .await
+        .with_context(|| format!("the switchover did not start: service.{old}'s configuration could not take its new role; nothing else was changed"))?;
     // The intent, before the first effect: a run killed from here on is resumed.
     if resumed.is_none() {
         set_role_change(steps, new, Some((old, RoleChangeStep::Fencing))).await?;
@@ -102,6 +107,11 @@ pub(super) async fn switchover(
                 Err(u) => undone.push(format!(
                     "UNFENCING service.{old} FAILED ({u}): it is still read-only"
                 )),
+            }
+            if let Err(u) = super::config::set_role_in_config(steps, old, false, p).await {
+                undone.push(format!(
+                    "its configuration still says read_only = ON ({u:#}); the next apply sets it back"
+                ));
             }
             // Rolled back in full: nothing is left to resume.
             if unfenced.is_ok() && replicates {
@@ -131,6 +141,14 @@ pub(super) async fn switchover(
             forget_as_replica(&mut s.resources, new)
         })
         .await?;
+    // The new primary's configuration says writable, so a restart keeps it the primary. Past
+    // the point of no return a refusal does not stop the switchover: the plan's
+    // configuration step after it sets it again.
+    if let Err(e) = super::config::set_role_in_config(steps, new, false, p).await {
+        tracing::warn!(
+            "service.{new} is open, but its configuration still says read_only = ON: {e:#}"
+        );
+    }
 
     // 5. The old primary follows the new one from its own position.
     let own = oldc.observed_gtids().await?;
@@ -310,10 +328,21 @@ pub(super) async fn failover(
     if let (Some(sibling), Some(caught)) = (catch_up_from, &caught) {
         super::catch_up::sibling_unchanged(steps, &state, old, sibling, caught).await?;
     }
+    // The lost primary's configuration says read-only before the candidate opens: if it
+    // comes back (a restart after its outage), it starts fenced. Its region may be gone
+    // with the API's answers for it: tried, bounded, and never in the way of the failover.
+    if let Err(e) = super::config::set_role_in_config(steps, old, true, p).await {
+        tracing::warn!("the configuration of service.{old} could not take read_only = ON: {e:#}; it is fenced when it answers again");
+    }
     p.status(&format!("opening service.{new} for writes"));
     newc.set_read_only(false)
         .await
         .with_context(|| format!("opening service.{new} for writes"))?;
+    if let Err(e) = super::config::set_role_in_config(steps, new, false, p).await {
+        tracing::warn!(
+            "service.{new} is open, but its configuration still says read_only = ON: {e:#}"
+        );
+    }
     let at = newc.gtid_status().await?.binlog_pos.unwrap_or_default();
     let _ = newc.disconnect().await;
     let own_user = steps

@@ -85,6 +85,9 @@ fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceRes
             role_change: same.and_then(|p| p.role_change.clone()),
             replace_requested: same.and_then(|p| p.replace_requested.clone()),
             last_seen: same.and_then(|p| p.last_seen.clone()),
+            // The configuration outlives a replace: the new service gets it attached.
+            config_id: prev.and_then(|p| p.config_id.clone()),
+            config: prev.map(|p| p.config.clone()).unwrap_or_default(),
         },
     );
 }
@@ -249,7 +252,7 @@ pub(super) async fn create(
         .state
         .update(|s| {
             let prev = s.resources.services.remove(key);
-            let _ = prev;
+            let (config_id, config) = prev.map(|p| (p.config_id, p.config)).unwrap_or_default();
             s.resources.services.insert(
                 key.to_string(),
                 ServiceRecord {
@@ -265,6 +268,8 @@ pub(super) async fn create(
                     replace_requested: None,
                     last_seen: None,
                     in_flight: Some(in_flight(Operation::Create)),
+                    config_id,
+                    config,
                 },
             );
             // A new service holds no seeded data and no replication yet.
@@ -548,9 +553,14 @@ async fn delete_keeping(
     p: &ProgressHandle,
 ) -> Result<String> {
     let client = &steps.remote.client;
-    let Some(id) = steps
+    let Some((id, config_id)) = steps
         .state
-        .read(|s| s.resources.services.get(key).map(|r| r.id.clone()))
+        .read(|s| {
+            s.resources
+                .services
+                .get(key)
+                .map(|r| (r.id.clone(), r.config_id.clone()))
+        })
         .await
     else {
         return Ok("already gone from the state".into());
@@ -571,6 +581,14 @@ async fn delete_keeping(
             .with_context(|| format!("deleting service.{key}"))?;
     }
     wait_gone(steps, key, &id, p).await?;
+    // Its configuration goes with it; a replaced service keeps it (attached to the new one).
+    if let (Some(config_id), false) = (&config_id, keep_seed) {
+        p.status(&format!("deleting its configuration {config_id}"));
+        client
+            .delete_config(config_id)
+            .await
+            .with_context(|| format!("deleting the configuration {config_id} of service.{key}"))?;
+    }
     steps
         .state
         .update(|s| forget_service(s, key, keep_seed))

@@ -52,6 +52,8 @@ pub(crate) fn populated_state() -> State {
             replace_requested: None,
             last_seen: None,
             in_flight: None,
+            config_id: None,
+            config: Default::default(),
         },
     );
     s.resources.services.insert(
@@ -69,6 +71,8 @@ pub(crate) fn populated_state() -> State {
             replace_requested: None,
             last_seen: None,
             in_flight: Some(in_flight(Operation::Update)),
+            config_id: None,
+            config: Default::default(),
         },
     );
     s.resources.backups.insert(

@@ -216,6 +216,8 @@ pub(crate) fn filters(dir: &Path) -> Vec<(String, String)> {
         "[UUID]".into(),
     ));
     f.push((r"\b\d+(\.\d+)?(ms|s)\b".into(), "[DURATION]".into()));
+    // The emulator's configuration ids (random, like a service's).
+    f.push((r"\bcfg\d{8}\b".into(), "[CONFIG_ID]".into()));
     f
 }
 

@@ -146,6 +146,9 @@ pub(crate) enum Kind {
     Restart,
     /// A replica's database stopped cleanly and started again (data kept).
     RestartReplica,
+    /// Every database restarted, one after another (a maintenance window): the roles must
+    /// survive it, because they are in each service's configuration.
+    RestartAll,
     /// Thousands of single-row transactions on the primary.
     Bulk,
     /// The primary's region goes down (`outage`, errors or timeouts) with the writer running,
@@ -160,7 +163,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 13] = [
+    pub(crate) const ALL: [Kind; 14] = [
         Kind::Switchover,
         Kind::SwitchoverChained,
         Kind::Chain,
@@ -170,6 +173,7 @@ impl Kind {
         Kind::Kill9,
         Kind::Restart,
         Kind::RestartReplica,
+        Kind::RestartAll,
         Kind::Bulk,
         Kind::Failover,
         Kind::Return,
@@ -187,6 +191,7 @@ impl Kind {
             Kind::Kill9 => "kill9",
             Kind::Restart => "restart",
             Kind::RestartReplica => "restart-replica",
+            Kind::RestartAll => "restart-all",
             Kind::Bulk => "bulk",
             Kind::Failover => "failover",
             Kind::Return => "return",
@@ -220,6 +225,8 @@ pub(crate) enum Op {
     Restart {
         key: &'static str,
     },
+    /// Every present service's database, one after another.
+    RestartAll,
     Bulk {
         rows: u64,
     },
@@ -251,7 +258,7 @@ impl Op {
                 returned: Some(key),
                 ..m.clone()
             },
-            Op::Replace { .. } | Op::Restart { .. } | Op::Bulk { .. } => m.clone(),
+            Op::Replace { .. } | Op::Restart { .. } | Op::RestartAll | Op::Bulk { .. } => m.clone(),
         }
     }
 
@@ -273,6 +280,7 @@ impl fmt::Display for Op {
             Op::Replace { replica } => write!(f, "apply --replace service.{replica}"),
             Op::Kill9 { line, op } => write!(f, "kill -9 at stderr line {line} of: {op}"),
             Op::Restart { key } => write!(f, "restart the database of {key}"),
+            Op::RestartAll => write!(f, "restart every database, one after another"),
             Op::Bulk { rows } => write!(f, "{rows} single-row transactions"),
             Op::Failover {
                 to,
@@ -397,6 +405,7 @@ fn candidates(m: &Model, kind: Kind, enabled: &[Kind]) -> Vec<Op> {
         }
         Kind::Restart => vec![Op::Restart { key: p }],
         Kind::RestartReplica => replicas.iter().map(|key| Op::Restart { key }).collect(),
+        Kind::RestartAll => vec![Op::RestartAll],
         Kind::Bulk => vec![Op::Bulk { rows: 0 }],
         Kind::Failover => replicas
             .iter()

@@ -166,6 +166,8 @@ impl Cloud {
                 replace_requested: None,
                 last_seen: None,
                 in_flight: None,
+                config_id: None,
+                config: Default::default(),
             },
         );
         let t = self

@@ -57,6 +57,8 @@ pub(crate) fn applied(t: &Topology) -> State {
                 replace_requested: None,
                 last_seen: None,
                 in_flight: None,
+                config_id: None,
+                config: Default::default(),
             },
         );
     }

@@ -1,6 +1,8 @@
 //! One step of a plan. An action carries what the executor needs to carry it out and what a
 //! reviewer needs to judge it (before/after values, whether it wipes data).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -140,6 +142,37 @@ pub enum ActionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catch_up_from: Option<String>,
     },
+    /// Keep `key`'s server variables in its custom configuration (SkySQL's Configuration
+    /// Manager, one per service): create it, named `name`, when `config_id` is `None` (or the
+    /// recorded one is gone), set `set` and unset `unset` there, attach it when `attach`, and
+    /// set on the running server the dynamic variables of `live` (`SET GLOBAL`), so that what
+    /// the configuration says holds now and after every restart.
+    ConfigureService {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_id: Option<String>,
+        name: String,
+        topology: String,
+        /// The configuration's MariaDB version: the service's (`None`: read from the API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// Everything the configuration should hold (a new one gets all of it).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        values: BTreeMap<String, String>,
+        /// What differs from what it holds now: set there.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        set: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unset: Vec<String>,
+        #[serde(default)]
+        attach: bool,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        live: BTreeMap<String, String>,
+    },
+    /// Restart the service (stop, then start, through the API; its data is kept) so that
+    /// `variables`, which take effect only when the server starts, do. Its clients are
+    /// disconnected while it restarts.
+    RestartService { key: String, variables: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +232,8 @@ impl ActionKind {
             ActionKind::Failover { new, .. } => format!("failover.{new}"),
             ActionKind::SetRole { key, .. } => format!("role.{key}"),
             ActionKind::SetPower { key, .. } => format!("power.{key}"),
+            ActionKind::ConfigureService { key, .. } => format!("config.{key}"),
+            ActionKind::RestartService { key, .. } => format!("restart.{key}"),
         }
     }
 
@@ -227,7 +262,10 @@ impl ActionKind {
                 .chain(catch_up_from)
                 .map(String::as_str)
                 .collect(),
-            ActionKind::SetRole { key, .. } | ActionKind::SetPower { key, .. } => vec![key],
+            ActionKind::SetRole { key, .. }
+            | ActionKind::SetPower { key, .. }
+            | ActionKind::ConfigureService { key, .. }
+            | ActionKind::RestartService { key, .. } => vec![key],
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::observed::{Observed, ObservedService, RemoteService};
 use crate::state::{ServiceRecord, State};
 use crate::topology::{Service, ServiceSpec, Topology};
 
+mod config;
 mod links;
 mod power;
 pub mod roles;
@@ -201,6 +202,7 @@ pub fn diff(
         &flags.replace,
         &mut out,
     )?;
+    config::plan_configs(topology, state, observed, &fates, &mut out);
 
     // Services in state but gone from the topology are deleted, replicas first (the graph
     // orders them); links from or to them are torn down by plan_links.

@@ -54,11 +54,14 @@ pub enum DriftKind {
     /// records how far it got; apply resumes it by GTID. When neither side is open for writes
     /// the detail says "no writable primary".
     RoleChangeInterrupted,
+    /// A server variable of a managed service differs from the topology's `config`: in its
+    /// configuration (edited outside skyplan) or on the running server (`SET GLOBAL` by hand).
+    ConfigChanged,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 20] = [
+    pub const ALL: [DriftKind; 21] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -79,6 +82,7 @@ impl DriftKind {
         DriftKind::DatabaseUnreachable,
         DriftKind::DivergedPrimary,
         DriftKind::RoleChangeInterrupted,
+        DriftKind::ConfigChanged,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
@@ -109,6 +113,7 @@ impl DriftKind {
             DriftKind::DatabaseUnreachable => "database not answering",
             DriftKind::DivergedPrimary => "diverged primary",
             DriftKind::RoleChangeInterrupted => "switchover interrupted",
+            DriftKind::ConfigChanged => "configuration changed",
         }
     }
 }
@@ -374,15 +379,20 @@ pub fn classify_replication(
     if let (Some(r), true, true) = (
         &o.reconnecting,
         o.sql_running,
-        crate::observed::is_transient_io_error(o.last_io_errno),
+        crate::observed::is_restart_io_error(o.last_io_errno),
     ) {
         let grace = repl.reconnect_grace_seconds;
         let restarted = |up: &u64| {
             *up < grace && link_age.is_some_and(|age| i64::try_from(*up).is_ok_and(|u| u < age))
         };
-        if let Some(up) = r.source_up_seconds.filter(restarted) {
+        let who = r
+            .source_up_seconds
+            .filter(restarted)
+            .map(|up| ("its source", up))
+            .or_else(|| r.replica_up_seconds.filter(restarted).map(|up| ("it", up)));
+        if let Some((who, up)) = who {
             v.warning = Some(format!(
-                "replication.{replica} is reconnecting (IO error {}: {}); its source started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
+                "replication.{replica} is reconnecting (IO error {}: {}); {who} started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
                 o.last_io_errno,
                 o.last_io_error,
                 retry(r)

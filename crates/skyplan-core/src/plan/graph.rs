@@ -36,6 +36,8 @@ fn rank(kind: &ActionKind) -> u8 {
         // A start comes with the services; a stop after everything else.
         ActionKind::SetPower { active: true, .. } => 3,
         ActionKind::SetPower { active: false, .. } => 10,
+        ActionKind::ConfigureService { .. } => 3,
+        ActionKind::RestartService { .. } => 9,
     }
 }
 
@@ -55,7 +57,10 @@ fn subject(kind: &ActionKind) -> &str {
         | ActionKind::StopReplication { replica, .. } => replica,
         ActionKind::DropReplicationUser { on, .. } => on,
         ActionKind::Switchover { new, .. } | ActionKind::Failover { new, .. } => new,
-        ActionKind::SetRole { key, .. } | ActionKind::SetPower { key, .. } => key,
+        ActionKind::SetRole { key, .. }
+        | ActionKind::SetPower { key, .. }
+        | ActionKind::ConfigureService { key, .. }
+        | ActionKind::RestartService { key, .. } => key,
     }
 }
 
@@ -112,6 +117,8 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
     // SetPower actions by service: starts and stops.
     let mut starts: Vec<(&str, usize)> = Vec::new();
     let mut stops: Vec<(&str, usize)> = Vec::new();
+    // Configuration changes by service.
+    let mut configure: HashMap<&str, usize> = HashMap::new();
     for (i, p) in planned.iter().enumerate() {
         match &p.kind {
             ActionKind::CreateService { key, .. }
@@ -159,6 +166,10 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             ActionKind::SetPower { key, active } => {
                 if *active { &mut starts } else { &mut stops }.push((key, i));
             }
+            ActionKind::ConfigureService { key, .. } => {
+                configure.insert(key, i);
+            }
+            ActionKind::RestartService { .. } => {}
         }
     }
     // A start goes first among what happens to its service: an update waits for it, and
@@ -249,6 +260,9 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(stop.get(replica.as_str()), i);
                 // A replaced primary is fenced before it is overwritten.
                 dep(fence.get(replica.as_str()), i);
+                // The restore starts the server again: with its configuration attached, the
+                // replica comes up with its variables and its fence (read_only) in force.
+                dep(configure.get(replica.as_str()), i);
             }
             ActionKind::AllowlistGrant { source, replica } => {
                 dep(svc.get(source.as_str()), i);
@@ -299,6 +313,20 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
                 dep(switch.get(key.as_str()), i);
                 // A former replica is opened only once it no longer replicates.
                 dep(stop.get(key.as_str()), i);
+            }
+            ActionKind::ConfigureService { key, .. } => {
+                dep(svc.get(key.as_str()), i);
+                // A role change sets read_only in both configurations itself, at its moment;
+                // the rest of the configuration follows it.
+                dep(switch.get(key.as_str()), i);
+            }
+            ActionKind::RestartService { key, .. } => {
+                dep(configure.get(key.as_str()), i);
+                dep(svc.get(key.as_str()), i);
+                // Not while its data is being replaced or its replication wired.
+                dep(restore.get(key.as_str()), i);
+                dep(replicate.get(key.as_str()), i);
+                dep(switch.get(key.as_str()), i);
             }
         }
     }
@@ -697,6 +725,8 @@ mod tests {
                     role_change: None,
                     replace_requested: None,
                     last_seen: None,
+                    config_id: None,
+                    config: Default::default(),
                 },
             );
         }

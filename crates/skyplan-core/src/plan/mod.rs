@@ -188,6 +188,9 @@ pub struct Summary {
     pub destroy: usize,
     /// Steps that wipe or destroy data.
     pub wipes_data: usize,
+    /// Steps that restart a server (its clients are disconnected).
+    #[serde(default)]
+    pub restarts: usize,
     /// Drift items that need attention (informational ones excluded).
     pub drift: usize,
 }
@@ -395,6 +398,9 @@ fn summarize(actions: &[Action], drift: &[Drift]) -> Summary {
         }
         if a.wipes_data {
             s.wipes_data += 1;
+        }
+        if matches!(a.kind, ActionKind::RestartService { .. }) {
+            s.restarts += 1;
         }
     }
     s.drift = drift.iter().filter(|d| !d.kind.is_informational()).count();

@@ -144,6 +144,14 @@ pub fn render(plan: &Plan, colors: bool) -> String {
                 )
             );
         }
+        if let ActionKind::RestartService { .. } = a.kind {
+            let _ = writeln!(
+                out,
+                "        {}",
+                st.change
+                    .apply_to("!! this step restarts the server: its clients are disconnected")
+            );
+        }
     }
     for w in &plan.warnings {
         let _ = writeln!(out, "\n{} {w}", st.change.apply_to("Warning:"));
@@ -164,6 +172,19 @@ pub fn render(plan: &Plan, colors: bool) -> String {
     );
     if s.drift > 0 {
         let _ = write!(out, " {} changed outside skyplan.", s.drift);
+    }
+    match s.restarts {
+        0 => {}
+        1 => {
+            let _ = write!(out, " {}", st.change.apply_to("1 step restarts a server."));
+        }
+        n => {
+            let _ = write!(
+                out,
+                " {}",
+                st.change.apply_to(format!("{n} steps restart a server."))
+            );
+        }
     }
     match s.wipes_data {
         0 => {}

@@ -9,6 +9,7 @@
 //! | `allowlist.SOURCE.REPLICA` | `allowlists[REPLICA]` (entries on SOURCE) |
 //! | `replication.REPLICA` | `replications[REPLICA]` |
 //! | `replication_user.ON.USER` | `replication_users[USER@HOST]` (created on ON) |
+//! | `config.KEY` | `services[KEY].config_id` and `.config`: its configuration |
 //!
 //! The state keys a backup by the replica it seeds, while the plan names it by the service it
 //! copies; the address follows the plan. When one source has records of several different
@@ -36,6 +37,8 @@ pub enum Record {
     Replication(String),
     /// `replication_users[user@host]`.
     ReplicationUser(String),
+    /// The configuration recorded on `services[key]` (`config_id`, `config`).
+    Config(String),
 }
 
 /// The address kinds a state record can have (for messages).
@@ -46,6 +49,7 @@ pub const KINDS: &[&str] = &[
     "allowlist",
     "replication",
     "replication_user",
+    "config",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,7 @@ impl Record {
             Record::Allowlist(k) => r.allowlists.contains_key(k),
             Record::Replication(k) => r.replications.contains_key(k),
             Record::ReplicationUser(k) => r.replication_users.contains_key(k),
+            Record::Config(k) => r.services.get(k).is_some_and(|s| s.config_id.is_some()),
         }
     }
 
@@ -98,6 +103,12 @@ impl Record {
             Record::ReplicationUser(k) => {
                 r.replication_users.remove(k);
             }
+            Record::Config(k) => {
+                if let Some(s) = r.services.get_mut(k) {
+                    s.config_id = None;
+                    s.config.clear();
+                }
+            }
         }
     }
 
@@ -119,6 +130,10 @@ impl Record {
                 format!("replication.{k}")
             }
             Record::ReplicationUser(k) => user_address(r, k)?,
+            Record::Config(k) => {
+                r.services.get(k)?.config_id.as_ref()?;
+                format!("config.{k}")
+            }
         })
     }
 
@@ -136,6 +151,12 @@ impl Record {
 /// Every record of `s`, in `state list` order.
 pub fn records(r: &Resources) -> Vec<Record> {
     let mut v: Vec<Record> = r.services.keys().cloned().map(Record::Service).collect();
+    v.extend(
+        r.services
+            .iter()
+            .filter(|(_, s)| s.config_id.is_some())
+            .map(|(k, _)| Record::Config(k.clone())),
+    );
     v.extend(r.backups.keys().cloned().map(Record::Backup));
     v.extend(r.restores.keys().cloned().map(Record::Restore));
     v.extend(r.allowlists.keys().cloned().map(Record::Allowlist));
@@ -196,6 +217,7 @@ pub fn resolve(s: &State, address: &str) -> Result<Vec<Record>, AddressError> {
             }
         }
         "restore" => one(Record::Restore(rest.into())),
+        "config" => one(Record::Config(rest.into())),
         "allowlist" => match rest.split_once('.') {
             Some((on, replica)) => r
                 .allowlists
@@ -270,10 +292,16 @@ pub fn show(s: &State, address: &str) -> Result<Value, AddressError> {
             v["user"] = Value::String(k.clone());
             Ok(v)
         }
+        Record::Config(k) => Ok(config_value(&r.services[k])),
     };
     // The model serialises to JSON by construction; a failure would be a bug, shown as null
     // rather than a panic.
     Ok(value.unwrap_or(Value::Null))
+}
+
+/// A service's configuration as `state show config.KEY` prints it.
+pub fn config_value(s: &super::model::ServiceRecord) -> Value {
+    serde_json::json!({ "config_id": s.config_id, "values": s.config })
 }
 
 /// The key part of `backup.KEY…` as written (to tell the old spelling from the plan's).

@@ -141,6 +141,7 @@ fn expand(r: &Resources, named: &BTreeSet<Record>) -> BTreeSet<Record> {
             Record::Restore(k.clone()),
             Record::Allowlist(k.clone()),
             Record::Replication(k.clone()),
+            Record::Config(k.clone()),
         ] {
             if own.exists(r) {
                 gone.insert(own);
@@ -204,9 +205,11 @@ fn suggestion(r: &Resources, given: &[&str], named: &BTreeSet<Record>) -> String
 fn owner(r: &Resources, rec: &Record) -> Record {
     let service = match rec {
         Record::Service(_) => return rec.clone(),
-        Record::Backup(k) | Record::Restore(k) | Record::Allowlist(k) | Record::Replication(k) => {
-            Some(k.as_str())
-        }
+        Record::Backup(k)
+        | Record::Restore(k)
+        | Record::Allowlist(k)
+        | Record::Replication(k)
+        | Record::Config(k) => Some(k.as_str()),
         Record::ReplicationUser(u) => r.replication_users.get(u).map(|u| u.replica.as_str()),
     };
     match service {
@@ -360,6 +363,7 @@ fn rename_record(rec: &Record, from: &str, to: &str) -> Record {
         Record::Allowlist(x) => Record::Allowlist(k(x)),
         Record::Replication(x) => Record::Replication(k(x)),
         Record::ReplicationUser(x) => Record::ReplicationUser(x.clone()),
+        Record::Config(x) => Record::Config(k(x)),
     }
 }
 
@@ -371,6 +375,7 @@ fn value_of(r: &Resources, rec: &Record) -> Option<serde_json::Value> {
         Record::Allowlist(k) => serde_json::to_value(r.allowlists.get(k)?),
         Record::Replication(k) => serde_json::to_value(r.replications.get(k)?),
         Record::ReplicationUser(k) => serde_json::to_value(r.replication_users.get(k)?),
+        Record::Config(k) => Ok(address::config_value(r.services.get(k)?)),
     };
     v.ok()
 }
@@ -399,6 +404,8 @@ pub(crate) mod tests {
             role_change: None,
             replace_requested: None,
             last_seen: None,
+            config_id: None,
+            config: Default::default(),
         }
     }
 

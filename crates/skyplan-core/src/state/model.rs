@@ -173,6 +173,13 @@ pub struct ServiceRecord {
     /// compares the candidate with when this service no longer answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<LastSeen>,
+    /// The custom configuration (Configuration Manager) skyplan keeps for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_id: Option<String>,
+    /// The values skyplan set in that configuration, by variable name (`read_only` by role
+    /// included).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// One reading of a service's GTIDs, kept in the state (never secret).

@@ -42,6 +42,27 @@ pub(crate) fn merge(defaults: &RawFields, own: &RawFields) -> RawFields {
         deletion_protection: pick(&own.deletion_protection, &defaults.deletion_protection),
         is_active: pick(&own.is_active, &defaults.is_active),
         allow_public: pick(&own.allow_public, &defaults.allow_public),
+        config: merge_config(&defaults.config, &own.config),
+    }
+}
+
+/// Server variables merge one by one: `[defaults.config]` sets what every service shares
+/// (binlog retention, say), a service's own `config` adds to it and wins per variable.
+fn merge_config(
+    defaults: &Option<super::raw::Located<super::raw::Tags>>,
+    own: &Option<super::raw::Located<super::raw::Tags>>,
+) -> Option<super::raw::Located<super::raw::Tags>> {
+    match (defaults, own) {
+        (None, x) | (x, None) => x.clone(),
+        (Some(d), Some(o)) => {
+            let mut merged = o.clone();
+            for (k, v) in &d.value {
+                if !o.value.iter().any(|(ok, _)| ok == k) {
+                    merged.value.push((k.clone(), v.clone()));
+                }
+            }
+            Some(merged)
+        }
     }
 }
 

@@ -91,6 +91,12 @@ pub struct Service {
     /// id rather than by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `[services.<key>.config]`: server variables, by name, as written (booleans as
+    /// `ON`/`OFF`). Kept in the service's custom configuration (SkySQL's Configuration
+    /// Manager), so they survive restarts; `read_only` is not among them: skyplan sets it by
+    /// role.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {

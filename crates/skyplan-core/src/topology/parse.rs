@@ -364,6 +364,7 @@ impl Reader<'_, '_> {
             "allow_public" => f.allow_public = self.boolean(e, label),
             "allow_list" => f.allow_list = self.allow_list(e, label),
             "tags" => f.tags = self.tags(e, label),
+            "config" => f.config = self.config(e, label),
             _ => return false,
         }
         true
@@ -393,6 +394,28 @@ impl Reader<'_, '_> {
             }
         }
         Some(Located::new(items, Self::value_span(e)))
+    }
+
+    /// `[services.<key>.config]`: variable = integer, boolean, float or string, kept as text.
+    fn config(&mut self, e: &Entry<'_>, label: &str) -> Option<Located<Tags>> {
+        let table = self.table(e, label)?;
+        let config_label = format!("{}.config]", label.trim_end_matches(']'));
+        let mut vars = Vec::new();
+        for v in self.entries(table, &e.key_span) {
+            let span = Self::value_span(&v);
+            let text = match v.item.as_value() {
+                Some(Value::Integer(i)) => i.value().to_string(),
+                Some(Value::Float(f)) => f.value().to_string(),
+                Some(Value::Boolean(b)) => if *b.value() { "ON" } else { "OFF" }.to_string(),
+                Some(Value::String(s)) => s.value().clone(),
+                _ => {
+                    self.wrong_type(&v, &config_label, "integer, boolean or string");
+                    continue;
+                }
+            };
+            vars.push((v.key.to_string(), Located::new(text, span)));
+        }
+        Some(Located::new(vars, Self::value_span(e)))
     }
 
     fn tags(&mut self, e: &Entry<'_>, label: &str) -> Option<Located<Tags>> {

@@ -36,6 +36,7 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
     "deletion_protection",
     "is_active",
     "allow_public",
+    "config",
 ];
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
 pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries", "lost_after"];
@@ -67,6 +68,9 @@ pub(crate) struct RawFields {
     pub is_active: Option<Located<bool>>,
     /// Whether `allow_list` may open the service to the whole internet (`0.0.0.0/0`).
     pub allow_public: Option<Located<bool>>,
+    /// `[services.<key>.config]`: server variables by name, each value as written (integers
+    /// and booleans turned into their text: `500`, `ON`/`OFF`).
+    pub config: Option<Located<Tags>>,
 }
 
 /// `tags` entries in file order: key, located value.
@@ -141,6 +145,14 @@ pub(super) fn span_of(fields: &RawFields, field: &str) -> Option<Range<usize>> {
         "volume_type" => s(&fields.volume_type),
         "nodes" => i(&fields.nodes),
         "storage" => i(&fields.storage),
-        _ => None,
+        "config" => fields.config.as_ref().map(|c| c.span.clone()),
+        _ => field.strip_prefix("config.").and_then(|name| {
+            let config = fields.config.as_ref()?;
+            config
+                .value
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.span.clone())
+        }),
     }
 }

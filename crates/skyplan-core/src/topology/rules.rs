@@ -320,6 +320,48 @@ pub fn tag(key: &str, value: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The variable skyplan sets by role (replicas `ON`, primaries `OFF`), in the configuration
+/// and at the moment of a switch: never the user's to set.
+pub const ROLE_VARIABLE: &str = "read_only";
+
+/// One `[services.<key>.config]` entry: a server variable's name as the catalog spells it
+/// (`max_connections`, not `max-connections`), and a value that fits on one line.
+pub fn config_variable(name: &str, value: &str) -> Result<(), Problem> {
+    if name == ROLE_VARIABLE {
+        return Err(Problem::new(format!(
+            "`{ROLE_VARIABLE}` is set by skyplan from each service's role"
+        ))
+        .help("replicas get read_only = ON and primaries OFF, in their configuration and at every switchover; remove it here"));
+    }
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_name {
+        let spelled = name.to_ascii_lowercase().replace('-', "_");
+        let problem = Problem::new(format!("`{}` is not a server variable name", echo(name)));
+        return Err(
+            if !spelled.is_empty()
+                && spelled
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                problem.help(format!("write it as SkySQL's catalog does: `{spelled}`"))
+            } else {
+                problem.help("variable names are lowercase letters, digits and `_`")
+            },
+        );
+    }
+    if value.chars().any(char::is_control) || value.len() > 1024 {
+        return Err(Problem::new(format!(
+            "the value of `{name}` holds a control character or is over 1024 bytes"
+        ))
+        .help("server variables take one plain value"));
+    }
+    Ok(())
+}
+
 pub const SEED_MODES: &[&str] = &["new-backup", "latest-backup", "backup:<id>", "none"];
 
 pub fn seed(value: &str) -> Result<Seed, Problem> {

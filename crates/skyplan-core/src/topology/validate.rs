@@ -119,6 +119,7 @@ pub(super) fn resolve(
                 deletion_protection,
                 is_active,
                 id: service.id.as_ref().map(|i| i.value.clone()),
+                config: v.config(fields)?,
             },
         );
     }
@@ -296,6 +297,28 @@ impl Validator<'_, '_> {
             .as_ref()
             .map_or(defaults::DELETION_PROTECTION, |d| d.value);
         Some((spec, protection))
+    }
+
+    /// Every variable is checked (not just the first bad one). Whether the cloud accepts it is
+    /// checked at plan time, against its catalog.
+    fn config(&mut self, f: &RawFields) -> Option<BTreeMap<String, String>> {
+        let Some(config) = &f.config else {
+            return Some(BTreeMap::new());
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (name, value) in &config.value {
+            match rules::config_variable(name, &value.value) {
+                Ok(()) => {
+                    out.insert(name.clone(), value.value.clone());
+                }
+                Err(p) => {
+                    self.report(value.span.clone(), p);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     /// Every entry is checked (not just the first bad one); bare addresses become `/32`.

@@ -1,5 +1,6 @@
-//! What one instance is (`InstanceConfig`), where its files live (`Layout`), and the `my.cnf`
-//! that pins every MariaDB binary to that instance.
+//! What one instance is (`InstanceConfig`), the server variables of its custom configuration
+//! (`ServerVariables`), where its files live (`Layout`), and the `my.cnf` that pins every
+//! MariaDB binary to that instance.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,86 @@ impl InstanceConfig {
     }
 }
 
+/// Server variables from the service's custom configuration (Configuration Manager), written
+/// at the end of my.cnf's `[mysqld]`, after the emulator's own settings: mariadbd takes an
+/// option's last occurrence, so `max_connections=321` there beats the emulator's
+/// `max-connections=40`. They apply when mariadbd starts; a running server is not changed.
+///
+/// Checked when made, so nothing can break my.cnf or the instance: a name is `[a-z0-9_]`
+/// (starting with a letter) and not one of the options the emulator itself pins (paths, port,
+/// replication identity, TLS files); a value is a short run of `[A-Za-z0-9._,:+-]`, so it can
+/// hold no newline, `#`, `;`, quote, backslash or space.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerVariables(Vec<(String, String)>);
+
+/// Options my.cnf sets for the emulator's own use: a configuration may not override them.
+const PINNED: &[&str] = &[
+    "basedir",
+    "bind_address",
+    "datadir",
+    "gtid_domain_id",
+    "init_file",
+    "log_bin",
+    "log_error",
+    "pid_file",
+    "plugin_dir",
+    "port",
+    "relay_log",
+    "report_host",
+    "report_port",
+    "server_id",
+    "skip_grant_tables",
+    "skip_networking",
+    "socket",
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+    "tmpdir",
+    "user",
+];
+
+impl ServerVariables {
+    pub fn new(vars: Vec<(String, String)>) -> Result<ServerVariables, MariadbError> {
+        for (name, value) in &vars {
+            let name_ok = name.len() <= 64
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name_ok {
+                return Err(MariadbError::Config(format!(
+                    "server variable {name:?}: a name must be 1-64 characters of [a-z0-9_]"
+                )));
+            }
+            if PINNED.contains(&name.as_str()) {
+                return Err(MariadbError::Config(format!(
+                    "server variable {name} is set by the emulator itself and cannot be configured"
+                )));
+            }
+            let value_ok = !value.is_empty()
+                && value.len() <= 255
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._,:+-".contains(c));
+            if !value_ok {
+                return Err(MariadbError::Config(format!(
+                    "server variable {name}: value {value:?} must be 1-255 characters of \
+                     [A-Za-z0-9._,:+-]"
+                )));
+            }
+        }
+        Ok(ServerVariables(vars))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The fixed file names under an instance directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -153,8 +234,13 @@ impl Layout {
 }
 
 /// Renders my.cnf. `run_as_root` adds `user=root`, without which mariadbd refuses to start as
-/// root (as a normal user it simply runs as that user).
-pub(crate) fn render_my_cnf(cfg: &InstanceConfig, layout: &Layout, run_as_root: bool) -> String {
+/// root (as a normal user it simply runs as that user). `vars` come last in `[mysqld]`.
+pub(crate) fn render_my_cnf(
+    cfg: &InstanceConfig,
+    vars: &ServerVariables,
+    layout: &Layout,
+    run_as_root: bool,
+) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -206,6 +292,14 @@ pub(crate) fn render_my_cnf(cfg: &InstanceConfig, layout: &Layout, run_as_root: 
         line(format!("ssl-ca={}", tls.ca.display()));
         line(format!("ssl-cert={}", tls.cert.display()));
         line(format!("ssl-key={}", tls.key.display()));
+    }
+    if !vars.is_empty() {
+        line(
+            "# the service's custom configuration (Configuration Manager): last, so it wins".into(),
+        );
+        for (name, value) in vars.iter() {
+            line(format!("{name}={value}"));
+        }
     }
     out
 }
@@ -266,7 +360,7 @@ mod tests {
     #[test]
     fn my_cnf_pins_identity_and_paths() {
         let c = cfg();
-        let text = render_my_cnf(&c, &Layout::new(&c.dir), true);
+        let text = render_my_cnf(&c, &ServerVariables::default(), &Layout::new(&c.dir), true);
         for expected in [
             "user=root",
             "datadir=/tmp/svc/data",
@@ -283,6 +377,61 @@ mod tests {
             );
         }
         assert!(!text.contains("ssl-"));
-        assert!(!render_my_cnf(&c, &Layout::new(&c.dir), false).contains("\nuser=root\ndatadir"));
+        assert!(!text.contains("custom configuration"));
+        let none = ServerVariables::default();
+        assert!(
+            !render_my_cnf(&c, &none, &Layout::new(&c.dir), false).contains("\nuser=root\ndatadir")
+        );
+    }
+
+    #[test]
+    fn configured_variables_come_last_in_mysqld() {
+        let c = cfg();
+        let vars = ServerVariables::new(vec![
+            ("max_connections".into(), "321".into()),
+            ("read_only".into(), "ON".into()),
+        ])
+        .unwrap();
+        let text = render_my_cnf(&c, &vars, &Layout::new(&c.dir), true);
+        let lines: Vec<&str> = text.lines().collect();
+        let default = lines
+            .iter()
+            .position(|l| *l == "max-connections=40")
+            .unwrap();
+        let ours = lines
+            .iter()
+            .position(|l| *l == "max_connections=321")
+            .unwrap();
+        assert!(ours > default, "{text}");
+        assert_eq!(lines.last(), Some(&"read_only=ON"));
+        // Still in [mysqld]: no other section after it.
+        let mysqld = lines.iter().position(|l| *l == "[mysqld]").unwrap();
+        assert!(lines[mysqld + 1..].iter().all(|l| !l.starts_with('[')));
+    }
+
+    #[test]
+    fn variables_that_could_break_my_cnf_are_refused() {
+        let one = |name: &str, value: &str| {
+            ServerVariables::new(vec![(name.to_string(), value.to_string())])
+        };
+        assert!(one("max_allowed_packet", "64M").is_ok());
+        assert!(one("long_query_time", "0.5").is_ok());
+        for (name, value) in [
+            ("max_connections", "1\n[client]"),
+            ("max_connections", "1 # x"),
+            ("max_connections", "'1'"),
+            ("max_connections", "1;2"),
+            ("max_connections", "a\\b"),
+            ("max_connections", ""),
+            ("Max_Connections", "1"),
+            ("max-connections", "1"),
+            ("max_connections\nx", "1"),
+            ("", "1"),
+            ("datadir", "tmp"),
+            ("server_id", "7"),
+            ("port", "3306"),
+        ] {
+            assert!(one(name, value).is_err(), "{name:?}={value:?}");
+        }
     }
 }

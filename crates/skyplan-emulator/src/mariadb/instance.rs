@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::admin::{self, Admin};
-use super::config::{render_my_cnf, InstanceConfig, Layout};
+use super::config::{render_my_cnf, InstanceConfig, Layout, ServerVariables};
 use super::replication_secret::ReplicationSecret;
 use super::{fsutil, process, Binaries, MariadbError};
 
@@ -17,6 +17,8 @@ pub struct Instance {
     pub(crate) binaries: Binaries,
     pub(crate) cfg: InstanceConfig,
     pub(crate) layout: Layout,
+    /// Written into my.cnf at every start (see [`ServerVariables`]).
+    pub(crate) vars: ServerVariables,
 }
 
 impl Instance {
@@ -27,8 +29,18 @@ impl Instance {
         binaries: &Binaries,
         cfg: InstanceConfig,
     ) -> Result<Instance, MariadbError> {
+        Instance::create_with_variables(binaries, cfg, ServerVariables::default()).await
+    }
+
+    /// [`Instance::create`], with the server variables of a custom configuration in my.cnf from
+    /// the first start on.
+    pub async fn create_with_variables(
+        binaries: &Binaries,
+        cfg: InstanceConfig,
+        vars: ServerVariables,
+    ) -> Result<Instance, MariadbError> {
         cfg.validate()?;
-        let mut instance = Instance::open(binaries, cfg);
+        let mut instance = Instance::open(binaries, cfg).with_server_variables(vars);
         let layout = instance.layout.clone();
         if layout.datadir.exists() {
             return Err(MariadbError::Config(format!(
@@ -51,8 +63,17 @@ impl Instance {
     }
 
     async fn initialise(&mut self) -> Result<(), MariadbError> {
-        self.write_my_cnf()?;
-        self.install_db().await?;
+        // The system tables are bootstrapped under the emulator's own settings only: configured
+        // values (read_only, lower_case_table_names, a large buffer pool) are for the service's
+        // server, which `start` writes them in for.
+        let vars = std::mem::take(&mut self.vars);
+        let bootstrapped = async {
+            self.write_my_cnf()?;
+            self.install_db().await
+        }
+        .await;
+        self.vars = vars;
+        bootstrapped?;
         ReplicationSecret::load_or_create(&self.layout)?;
         self.start().await?;
         let mut admin = Admin::connect(&self.layout).await?;
@@ -74,7 +95,20 @@ impl Instance {
             binaries: binaries.clone(),
             cfg,
             layout,
+            vars: ServerVariables::default(),
         }
+    }
+
+    /// The server variables my.cnf gets at the next start. A running server is not changed
+    /// (and [`Instance::start`] adopts a running one as it is).
+    pub fn with_server_variables(mut self, vars: ServerVariables) -> Instance {
+        self.vars = vars;
+        self
+    }
+
+    /// See [`Instance::with_server_variables`].
+    pub fn set_server_variables(&mut self, vars: ServerVariables) {
+        self.vars = vars;
     }
 
     /// Starts mariadbd (unless it is already running), waits until it accepts connections
@@ -151,7 +185,7 @@ impl Instance {
     }
 
     pub(crate) fn write_my_cnf(&self) -> Result<(), MariadbError> {
-        let text = render_my_cnf(&self.cfg, &self.layout, running_as_root());
+        let text = render_my_cnf(&self.cfg, &self.vars, &self.layout, running_as_root());
         fsutil::write_atomic(&self.layout.my_cnf, text.as_bytes())
     }
 

@@ -7,7 +7,7 @@
 //!
 //! - `binaries`: finding mariadbd, mariadb-install-db, mariadb-backup
 //! - `ca`: the emulator CA and per-service server certificates
-//! - `config`: `InstanceConfig`, the directory layout, my.cnf
+//! - `config`: `InstanceConfig`, `ServerVariables`, the directory layout, my.cnf
 //! - `process`: spawning, finding and stopping mariadbd
 //! - `instance`: create / open / start / stop / destroy
 //! - `backup`: mariadb-backup backups and restores
@@ -27,6 +27,7 @@ mod replication_secret;
 pub use backup::BackupInfo;
 pub use binaries::Binaries;
 pub use ca::{Ca, TlsFiles};
-pub use config::InstanceConfig;
+pub use config::{InstanceConfig, ServerVariables};
 pub use error::MariadbError;
 pub use instance::Instance;
+pub(crate) use process::running_under;

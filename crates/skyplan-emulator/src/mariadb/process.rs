@@ -82,6 +82,52 @@ pub(crate) fn is_ours(pid: u32, layout: &Layout) -> bool {
         .any(|arg| arg == wanted.as_bytes())
 }
 
+/// Every mariadbd alive now that was started from an instance directory directly under
+/// `root`: (that directory's name, pid), in pid order.
+///
+/// A server is recognised by its own command line, as the kernel shows it: `program`'s file
+/// name as argv[0], and the `--defaults-file=<root>/<name>/my.cnf` every start passes (see
+/// [`Layout::defaults_arg`]). So it is known from the moment it exists, before its start has
+/// finished and whoever started it; no pid file or record is consulted. (A zombie's command
+/// line is empty, so an exited server is never listed.)
+pub(crate) fn running_under(root: &Path, program: &Path) -> Vec<(String, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let Some(program) = program.file_name() else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, u32)> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            instance_of(&cmdline, root, program).map(|name| (name, pid))
+        })
+        .collect();
+    found.sort_by_key(|(_, pid)| *pid);
+    found
+}
+
+/// The instance directory name a command line (NUL-separated) runs `program` for, if any.
+fn instance_of(cmdline: &[u8], root: &Path, program: &std::ffi::OsStr) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut args = cmdline.split(|b| *b == 0).map(std::ffi::OsStr::from_bytes);
+    if Path::new(args.next()?).file_name() != Some(program) {
+        return None;
+    }
+    args.find_map(|arg| {
+        let file = Path::new(
+            arg.as_bytes()
+                .strip_prefix(b"--defaults-file=")
+                .map(std::ffi::OsStr::from_bytes)?,
+        );
+        let dir = file.parent()?;
+        let name = dir.file_name()?.to_str()?;
+        (file.file_name()? == "my.cnf" && dir.parent()? == root).then(|| name.to_string())
+    })
+}
+
 /// SIGTERM, wait up to 20 s for a clean shutdown, then SIGKILL.
 pub(crate) async fn stop(layout: &Layout) -> Result<(), MariadbError> {
     let Some(pid) = live_pid(layout) else {
@@ -132,4 +178,49 @@ pub(crate) fn log_tail(layout: &Layout) -> String {
         tail.push_str(&console);
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn cmdline(args: &[&str]) -> Vec<u8> {
+        args.join("\0").into_bytes()
+    }
+
+    #[test]
+    fn a_server_is_recognised_by_its_program_and_defaults_file() {
+        let root = Path::new("/e/services");
+        let m = OsStr::new("mariadbd");
+        let ours = cmdline(&[
+            "/usr/sbin/mariadbd",
+            "--defaults-file=/e/services/dbpgf1/my.cnf",
+        ]);
+        assert_eq!(instance_of(&ours, root, m).as_deref(), Some("dbpgf1"));
+        for other in [
+            // Another tool on the same instance (mariadb-backup, mariadb-install-db).
+            cmdline(&[
+                "/usr/bin/mariadb-backup",
+                "--defaults-file=/e/services/dbpgf1/my.cnf",
+            ]),
+            // Another emulator's directory, or not directly under the root.
+            cmdline(&[
+                "/usr/sbin/mariadbd",
+                "--defaults-file=/f/services/dbpgf1/my.cnf",
+            ]),
+            cmdline(&[
+                "/usr/sbin/mariadbd",
+                "--defaults-file=/e/services/a/b/my.cnf",
+            ]),
+            cmdline(&[
+                "/usr/sbin/mariadbd",
+                "--defaults-file=/e/services/dbpgf1/other.cnf",
+            ]),
+            cmdline(&["/usr/sbin/mariadbd"]),
+            Vec::new(),
+        ] {
+            assert_eq!(instance_of(&other, root, m), None, "{other:?}");
+        }
+    }
 }
