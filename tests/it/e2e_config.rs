@@ -90,6 +90,62 @@ async fn variables_and_roles_survive_a_restart_and_a_hand_change_is_drift() {
     cloud
         .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
         .expect_code(0);
+
+    // A variable that takes effect only at a start: the plan says so with a flagged restart
+    // step, and apply restarts the primary (its data kept) with it in force.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "max_connections = 321",
+            "max_connections = 321\ninnodb_buffer_pool_size = \"32M\"",
+        ),
+    )
+    .unwrap();
+    let r = cloud
+        .skyplan(&["plan", TOPOLOGY, "--no-color"])
+        .expect_code(0);
+    assert!(
+        r.stdout.contains("restart.primary")
+            && r.stdout.contains("!! this step restarts the server")
+            && r.stdout.contains("1 step restarts a server."),
+        "{}",
+        r.stdout
+    );
+    let mut c = cloud.sql("primary").await;
+    c.query_drop("CREATE DATABASE IF NOT EXISTS app")
+        .await
+        .unwrap();
+    c.query_drop("CREATE TABLE app.kept (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO app.kept VALUES (1), (2)")
+        .await
+        .unwrap();
+    drop(c);
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
+        .expect_code(0);
+    let mut c = cloud.sql("primary").await;
+    let pool: Option<u64> = c
+        .query_first("SELECT @@GLOBAL.innodb_buffer_pool_size")
+        .await
+        .unwrap();
+    assert_eq!(pool, Some(32 << 20));
+    let kept: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM app.kept")
+        .await
+        .unwrap();
+    assert_eq!(kept, Some(2), "a restart keeps the data");
+    drop(c);
+    assert_eq!(
+        variables(&cloud, "primary").await,
+        (321, 0),
+        "still the primary"
+    );
+    cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
+        .expect_code(0);
 }
 
 #[test]
