@@ -93,7 +93,10 @@ fn json_plan_goes_to_stdout_and_parses() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is JSON only");
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["summary"]["add"], 6);
-    assert_eq!(v["actions"][3]["wipes_data"], true);
+    // A greenfield plan: the restore seeds a service this plan creates, so it wipes nothing.
+    assert_eq!(v["actions"][3]["kind"], "restore");
+    assert_eq!(v["actions"][3]["wipes_data"], false);
+    assert_eq!(v["summary"]["wipes_data"], 0);
 }
 
 #[test]

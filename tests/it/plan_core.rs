@@ -44,8 +44,11 @@ fn empty_state_plans_the_guide_in_dependency_order() {
             "replication.secondary"
         ]
     );
+    // The secondary is created by this plan, so its restore is a seed: nothing is wiped, and
+    // a greenfield plan flags no step.
     let restore = p.action("restore.secondary").unwrap();
-    assert!(restore.wipes_data);
+    assert!(!restore.wipes_data);
+    assert_eq!(p.summary.wipes_data, 0);
     // Every dependency comes earlier in the order.
     for a in &p.actions {
         assert!(a.depends_on.iter().all(|&d| d < a.id), "{}", a.address);

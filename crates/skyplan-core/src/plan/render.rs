@@ -36,7 +36,7 @@ impl Styles {
 
 fn marker(a: &Action) -> &'static str {
     match (&a.kind, a.change) {
-        (ActionKind::Restore { .. }, _) => "!",
+        (ActionKind::Restore { .. }, _) if a.wipes_data => "!",
         (ActionKind::Switchover { .. }, _) => "<>",
         (ActionKind::Failover { .. }, _) => "<!",
         (_, c) => c.marker(),

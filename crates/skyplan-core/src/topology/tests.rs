@@ -84,6 +84,19 @@ fn replication_defaults_follow_the_source() {
 }
 
 #[test]
+fn tls_to_a_source_without_tls_is_refused_where_ssl_is_written() {
+    let text = with(&format!(
+        "ssl_enabled = false\n{SECONDARY}[services.secondary.replication]\nfrom = \"primary\"\nssl = true\n"
+    ));
+    let e = parse(&text, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(
+        e.contains("asks for TLS, but [services.primary] has ssl_enabled = false")
+            && e.contains("ssl = true"),
+        "{e}"
+    );
+}
+
+#[test]
 fn reconnect_grace_takes_a_duration_or_seconds_and_refuses_the_rest() {
     let link = |grace: &str| {
         with(&format!(

@@ -533,6 +533,26 @@ impl Validator<'_, '_> {
             }
             // TLS by default exactly when the source accepts TLS.
             let source_ssl = specs.get(&from.value).map(|(spec, _)| spec.ssl_enabled);
+            // A link over TLS to a source that offers none fails only after the replica was
+            // created and restored ("SSL is required, but the server does not support it").
+            if let (Some(asked), Some(false)) = (&r.ssl, source_ssl) {
+                if asked.value {
+                    let diag = self
+                        .src
+                        .error(
+                            asked.span.clone(),
+                            format!(
+                                "{label} asks for TLS, but [services.{}] has ssl_enabled = false",
+                                from.value
+                            ),
+                        )
+                        .with_help(format!(
+                            "set ssl_enabled = true on [services.{}] (that replaces it), or ssl = false here",
+                            from.value
+                        ));
+                    self.diags.push(diag);
+                }
+            }
             let ssl = r.ssl.as_ref().map(|s| s.value).or(source_ssl);
             if let (Some(seed), Some(max_lag), Some(grace), Some(ssl)) = (
                 seed,

@@ -516,20 +516,46 @@ fn plan_link(
                 )
             })
         });
+        // A service this plan creates (or re-creates) is empty: the restore is its seed, not
+        // a wipe. Over a service that holds data it is one, always with its reason.
+        let (wipes, summary, reason) = if fate_r.is_new() {
+            (
+                false,
+                format!(
+                    "seed     {} from backup.{src}   (a new service: nothing to overwrite)",
+                    cx.name_of(r)
+                ),
+                reason,
+            )
+        } else {
+            let why = reason.unwrap_or_else(|| {
+                format!(
+                    "{} holds data that skyplan never seeded from {} and has no link to keep: it is replaced by a copy of {}",
+                    cx.name_of(r),
+                    cx.name_of(src),
+                    cx.name_of(src)
+                )
+            });
+            (
+                true,
+                format!(
+                    "restore  backup.{src} -> {}   (wipes all data on {})",
+                    cx.name_of(r),
+                    cx.name_of(r)
+                ),
+                Some(why),
+            )
+        };
         out.actions.push(Planned {
             kind: ActionKind::Restore {
                 source: src.to_string(),
                 replica: r.to_string(),
             },
             change: Change::Create,
-            summary: format!(
-                "restore  backup.{src} -> {}   (wipes all data on {})",
-                cx.name_of(r),
-                cx.name_of(r)
-            ),
+            summary,
             before: None,
             after: Some(json!({ "backup_of": cx.name_of(src), "target": cx.name_of(r) })),
-            wipes_data: true,
+            wipes_data: wipes,
             reason,
         });
     }
@@ -1116,6 +1142,14 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
             ),
             (Seed::Backup(id), None) => format!("existing backup {id} of {}", cx.name_of(&source)),
         };
+        // The restores and wirings of these replicas name the backup the plan chose.
+        let id = match (&seed, chosen) {
+            (_, Some(b)) => Some(b.id.clone()),
+            (Seed::Backup(id), None) => Some(id.clone()),
+            _ => None,
+        };
+        let gtid = chosen.and_then(|b| b.binlog_gtid_position.clone());
+        name_the_backup(out, &source, &replicas, id.as_deref(), gtid.as_deref());
         out.actions.push(Planned {
             kind: ActionKind::Backup {
                 source: source.clone(),
@@ -1146,6 +1180,54 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
     match PlanError::combine(errors) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Put the chosen backup's id into the restore lines of `replicas` (`backup.SOURCE` ->
+/// `backup.SOURCE (ID)`), and its GTID into their wiring where the plan already printed it.
+fn name_the_backup(
+    out: &mut DiffOutput,
+    source: &str,
+    replicas: &[String],
+    id: Option<&str>,
+    gtid: Option<&str>,
+) {
+    for a in out.actions.iter_mut() {
+        match &a.kind {
+            ActionKind::Restore { replica, .. } if replicas.contains(replica) => {
+                if let Some(id) = id {
+                    a.summary = a.summary.replacen(
+                        &format!("backup.{source}"),
+                        &format!("backup.{source} ({id})"),
+                        1,
+                    );
+                    if let Some(Value::Object(m)) = &mut a.after {
+                        m.insert("backup_id".into(), json!(id));
+                    }
+                }
+            }
+            ActionKind::Replicate {
+                replica,
+                mode: WireMode::Fresh,
+                ..
+            } if replicas.contains(replica) => {
+                if let Some(g) = gtid {
+                    let shown = crate::gtid::shown(g);
+                    a.summary = a.summary.replace(
+                        &format!("the backup's GTID {KNOWN_AFTER_APPLY}"),
+                        &format!("the backup's GTID {shown}"),
+                    );
+                    if let Some(Value::Object(m)) = &mut a.after {
+                        if m.get("gtid").and_then(Value::as_str).is_some_and(|v| {
+                            v.ends_with(KNOWN_AFTER_APPLY) && v.starts_with("the backup's")
+                        }) {
+                            m.insert("gtid".into(), json!(g));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
