@@ -502,6 +502,7 @@ pub async fn refresh(
         .map(|(id, _)| id)
         .collect();
     let mut foreign_backups = BTreeMap::new();
+    let mut foreign_owners_gone = std::collections::BTreeSet::new();
     if !wanted.is_empty() {
         let all = remote
             .client
@@ -509,6 +510,9 @@ pub async fn refresh(
             .await
             .context("listing every backup to find the one a seed names")?;
         for b in all.into_iter().filter(|b| wanted.contains(&&b.id)) {
+            if !listed.contains_key(&b.service_id) {
+                foreign_owners_gone.insert(b.id.clone());
+            }
             foreign_backups.insert(b.id.clone(), b);
         }
     }
@@ -523,6 +527,7 @@ pub async fn refresh(
         configs,
         backups,
         foreign_backups,
+        foreign_owners_gone,
         gtids,
         replication_users,
         can_fence,

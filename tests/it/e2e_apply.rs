@@ -289,8 +289,8 @@ fn the_piped_apply_log_of_the_guide_says_each_thing_once() {
     );
     assert!(!r.stderr.contains("at GTID \n"), "{}", r.stderr);
 
-    // The snapshot: each step's lines together, steps in the order they started (parallel
-    // steps interleave differently from run to run), without the two things that depend on
+    // The snapshot: each step's lines together, steps in the plan's order (parallel steps
+    // start and interleave differently from run to run), without the two things that depend on
     // how fast the emulator was: whether a poll caught an operation still `Pending` before
     // `Running`, and the replication threads' start-up ("IO no / SQL no") — and without
     // heartbeats, which only a step longer than 30 s has.
@@ -300,6 +300,8 @@ fn the_piped_apply_log_of_the_guide_says_each_thing_once() {
             order.push(step);
         }
     }
+    // Where the plan printed at the start of the apply lists each step.
+    order.sort_by_key(|step| r.stdout.find(&format!(" {step} ")).unwrap_or(usize::MAX));
     let mut log = String::new();
     for step in order {
         let mut prev = String::new();

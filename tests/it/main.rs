@@ -23,6 +23,7 @@ mod e2e_flags;
 mod e2e_power;
 mod e2e_reliability;
 mod e2e_repoint;
+mod e2e_seed_truth;
 mod e2e_state_mariadb;
 mod e2e_switchover;
 mod e2e_verify;

@@ -28,6 +28,10 @@ pub struct Observed {
     /// another service's, found by listing every backup, by backup id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub foreign_backups: BTreeMap<String, skyplan_api::types::Backup>,
+    /// Ids of those backups whose service no longer exists: a restore of one makes the replica
+    /// accept only that service's credentials, which can no longer be read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub foreign_owners_gone: std::collections::BTreeSet<String>,
     /// The GTIDs of the services in replication links (sources and replicas) whose database
     /// answered, by service key: what re-pointing and errant-transaction checks read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

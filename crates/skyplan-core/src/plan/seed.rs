@@ -18,8 +18,33 @@ pub const DEFAULT_BINLOG_RETENTION: Duration = Duration::from_secs(4 * 24 * 3600
 pub enum SeedError {
     #[error("service.{service} has no succeeded full backup for seed = \"latest-backup\"; use seed = \"new-backup\"")]
     NoBackup { service: String },
-    #[error("backup {id} is not a backup of service.{service}; list its backups (GET /skybackup/v1/backups?service_id=…) or use seed = \"new-backup\"")]
+    #[error("backup {id} was not found: it is neither a backup of service.{service} nor any other backup this API key can list (GET /skybackup/v1/backups); use seed = \"latest-backup\" or \"new-backup\"")]
     UnknownId { id: String, service: String },
+    #[error("backup {id} is a backup of service {owner}, which no longer exists: a replica restored from it accepts only {owner}'s credentials, which can no longer be read; use seed = \"new-backup\"")]
+    OwnerGone { id: String, owner: String },
+    #[error("backup {id} is at GTID {gtid}, but service.{service}'s binlogs no longer reach it (they begin after {domain}-…-{starts_after} in domain {domain}; the backup is at {at}): a replica restored from it could not catch up (error 1236); use seed = \"new-backup\"")]
+    Purged {
+        id: String,
+        gtid: String,
+        service: String,
+        domain: u32,
+        at: u64,
+        starts_after: u64,
+    },
+    #[error("backup {id} is at GTID {gtid}, which holds transactions service.{service} does not have ({extra}): it is not service.{service}'s history, so a replica restored from it could not follow it; use seed = \"new-backup\"")]
+    NotItsHistory {
+        id: String,
+        gtid: String,
+        service: String,
+        extra: String,
+    },
+    #[error("backup {id} is at GTID {gtid}, and whether service.{service}'s binlogs still reach it could not be read ({why}); use seed = \"new-backup\", or plan again when service.{service} answers")]
+    ReachUnknown {
+        id: String,
+        gtid: String,
+        service: String,
+        why: String,
+    },
     #[error("backup {id} of service.{service} is {status}, not Succeeded; use another backup or seed = \"new-backup\"")]
     NotSucceeded {
         id: String,
@@ -162,6 +187,60 @@ fn check_provider(b: &Backup, source: Source<'_>) -> Result<(), SeedError> {
     Ok(())
 }
 
+/// Whether the source can serve a replica restored from `b`: the backup's GTID position is in
+/// the source's history (`has`), and the source's binlogs still hold what follows it
+/// (`serves`). This is the rule, not the backup's age: a backup of any age is good while the
+/// binlogs reach it, and a day-old one is not once they were purged past it. `Ok` for a
+/// backup with no GTID (the source had no transaction: it serves everything from the start).
+pub fn check_reach(
+    b: &Backup,
+    service: &str,
+    source: Result<&crate::gtid::Holdings, String>,
+) -> Result<(), SeedError> {
+    let gtid = b.binlog_gtid_position.clone().unwrap_or_default();
+    if gtid.trim().is_empty() {
+        return Ok(());
+    }
+    let unknown = |why: String| SeedError::ReachUnknown {
+        id: b.id.clone(),
+        gtid: gtid.clone(),
+        service: service.to_string(),
+        why,
+    };
+    let source = source.map_err(unknown)?;
+    let at = crate::gtid::GtidSet::parse(&gtid).map_err(|e| unknown(e.to_string()))?;
+    let restored = crate::gtid::Holdings {
+        has: at,
+        serves_after: None,
+    };
+    match crate::gtid::can_follow(&restored, source, &[]) {
+        Ok(()) => Ok(()),
+        Err(crate::gtid::Unsafe::Errant(extra)) => Err(SeedError::NotItsHistory {
+            id: b.id.clone(),
+            gtid: gtid.clone(),
+            service: service.to_string(),
+            extra: extra
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        Err(crate::gtid::Unsafe::Purged {
+            domain,
+            at,
+            starts_after,
+        }) => Err(SeedError::Purged {
+            id: b.id.clone(),
+            gtid: gtid.clone(),
+            service: service.to_string(),
+            domain,
+            at,
+            starts_after,
+        }),
+        Err(crate::gtid::Unsafe::Unknown(why)) => Err(unknown(why)),
+    }
+}
+
 /// A backup whose end time is unknown passes: the cloud decides (replication reports 1236).
 pub fn check_age(b: &Backup, now: OffsetDateTime, retention: Duration) -> Result<(), SeedError> {
     let Some(end) = b.end_time.as_deref().and_then(parse_time) else {
@@ -193,6 +272,50 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use skyplan_api::types::BackupStatus;
+
+    #[test]
+    fn a_seed_is_good_while_the_sources_binlogs_reach_it_whatever_its_age() {
+        let at = |g: &str| Backup {
+            id: "b1".into(),
+            binlog_gtid_position: Some(g.into()),
+            ..Default::default()
+        };
+        let source = |has: &str, starts_after: u64| crate::gtid::Holdings {
+            has: crate::gtid::GtidSet::parse(has).unwrap(),
+            serves_after: Some([(1, starts_after)].into()),
+        };
+        // The binlogs begin after 1-1-40: a backup at 50 is served, one at 30 is not.
+        assert_eq!(
+            check_reach(&at("1-1-50"), "primary", Ok(&source("1-1-90", 40))),
+            Ok(())
+        );
+        let e = check_reach(&at("1-1-30"), "primary", Ok(&source("1-1-90", 40))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SeedError::Purged {
+                    at: 30,
+                    starts_after: 40,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("binlogs no longer reach it"), "{e}");
+        // Not its history: the backup holds a stream the source never had.
+        let e = check_reach(&at("1-1-50,7-7-3"), "primary", Ok(&source("1-1-90", 0))).unwrap_err();
+        assert!(matches!(e, SeedError::NotItsHistory { .. }), "{e}");
+        // A backup of an empty source needs nothing from the binlogs.
+        assert_eq!(
+            check_reach(&at(""), "primary", Ok(&source("1-1-90", 40))),
+            Ok(())
+        );
+        // Not readable: said, never passed.
+        assert!(matches!(
+            check_reach(&at("1-1-50"), "primary", Err("no answer".into())),
+            Err(SeedError::ReachUnknown { .. })
+        ));
+    }
 
     fn backup(id: &str, status: BackupStatus, end: &str) -> Backup {
         Backup {
