@@ -155,6 +155,9 @@ async fn execute_locked(
     if !opts.auto_approve {
         // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            if opts.destroy {
+                bail!("refusing to destroy without confirmation: stdin is not a terminal (review with `skyplan plan --destroy`, then use --auto-approve); nothing was changed");
+            }
             bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
         }
         let q = if opts.destroy {

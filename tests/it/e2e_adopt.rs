@@ -145,8 +145,7 @@ async fn bad_and_missing_seed_backups_fail_plan_and_create_nothing() {
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr
-            .contains("backup dbbkp-nope is not a backup of service.primary"),
+        r.stderr.contains("backup dbbkp-nope was not found"),
         "{}",
         r.stderr
     );

@@ -234,6 +234,33 @@ fn the_plan_names_the_existing_backup_it_seeds_from() {
     );
     assert_eq!(backup.after.as_ref().unwrap()["backup_id"], "dbbkp-new");
     assert_eq!(backup.after.as_ref().unwrap()["gtid_position"], "0-1000-42");
+    // Used as it is: nothing is added (marker `=`), and the restore and the wiring name it.
+    assert_eq!(backup.change, skyplan::plan::Change::Read);
+    let text = skyplan::plan::render::render(&p, false);
+    assert!(text.contains("  = backup.primary.latest"), "{text}");
+    assert!(
+        p.action("restore.secondary")
+            .unwrap()
+            .summary
+            .contains("backup.primary (dbbkp-new)"),
+        "{text}"
+    );
+    assert!(
+        p.action("replication.secondary")
+            .unwrap()
+            .summary
+            .contains("at the backup's GTID 0-1000-42"),
+        "{text}"
+    );
+    let creates = p
+        .actions
+        .iter()
+        .filter(|a| a.change == skyplan::plan::Change::Create);
+    assert_eq!(
+        p.summary.add,
+        creates.count(),
+        "the backup is not counted as an add"
+    );
 
     // Only old backups: refused at plan time, naming the retention.
     o.backups.insert(

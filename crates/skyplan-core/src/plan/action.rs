@@ -21,12 +21,16 @@ pub enum Change {
     Update,
     Replace,
     Delete,
+    /// Use something that exists as it is (an existing backup as a seed): nothing is made,
+    /// changed or billed, so it is not counted among the adds.
+    Read,
 }
 
 impl Change {
     pub fn marker(self) -> &'static str {
         match self {
             Change::Adopt => "<=",
+            Change::Read => "=",
             Change::Create => "+",
             Change::Update => "~",
             Change::Replace => "-/+",

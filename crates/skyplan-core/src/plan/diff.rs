@@ -636,7 +636,8 @@ pub fn check_adoptable(
     }
     Err(PlanError::AdoptionConflict {
         key: key.to_string(),
-        name: spec.name.clone(),
+        // The existing service's own name (a pinned id may name one called otherwise).
+        name: existing.name.clone(),
         id: existing.id.clone(),
         conflicts,
     })

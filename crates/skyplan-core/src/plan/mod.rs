@@ -391,6 +391,7 @@ fn summarize(actions: &[Action], drift: &[Drift]) -> Summary {
     for a in actions {
         match a.change {
             Change::Adopt => s.adopt += 1,
+            Change::Read => {}
             Change::Create => s.add += 1,
             Change::Update => s.change += 1,
             Change::Replace => s.replace += 1,

@@ -102,6 +102,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
             (_, true) => &st.wipe,
             (Change::Create, _) => &st.add,
             (Change::Update | Change::Adopt, _) => &st.change,
+            (Change::Read, _) => &st.dim,
             (Change::Replace | Change::Delete, _) => &st.destroy,
         };
         let _ = writeln!(

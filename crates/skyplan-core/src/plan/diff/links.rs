@@ -1025,9 +1025,14 @@ fn plan_teardown(
                 },
                 change: Change::Delete,
                 summary: format!(
-                    "stop     {} -> {} (stop and reset replication)",
+                    "stop     {} -> {} (stop and reset replication{})",
                     cx.name_of(&link.source),
-                    cx.name_of(r)
+                    cx.name_of(r),
+                    // The step drops the link's replication user too (on its chain's root).
+                    link.replication_user
+                        .as_deref()
+                        .map(|u| format!("; DROP USER {u}"))
+                        .unwrap_or_default()
                 ),
                 before: Some(
                     json!({ "source": cx.name_of(&link.source), "healthy": link.healthy }),
@@ -1186,7 +1191,12 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
                 seed: seed.clone(),
                 replicas,
             },
-            change: Change::Create,
+            // An existing backup is used as it is: nothing is added.
+            change: if existing {
+                Change::Read
+            } else {
+                Change::Create
+            },
             summary: format!("backup   {what}"),
             before: None,
             after: Some(json!({
