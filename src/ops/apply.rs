@@ -399,7 +399,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
             EXIT_OK
         };
         let mut next = state.clone();
-        crate::refresh::record_observed(&mut next, &observed);
+        crate::refresh::record_observed_in(&mut next, &ws.topology, &observed);
         if next == state {
             return Ok(found);
         }

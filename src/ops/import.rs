@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::config::config_name;
 use crate::ops::{self, PlanOptions, Workspace, EXIT_OK};
 use crate::plan::diff::{adopted_spec, check_adoptable};
 use crate::plan::render;
@@ -99,7 +100,50 @@ pub async fn import(
                 config: Default::default(),
             },
         );
+        // Its configuration, if skyplan made one for it (attached, named as skyplan names
+        // them): kept, with the values it holds, rather than made a second time.
+        let own_config = config_name(&svc.spec.name);
+        let attached = s.config_id.clone().filter(|c| !c.is_empty());
+        let config_id = match attached {
+            Some(id) => remote
+                .client
+                .list_configs()
+                .await?
+                .into_iter()
+                .find(|c| c.id == id && c.name == own_config)
+                .map(|c| c.id),
+            None => None,
+        };
+        if let Some(r) = state.resources.services.get_mut(key) {
+            r.config_id = config_id.clone();
+        }
         ws.backend.write(&mut state).await?;
+        // What refresh sees of it now: the configuration's values, and a link a replica
+        // already has from its source (healthy, by GTID), recorded as it is so the next plan
+        // neither re-seeds it nor reports its configuration as changed.
+        let observed =
+            crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
+        let mut changed = false;
+        if let (Some(_), Some(values)) = (
+            &config_id,
+            observed.configs.get(key).and_then(|c| c.values.clone()),
+        ) {
+            if let Some(r) = state.resources.services.get_mut(key) {
+                r.config = values;
+                changed = true;
+            }
+        }
+        for kept in crate::plan::drift::kept_links(&ws.topology, &state, &observed) {
+            ui.info(&format!(
+                "replication.{}: kept the link it has from service.{} (healthy, by GTID); not re-seeded.",
+                kept.key, kept.link.source
+            ));
+            kept.record(&mut state);
+            changed = true;
+        }
+        if changed {
+            ws.backend.write(&mut state).await?;
+        }
         // Provably ours from now on (tagged once the state that names it is written): this
         // workspace's tags beside the service's own.
         let tags = crate::ownership::claim(&real.tags, &svc.spec.tags, &state.lineage, key);

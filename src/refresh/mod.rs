@@ -242,9 +242,18 @@ pub async fn refresh(
         .map(|(k, _)| *k)
         .filter(|k| res.services.contains_key(*k))
         .collect();
+    // Recorded links, and replicas of the topology the state records without one (imported,
+    // adopted, a lost record): a link they already have is kept rather than re-seeded.
     let replicas: Vec<&String> = res
         .replications
         .keys()
+        .chain(
+            topology
+                .services
+                .iter()
+                .filter(|(k, s)| s.replication.is_some() && !res.replications.contains_key(*k))
+                .map(|(k, _)| k),
+        )
         .filter(|r| ready.contains(r))
         .collect();
     // A replica whose database does not answer is recorded as such (its own drift), not a
@@ -680,6 +689,15 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
         if let Some(link) = res.replications.get_mut(key) {
             link.healthy = o.configured && o.io_running && o.sql_running;
         }
+    }
+}
+
+/// [`record_observed`], and the links a replica already has that the state does not record
+/// (see `drift::kept_links`): `plan --refresh-only` and `import` record them as they are.
+pub fn record_observed_in(state: &mut State, topology: &Topology, observed: &Observed) {
+    record_observed(state, observed);
+    for kept in crate::plan::drift::kept_links(topology, state, observed) {
+        kept.record(state);
     }
 }
 

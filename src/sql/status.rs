@@ -102,6 +102,7 @@ pub fn parse_replication_status(
         io_running: io == ThreadState::Yes,
         sql_running: sql == ThreadState::Yes,
         master_host,
+        master_user: non_empty(row.get_any(&["Master_User", "Source_User"]).unwrap_or(None)),
         master_port: parse_opt_number(
             "Master_Port",
             row.get_any(&["Master_Port", "Source_Port"])?,
@@ -216,6 +217,7 @@ mod tests {
                 io_running: true,
                 sql_running: true,
                 master_host: Some("mariadb1.example.com".into()),
+                master_user: None,
                 master_port: Some(3306),
                 seconds_behind_master: Some(0),
                 last_io_errno: 0,

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use mysql_async::prelude::*;
+
 use crate::support::e2e::{
     audit_fingerprint, table_fingerprint, wait_converged, write_rows, Cloud,
 };
@@ -390,4 +392,77 @@ async fn a_pinned_id_is_found_by_refresh_or_stops_the_plan() {
         r.stderr
     );
     assert_eq!(cloud.services_named("skysql-primary").await.len(), 1);
+}
+
+/// Issue 25: `import` of a healthy replica keeps its link. The guide is applied, rows are
+/// written, the secondary is forgotten (`state rm`) and imported back: its server replicates
+/// from the primary, healthy, with nothing the primary lacks, so the link is recorded as it is
+/// and the next plan has nothing to do — no re-seed (before, a wipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn importing_a_healthy_replica_keeps_its_link_and_the_next_plan_is_empty() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud
+        .skyplan(&["apply", "global-replication.toml", "--auto-approve"])
+        .expect_code(0);
+    let mut c = cloud.sql("primary").await;
+    c.query_drop("CREATE DATABASE app").await.unwrap();
+    c.query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO app.t VALUES (1), (2), (3)")
+        .await
+        .unwrap();
+    drop(c);
+    let id = cloud.state().unwrap().resources.services["secondary"]
+        .id
+        .clone();
+    cloud
+        .skyplan(&[
+            "state",
+            "rm",
+            "service.secondary",
+            "global-replication.toml",
+        ])
+        .expect_code(0);
+    let r = cloud
+        .skyplan(&[
+            "import",
+            "service.secondary",
+            &id,
+            "global-replication.toml",
+        ])
+        .expect_code(0);
+    assert!(
+        r.stderr
+            .contains("kept the link it has from service.primary"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let state = cloud.state().unwrap();
+    let link = &state.resources.replications["secondary"];
+    assert_eq!(link.source, "primary");
+    assert!(link.healthy);
+    assert!(link.replication_user.is_some(), "its user is the link's");
+    assert!(state.resources.services["secondary"].config_id.is_some());
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // Still replicating: a new row arrives.
+    let mut c = cloud.sql("primary").await;
+    c.query_drop("INSERT INTO app.t VALUES (4)").await.unwrap();
+    drop(c);
+    let mut s = cloud.sql("secondary").await;
+    let mut n = 0u64;
+    for _ in 0..100 {
+        n = s
+            .query_first("SELECT COUNT(*) FROM app.t")
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        if n == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 4);
 }

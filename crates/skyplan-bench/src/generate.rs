@@ -182,6 +182,7 @@ pub fn observed_as_applied(state: &State) -> Observed {
                 io_running: true,
                 sql_running: true,
                 master_host: Some(link.source_host.clone()),
+                master_user: None,
                 master_port: Some(link.source_port),
                 seconds_behind_master: Some(0),
                 gtid_io_pos: link.gtid_position.clone(),

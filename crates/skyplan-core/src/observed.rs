@@ -199,6 +199,9 @@ pub struct ObservedReplication {
     pub io_running: bool,
     pub sql_running: bool,
     pub master_host: Option<String>,
+    /// The account its IO thread connects as (`Master_User`), when the status names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_user: Option<String>,
     pub master_port: Option<u16>,
     pub seconds_behind_master: Option<u64>,
     pub last_io_errno: u32,

@@ -142,6 +142,7 @@ pub(crate) fn in_sync(s: &State) -> Observed {
                 io_running: true,
                 sql_running: true,
                 master_host: Some(link.source_host.clone()),
+                master_user: None,
                 master_port: Some(link.source_port),
                 seconds_behind_master: Some(0),
                 gtid_io_pos: Some("1-1-50".into()),

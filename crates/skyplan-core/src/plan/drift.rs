@@ -57,11 +57,15 @@ pub enum DriftKind {
     /// A server variable of a managed service differs from the topology's `config`: in its
     /// configuration (edited outside skyplan) or on the running server (`SET GLOBAL` by hand).
     ConfigChanged,
+    /// Informational: a replica the state records without a link (imported, adopted, or its
+    /// record lost) already replicates from the topology's source, healthy and with nothing
+    /// that source lacks: the link is kept as it is, not re-seeded.
+    LinkKept,
 }
 
 impl DriftKind {
     /// Every kind, in declaration order (for documentation and schema tests).
-    pub const ALL: [DriftKind; 21] = [
+    pub const ALL: [DriftKind; 22] = [
         DriftKind::ServiceDeleted,
         DriftKind::ServiceFailed,
         DriftKind::ServiceStopped,
@@ -83,11 +87,12 @@ impl DriftKind {
         DriftKind::DivergedPrimary,
         DriftKind::RoleChangeInterrupted,
         DriftKind::ConfigChanged,
+        DriftKind::LinkKept,
     ];
 
     /// Informational drift is reported but does not by itself make `--detailed-exitcode` exit 2.
     pub fn is_informational(self) -> bool {
-        matches!(self, DriftKind::AllowlistEntryAdded)
+        matches!(self, DriftKind::AllowlistEntryAdded | DriftKind::LinkKept)
     }
 
     /// A few words for people (the JSON carries the snake_case name).
@@ -114,6 +119,7 @@ impl DriftKind {
             DriftKind::DivergedPrimary => "diverged primary",
             DriftKind::RoleChangeInterrupted => "switchover interrupted",
             DriftKind::ConfigChanged => "configuration changed",
+            DriftKind::LinkKept => "link kept",
         }
     }
 }
@@ -144,6 +150,30 @@ pub fn correct_endpoints(state: &mut State, observed: &Observed) -> Vec<Drift> {
 
 /// [`correct_endpoints`] without a copy of the state unless refresh saw something to correct
 /// (a plan of 10,000 services in sync never pays for one).
+/// [`corrected`], and the links [`kept_links`] finds recorded as they are.
+pub fn corrected_for<'a>(
+    topology: &crate::topology::Topology,
+    state: &'a State,
+    observed: &Observed,
+) -> (Cow<'a, State>, Vec<Drift>) {
+    let (mut st, mut drift) = corrected(state, observed);
+    for kept in kept_links(topology, &st, observed) {
+        let (key, link) = (&kept.key, &kept.link);
+        drift.push(Drift {
+            resource: format!("replication.{key}"),
+            kind: DriftKind::LinkKept,
+            before: Value::Null,
+            after: json!({ "source": link.source, "host": format!("{}:{}", link.source_host, link.source_port) }),
+            detail: format!(
+                "service.{key} already replicates from service.{} (healthy, with nothing service.{} lacks): the link is kept as it is, not re-seeded",
+                link.source, link.source
+            ),
+        });
+        kept.record(st.to_mut());
+    }
+    (st, drift)
+}
+
 pub fn corrected<'a>(state: &'a State, observed: &Observed) -> (Cow<'a, State>, Vec<Drift>) {
     let mut st = Cow::Borrowed(state);
     let mut drift = Vec::new();
@@ -213,6 +243,116 @@ pub fn corrected<'a>(state: &'a State, observed: &Observed) -> (Cow<'a, State>, 
         }
     }
     (st, drift)
+}
+
+/// Links a replica already has that the state does not record (an imported or adopted
+/// replica, a lost record): its server replicates from the topology's source at that source's
+/// endpoint, both threads running without an error, and it has no transaction the source
+/// lacks. Such a link is kept as it is (recorded, healthy) instead of re-seeding the replica.
+/// Only with the source's and the replica's GTIDs read; anything less proves nothing.
+/// The entries on the source's allowlist that admit the replica's outbound IPs come with it
+/// (the link needs them; they are skyplan's from now on, as if it had granted them).
+pub fn kept_links(
+    topology: &crate::topology::Topology,
+    state: &State,
+    observed: &Observed,
+) -> Vec<KeptLink> {
+    let res = &state.resources;
+    let mut out = Vec::new();
+    for (key, svc) in &topology.services {
+        let Some(repl) = &svc.replication else {
+            continue;
+        };
+        if res.replications.contains_key(key) || !res.services.contains_key(key) {
+            continue;
+        }
+        let Some(src) = res.services.get(&repl.from) else {
+            continue;
+        };
+        let (Some(host), Some(port), Some(o)) =
+            (src.fqdn.as_ref(), src.port, observed.replication.get(key))
+        else {
+            continue;
+        };
+        let from_source = o.master_host.as_deref().is_some_and(|h| {
+            h.trim_end_matches('.')
+                .eq_ignore_ascii_case(host.trim_end_matches('.'))
+        }) && o.master_port == Some(port);
+        let healthy = o.configured
+            && o.io_running
+            && o.sql_running
+            && o.last_io_errno == 0
+            && o.last_sql_errno == 0;
+        let compatible = match (observed.gtids.get(key), observed.gtids.get(&repl.from)) {
+            (Some(mine), Some(theirs)) => crate::gtid::repoint(mine, theirs, &[]).is_ok(),
+            _ => false,
+        };
+        if from_source && healthy && compatible {
+            // The account it connects as, among the replication users read on the chains'
+            // roots: the link owns it from now on (never dropped as an orphan).
+            let user = o.master_user.as_deref().and_then(|name| {
+                let mut found = observed
+                    .replication_users
+                    .values()
+                    .flatten()
+                    .filter(|u| u.split_once('@').map_or(u.as_str(), |(n, _)| n) == name);
+                match (found.next(), found.next()) {
+                    (Some(one), None) => Some(one.clone()),
+                    _ => None,
+                }
+            });
+            let ips: Vec<String> = res.services[key]
+                .outbound_ips
+                .iter()
+                .map(|ip| crate::plan::diff::cidr32(ip))
+                .collect();
+            let on_source = observed.allowlists.get(&repl.from);
+            let grant = (!ips.is_empty()
+                && !res.allowlists.contains_key(key)
+                && on_source.is_some_and(|present| {
+                    ips.iter()
+                        .all(|e| crate::plan::diff::contains_cidr(present, e))
+                }))
+            .then(|| crate::state::AllowlistRecord {
+                on: repl.from.clone(),
+                entries: ips,
+                earlier: Vec::new(),
+            });
+            out.push(KeptLink {
+                key: key.clone(),
+                grant,
+                link: crate::state::ReplicationRecord {
+                    source: repl.from.clone(),
+                    source_host: host.clone(),
+                    source_port: port,
+                    gtid_position: None,
+                    ssl: repl.ssl,
+                    replication_user: user,
+                    healthy: true,
+                    wired_at: None,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// A link [`kept_links`] found: the replica, its link, and the grant on its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptLink {
+    pub key: String,
+    pub link: crate::state::ReplicationRecord,
+    pub grant: Option<crate::state::AllowlistRecord>,
+}
+
+impl KeptLink {
+    /// Record it in `state`.
+    pub fn record(self, state: &mut State) {
+        if let Some(g) = self.grant {
+            state.resources.allowlists.insert(self.key.clone(), g);
+        }
+        state.resources.replications.insert(self.key, self.link);
+    }
 }
 
 /// MariaDB's "could not find GTID state requested by slave in any binlog files".

@@ -274,7 +274,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
     // Copied only when refresh saw something to correct (a plan of 10,000 services in sync,
     // refreshed or not, never pays for a copy of its state).
     let (state, corrected) = if input.observed.refreshed {
-        drift::corrected(input.state, input.observed)
+        drift::corrected_for(input.topology, input.state, input.observed)
     } else {
         (std::borrow::Cow::Borrowed(input.state), Vec::new())
     };
