@@ -25,6 +25,22 @@ pub struct Outputs {
     pub format_version: u32,
     /// Keyed by the topology key.
     pub services: BTreeMap<String, ServiceOutput>,
+    /// The backups skyplan took, which stay in SkySQL (and are billed) after the restores
+    /// they seeded; absent when there are none (and with NAME).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupOutput>,
+}
+
+/// A backup skyplan took.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupOutput {
+    /// `backup_made.SOURCE.ID`, as `state list` names it.
+    pub address: String,
+    pub id: String,
+    /// Key of the backed-up service.
+    pub source: String,
+    pub taken_at: Option<String>,
+    pub gtid_position: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,9 +119,26 @@ pub fn outputs(state: &State, topology: &Topology, only: Option<&str>) -> Result
         .filter(|(k, _)| only.is_none_or(|o| o == k.as_str()))
         .map(|(k, _)| (k.clone(), service_output(state, topology, k)))
         .collect();
+    let backups = if only.is_some() {
+        Vec::new()
+    } else {
+        state
+            .resources
+            .made_backups
+            .iter()
+            .map(|(id, b)| BackupOutput {
+                address: format!("backup_made.{}.{id}", b.source),
+                id: id.clone(),
+                source: b.source.clone(),
+                taken_at: b.taken_at.clone(),
+                gtid_position: b.gtid_position.clone(),
+            })
+            .collect()
+    };
     Ok(Outputs {
         format_version: OUTPUT_FORMAT_VERSION,
         services,
+        backups,
     })
 }
 
@@ -198,6 +231,22 @@ pub fn render(o: &Outputs) -> String {
             format!("those of service.{} (restored from it): {call}", c.from)
         };
         let _ = writeln!(s, "    credentials  {creds}");
+    }
+    if !o.backups.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n  Backups skyplan took ({}; kept in SkySQL and billed, see `skyplan state list`):",
+            o.backups.len()
+        );
+        for b in &o.backups {
+            let _ = writeln!(
+                s,
+                "    {}  of service.{}, taken {}",
+                b.id,
+                b.source,
+                b.taken_at.as_deref().unwrap_or("(time unknown)")
+            );
+        }
     }
     s
 }

@@ -187,3 +187,44 @@ fn tls_to_a_source_without_tls_is_refused_before_anything_is_created() {
     }
     assert!(cloud.state().is_none());
 }
+
+/// The backups skyplan takes are resources: recorded, listed by `state list` and `output`, and
+/// named by `destroy` as what it leaves behind (SkySQL's API cannot delete a backup).
+#[test]
+fn the_backups_skyplan_takes_are_listed_and_destroy_names_them() {
+    let mut cloud = Cloud::new(TOPOLOGY);
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
+        .expect_code(0);
+    let state = cloud.state().unwrap();
+    let (id, made) = state
+        .resources
+        .made_backups
+        .iter()
+        .next()
+        .expect("the seed backup is recorded");
+    assert_eq!(made.source, "primary");
+    let list = cloud.skyplan(&["state", "list", TOPOLOGY]).expect_code(0);
+    let address = format!("backup_made.primary.{id}");
+    assert!(list.stdout.lines().any(|l| l == address), "{}", list.stdout);
+    let show = cloud
+        .skyplan(&["state", "show", &address, TOPOLOGY])
+        .expect_code(0);
+    assert!(show.stdout.contains(id.as_str()), "{}", show.stdout);
+    let out = cloud
+        .skyplan(&["output", TOPOLOGY, "--json"])
+        .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["backups"][0]["id"], id.as_str());
+    assert_eq!(v["backups"][0]["address"], address.as_str());
+    let r = cloud
+        .skyplan(&["plan", TOPOLOGY, "--destroy", "--no-color"])
+        .expect_code(0);
+    assert!(
+        r.stdout.contains(&format!("{id} (of service.primary"))
+            && r.stdout
+                .contains("left in SkySQL, and billed, after this destroy"),
+        "{}",
+        r.stdout
+    );
+}

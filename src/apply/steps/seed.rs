@@ -55,16 +55,35 @@ pub(super) async fn backup(
                 key: source,
                 provider: &provider,
             };
-            crate::plan::seed::choose(
+            // The plan's GTID rule, read again now: the source's binlogs must still reach the
+            // backup (the age rule only where they cannot be read, as in the plan).
+            let state = steps.state.snapshot().await;
+            let holdings = async {
+                let mut c = steps.sql(&state, source).await?;
+                let g = c.observed_gtids().await?;
+                let _ = c.disconnect().await;
+                g.holdings().map_err(anyhow::Error::from)
+            }
+            .await;
+            let retention = if holdings.is_ok() {
+                std::time::Duration::MAX
+            } else {
+                steps.opts.binlog_retention
+            };
+            let chosen = crate::plan::seed::choose(
                 src,
                 seed,
                 &backups,
                 foreign.as_ref(),
                 time::OffsetDateTime::now_utc(),
-                steps.opts.binlog_retention,
+                retention,
             )?
             .map(|c| c.backup.clone())
-            .context("no backup chosen")?
+            .context("no backup chosen")?;
+            if let Ok(h) = &holdings {
+                crate::plan::seed::check_reach(&chosen, source, Ok(h))?;
+            }
+            chosen
         }
     };
     let gtid = chosen
@@ -77,9 +96,22 @@ pub(super) async fn backup(
                 chosen.id
             )
         })?;
+    let made = matches!(seed, Seed::NewBackup | Seed::None);
     steps
         .state
         .update(|s| {
+            // Listed from now on: it stays (and is billed) after its restores.
+            if made {
+                s.resources.made_backups.insert(
+                    chosen.id.clone(),
+                    crate::state::MadeBackupRecord {
+                        source: source.to_string(),
+                        service_id: source_id.clone(),
+                        taken_at: chosen.end_time.clone(),
+                        gtid_position: Some(gtid.clone()),
+                    },
+                );
+            }
             for r in replicas {
                 s.resources.backups.insert(
                     r.clone(),

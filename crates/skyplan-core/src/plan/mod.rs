@@ -335,7 +335,21 @@ pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
         services: Default::default(),
         ..input.topology.clone()
     };
-    let out = diff::diff(&empty, input.state, input.observed, &PlanFlags::default())?;
+    let mut out = diff::diff(&empty, input.state, input.observed, &PlanFlags::default())?;
+    // What a destroy leaves behind, said before it runs: the backups skyplan took.
+    let made = &input.state.resources.made_backups;
+    if !made.is_empty() {
+        out.warnings.push(format!(
+            "{} backup{} skyplan took {} left in SkySQL, and billed, after this destroy: {}. SkySQL's API has no call to delete a backup: delete them in the SkySQL portal if they are not needed; `skyplan state list` keeps listing them until `skyplan state rm backup_made.SOURCE.ID`",
+            made.len(),
+            if made.len() == 1 { "" } else { "s" },
+            if made.len() == 1 { "is" } else { "are" },
+            made.iter()
+                .map(|(id, b)| format!("{id} (of service.{}, taken {})", b.source, b.taken_at.as_deref().unwrap_or("at an unknown time")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut plan = finish(input, out, true)?;
     plan.drift.clear();
     plan.summary.drift = 0;

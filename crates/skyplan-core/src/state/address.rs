@@ -10,6 +10,7 @@
 //! | `replication.REPLICA` | `replications[REPLICA]` |
 //! | `replication_user.ON.USER` | `replication_users[USER@HOST]` (created on ON) |
 //! | `config.KEY` | `services[KEY].config_id` and `.config`: its configuration |
+//! | `backup_made.SOURCE.ID` | `made_backups[ID]`: a backup skyplan took of SOURCE |
 //!
 //! The state keys a backup by the replica it seeds, while the plan names it by the service it
 //! copies; the address follows the plan. When one source has records of several different
@@ -39,6 +40,8 @@ pub enum Record {
     ReplicationUser(String),
     /// The configuration recorded on `services[key]` (`config_id`, `config`).
     Config(String),
+    /// `made_backups[backup id]`.
+    MadeBackup(String),
 }
 
 /// The address kinds a state record can have (for messages).
@@ -50,6 +53,7 @@ pub const KINDS: &[&str] = &[
     "replication",
     "replication_user",
     "config",
+    "backup_made",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +83,7 @@ impl Record {
             Record::Replication(k) => r.replications.contains_key(k),
             Record::ReplicationUser(k) => r.replication_users.contains_key(k),
             Record::Config(k) => r.services.get(k).is_some_and(|s| s.config_id.is_some()),
+            Record::MadeBackup(id) => r.made_backups.contains_key(id),
         }
     }
 
@@ -109,6 +114,9 @@ impl Record {
                     s.config.clear();
                 }
             }
+            Record::MadeBackup(id) => {
+                r.made_backups.remove(id);
+            }
         }
     }
 
@@ -133,6 +141,9 @@ impl Record {
             Record::Config(k) => {
                 r.services.get(k)?.config_id.as_ref()?;
                 format!("config.{k}")
+            }
+            Record::MadeBackup(id) => {
+                format!("backup_made.{}.{id}", r.made_backups.get(id)?.source)
             }
         })
     }
@@ -167,6 +178,7 @@ pub fn records(r: &Resources) -> Vec<Record> {
             .cloned()
             .map(Record::ReplicationUser),
     );
+    v.extend(r.made_backups.keys().cloned().map(Record::MadeBackup));
     v
 }
 
@@ -218,6 +230,14 @@ pub fn resolve(s: &State, address: &str) -> Result<Vec<Record>, AddressError> {
         }
         "restore" => one(Record::Restore(rest.into())),
         "config" => one(Record::Config(rest.into())),
+        // `backup_made.SOURCE.ID`, or the id alone.
+        "backup_made" => {
+            let id = rest.split_once('.').map_or(rest, |(_, id)| id);
+            one(Record::MadeBackup(id.into())).filter(|_| {
+                rest.split_once('.')
+                    .is_none_or(|(src, id)| r.made_backups[id].source == src)
+            })
+        }
         "allowlist" => match rest.split_once('.') {
             Some((on, replica)) => r
                 .allowlists
@@ -293,6 +313,11 @@ pub fn show(s: &State, address: &str) -> Result<Value, AddressError> {
             Ok(v)
         }
         Record::Config(k) => Ok(config_value(&r.services[k])),
+        Record::MadeBackup(id) => {
+            let mut v = serde_json::to_value(&r.made_backups[id]).unwrap_or(Value::Null);
+            v["backup_id"] = Value::String(id.clone());
+            Ok(v)
+        }
     };
     // The model serialises to JSON by construction; a failure would be a bug, shown as null
     // rather than a panic.

@@ -210,6 +210,8 @@ fn owner(r: &Resources, rec: &Record) -> Record {
         | Record::Allowlist(k)
         | Record::Replication(k)
         | Record::Config(k) => Some(k.as_str()),
+        // Not a replica's: it stays when its source is forgotten, until named itself.
+        Record::MadeBackup(_) => return rec.clone(),
         Record::ReplicationUser(u) => r.replication_users.get(u).map(|u| u.replica.as_str()),
     };
     match service {
@@ -352,6 +354,9 @@ fn rename_in(r: &mut Resources, from: &str, to: &str) {
         rk(&mut u.on);
         rk(&mut u.replica);
     }
+    for b in r.made_backups.values_mut() {
+        rk(&mut b.source);
+    }
 }
 
 fn rename_record(rec: &Record, from: &str, to: &str) -> Record {
@@ -364,6 +369,7 @@ fn rename_record(rec: &Record, from: &str, to: &str) -> Record {
         Record::Replication(x) => Record::Replication(k(x)),
         Record::ReplicationUser(x) => Record::ReplicationUser(x.clone()),
         Record::Config(x) => Record::Config(k(x)),
+        Record::MadeBackup(x) => Record::MadeBackup(x.clone()),
     }
 }
 
@@ -376,6 +382,7 @@ fn value_of(r: &Resources, rec: &Record) -> Option<serde_json::Value> {
         Record::Replication(k) => serde_json::to_value(r.replications.get(k)?),
         Record::ReplicationUser(k) => serde_json::to_value(r.replication_users.get(k)?),
         Record::Config(k) => Ok(address::config_value(r.services.get(k)?)),
+        Record::MadeBackup(id) => serde_json::to_value(r.made_backups.get(id)?),
     };
     v.ok()
 }

@@ -69,6 +69,27 @@ pub struct Resources {
     /// restored and not yet wired again), so that dropping it is a planned cleanup, not drift.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replication_users: BTreeMap<String, ReplicationUserRecord>,
+    /// Every backup skyplan took (to seed replicas), by backup id: they stay in SkySQL, and
+    /// are billed, after the replicas they seeded were restored (SkySQL's API has no call to
+    /// delete a backup), so they are listed (`state list`, `output`, `destroy`) rather than
+    /// forgotten. Kept until `state rm`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub made_backups: BTreeMap<String, MadeBackupRecord>,
+}
+
+/// A backup skyplan took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MadeBackupRecord {
+    /// Key of the backed-up service.
+    pub source: String,
+    /// Its service id then.
+    pub service_id: String,
+    /// When it finished (RFC 3339), when the API said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_position: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +109,7 @@ impl Resources {
             && self.allowlists.is_empty()
             && self.replications.is_empty()
             && self.replication_users.is_empty()
+            && self.made_backups.is_empty()
     }
 }
 

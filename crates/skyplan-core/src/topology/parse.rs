@@ -180,6 +180,7 @@ impl Reader<'_, '_> {
             match entry.key {
                 "provider" => raw.provider = self.provider(&entry),
                 "state" => raw.state = self.state(&entry),
+                "backups" => self.backups(&entry),
                 "defaults" => {
                     if let Some(t) = self.table(&entry, "the file") {
                         raw.defaults = self.fields(t, "[defaults]", &self.header_span(&entry));
@@ -207,6 +208,33 @@ impl Reader<'_, '_> {
             }
         }
         raw
+    }
+
+    /// `[backups] keep = N`: a pruning policy SkySQL's API cannot carry out (it has no call to
+    /// delete a backup, only one to delete a backup *schedule*). Refused where it is written,
+    /// rather than accepted and silently not done.
+    fn backups(&mut self, entry: &Entry<'_>) {
+        let Some(t) = self.table(entry, "the file") else {
+            return;
+        };
+        for e in self.entries(t, &self.header_span(entry)) {
+            if e.key == "keep" {
+                if self.integer(&e, "[backups]").is_some() {
+                    let diag = self
+                        .src
+                        .error(
+                            Self::value_span(&e),
+                            "[backups] keep cannot be carried out: SkySQL's API has no call to delete a backup",
+                        )
+                        .with_help(
+                            "remove it; the backups skyplan took are listed by `skyplan state list` and `skyplan output`, to delete in the SkySQL portal",
+                        );
+                    self.diags.push(diag);
+                }
+            } else {
+                self.unknown_key(&e, "[backups]", &["keep"]);
+            }
+        }
     }
 
     fn provider(&mut self, entry: &Entry<'_>) -> RawProvider {

@@ -38,7 +38,8 @@ pub(super) const SERVICE_FIELDS: &[&str] = &[
     "allow_public",
     "config",
 ];
-pub(super) const TOP_LEVEL_KEYS: &[&str] = &["provider", "defaults", "services", "state"];
+pub(super) const TOP_LEVEL_KEYS: &[&str] =
+    &["provider", "defaults", "services", "state", "backups"];
 pub(super) const PROVIDER_KEYS: &[&str] = &["endpoint", "api_key_env", "max_retries", "lost_after"];
 pub(super) const STATE_KEYS: &[&str] = &["path", "backend", "password_env"];
 pub(super) const REPLICATION_KEYS: &[&str] =

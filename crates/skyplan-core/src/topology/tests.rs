@@ -84,6 +84,17 @@ fn replication_defaults_follow_the_source() {
 }
 
 #[test]
+fn a_backup_pruning_policy_is_refused_where_it_is_written() {
+    let e = parse(&format!("[backups]\nkeep = 3\n{BASE}"), Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("keep cannot be carried out") && e.contains("no call to delete a backup"),
+        "{e}"
+    );
+}
+
+#[test]
 fn tls_to_a_source_without_tls_is_refused_where_ssl_is_written() {
     let text = with(&format!(
         "ssl_enabled = false\n{SECONDARY}[services.secondary.replication]\nfrom = \"primary\"\nssl = true\n"
