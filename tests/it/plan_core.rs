@@ -302,3 +302,29 @@ fn fields_the_api_leaves_out_or_recases_do_not_replace_anything() {
     assert!(p.actions.is_empty(), "{}", text(&p));
     assert!(p.drift.is_empty(), "{:?}", p.drift);
 }
+
+/// Issue 25: a greenfield plan of every example flags no step — its restores seed services
+/// the same plan creates, so nothing that exists is wiped.
+#[test]
+fn greenfield_plans_of_the_examples_flag_no_wipe() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let t = crate::support::fixtures::example(&name);
+        let p = crate::support::fixtures::build(
+            &t,
+            &skyplan::state::State::with_lineage("test"),
+            &skyplan::observed::Observed::offline(),
+        )
+        .unwrap();
+        assert_eq!(p.summary.wipes_data, 0, "{name}");
+        assert!(p.actions.iter().all(|a| !a.wipes_data), "{name}");
+        seen += 1;
+    }
+    assert!(seen >= 3, "the examples were found");
+}
