@@ -258,7 +258,7 @@ pub fn diff(
             before: Some(spec_value(&rec.spec)),
             after: None,
             wipes_data: true,
-            reason: None,
+            reason: Some(format!("[services.{key}] is no longer in the topology")),
         });
     }
     Ok(out)

@@ -336,6 +336,13 @@ pub fn build_destroy(input: &PlanInput) -> Result<Plan, PlanError> {
         ..input.topology.clone()
     };
     let mut out = diff::diff(&empty, input.state, input.observed, &PlanFlags::default())?;
+    for a in out.actions.iter_mut() {
+        if let ActionKind::DeleteService { .. } = a.kind {
+            if a.wipes_data {
+                a.reason = Some("skyplan destroy".into());
+            }
+        }
+    }
     // What a destroy leaves behind, said before it runs: the backups skyplan took.
     let made = &input.state.resources.made_backups;
     if !made.is_empty() {
