@@ -64,6 +64,29 @@ impl fmt::Display for Cidr {
 
 /// An entry in canonical form, for comparisons only: the network with its prefix. Text that
 /// is no address is compared as written, trimmed.
+/// Whether `entries` (valid CIDRs; others are skipped) open a service to the internet at
+/// large: one entry of `/1` or wider, or all of them together covering every IPv4 address
+/// (`0.0.0.0/1` and `128.0.0.0/1` are the whole internet in two pieces). Overlaps are merged
+/// first, so the union is measured, not the sum.
+pub fn is_public(entries: &[String]) -> bool {
+    let nets: Vec<ipnet::Ipv4Net> = entries
+        .iter()
+        .filter_map(|e| Cidr::parse(e))
+        .filter_map(|c| match c.net() {
+            IpNet::V4(n) => Some(n.trunc()),
+            IpNet::V6(_) => None,
+        })
+        .collect();
+    if nets.iter().any(|n| n.prefix_len() <= 1) {
+        return true;
+    }
+    let covered: u64 = ipnet::Ipv4Net::aggregate(&nets)
+        .iter()
+        .map(|n| 1u64 << (32 - u32::from(n.prefix_len())))
+        .sum();
+    covered >= 1u64 << 32
+}
+
 pub fn key(entry: &str) -> String {
     match Cidr::parse(entry) {
         Some(c) => c.network().to_string(),
@@ -95,6 +118,22 @@ pub fn host(ip: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whole_internet_in_pieces_is_public() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_public(&v(&["0.0.0.0/1", "128.0.0.0/1"])));
+        assert!(is_public(&v(&["0.0.0.0/0"])));
+        assert!(is_public(&v(&["128.0.0.0/1"])));
+        let quarters = v(&["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"]);
+        assert!(is_public(&quarters));
+        assert!(!is_public(&quarters[..3]));
+        assert!(!is_public(&v(&[
+            "10.0.0.0/8",
+            "10.0.0.0/8",
+            "192.168.0.0/16"
+        ])));
+    }
 
     #[test]
     fn the_same_entry_written_differently_is_the_same() {

@@ -84,6 +84,18 @@ fn replication_defaults_follow_the_source() {
 }
 
 #[test]
+fn the_whole_internet_in_pieces_needs_allow_public() {
+    let split = format!("{BASE}allow_list = [\"0.0.0.0/1\", \"128.0.0.0/1\"]\n");
+    let e = parse(&split, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(e.contains("opens the service to the whole internet"), "{e}");
+    assert!(parse(
+        &format!("{split}allow_public = true\n"),
+        Path::new("t.toml")
+    )
+    .is_ok());
+}
+
+#[test]
 fn a_backup_pruning_policy_is_refused_where_it_is_written() {
     let e = parse(&format!("[backups]\nkeep = 3\n{BASE}"), Path::new("t.toml"))
         .unwrap_err()

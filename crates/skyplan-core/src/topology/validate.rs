@@ -338,6 +338,18 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        // The whole internet in pieces (`0.0.0.0/1` + `128.0.0.0/1`, a /1, …) is as public.
+        if ok && !public && skyplan_api::cidr::is_public(&out) {
+            let diag = self
+                .src
+                .error(
+                    list.span.clone(),
+                    "this allow_list opens the service to the whole internet (its entries together cover every IPv4 address, or one is a /1)",
+                )
+                .with_help("list the networks that need access; if the world really must reach it, set `allow_public = true` on the service");
+            self.diags.push(diag);
+            ok = false;
+        }
         ok.then_some(out)
     }
 
