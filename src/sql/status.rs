@@ -217,7 +217,7 @@ mod tests {
                 io_running: true,
                 sql_running: true,
                 master_host: Some("mariadb1.example.com".into()),
-                master_user: None,
+                master_user: Some("skysql_replication".into()),
                 master_port: Some(3306),
                 seconds_behind_master: Some(0),
                 last_io_errno: 0,
