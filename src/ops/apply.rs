@@ -102,7 +102,7 @@ async fn execute_locked(
         let observed =
             crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
         if !destroy {
-            ops::catalog::check(ws, &remote, &observed.config_vars).await?;
+            ops::catalog::check(ws, &remote, &observed).await?;
         }
         observed
     };

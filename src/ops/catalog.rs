@@ -2,7 +2,6 @@
 //! versions) once per run and refuse, with located "did you mean" errors, a topology that asks
 //! for something the cloud would refuse at create time — before anything is created.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -47,9 +46,9 @@ pub async fn read(remote: &Remote) -> Result<Catalog> {
 pub async fn check(
     ws: &Workspace,
     remote: &Remote,
-    config_vars: &BTreeMap<String, crate::config::Variables>,
+    observed: &crate::observed::Observed,
 ) -> Result<()> {
-    check_file(&ws.file, &ws.topology, remote, Some(config_vars))
+    check_file(&ws.file, &ws.topology, remote, Some(observed))
         .await
         .map(|_| ())
 }
@@ -61,8 +60,9 @@ pub async fn check_file(
     file: &Path,
     topology: &Topology,
     remote: &Remote,
-    config_vars: Option<&BTreeMap<String, crate::config::Variables>>,
+    observed: Option<&crate::observed::Observed>,
 ) -> Result<bool> {
+    let config_vars = observed.map(|o| &o.config_vars);
     let catalog = match read(remote).await {
         Ok(c) => c,
         Err(e)
@@ -81,6 +81,17 @@ pub async fn check_file(
             })
         }
     };
+    // What refresh saw, against the same catalog: a junk value the API reports is an error
+    // naming it, before anything is planned from it.
+    if let Some(o) = observed {
+        let untrusted = catalog::untrusted_observations(o, &catalog);
+        if !untrusted.is_empty() {
+            anyhow::bail!(
+                "{}; nothing was planned (an answer skyplan cannot trust is an error, not drift)",
+                skyplan_api::text::escape_controls(&untrusted.join("; "))
+            );
+        }
+    }
     let mut problems = catalog::check(topology, &catalog);
     // The server variables, against what the Configuration Manager accepts per topology (read
     // here when refresh did not).

@@ -111,7 +111,7 @@ pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
             crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
         // After refresh, whose first call says clearly when the API cannot be reached.
         if !opts.destroy {
-            catalog::check(ws, &remote, &observed.config_vars).await?;
+            catalog::check(ws, &remote, &observed).await?;
         }
         observed
     } else {

@@ -263,8 +263,11 @@ impl SkysqlClient {
             method: req.method.as_str().to_string(),
             path: req.path.clone(),
             status: resp.status,
-            message: self.api_key.redact_in(&message),
-            trace_id,
+            // The API's words are data: control characters are shown escaped, never sent to
+            // a terminal.
+            message: skyplan_api::text::escape_controls(&self.api_key.redact_in(&message))
+                .into_owned(),
+            trace_id: trace_id.map(|t| skyplan_api::text::escape_controls(&t).into_owned()),
             retry_after: resp
                 .headers
                 .get(reqwest::header::RETRY_AFTER)
@@ -288,7 +291,8 @@ impl SkysqlClient {
             message: if sensitive {
                 "not the expected JSON".to_string()
             } else {
-                self.api_key.redact_in(&e.to_string())
+                skyplan_api::text::escape_controls(&self.api_key.redact_in(&e.to_string()))
+                    .into_owned()
             },
         })
     }

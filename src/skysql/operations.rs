@@ -62,8 +62,9 @@ impl SkysqlClient {
 
     /// `GET /provisioning/v1/services/{id}`; `Ok(None)` when it does not exist (404).
     pub async fn get_service(&self, id: &str) -> Result<Option<ServiceResponse>, SkysqlError> {
-        match self.call(&request::get_service(id)).await {
-            Ok(s) => Ok(Some(s)),
+        let req = request::get_service(id);
+        match self.call(&req).await {
+            Ok(s) => Ok(Some(checked_service(&req, s)?)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -71,7 +72,9 @@ impl SkysqlClient {
 
     /// All services, following `X-SkySQL-Page-Token-Next` page by page (100 per page).
     pub async fn list_services(&self) -> Result<Vec<ServiceResponse>, SkysqlError> {
-        self.token_pages(request::list_services).await
+        let all: Vec<ServiceResponse> = self.token_pages(request::list_services).await?;
+        let req = request::list_services(None);
+        all.into_iter().map(|s| checked_service(&req, s)).collect()
     }
 
     /// Every page of a listing paged by `X-SkySQL-Page-Token-Next`: `page(token)` builds the
@@ -398,6 +401,47 @@ impl SkysqlClient {
         }
         Err(pagination_error(&make(MAX_PAGES), MAX_PAGES))
     }
+}
+
+/// A service as the API described it, refused when its `fqdn` is not a host name (it is
+/// stored, printed and connected to: an answer carrying terminal sequences or spaces there is
+/// not one skyplan can trust), with control characters escaped in the strings it prints.
+fn checked_service(
+    req: &ApiRequest,
+    mut s: ServiceResponse,
+) -> Result<ServiceResponse, SkysqlError> {
+    use skyplan_api::text::{escape_controls, is_hostname};
+    if !s.fqdn.is_empty() && !is_hostname(&s.fqdn) {
+        return Err(SkysqlError::Decode {
+            method: req.method.as_str().to_string(),
+            path: req.path.clone(),
+            message: format!(
+                "service {} has fqdn \"{}\", which is not a host name; the answer is refused",
+                escape_controls(&s.id),
+                escape_controls(&s.fqdn)
+            ),
+        });
+    }
+    for field in [
+        &mut s.id,
+        &mut s.name,
+        &mut s.region,
+        &mut s.provider,
+        &mut s.size,
+        &mut s.architecture,
+        &mut s.topology,
+        &mut s.service_type,
+    ] {
+        if let std::borrow::Cow::Owned(clean) = escape_controls(field) {
+            *field = clean;
+        }
+    }
+    for e in &mut s.errors {
+        if let std::borrow::Cow::Owned(clean) = escape_controls(e) {
+            *e = clean;
+        }
+    }
+    Ok(s)
 }
 
 /// The most recently created of several same-name services.

@@ -106,7 +106,8 @@ pub(crate) fn nothing_answered(error: &mysql_async::Error) -> bool {
     }
 }
 
-/// The server's error code and a message with `redact` applied, from a mysql_async error.
+/// The server's error code and a message with `redact` applied (and control characters
+/// escaped), from a mysql_async error.
 pub(crate) fn describe(
     error: &mysql_async::Error,
     redact: impl Fn(&str) -> String,
@@ -115,5 +116,9 @@ pub(crate) fn describe(
         mysql_async::Error::Server(e) => Some(e.code),
         _ => None,
     };
-    (code, redact(&error.to_string()))
+    // The server's words are data: control characters escaped before they can be printed.
+    (
+        code,
+        skyplan_api::text::escape_controls(&redact(&error.to_string())).into_owned(),
+    )
 }

@@ -112,10 +112,15 @@ pub fn parse_replication_status(
             row.get_any(&["Seconds_Behind_Master", "Seconds_Behind_Source"])?,
         )?,
         last_io_errno: parse_opt_number("Last_IO_Errno", row.get("Last_IO_Errno")?)?.unwrap_or(0),
-        last_io_error: row.get("Last_IO_Error")?.unwrap_or("").to_string(),
+        // A server's message is data: control characters escaped before it can be printed.
+        last_io_error: skyplan_api::text::escape_controls(row.get("Last_IO_Error")?.unwrap_or(""))
+            .into_owned(),
         last_sql_errno: parse_opt_number("Last_SQL_Errno", row.get("Last_SQL_Errno")?)?
             .unwrap_or(0),
-        last_sql_error: row.get("Last_SQL_Error")?.unwrap_or("").to_string(),
+        last_sql_error: skyplan_api::text::escape_controls(
+            row.get("Last_SQL_Error")?.unwrap_or(""),
+        )
+        .into_owned(),
         // MariaDB-only column; absent on MySQL-style servers.
         gtid_io_pos: row
             .get("Gtid_IO_Pos")

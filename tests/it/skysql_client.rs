@@ -625,3 +625,43 @@ async fn credentials_decode_errors_do_not_quote_the_body() {
     assert!(!e.to_string().contains("12345678"), "{e}");
     assert!(matches!(e, SkysqlError::Decode { .. }));
 }
+
+/// Issue 26: an API's words are data. An error message with terminal sequences and a faked
+/// line reaches the error text escaped; a service whose fqdn is not a host name is refused;
+/// other strings of a service are escaped.
+#[tokio::test]
+async fn hostile_strings_from_the_api_never_reach_a_terminal_raw() {
+    let m = mock(|r, _, _| {
+        if r.path.ends_with("/dbpgf1") {
+            return reply(
+                200,
+                json!({"id": "dbpgf1", "name": "x", "status": "ready", "fqdn": "evil\u{1b}[2J.example.com"}),
+            );
+        }
+        if r.path.ends_with("/dbpgf2") {
+            return reply(
+                200,
+                json!({"id": "dbpgf2", "name": "db\u{1b}]0;pwned\u{7}", "status": "ready",
+                       "region": "us-east4\nError: fake", "fqdn": "db2.example.com"}),
+            );
+        }
+        reply(400, error_body("bad\u{1b}[31m red\nerror: a fake line"))
+    })
+    .await;
+    let c = client(&m.url);
+    let e = c.get_service("dbpgf1").await.unwrap_err().to_string();
+    assert!(!e.contains('\u{1b}'), "{e}");
+    assert!(e.contains("not a host name"), "{e}");
+    let s = c.get_service("dbpgf2").await.unwrap().unwrap();
+    assert!(
+        !s.name.contains('\u{1b}') && !s.name.contains('\u{7}'),
+        "{:?}",
+        s.name
+    );
+    assert!(!s.region.contains('\n'), "{:?}", s.region);
+    assert_eq!(s.name, "db\\x1b]0;pwned\\x07");
+    let e = c.get_service("dbpgf3").await.unwrap_err().to_string();
+    assert!(!e.contains('\u{1b}') && !e.contains('\n'), "{e:?}");
+    // (Lines of a message are joined with spaces: a newline cannot start a fake line.)
+    assert!(e.contains("bad\\x1b[31m red"), "{e}");
+}

@@ -9,4 +9,5 @@ pub mod request;
 pub mod retry;
 pub mod secret;
 pub mod suggest;
+pub mod text;
 pub mod types;

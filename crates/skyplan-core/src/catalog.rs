@@ -122,3 +122,113 @@ pub fn check(topology: &Topology, catalog: &Catalog) -> Vec<Problem> {
     }
     out
 }
+
+/// What the API reports for the services refresh looked at that its own catalog does not
+/// offer (a provider, region, or size it does not list): an answer that cannot be trusted,
+/// so nothing is planned from it — never a replace to "repair" a junk value. One message per
+/// service, naming the value the API sent.
+pub fn untrusted_observations(
+    observed: &crate::observed::Observed,
+    catalog: &Catalog,
+) -> Vec<String> {
+    use crate::observed::ObservedService;
+    let mut out = Vec::new();
+    if catalog.regions.is_empty() {
+        return out;
+    }
+    let seen = observed.services.iter().filter_map(|(k, s)| match s {
+        ObservedService::Present(r) => Some((k, r)),
+        _ => None,
+    });
+    let candidates = observed
+        .unmanaged
+        .iter()
+        .flat_map(|(k, v)| v.iter().map(move |r| (k, r)));
+    for (key, r) in seen.chain(candidates) {
+        let provider = r.provider.to_ascii_lowercase();
+        let mut bad = Vec::new();
+        match catalog.regions.get(&provider) {
+            None if !r.provider.is_empty() => bad.push(format!("provider = {:?}", r.provider)),
+            Some(regions) if !r.region.is_empty() && !regions.contains(&r.region) => {
+                bad.push(format!("region = {:?}", r.region))
+            }
+            _ => {}
+        }
+        let sizes = catalog
+            .sizes
+            .get(&(provider.clone(), r.architecture.clone()))
+            .or_else(|| {
+                // The API may leave the architecture out: any of the provider's.
+                catalog
+                    .sizes
+                    .iter()
+                    .find(|((p, _), s)| *p == provider && s.contains(&r.size))
+                    .map(|(_, s)| s)
+            });
+        if let Some(sizes) = sizes {
+            if !r.size.is_empty() && !sizes.contains(&r.size) {
+                bad.push(format!("size = {:?}", r.size));
+            }
+        }
+        if !bad.is_empty() {
+            out.push(format!(
+                "the SkySQL API reports {} for service.{key} ({}), which its own catalog does not offer",
+                bad.join(", "),
+                r.id
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod untrusted_tests {
+    use super::*;
+    use crate::observed::{Observed, ObservedService, RemoteService};
+
+    #[test]
+    fn a_junk_value_the_api_reports_is_named_never_planned_from() {
+        let mut c = Catalog::default();
+        c.regions
+            .insert("gcp".into(), ["us-east4".to_string()].into());
+        c.sizes.insert(
+            ("gcp".into(), "amd64".into()),
+            ["sky-2x8".to_string()].into(),
+        );
+        let svc = |region: &str, size: &str| RemoteService {
+            id: "dbpgf1".into(),
+            name: "skysql-primary".into(),
+            status: "ready".into(),
+            provider: "gcp".into(),
+            region: region.into(),
+            architecture: "amd64".into(),
+            size: size.into(),
+            nodes: 1,
+            storage: 100,
+            ssl_enabled: true,
+            fqdn: None,
+            port: None,
+            outbound_ips: vec![],
+            tags: Default::default(),
+            config_id: None,
+        };
+        let mut o = Observed::default();
+        o.services.insert(
+            "primary".into(),
+            ObservedService::Present(svc("us-east4", "sky-2x8")),
+        );
+        assert!(untrusted_observations(&o, &c).is_empty());
+        o.services.insert(
+            "primary".into(),
+            ObservedService::Present(svc("mars-north1", "sky-2x8")),
+        );
+        let bad = untrusted_observations(&o, &c);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].contains("region = \"mars-north1\"") && bad[0].contains("service.primary"));
+        o.services.insert(
+            "primary".into(),
+            ObservedService::Present(svc("us-east4", "sky-999")),
+        );
+        assert!(untrusted_observations(&o, &c)[0].contains("size = \"sky-999\""));
+    }
+}
