@@ -8,7 +8,7 @@ pub use skyplan_core::topology::*;
 /// Reads and validates the topology file at `path`. An unreadable or non-UTF-8 file is reported
 /// as a [`Diagnostic`] like any other problem. Messages show `path` as given.
 pub fn load(path: &Path) -> Result<Topology, Diagnostics> {
-    let bytes = std::fs::read(path).map_err(|err| {
+    let bytes = skyplan_os::read_bounded(path, skyplan_os::MAX_FILE_BYTES).map_err(|err| {
         Diagnostic::whole_file(path, format!("cannot read the topology file: {err}"))
     })?;
     parse_bytes(bytes, path)

@@ -41,7 +41,8 @@ pub(super) struct Args {
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let path = topology_path(args.file);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = skyplan_os::read_bounded(&path, skyplan_os::MAX_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let opts = ExecuteOptions {
         auto_approve: args.auto_approve,
         parallelism: args.parallelism,

@@ -26,7 +26,8 @@ pub(super) struct Args {
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     if let Some(p) = &args.planfile {
-        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let bytes = skyplan_os::read_bounded(p, skyplan_os::MAX_FILE_BYTES)
+            .with_context(|| format!("cannot read {}", p.display()))?;
         if planfile::looks_like_plan(&bytes) {
             let plan = planfile::parse(&bytes, &p.display().to_string())?;
             if args.json {

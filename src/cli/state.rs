@@ -123,8 +123,8 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         }
         Command::Push { file, from, force } => {
             let ws = super::common::load_workspace(ui, &topology_path(file), backend_override)?;
-            let bytes =
-                std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            let bytes = skyplan_os::read_bounded(&from, skyplan_os::MAX_FILE_BYTES)
+                .with_context(|| format!("cannot read {}", from.display()))?;
             let state = codec::from_json(&bytes, &from.display().to_string())?;
             let push = async { Ok(ws.backend.push(&state, force).await?) };
             crate::ops::with_lock(ws.backend.as_ref(), args.lock_timeout, ui, push).await?;

@@ -44,7 +44,7 @@ pub struct Workspace {
 impl Workspace {
     /// Load and validate the topology; open (not read) its state backend.
     pub fn load(file: &Path, backend_override: Option<&str>) -> Result<Workspace> {
-        let bytes = std::fs::read(file)
+        let bytes = skyplan_os::read_bounded(file, skyplan_os::MAX_FILE_BYTES)
             .map_err(|e| anyhow::anyhow!("cannot read topology file {}: {e}", file.display()))?;
         let topology = crate::topology::load(file).map_err(|d| {
             anyhow::anyhow!(

@@ -21,9 +21,11 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
 
 pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| PlanFileError::Read {
-        path: p.clone(),
-        cause: source,
+    let bytes = skyplan_os::read_bounded(path, skyplan_os::MAX_FILE_BYTES).map_err(|source| {
+        PlanFileError::Read {
+            path: p.clone(),
+            cause: source,
+        }
     })?;
     parse(&bytes, &p)
 }

@@ -39,7 +39,14 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Limit for one attempt (connect, send, read the answer).
     pub request_timeout: Duration,
+    /// Limit for one call, all its attempts and pauses together: a dead or trickling endpoint
+    /// fails within this, whatever the retry policy allows.
+    pub call_deadline: Duration,
 }
+
+/// The largest answer read from the API (a listing page of 100 services is well under 1 MiB):
+/// an endless or huge body fails the call rather than filling memory.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
 
 impl ClientConfig {
     pub fn new(endpoint: impl Into<String>, api_key: Secret) -> ClientConfig {
@@ -50,6 +57,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             user_agent: concat!("skyplan/", env!("CARGO_PKG_VERSION")).to_string(),
             request_timeout: Duration::from_secs(60),
+            call_deadline: Duration::from_secs(120),
         }
     }
 }
@@ -86,6 +94,7 @@ impl fmt::Debug for ClientConfig {
             .field("retry", &self.retry)
             .field("user_agent", &self.user_agent)
             .field("request_timeout", &self.request_timeout)
+            .field("call_deadline", &self.call_deadline)
             .finish()
     }
 }
@@ -103,6 +112,7 @@ pub struct SkysqlClient {
     base: Url,
     api_key: Secret,
     pub(crate) retry: RetryPolicy,
+    call_deadline: Duration,
     requests: AtomicU64,
 }
 
@@ -150,6 +160,7 @@ impl SkysqlClient {
             base,
             api_key: config.api_key,
             retry: config.retry,
+            call_deadline: config.call_deadline,
             requests: AtomicU64::new(0),
         })
     }
@@ -171,9 +182,23 @@ impl SkysqlClient {
         req: &ApiRequest,
         attempts: &mut u32,
     ) -> Result<RawResponse, SkysqlError> {
+        let deadline = tokio::time::Instant::now() + self.call_deadline;
         loop {
             *attempts += 1;
-            let mut error = match self.send_once(req).await {
+            let sent = tokio::time::timeout_at(deadline, self.send_once(req)).await;
+            let Ok(sent) = sent else {
+                return Err(SkysqlError::Transport {
+                    method: req.method.as_str().to_string(),
+                    path: req.path.clone(),
+                    message: format!(
+                        "no complete answer within {} s (the call's deadline, retries included)",
+                        self.call_deadline.as_secs()
+                    ),
+                    connect_failed: false,
+                    attempts: *attempts,
+                });
+            };
+            let mut error = match sent {
                 Ok(resp) if (200..300).contains(&resp.status) => return Ok(resp),
                 Ok(resp) => SkysqlError::Api(self.api_error(req, &resp)),
                 Err(e) => e,
@@ -186,6 +211,11 @@ impl SkysqlClient {
             if class
                 .retry_after()
                 .is_some_and(|after| after > self.retry.max_retry_after)
+            {
+                return Err(error);
+            }
+            if tokio::time::Instant::now() + self.retry.delay(*attempts, class.retry_after())
+                > deadline
             {
                 return Err(error);
             }
@@ -223,11 +253,22 @@ impl SkysqlClient {
         let resp = builder.send().await.map_err(|e| self.transport(req, e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport(req, e))?
-            .to_vec();
+        // Read as it streams, and stop at the cap: an endless body never fills memory.
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(req, e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(SkysqlError::Decode {
+                    method: req.method.as_str().to_string(),
+                    path: req.path.clone(),
+                    message: format!(
+                        "the answer is larger than {} MiB; refused unread",
+                        MAX_BODY_BYTES >> 20
+                    ),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
         tracing::debug!(method = req.method.as_str(), path = %req.path, status, "SkySQL call");
         Ok(RawResponse {
             status,

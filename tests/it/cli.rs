@@ -589,3 +589,13 @@ fn every_flag_and_argument_has_help_text() {
         missing.join("\n  ")
     );
 }
+
+/// Issue 26: a device or an oversized file is refused before it is read (was: a saved plan
+/// naming /dev/zero as its topology took 12 GB).
+#[test]
+fn a_device_is_never_read_as_a_topology() {
+    let mut t = Test::new();
+    let r = t.args(&["validate", "/dev/zero"]).run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}

@@ -665,3 +665,62 @@ async fn hostile_strings_from_the_api_never_reach_a_terminal_raw() {
     // (Lines of a message are joined with spaces: a newline cannot start a fake line.)
     assert!(e.contains("bad\\x1b[31m red"), "{e}");
 }
+
+/// An axum server on 127.0.0.1:0 whose every answer is `body` (a stream).
+async fn streaming(
+    body: impl Fn() -> axum::body::Body + Send + Sync + Clone + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(body())
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+/// Issue 26: an endless answer is cut at the cap (memory stays bounded), and one that
+/// trickles in fails within the call's deadline, retries included.
+#[tokio::test]
+async fn an_endless_or_trickling_answer_fails_bounded_in_memory_and_time() {
+    let (url, task) = streaming(|| {
+        let chunk = Bytes::from(vec![b' '; 1 << 20]);
+        axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+            Ok::<_, std::io::Error>(chunk.clone())
+        }))
+    })
+    .await;
+    let e = client(&url).list_services().await.unwrap_err().to_string();
+    assert!(e.contains("larger than 32 MiB"), "{e}");
+    task.abort();
+
+    let (url, task) = streaming(|| {
+        axum::body::Body::from_stream(futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), ()))
+        }))
+    })
+    .await;
+    let mut cfg = ClientConfig::new(&url, Secret::new(KEY)).with_retry(RetryPolicy::fast());
+    cfg.request_timeout = Duration::from_secs(2);
+    cfg.call_deadline = Duration::from_secs(4);
+    let c = SkysqlClient::new(cfg).unwrap();
+    let started = Instant::now();
+    let e = c.list_services().await.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!e.is_empty());
+    task.abort();
+}

@@ -148,6 +148,41 @@ pub fn pid_alive(pid: u32) -> bool {
     !matches!(state, Some("Z") | Some("X"))
 }
 
+/// The largest file skyplan reads (a topology, a state, a saved plan, a lock): far above any
+/// real one (a state of 10,000 services is tens of MiB), and far below what would exhaust
+/// memory.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The bytes of the regular file at `path`, refusing anything else (a device such as
+/// `/dev/zero`, a FIFO, a directory) and anything over `max` bytes, read no further than
+/// that even if the file grows meanwhile.
+pub fn read_bounded(path: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a device, FIFO or directory is never read)",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes, over the {} MiB limit", meta.len(), max >> 20),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("grew over the {} MiB limit while it was read", max >> 20),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// This boot of the host (Linux `/proc/sys/kernel/random/boot_id`), `None` where unknown: a
 /// lock from another boot has no live holder.
 pub fn boot_id() -> Option<String> {
@@ -361,6 +396,21 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["other.tmp", "s.json", "s.json.backup"]);
+    }
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, b"12345").unwrap();
+        assert_eq!(read_bounded(&f, 5).unwrap(), b"12345");
+        assert!(read_bounded(&f, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("over the"));
+        let dev = read_bounded(std::path::Path::new("/dev/zero"), MAX_FILE_BYTES).unwrap_err();
+        assert!(dev.to_string().contains("not a regular file"), "{dev}");
+        assert!(read_bounded(dir.path(), MAX_FILE_BYTES).is_err());
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn publish(path: &Path, info: &LockInfo) -> Result<bool, StateError> {
 }
 
 fn read_holder(path: &Path) -> Result<Holder, StateError> {
-    match fs::read(path) {
+    match skyplan_os::read_bounded(path, skyplan_os::MAX_FILE_BYTES) {
         Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_or(Holder::Unreadable, Holder::Known)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Holder::Gone),
         Err(e) => Err(StateError::io("read the lock file", path, e)),

@@ -58,7 +58,7 @@ impl LocalBackend {
 }
 
 fn load_file(path: &Path) -> Result<Option<(Vec<u8>, State)>, StateError> {
-    match fs::read(path) {
+    match skyplan_os::read_bounded(path, skyplan_os::MAX_FILE_BYTES) {
         Ok(bytes) => {
             let state = codec::from_json(&bytes, &path.display().to_string())?;
             Ok(Some((bytes, state)))
