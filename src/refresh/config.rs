@@ -108,11 +108,20 @@ pub(super) async fn configs(
                     Ok::<_, anyhow::Error>(v)
                 };
                 // A database that does not answer is reported by the GTID reads; its running
-                // values are then unknown, and nothing is planned from them.
-                read.await.unwrap_or_else(|e| {
-                    tracing::info!("cannot read the server variables of service.{key}: {e:#}");
-                    BTreeMap::new()
-                })
+                // values are then unknown, and nothing is planned from them. One that answers
+                // and refuses cannot be vouched for: an error.
+                match read.await {
+                    Ok(v) => v,
+                    Err(e) if super::nothing_answered(&e) => {
+                        tracing::info!("cannot read the server variables of service.{key}: {e:#}");
+                        BTreeMap::new()
+                    }
+                    Err(e) => {
+                        return Err(e.context(format!(
+                            "refresh could not check the server variables of service.{key}; nothing was planned"
+                        )))
+                    }
+                }
             };
             Ok::<_, anyhow::Error>((key.clone(), ObservedConfig { values, running }))
         })

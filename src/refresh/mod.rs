@@ -356,8 +356,9 @@ pub async fn refresh(
     let mut gtids: BTreeMap<String, crate::gtid::ObservedGtids> = BTreeMap::new();
     let mut read_only: BTreeMap<String, bool> = BTreeMap::new();
     let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
+    let mut refused: Vec<String> = Vec::new();
     for keys in levels.into_values() {
-        let read: Vec<(String, Result<GtidsAndRole, Option<String>>)> = stream::iter(keys)
+        let read: Vec<(String, Result<GtidsAndRole, (bool, String)>)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
@@ -368,10 +369,10 @@ pub async fn refresh(
                 };
                 let read = read.await.map_err(|e| {
                     tracing::info!("cannot read the GTIDs of service.{key}: {e:#}");
-                    // Only a database that did not answer at all is unreachable; one that
-                    // answered and refused is left out (the plan then says it could not read
-                    // what it needs).
-                    nothing_answered(&e).then(|| format!("{e:#}"))
+                    // A database that did not answer at all is unreachable (its own drift);
+                    // one that answered and refused (credentials, grants) cannot be vouched
+                    // for: the refresh fails naming it.
+                    (nothing_answered(&e), format!("{e:#}"))
                 });
                 (key.clone(), read)
             })
@@ -384,13 +385,14 @@ pub async fn refresh(
                     gtids.insert(key.clone(), g);
                     read_only.insert(key, ro);
                 }
-                Err(Some(why)) => {
+                Err((true, why)) => {
                     unreachable.insert(key, why);
                 }
-                Err(None) => {}
+                Err((false, why)) => refused.push(format!("service.{key}: {why}")),
             }
         }
     }
+    could_not_check(&refused, "the GTIDs and role")?;
     // A replica that did not answer its status read and was not read again (not linked in
     // the topology) is unreachable too.
     for key in unanswered {
@@ -408,7 +410,7 @@ pub async fn refresh(
                 .get(**k)
                 .is_some_and(|s| s.replication.is_none())
     });
-    let replication_users: BTreeMap<String, Vec<String>> = stream::iter(roots)
+    let users_read: Vec<Result<(String, Vec<String>), String>> = stream::iter(roots)
         .map(|key| async move {
             let read = async {
                 let mut conn = remote.sql(state, key).await?;
@@ -417,18 +419,30 @@ pub async fn refresh(
                 Ok::<_, anyhow::Error>(users)
             };
             match read.await {
-                Ok(users) if !users.is_empty() => Some(((*key).clone(), users)),
+                Ok(users) if !users.is_empty() => Some(Ok(((*key).clone(), users))),
                 Ok(_) => None,
-                Err(e) => {
+                Err(e) if nothing_answered(&e) => {
                     tracing::info!("cannot read the replication users of service.{key}: {e:#}");
                     None
                 }
+                Err(e) => Some(Err(format!("service.{key}: {e:#}"))),
             }
         })
         .buffer_unordered(parallelism)
         .filter_map(|x| async move { x })
         .collect()
         .await;
+    let mut replication_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for r in users_read {
+        match r {
+            Ok((k, users)) => {
+                replication_users.insert(k, users);
+            }
+            Err(why) => refused.push(why),
+        }
+    }
+    could_not_check(&refused, "the replication users")?;
 
     // Role changes ahead (a recorded replica the topology makes a primary): may skyplan's
     // account change read_only on it and its source? Read only then.
@@ -454,7 +468,10 @@ pub async fn refresh(
             Ok(can) => {
                 can_fence.insert(key.clone(), can);
             }
-            Err(e) => tracing::info!("cannot read the grants of service.{key}: {e:#}"),
+            Err(e) if nothing_answered(&e) => {
+                tracing::info!("cannot read the grants of service.{key}: {e:#}")
+            }
+            Err(e) => could_not_check(&[format!("service.{key}: {e:#}")], "the grants")?,
         }
     }
 
@@ -548,6 +565,20 @@ pub async fn refresh(
         replication,
         unmanaged,
     })
+}
+
+/// A read that reached a service and was refused (credentials, grants, an unexpected answer):
+/// the plan cannot vouch for that service, so the refresh fails naming it (exit 1), never a
+/// silent "No changes".
+fn could_not_check(refused: &[String], what: &str) -> Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refresh could not check {what} of {}: {}; nothing was planned (a check that could not be made is an error, not a pass)",
+        if refused.len() == 1 { "a service" } else { "some services" },
+        refused.join("; ")
+    )
 }
 
 /// Whether `e` says a database did not answer at all (a dead server, a network cut).

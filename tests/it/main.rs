@@ -31,6 +31,7 @@ mod emulator_api;
 mod emulator_config;
 mod emulator_guide;
 mod emulator_mariadb;
+mod hostile_api;
 mod parser_robustness;
 mod plan_adopt;
 mod plan_config;
