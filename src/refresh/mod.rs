@@ -358,7 +358,7 @@ pub async fn refresh(
     let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
     let mut refused: Vec<String> = Vec::new();
     for keys in levels.into_values() {
-        let read: Vec<(String, Result<GtidsAndRole, (bool, String)>)> = stream::iter(keys)
+        let read: Vec<(String, GtidRead)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
                     let mut conn = remote.sql(state, key).await?;
@@ -591,6 +591,9 @@ fn nothing_answered(e: &anyhow::Error) -> bool {
 
 /// A service's GTIDs and whether it is read-only, as one read gets them.
 type GtidsAndRole = (crate::gtid::ObservedGtids, bool);
+
+/// A GTID read, or why not: (the database did not answer at all, the error).
+type GtidRead = Result<GtidsAndRole, (bool, String)>;
 
 /// How far apart a replica whose IO thread is reconnecting after an error is read again, and
 /// the least time it is given: a reconnect in progress is not drift.
