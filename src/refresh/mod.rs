@@ -325,6 +325,10 @@ pub async fn refresh(
         if let Some(r) = &svc.replication {
             linked.insert(key);
             linked.insert(&r.from);
+        } else {
+            // A primary with no replicas too: one that refuses writes (read_only ON, a fence
+            // left behind) is drift, repaired by opening it.
+            linked.insert(key);
         }
     }
     for (key, l) in &res.replications {

@@ -170,3 +170,38 @@ fn a_misspelt_variable_is_refused_at_plan_time_with_a_suggestion() {
     );
     assert!(cloud.state().is_none(), "nothing was created");
 }
+
+/// Issue 26: a primary with no replicas that refuses writes (read_only ON: a fence left
+/// behind) is drift, repaired by opening it; before, nobody looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_primary_that_refuses_writes_is_drift_and_opened() {
+    let mut cloud = Cloud::new(TOPOLOGY);
+    let file = cloud.dir().join(TOPOLOGY);
+    let guide = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        &guide[..guide.find("# The globally available copy.").unwrap()],
+    )
+    .unwrap();
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
+        .expect_code(0);
+    let mut c = cloud.sql("primary").await;
+    c.query_drop("SET GLOBAL read_only = ON").await.unwrap();
+    drop(c);
+    let r = cloud.skyplan(&["plan", TOPOLOGY, "--detailed-exitcode", "--no-color"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("is the primary but refuses client writes"),
+        "{}",
+        r.stdout
+    );
+    cloud
+        .skyplan(&["apply", TOPOLOGY, "--auto-approve"])
+        .expect_code(0);
+    assert_eq!(variables(&cloud, "primary").await.1, 0, "open again");
+    cloud
+        .skyplan(&["plan", TOPOLOGY, "--detailed-exitcode"])
+        .expect_code(0);
+}
