@@ -11,7 +11,7 @@ use crate::apply::progress::{Bars, Lines, Progress};
 use crate::apply::state_handle::StateHandle;
 use crate::apply::steps::{RealSteps, StepOptions};
 use crate::ops::{self, Workspace, EXIT_ERROR, EXIT_OK};
-use crate::plan::{planfile, render, Plan};
+use crate::plan::{planfile, render, ActionKind, Plan};
 use crate::printer::Printer;
 use crate::state::State;
 
@@ -321,8 +321,27 @@ fn summary(plan: &Plan, report: &Report, write_failure: Option<String>) -> Strin
     for id in &report.not_started {
         msg.push_str(&format!("  not started:    {}\n", addr(*id)));
     }
+    // A create that failed may have reached the API without its answer reaching skyplan: the
+    // state cannot record what it never heard of, so it is not said to.
+    let creates: Vec<&str> = report
+        .failed
+        .iter()
+        .filter(|(id, _)| {
+            plan.actions.get(*id).is_some_and(|a| {
+                matches!(
+                    a.kind,
+                    ActionKind::CreateService { .. } | ActionKind::ReplaceService { .. }
+                )
+            })
+        })
+        .map(|(id, _)| addr(*id))
+        .collect();
     // Only true when every write went through.
     let record = match write_failure {
+        None if !creates.is_empty() => format!(
+            "The state records every completed step and every operation in flight it saw start; {} failed, and a create can reach the API without its answer reaching skyplan, so such a service may exist without a record. Run `skyplan plan`: it finds a created service by its name and adopts it, never creating it twice; then `skyplan apply` again to finish.",
+            creates.join(", ")
+        ),
         None => "The state records every completed step and every operation in flight; run `skyplan apply` again to finish (`skyplan plan` shows what is left).".to_string(),
         Some(e) => format!(
             "THE STATE COULD NOT BE SAVED ({e}): it records only the steps completed before that write; an operation started since (a service being created, say) may be running in the cloud without a record. Free the space or fix the cause, then run `skyplan plan`: a created service is found by its name and adopted, never created twice."

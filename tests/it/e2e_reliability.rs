@@ -267,7 +267,9 @@ async fn a_failed_create_stops_its_dependents_while_sibling_replicas_finish_then
     }
     assert!(
         r.stderr.contains("failed:         service.europe")
-            && r.stderr.contains("ended in status failed"),
+            && r.stderr.contains("ended in status failed")
+            // Not claimed recorded: a failed create may exist unrecorded.
+            && r.stderr.contains("such a service may exist without a record"),
         "{}",
         r.stderr
     );

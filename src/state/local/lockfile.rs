@@ -161,7 +161,11 @@ fn publish(path: &Path, info: &LockInfo) -> Result<bool, StateError> {
         f.write_all(&json)?;
         f.sync_all()
     };
-    write().map_err(|e| StateError::io("write the lock file", &tmp, e))?;
+    if let Err(e) = write() {
+        // A full disk leaves the file created and empty: never left behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(StateError::io("write the lock file", &tmp, e));
+    }
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {
