@@ -44,7 +44,33 @@ pub use config::catalogs as config_catalogs;
 /// How long an answer for one service may take before refresh says it is waiting for it.
 const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The most one refresh may take, every call and read together: a backstop above the
+/// per-call deadline (`ClientConfig::call_deadline`) and `lost_after`, so that no mix of slow
+/// answers keeps a plan waiting without end.
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// What exists, read through the API and the services' SQL (see [`REFRESH_DEADLINE`]).
 pub async fn refresh(
+    remote: &Remote,
+    topology: &Topology,
+    state: &State,
+    parallelism: usize,
+) -> Result<Observed> {
+    match tokio::time::timeout(
+        REFRESH_DEADLINE,
+        refresh_within(remote, topology, state, parallelism),
+    )
+    .await
+    {
+        Ok(observed) => observed,
+        Err(_) => anyhow::bail!(
+            "refresh did not finish within {} minutes (the SkySQL API or the services answer too slowly); nothing was planned",
+            REFRESH_DEADLINE.as_secs() / 60
+        ),
+    }
+}
+
+async fn refresh_within(
     remote: &Remote,
     topology: &Topology,
     state: &State,
