@@ -7,6 +7,20 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result};
 
+/// Set by `--input=false`: no prompt is ever shown (as without a terminal).
+static NEVER_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--input=false`: from now on no prompt is shown; where one would be needed, the command
+/// fails as it does without a terminal.
+pub fn never_prompt() {
+    NEVER_PROMPT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a prompt may be shown: stdin is a terminal and `--input=false` was not given.
+pub fn can_prompt() -> bool {
+    !NEVER_PROMPT.load(std::sync::atomic::Ordering::Relaxed) && std::io::stdin().is_terminal()
+}
+
 /// The printer: where output goes and whether it is coloured. Results go to stdout, progress
 /// and diagnostics to stderr; every other module writes through this (clippy's
 /// `print_stdout`/`print_stderr` lints hold everywhere else).
@@ -58,7 +72,7 @@ impl Printer {
         question: &str,
         interrupted: impl std::future::Future<Output = ()>,
     ) -> Result<Option<bool>> {
-        if !std::io::stdin().is_terminal() {
+        if !can_prompt() {
             return self.confirm(question).map(Some);
         }
         self.ask(question);
@@ -92,7 +106,7 @@ impl Printer {
 
     /// Ask for "yes" on a terminal; refuse (false) when stdin is not a terminal.
     pub fn confirm(&self, question: &str) -> Result<bool> {
-        if !std::io::stdin().is_terminal() {
+        if !can_prompt() {
             self.error("refusing to proceed without confirmation: stdin is not a terminal (use --auto-approve)");
             return Ok(false);
         }

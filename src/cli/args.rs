@@ -13,7 +13,9 @@ const TERRAFORM_FLAGS: &[&str] = &[
     "destroy",
     "detailed-exitcode",
     "json",
+    "input",
     "lock-timeout",
+    "no-color",
     "out",
     "parallelism",
     "refresh",
@@ -22,6 +24,65 @@ const TERRAFORM_FLAGS: &[&str] = &[
     "state-backend",
     "target",
 ];
+
+/// Terraform options that have no skyplan meaning, refused with the reason rather than with a
+/// clap error about short flags.
+fn refused(flag: &str) -> Option<&'static str> {
+    match flag {
+        "lock" => Some("skyplan always locks the state: a second run fails at once naming the holder, or waits with --lock-timeout"),
+        "var" | "var-file" => Some("skyplan has no variables: write the values in the topology file"),
+        _ => None,
+    }
+}
+
+/// Before clap: `-chdir=DIR` (Terraform's global option, before the command) changes the
+/// working directory, and options skyplan has no use for are refused with their reason.
+/// Returns the arguments left for [`normalize`].
+pub(super) fn prepare(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut out = Vec::new();
+    let mut iter = args.into_iter();
+    let mut command_seen = false;
+    if let Some(program) = iter.next() {
+        out.push(program);
+    }
+    while let Some(arg) = iter.next() {
+        let Some(s) = arg.to_str().map(str::to_string) else {
+            out.push(arg);
+            continue;
+        };
+        if s == "--" {
+            out.push(arg);
+            out.extend(iter);
+            break;
+        }
+        let name = s.trim_start_matches('-');
+        let (flag, value) = match name.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (name, None),
+        };
+        if s.starts_with('-') {
+            if let Some(why) = refused(flag) {
+                return Err(format!("{s}: {why}"));
+            }
+            if flag == "chdir" && !command_seen {
+                let dir = match value {
+                    Some(v) => v,
+                    None => iter
+                        .next()
+                        .and_then(|v| v.into_string().ok())
+                        .ok_or("-chdir needs a directory: -chdir=DIR")?,
+                };
+                std::env::set_current_dir(&dir)
+                    .map_err(|e| format!("-chdir={dir}: cannot change to it: {e}"))?;
+                continue;
+            }
+        } else {
+            command_seen = true;
+        }
+        out.push(arg);
+    }
+    Ok(out)
+}
 
 /// The arguments with Terraform's single-dash long flags spelled `--…`. Everything after a
 /// bare `--` is left alone.

@@ -5,7 +5,6 @@
 //! unless `--force` is given.
 
 use crate::state::LockInfoExt;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,7 +64,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         }
     };
     if !args.force {
-        if !std::io::stdin().is_terminal() {
+        if !crate::printer::can_prompt() {
             ui.error("refusing to remove the lock without confirmation: stdin is not a terminal (use --force if you are sure no run holds it)");
             return Ok(EXIT_ERROR);
         }

@@ -41,6 +41,10 @@ pub struct Cli {
     /// Plain output without colour (also: NO_COLOR=1).
     #[arg(long, global = true)]
     no_color: bool,
+    /// `--input=false`: never prompt; where a confirmation would be needed, fail as without a
+    /// terminal (Terraform's -input=false).
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    input: Option<bool>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,7 +84,14 @@ enum Command {
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse_from(args::normalize(std::env::args_os())) {
+    let prepared = match args::prepare(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return EXIT_ERROR;
+        }
+    };
+    let cli = match Cli::try_parse_from(args::normalize(prepared)) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version print to stdout and succeed; any usage error exits 1.
@@ -90,6 +101,9 @@ pub fn main() -> i32 {
         }
     };
     common::init_logging(cli.verbose);
+    if cli.input == Some(false) {
+        crate::printer::never_prompt();
+    }
     let ui = crate::printer::Printer::new(cli.no_color);
     let result = match cli.command {
         Command::Validate(a) => validate::run(a, &ui),

@@ -154,11 +154,11 @@ async fn execute_locked(
     let stop = interrupt_on_ctrl_c(progress.clone());
     if !opts.auto_approve {
         // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if !crate::printer::can_prompt() {
             if opts.destroy {
-                bail!("refusing to destroy without confirmation: stdin is not a terminal (review with `skyplan plan --destroy`, then use --auto-approve); nothing was changed");
+                bail!("refusing to destroy without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan --destroy`, then use --auto-approve); nothing was changed");
             }
-            bail!("refusing to apply without confirmation: stdin is not a terminal (review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
+            bail!("refusing to apply without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
         }
         let q = if opts.destroy {
             "\nDo you really want to destroy all these services? Their data will be lost."
@@ -402,7 +402,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         if json {
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan.drift)?));
         } else if plan.drift.is_empty() {
-            ui.out("No drift: the state matches what exists.\n");
+            ui.out("No changes. No drift: the state matches what exists.\n");
         } else {
             let only_drift = Plan {
                 actions: vec![],
@@ -419,13 +419,20 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         };
         let mut next = state.clone();
         crate::refresh::record_observed_in(&mut next, &ws.topology, &observed);
-        if next == state {
+        // Nothing to record but the time refresh last read the GTIDs: no prompt, no write
+        // (a cron job without --auto-approve must not fail on a question with no answer).
+        let mut same_but_seen = next.clone();
+        for (k, r) in same_but_seen.resources.services.iter_mut() {
+            r.last_seen = state
+                .resources
+                .services
+                .get(k)
+                .and_then(|o| o.last_seen.clone());
+        }
+        if next == state || same_but_seen == state {
             return Ok(found);
         }
-        if !auto_approve
-            && detailed_exitcode
-            && !std::io::IsTerminal::is_terminal(&std::io::stdin())
-        {
+        if !auto_approve && detailed_exitcode && !crate::printer::can_prompt() {
             ui.info("State left unchanged (no terminal to confirm; add --auto-approve to record what exists).");
             return Ok(found);
         }

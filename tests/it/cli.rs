@@ -599,3 +599,52 @@ fn a_device_is_never_read_as_a_topology() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
 }
+
+/// Issue 27: Terraform's spellings — `-no-color`, `-input=false`, `-chdir=DIR` — work, and
+/// `-lock=false` and `-var` are refused with the reason, never a clap error about `-l`.
+#[test]
+fn terraform_global_options_work_or_are_refused_with_the_reason() {
+    let mut t = Test::new().example("global-replication.toml");
+    let dir = t.path().to_path_buf();
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    // -chdir before the command, from another directory; -no-color.
+    let r = t
+        .args(&[
+            &format!("-chdir={}", dir.display()),
+            "plan",
+            "global-replication.toml",
+            "-refresh=false",
+            "-no-color",
+        ])
+        .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("service.primary") && !r.stdout.contains('\u{1b}'));
+    let missing = t
+        .args(&["-chdir=/nonexistent-dir-for-skyplan", "plan"])
+        .run();
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("cannot change to it"),
+        "{}",
+        missing.stderr
+    );
+    for (arg, why) in [
+        ("-lock=false", "skyplan always locks the state"),
+        ("-var=x=1", "skyplan has no variables"),
+        ("-var-file=v.tfvars", "skyplan has no variables"),
+    ] {
+        let r = t.args(&["plan", "global-replication.toml", arg]).run();
+        assert_eq!(r.code, 1, "{arg}");
+        assert!(r.stderr.contains(why), "{arg}: {}", r.stderr);
+    }
+    // -input=false: never prompt; an apply that needs confirmation fails as without a terminal.
+    let r = t
+        .args(&["apply", "global-replication.toml", "-input=false"])
+        .run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("refusing to apply without confirmation"),
+        "{}",
+        r.stderr
+    );
+}

@@ -808,3 +808,27 @@ async fn an_interrupted_replace_is_carried_out_by_the_next_apply() {
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
         .expect_code(0);
 }
+
+/// Issue 27: `-input=false` never prompts, even with a terminal on stdin: apply fails as it
+/// does without one, changing nothing.
+#[test]
+fn input_false_never_prompts_even_at_a_terminal() {
+    use std::process::Stdio;
+    let cloud = Cloud::new(GUIDE);
+    let (_terminal, stdin) = pty();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyplan"))
+        .current_dir(cloud.dir())
+        .args(["apply", GUIDE, "-input=false"])
+        .env("NO_COLOR", "1")
+        .env("SKYPLAN_EMULATOR_DIR", cloud.emulator_dir())
+        .stdin(Stdio::from(stdin))
+        .output()
+        .expect("run skyplan");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing to apply without confirmation"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Enter a value"), "{stderr}");
+}
