@@ -87,7 +87,7 @@ pub fn main() -> i32 {
     let prepared = match args::prepare(std::env::args_os().collect()) {
         Ok(a) => a,
         Err(why) => {
-            eprintln!("error: {why}");
+            crate::printer::Printer::new(false).error(&why);
             return EXIT_ERROR;
         }
     };
