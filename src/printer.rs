@@ -16,6 +16,12 @@ pub fn never_prompt() {
     NEVER_PROMPT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// A note on stderr from a layer that has no [`Printer`] (connecting to the cloud): what
+/// happened in the background that the user should know of.
+pub fn note(s: &str) {
+    let _ = writeln!(std::io::stderr(), "Note: {s}");
+}
+
 /// Whether a prompt may be shown: stdin is a terminal and `--input=false` was not given.
 pub fn can_prompt() -> bool {
     !NEVER_PROMPT.load(std::sync::atomic::Ordering::Relaxed) && std::io::stdin().is_terminal()

@@ -54,9 +54,20 @@ impl Remote {
         let p = &topology.provider;
         let (endpoint, api_key, sql_ca, identity) = if p.is_local() {
             let dir = skyplan_emulator::resolve_dir(emulator_dir);
-            let emu = skyplan_emulator::ensure_running(&dir)
-                .await
-                .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
+            let exe = skyplan_emulator::daemon::skyplan_exe()?;
+            let (emu, started) = skyplan_emulator::daemon::start_background(
+                &skyplan_emulator::options::ServeOptions::new(dir.clone()),
+                &exe,
+            )
+            .await
+            .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
+            if started {
+                crate::printer::note(&format!(
+                    "started the local emulator in the background (pid {}, {}); it keeps running after this command: `skyplan emulator stop` stops it and its databases",
+                    emu.pid,
+                    emu.dir.display()
+                ));
+            }
             let identity = format!("local:{}", emu.instance_id);
             (
                 emu.endpoint,

@@ -648,3 +648,25 @@ fn terraform_global_options_work_or_are_refused_with_the_reason() {
         r.stderr
     );
 }
+
+/// Issue 27: starting the local emulator in the background is said (pid, directory, how to
+/// stop it), once: a second command reuses it silently.
+#[test]
+fn the_emulator_started_in_the_background_is_said_once() {
+    let mut t = Test::new().example("global-replication.toml");
+    let r = t.args(&["plan", "global-replication.toml"]).run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("Note: started the local emulator in the background (pid ")
+            && r.stderr.contains("skyplan emulator stop"),
+        "{}",
+        r.stderr
+    );
+    let again = t.args(&["plan", "global-replication.toml"]).run();
+    assert!(
+        !again.stderr.contains("started the local emulator"),
+        "{}",
+        again.stderr
+    );
+}
