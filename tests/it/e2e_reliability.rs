@@ -543,6 +543,14 @@ async fn two_applies_at_once_one_holds_the_lock_the_other_fails_fast_or_waits() 
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     let waited = waiter.finish(Duration::from_secs(60)).await;
     assert_eq!(waited.code, Some(0), "{}", waited.stderr);
+    // The wait is said, naming the holder (never silence under --lock-timeout).
+    assert!(
+        waited
+            .stderr
+            .contains("Acquiring the state lock: held by pid"),
+        "{}",
+        waited.stderr
+    );
     assert!(waited.stdout.contains("No changes"), "{}", waited.stdout);
 
     // The saved plan is stale now and refused, leaving the state as it is.

@@ -176,9 +176,12 @@ pub async fn acquire(
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));
     let mut conn = backend.connect_with(opts.into()).await?;
     let deadline = Instant::now() + timeout;
+    let mut heartbeat = crate::state::local::lockfile::LockWait::new(timeout);
     loop {
+        // In slices, so that a long --lock-timeout says what it waits for.
         let wait = deadline
             .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(10))
             .as_secs_f64();
         // The server waits for us, and hands the lock over the moment it is released.
         let got: Option<i64> = conn
@@ -195,6 +198,10 @@ pub async fn acquire(
         if holder_now.as_ref().is_some_and(|(h, _)| h.pid == 0) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             holder_now = holder(&mut conn, backend).await?;
+        }
+        if Instant::now() < deadline {
+            heartbeat.tick(holder_now.as_ref().map(|(h, _)| h));
+            continue;
         }
         match holder_now {
             // Released between GET_LOCK and the check: try again.
