@@ -31,8 +31,17 @@ pub(super) struct Args {
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+    // The file may stand on either side of NAME (`output FILE NAME` or `output NAME FILE`).
     let (file, name) = match (args.file, args.name) {
         (Some(one), None) if !looks_like_file(&one) => (None, Some(one.display().to_string())),
+        (Some(first), Some(second))
+            if !looks_like_file(&first) && looks_like_file(Path::new(&second)) =>
+        {
+            (
+                Some(PathBuf::from(second)),
+                Some(first.display().to_string()),
+            )
+        }
         (file, name) => (file, name),
     };
     let key = name
@@ -70,6 +79,6 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn looks_like_file(p: &Path) -> bool {
+pub(super) fn looks_like_file(p: &Path) -> bool {
     p.is_file() || p.extension().is_some_and(|e| e == "toml") || p.components().count() > 1
 }

@@ -104,6 +104,16 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             ui.out(&s);
         }
         Command::Show { address, file } => {
+            // The file may come first too (`state show FILE ADDRESS`).
+            let (address, file) = match file {
+                Some(f)
+                    if super::output::looks_like_file(Path::new(&address))
+                        && !super::output::looks_like_file(&f) =>
+                {
+                    (f.display().to_string(), Some(PathBuf::from(address)))
+                }
+                other => (address, other),
+            };
             let (_, state) = read(ui, file, backend_override).await?;
             let v = address::show(&state, &address)?;
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&v)?));

@@ -670,3 +670,39 @@ fn the_emulator_started_in_the_background_is_said_once() {
         again.stderr
     );
 }
+
+/// Issue 27: the topology file may stand on either side of the other positional, as users
+/// type it: `output NAME FILE` and `state show FILE ADDRESS` work like their usual order.
+#[test]
+fn the_file_may_come_before_or_after_the_name() {
+    let mut t = Test::new().example("global-replication.toml");
+    write_applied_state(&t, "global-replication.toml");
+    let usual = t
+        .args(&["output", "global-replication.toml", "primary", "--json"])
+        .run()
+        .expect_code(0);
+    let swapped = t
+        .args(&["output", "primary", "global-replication.toml", "--json"])
+        .run()
+        .expect_code(0);
+    assert_eq!(usual.stdout, swapped.stdout);
+    let usual = t
+        .args(&[
+            "state",
+            "show",
+            "service.primary",
+            "global-replication.toml",
+        ])
+        .run()
+        .expect_code(0);
+    let swapped = t
+        .args(&[
+            "state",
+            "show",
+            "global-replication.toml",
+            "service.primary",
+        ])
+        .run()
+        .expect_code(0);
+    assert_eq!(usual.stdout, swapped.stdout);
+}
