@@ -20,6 +20,15 @@ pub(super) struct Args {
     /// Use this state backend instead of the topology's.
     #[arg(long)]
     state_backend: Option<String>,
+    /// `dot` (Graphviz, the default) or `mermaid` (rendered inline by GitHub and GitLab).
+    #[arg(long, value_enum, default_value_t = Format::Dot)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Dot,
+    Mermaid,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
@@ -33,10 +42,12 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     };
     let (plan, state) = ops::plan(&ws, &opts).await?;
     // Nothing to do: draw what is managed rather than an empty graph of no actions.
-    ui.out(&if plan.actions.is_empty() {
-        crate::plan::graph::state_to_dot(&state)
-    } else {
-        crate::plan::graph::to_dot(&plan.actions)
+    use crate::plan::graph;
+    ui.out(&match (plan.actions.is_empty(), args.format) {
+        (true, Format::Dot) => graph::state_to_dot(&state),
+        (true, Format::Mermaid) => graph::state_to_mermaid(&state),
+        (false, Format::Dot) => graph::to_dot(&plan.actions),
+        (false, Format::Mermaid) => graph::to_mermaid(&plan.actions),
     });
     Ok(EXIT_OK)
 }

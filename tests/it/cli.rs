@@ -552,6 +552,23 @@ fn graph_with_nothing_planned_draws_the_managed_services_and_their_links() {
         .stdout_snapshot("cli__graph_of_an_applied_state", &dir);
 }
 
+/// Issue 27: `graph --format mermaid` for pull requests — the same graphs in Mermaid, for the
+/// managed topology and for a plan.
+#[test]
+fn graph_in_mermaid_for_the_state_and_for_a_plan() {
+    let mut t = Test::new().example("global-replication.toml");
+    let dir = t.path().to_path_buf();
+    t.args(&["graph", "global-replication.toml", "--format", "mermaid"])
+        .run()
+        .expect_code(0)
+        .stdout_snapshot("cli__graph_mermaid_of_a_plan", &dir);
+    write_applied_state(&t, "global-replication.toml");
+    t.args(&["graph", "global-replication.toml", "--format", "mermaid"])
+        .run()
+        .expect_code(0)
+        .stdout_snapshot("cli__graph_mermaid_of_an_applied_state", &dir);
+}
+
 /// Every argument of every command, as `--help` lists it, says what it is for: a flag
 /// without help text is one a user has to guess (or read the source) to use.
 #[test]

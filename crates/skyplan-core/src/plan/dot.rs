@@ -2,6 +2,27 @@
 //! it): every identifier and label is quoted and escaped in one place, so a service key or
 //! name can never end a string or start a statement.
 
+/// What the plan's and the state's graphs are written through: Graphviz DOT ([`Dot`], the
+/// default) or Mermaid ([`super::mermaid::Mermaid`], which GitHub and GitLab render inline).
+/// Attributes are DOT's words (`color`, `style = dashed`, `label`); each writer maps them.
+pub trait GraphWriter {
+    fn node(&mut self, id: &str, label: &str, attrs: &[(&str, &str)]);
+    fn edge(&mut self, from: &str, to: &str, attrs: &[(&str, &str)]);
+    fn finish(self) -> String;
+}
+
+impl GraphWriter for Dot {
+    fn node(&mut self, id: &str, label: &str, attrs: &[(&str, &str)]) {
+        Dot::node(self, id, label, attrs);
+    }
+    fn edge(&mut self, from: &str, to: &str, attrs: &[(&str, &str)]) {
+        Dot::edge(self, from, to, attrs);
+    }
+    fn finish(self) -> String {
+        Dot::finish(self)
+    }
+}
+
 /// A `digraph skyplan` being written: boxes laid out left to right.
 pub struct Dot {
     s: String,

@@ -504,6 +504,20 @@ pub fn only(actions: Vec<Action>, targets: &[String]) -> Vec<Action> {
 
 /// The plan's graph in Graphviz DOT.
 pub fn to_dot(actions: &[Action]) -> String {
+    to_graph(actions, super::dot::Dot::new())
+}
+
+/// The plan's graph in Mermaid (see [`to_dot`]).
+pub fn to_mermaid(actions: &[Action]) -> String {
+    to_graph(actions, super::mermaid::Mermaid::new())
+}
+
+/// What the state manages, in Mermaid (see [`state_to_dot`]).
+pub fn state_to_mermaid(state: &State) -> String {
+    state_to_graph(state, super::mermaid::Mermaid::new())
+}
+
+fn to_graph(actions: &[Action], mut d: impl super::dot::GraphWriter) -> String {
     // Node `i` is `actions[i]` (a plan's ids are its positions); edges are added action by
     // action in `depends_on` order, the order they print in.
     let g = graph(
@@ -512,7 +526,6 @@ pub fn to_dot(actions: &[Action]) -> String {
             .iter()
             .flat_map(|a| a.depends_on.iter().map(move |&d| (d, a.id))),
     );
-    let mut d = super::dot::Dot::new();
     for a in g.node_weights() {
         let label = format!(
             "{} {}{}",
@@ -538,8 +551,11 @@ pub fn to_dot(actions: &[Action]) -> String {
 /// the replica it admits to the service whose allowlist holds it. For `graph` when nothing is
 /// planned: the plan's graph would be empty, while a reader asked to see the topology.
 pub fn state_to_dot(state: &State) -> String {
+    state_to_graph(state, super::dot::Dot::new())
+}
+
+fn state_to_graph(state: &State, mut d: impl super::dot::GraphWriter) -> String {
     let r = &state.resources;
-    let mut d = super::dot::Dot::new();
     for (key, svc) in &r.services {
         d.node(
             &format!("service.{key}"),

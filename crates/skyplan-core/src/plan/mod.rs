@@ -10,6 +10,7 @@ mod flags;
 pub use flags::record_replaces;
 pub mod graph;
 pub mod last_copy;
+pub mod mermaid;
 pub mod planfile;
 pub mod render;
 pub mod seed;
