@@ -343,20 +343,12 @@ async fn refresh_within(
         }
     }
 
-    // The GTIDs of every service in a link (topology's or state's), for re-pointing and errant
-    // transactions. A database that does not answer leaves its key out: the plan then cannot
-    // prove a re-point safe and says so, rather than failing the whole refresh.
-    let mut linked: std::collections::BTreeSet<&String> = std::collections::BTreeSet::new();
-    for (key, svc) in &topology.services {
-        if let Some(r) = &svc.replication {
-            linked.insert(key);
-            linked.insert(&r.from);
-        } else {
-            // A primary with no replicas too: one that refuses writes (read_only ON, a fence
-            // left behind) is drift, repaired by opening it.
-            linked.insert(key);
-        }
-    }
+    // The GTIDs and role of every service of the topology and of every recorded link's ends:
+    // for re-pointing, errant transactions, and roles (a primary with no replicas that refuses
+    // writes is drift too). A database that does not answer leaves its key out: the plan then
+    // cannot prove a re-point safe and says so, rather than failing the whole refresh.
+    // (A topology's `from` always names one of its services.)
+    let mut linked: std::collections::BTreeSet<&String> = topology.services.keys().collect();
     for (key, l) in &res.replications {
         linked.insert(key);
         linked.insert(&l.source);
@@ -707,8 +699,10 @@ fn judge_status(
 }
 
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
-/// resized ones take their real size, unhealthy links are marked so.
-pub fn record_observed(state: &mut State, observed: &Observed) {
+/// resized ones take their real size, unhealthy links are marked so, and a link a replica of
+/// `topology` already has that the state does not record is recorded as it is
+/// (`drift::kept_links`).
+pub fn record_observed(state: &mut State, topology: &Topology, observed: &Observed) {
     observed.record_last_seen(state);
     let res = &mut state.resources;
     for (key, o) in &observed.services {
@@ -754,12 +748,6 @@ pub fn record_observed(state: &mut State, observed: &Observed) {
             link.healthy = o.configured && o.io_running && o.sql_running;
         }
     }
-}
-
-/// [`record_observed`], and the links a replica already has that the state does not record
-/// (see `drift::kept_links`): `plan --refresh-only` and `import` record them as they are.
-pub fn record_observed_in(state: &mut State, topology: &Topology, observed: &Observed) {
-    record_observed(state, observed);
     for kept in crate::plan::drift::kept_links(topology, state, observed) {
         kept.record(state);
     }

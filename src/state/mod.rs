@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod local;
+pub mod lock_wait;
 pub mod migrate;
 pub mod mysql;
 

@@ -551,7 +551,7 @@ fn refresh_only_records_reality_in_the_state() {
     o.allowlists
         .insert("primary".into(), vec!["10.0.0.2".into()]);
     let mut next = s.clone();
-    record_observed(&mut next, &o);
+    record_observed(&mut next, &t, &o);
     let res = &next.resources;
     assert!(!res.services.contains_key("secondary"));
     assert!(!res.replications.contains_key("secondary"));
@@ -579,7 +579,7 @@ fn refresh_only_records_reality_in_the_state() {
     o.allowlists
         .insert("primary".into(), vec!["127.0.0.1/32".into()]);
     let mut next = s.clone();
-    record_observed(&mut next, &o);
+    record_observed(&mut next, &t, &o);
     assert!(!next.resources.replications["secondary"].healthy);
     assert!(!next.resources.allowlists.contains_key("secondary"));
     // The next plan still restarts the channel and grants the entry again.

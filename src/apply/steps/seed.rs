@@ -64,26 +64,19 @@ pub(super) async fn backup(
                 let _ = c.disconnect().await;
                 g.holdings().map_err(anyhow::Error::from)
             }
-            .await;
-            let retention = if holdings.is_ok() {
-                std::time::Duration::MAX
-            } else {
-                steps.opts.binlog_retention
-            };
-            let chosen = crate::plan::seed::choose(
+            .await
+            .ok();
+            crate::plan::seed::choose(
                 src,
                 seed,
                 &backups,
                 foreign.as_ref(),
                 time::OffsetDateTime::now_utc(),
-                retention,
+                steps.opts.binlog_retention,
+                holdings.as_ref(),
             )?
             .map(|c| c.backup.clone())
-            .context("no backup chosen")?;
-            if let Ok(h) = &holdings {
-                crate::plan::seed::check_reach(&chosen, source, Ok(h))?;
-            }
-            chosen
+            .context("no backup chosen")?
         }
     };
     let gtid = chosen

@@ -67,7 +67,7 @@ pub async fn acquire(
     location: &str,
 ) -> Result<LocalLock, StateError> {
     let deadline = Instant::now() + timeout;
-    let mut heartbeat = LockWait::new(timeout);
+    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout);
     loop {
         match try_acquire(path, &info)? {
             Attempt::Acquired { took_over } => {
@@ -100,47 +100,6 @@ pub async fn acquire(
                 tokio::time::sleep(RETRY_INTERVAL.min(deadline - now)).await;
             }
         }
-    }
-}
-
-/// What a run waiting for the lock (`--lock-timeout`) says: once when it starts waiting,
-/// naming the holder, then every [`LockWait::EVERY`] — never silence while it waits.
-pub(crate) struct LockWait {
-    started: Instant,
-    timeout: Duration,
-    last: Option<Instant>,
-}
-
-impl LockWait {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    pub(crate) fn new(timeout: Duration) -> LockWait {
-        LockWait {
-            started: Instant::now(),
-            timeout,
-            last: None,
-        }
-    }
-
-    pub(crate) fn tick(&mut self, holder: Option<&LockInfo>) {
-        let now = Instant::now();
-        match self.last {
-            None => {
-                let who = holder.map_or("another run".to_string(), |h| {
-                    format!("pid {} on {} (`{}`)", h.pid, h.host, h.command)
-                });
-                crate::printer::note(&format!(
-                    "Acquiring the state lock: held by {who}; waiting up to {} s (--lock-timeout)",
-                    self.timeout.as_secs()
-                ));
-            }
-            Some(last) if now - last >= Self::EVERY => crate::printer::note(&format!(
-                "still waiting for the state lock ({} s so far)",
-                (now - self.started).as_secs()
-            )),
-            Some(_) => return,
-        }
-        self.last = Some(now);
     }
 }
 

@@ -176,7 +176,7 @@ pub async fn acquire(
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));
     let mut conn = backend.connect_with(opts.into()).await?;
     let deadline = Instant::now() + timeout;
-    let mut heartbeat = crate::state::local::lockfile::LockWait::new(timeout);
+    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout);
     loop {
         // In slices, so that a long --lock-timeout says what it waits for.
         let wait = deadline

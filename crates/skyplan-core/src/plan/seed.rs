@@ -113,7 +113,9 @@ impl Chosen<'_> {
 
 /// The backup `seed` names among `backups` (the source's, as listed at `now`), or, for a
 /// `backup:<id>` that is not one of them, `foreign` (the backup of that id found elsewhere, on
-/// the source's provider).
+/// the source's provider). With the source's `holdings` read, it must be within what the
+/// source still serves ([`check_reach`]: the binlogs decide); without them, within
+/// `retention` of `now` (the backup's age is all there is to go by).
 pub fn choose<'a>(
     source: Source<'_>,
     seed: &Seed,
@@ -121,6 +123,7 @@ pub fn choose<'a>(
     foreign: Option<&'a Backup>,
     now: OffsetDateTime,
     retention: Duration,
+    holdings: Option<&crate::gtid::Holdings>,
 ) -> Result<Option<Chosen<'a>>, SeedError> {
     let key = source.key;
     let mut is_foreign = false;
@@ -160,7 +163,10 @@ pub fn choose<'a>(
             b
         }
     };
-    check_age(chosen, now, retention)?;
+    match holdings {
+        Some(h) => check_reach(chosen, key, h)?,
+        None => check_age(chosen, now, retention)?,
+    }
     Ok(Some(Chosen {
         backup: chosen,
         foreign: is_foreign,
@@ -195,7 +201,7 @@ fn check_provider(b: &Backup, source: Source<'_>) -> Result<(), SeedError> {
 pub fn check_reach(
     b: &Backup,
     service: &str,
-    source: Result<&crate::gtid::Holdings, String>,
+    source: &crate::gtid::Holdings,
 ) -> Result<(), SeedError> {
     let gtid = b.binlog_gtid_position.clone().unwrap_or_default();
     if gtid.trim().is_empty() {
@@ -207,7 +213,6 @@ pub fn check_reach(
         service: service.to_string(),
         why,
     };
-    let source = source.map_err(unknown)?;
     let at = crate::gtid::GtidSet::parse(&gtid).map_err(|e| unknown(e.to_string()))?;
     let restored = crate::gtid::Holdings {
         has: at,
@@ -286,10 +291,10 @@ mod tests {
         };
         // The binlogs begin after 1-1-40: a backup at 50 is served, one at 30 is not.
         assert_eq!(
-            check_reach(&at("1-1-50"), "primary", Ok(&source("1-1-90", 40))),
+            check_reach(&at("1-1-50"), "primary", &source("1-1-90", 40)),
             Ok(())
         );
-        let e = check_reach(&at("1-1-30"), "primary", Ok(&source("1-1-90", 40))).unwrap_err();
+        let e = check_reach(&at("1-1-30"), "primary", &source("1-1-90", 40)).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -303,16 +308,20 @@ mod tests {
         );
         assert!(e.to_string().contains("binlogs no longer reach it"), "{e}");
         // Not its history: the backup holds a stream the source never had.
-        let e = check_reach(&at("1-1-50,7-7-3"), "primary", Ok(&source("1-1-90", 0))).unwrap_err();
+        let e = check_reach(&at("1-1-50,7-7-3"), "primary", &source("1-1-90", 0)).unwrap_err();
         assert!(matches!(e, SeedError::NotItsHistory { .. }), "{e}");
         // A backup of an empty source needs nothing from the binlogs.
         assert_eq!(
-            check_reach(&at(""), "primary", Ok(&source("1-1-90", 40))),
+            check_reach(&at(""), "primary", &source("1-1-90", 40)),
             Ok(())
         );
-        // Not readable: said, never passed.
+        // Where the binlogs begin not readable: said, never passed.
+        let unread = crate::gtid::Holdings {
+            serves_after: None,
+            ..source("1-1-90", 40)
+        };
         assert!(matches!(
-            check_reach(&at("1-1-50"), "primary", Err("no answer".into())),
+            check_reach(&at("1-1-50"), "primary", &unread),
             Err(SeedError::ReachUnknown { .. })
         ));
     }
@@ -355,6 +364,7 @@ mod tests {
             None,
             now(),
             DEFAULT_BINLOG_RETENTION,
+            None,
         );
         assert_eq!(c.unwrap().unwrap().backup.id, "new");
         let e = choose(
@@ -364,6 +374,7 @@ mod tests {
             None,
             now(),
             DEFAULT_BINLOG_RETENTION,
+            None,
         );
         assert_eq!(
             e,
@@ -388,6 +399,7 @@ mod tests {
                 None,
                 now(),
                 DEFAULT_BINLOG_RETENTION,
+                None,
             )
         };
         assert_eq!(pick("ok").unwrap().unwrap().backup.id, "ok");
@@ -409,7 +421,8 @@ mod tests {
                 &list,
                 None,
                 now(),
-                DEFAULT_BINLOG_RETENTION
+                DEFAULT_BINLOG_RETENTION,
+                None
             ),
             Ok(None)
         );
@@ -436,6 +449,7 @@ mod tests {
                 Some(f),
                 now(),
                 DEFAULT_BINLOG_RETENTION,
+                None,
             )
             .map(|c| c.map(|c| (c.backup.id.clone(), c.foreign, c.warning("p"))))
         };
@@ -470,6 +484,7 @@ mod tests {
             Some(&same_provider),
             now(),
             DEFAULT_BINLOG_RETENTION,
+            None,
         );
         assert_eq!(c.unwrap().unwrap().backup.id, "mine");
         // A foreign backup of another id does not stand in for the one named.
@@ -481,6 +496,7 @@ mod tests {
                 Some(&theirs(Some("gcp"), BackupStatus::Succeeded)),
                 now(),
                 DEFAULT_BINLOG_RETENTION,
+                None,
             ),
             Err(SeedError::UnknownId { .. })
         ));

@@ -256,13 +256,22 @@ fn configure(
     }
     let summary = match &config_id {
         None => format!(
-            "create   configuration {name} for {} and attach it: {}",
+            "create   configuration {name} for {} and attach it: {}{}",
             svc.spec.name,
             desired
                 .iter()
                 .map(|(n, v)| format!("{n} = {v}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            // What the step also does on the server, said here too.
+            if live.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; and on the running server: {}",
+                    live.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
         ),
         Some(id) => format!("configure {} ({id}): {}", svc.spec.name, parts.join(", ")),
     };

@@ -1104,43 +1104,37 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
                     key: &source,
                     provider,
                 };
-                // Whether the source still serves the backup is read from its binlogs (the
-                // GTID rule below), not guessed from the backup's age.
-                let holdings = match cx.observed.gtids.get(&source) {
-                    Some(g) => g.holdings().map_err(|e| e.to_string()),
-                    None => Err(format!(
-                        "the GTIDs of {} could not be read",
-                        cx.name_of(&source)
-                    )),
-                };
-                let retention = if holdings.is_ok() {
-                    std::time::Duration::MAX
-                } else {
-                    DEFAULT_BINLOG_RETENTION
-                };
-                let chosen =
-                    seed::choose(src, &seed, listed.unwrap_or(&[]), foreign, now, retention)
-                        .and_then(|c| {
-                            if let Some(c) = c {
-                                if c.foreign
-                                    && cx.observed.foreign_owners_gone.contains(&c.backup.id)
-                                {
-                                    return Err(SeedError::OwnerGone {
-                                        id: c.backup.id.clone(),
-                                        owner: if c.backup.service_name.is_empty() {
-                                            c.backup.service_id.clone()
-                                        } else {
-                                            c.backup.service_name.clone()
-                                        },
-                                    });
-                                }
-                                // Unread (a source skyplan does not manage yet): the age rule.
-                                if let Ok(h) = &holdings {
-                                    seed::check_reach(c.backup, &source, Ok(h))?;
-                                }
-                            }
-                            Ok(c)
-                        });
+                // Whether the source still serves the backup is read from its binlogs; only
+                // where they were not read (a source skyplan does not manage yet) the age.
+                let holdings = cx
+                    .observed
+                    .gtids
+                    .get(&source)
+                    .and_then(|g| g.holdings().ok());
+                let chosen = seed::choose(
+                    src,
+                    &seed,
+                    listed.unwrap_or(&[]),
+                    foreign,
+                    now,
+                    DEFAULT_BINLOG_RETENTION,
+                    holdings.as_ref(),
+                )
+                .and_then(|c| match c {
+                    Some(c)
+                        if c.foreign && cx.observed.foreign_owners_gone.contains(&c.backup.id) =>
+                    {
+                        Err(SeedError::OwnerGone {
+                            id: c.backup.id.clone(),
+                            owner: if c.backup.service_name.is_empty() {
+                                c.backup.service_id.clone()
+                            } else {
+                                c.backup.service_name.clone()
+                            },
+                        })
+                    }
+                    c => Ok(c),
+                });
                 match chosen {
                     Ok(c) => {
                         if let Some(w) = c.and_then(|c| c.warning(&source)) {
