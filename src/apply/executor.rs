@@ -182,6 +182,8 @@ pub struct Report {
     pub not_started: Vec<ActionId>,
     pub interrupted: bool,
     pub elapsed: Duration,
+    /// How long each completed action took (recorded for the next plans' estimates).
+    pub took: HashMap<ActionId, Duration>,
 }
 
 impl Report {
@@ -280,6 +282,7 @@ impl Executor {
                         Ok(_) => {
                             queue.finish(id);
                             report.completed.push(id);
+                            report.took.insert(id, took);
                         }
                         Err(e) => {
                             queue.fail(id);
@@ -331,6 +334,7 @@ mod tests {
             after: None,
             wipes_data: false,
             reason: None,
+            estimated_ms: None,
         }
     }
 

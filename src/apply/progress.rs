@@ -518,6 +518,7 @@ mod tests {
             after: None,
             wipes_data: false,
             reason: None,
+            estimated_ms: None,
         }
     }
 

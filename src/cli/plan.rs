@@ -20,9 +20,14 @@ pub(super) struct Args {
     /// Exit 0 when there is nothing to do, 2 when there are changes or drift, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
-    /// Print the plan as JSON (format: schemas/plan.schema.json).
-    #[arg(long)]
+    /// Print the plan as JSON (format: schemas/plan.schema.json); the same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// `text` (the default), `json` (schemas/plan.schema.json) or `markdown` (a document for
+    /// a pull-request comment: flagged steps first, drift, a table of actions, the topology
+    /// before and after as Mermaid diagrams).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Look at the real world first (default true); `--refresh=false` trusts the recorded state.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     refresh: bool,
@@ -57,7 +62,21 @@ pub(super) struct Args {
     target: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+    let format = match (args.json, args.format) {
+        (true, _) => Format::Json,
+        (false, f) => f.unwrap_or(Format::Text),
+    };
+    if args.refresh_only && format == Format::Markdown {
+        anyhow::bail!("--refresh-only has no Markdown form: use the text or --json");
+    }
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     if args.refresh_only {
@@ -65,7 +84,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             auto_approve: args.auto_approve,
             lock_timeout: args.lock_timeout,
             parallelism: args.parallelism,
-            json: args.json,
+            json: format == Format::Json,
             detailed_exitcode: args.detailed_exitcode,
         };
         return ops::apply::refresh_only(&ws, ui, opts).await;
@@ -80,11 +99,11 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             target: args.target,
         },
     };
-    let (plan, _state) = ops::plan(&ws, &opts).await?;
-    if args.json {
-        ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?));
-    } else {
-        ui.out(&render::render(&plan, ui.colors));
+    let (plan, state) = ops::plan(&ws, &opts).await?;
+    match format {
+        Format::Json => ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?)),
+        Format::Markdown => ui.out(&crate::plan::markdown::render(&plan, &state)),
+        Format::Text => ui.out(&render::render(&plan, ui.colors)),
     }
     if let Some(out) = &args.out {
         planfile::save(&plan, out)

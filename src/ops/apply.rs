@@ -195,6 +195,15 @@ async fn execute_locked(
             .await?;
     }
     let report = executor.run(&plan.actions, steps).await;
+    // How long each step took here: the next plans estimate from it. Best effort: an apply
+    // whose steps are done does not fail for want of a statistic.
+    let took = &report.took;
+    if let Err(e) = handle
+        .update(|s| crate::plan::estimate::record(s, &plan.actions, took, &ws.topology))
+        .await
+    {
+        ui.info(&format!("(the steps' durations were not recorded: {e})"));
+    }
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();
     if report.success() {

@@ -138,11 +138,27 @@ pub fn plan_from(
         observed,
         flags: flags.clone(),
     };
-    Ok(if destroy {
+    let mut plan = if destroy {
         plan::build_destroy(&input)?
     } else {
         plan::build(&input)?
-    })
+    };
+    plan::estimate::annotate(&mut plan, &ws.topology, state, estimate_base(ws));
+    Ok(plan)
+}
+
+/// Whose durations the plan's estimate starts from: SkySQL's, or the local emulator's (its
+/// `--op-seconds`, read from the running emulator's info file; its default otherwise).
+fn estimate_base(ws: &Workspace) -> plan::estimate::Base {
+    if ws.topology.provider.endpoint != "local" {
+        return plan::estimate::Base::Cloud;
+    }
+    let dir = skyplan_emulator::resolve_dir(None);
+    let op_seconds = skyplan_emulator::info::read_info(&dir)
+        .map_or(skyplan_emulator::ServeOptions::DEFAULT_OP_SECONDS, |i| {
+            i.options.op_seconds
+        });
+    plan::estimate::Base::Emulator { op_seconds }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

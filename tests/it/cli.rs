@@ -723,3 +723,65 @@ fn the_file_may_come_before_or_after_the_name() {
         .expect_code(0);
     assert_eq!(usual.stdout, swapped.stdout);
 }
+
+/// Issue 27: the pull-request workflow's command, as it is written there: `-no-color
+/// -input=false` before the command, `--detailed-exitcode` (2: changes) and `--format
+/// markdown` (a document with the estimate, the table and the picture).
+#[test]
+fn the_pull_request_workflows_plan_command_prints_markdown_and_exits_2_on_changes() {
+    let wf: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/ci/github-plan-comment.yml"
+        ))
+        .unwrap(),
+    )
+    .expect("valid YAML");
+    let steps = wf["jobs"]["plan"]["steps"].as_sequence().unwrap();
+    let plan_step = steps.iter().find(|s| s["id"] == "plan").unwrap();
+    let run = plan_step["run"].as_str().unwrap();
+    for want in [
+        "-no-color -input=false plan",
+        "--detailed-exitcode",
+        "--format markdown",
+    ] {
+        assert!(run.contains(want), "{want} in {run}");
+    }
+    assert!(wf["on"]["pull_request"].is_mapping(), "{:?}", wf["on"]);
+    assert_eq!(wf["permissions"]["pull-requests"], "write");
+
+    let mut t = Test::new().example("global-replication.toml");
+    let r = t
+        .args(&[
+            "-no-color",
+            "-input=false",
+            "plan",
+            "global-replication.toml",
+            "--detailed-exitcode",
+            "--format",
+            "markdown",
+            "--refresh=false",
+        ])
+        .run()
+        .expect_code(2);
+    for want in [
+        "### skyplan plan for global-replication.toml",
+        "**Plan: 6 to add,",
+        "Estimated time: \\~",
+        "| 1 | + | service.primary |",
+        "```mermaid",
+    ] {
+        assert!(r.stdout.contains(want), "{want} in\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains('\u{1b}'), "no colour: {}", r.stdout);
+    // --json and --format are one choice.
+    t.args(&[
+        "plan",
+        "global-replication.toml",
+        "--json",
+        "--format",
+        "markdown",
+    ])
+    .run()
+    .expect_code(1);
+}

@@ -40,6 +40,7 @@ mod plan_drift;
 mod plan_failover;
 mod plan_flags;
 mod plan_last_copy;
+mod plan_markdown;
 mod plan_power;
 mod plan_repoint;
 mod plan_roles;

@@ -62,6 +62,9 @@ fn empty_state_plans_the_guide_in_dependency_order() {
     assert!(deps.contains(&"restore.secondary") && deps.contains(&"allowlist.primary.secondary"));
     assert_eq!(p.summary.add, 6);
     insta::assert_snapshot!("guide_from_empty", text(&p));
+    let md = crate::support::fixtures::markdown(&p, &t, &skyplan::state::new_state());
+    assert!(md.contains("Estimated time: \\~13 min"), "{md}");
+    insta::assert_snapshot!("markdown_guide", md);
 }
 
 #[test]

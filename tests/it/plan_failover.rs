@@ -143,6 +143,10 @@ fn a_deleted_primary_is_failed_over_then_recreated_and_seeded_from_the_new_one()
         assert!(text.contains(want), "{want} in\n{text}");
     }
     insta::assert_snapshot!("failover_of_a_deleted_primary", text);
+    insta::assert_snapshot!(
+        "markdown_failover_with_loss",
+        crate::support::fixtures::markdown(&p, &switched_pair(), &s)
+    );
     // The primary comes back as a new, empty service seeded from the new primary, after it.
     assert!(matches!(
         p.action("service.primary").expect(&text).kind,

@@ -42,6 +42,10 @@ fn turning_a_pair_round_is_one_switchover_and_never_a_restore() {
     let s = applied(&example("global-replication.toml"));
     let p = plan_of(&switched_pair(), &s, &observed(&s)).unwrap();
     let text = render::render(&p, false);
+    insta::assert_snapshot!(
+        "markdown_switchover",
+        crate::support::fixtures::markdown(&p, &switched_pair(), &s)
+    );
     assert!(
         text.contains(" <> switchover.secondary")
             && text

@@ -82,6 +82,7 @@ impl Rig {
             after: None,
             wipes_data: false,
             reason: None,
+            estimated_ms: None,
         };
         self.steps.run(&action, &ProgressHandle::detached()).await
     }

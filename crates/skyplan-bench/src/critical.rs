@@ -17,36 +17,15 @@ pub fn emulated_delay(op: Duration) -> impl Fn(&Action) -> Duration {
     }
 }
 
-/// The longest weighted chain through `actions` (in plan order: every dependency has a
-/// smaller id) and its length. Linear in actions + edges.
+/// The longest weighted chain through `actions` and its length: the core's rule (the one the
+/// plan's estimate uses), weighed in durations.
 pub fn critical_path(
     actions: &[Action],
     delay: impl Fn(&Action) -> Duration,
 ) -> (Duration, Vec<usize>) {
-    // finish[i]: earliest time action i can end; via[i]: the dependency that decides it.
-    let mut finish = vec![Duration::ZERO; actions.len()];
-    let mut via: Vec<Option<usize>> = vec![None; actions.len()];
-    for (i, a) in actions.iter().enumerate() {
-        let mut start = Duration::ZERO;
-        for &d in &a.depends_on {
-            // Plans are ordered, but a foreign or hand-made list may not be: skip, never panic.
-            if d < i && finish[d] >= start {
-                start = finish[d];
-                via[i] = Some(d);
-            }
-        }
-        finish[i] = start + delay(a);
-    }
-    let Some((mut last, &total)) = finish.iter().enumerate().max_by_key(|(_, f)| **f) else {
-        return (Duration::ZERO, Vec::new());
-    };
-    let mut path = vec![last];
-    while let Some(p) = via[last] {
-        path.push(p);
-        last = p;
-    }
-    path.reverse();
-    (total, path)
+    let (ms, path) =
+        skyplan::plan::estimate::critical_path(actions, |a| delay(a).as_millis() as u64);
+    (Duration::from_millis(ms), path)
 }
 
 #[cfg(test)]
@@ -67,6 +46,7 @@ mod tests {
             after: None,
             wipes_data: false,
             reason: None,
+            estimated_ms: None,
         }
     }
 

@@ -216,3 +216,11 @@ pub(crate) fn assert_valid(schema: &jsonschema::JSONSchema, p: &skyplan::plan::P
         msgs.join("\n")
     );
 }
+
+/// The plan as `plan --format markdown` prints it, with the estimate SkySQL's defaults give
+/// (the ops layer annotates plans; the core's `build` leaves the estimate out).
+pub(crate) fn markdown(p: &skyplan::plan::Plan, t: &Topology, s: &State) -> String {
+    let mut p = p.clone();
+    skyplan::plan::estimate::annotate(&mut p, t, s, skyplan::plan::estimate::Base::Cloud);
+    skyplan::plan::markdown::render(&p, s)
+}

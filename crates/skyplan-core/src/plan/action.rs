@@ -200,6 +200,9 @@ pub struct Action {
     /// Why this action is planned when not because of the topology (drift repair), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How long this action is expected to take, in milliseconds (`plan::estimate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_ms: Option<u64>,
 }
 
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";

@@ -42,7 +42,7 @@ fn rank(kind: &ActionKind) -> u8 {
 }
 
 /// The service an action is about: the one whose chain depth orders it among equals.
-fn subject(kind: &ActionKind) -> &str {
+pub(crate) fn subject(kind: &ActionKind) -> &str {
     match kind {
         ActionKind::CreateService { key, .. }
         | ActionKind::AdoptService { key, .. }
@@ -436,6 +436,7 @@ pub fn build(planned: Vec<Planned>, state: &State) -> Result<Vec<Action>, PlanEr
             after: p.after,
             wipes_data: p.wipes_data,
             reason: p.reason,
+            estimated_ms: None,
         });
     }
     Ok(actions)

@@ -6,10 +6,12 @@ pub mod action;
 pub mod diff;
 pub mod dot;
 pub mod drift;
+pub mod estimate;
 mod flags;
 pub use flags::record_replaces;
 pub mod graph;
 pub mod last_copy;
+pub mod markdown;
 pub mod mermaid;
 pub mod planfile;
 pub mod render;
@@ -224,6 +226,9 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub summary: Summary,
+    /// How long applying it is expected to take (the critical path; `plan::estimate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
     /// The command line's `--allow-data-loss`, `--replace` and `--target` (flattened: absent
     /// when unused): applying the saved plan re-derives it the same way.
     #[serde(flatten)]
@@ -403,6 +408,7 @@ fn finish(input: &PlanInput, out: diff::DiffOutput, destroy: bool) -> Result<Pla
         drift,
         warnings: out.warnings,
         summary,
+        estimate: None,
         flags: input.flags.clone(),
         topology: input.topology.clone(),
     })

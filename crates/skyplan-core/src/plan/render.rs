@@ -34,7 +34,8 @@ impl Styles {
     }
 }
 
-fn marker(a: &Action) -> &'static str {
+/// The marker a plan line starts with (`+`, `~`, `!`, `<>`, …).
+pub fn marker(a: &Action) -> &'static str {
     match (&a.kind, a.change) {
         (ActionKind::Restore { .. }, _) if a.wipes_data => "!",
         (ActionKind::Switchover { .. }, _) => "<>",
@@ -157,6 +158,22 @@ pub fn render(plan: &Plan, colors: bool) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "\n{} {w}", st.change.apply_to("Warning:"));
     }
+    out.push('\n');
+    out.push_str(&summary(plan, &st));
+    out.push('\n');
+    if let Some(e) = &plan.estimate {
+        let _ = writeln!(out, "{}", st.dim.apply_to(e.line()));
+    }
+    out
+}
+
+/// The plan's summary line, without colour: `Plan: 2 to add, 0 to change, …`.
+pub fn summary_line(plan: &Plan) -> String {
+    summary(plan, &Styles::new(false))
+}
+
+fn summary(plan: &Plan, st: &Styles) -> String {
+    let mut out = String::new();
     let s = &plan.summary;
     let adopt = match s.adopt {
         0 => String::new(),
@@ -164,7 +181,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
     };
     let _ = write!(
         out,
-        "\n{} {adopt}{} to add, {} to change, {} to replace, {} to destroy.",
+        "{} {adopt}{} to add, {} to change, {} to replace, {} to destroy.",
         st.bold.apply_to("Plan:"),
         s.add,
         s.change,
@@ -200,7 +217,6 @@ pub fn render(plan: &Plan, colors: bool) -> String {
             );
         }
     }
-    out.push('\n');
     out
 }
 

@@ -27,6 +27,12 @@ pub struct State {
     /// Required: skyplan always writes it (`{}` when empty), so a state without it is damaged,
     /// not empty — read as empty, it would make every service look new.
     pub resources: Resources,
+    /// How long recent actions took here, for the plan's estimate (`plan::estimate`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::plan::estimate::Durations::is_empty"
+    )]
+    pub durations: crate::plan::estimate::Durations,
 }
 
 impl State {
@@ -39,6 +45,7 @@ impl State {
             serial: 0,
             endpoint: None,
             resources: Resources::default(),
+            durations: Default::default(),
         }
     }
     pub fn is_empty(&self) -> bool {
