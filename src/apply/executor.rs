@@ -217,6 +217,7 @@ impl Executor {
             })
             .collect();
         let mut queue = DependencyQueue::new(&deps, services);
+        self.progress.begin(actions);
         let mut running: JoinSet<(ActionId, Result<String, StepError>, Duration)> = JoinSet::new();
         // Which action a task runs, to account for a task that panicked.
         let mut task_action: HashMap<tokio::task::Id, ActionId> = HashMap::new();

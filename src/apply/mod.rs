@@ -1,5 +1,6 @@
 //! apply: carry out a plan's actions in dependency order against SkySQL or the emulator.
 
+pub mod events;
 pub mod executor;
 pub mod progress;
 pub mod queue;

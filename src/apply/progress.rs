@@ -26,6 +26,9 @@ pub enum Outcome<'a> {
 }
 
 pub trait Progress: Send + Sync {
+    /// The apply is about to run these actions (the plan's, in order): a printer that counts
+    /// steps or estimates the time left keeps them.
+    fn begin(&self, _actions: &[Action]) {}
     fn started(&self, action: &Action);
     /// What a running action is waiting for ("pending_create", "backup Running", …).
     fn status(&self, id: ActionId, msg: &str);
@@ -137,6 +140,56 @@ impl StepLog {
     }
 }
 
+/// How far an apply is: `[k/n, ~T left]` after each finished step, `k` the steps finished
+/// and the time left the critical path of what is not done, by the plan's estimates
+/// ([`crate::plan::estimate::remaining`]). No I/O; the time is passed in.
+#[derive(Debug, Default)]
+pub struct Tally {
+    actions: Vec<Action>,
+    done: std::collections::HashSet<ActionId>,
+    running: HashMap<ActionId, Instant>,
+}
+
+impl Tally {
+    pub fn begin(&mut self, actions: &[Action]) {
+        self.actions = actions.to_vec();
+    }
+    pub fn started(&mut self, id: ActionId, now: Instant) {
+        self.running.insert(id, now);
+    }
+    /// The step ended (done or not): `[k/n, ~T left]`, or `[k/n]` at the end or without
+    /// estimates.
+    pub fn finished(&mut self, id: ActionId, now: Instant) -> String {
+        self.running.remove(&id);
+        self.done.insert(id);
+        let (k, n) = self.count();
+        match self.left(now) {
+            Some(ms) if k < n => format!("[{k}/{n}, {} left]", crate::plan::estimate::human(ms)),
+            _ => format!("[{k}/{n}]"),
+        }
+    }
+    /// Steps finished, and steps in all.
+    pub fn count(&self) -> (usize, usize) {
+        (self.done.len(), self.actions.len().max(self.done.len()))
+    }
+    /// What the estimates leave, in ms (None without estimates).
+    pub fn left(&self, now: Instant) -> Option<u64> {
+        if self.actions.iter().all(|a| a.estimated_ms.is_none()) {
+            return None;
+        }
+        let running = |id| {
+            self.running
+                .get(&id)
+                .map(|t| now.saturating_duration_since(*t).as_millis() as u64)
+        };
+        Some(crate::plan::estimate::remaining(
+            &self.actions,
+            &|id| self.done.contains(&id),
+            &running,
+        ))
+    }
+}
+
 /// Whole seconds as a person reads them: `45s`, `2m05s`, `1h02m`.
 pub fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -150,12 +203,14 @@ pub fn clock(d: Duration) -> String {
 /// Timestamped lines, for a log read afterwards (see [`LogBook`]).
 pub struct Lines {
     book: Mutex<LogBook>,
+    tally: Mutex<Tally>,
 }
 
 impl Lines {
     pub fn new() -> Lines {
         Lines {
             book: Mutex::new(LogBook::default()),
+            tally: Mutex::new(Tally::default()),
         }
     }
     fn line(&self, msg: &str) {
@@ -176,9 +231,17 @@ impl Default for Lines {
 }
 
 impl Progress for Lines {
+    fn begin(&self, actions: &[Action]) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.begin(actions);
+        }
+    }
     fn started(&self, a: &Action) {
         if let Ok(mut book) = self.book.lock() {
             book.started(a.id, &a.address, Instant::now());
+        }
+        if let Ok(mut t) = self.tally.lock() {
+            t.started(a.id, Instant::now());
         }
         self.line(&format!("{}: starting ({})", a.address, a.summary.trim()));
     }
@@ -194,12 +257,19 @@ impl Progress for Lines {
         if let Ok(mut book) = self.book.lock() {
             book.finished(a.id);
         }
+        let count = self
+            .tally
+            .lock()
+            .map(|mut t| t.finished(a.id, Instant::now()))
+            .unwrap_or_default();
         let (addr, took) = (&a.address, secs(took));
         self.line(&match outcome {
-            Outcome::Done("") => format!("{addr}: done after {took}"),
-            Outcome::Done(note) => format!("{addr}: done after {took} ({note})"),
-            Outcome::Failed(e) => format!("{addr}: FAILED after {took}: {e}"),
-            Outcome::StillRunning(e) => format!("{addr}: still running after {took}: {e}"),
+            Outcome::Done("") => format!("{addr}: done after {took} {count}"),
+            Outcome::Done(note) => format!("{addr}: done after {took} ({note}) {count}"),
+            Outcome::Failed(e) => format!("{addr}: FAILED after {took}: {e} {count}"),
+            Outcome::StillRunning(e) => {
+                format!("{addr}: still running after {took}: {e} {count}")
+            }
         });
     }
     fn message(&self, msg: &str) {
@@ -218,6 +288,7 @@ impl Progress for Lines {
 pub struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<ActionId, ProgressBar>>,
+    tally: Mutex<Tally>,
 }
 
 impl Bars {
@@ -229,6 +300,7 @@ impl Bars {
         Bars {
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
+            tally: Mutex::new(Tally::default()),
         }
     }
 }
@@ -240,7 +312,15 @@ impl Default for Bars {
 }
 
 impl Progress for Bars {
+    fn begin(&self, actions: &[Action]) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.begin(actions);
+        }
+    }
     fn started(&self, a: &Action) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.started(a.id, Instant::now());
+        }
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {msg}")
@@ -260,12 +340,19 @@ impl Progress for Bars {
     }
     fn finished(&self, a: &Action, outcome: Outcome<'_>, took: Duration) {
         let bar = self.bars.lock().ok().and_then(|mut m| m.remove(&a.id));
+        let count = self
+            .tally
+            .lock()
+            .map(|mut t| t.finished(a.id, Instant::now()))
+            .unwrap_or_default();
         let (addr, took) = (&a.address, secs(took));
         let line = match outcome {
-            Outcome::Done("") => format!("✓ {addr} ({took})"),
-            Outcome::Done(note) => format!("✓ {addr} ({took}, {note})"),
-            Outcome::Failed(e) => format!("✗ {addr} failed after {took}: {e}"),
-            Outcome::StillRunning(e) => format!("… {addr} still running after {took}: {e}"),
+            Outcome::Done("") => format!("✓ {addr} ({took}) {count}"),
+            Outcome::Done(note) => format!("✓ {addr} ({took}, {note}) {count}"),
+            Outcome::Failed(e) => format!("✗ {addr} failed after {took}: {e} {count}"),
+            Outcome::StillRunning(e) => {
+                format!("… {addr} still running after {took}: {e} {count}")
+            }
         };
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -435,6 +522,30 @@ mod tests {
     }
 
     #[test]
+    fn the_tally_counts_steps_and_says_what_the_estimates_leave() {
+        let mut acts = vec![action(0, "service.a"), action(1, "backup.a")];
+        acts[1].depends_on = vec![0];
+        acts[0].estimated_ms = Some(300_000);
+        acts[1].estimated_ms = Some(180_000);
+        let t0 = Instant::now();
+        let mut t = Tally::default();
+        t.begin(&acts);
+        t.started(0, t0);
+        // 2 minutes into a 5-minute create: 3 + 3 minutes left.
+        assert_eq!(t.left(t0 + Duration::from_secs(120)), Some(360_000));
+        assert_eq!(
+            t.finished(0, t0 + Duration::from_secs(290)),
+            "[1/2, ~3 min left]"
+        );
+        t.started(1, t0 + Duration::from_secs(290));
+        assert_eq!(t.finished(1, t0 + Duration::from_secs(400)), "[2/2]");
+        // Without estimates (an old saved plan): the count alone.
+        let mut bare = Tally::default();
+        bare.begin(&[action(0, "a"), action(1, "b")]);
+        assert_eq!(bare.finished(0, t0), "[1/2]");
+    }
+
+    #[test]
     fn clock_reads_like_a_person_would() {
         let c = |s| clock(Duration::from_secs(s));
         assert_eq!(
@@ -554,7 +665,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             screen.visible(),
-            ["… service.primary still running after 2.0s: stopped waiting (interrupted)"]
+            ["… service.primary still running after 2.0s: stopped waiting (interrupted) [1/1]"]
         );
     }
 }

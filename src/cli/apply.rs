@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 
 use super::common::{lock_timeout, topology_path};
+use crate::apply::events::JsonEvents;
 use crate::ops::apply::{execute, ExecuteOptions};
 use crate::plan::planfile;
 use crate::printer::Printer;
@@ -37,9 +40,24 @@ pub(super) struct Args {
     /// Plan only ADDRESS and what it depends on (repeatable): a partial plan.
     #[arg(long, value_name = "ADDRESS")]
     target: Vec<String>,
+    /// Stream the apply as JSON events on stdout, one per line (schemas/events.schema.json);
+    /// people's output goes to stderr. Needs --auto-approve or a saved plan: a stream has no
+    /// prompt.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+    let events = args.json.then(|| Arc::new(JsonEvents::stdout()));
+    let result = run_with(args, ui, events.clone()).await;
+    // The error ends the stream too, as its last event (stderr says it as usual).
+    if let (Some(ev), Err(e)) = (&events, &result) {
+        ev.diagnostic(&format!("{e:#}"));
+    }
+    result
+}
+
+async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> Result<i32> {
     let path = topology_path(args.file);
     let bytes = skyplan_os::read_bounded(&path, skyplan_os::MAX_FILE_BYTES)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -53,8 +71,13 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             replace: args.replace,
             target: args.target,
         },
+        events,
     };
-    if planfile::looks_like_plan(&bytes) {
+    let saved_plan = planfile::looks_like_plan(&bytes);
+    if opts.events.is_some() && !opts.auto_approve && !saved_plan {
+        anyhow::bail!("apply --json needs --auto-approve (or a saved plan): an event stream cannot carry a prompt; nothing was changed");
+    }
+    if saved_plan {
         let saved = planfile::parse(&bytes, &path.display().to_string())?;
         // The saved plan names its topology; state and staleness are checked against it.
         let ws = super::common::load_workspace(

@@ -47,6 +47,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                 target: args.target,
                 ..Default::default()
             },
+            events: None,
         },
     )
     .await

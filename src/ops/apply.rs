@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::apply::events::{JsonEvents, Tee};
 use crate::apply::executor::{Executor, ProgressHandle, Report};
 use crate::apply::progress::{Bars, Lines, Progress};
 use crate::apply::state_handle::StateHandle;
@@ -22,6 +23,9 @@ pub struct ExecuteOptions {
     pub destroy: bool,
     /// `--allow-data-loss`, `--replace`, `--target` (a saved plan carries its own).
     pub flags: crate::plan::PlanFlags,
+    /// `apply --json`: events on stdout (`apply::events`); the plan, the progress and the
+    /// summary for people go to stderr.
+    pub events: Option<Arc<JsonEvents>>,
 }
 
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
@@ -126,7 +130,14 @@ async fn execute_locked(
         }
         None => derived,
     };
-    ui.out(&render::render(&plan, ui.colors));
+    match &opts.events {
+        // The plan is an event; the people reading stderr still see it.
+        Some(ev) => {
+            ev.plan(&plan);
+            ui.info_raw(&render::render(&plan, false));
+        }
+        None => ui.out(&render::render(&plan, ui.colors)),
+    }
     // A database that does not answer: nothing that depends on it can be repaired, and
     // waiting on it would only end in a timeout. Refused at once, before anything changes.
     let dead: Vec<&str> = plan
@@ -142,13 +153,21 @@ async fn execute_locked(
         );
     }
     if plan.actions.is_empty() {
-        print_outputs(ui, &state, &ws.topology, opts.destroy);
+        if let Some(ev) = &opts.events {
+            ev.summary(&plan, &Report::default(), remote.client.requests_made());
+        } else {
+            print_outputs(ui, &state, &ws.topology, opts.destroy);
+        }
         return Ok(EXIT_OK);
     }
-    let progress: Arc<dyn Progress> = if ui.stderr_tty {
+    let human: Arc<dyn Progress> = if ui.stderr_tty {
         Arc::new(Bars::new())
     } else {
         Arc::new(Lines::new())
+    };
+    let progress: Arc<dyn Progress> = match &opts.events {
+        Some(ev) => Arc::new(Tee(vec![human, ev.clone()])),
+        None => human,
     };
     // Caught from the prompt on: a Ctrl-C there cancels the apply and releases the lock.
     let stop = interrupt_on_ctrl_c(progress.clone());
@@ -206,14 +225,22 @@ async fn execute_locked(
     }
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();
+    if let Some(ev) = &opts.events {
+        ev.summary(&plan, &report, remote.client.requests_made());
+    }
     if report.success() {
         let verb = if opts.destroy { "Destroy" } else { "Apply" };
-        ui.out(&format!(
+        let done = format!(
             "\n{verb} complete after {secs:.1}s: {} actions done. API calls: {}.\n",
             report.completed.len(),
             remote.client.requests_made()
-        ));
-        print_outputs(ui, &final_state, &ws.topology, opts.destroy);
+        );
+        if opts.events.is_some() {
+            ui.info_raw(&done);
+        } else {
+            ui.out(&done);
+            print_outputs(ui, &final_state, &ws.topology, opts.destroy);
+        }
         return Ok(EXIT_OK);
     }
     ui.error(&summary(&plan, &report, handle.write_failure()));

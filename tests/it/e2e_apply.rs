@@ -104,8 +104,22 @@ async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
     let r = cloud
         .skyplan(&["apply", "fan-out.toml", "--auto-approve"])
         .expect_code(0);
-    // Progress lines are "[hh:mm:ss] address: starting …" / "address: done after …".
+    // Progress lines are "[hh:mm:ss] address: starting …" / "address: done after … [k/n, ~T
+    // left]": a count of the steps and the time the plan's estimates leave.
     let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(": done after ") && l.contains(" left]")),
+        "{}",
+        r.stderr
+    );
+    let n = lines.iter().filter(|l| l.contains(": done after ")).count();
+    assert!(
+        lines.iter().any(|l| l.ends_with(&format!(" [{n}/{n}]"))),
+        "the last step says {n}/{n}:\n{}",
+        r.stderr
+    );
     let pos = |needle: &str| {
         lines
             .iter()
@@ -334,6 +348,8 @@ fn the_piped_apply_log_of_the_guide_says_each_thing_once() {
         (r"localhost:\d+".into(), "localhost:[PORT]".into()),
         (r"\b\d+-\d+-\d+\b".into(), "[GTID]".into()),
         (r"\b\d+ s behind".into(), "[N] s behind".into()),
+        // Which step ends k-th, and the time left then, vary with the emulator's pace.
+        (r" \[\d+/\d+(, ~[^\]]*)?\]".into(), " [K/N]".into()),
     ]);
     let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (&**a, &**b)).collect();
     insta::with_settings!({
@@ -393,4 +409,99 @@ fn the_emulator_daemon_runs_with_exactly_the_options_it_was_started_with() {
     ] {
         assert!(said.contains(running), "{running}: {said}");
     }
+}
+
+/// Issue 27: `apply --json` streams one JSON event per line on stdout, each valid against
+/// schemas/events.schema.json: the plan, the start, each action's start, status changes and
+/// end with the count, the summary; people's output on stderr. The stream's shape is
+/// snapshot-tested (times, ids and status texts filtered: they vary with the emulator's pace).
+#[test]
+fn apply_json_streams_one_valid_event_per_line() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/global-replication.toml"
+    ))
+    .unwrap();
+    let lone = &guide[..guide.find("[services.secondary]").unwrap()];
+    let mut cloud = Cloud {
+        test: crate::support::cli::Test::new().file("lone.toml", lone),
+        topology: "lone.toml".into(),
+    };
+    // Without --auto-approve a stream cannot prompt: refused before anything.
+    let r = cloud
+        .skyplan(&["apply", "lone.toml", "--json"])
+        .expect_code(1);
+    assert!(r.stderr.contains("needs --auto-approve"), "{}", r.stderr);
+    let last: serde_json::Value =
+        serde_json::from_str(r.stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(last["type"], "diagnostic", "{}", r.stdout);
+
+    let r = cloud
+        .skyplan(&["apply", "lone.toml", "--json", "--auto-approve"])
+        .expect_code(0);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/events.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let schema = jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .compile(&schema)
+        .expect("events schema compiles");
+    let plan_schema = crate::support::fixtures::plan_schema();
+    let mut shape = String::new();
+    let mut last_status: std::collections::HashMap<String, String> = Default::default();
+    for line in r.stdout.lines() {
+        let ev: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        if let Err(errors) = schema.validate(&ev) {
+            let msgs: Vec<String> = errors
+                .map(|e| format!("{e} at {}", e.instance_path))
+                .collect();
+            panic!(
+                "{line}\ndoes not match the events schema: {}",
+                msgs.join("; ")
+            );
+        }
+        let addr = ev["address"].as_str().unwrap_or("");
+        match ev["type"].as_str().unwrap() {
+            "plan" => {
+                let plan: skyplan::plan::Plan =
+                    serde_json::from_value(ev["plan"].clone()).expect("a plan");
+                crate::support::fixtures::assert_valid(&plan_schema, &plan);
+                shape.push_str(&format!("plan: {} actions\n", plan.actions.len()));
+            }
+            "action_status" => {
+                // Only changes are events.
+                let s = ev["status"].as_str().unwrap().to_string();
+                assert_ne!(
+                    last_status.insert(addr.into(), s.clone()),
+                    Some(s),
+                    "{line}"
+                );
+            }
+            "action_end" => shape.push_str(&format!(
+                "action_end {addr} {} [{}/{}]\n",
+                ev["outcome"].as_str().unwrap(),
+                ev["done"],
+                ev["total"]
+            )),
+            "summary" => shape.push_str(&format!(
+                "summary {} completed={}\n",
+                ev["outcome"].as_str().unwrap(),
+                ev["completed"]
+            )),
+            other => shape.push_str(&format!("{other} {addr}\n")),
+        }
+    }
+    assert!(
+        r.stderr.contains("skyplan will perform these actions"),
+        "the plan for people on stderr: {}",
+        r.stderr
+    );
+    assert!(!last_status.is_empty(), "a create waits: {}", r.stdout);
+    insta::assert_snapshot!("apply_json_events", shape);
 }

@@ -272,7 +272,7 @@ mod tests {
     fn step_times_come_from_the_progress_lines() {
         let t = step_times(
             "[12:00:01] service.primary: starting (create)\n\
-             [12:00:03] service.primary: done after 2.1s\n\
+             [12:00:03] service.primary: done after 2.1s [1/9, ~12 s left]\n\
              [12:00:05] restore.asia: done after 2.0s (note)\n",
         );
         assert_eq!(t["service.primary"], Duration::from_millis(2100));
