@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod hints;
 pub mod ops;
 pub mod plan;
 pub mod printer;

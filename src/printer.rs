@@ -47,20 +47,24 @@ impl Printer {
         }
     }
     pub fn out(&self, s: &str) {
+        let s = crate::hints::complete(s);
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(s.as_bytes());
         let _ = o.flush();
     }
     pub fn info(&self, s: &str) {
+        let s = crate::hints::complete(s);
         let _ = writeln!(std::io::stderr(), "{s}");
     }
     /// `s` on stderr as it is (it carries its own line ends).
     pub fn info_raw(&self, s: &str) {
+        let s = crate::hints::complete(s);
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(s.as_bytes());
         let _ = e.flush();
     }
     pub fn error(&self, s: &str) {
+        let s = &*crate::hints::complete(s);
         // Located topology diagnostics carry their own `error:` label: not labelled twice.
         if s.starts_with("error: ") {
             let _ = writeln!(std::io::stderr(), "{s}");

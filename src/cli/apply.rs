@@ -79,6 +79,8 @@ async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> 
     }
     if saved_plan {
         let saved = planfile::parse(&bytes, &path.display().to_string())?;
+        // Hints name the saved plan's topology, not the plan file.
+        crate::hints::set_file(std::path::Path::new(&saved.topology_file));
         // The saved plan names its topology; state and staleness are checked against it.
         let ws = super::common::load_workspace(
             ui,

@@ -74,6 +74,7 @@ pub(super) fn prepare(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
                 };
                 std::env::set_current_dir(&dir)
                     .map_err(|e| format!("-chdir={dir}: cannot change to it: {e}"))?;
+                crate::hints::set_chdir(&dir);
                 continue;
             }
         } else {

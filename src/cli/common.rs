@@ -32,6 +32,10 @@ pub(super) fn block_on<T, F: std::future::Future<Output = Result<T>>>(f: F) -> R
 }
 
 pub(super) fn topology_path(file: Option<PathBuf>) -> PathBuf {
+    // A hint printed by this run names the file it was given (the default needs no word).
+    if let Some(f) = &file {
+        crate::hints::set_file(f);
+    }
     file.unwrap_or_else(|| PathBuf::from(DEFAULT_TOPOLOGY))
 }
 

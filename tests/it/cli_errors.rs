@@ -38,13 +38,35 @@ fn a_held_lock_names_its_holder() {
     let before = std::fs::read(&state).unwrap();
 
     let dir = t.path().to_path_buf();
-    t.args(&["apply", GUIDE, "--auto-approve"])
+    let r = t
+        .args(&["apply", GUIDE, "--auto-approve"])
         .run()
         .expect_code(1)
         .stderr_contains("locked by pid")
         .stderr_snapshot("cli_errors__held_lock", &dir);
     assert_eq!(std::fs::read(&state).unwrap(), before, "state untouched");
     assert!(lock.exists(), "the holder's lock stays");
+
+    // Issue 27: the hint works as printed — it names the file this run was given, so run
+    // verbatim it finds the lock (and, its holder alive, asks for --force) instead of
+    // failing on a skyplan.toml that does not exist.
+    let hint = r
+        .stderr
+        .split("run `")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap();
+    assert!(hint.ends_with(GUIDE), "{hint}");
+    let words: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    let r = t.args(&words).run();
+    assert!(!r.stderr.contains("skyplan.toml"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("0a1b2c3d-0000-4000-8000-000000000001"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

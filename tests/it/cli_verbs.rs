@@ -153,7 +153,9 @@ fn state_rm_forgets_a_replica_and_what_belongs_to_it() {
         .expect_code(1)
         .stderr_contains("refusing to forget service.primary alone")
         .stderr_contains("replication.secondary: replicates from service.primary")
-        .stderr_contains("`skyplan state rm service.primary service.secondary`");
+        .stderr_contains(
+            "`skyplan state rm service.primary service.secondary global-replication.toml`",
+        );
     t.args(&["state", "rm", "service.nope", GUIDE])
         .run()
         .expect_code(1)
@@ -445,8 +447,9 @@ async fn state_mv_then_plan_shows_no_changes_and_rm_touches_nothing_remote() {
         .skyplan(&["plan", GUIDE, "--detailed-exitcode"])
         .expect_code(1);
     assert!(
-        r.stderr
-            .contains("run `skyplan state mv service.secondary service.west`"),
+        r.stderr.contains(
+            "run `skyplan state mv service.secondary service.west global-replication.toml`"
+        ),
         "{}",
         r.stderr
     );
