@@ -84,6 +84,52 @@ pub(crate) async fn apply(
     })
 }
 
+/// What `skyplan plan --json FILE` estimates for applying `file` against `emu`: the product's
+/// own path (the emulator's `--op-seconds` read from its info file as the model's input).
+pub(crate) async fn planned_estimate(
+    skyplan: &Path,
+    emu: &Emulator,
+    work: &Path,
+    file: &Path,
+) -> Result<Duration> {
+    let out = tokio::process::Command::new(skyplan)
+        .current_dir(work)
+        .args(["plan", "--json"])
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .env(skyplan_emulator::daemon::DIR_ENV, emu.dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running skyplan plan --json")?;
+    if !out.status.success() {
+        bail!(
+            "skyplan plan --json failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ms = plan["estimate"]["total_ms"]
+        .as_u64()
+        .context("the plan carries no estimate")?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// The estimate row: the apply's wall time against what the plan estimated.
+fn estimate_row(what: &str, estimate: Duration, wall: Duration, op: f64) -> Row {
+    let ratio = wall.as_secs_f64() / estimate.as_secs_f64().max(1e-9);
+    Row::new(format!("plan estimate vs apply: {what}"))
+        .wall(wall)
+        .target(
+            format!("within ±25% of the estimate {}", duration(estimate)),
+            (0.75..=1.25).contains(&ratio),
+        )
+        .note(format!(
+            "measured / estimated = {ratio:.2}; the estimate is `skyplan plan --json`'s critical path over the emulator's defaults (--op-seconds {op}), no recorded history"
+        ))
+}
+
 /// `[12:00:01] restore.asia: done after 2.3s` → ("restore.asia", 2.3 s).
 fn step_times(progress: &str) -> HashMap<String, Duration> {
     progress
@@ -115,7 +161,7 @@ fn refused(calls: &[Logged]) -> usize {
     calls.iter().filter(|c| c.status >= 400).count()
 }
 
-async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Result<Row> {
+async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Result<(Row, Row)> {
     let work = root.join("fan-out");
     let (file, plan) = prepare(example, &work)?;
     let (critical, path) = critical_path(&plan.actions, emulated_delay(op));
@@ -127,8 +173,10 @@ async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> R
     let mut opts = ServeOptions::new(work.join("emulator"));
     opts.op_seconds = op.as_secs_f64();
     let emu = Emulator::start(skyplan, opts).await?;
+    let estimate = planned_estimate(skyplan, &emu, &work, &file).await?;
     let run = apply(skyplan, &emu, &work, &file).await?;
     drop(emu);
+    let estimated = estimate_row("fan-out 1+8", estimate, run.wall, op.as_secs_f64());
 
     let ratio = run.wall.as_secs_f64() / critical.as_secs_f64().max(1e-9);
     // The same critical path over the step times the apply really saw: what is left between
@@ -138,7 +186,7 @@ async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> R
     });
     let sched = run.wall.as_secs_f64() / measured.as_secs_f64().max(1e-9);
     let polls = polling_gets(&run.calls);
-    Ok(Row::new(format!(
+    Ok((Row::new(format!(
         "apply fan-out 1+8 ({}), --op-seconds {}",
         example.display(),
         op.as_secs_f64()
@@ -155,7 +203,7 @@ async fn fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> R
         duration(measured),
         plan.actions.len(),
         refused(&run.calls),
-    )))
+    )), estimated))
 }
 
 /// A SQL connection to the service `key` of the state `file` (in `work`) uses, with its
@@ -218,7 +266,7 @@ async fn verify_replication(emu: &Emulator, work: &Path, file: &Path) -> Result<
     Ok(())
 }
 
-async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
+async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<(Row, Row)> {
     let work = root.join("guide");
     let (file, _) = prepare(example, &work)?;
     let opts = ServeOptions::new(work.join("emulator"));
@@ -226,12 +274,14 @@ async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
     let started = Instant::now();
     let emu = Emulator::start(skyplan, opts).await?;
     let emulator_start = started.elapsed();
+    let estimate = planned_estimate(skyplan, &emu, &work, &file).await?;
     let start = Instant::now();
     let run = apply(skyplan, &emu, &work, &file).await?;
+    let estimated = estimate_row("the guide", estimate, run.wall, op);
     verify_replication(&emu, &work, &file).await?;
     let wall = start.elapsed();
     drop(emu);
-    Ok(Row::new(format!(
+    Ok((Row::new(format!(
         "guide end to end ({}), --op-seconds {op}",
         example.display()
     ))
@@ -247,20 +297,28 @@ async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
         duration(run.wall),
         duration(wall.saturating_sub(run.wall)),
         duration(emulator_start)
-    )))
+    )), estimated))
 }
 
-pub async fn run_fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Row {
+/// The fan-out row and its estimate row.
+pub async fn run_fan_out(root: &Path, skyplan: &Path, example: &Path, op: Duration) -> Vec<Row> {
     match fan_out(root, skyplan, example, op).await {
-        Ok(row) => row,
-        Err(e) => Row::failed(format!("apply fan-out ({})", example.display()), &e),
+        Ok((row, estimate)) => vec![row, estimate],
+        Err(e) => vec![Row::failed(
+            format!("apply fan-out ({})", example.display()),
+            &e,
+        )],
     }
 }
 
-pub async fn run_guide(root: &Path, skyplan: &Path, example: &Path) -> Row {
+/// The guide's row and its estimate row.
+pub async fn run_guide(root: &Path, skyplan: &Path, example: &Path) -> Vec<Row> {
     match guide(root, skyplan, example).await {
-        Ok(row) => row,
-        Err(e) => Row::failed(format!("guide end to end ({})", example.display()), &e),
+        Ok((row, estimate)) => vec![row, estimate],
+        Err(e) => vec![Row::failed(
+            format!("guide end to end ({})", example.display()),
+            &e,
+        )],
     }
 }
 

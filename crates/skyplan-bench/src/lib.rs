@@ -78,12 +78,12 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
     if opts.fan_out {
         eprintln!("skyplan-bench: apply fan-out 1+8 on real MariaDB…");
         let example = opts.examples.join("fan-out-8.toml");
-        rows.push(apply::run_fan_out(&opts.work, &opts.skyplan, &example, opts.op).await);
+        rows.extend(apply::run_fan_out(&opts.work, &opts.skyplan, &example, opts.op).await);
     }
     if opts.guide {
         eprintln!("skyplan-bench: the guide's example end to end…");
         let example = opts.examples.join("global-replication.toml");
-        rows.push(apply::run_guide(&opts.work, &opts.skyplan, &example).await);
+        rows.extend(apply::run_guide(&opts.work, &opts.skyplan, &example).await);
     }
     if opts.repoint {
         eprintln!("skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB)…");

@@ -167,30 +167,31 @@ fn default_ms(kind: &ActionKind, storage: u32, base: Base) -> u64 {
             | ActionKind::DropReplicationUser { .. }
             | ActionKind::SetRole { .. } => 2_000,
         },
-        // The emulator's long operations take `op_seconds` at least; around them, the
-        // polling and the real work measured on the emulator (a new mariadbd's bootstrap, a
-        // mariadb-backup run).
+        // The emulator's long operations take `op_seconds` at least (its work — a new
+        // mariadbd's bootstrap, a mariadb-backup run — happens within them for small data);
+        // around them, the polling and SQL measured on the emulator (2 cores: the fan-out
+        // and guide rows of skyplan-bench, whose estimate row checks these).
         Base::Emulator { op_seconds } => {
             let op = (op_seconds.max(0.0) * 1000.0) as u64;
             match kind {
-                ActionKind::CreateService { .. } => op + 1_500,
-                ActionKind::ReplaceService { .. } => 2 * op + 2_000,
+                ActionKind::CreateService { .. } => op + 300,
+                ActionKind::ReplaceService { .. } => 2 * op + 500,
                 ActionKind::UpdateService { .. }
                 | ActionKind::SetPower { .. }
                 | ActionKind::DeleteService { .. }
-                | ActionKind::RestartService { .. } => op + 500,
-                ActionKind::Backup { .. } => op + 700,
-                ActionKind::Restore { .. } => op + 1_200,
+                | ActionKind::RestartService { .. } => op + 200,
+                ActionKind::Backup { .. } => op + 200,
+                ActionKind::Restore { .. } => op + 300,
                 ActionKind::Replicate { .. }
                 | ActionKind::Switchover { .. }
-                | ActionKind::Failover { .. } => 500,
+                | ActionKind::Failover { .. } => 300,
                 ActionKind::AllowlistGrant { .. }
                 | ActionKind::AllowlistRevoke { .. }
-                | ActionKind::ConfigureService { .. } => 300,
+                | ActionKind::ConfigureService { .. } => 150,
                 ActionKind::AdoptService { .. }
                 | ActionKind::StopReplication { .. }
                 | ActionKind::DropReplicationUser { .. }
-                | ActionKind::SetRole { .. } => 100,
+                | ActionKind::SetRole { .. } => 50,
             }
         }
     }
@@ -423,7 +424,7 @@ mod tests {
         };
         assert_eq!(
             default_ms(&create, 100, Base::Emulator { op_seconds: 2.0 }),
-            100
+            50
         );
     }
 }
