@@ -504,4 +504,29 @@ fn apply_json_streams_one_valid_event_per_line() {
     );
     assert!(!last_status.is_empty(), "a create waits: {}", r.stdout);
     insta::assert_snapshot!("apply_json_events", shape);
+
+    // The apply recorded how long each step took; the next plan's estimate uses it for the
+    // same kind of step (a create of a gcp 100 GB service) and says so.
+    let state = cloud.state().unwrap();
+    let created = &state.durations.0["create/gcp/100"];
+    assert_eq!(created.len(), 1, "{:?}", state.durations);
+    let two = format!("{lone}\n[services.other]\nname = \"skysql-other\"\nregion = \"us-west1\"\n");
+    std::fs::write(cloud.dir().join("lone.toml"), two).unwrap();
+    let r = cloud
+        .skyplan(&["plan", "lone.toml", "--json"])
+        .expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let create = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == "service.other")
+        .unwrap();
+    assert_eq!(create["estimated_ms"], created[0], "{create}");
+    assert!(
+        plan["estimate"]["from_history"].as_u64().unwrap() >= 1,
+        "{plan}"
+    );
+    let text = cloud.skyplan(&["plan", "lone.toml"]).expect_code(0).stdout;
+    assert!(text.contains("from durations recorded here"), "{text}");
 }
