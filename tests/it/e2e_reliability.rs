@@ -413,7 +413,7 @@ async fn ctrl_c_starts_nothing_new_stops_waiting_saves_and_the_next_apply_resume
         "still running:  service.primary: stopped waiting for service.primary to be ready (interrupted)",
         "not started:    backup.primary",
         "not started:    replication.secondary",
-        "run `skyplan apply` again",
+        "run `skyplan apply global-replication.toml` again",
         // The step's own last line says what the summary says.
         "service.primary: still running after",
     ] {
