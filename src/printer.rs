@@ -46,11 +46,15 @@ impl Printer {
             stderr_tty: std::io::stderr().is_terminal(),
         }
     }
+    /// Data on stdout, byte for byte (JSON, a state, a completion script).
     pub fn out(&self, s: &str) {
-        let s = crate::hints::complete(s);
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(s.as_bytes());
         let _ = o.flush();
+    }
+    /// Text for people on stdout (a rendered plan): its hint commands name this run's file.
+    pub fn out_text(&self, s: &str) {
+        self.out(&crate::hints::complete(s));
     }
     pub fn info(&self, s: &str) {
         let s = crate::hints::complete(s);

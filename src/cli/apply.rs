@@ -52,7 +52,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let result = run_with(args, ui, events.clone()).await;
     // The error ends the stream too, as its last event (stderr says it as usual).
     if let (Some(ev), Err(e)) = (&events, &result) {
-        ev.diagnostic(&format!("{e:#}"));
+        ev.diagnostic(&crate::hints::complete(&format!("{e:#}")));
     }
     result
 }

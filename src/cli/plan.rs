@@ -102,15 +102,16 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     let (plan, state) = ops::plan(&ws, &opts).await?;
     match format {
         Format::Json => ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?)),
-        Format::Markdown => ui.out(&crate::plan::markdown::render(&plan, &state)),
-        Format::Text => ui.out(&render::render(&plan, ui.colors)),
+        Format::Markdown => ui.out_text(&crate::plan::markdown::render(&plan, &state)),
+        Format::Text => ui.out_text(&render::render(&plan, ui.colors)),
     }
     if let Some(out) = &args.out {
         planfile::save(&plan, out)
             .with_context(|| format!("saving the plan to {}", out.display()))?;
         ui.info(&format!(
-            "\nSaved the plan to {}. To carry out exactly these actions, run:\n  skyplan apply {}",
+            "\nSaved the plan to {}. To carry out exactly these actions, run:\n  {} apply {}",
             out.display(),
+            crate::hints::program(),
             out.display()
         ));
     }

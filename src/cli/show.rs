@@ -38,7 +38,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                     p.display(),
                     plan.serial
                 ));
-                ui.out(&render::render(&plan, ui.colors));
+                ui.out_text(&render::render(&plan, ui.colors));
             }
             return Ok(EXIT_OK);
         }

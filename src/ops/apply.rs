@@ -136,7 +136,7 @@ async fn execute_locked(
             ev.plan(&plan);
             ui.info_raw(&render::render(&plan, false));
         }
-        None => ui.out(&render::render(&plan, ui.colors)),
+        None => ui.out_text(&render::render(&plan, ui.colors)),
     }
     // A database that does not answer: nothing that depends on it can be repaired, and
     // waiting on it would only end in a timeout. Refused at once, before anything changes.
@@ -213,12 +213,13 @@ async fn execute_locked(
             .update(|s| crate::plan::record_replaces(s, &flags.replace, &at))
             .await?;
     }
+    let keys = crate::plan::estimate::history_keys(&plan.actions, &ws.topology, &state);
     let report = executor.run(&plan.actions, steps).await;
     // How long each step took here: the next plans estimate from it. Best effort: an apply
     // whose steps are done does not fail for want of a statistic.
     let took = &report.took;
     if let Err(e) = handle
-        .update(|s| crate::plan::estimate::record(s, &plan.actions, took, &ws.topology))
+        .update(|s| crate::plan::estimate::record(s, &keys, took))
         .await
     {
         ui.info(&format!("(the steps' durations were not recorded: {e})"));
@@ -243,7 +244,11 @@ async fn execute_locked(
         }
         return Ok(EXIT_OK);
     }
-    ui.error(&summary(&plan, &report, handle.write_failure()));
+    let why = summary(&plan, &report, handle.write_failure());
+    if let Some(ev) = &opts.events {
+        ev.diagnostic(&crate::hints::complete(&why));
+    }
+    ui.error(&why);
     Ok(EXIT_ERROR)
 }
 
@@ -272,7 +277,7 @@ fn interrupt_on_ctrl_c(progress: Arc<dyn Progress>) -> tokio::sync::watch::Recei
             // line is the printer's exception.
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+                eprintln!("\n{}", crate::hints::complete("Interrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish."));
             }
             std::process::exit(EXIT_INTERRUPTED);
         }
@@ -444,7 +449,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
                 actions: vec![],
                 ..plan.clone()
             };
-            ui.out(&render::render(&only_drift, ui.colors));
+            ui.out_text(&render::render(&only_drift, ui.colors));
         }
         // With --detailed-exitcode, drift is exit 2 whether or not the state is then updated,
         // so a scheduler can tell drift from an error (1).

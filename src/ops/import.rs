@@ -172,6 +172,6 @@ pub async fn import(
     )
     .await?;
     ui.info("The next plan:");
-    ui.out(&render::render(&plan, ui.colors));
+    ui.out_text(&render::render(&plan, ui.colors));
     Ok(EXIT_OK)
 }

@@ -150,7 +150,7 @@ pub fn plan_from(
 /// Whose durations the plan's estimate starts from: SkySQL's, or the local emulator's (its
 /// `--op-seconds`, read from the running emulator's info file; its default otherwise).
 fn estimate_base(ws: &Workspace) -> plan::estimate::Base {
-    if ws.topology.provider.endpoint != "local" {
+    if !ws.topology.provider.is_local() {
         return plan::estimate::Base::Cloud;
     }
     let dir = skyplan_emulator::resolve_dir(None);

@@ -82,12 +82,12 @@ async fn a_newer_format_is_refused_and_left_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(&dir);
     std::fs::create_dir_all(b.path().parent().unwrap()).unwrap();
-    let future = br#"{"format_version": 2, "lineage": "x", "serial": 9, "future": [1, 2]}"#;
+    let future = br#"{"format_version": 3, "lineage": "x", "serial": 9, "future": [1, 2]}"#;
     std::fs::write(b.path(), future).unwrap();
 
     let err = b.read().await.unwrap_err();
     assert!(
-        matches!(err, StateError::TooNew { found: 2, .. }),
+        matches!(err, StateError::TooNew { found: 3, .. }),
         "{err:?}"
     );
     let msg = err.to_string();

@@ -113,7 +113,7 @@ fn a_state_from_a_newer_skyplan_is_refused_and_left_untouched() {
     let (mut t, state) = workspace();
     let mut v: serde_json::Value =
         serde_json::from_str(&codec::to_json(&applied_state()).unwrap()).unwrap();
-    v["format_version"] = 2.into();
+    v["format_version"] = 3.into();
     v["something_new"] = serde_json::json!({"the": "future"});
     let bytes = serde_json::to_vec_pretty(&v).unwrap();
     assert_refused(
@@ -121,7 +121,7 @@ fn a_state_from_a_newer_skyplan_is_refused_and_left_untouched() {
         &state,
         &bytes,
         &[
-            "state format version 2",
+            "state format version 3",
             "newer skyplan",
             "upgrade skyplan",
             "left untouched",
@@ -187,7 +187,7 @@ async fn a_held_lock_makes_apply_fail_fast_naming_the_holder_or_wait_for_lock_ti
     );
     for m in [
         format!("locked by pid {} on host {}", info.pid, info.host),
-        format!("running `{}`", info.command),
+        format!("running {:?}", info.command),
         format!("force-unlock --id {}", info.id),
         "--lock-timeout".to_string(),
     ] {

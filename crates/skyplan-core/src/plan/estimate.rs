@@ -69,7 +69,7 @@ pub struct Estimate {
     /// How many actions were estimated from durations this workspace recorded (the others
     /// from the defaults).
     pub from_history: usize,
-    /// `skysql` or `emulator`: whose defaults the others use.
+    /// `SkySQL` or `emulator`: whose defaults the others use.
     pub defaults: String,
 }
 
@@ -93,10 +93,12 @@ impl Estimate {
 /// `~45 s`, `~6 min`, `~2 h 05 min`: an estimate reads as one.
 pub fn human(ms: u64) -> String {
     let s = ms.div_ceil(1000).max(1);
+    // Whole minutes first, so 2 h 59 min 50 s reads "~3 h 00 min", never "~2 h 60 min".
+    let m = (s + 30) / 60;
     match s {
         0..=89 => format!("~{s} s"),
-        90..=7199 => format!("~{} min", (s + 30) / 60),
-        _ => format!("~{} h {:02} min", s / 3600, (s % 3600 + 30) / 60),
+        90..=7199 => format!("~{m} min"),
+        _ => format!("~{} h {:02} min", m / 60, m % 60),
     }
 }
 
@@ -248,21 +250,22 @@ pub fn annotate(plan: &mut Plan, topology: &Topology, state: &State, base: Base)
     });
 }
 
-/// Records how long each finished action took, under its history key.
-pub fn record(
-    state: &mut State,
-    actions: &[Action],
-    took: &HashMap<ActionId, std::time::Duration>,
-    topology: &Topology,
-) {
-    let mut keyed: Vec<(String, u64)> = Vec::new();
-    for a in actions {
-        if let Some(d) = took.get(&a.id) {
-            keyed.push((history_key(a, topology, state), d.as_millis() as u64));
+/// Each action's history key, read before the apply changes the state: the key an action is
+/// estimated by must be the key its duration is recorded under (after the apply, a removed
+/// service's record — and so its provider and storage — is gone).
+pub fn history_keys(actions: &[Action], topology: &Topology, state: &State) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| history_key(a, topology, state))
+        .collect()
+}
+
+/// Records how long each finished action took, under its key from [`history_keys`].
+pub fn record(state: &mut State, keys: &[String], took: &HashMap<ActionId, std::time::Duration>) {
+    for (id, key) in keys.iter().enumerate() {
+        if let Some(d) = took.get(&id) {
+            state.durations.record(key.clone(), d.as_millis() as u64);
         }
-    }
-    for (k, ms) in keyed {
-        state.durations.record(k, ms);
     }
 }
 
@@ -399,9 +402,18 @@ mod tests {
                 h(89_000),
                 h(90_000),
                 h(330_000),
-                h(7_500_000)
+                h(7_500_000),
+                h(10_790_000)
             ],
-            ["~1 s", "~13 s", "~89 s", "~2 min", "~6 min", "~2 h 05 min"]
+            [
+                "~1 s",
+                "~13 s",
+                "~89 s",
+                "~2 min",
+                "~6 min",
+                "~2 h 05 min",
+                "~3 h 00 min"
+            ]
         );
     }
 

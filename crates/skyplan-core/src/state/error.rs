@@ -147,7 +147,7 @@ fn locked_message(location: &str, holder: Option<&LockInfo>) -> String {
             h.command, h.id
         ),
         Some(h) => format!(
-            "the state {location} is locked by pid {} on host {} (user {}) running `{}` since \
+            "the state {location} is locked by pid {} on host {} (user {}) running {:?} since \
              {} (lock id {}). {WAIT}; if that process is gone, run \
              `skyplan force-unlock --id {}`",
             h.pid, h.host, h.user, h.command, h.created_at, h.id, h.id

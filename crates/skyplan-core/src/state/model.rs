@@ -10,7 +10,9 @@ use skyplan_api::types::{BackupStatus, ServiceStatus};
 use crate::topology::ServiceSpec;
 
 /// Current state format version. Files with a higher version are refused, not mangled.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// 2 added `durations`: a skyplan that knows only 1 says "written by a newer skyplan" rather
+/// than calling the field corrupt. Version 1 files are read as they are.
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
