@@ -459,7 +459,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
             EXIT_OK
         };
         let mut next = state.clone();
-        crate::refresh::record_observed(&mut next, &ws.topology, &observed);
+        crate::observed::record_observed(&mut next, &ws.topology, &observed);
         // Nothing to record but the time refresh last read the GTIDs: no prompt, no write
         // (a cron job without --auto-approve must not fail on a question with no answer).
         let mut same_but_seen = next.clone();

@@ -71,7 +71,7 @@ pub async fn import(
                 s.name
             );
         }
-        let real = crate::refresh::remote_service(&s);
+        let real = crate::observed::RemoteService::from_api(&s);
         check_adoptable(key, &svc.spec, &real, &state.lineage)?;
         let entries: Vec<String> = remote
             .client

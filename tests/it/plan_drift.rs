@@ -538,7 +538,7 @@ fn drift_json_matches_the_schema_and_lists_every_field() {
 
 #[test]
 fn refresh_only_records_reality_in_the_state() {
-    use skyplan::refresh::record_observed;
+    use skyplan::observed::record_observed;
     let (t, s) = guide();
     // The secondary deleted, the primary resized, the user's entry gone from the primary.
     let mut o = in_sync(&s);

@@ -11,5 +11,6 @@ pub mod observed;
 pub mod ownership;
 pub mod plan;
 pub mod state;
+pub mod status;
 pub mod topology;
 pub mod verify;

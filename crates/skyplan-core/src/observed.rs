@@ -155,6 +155,27 @@ pub struct RemoteService {
 }
 
 impl RemoteService {
+    /// What refresh keeps of a service the API reports.
+    pub fn from_api(s: &skyplan_api::types::ServiceResponse) -> RemoteService {
+        RemoteService {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            status: s.status.clone(),
+            provider: s.provider.clone(),
+            region: s.region.clone(),
+            architecture: s.architecture.clone(),
+            size: s.size.clone(),
+            nodes: u32::try_from(s.nodes).unwrap_or(0),
+            storage: u32::try_from(s.storage_volume.size).unwrap_or(0),
+            ssl_enabled: s.ssl_enabled,
+            fqdn: Some(s.fqdn.clone()).filter(|f| !f.is_empty()),
+            port: s.readwrite_port(),
+            outbound_ips: s.outbound_ips.clone(),
+            tags: s.tags.clone().unwrap_or_default(),
+            config_id: s.config_id.clone().filter(|c| !c.is_empty()),
+        }
+    }
+
     /// What the API reports for a service that is ready and exactly as `rec` records it
     /// (tests and benchmarks build "in sync" observations from it).
     pub fn as_recorded(rec: &crate::state::ServiceRecord) -> RemoteService {
@@ -246,4 +267,67 @@ pub fn is_transient_io_error(errno: u32) -> bool {
 /// reconnect grace makes them "reconnecting"; otherwise they are broken replication.
 pub fn is_restart_io_error(errno: u32) -> bool {
     is_transient_io_error(errno) || matches!(errno, 1040 | 1045 | 1129 | 1130 | 2026)
+}
+
+/// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
+/// resized ones take their real size, unhealthy links are marked so, and a link a replica of
+/// `topology` already has that the state does not record is recorded as it is
+/// (`drift::kept_links`).
+pub fn record_observed(
+    state: &mut crate::state::State,
+    topology: &crate::topology::Topology,
+    observed: &Observed,
+) {
+    observed.record_last_seen(state);
+    let res = &mut state.resources;
+    for (key, o) in &observed.services {
+        match o {
+            // Not answering is not gone: the record stays as it is.
+            ObservedService::Unreachable { .. } => {}
+            ObservedService::Missing { .. } => {
+                res.services.remove(key);
+                res.restores.remove(key);
+                res.replications.remove(key);
+                res.backups.remove(key);
+                // The grant that admitted the gone replica stays while its entries are still on
+                // the source: skyplan still owns them, and revokes them when it next plans.
+            }
+            ObservedService::Present(r) => {
+                if let Some(rec) = res.services.get_mut(key) {
+                    rec.spec.size = r.size.clone();
+                    rec.spec.nodes = r.nodes;
+                    rec.spec.storage = r.storage;
+                    rec.fqdn = r.fqdn.clone();
+                    rec.port = r.port;
+                    rec.outbound_ips = r.outbound_ips.clone();
+                    rec.status = Some(r.status.clone());
+                }
+            }
+        }
+    }
+    for (key, entries) in &observed.allowlists {
+        // The user's entries still there, and skyplan's grants reduced to what is left.
+        if let Some(rec) = res.services.get_mut(key) {
+            rec.spec
+                .allow_list
+                .retain(|e| skyplan_api::cidr::contains(entries, e));
+        }
+        for grant in res.allowlists.values_mut().filter(|a| &a.on == key) {
+            grant
+                .entries
+                .retain(|e| skyplan_api::cidr::contains(entries, e));
+        }
+    }
+    // Entries on a service that is gone went with it.
+    let services = &res.services;
+    res.allowlists
+        .retain(|_, a| !a.entries.is_empty() && services.contains_key(&a.on));
+    for (key, o) in &observed.replication {
+        if let Some(link) = res.replications.get_mut(key) {
+            link.healthy = o.configured && o.io_running && o.sql_running;
+        }
+    }
+    for kept in crate::plan::drift::kept_links(topology, state, observed) {
+        kept.record(state);
+    }
 }

@@ -5,8 +5,8 @@ use anyhow::{bail, Context, Result};
 use super::{now_rfc3339, RealSteps};
 use crate::apply::executor::ProgressHandle;
 use crate::apply::wait::{self, Poll};
+use crate::observed::RemoteService;
 use crate::plan::diff::{adopted_spec, cidr32, contains_cidr};
-use crate::refresh::remote_service;
 use crate::skysql::types::{AllowListItem, CreateServiceRequest, ServiceResponse, ServiceStatus};
 use crate::state::{InFlight, Operation, ServiceRecord, State};
 use crate::topology::ServiceSpec;
@@ -65,7 +65,7 @@ fn in_flight(operation: Operation) -> InFlight {
 
 /// Record what a ready service looks like.
 fn record_ready(state: &mut State, key: &str, spec: &ServiceSpec, s: &ServiceResponse) {
-    let r = remote_service(s);
+    let r = RemoteService::from_api(s);
     let prev = state.resources.services.get(key);
     // What the state knows of this very service (not of one it replaces) is kept.
     let same = prev.filter(|p| p.id == s.id);
@@ -316,7 +316,7 @@ pub(super) async fn adopt(
         wait_ready(steps, key, id, p).await?
     };
     let entries = steps.allowlist_entries(id).await?;
-    let now = adopted_spec(to, &remote_service(&s), &entries);
+    let now = adopted_spec(to, &RemoteService::from_api(&s), &entries);
     // Allowlist entries that appeared since the plan only mean fewer to add (a service still
     // being created shows none yet); anything else that moved is a plan that would lie.
     let fields: Vec<&str> = crate::plan::diff::changed_fields(planned_from, &now)
@@ -366,7 +366,7 @@ async fn check_adoptable(
     Ok(crate::plan::diff::check_adoptable(
         key,
         spec,
-        &remote_service(s),
+        &RemoteService::from_api(s),
         &lineage,
     )?)
 }
