@@ -50,31 +50,7 @@ async fn execute_locked(
     ui: &Printer,
     opts: &ExecuteOptions,
 ) -> Result<i32> {
-    let stored = ws.backend.read().await?;
-    if opts.destroy {
-        if let Some(state) = &stored {
-            crate::plan::check_destroy_allowed(&ws.topology, state)?;
-        }
-    }
-    let (saved, state) = match saved {
-        Some(plan) => {
-            let state = match stored {
-                Some(s) => s,
-                // Nothing applied yet: the new state continues the plan's lineage.
-                None if plan.serial == 0 => State {
-                    lineage: plan.lineage.clone(),
-                    ..crate::state::new_state()
-                },
-                None => bail!(
-                    "stale plan: it was made against state serial {}, but there is no state now",
-                    plan.serial
-                ),
-            };
-            planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
-            (Some(plan), state)
-        }
-        None => (None, stored.unwrap_or_else(crate::state::new_state)),
-    };
+    let (saved, state) = starting_state(ws, saved, opts).await?;
     let remote = Arc::new(ops::connect(ws, &state).await?);
     // The first apply records which cloud this state manages (an older state adopts it).
     let mut state = state;
@@ -93,43 +69,10 @@ async fn execute_locked(
     ));
     resume(&steps, ui).await?;
     let state = handle.snapshot().await;
-    // Even with an empty state: a same-named service must show as an adoption.
     let destroy = saved.as_ref().map_or(opts.destroy, |p| p.destroy);
-    let observed = if destroy && state.resources.services.is_empty() {
-        crate::observed::Observed {
-            refreshed: true,
-            ..Default::default()
-        }
-    } else if saved.as_ref().is_some_and(|p| !p.refreshed) {
-        crate::observed::Observed::offline()
-    } else {
-        let observed =
-            crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
-        if !destroy {
-            ops::catalog::check(ws, &remote, &observed).await?;
-        }
-        observed
-    };
+    let observed = observe(ws, &remote, &state, saved.as_ref(), destroy, opts).await?;
     let flags = saved.as_ref().map_or(&opts.flags, |p| &p.flags).clone();
-    let derived = ops::plan_from(ws, &state, &observed, destroy, &flags)?;
-    // The steps use what refresh saw of the endpoints too (the plan was made with it).
-    if derived
-        .drift
-        .iter()
-        .any(|d| d.kind == crate::plan::DriftKind::ServiceEndpointChanged)
-    {
-        handle
-            .update(|s| crate::plan::drift::correct_endpoints(s, &observed))
-            .await?;
-    }
-    let plan = match saved {
-        // A saved plan runs only if it is exactly what skyplan would do now.
-        Some(plan) => {
-            planfile::check_same_actions(&plan, &derived)?;
-            plan
-        }
-        None => derived,
-    };
+    let plan = settle_plan(ws, &handle, &state, &observed, saved, destroy, &flags).await?;
     match &opts.events {
         // The plan is an event; the people reading stderr still see it.
         Some(ev) => {
@@ -138,20 +81,7 @@ async fn execute_locked(
         }
         None => ui.out_text(&render::render(&plan, ui.colors)),
     }
-    // A database that does not answer: nothing that depends on it can be repaired, and
-    // waiting on it would only end in a timeout. Refused at once, before anything changes.
-    let dead: Vec<&str> = plan
-        .drift
-        .iter()
-        .filter(|d| d.kind == crate::plan::DriftKind::DatabaseUnreachable)
-        .map(|d| d.detail.as_str())
-        .collect();
-    if !dead.is_empty() {
-        anyhow::bail!(
-            "{}; nothing was changed. Bring it back (or, if the primary is lost, fail over: see the README's disaster recovery section), then apply again",
-            dead.join("; ")
-        );
-    }
+    refuse_dead_databases(&plan)?;
     if plan.actions.is_empty() {
         if let Some(ev) = &opts.events {
             ev.summary(&plan, &Report::default(), remote.client.requests_made());
@@ -160,41 +90,11 @@ async fn execute_locked(
         }
         return Ok(EXIT_OK);
     }
-    let human: Arc<dyn Progress> = if ui.stderr_tty {
-        Arc::new(Bars::new())
-    } else {
-        Arc::new(Lines::new())
-    };
-    let progress: Arc<dyn Progress> = match &opts.events {
-        Some(ev) => Arc::new(Tee(vec![human, ev.clone()])),
-        None => human,
-    };
+    let progress = progress_for(ui, opts);
     // Caught from the prompt on: a Ctrl-C there cancels the apply and releases the lock.
     let stop = interrupt_on_ctrl_c(progress.clone());
-    if !opts.auto_approve {
-        // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
-        if !crate::printer::can_prompt() {
-            if opts.destroy {
-                bail!("refusing to destroy without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan --destroy`, then use --auto-approve); nothing was changed");
-            }
-            bail!("refusing to apply without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
-        }
-        let q = if opts.destroy {
-            "\nDo you really want to destroy all these services? Their data will be lost."
-        } else {
-            "\nDo you want to perform these actions?"
-        };
-        match ui.confirm_unless(q, became_true(stop.clone())).await? {
-            Some(true) => {}
-            Some(false) => {
-                ui.error("apply cancelled; nothing was changed");
-                return Ok(EXIT_ERROR);
-            }
-            None => {
-                ui.error("interrupted at the prompt; nothing was changed");
-                return Ok(EXIT_INTERRUPTED);
-            }
-        }
+    if let Some(code) = refused_confirmation(ui, opts, &stop).await? {
+        return Ok(code);
     }
     let executor = Executor {
         parallelism: opts.parallelism,
@@ -224,10 +124,181 @@ async fn execute_locked(
     {
         ui.info(&format!("(the steps' durations were not recorded: {e})"));
     }
+    report_outcome(ws, ui, opts, &plan, &report, &handle, &remote).await
+}
+
+/// The state to start from, and the saved plan checked fresh against it.
+async fn starting_state(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    opts: &ExecuteOptions,
+) -> Result<(Option<Plan>, State)> {
+    let stored = ws.backend.read().await?;
+    if opts.destroy {
+        if let Some(state) = &stored {
+            crate::plan::check_destroy_allowed(&ws.topology, state)?;
+        }
+    }
+    Ok(match saved {
+        Some(plan) => {
+            let state = match stored {
+                Some(s) => s,
+                // Nothing applied yet: the new state continues the plan's lineage.
+                None if plan.serial == 0 => State {
+                    lineage: plan.lineage.clone(),
+                    ..crate::state::new_state()
+                },
+                None => bail!(
+                    "stale plan: it was made against state serial {}, but there is no state now",
+                    plan.serial
+                ),
+            };
+            planfile::check_fresh(&plan, &state, Some(&ws.topology_sha256))?;
+            (Some(plan), state)
+        }
+        None => (None, stored.unwrap_or_else(crate::state::new_state)),
+    })
+}
+
+/// What exists now: refreshed (and checked against the catalog), unless a saved plan was made
+/// without refresh or a destroy has nothing to look at.
+async fn observe(
+    ws: &Workspace,
+    remote: &crate::remote::Remote,
+    state: &State,
+    saved: Option<&Plan>,
+    destroy: bool,
+    opts: &ExecuteOptions,
+) -> Result<crate::observed::Observed> {
+    // Even with an empty state: a same-named service must show as an adoption.
+    if destroy && state.resources.services.is_empty() {
+        return Ok(crate::observed::Observed {
+            refreshed: true,
+            ..Default::default()
+        });
+    }
+    if saved.is_some_and(|p| !p.refreshed) {
+        return Ok(crate::observed::Observed::offline());
+    }
+    let observed = crate::refresh::refresh(remote, &ws.topology, state, opts.parallelism).await?;
+    if !destroy {
+        ops::catalog::check(ws, remote, &observed).await?;
+    }
+    Ok(observed)
+}
+
+/// The plan to carry out: derived now, and a saved plan only if it is exactly that.
+async fn settle_plan(
+    ws: &Workspace,
+    handle: &StateHandle,
+    state: &State,
+    observed: &crate::observed::Observed,
+    saved: Option<Plan>,
+    destroy: bool,
+    flags: &crate::plan::PlanFlags,
+) -> Result<Plan> {
+    let derived = ops::plan_from(ws, state, observed, destroy, flags)?;
+    // The steps use what refresh saw of the endpoints too (the plan was made with it).
+    if derived
+        .drift
+        .iter()
+        .any(|d| d.kind == crate::plan::DriftKind::ServiceEndpointChanged)
+    {
+        handle
+            .update(|s| crate::plan::drift::correct_endpoints(s, observed))
+            .await?;
+    }
+    Ok(match saved {
+        Some(plan) => {
+            planfile::check_same_actions(&plan, &derived)?;
+            plan
+        }
+        None => derived,
+    })
+}
+
+/// A database that does not answer: nothing that depends on it can be repaired, and waiting
+/// on it would only end in a timeout. Refused at once, before anything changes.
+fn refuse_dead_databases(plan: &Plan) -> Result<()> {
+    let dead: Vec<&str> = plan
+        .drift
+        .iter()
+        .filter(|d| d.kind == crate::plan::DriftKind::DatabaseUnreachable)
+        .map(|d| d.detail.as_str())
+        .collect();
+    if !dead.is_empty() {
+        anyhow::bail!(
+            "{}; nothing was changed. Bring it back (or, if the primary is lost, fail over: see the README's disaster recovery section), then apply again",
+            dead.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Spinners on a terminal, timestamped lines otherwise; with `--json`, the events as well.
+fn progress_for(ui: &Printer, opts: &ExecuteOptions) -> Arc<dyn Progress> {
+    let human: Arc<dyn Progress> = if ui.stderr_tty {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Lines::new())
+    };
+    match &opts.events {
+        Some(ev) => Arc::new(Tee(vec![human, ev.clone()])),
+        None => human,
+    }
+}
+
+/// The confirmation, unless `--auto-approve`: `Some(exit code)` when the apply must not go on.
+async fn refused_confirmation(
+    ui: &Printer,
+    opts: &ExecuteOptions,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<i32>> {
+    if opts.auto_approve {
+        return Ok(None);
+    }
+    // Only now, with something to do: a no-op apply in CI succeeds without a terminal.
+    if !crate::printer::can_prompt() {
+        if opts.destroy {
+            bail!("refusing to destroy without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan --destroy`, then use --auto-approve); nothing was changed");
+        }
+        bail!("refusing to apply without confirmation: no prompt is possible (stdin is not a terminal, or -input=false; review with `skyplan plan`, then use --auto-approve or apply a saved plan); nothing was changed");
+    }
+    let q = if opts.destroy {
+        "\nDo you really want to destroy all these services? Their data will be lost."
+    } else {
+        "\nDo you want to perform these actions?"
+    };
+    Ok(
+        match ui.confirm_unless(q, became_true(stop.clone())).await? {
+            Some(true) => None,
+            Some(false) => {
+                ui.error("apply cancelled; nothing was changed");
+                Some(EXIT_ERROR)
+            }
+            None => {
+                ui.error("interrupted at the prompt; nothing was changed");
+                Some(EXIT_INTERRUPTED)
+            }
+        },
+    )
+}
+
+/// How the apply ended, said to people (and the event stream): done with the outputs, or
+/// what stopped and what the state records.
+async fn report_outcome(
+    ws: &Workspace,
+    ui: &Printer,
+    opts: &ExecuteOptions,
+    plan: &Plan,
+    report: &Report,
+    handle: &StateHandle,
+    remote: &crate::remote::Remote,
+) -> Result<i32> {
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();
     if let Some(ev) = &opts.events {
-        ev.summary(&plan, &report, remote.client.requests_made());
+        ev.summary(plan, report, remote.client.requests_made());
     }
     if report.success() {
         let verb = if opts.destroy { "Destroy" } else { "Apply" };
@@ -244,7 +315,7 @@ async fn execute_locked(
         }
         return Ok(EXIT_OK);
     }
-    let why = summary(&plan, &report, handle.write_failure());
+    let why = summary(plan, report, handle.write_failure());
     if let Some(ev) = &opts.events {
         ev.diagnostic(&crate::hints::complete(&why));
     }

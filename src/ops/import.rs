@@ -41,122 +41,7 @@ pub async fn import(
         .backend
         .lock(LockInfo::for_this_process(), opts.lock_timeout)
         .await?;
-    let result = async {
-        let mut state = ws.read_state().await?;
-        if let Some(rec) = state.resources.services.get(key) {
-            bail!(
-                "service.{key} is already managed (id {}); `skyplan state rm service.{key}` first to import another service under it",
-                rec.id
-            );
-        }
-        if let Some((other, _)) = state
-            .resources
-            .services
-            .iter()
-            .find(|(_, r)| r.id == service_id)
-        {
-            bail!("{service_id} is already managed as service.{other}");
-        }
-        let remote = ops::connect(ws, &state).await?;
-        let s = remote
-            .client
-            .get_service(service_id)
-            .await?
-            .with_context(|| format!("there is no service {service_id} at {}", remote.endpoint))?;
-        if s.name != svc.spec.name {
-            bail!(
-                "service {service_id} is named {}, but service.{key} is named {}: set name = {:?} in the topology (a name cannot change in place)",
-                s.name,
-                svc.spec.name,
-                s.name
-            );
-        }
-        let real = crate::observed::RemoteService::from_api(&s);
-        check_adoptable(key, &svc.spec, &real, &state.lineage)?;
-        let entries: Vec<String> = remote
-            .client
-            .get_allowlist(service_id)
-            .await?
-            .iter()
-            .flat_map(|e| e.entries())
-            .collect();
-        state.endpoint.get_or_insert_with(|| remote.identity.clone());
-        state.resources.services.insert(
-            key.to_string(),
-            ServiceRecord {
-                id: s.id.clone(),
-                spec: adopted_spec(&svc.spec, &real, &entries),
-                fqdn: real.fqdn.clone(),
-                port: real.port,
-                outbound_ips: real.outbound_ips.clone(),
-                status: Some(real.status.clone()),
-                credentials_from: None,
-                failed_over_to: None,
-                role_change: None,
-                replace_requested: None,
-                last_seen: None,
-                in_flight: None,
-                config_id: None,
-                config: Default::default(),
-            },
-        );
-        // Its configuration, if skyplan made one for it (attached, named as skyplan names
-        // them): kept, with the values it holds, rather than made a second time.
-        let own_config = config_name(&svc.spec.name);
-        let attached = s.config_id.clone().filter(|c| !c.is_empty());
-        let config_id = match attached {
-            Some(id) => remote
-                .client
-                .list_configs()
-                .await?
-                .into_iter()
-                .find(|c| c.id == id && c.name == own_config)
-                .map(|c| c.id),
-            None => None,
-        };
-        if let Some(r) = state.resources.services.get_mut(key) {
-            r.config_id = config_id.clone();
-        }
-        ws.backend.write(&mut state).await?;
-        // What refresh sees of it now: the configuration's values, and a link a replica
-        // already has from its source (healthy, by GTID), recorded as it is so the next plan
-        // neither re-seeds it nor reports its configuration as changed.
-        let observed =
-            crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
-        let mut changed = false;
-        if let (Some(_), Some(values)) = (
-            &config_id,
-            observed.configs.get(key).and_then(|c| c.values.clone()),
-        ) {
-            if let Some(r) = state.resources.services.get_mut(key) {
-                r.config = values;
-                changed = true;
-            }
-        }
-        for kept in crate::plan::drift::kept_links(&ws.topology, &state, &observed) {
-            ui.info(&format!(
-                "replication.{}: kept the link it has from service.{} (healthy, by GTID); not re-seeded.",
-                kept.key, kept.link.source
-            ));
-            kept.record(&mut state);
-            changed = true;
-        }
-        if changed {
-            ws.backend.write(&mut state).await?;
-        }
-        // Provably ours from now on (tagged once the state that names it is written): this
-        // workspace's tags beside the service's own.
-        let tags = crate::ownership::claim(&real.tags, &svc.spec.tags, &state.lineage, key);
-        if real.tags != tags {
-            remote.client.set_tags(service_id, &tags).await?;
-        }
-        ui.info(&format!(
-            "Imported {} ({}) as service.{key} (state serial {}).",
-            s.name, s.id, state.serial
-        ));
-        Ok(())
-    }
-    .await;
+    let result = import_locked(ws, key, svc, service_id, ui, &opts).await;
     let _ = lock.release().await;
     result?;
 
@@ -174,4 +59,150 @@ pub async fn import(
     ui.info("The next plan:");
     ui.out_text(&render::render(&plan, ui.colors));
     Ok(EXIT_OK)
+}
+
+/// Under the lock: check the service, record it, and tag it as ours.
+async fn import_locked(
+    ws: &Workspace,
+    key: &str,
+    svc: &crate::topology::Service,
+    service_id: &str,
+    ui: &Printer,
+    opts: &ImportOptions,
+) -> Result<()> {
+    let mut state = ws.read_state().await?;
+    if let Some(rec) = state.resources.services.get(key) {
+        bail!(
+            "service.{key} is already managed (id {}); `skyplan state rm service.{key}` first to import another service under it",
+            rec.id
+        );
+    }
+    if let Some((other, _)) = state
+        .resources
+        .services
+        .iter()
+        .find(|(_, r)| r.id == service_id)
+    {
+        bail!("{service_id} is already managed as service.{other}");
+    }
+    let remote = ops::connect(ws, &state).await?;
+    let s = remote
+        .client
+        .get_service(service_id)
+        .await?
+        .with_context(|| format!("there is no service {service_id} at {}", remote.endpoint))?;
+    if s.name != svc.spec.name {
+        bail!(
+            "service {service_id} is named {}, but service.{key} is named {}: set name = {:?} in the topology (a name cannot change in place)",
+            s.name,
+            svc.spec.name,
+            s.name
+        );
+    }
+    let real = crate::observed::RemoteService::from_api(&s);
+    check_adoptable(key, &svc.spec, &real, &state.lineage)?;
+    let entries: Vec<String> = remote
+        .client
+        .get_allowlist(service_id)
+        .await?
+        .iter()
+        .flat_map(|e| e.entries())
+        .collect();
+    state
+        .endpoint
+        .get_or_insert_with(|| remote.identity.clone());
+    state.resources.services.insert(
+        key.to_string(),
+        ServiceRecord {
+            id: s.id.clone(),
+            spec: adopted_spec(&svc.spec, &real, &entries),
+            fqdn: real.fqdn.clone(),
+            port: real.port,
+            outbound_ips: real.outbound_ips.clone(),
+            status: Some(real.status.clone()),
+            credentials_from: None,
+            failed_over_to: None,
+            role_change: None,
+            replace_requested: None,
+            last_seen: None,
+            in_flight: None,
+            config_id: None,
+            config: Default::default(),
+        },
+    );
+    let config_id = own_config(&remote, &svc.spec.name, &s).await?;
+    if let Some(r) = state.resources.services.get_mut(key) {
+        r.config_id = config_id.clone();
+    }
+    ws.backend.write(&mut state).await?;
+    record_what_refresh_sees(ws, &remote, key, config_id.as_deref(), &mut state, ui, opts).await?;
+    // Provably ours from now on (tagged once the state that names it is written): this
+    // workspace's tags beside the service's own.
+    let tags = crate::ownership::claim(&real.tags, &svc.spec.tags, &state.lineage, key);
+    if real.tags != tags {
+        remote.client.set_tags(service_id, &tags).await?;
+    }
+    ui.info(&format!(
+        "Imported {} ({}) as service.{key} (state serial {}).",
+        s.name, s.id, state.serial
+    ));
+    Ok(())
+}
+
+/// Its configuration, if skyplan made one for it (attached, named as skyplan names them):
+/// kept, with the values it holds, rather than made a second time.
+async fn own_config(
+    remote: &crate::remote::Remote,
+    name: &str,
+    s: &crate::skysql::types::ServiceResponse,
+) -> Result<Option<String>> {
+    let own_config = config_name(name);
+    let attached = s.config_id.clone().filter(|c| !c.is_empty());
+    Ok(match attached {
+        Some(id) => remote
+            .client
+            .list_configs()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id && c.name == own_config)
+            .map(|c| c.id),
+        None => None,
+    })
+}
+
+/// What refresh sees of it now: the configuration's values, and a link a replica already has
+/// from its source (healthy, by GTID), recorded as it is so the next plan neither re-seeds it
+/// nor reports its configuration as changed.
+async fn record_what_refresh_sees(
+    ws: &Workspace,
+    remote: &crate::remote::Remote,
+    key: &str,
+    config_id: Option<&str>,
+    state: &mut crate::state::State,
+    ui: &Printer,
+    opts: &ImportOptions,
+) -> Result<()> {
+    let observed = crate::refresh::refresh(remote, &ws.topology, state, opts.parallelism).await?;
+    let mut changed = false;
+    if let (Some(_), Some(values)) = (
+        &config_id,
+        observed.configs.get(key).and_then(|c| c.values.clone()),
+    ) {
+        if let Some(r) = state.resources.services.get_mut(key) {
+            r.config = values;
+            changed = true;
+        }
+    }
+    for kept in crate::plan::drift::kept_links(&ws.topology, state, &observed) {
+        ui.info(&format!(
+            "replication.{}: kept the link it has from service.{} (healthy, by GTID); not re-seeded.",
+            kept.key, kept.link.source
+        ));
+        kept.record(state);
+        changed = true;
+    }
+    if changed {
+        ws.backend.write(state).await?;
+    }
+    Ok(())
 }

@@ -122,6 +122,23 @@ pub(super) async fn services(
         }
     }
 
+    let unmanaged = adoption_candidates(remote, topology, state, &listed).await?;
+    Ok(Listing {
+        listed,
+        services,
+        unmanaged,
+    })
+}
+
+/// For each topology key the state does not record, the services that carry its name (or its
+/// pinned id): candidates for adoption, which the plan shows (one list serves every key).
+async fn adoption_candidates(
+    remote: &Remote,
+    topology: &Topology,
+    state: &State,
+    listed: &HashMap<String, ServiceResponse>,
+) -> Result<BTreeMap<String, Vec<RemoteService>>> {
+    let res = &state.resources;
     // Topology keys the state does not record: a service with the same name is a candidate
     // for adoption, which the plan shows (one list serves every key).
     let mut by_name: HashMap<&str, Vec<&ServiceResponse>> = HashMap::new();
@@ -163,9 +180,5 @@ pub(super) async fn services(
         .chain(pinned)
         .collect();
 
-    Ok(Listing {
-        listed,
-        services,
-        unmanaged,
-    })
+    Ok(unmanaged)
 }

@@ -275,34 +275,17 @@ pub(super) async fn replicate(
             .get(replica)
             .and_then(|r| r.gtid_position.clone())
     });
-    steps
-        .state
-        .update(|s| {
-            s.resources.replications.insert(
-                replica.to_string(),
-                ReplicationRecord {
-                    source: source.to_string(),
-                    source_host: host.clone(),
-                    source_port: port,
-                    gtid_position: gtid.clone().filter(|g| !g.is_empty()),
-                    ssl,
-                    replication_user: user.clone(),
-                    healthy: true,
-                    wired_at: Some(super::now_rfc3339()),
-                },
-            );
-            // A primary replaced by a failover has rejoined: an ordinary replica now.
-            if let Some(r) = s.resources.services.get_mut(replica) {
-                r.failed_over_to = None;
-            }
-            // The old primary of an interrupted switchover follows the new one: it is done.
-            for r in s.resources.services.values_mut() {
-                if r.role_change.as_ref().is_some_and(|c| c.from == replica) {
-                    r.role_change = None;
-                }
-            }
-        })
-        .await?;
+    let link = ReplicationRecord {
+        source: source.to_string(),
+        source_host: host.clone(),
+        source_port: port,
+        gtid_position: gtid.filter(|g| !g.is_empty()),
+        ssl,
+        replication_user: user,
+        healthy: true,
+        wired_at: Some(super::now_rfc3339()),
+    };
+    record_link(steps, replica, link).await?;
     Ok(format!(
         "healthy, caught up, {} s behind{note}",
         status
@@ -310,6 +293,27 @@ pub(super) async fn replicate(
             .map(|s| s.to_string())
             .unwrap_or_else(|| "?".into())
     ))
+}
+
+/// The link, recorded healthy; a primary replaced by a failover that rejoined is an ordinary
+/// replica now, and the old primary of an interrupted switchover that follows is done.
+async fn record_link(steps: &RealSteps, replica: &str, link: ReplicationRecord) -> Result<()> {
+    steps
+        .state
+        .update(|s| {
+            s.resources
+                .replications
+                .insert(replica.to_string(), link.clone());
+            if let Some(r) = s.resources.services.get_mut(replica) {
+                r.failed_over_to = None;
+            }
+            for r in s.resources.services.values_mut() {
+                if r.role_change.as_ref().is_some_and(|c| c.from == replica) {
+                    r.role_change = None;
+                }
+            }
+        })
+        .await
 }
 
 /// The GTID of the backup just restored into `replica` for this source, when no channel has

@@ -58,18 +58,7 @@ pub(super) async fn switchover(
     // 1. The candidate is fit to take over (when resuming, its replication may have been
     //    stopped or reset by the interrupted run, after it caught up).
     if resumed.is_none() {
-        let st = newc.replication_status().await?;
-        let lag = st.seconds_behind_master.unwrap_or(0);
-        if !(st.io_running && st.sql_running) {
-            bail!(
-                "service.{new} is not replicating (IO {}, SQL {}); nothing was changed",
-                st.io_running,
-                st.sql_running
-            );
-        }
-        if lag > max_lag_seconds {
-            bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
-        }
+        fit_to_take_over(&mut newc, new, max_lag_seconds).await?;
     } else {
         p.status(&format!(
             "resuming the interrupted switchover of service.{old} to service.{new}"
@@ -95,52 +84,12 @@ pub(super) async fn switchover(
     let (ended, final_pos) = match promoted {
         Ok(v) => v,
         Err((e, stopped)) => {
-            let mut undone = Vec::new();
-            let mut replicates = !stopped;
-            if stopped && newc.start_replication().await.is_ok() {
-                undone.push(format!("service.{new} replicates again"));
-                replicates = true;
-            }
-            let unfenced = oldc.set_read_only(false).await;
-            match &unfenced {
-                Ok(()) => undone.push(format!("service.{old} is unfenced")),
-                Err(u) => undone.push(format!(
-                    "UNFENCING service.{old} FAILED ({u}): it is still read-only"
-                )),
-            }
-            if let Err(u) = super::config::set_role_in_config(steps, old, false, p).await {
-                undone.push(format!(
-                    "its configuration still says read_only = ON ({u:#}); the next apply sets it back"
-                ));
-            }
-            // Rolled back in full: nothing is left to resume.
-            if unfenced.is_ok() && replicates {
-                set_role_change(steps, new, None).await?;
-            }
-            return Err(e.context(format!(
-                "switchover rolled back before service.{new} was opened: {}",
-                undone.join(", ")
-            )));
+            return Err(roll_back(steps, &mut oldc, &mut newc, old, new, e, stopped, p).await);
         }
     };
     let gap = fenced_at.elapsed();
     // Past the point of no return: recorded at once, with the candidate's link forgotten.
-    let old_user = steps
-        .state
-        .update(|s| {
-            if let Some(r) = s.resources.services.get_mut(new) {
-                r.role_change = Some(RoleChange {
-                    from: old.to_string(),
-                    step: RoleChangeStep::Opened,
-                    started_at: r
-                        .role_change
-                        .as_ref()
-                        .map_or_else(super::now_rfc3339, |c| c.started_at.clone()),
-                });
-            }
-            forget_as_replica(&mut s.resources, new)
-        })
-        .await?;
+    let old_user = record_opened(steps, old, new).await?;
     // The new primary's configuration says writable, so a restart keeps it the primary. Past
     // the point of no return a refusal does not stop the switchover: the plan's
     // configuration step after it sets it again.
@@ -151,52 +100,8 @@ pub(super) async fn switchover(
     }
 
     // 5. The old primary follows the new one from its own position.
-    let own = oldc.observed_gtids().await?;
-    let theirs = newc.observed_gtids().await?;
-    if let Err(u) = gtid::repoint(&own, &theirs, &[]) {
-        // Checked before the fence, so only something unforeseeable gets here: the old
-        // primary stays fenced, and the next plan re-points it by GTID (never a copy unasked).
-        bail!(
-            "service.{new} is the primary now, but service.{old} cannot follow it from its own position yet: {}; it stays fenced (read-only). Plan again to finish the re-point",
-            u.describe(&format!("service.{old}"), &format!("service.{new}"))
-        );
-    }
-    // The old primary's own position (a re-point never starts from a backup).
-    let position = start_position(WireMode::Repoint, None, &own)
-        .gtid()
-        .to_string();
-    p.status(&format!(
-        "re-pointing service.{old} at service.{new} from {position}"
-    ));
-    let grant = oldc
-        .change_external_primary_gtid(&host, port, &position, ssl)
-        .await
-        .with_context(|| format!("sky.change_external_primary_gtid on service.{old}"))?;
-    let account = run_grant(steps, &state, new, old, &grant, p).await?;
-    oldc.start_replication().await?;
-    wait_healthy(&mut oldc, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
-    caught_up(steps, &state, new, old, &mut oldc, p).await?;
-    steps
-        .state
-        .update(|s| {
-            if let Some(r) = s.resources.services.get_mut(new) {
-                r.role_change = None;
-            }
-            s.resources.replications.insert(
-                old.to_string(),
-                ReplicationRecord {
-                    source: new.to_string(),
-                    source_host: host.clone(),
-                    source_port: port,
-                    gtid_position: Some(position.clone()).filter(|g| !g.is_empty()),
-                    ssl,
-                    replication_user: Some(account.clone()),
-                    healthy: true,
-                    wired_at: Some(super::now_rfc3339()),
-                },
-            );
-        })
-        .await?;
+    let target = (host.as_str(), port, ssl);
+    let account = follow(steps, &state, &mut oldc, &mut newc, old, new, target, p).await?;
     // The new primary no longer replicates: its replication user goes, dropped on it (the new
     // root), from where the drop reaches the old primary.
     if let Some(u) = old_user.filter(|u| *u != account) {
@@ -219,6 +124,149 @@ pub(super) async fn switchover(
         crate::gtid::shown(&final_pos),
         if resumed.is_some() { " (resumed)" } else { "" }
     ))
+}
+
+/// Step 1: the candidate replicates and is no more than `max_lag_seconds` behind.
+async fn fit_to_take_over(newc: &mut SqlConn, new: &str, max_lag_seconds: u64) -> Result<()> {
+    let st = newc.replication_status().await?;
+    let lag = st.seconds_behind_master.unwrap_or(0);
+    if !(st.io_running && st.sql_running) {
+        bail!(
+            "service.{new} is not replicating (IO {}, SQL {}); nothing was changed",
+            st.io_running,
+            st.sql_running
+        );
+    }
+    if lag > max_lag_seconds {
+        bail!("service.{new} is {lag} s behind (max_lag_seconds = {max_lag_seconds}); nothing was changed");
+    }
+    Ok(())
+}
+
+/// A failure before the candidate was opened: the old primary is unfenced and the candidate
+/// replicates again (if it was only stopped); returns the error saying what was undone.
+#[allow(clippy::too_many_arguments)]
+async fn roll_back(
+    steps: &RealSteps,
+    oldc: &mut SqlConn,
+    newc: &mut SqlConn,
+    old: &str,
+    new: &str,
+    e: anyhow::Error,
+    stopped: bool,
+    p: &ProgressHandle,
+) -> anyhow::Error {
+    let mut undone = Vec::new();
+    let mut replicates = !stopped;
+    if stopped && newc.start_replication().await.is_ok() {
+        undone.push(format!("service.{new} replicates again"));
+        replicates = true;
+    }
+    let unfenced = oldc.set_read_only(false).await;
+    match &unfenced {
+        Ok(()) => undone.push(format!("service.{old} is unfenced")),
+        Err(u) => undone.push(format!(
+            "UNFENCING service.{old} FAILED ({u}): it is still read-only"
+        )),
+    }
+    if let Err(u) = super::config::set_role_in_config(steps, old, false, p).await {
+        undone.push(format!(
+            "its configuration still says read_only = ON ({u:#}); the next apply sets it back"
+        ));
+    }
+    // Rolled back in full: nothing is left to resume.
+    if unfenced.is_ok() && replicates {
+        if let Err(u) = set_role_change(steps, new, None).await {
+            return u.context(format!("{e:#}"));
+        }
+    }
+    e.context(format!(
+        "switchover rolled back before service.{new} was opened: {}",
+        undone.join(", ")
+    ))
+}
+
+/// The point of no return, recorded at once: the candidate opened, its link forgotten.
+/// Returns the replication user its link had.
+async fn record_opened(steps: &RealSteps, old: &str, new: &str) -> Result<Option<String>> {
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(new) {
+                r.role_change = Some(RoleChange {
+                    from: old.to_string(),
+                    step: RoleChangeStep::Opened,
+                    started_at: r
+                        .role_change
+                        .as_ref()
+                        .map_or_else(super::now_rfc3339, |c| c.started_at.clone()),
+                });
+            }
+            forget_as_replica(&mut s.resources, new)
+        })
+        .await
+}
+
+/// Step 5: the old primary follows the new one from its own position, proven caught up, and
+/// the link recorded; returns the replication account it uses.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    steps: &RealSteps,
+    state: &crate::state::State,
+    oldc: &mut SqlConn,
+    newc: &mut SqlConn,
+    old: &str,
+    new: &str,
+    (host, port, ssl): (&str, u16, bool),
+    p: &ProgressHandle,
+) -> Result<String> {
+    let own = oldc.observed_gtids().await?;
+    let theirs = newc.observed_gtids().await?;
+    if let Err(u) = gtid::repoint(&own, &theirs, &[]) {
+        // Checked before the fence, so only something unforeseeable gets here: the old
+        // primary stays fenced, and the next plan re-points it by GTID (never a copy unasked).
+        bail!(
+            "service.{new} is the primary now, but service.{old} cannot follow it from its own position yet: {}; it stays fenced (read-only). Plan again to finish the re-point",
+            u.describe(&format!("service.{old}"), &format!("service.{new}"))
+        );
+    }
+    // The old primary's own position (a re-point never starts from a backup).
+    let position = start_position(WireMode::Repoint, None, &own)
+        .gtid()
+        .to_string();
+    p.status(&format!(
+        "re-pointing service.{old} at service.{new} from {position}"
+    ));
+    let grant = oldc
+        .change_external_primary_gtid(host, port, &position, ssl)
+        .await
+        .with_context(|| format!("sky.change_external_primary_gtid on service.{old}"))?;
+    let account = run_grant(steps, state, new, old, &grant, p).await?;
+    oldc.start_replication().await?;
+    wait_healthy(oldc, &steps.opts.poll, steps.opts.healthy_timeout, p).await?;
+    caught_up(steps, state, new, old, oldc, p).await?;
+    steps
+        .state
+        .update(|s| {
+            if let Some(r) = s.resources.services.get_mut(new) {
+                r.role_change = None;
+            }
+            s.resources.replications.insert(
+                old.to_string(),
+                ReplicationRecord {
+                    source: new.to_string(),
+                    source_host: host.to_string(),
+                    source_port: port,
+                    gtid_position: Some(position.clone()).filter(|g| !g.is_empty()),
+                    ssl,
+                    replication_user: Some(account.clone()),
+                    healthy: true,
+                    wired_at: Some(super::now_rfc3339()),
+                },
+            );
+        })
+        .await?;
+    Ok(account)
 }
 
 /// Record (or clear) the switchover to `new` in progress, on its state record.

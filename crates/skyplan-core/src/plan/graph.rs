@@ -100,122 +100,14 @@ fn depths(planned: &[Planned], state: &State) -> Vec<u32> {
 /// Edges `dependency → dependent` between indices of `planned`, sorted and without
 /// duplicates: a fixed order in which they enter the graph, so the cycle named is stable.
 fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
-    let mut svc: HashMap<&str, usize> = HashMap::new();
-    let mut del: HashMap<&str, usize> = HashMap::new();
-    let mut del_by_name: HashMap<&str, usize> = HashMap::new();
-    let mut backup_for: HashMap<&str, usize> = HashMap::new();
-    let mut restore: HashMap<&str, usize> = HashMap::new();
-    let mut grant: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut revokes_of_replica: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut replicate: HashMap<&str, usize> = HashMap::new();
-    let mut stop: HashMap<&str, usize> = HashMap::new();
-    let mut drops: Vec<usize> = Vec::new();
-    // Switchovers by the services they change roles of (old and new primary).
-    let mut switch: HashMap<&str, usize> = HashMap::new();
-    // Fences (a service made read-only) by service.
-    let mut fence: HashMap<&str, usize> = HashMap::new();
-    // SetPower actions by service: starts and stops.
-    let mut starts: Vec<(&str, usize)> = Vec::new();
-    let mut stops: Vec<(&str, usize)> = Vec::new();
-    // Configuration changes by service.
-    let mut configure: HashMap<&str, usize> = HashMap::new();
-    for (i, p) in planned.iter().enumerate() {
-        match &p.kind {
-            ActionKind::CreateService { key, .. }
-            | ActionKind::AdoptService { key, .. }
-            | ActionKind::UpdateService { key, .. }
-            | ActionKind::ReplaceService { key, .. } => {
-                svc.insert(key, i);
-            }
-            ActionKind::DeleteService { key, spec } => {
-                del.insert(key, i);
-                del_by_name.insert(&spec.name, i);
-            }
-            ActionKind::Backup { replicas, .. } => {
-                for r in replicas {
-                    backup_for.insert(r, i);
-                }
-            }
-            ActionKind::Restore { replica, .. } => {
-                restore.insert(replica, i);
-            }
-            ActionKind::AllowlistGrant { source, replica } => {
-                grant.insert((source, replica), i);
-            }
-            ActionKind::AllowlistRevoke { replica, .. } => {
-                revokes_of_replica.entry(replica).or_default().push(i);
-            }
-            ActionKind::Replicate { replica, .. } => {
-                replicate.insert(replica, i);
-            }
-            ActionKind::StopReplication { replica, .. } => {
-                stop.insert(replica, i);
-            }
-            ActionKind::DropReplicationUser { .. } => drops.push(i),
-            ActionKind::Switchover { old, new, .. } | ActionKind::Failover { old, new, .. } => {
-                switch.insert(old, i);
-                switch.insert(new, i);
-            }
-            ActionKind::SetRole {
-                key,
-                writable: false,
-            } => {
-                fence.insert(key, i);
-            }
-            ActionKind::SetRole { .. } => {}
-            ActionKind::SetPower { key, active } => {
-                if *active { &mut starts } else { &mut stops }.push((key, i));
-            }
-            ActionKind::ConfigureService { key, .. } => {
-                configure.insert(key, i);
-            }
-            ActionKind::RestartService { .. } => {}
-        }
-    }
-    // A start goes first among what happens to its service: an update waits for it, and
-    // everything that depends on the service depends on the start (it takes the service's
-    // place in `svc`). An adoption records the service first, so the start follows it.
-    let mut power_edges = Vec::new();
-    for &(key, i) in &starts {
-        match svc.get(key).copied() {
-            Some(a) if matches!(planned[a].kind, ActionKind::AdoptService { .. }) => {
-                power_edges.push((a, i));
-                svc.insert(key, i);
-            }
-            Some(u) => power_edges.push((i, u)),
-            None => {
-                svc.insert(key, i);
-            }
-        }
-    }
-    // A stop comes after every other change to its service: one pass over the actions, by
-    // the services they change (not one pass per stop: a file of 10,000 services kept
-    // stopped plans 10,000 stops).
-    if !stops.is_empty() {
-        let stop_of: HashMap<&str, usize> = stops.iter().copied().collect();
-        for (j, p) in planned.iter().enumerate() {
-            for key in p.kind.mutated_services() {
-                match stop_of.get(key) {
-                    Some(&i) if i != j => power_edges.push((j, i)),
-                    _ => {}
-                }
-            }
-        }
-    }
+    let mut ix = Index::of(planned);
+    let power_edges = ix.power_edges(planned);
     // Replicas by source, as recorded in state (for deleting sources after their replicas).
     let mut replicas_of: HashMap<&str, Vec<&str>> = HashMap::new();
     for (r, link) in &state.resources.replications {
         replicas_of.entry(&link.source).or_default().push(r);
     }
 
-    let mut e = Vec::new();
-    let mut dep = |from: Option<&usize>, to: usize| {
-        if let Some(&f) = from {
-            if f != to {
-                e.push((f, to));
-            }
-        }
-    };
     // A failover that catches its candidate up from a sibling reads that sibling as it is:
     // every other change to the sibling (a re-seed, a delete, a stop) waits for it.
     let catch_up: HashMap<&str, usize> = planned
@@ -229,111 +121,253 @@ fn edges(planned: &[Planned], state: &State) -> Vec<(usize, usize)> {
             _ => None,
         })
         .collect();
+    let mut e = Vec::new();
     for (i, p) in planned.iter().enumerate() {
-        for k in p.kind.mutated_services() {
-            dep(catch_up.get(k), i);
-        }
-        match &p.kind {
-            ActionKind::CreateService { spec, .. }
-            | ActionKind::ReplaceService { to: spec, .. } => {
-                // A name is unique in SkySQL: a service renamed to another key goes first.
-                dep(del_by_name.get(spec.name.as_str()), i);
-            }
-            ActionKind::UpdateService { .. } | ActionKind::AdoptService { .. } => {}
-            ActionKind::DeleteService { key, .. } => {
-                dep(stop.get(key.as_str()), i);
-                for &rv in revokes_of_replica.get(key.as_str()).into_iter().flatten() {
-                    dep(Some(&rv), i);
-                }
-                for r in replicas_of.get(key.as_str()).into_iter().flatten() {
-                    dep(del.get(r), i);
-                    dep(stop.get(r), i);
-                }
-            }
-            ActionKind::Backup { source, .. } => {
-                dep(svc.get(source.as_str()), i);
-                dep(replicate.get(source.as_str()), i);
-            }
-            ActionKind::Restore { replica, .. } => {
-                dep(backup_for.get(replica.as_str()), i);
-                dep(svc.get(replica.as_str()), i);
-                dep(stop.get(replica.as_str()), i);
-                // A replaced primary is fenced before it is overwritten.
-                dep(fence.get(replica.as_str()), i);
-                // The restore starts the server again: with its configuration attached, the
-                // replica comes up with its variables and its fence (read_only) in force.
-                dep(configure.get(replica.as_str()), i);
-            }
-            ActionKind::AllowlistGrant { source, replica } => {
-                dep(svc.get(source.as_str()), i);
-                dep(svc.get(replica.as_str()), i);
-            }
-            ActionKind::AllowlistRevoke {
-                source, replica, ..
-            } => {
-                dep(stop.get(replica.as_str()), i);
-                dep(replicate.get(replica.as_str()), i);
-                // The candidate's entry on the old primary goes once the roles have changed.
-                dep(switch.get(source.as_str()), i);
-            }
-            ActionKind::Replicate {
-                source, replica, ..
-            } => {
-                dep(restore.get(replica.as_str()), i);
-                dep(grant.get(&(source.as_str(), replica.as_str())), i);
-                dep(svc.get(replica.as_str()), i);
-                dep(svc.get(source.as_str()), i);
-                dep(replicate.get(source.as_str()), i);
-                // An orphaned user goes before any wiring: a replica re-wired now (whose user
-                // the state did not record, after a crash) gets its grant again afterwards.
-                for d in &drops {
-                    dep(Some(d), i);
-                }
-                // Replicas follow the new primary once it is open.
-                dep(switch.get(source.as_str()), i);
-                // A replaced primary is fenced before it is wired to the new one.
-                dep(fence.get(replica.as_str()), i);
-            }
-            ActionKind::Switchover { old, new, .. } => {
-                dep(svc.get(old.as_str()), i);
-                dep(svc.get(new.as_str()), i);
-                // The old primary's outbound IPs are allowed on the new one first, so it can
-                // follow it at once.
-                dep(grant.get(&(new.as_str(), old.as_str())), i);
-                for d in &drops {
-                    dep(Some(d), i);
-                }
-            }
-            ActionKind::Failover { new, .. } => dep(svc.get(new.as_str()), i),
-            ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
-            // Ordered above.
-            ActionKind::SetPower { .. } => {}
-            ActionKind::SetRole { key, .. } => {
-                dep(svc.get(key.as_str()), i);
-                dep(switch.get(key.as_str()), i);
-                // A former replica is opened only once it no longer replicates.
-                dep(stop.get(key.as_str()), i);
-            }
-            ActionKind::ConfigureService { key, .. } => {
-                dep(svc.get(key.as_str()), i);
-                // A role change sets read_only in both configurations itself, at its moment;
-                // the rest of the configuration follows it.
-                dep(switch.get(key.as_str()), i);
-            }
-            ActionKind::RestartService { key, .. } => {
-                dep(configure.get(key.as_str()), i);
-                dep(svc.get(key.as_str()), i);
-                // Not while its data is being replaced or its replication wired.
-                dep(restore.get(key.as_str()), i);
-                dep(replicate.get(key.as_str()), i);
-                dep(switch.get(key.as_str()), i);
-            }
-        }
+        let mut deps: Vec<usize> = p
+            .kind
+            .mutated_services()
+            .into_iter()
+            .filter_map(|k| catch_up.get(k).copied())
+            .collect();
+        deps.extend(ix.dependencies(&p.kind, &replicas_of));
+        e.extend(deps.into_iter().filter(|&f| f != i).map(|f| (f, i)));
     }
     e.extend(power_edges);
     e.sort_unstable();
     e.dedup();
     e
+}
+
+/// The planned actions by what they act on, for [`edges`].
+#[derive(Default)]
+struct Index<'a> {
+    svc: HashMap<&'a str, usize>,
+    del: HashMap<&'a str, usize>,
+    del_by_name: HashMap<&'a str, usize>,
+    backup_for: HashMap<&'a str, usize>,
+    restore: HashMap<&'a str, usize>,
+    grant: HashMap<(&'a str, &'a str), usize>,
+    revokes_of_replica: HashMap<&'a str, Vec<usize>>,
+    replicate: HashMap<&'a str, usize>,
+    stop: HashMap<&'a str, usize>,
+    drops: Vec<usize>,
+    switch: HashMap<&'a str, usize>,
+    fence: HashMap<&'a str, usize>,
+    starts: Vec<(&'a str, usize)>,
+    stops: Vec<(&'a str, usize)>,
+    configure: HashMap<&'a str, usize>,
+}
+
+impl<'a> Index<'a> {
+    fn of(planned: &'a [Planned]) -> Index<'a> {
+        let mut ix = Index::default();
+        for (i, p) in planned.iter().enumerate() {
+            match &p.kind {
+                ActionKind::CreateService { key, .. }
+                | ActionKind::AdoptService { key, .. }
+                | ActionKind::UpdateService { key, .. }
+                | ActionKind::ReplaceService { key, .. } => {
+                    ix.svc.insert(key, i);
+                }
+                ActionKind::DeleteService { key, spec } => {
+                    ix.del.insert(key, i);
+                    ix.del_by_name.insert(&spec.name, i);
+                }
+                ActionKind::Backup { replicas, .. } => {
+                    for r in replicas {
+                        ix.backup_for.insert(r, i);
+                    }
+                }
+                ActionKind::Restore { replica, .. } => {
+                    ix.restore.insert(replica, i);
+                }
+                ActionKind::AllowlistGrant { source, replica } => {
+                    ix.grant.insert((source, replica), i);
+                }
+                ActionKind::AllowlistRevoke { replica, .. } => {
+                    ix.revokes_of_replica.entry(replica).or_default().push(i);
+                }
+                ActionKind::Replicate { replica, .. } => {
+                    ix.replicate.insert(replica, i);
+                }
+                ActionKind::StopReplication { replica, .. } => {
+                    ix.stop.insert(replica, i);
+                }
+                ActionKind::DropReplicationUser { .. } => ix.drops.push(i),
+                ActionKind::Switchover { old, new, .. } | ActionKind::Failover { old, new, .. } => {
+                    ix.switch.insert(old, i);
+                    ix.switch.insert(new, i);
+                }
+                ActionKind::SetRole {
+                    key,
+                    writable: false,
+                } => {
+                    ix.fence.insert(key, i);
+                }
+                ActionKind::SetRole { .. } => {}
+                ActionKind::SetPower { key, active } => {
+                    if *active {
+                        &mut ix.starts
+                    } else {
+                        &mut ix.stops
+                    }
+                    .push((key, i));
+                }
+                ActionKind::ConfigureService { key, .. } => {
+                    ix.configure.insert(key, i);
+                }
+                ActionKind::RestartService { .. } => {}
+            }
+        }
+        ix
+    }
+
+    /// Where the power changes go (see below); a start takes its service's place in `svc`.
+    fn power_edges(&mut self, planned: &[Planned]) -> Vec<(usize, usize)> {
+        let mut power_edges = Vec::new();
+        // A start goes first among what happens to its service: an update waits for it, and
+        // everything that depends on the service depends on the start (it takes the service's
+        // place in `svc`). An adoption records the service first, so the start follows it.
+        for &(key, i) in &self.starts.clone() {
+            match self.svc.get(key).copied() {
+                Some(a) if matches!(planned[a].kind, ActionKind::AdoptService { .. }) => {
+                    power_edges.push((a, i));
+                    self.svc.insert(key, i);
+                }
+                Some(u) => power_edges.push((i, u)),
+                None => {
+                    self.svc.insert(key, i);
+                }
+            }
+        }
+        // A stop comes after every other change to its service: one pass over the actions, by
+        // the services they change (not one pass per stop: a file of 10,000 services kept
+        // stopped plans 10,000 stops).
+        if !self.stops.is_empty() {
+            let stop_of: HashMap<&str, usize> = self.stops.iter().copied().collect();
+            for (j, p) in planned.iter().enumerate() {
+                for key in p.kind.mutated_services() {
+                    match stop_of.get(key) {
+                        Some(&i) if i != j => power_edges.push((j, i)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        power_edges
+    }
+
+    /// The actions `kind` depends on (by index), as `edges` adds them.
+    fn dependencies(
+        &self,
+        kind: &ActionKind,
+        replicas_of: &HashMap<&str, Vec<&str>>,
+    ) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut d = |from: Option<&usize>| out.extend(from.copied());
+        match kind {
+            ActionKind::CreateService { spec, .. }
+            | ActionKind::ReplaceService { to: spec, .. } => {
+                // A name is unique in SkySQL: a service renamed to another key goes first.
+                d(self.del_by_name.get(spec.name.as_str()));
+            }
+            ActionKind::UpdateService { .. } | ActionKind::AdoptService { .. } => {}
+            ActionKind::DeleteService { key, .. } => {
+                d(self.stop.get(key.as_str()));
+                for &rv in self
+                    .revokes_of_replica
+                    .get(key.as_str())
+                    .into_iter()
+                    .flatten()
+                {
+                    d(Some(&rv));
+                }
+                for r in replicas_of.get(key.as_str()).into_iter().flatten() {
+                    d(self.del.get(r));
+                    d(self.stop.get(r));
+                }
+            }
+            ActionKind::Backup { source, .. } => {
+                d(self.svc.get(source.as_str()));
+                d(self.replicate.get(source.as_str()));
+            }
+            ActionKind::Restore { replica, .. } => {
+                d(self.backup_for.get(replica.as_str()));
+                d(self.svc.get(replica.as_str()));
+                d(self.stop.get(replica.as_str()));
+                // A replaced primary is fenced before it is overwritten.
+                d(self.fence.get(replica.as_str()));
+                // The restore starts the server again: with its configuration attached, the
+                // replica comes up with its variables and its fence (read_only) in force.
+                d(self.configure.get(replica.as_str()));
+            }
+            ActionKind::AllowlistGrant { source, replica } => {
+                d(self.svc.get(source.as_str()));
+                d(self.svc.get(replica.as_str()));
+            }
+            ActionKind::AllowlistRevoke {
+                source, replica, ..
+            } => {
+                d(self.stop.get(replica.as_str()));
+                d(self.replicate.get(replica.as_str()));
+                // The candidate's entry on the old primary goes once the roles have changed.
+                d(self.switch.get(source.as_str()));
+            }
+            ActionKind::Replicate {
+                source, replica, ..
+            } => {
+                d(self.restore.get(replica.as_str()));
+                d(self.grant.get(&(source.as_str(), replica.as_str())));
+                d(self.svc.get(replica.as_str()));
+                d(self.svc.get(source.as_str()));
+                d(self.replicate.get(source.as_str()));
+                // An orphaned user goes before any wiring: a replica re-wired now (whose user
+                // the state did not record, after a crash) gets its grant again afterwards.
+                for x in &self.drops {
+                    d(Some(x));
+                }
+                // Replicas follow the new primary once it is open.
+                d(self.switch.get(source.as_str()));
+                // A replaced primary is fenced before it is wired to the new one.
+                d(self.fence.get(replica.as_str()));
+            }
+            ActionKind::Switchover { old, new, .. } => {
+                d(self.svc.get(old.as_str()));
+                d(self.svc.get(new.as_str()));
+                // The old primary's outbound IPs are allowed on the new one first, so it can
+                // follow it at once.
+                d(self.grant.get(&(new.as_str(), old.as_str())));
+                for x in &self.drops {
+                    d(Some(x));
+                }
+            }
+            ActionKind::Failover { new, .. } => d(self.svc.get(new.as_str())),
+            ActionKind::StopReplication { .. } | ActionKind::DropReplicationUser { .. } => {}
+            // Ordered above.
+            ActionKind::SetPower { .. } => {}
+            ActionKind::SetRole { key, .. } => {
+                d(self.svc.get(key.as_str()));
+                d(self.switch.get(key.as_str()));
+                // A former replica is opened only once it no longer replicates.
+                d(self.stop.get(key.as_str()));
+            }
+            ActionKind::ConfigureService { key, .. } => {
+                d(self.svc.get(key.as_str()));
+                // A role change sets read_only in both configurations itself, at its moment;
+                // the rest of the configuration follows it.
+                d(self.switch.get(key.as_str()));
+            }
+            ActionKind::RestartService { key, .. } => {
+                d(self.configure.get(key.as_str()));
+                d(self.svc.get(key.as_str()));
+                // Not while its data is being replaced or its replication wired.
+                d(self.restore.get(key.as_str()));
+                d(self.replicate.get(key.as_str()));
+                d(self.switch.get(key.as_str()));
+            }
+        }
+        out
+    }
 }
 
 /// The one way a graph of actions is built, for the plan and for its DOT: node `i` is the

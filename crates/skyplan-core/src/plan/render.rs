@@ -99,61 +99,7 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         .max()
         .unwrap_or(0);
     for a in &plan.actions {
-        let style = match (a.change, a.wipes_data) {
-            (_, true) => &st.wipe,
-            (Change::Create, _) => &st.add,
-            (Change::Update | Change::Adopt, _) => &st.change,
-            (Change::Read, _) => &st.dim,
-            (Change::Replace | Change::Delete, _) => &st.destroy,
-        };
-        let _ = writeln!(
-            out,
-            "  {} {:<width$}  {}",
-            style.apply_to(format!("{:>3}", marker(a))),
-            a.address,
-            a.summary
-        );
-        if let Some(reason) = &a.reason {
-            let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
-        }
-        if let ActionKind::Switchover { .. } | ActionKind::Failover { .. } = a.kind {
-            // Its steps, in order, with the GTIDs refresh saw.
-            let steps = a.after.as_ref().and_then(|v| v["steps"].as_array());
-            for (i, step) in steps.into_iter().flatten().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "        {}. {}",
-                    i + 1,
-                    step.as_str().unwrap_or_default()
-                );
-            }
-        } else if matches!(a.change, Change::Update | Change::Replace | Change::Adopt) {
-            attribute_diff(&mut out, a, &st);
-        }
-        if a.wipes_data {
-            let _ = writeln!(
-                out,
-                "        {}",
-                st.wipe.apply_to("!! this step wipes data")
-            );
-        }
-        if let ActionKind::Failover { .. } = a.kind {
-            let _ = writeln!(
-                out,
-                "        {}",
-                st.wipe.apply_to(
-                    "!! failover: what the old primary had and the new one lacks is lost"
-                )
-            );
-        }
-        if let ActionKind::RestartService { .. } = a.kind {
-            let _ = writeln!(
-                out,
-                "        {}",
-                st.change
-                    .apply_to("!! this step restarts the server: its clients are disconnected")
-            );
-        }
+        render_action(&mut out, a, &st, width);
     }
     for w in &plan.warnings {
         let _ = writeln!(out, "\n{} {w}", st.change.apply_to("Warning:"));
@@ -165,6 +111,65 @@ pub fn render(plan: &Plan, colors: bool) -> String {
         let _ = writeln!(out, "{}", st.dim.apply_to(e.line()));
     }
     out
+}
+
+/// One action: marker, address and summary; why; a switchover's steps or the attributes that
+/// change; and the loud lines of a step that wipes data, fails over or restarts a server.
+fn render_action(out: &mut String, a: &Action, st: &Styles, width: usize) {
+    let style = match (a.change, a.wipes_data) {
+        (_, true) => &st.wipe,
+        (Change::Create, _) => &st.add,
+        (Change::Update | Change::Adopt, _) => &st.change,
+        (Change::Read, _) => &st.dim,
+        (Change::Replace | Change::Delete, _) => &st.destroy,
+    };
+    let _ = writeln!(
+        out,
+        "  {} {:<width$}  {}",
+        style.apply_to(format!("{:>3}", marker(a))),
+        a.address,
+        a.summary
+    );
+    if let Some(reason) = &a.reason {
+        let _ = writeln!(out, "        {} {}", st.dim.apply_to("because"), reason);
+    }
+    if let ActionKind::Switchover { .. } | ActionKind::Failover { .. } = a.kind {
+        // Its steps, in order, with the GTIDs refresh saw.
+        let steps = a.after.as_ref().and_then(|v| v["steps"].as_array());
+        for (i, step) in steps.into_iter().flatten().enumerate() {
+            let _ = writeln!(
+                out,
+                "        {}. {}",
+                i + 1,
+                step.as_str().unwrap_or_default()
+            );
+        }
+    } else if matches!(a.change, Change::Update | Change::Replace | Change::Adopt) {
+        attribute_diff(out, a, st);
+    }
+    if a.wipes_data {
+        let _ = writeln!(
+            out,
+            "        {}",
+            st.wipe.apply_to("!! this step wipes data")
+        );
+    }
+    if let ActionKind::Failover { .. } = a.kind {
+        let _ = writeln!(
+            out,
+            "        {}",
+            st.wipe
+                .apply_to("!! failover: what the old primary had and the new one lacks is lost")
+        );
+    }
+    if let ActionKind::RestartService { .. } = a.kind {
+        let _ = writeln!(
+            out,
+            "        {}",
+            st.change
+                .apply_to("!! this step restarts the server: its clients are disconnected")
+        );
+    }
 }
 
 /// The plan's summary line, without colour: `Plan: 2 to add, 0 to change, …`.

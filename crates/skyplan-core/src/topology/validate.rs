@@ -467,6 +467,66 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// A backup restores within one cloud provider only.
+    fn seed_within_provider(
+        &mut self,
+        key: &str,
+        r: &RawReplication,
+        from: &Located<String>,
+        seed: &Option<Seed>,
+        fields: &RawFields,
+        source: &RawFields,
+    ) {
+        let (Some(seed), Some(p_replica), Some(p_source)) =
+            (seed, &fields.provider, &source.provider)
+        else {
+            return;
+        };
+        if seed.uses_backup() && p_replica.value != p_source.value {
+            let at = r
+                .seed
+                .as_ref()
+                .map_or(from.span.clone(), |s| s.span.clone());
+            let message = format!(
+                "[services.{key}] ({}) cannot be seeded from a backup of [services.{}] ({})",
+                p_replica.value, from.value, p_source.value
+            );
+            let help = "backups restore within one cloud provider only; use seed = \"none\" \
+                        or put both services on the same provider";
+            self.diags.push(self.src.error(at, message).with_help(help));
+        }
+    }
+
+    /// A link over TLS to a source that offers none would fail only after the replica was
+    /// created and restored ("SSL is required, but the server does not support it").
+    fn tls_the_source_offers(
+        &mut self,
+        label: &str,
+        r: &RawReplication,
+        from: &Located<String>,
+        source_ssl: Option<bool>,
+    ) {
+        let (Some(asked), Some(false)) = (&r.ssl, source_ssl) else {
+            return;
+        };
+        if asked.value {
+            let diag = self
+                .src
+                .error(
+                    asked.span.clone(),
+                    format!(
+                        "{label} asks for TLS, but [services.{}] has ssl_enabled = false",
+                        from.value
+                    ),
+                )
+                .with_help(format!(
+                    "set ssl_enabled = true on [services.{}] (that replaces it), or ssl = false here",
+                    from.value
+                ));
+            self.diags.push(diag);
+        }
+    }
+
     /// Resolves every `[services.<key>.replication]`, then looks for cycles among them.
     fn replications(
         &mut self,
@@ -525,46 +585,10 @@ impl Validator<'_, '_> {
             links.insert(key.to_string(), from.value.clone());
             from_spans.insert(key.to_string(), from.span.clone());
             let seed = seed.or(defaults::SEED);
-            if let (Some(seed), Some(p_replica), Some(p_source)) =
-                (&seed, &fields.provider, &source.provider)
-            {
-                if seed.uses_backup() && p_replica.value != p_source.value {
-                    let at = r
-                        .seed
-                        .as_ref()
-                        .map_or(from.span.clone(), |s| s.span.clone());
-                    let message = format!(
-                        "[services.{key}] ({}) cannot be seeded from a backup of [services.{}] ({})",
-                        p_replica.value, from.value, p_source.value
-                    );
-                    let help =
-                        "backups restore within one cloud provider only; use seed = \"none\" \
-                                or put both services on the same provider";
-                    self.diags.push(self.src.error(at, message).with_help(help));
-                }
-            }
+            self.seed_within_provider(key, r, from, &seed, fields, source);
             // TLS by default exactly when the source accepts TLS.
             let source_ssl = specs.get(&from.value).map(|(spec, _)| spec.ssl_enabled);
-            // A link over TLS to a source that offers none fails only after the replica was
-            // created and restored ("SSL is required, but the server does not support it").
-            if let (Some(asked), Some(false)) = (&r.ssl, source_ssl) {
-                if asked.value {
-                    let diag = self
-                        .src
-                        .error(
-                            asked.span.clone(),
-                            format!(
-                                "{label} asks for TLS, but [services.{}] has ssl_enabled = false",
-                                from.value
-                            ),
-                        )
-                        .with_help(format!(
-                            "set ssl_enabled = true on [services.{}] (that replaces it), or ssl = false here",
-                            from.value
-                        ));
-                    self.diags.push(diag);
-                }
-            }
+            self.tls_the_source_offers(&label, r, from, source_ssl);
             let ssl = r.ssl.as_ref().map(|s| s.value).or(source_ssl);
             if let (Some(seed), Some(max_lag), Some(grace), Some(ssl)) = (
                 seed,
