@@ -65,65 +65,22 @@ fn plan_one(
     let key = &svc.key;
     let rec = state.resources.services.get(key);
     let vars = observed.config_vars.get(&svc.spec.topology);
-    let mut desired = config::desired(svc, vars);
-    if !observed.refreshed {
-        // Offline: the catalog is unknown; the role is kept in the configuration as recorded.
-        if rec.is_some_and(|r| r.config.contains_key(ROLE_VARIABLE)) {
-            desired.insert(
-                ROLE_VARIABLE.into(),
-                if svc.replication.is_some() {
-                    "ON"
-                } else {
-                    "OFF"
-                }
-                .into(),
-            );
-        }
-    }
+    let desired = desired_values(svc, rec, vars, observed.refreshed);
     let recorded_id = rec.and_then(|r| r.config_id.clone());
     if desired.is_empty() && recorded_id.is_none() {
         return;
     }
     let seen = observed.configs.get(key);
-    // What the configuration holds now: as refresh read it, or as recorded.
-    let (config_id, current): (Option<String>, BTreeMap<String, String>) =
-        match (&recorded_id, seen) {
-            (Some(_), Some(c)) if c.values.is_none() => (None, BTreeMap::new()),
-            (Some(id), Some(c)) => (Some(id.clone()), c.values.clone().unwrap_or_default()),
-            (Some(id), None) => (
-                Some(id.clone()),
-                rec.map(|r| r.config.clone()).unwrap_or_default(),
-            ),
-            (None, _) => (None, BTreeMap::new()),
-        };
-    if let (Some(id), None, Some(r)) = (&recorded_id, &config_id, rec) {
-        out.drift.push(Drift {
-            resource: format!("config.{key}"),
-            kind: DriftKind::ConfigChanged,
-            before: json!({ "config_id": id }),
-            after: Value::Null,
-            detail: format!(
-                "its configuration {id} no longer exists (deleted outside skyplan); a new one is made with {}",
-                describe(&r.config.keys().cloned().collect::<Vec<_>>(), &r.config, &BTreeMap::new())
-            ),
-        });
-    }
-    if let (Some(id), Some(r), Some(_)) = (&config_id, rec, seen) {
-        // The configuration changed outside skyplan: what it holds is not what was set.
-        let changed = changed_names(&r.config, &current);
-        if !changed.is_empty() {
-            out.drift.push(Drift {
-                resource: format!("config.{key}"),
-                kind: DriftKind::ConfigChanged,
-                before: values_json(&r.config),
-                after: values_json(&current),
-                detail: format!(
-                    "its configuration {id} was changed outside skyplan: {}",
-                    describe(&changed, &r.config, &current)
-                ),
-            });
-        }
-    }
+    let (config_id, current) = current_values(recorded_id.as_ref(), seen, rec);
+    config_drift(
+        key,
+        recorded_id.as_ref(),
+        config_id.as_ref(),
+        rec,
+        seen,
+        &current,
+        out,
+    );
     let set: BTreeMap<String, String> = desired
         .iter()
         .filter(|(n, v)| !current.get(*n).is_some_and(|c| config::same(c, v)))
@@ -141,6 +98,108 @@ fn plan_one(
     let attach = fate.is_new() || config_id.is_none() || attached != config_id;
     // The running server, held to the configuration (read_only aside: role steps own it).
     let running = seen.map(|c| &c.running);
+    let (live, restart) = running_changes(key, &desired, vars, fate, running, &current, out);
+    if !set.is_empty() || !unset.is_empty() || attach || !live.is_empty() {
+        out.actions.push(configure(
+            svc, config_id, &current, &desired, set, unset, attach, live, fate,
+        ));
+    }
+    // A replica restored in this plan starts again with its configuration.
+    if !restart.is_empty() && !restored {
+        out.actions.push(restart_action(svc, restart));
+    }
+}
+
+/// What the service's configuration should hold. Offline the catalog is unknown: the role is
+/// kept in the configuration as recorded.
+fn desired_values(
+    svc: &Service,
+    rec: Option<&crate::state::ServiceRecord>,
+    vars: Option<&config::Variables>,
+    refreshed: bool,
+) -> BTreeMap<String, String> {
+    let mut desired = config::desired(svc, vars);
+    if !refreshed && rec.is_some_and(|r| r.config.contains_key(ROLE_VARIABLE)) {
+        let role = if svc.replication.is_some() {
+            "ON"
+        } else {
+            "OFF"
+        };
+        desired.insert(ROLE_VARIABLE.into(), role.into());
+    }
+    desired
+}
+
+/// The configuration's id and what it holds now: as refresh read it, or as recorded (no id:
+/// none, or the recorded one is gone).
+fn current_values(
+    recorded_id: Option<&String>,
+    seen: Option<&crate::observed::ObservedConfig>,
+    rec: Option<&crate::state::ServiceRecord>,
+) -> (Option<String>, BTreeMap<String, String>) {
+    match (recorded_id, seen) {
+        (Some(_), Some(c)) if c.values.is_none() => (None, BTreeMap::new()),
+        (Some(id), Some(c)) => (Some(id.clone()), c.values.clone().unwrap_or_default()),
+        (Some(id), None) => (
+            Some(id.clone()),
+            rec.map(|r| r.config.clone()).unwrap_or_default(),
+        ),
+        (None, _) => (None, BTreeMap::new()),
+    }
+}
+
+/// The configuration deleted, or changed, outside skyplan.
+fn config_drift(
+    key: &str,
+    recorded_id: Option<&String>,
+    config_id: Option<&String>,
+    rec: Option<&crate::state::ServiceRecord>,
+    seen: Option<&crate::observed::ObservedConfig>,
+    current: &BTreeMap<String, String>,
+    out: &mut DiffOutput,
+) {
+    if let (Some(id), None, Some(r)) = (recorded_id, config_id, rec) {
+        out.drift.push(Drift {
+            resource: format!("config.{key}"),
+            kind: DriftKind::ConfigChanged,
+            before: json!({ "config_id": id }),
+            after: Value::Null,
+            detail: format!(
+                "its configuration {id} no longer exists (deleted outside skyplan); a new one is made with {}",
+                describe(&r.config.keys().cloned().collect::<Vec<_>>(), &r.config, &BTreeMap::new())
+            ),
+        });
+    }
+    if let (Some(id), Some(r), Some(_)) = (config_id, rec, seen) {
+        // The configuration changed outside skyplan: what it holds is not what was set.
+        let changed = changed_names(&r.config, current);
+        if !changed.is_empty() {
+            out.drift.push(Drift {
+                resource: format!("config.{key}"),
+                kind: DriftKind::ConfigChanged,
+                before: values_json(&r.config),
+                after: values_json(current),
+                detail: format!(
+                    "its configuration {id} was changed outside skyplan: {}",
+                    describe(&changed, &r.config, current)
+                ),
+            });
+        }
+    }
+}
+
+/// What the running server needs: values set live, and variables that take effect only at a
+/// start (a restart). A running value that differs from what the configuration already holds
+/// is drift.
+fn running_changes(
+    key: &str,
+    desired: &BTreeMap<String, String>,
+    vars: Option<&config::Variables>,
+    fate: Fate,
+    running: Option<&BTreeMap<String, String>>,
+    current: &BTreeMap<String, String>,
+    out: &mut DiffOutput,
+) -> (BTreeMap<String, String>, Vec<String>) {
     let mut live = BTreeMap::new();
     let mut restart = Vec::new();
     let mut running_drift = Vec::new();
@@ -199,34 +258,31 @@ fn plan_one(
             ),
         });
     }
-    if !set.is_empty() || !unset.is_empty() || attach || !live.is_empty() {
-        out.actions.push(configure(
-            svc, config_id, &current, &desired, set, unset, attach, live, fate,
-        ));
-    }
-    // A replica restored in this plan starts again with its configuration.
-    if !restart.is_empty() && !restored {
-        out.actions.push(Planned {
-            kind: ActionKind::RestartService {
-                key: key.clone(),
-                variables: restart.clone(),
-            },
-            change: Change::Update,
-            summary: format!(
-                "restart  {}  (its clients are disconnected; {} {} only when the server starts)",
-                svc.spec.name,
-                restart.join(", "),
-                if restart.len() == 1 {
-                    "takes effect"
-                } else {
-                    "take effect"
-                }
-            ),
-            before: None,
-            after: None,
-            wipes_data: false,
-            reason: None,
-        });
+    (live, restart)
+}
+
+/// `restart.KEY`: the variables that take effect only when the server starts.
+fn restart_action(svc: &Service, restart: Vec<String>) -> Planned {
+    Planned {
+        kind: ActionKind::RestartService {
+            key: svc.key.clone(),
+            variables: restart.clone(),
+        },
+        change: Change::Update,
+        summary: format!(
+            "restart  {}  (its clients are disconnected; {} {} only when the server starts)",
+            svc.spec.name,
+            restart.join(", "),
+            if restart.len() == 1 {
+                "takes effect"
+            } else {
+                "take effect"
+            }
+        ),
+        before: None,
+        after: None,
+        wipes_data: false,
+        reason: None,
     }
 }
 
