@@ -1,7 +1,7 @@
 //! The GTIDs and role (`read_only`) of every service of the topology and of every recorded
 //! link's ends, read deepest first, one level of the chains at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
 use futures::stream::{self, StreamExt};
@@ -44,16 +44,17 @@ pub(super) async fn gtids_and_roles(
         linked.insert(key);
         linked.insert(&l.source);
     }
-    // Deepest first, one level of the recorded chains at a time: a replica is read before its
-    // source, so the source cannot look behind it because writes went on between two reads,
-    // and a GTID the replica has beyond its source is errant, not lag.
+    // Deepest first, one level of the chains at a time: a replica is read before its source,
+    // so the source cannot look behind it because writes went on between two reads, and a
+    // GTID the replica has beyond its source is errant, not lag.
+    let up = upstream(state);
     let depth = |key: &String| {
         let mut d = 0usize;
-        let mut at = key;
-        while let Some(l) = res.replications.get(at) {
+        let mut at = key.as_str();
+        while let Some(source) = up.get(at) {
             d += 1;
-            at = &l.source;
-            if d > res.replications.len() {
+            at = source;
+            if d > up.len() {
                 break;
             }
         }
@@ -119,4 +120,103 @@ pub(super) async fn gtids_and_roles(
         read_only,
         unreachable,
     })
+}
+
+/// Who each service replicates from, for the reading order: the recorded links, and the old
+/// primary of a switchover interrupted after its opening, which the interrupted run may
+/// already have pointed at the new primary (its link is not recorded yet). Read after the new
+/// primary, it could have applied writes the new primary took after it was read, and look
+/// like it holds transactions the new primary lacks.
+fn upstream(state: &State) -> HashMap<&str, &str> {
+    let res = &state.resources;
+    let mut up: HashMap<&str, &str> = res
+        .replications
+        .iter()
+        .map(|(r, l)| (r.as_str(), l.source.as_str()))
+        .collect();
+    for (new, rec) in &res.services {
+        if let Some(c) = rec
+            .role_change
+            .as_ref()
+            .filter(|c| c.step == crate::state::RoleChangeStep::Opened)
+        {
+            up.entry(c.from.as_str()).or_insert(new.as_str());
+        }
+    }
+    up
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ReplicationRecord, RoleChange, RoleChangeStep, ServiceRecord};
+
+    #[test]
+    fn an_opened_switchovers_old_primary_is_read_before_the_new_one() {
+        let t = crate::topology::parse(
+            include_str!("../../examples/global-replication.toml"),
+            std::path::Path::new("g.toml"),
+        )
+        .unwrap();
+        let mut s = State::with_lineage("00000000-0000-4000-8000-000000000000");
+        for (k, svc) in &t.services {
+            s.resources.services.insert(
+                k.clone(),
+                ServiceRecord {
+                    id: format!("db{k}"),
+                    spec: svc.spec.clone(),
+                    fqdn: None,
+                    port: None,
+                    outbound_ips: vec![],
+                    status: None,
+                    credentials_from: None,
+                    failed_over_to: None,
+                    role_change: None,
+                    replace_requested: None,
+                    last_seen: None,
+                    in_flight: None,
+                    config_id: None,
+                    config: Default::default(),
+                },
+            );
+        }
+        let link = |source: &str| ReplicationRecord {
+            source: source.into(),
+            source_host: "h".into(),
+            source_port: 1,
+            gtid_position: None,
+            ssl: true,
+            replication_user: None,
+            healthy: true,
+            wired_at: None,
+        };
+        s.resources
+            .replications
+            .insert("secondary".into(), link("primary"));
+        assert_eq!(upstream(&s), HashMap::from([("secondary", "primary")]));
+        // Switched over to the secondary, interrupted after its opening: its link forgotten,
+        // the old primary possibly already following it.
+        s.resources.replications.clear();
+        let change = |step| RoleChange {
+            from: "primary".into(),
+            step,
+            started_at: "2026-12-07T00:00:00Z".into(),
+        };
+        s.resources
+            .services
+            .get_mut("secondary")
+            .unwrap()
+            .role_change = Some(change(RoleChangeStep::Opened));
+        assert_eq!(upstream(&s), HashMap::from([("primary", "secondary")]));
+        // Before the opening the candidate still has its recorded link: nothing added.
+        s.resources
+            .replications
+            .insert("secondary".into(), link("primary"));
+        s.resources
+            .services
+            .get_mut("secondary")
+            .unwrap()
+            .role_change = Some(change(RoleChangeStep::Fencing));
+        assert_eq!(upstream(&s), HashMap::from([("secondary", "primary")]));
+    }
 }
