@@ -442,30 +442,8 @@ pub fn classify_replication(
         ));
         return v;
     }
-    // Host names compare as DNS does: case-insensitively, a trailing dot meaning nothing.
-    let same_host = |a: &str, b: &str| {
-        a.trim_end_matches('.')
-            .eq_ignore_ascii_case(b.trim_end_matches('.'))
-    };
-    let host_ok = o
-        .master_host
-        .as_deref()
-        .is_some_and(|h| same_host(h, &link.source_host))
-        && o.master_port == Some(link.source_port);
-    let src_moved = source_endpoint
-        .is_some_and(|(h, p)| !same_host(h, &link.source_host) || p != link.source_port);
-    if !host_ok || src_moved {
-        let (now_host, now_port) = source_endpoint.unwrap_or((&link.source_host, link.source_port));
-        v.drift = Some(drift(
-            DriftKind::ReplicationRepointed,
-            format!(
-                "replicating from {}:{} instead of {now_host}:{now_port}",
-                o.master_host.as_deref().unwrap_or("?"),
-                o.master_port
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "?".into()),
-            ),
-        ));
+    if let Some(detail) = elsewhere(o, link, source_endpoint) {
+        v.drift = Some(drift(DriftKind::ReplicationRepointed, detail));
         v.reseed = Some("the replica points at another primary; re-seed it from the source".into());
         return v;
     }
@@ -494,74 +472,19 @@ pub fn classify_replication(
         ));
         return v;
     }
-    let retry = |r: &crate::observed::Reconnecting| {
-        r.retry_seconds
-            .map(|s| format!("MariaDB retries every {s} s"))
-            .unwrap_or_else(|| "MariaDB retries on its own".into())
-    };
     if let Some(after) = o.reconnected_after {
         v.warning = Some(format!(
             "replication.{replica} was reconnecting to its source and reconnected after {after} s while refresh waited"
         ));
     }
-    // Reconnecting after a network error, with its source answering and *re*started within
-    // the grace period (it started after the link was wired, less than the grace ago):
-    // MariaDB is retrying; not drift yet. A source merely young (created with the link) is
-    // no excuse.
-    let link_age = link
-        .wired_at
-        .as_deref()
-        .and_then(|w| {
-            time::OffsetDateTime::parse(w, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .zip(now)
-        .map(|(wired, now)| (now - wired).whole_seconds());
-    if let (Some(r), true, true) = (
-        &o.reconnecting,
-        o.sql_running,
-        crate::observed::is_restart_io_error(o.last_io_errno),
-    ) {
-        let grace = repl.reconnect_grace_seconds;
-        let restarted = |up: &u64| {
-            *up < grace && link_age.is_some_and(|age| i64::try_from(*up).is_ok_and(|u| u < age))
-        };
-        let who = r
-            .source_up_seconds
-            .filter(restarted)
-            .map(|up| ("its source", up))
-            .or_else(|| r.replica_up_seconds.filter(restarted).map(|up| ("it", up)));
-        if let Some((who, up)) = who {
-            v.warning = Some(format!(
-                "replication.{replica} is reconnecting (IO error {}: {}); {who} started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
-                o.last_io_errno,
-                o.last_io_error,
-                retry(r)
-            ));
-            return v;
-        }
+    if let Some(w) = reconnecting(replica, o, link, repl, now) {
+        v.warning = Some(w);
+        return v;
     }
     if !o.io_running || !o.sql_running {
         let broken = o.last_io_errno != 0;
         v.drift = Some(if broken {
-            drift(
-                DriftKind::ReplicationBroken,
-                match &o.reconnecting {
-                    Some(r) => format!(
-                        "IO error {}: {} (still failing after MariaDB's next retry; {}; its source answers skyplan{})",
-                        o.last_io_errno,
-                        o.last_io_error,
-                        retry(r),
-                        r.source_up_seconds
-                            .map(|up| if up < repl.reconnect_grace_seconds {
-                                format!(" and has been up {up} s, since before the link was wired: not a restart")
-                            } else {
-                                format!(" and has been up {up} s, longer than reconnect_grace ({} s)", repl.reconnect_grace_seconds)
-                            })
-                            .unwrap_or_default()
-                    ),
-                    None => format!("IO error {}: {}", o.last_io_errno, o.last_io_error),
-                },
-            )
+            drift(DriftKind::ReplicationBroken, io_failure(o, repl))
         } else {
             drift(
                 DriftKind::ReplicationStopped,
@@ -592,6 +515,104 @@ pub fn classify_replication(
         });
     }
     v
+}
+
+/// Where the replica replicates from, when that is not its source's endpoint (or the source
+/// moved since the link was recorded). Host names compare as DNS does: case-insensitively, a
+/// trailing dot meaning nothing.
+fn elsewhere(
+    o: &ObservedReplication,
+    link: &ReplicationRecord,
+    source_endpoint: Option<(&str, u16)>,
+) -> Option<String> {
+    let same_host = |a: &str, b: &str| {
+        a.trim_end_matches('.')
+            .eq_ignore_ascii_case(b.trim_end_matches('.'))
+    };
+    let host_ok = o
+        .master_host
+        .as_deref()
+        .is_some_and(|h| same_host(h, &link.source_host))
+        && o.master_port == Some(link.source_port);
+    let src_moved = source_endpoint
+        .is_some_and(|(h, p)| !same_host(h, &link.source_host) || p != link.source_port);
+    if host_ok && !src_moved {
+        return None;
+    }
+    let (now_host, now_port) = source_endpoint.unwrap_or((&link.source_host, link.source_port));
+    Some(format!(
+        "replicating from {}:{} instead of {now_host}:{now_port}",
+        o.master_host.as_deref().unwrap_or("?"),
+        o.master_port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into()),
+    ))
+}
+
+fn retry(r: &crate::observed::Reconnecting) -> String {
+    r.retry_seconds
+        .map(|s| format!("MariaDB retries every {s} s"))
+        .unwrap_or_else(|| "MariaDB retries on its own".into())
+}
+
+/// Reconnecting after a network error, with its source (or itself) answering and *re*started
+/// within the grace period (it started after the link was wired, less than the grace ago):
+/// MariaDB is retrying; not drift yet, but a warning. A source merely young (created with
+/// the link) is no excuse.
+fn reconnecting(
+    replica: &str,
+    o: &ObservedReplication,
+    link: &ReplicationRecord,
+    repl: &crate::topology::Replication,
+    now: Option<time::OffsetDateTime>,
+) -> Option<String> {
+    let link_age = link
+        .wired_at
+        .as_deref()
+        .and_then(|w| {
+            time::OffsetDateTime::parse(w, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .zip(now)
+        .map(|(wired, now)| (now - wired).whole_seconds());
+    let r = o.reconnecting.as_ref()?;
+    if !(o.sql_running && crate::observed::is_restart_io_error(o.last_io_errno)) {
+        return None;
+    }
+    let grace = repl.reconnect_grace_seconds;
+    let restarted = |up: &u64| {
+        *up < grace && link_age.is_some_and(|age| i64::try_from(*up).is_ok_and(|u| u < age))
+    };
+    let (who, up) = r
+        .source_up_seconds
+        .filter(restarted)
+        .map(|up| ("its source", up))
+        .or_else(|| r.replica_up_seconds.filter(restarted).map(|up| ("it", up)))?;
+    Some(format!(
+        "replication.{replica} is reconnecting (IO error {}: {}); {who} started {up} s ago and {}: not drift until it has tried for reconnect_grace ({grace} s)",
+        o.last_io_errno,
+        o.last_io_error,
+        retry(r)
+    ))
+}
+
+/// What a broken IO thread says, with the reconnect's story when it was retrying.
+fn io_failure(o: &ObservedReplication, repl: &crate::topology::Replication) -> String {
+    match &o.reconnecting {
+        Some(r) => format!(
+            "IO error {}: {} (still failing after MariaDB's next retry; {}; its source answers skyplan{})",
+            o.last_io_errno,
+            o.last_io_error,
+            retry(r),
+            r.source_up_seconds
+                .map(|up| if up < repl.reconnect_grace_seconds {
+                    format!(" and has been up {up} s, since before the link was wired: not a restart")
+                } else {
+                    format!(" and has been up {up} s, longer than reconnect_grace ({} s)", repl.reconnect_grace_seconds)
+                })
+                .unwrap_or_default()
+        ),
+        None => format!("IO error {}: {}", o.last_io_errno, o.last_io_error),
+    }
 }
 
 fn running(b: bool) -> &'static str {

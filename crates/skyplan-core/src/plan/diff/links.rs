@@ -1083,67 +1083,10 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
         let existing = matches!(seed, Seed::LatestBackup | Seed::Backup(_));
         let chosen = match cx.observed.at {
             Some(now) if existing && cx.observed.refreshed => {
-                if cx.fate(&source).is_new() {
-                    errors.push(PlanError::from(SeedError::NewSource {
-                        service: source.clone(),
-                        seed: seed.to_string(),
-                    }));
-                    continue;
-                }
-                let listed = cx.observed.backups.get(&source).map(Vec::as_slice);
-                let foreign = match &seed {
-                    Seed::Backup(id) => cx.observed.foreign_backups.get(id),
-                    _ => None,
-                };
-                let provider = cx
-                    .topology
-                    .services
-                    .get(&source)
-                    .map_or("", |s| s.spec.provider.as_str());
-                let src = seed::Source {
-                    key: &source,
-                    provider,
-                };
-                // Whether the source still serves the backup is read from its binlogs; only
-                // where they were not read (a source skyplan does not manage yet) the age.
-                let holdings = cx
-                    .observed
-                    .gtids
-                    .get(&source)
-                    .and_then(|g| g.holdings().ok());
-                let chosen = seed::choose(
-                    src,
-                    &seed,
-                    listed.unwrap_or(&[]),
-                    foreign,
-                    now,
-                    DEFAULT_BINLOG_RETENTION,
-                    holdings.as_ref(),
-                )
-                .and_then(|c| match c {
-                    Some(c)
-                        if c.foreign && cx.observed.foreign_owners_gone.contains(&c.backup.id) =>
-                    {
-                        Err(SeedError::OwnerGone {
-                            id: c.backup.id.clone(),
-                            owner: if c.backup.service_name.is_empty() {
-                                c.backup.service_id.clone()
-                            } else {
-                                c.backup.service_name.clone()
-                            },
-                        })
-                    }
-                    c => Ok(c),
-                });
-                match chosen {
-                    Ok(c) => {
-                        if let Some(w) = c.and_then(|c| c.warning(&source)) {
-                            out.warnings.push(w);
-                        }
-                        c.map(|c| c.backup)
-                    }
+                match choose_existing(cx, &source, &seed, now, out) {
+                    Ok(b) => b,
                     Err(e) => {
-                        errors.push(e.into());
+                        errors.push(e);
                         continue;
                     }
                 }
@@ -1214,6 +1157,75 @@ fn plan_backups(cx: &Ctx, seeds: Seeds, out: &mut DiffOutput) -> Result<(), Plan
     match PlanError::combine(errors) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// The existing backup a seed names (or the latest), checked by the seed rule; warnings
+/// (another service's backup) go to the plan.
+fn choose_existing<'a>(
+    cx: &Ctx<'a>,
+    source: &str,
+    seed: &Seed,
+    now: time::OffsetDateTime,
+    out: &mut DiffOutput,
+) -> Result<Option<&'a skyplan_api::types::Backup>, PlanError> {
+    if cx.fate(source).is_new() {
+        return Err(PlanError::from(SeedError::NewSource {
+            service: source.to_string(),
+            seed: seed.to_string(),
+        }));
+    }
+    let listed = cx.observed.backups.get(source).map(Vec::as_slice);
+    let foreign = match seed {
+        Seed::Backup(id) => cx.observed.foreign_backups.get(id),
+        _ => None,
+    };
+    let provider = cx
+        .topology
+        .services
+        .get(source)
+        .map_or("", |s| s.spec.provider.as_str());
+    let src = seed::Source {
+        key: source,
+        provider,
+    };
+    // Whether the source still serves the backup is read from its binlogs; only
+    // where they were not read (a source skyplan does not manage yet) the age.
+    let holdings = cx
+        .observed
+        .gtids
+        .get(source)
+        .and_then(|g| g.holdings().ok());
+    let chosen = seed::choose(
+        src,
+        seed,
+        listed.unwrap_or(&[]),
+        foreign,
+        now,
+        DEFAULT_BINLOG_RETENTION,
+        holdings.as_ref(),
+    )
+    .and_then(|c| match c {
+        Some(c) if c.foreign && cx.observed.foreign_owners_gone.contains(&c.backup.id) => {
+            Err(SeedError::OwnerGone {
+                id: c.backup.id.clone(),
+                owner: if c.backup.service_name.is_empty() {
+                    c.backup.service_id.clone()
+                } else {
+                    c.backup.service_name.clone()
+                },
+            })
+        }
+        c => Ok(c),
+    });
+    match chosen {
+        Ok(c) => {
+            if let Some(w) = c.and_then(|c| c.warning(source)) {
+                out.warnings.push(w);
+            }
+            Ok(c.map(|c| c.backup))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
