@@ -96,21 +96,7 @@ pub fn diff(
                 .map(|(k, _)| k.as_str()),
         )
         .collect();
-    // Entries skyplan granted, grouped by the service whose allowlist holds them: one pass
-    // here instead of a scan of every grant for every service (quadratic on large states).
-    let mut owned_on: std::collections::HashMap<&str, BTreeSet<String>> = Default::default();
-    for a in state.resources.allowlists.values() {
-        owned_on
-            .entry(a.on.as_str())
-            .or_default()
-            .extend(a.entries.iter().map(|e| cidr_key(e)));
-        for g in &a.earlier {
-            owned_on
-                .entry(g.on.as_str())
-                .or_default()
-                .extend(g.entries.iter().map(|e| cidr_key(e)));
-        }
-    }
+    let owned_on = owned_entries(state);
 
     for (key, svc) in &topology.services {
         if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
@@ -159,8 +145,51 @@ pub fn diff(
         return Err(e);
     }
 
-    // Databases that do not answer: a replaced primary still away, or a failover's old
-    // primary, is reported as unreachable; anything else blocks apply.
+    unanswered_databases(state, observed, &lost_ok, &mut out);
+
+    links::plan_links(
+        topology,
+        state,
+        observed,
+        &fates,
+        &switches,
+        &flags.replace,
+        &mut out,
+    )?;
+    config::plan_configs(topology, state, observed, &fates, &mut out);
+
+    deletions(topology, state, observed, &lost_ok, &mut out)?;
+    Ok(out)
+}
+
+/// Entries skyplan granted, grouped by the service whose allowlist holds them: one pass here
+/// instead of a scan of every grant for every service (quadratic on large states).
+fn owned_entries(state: &State) -> std::collections::HashMap<&str, BTreeSet<String>> {
+    let mut owned_on: std::collections::HashMap<&str, BTreeSet<String>> = Default::default();
+    for a in state.resources.allowlists.values() {
+        owned_on
+            .entry(a.on.as_str())
+            .or_default()
+            .extend(a.entries.iter().map(|e| cidr_key(e)));
+        for g in &a.earlier {
+            owned_on
+                .entry(g.on.as_str())
+                .or_default()
+                .extend(g.entries.iter().map(|e| cidr_key(e)));
+        }
+    }
+
+    owned_on
+}
+
+/// Databases that do not answer: a replaced primary still away, or a failover's old primary,
+/// is reported as unreachable; anything else blocks apply.
+fn unanswered_databases(
+    state: &State,
+    observed: &Observed,
+    lost_ok: &BTreeSet<&str>,
+    out: &mut DiffOutput,
+) {
     for (key, why) in &observed.unreachable {
         if matches!(
             observed.services.get(key),
@@ -192,27 +221,24 @@ pub fn diff(
             },
         });
     }
+}
 
-    links::plan_links(
-        topology,
-        state,
-        observed,
-        &fates,
-        &switches,
-        &flags.replace,
-        &mut out,
-    )?;
-    config::plan_configs(topology, state, observed, &fates, &mut out);
-
-    // Services in state but gone from the topology are deleted, replicas first (the graph
-    // orders them); links from or to them are torn down by plan_links.
+/// Services in state but gone from the topology are deleted, replicas first (the graph orders
+/// them); links from or to them are torn down by plan_links.
+fn deletions(
+    topology: &Topology,
+    state: &State,
+    observed: &Observed,
+    lost_ok: &BTreeSet<&str>,
+    out: &mut DiffOutput,
+) -> Result<(), PlanError> {
     for (key, rec) in &state.resources.services {
         if topology.services.contains_key(key) {
             continue;
         }
         if let Some(ObservedService::Unreachable { why, .. }) = observed.services.get(key) {
             // Deleted once it answers again (fenced first if it is a replaced primary).
-            unreachable(key, why, state, &lost_ok, false, &mut out)?;
+            unreachable(key, why, state, lost_ok, false, out)?;
             out.warnings.push(format!(
                 "service.{key} does not answer, so it is not deleted now; the first plan after it answers again deletes it"
             ));
@@ -261,7 +287,7 @@ pub fn diff(
             reason: Some(format!("[services.{key}] is no longer in the topology")),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A recorded service whose API does not answer. Planning around it is allowed for a primary
@@ -378,28 +404,7 @@ fn plan_service(
         }
     }
     let Some(rec) = rec else {
-        if let (Some(pinned), true) = (&svc.id, observed.refreshed) {
-            return match observed.unmanaged.get(key).map(Vec::as_slice) {
-                Some([existing]) => adopt(svc, existing, state, observed, out),
-                _ => Err(PlanError::PinnedIdMissing {
-                    key: key.clone(),
-                    id: pinned.clone(),
-                }),
-            };
-        }
-        return match observed.unmanaged.get(key).map(Vec::as_slice) {
-            None | Some([]) => {
-                out.actions.push(create(None));
-                Ok(Fate::Create)
-            }
-            Some([existing]) => adopt(svc, existing, state, observed, out),
-            Some(several) => Err(PlanError::AmbiguousName {
-                key: key.clone(),
-                name: svc.spec.name.clone(),
-                count: several.len(),
-                ids: several.iter().map(|s| s.id.clone()).collect(),
-            }),
-        };
+        return unrecorded(svc, state, observed, out, create(None));
     };
 
     let remote = match obs {
@@ -438,51 +443,7 @@ fn plan_service(
                 .push(replace(svc, &rec.spec, "the service failed".into()));
             return Ok(Fate::Replace);
         }
-        // A field changed by hand to exactly what the topology now asks for is not drift:
-        // nothing needs doing, and reporting it would exit 2 on every run after.
-        let resized: Vec<(&str, Value, Value)> = [
-            (
-                "size",
-                json!(rec.spec.size),
-                json!(r.size),
-                json!(svc.spec.size),
-            ),
-            (
-                "nodes",
-                json!(rec.spec.nodes),
-                json!(r.nodes),
-                json!(svc.spec.nodes),
-            ),
-            (
-                "storage",
-                json!(rec.spec.storage),
-                json!(r.storage),
-                json!(svc.spec.storage),
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, was, now, want)| was != now && now != want)
-        .map(|(f, was, now, _)| (f, was, now))
-        .collect();
-        drifted.extend(resized.iter().map(|(f, _, _)| *f));
-        if !resized.is_empty() {
-            let before: serde_json::Map<String, Value> = resized
-                .iter()
-                .map(|(f, a, _)| (f.to_string(), a.clone()))
-                .collect();
-            let after: serde_json::Map<String, Value> = resized
-                .iter()
-                .map(|(f, _, b)| (f.to_string(), b.clone()))
-                .collect();
-            let fields: Vec<&str> = resized.iter().map(|(f, _, _)| *f).collect();
-            out.drift.push(Drift {
-                resource: address.clone(),
-                kind: DriftKind::ServiceResized,
-                before: Value::Object(before),
-                after: Value::Object(after),
-                detail: format!("{} changed outside skyplan", fields.join(", ")),
-            });
-        }
+        drifted.extend(resized_outside(svc, rec, r, &address, out));
     }
 
     let mut current = current_spec(&rec.spec, remote);
@@ -517,7 +478,20 @@ fn plan_service(
             ));
         }
     }
-    let changed = changed_fields(&current, &want);
+    update_or_replace(svc, &current, &want, &drifted, out)
+}
+
+/// The service as it is (`current`) against the topology's (`want`): kept, updated in
+/// place, or replaced when a field cannot change in place.
+fn update_or_replace(
+    svc: &Service,
+    current: &ServiceSpec,
+    want: &ServiceSpec,
+    drifted: &[&str],
+    out: &mut DiffOutput,
+) -> Result<Fate, PlanError> {
+    let key = &svc.key;
+    let changed = changed_fields(current, want);
     if changed.is_empty() {
         return Ok(Fate::Keep);
     }
@@ -530,7 +504,7 @@ fn plan_service(
             .collect();
         out.actions.push(replace(
             svc,
-            &current,
+            current,
             format!("{} cannot change in place", fields.join(", ")),
         ));
         return Ok(Fate::Replace);
@@ -550,12 +524,101 @@ fn plan_service(
         },
         change: Change::Update,
         summary: format!("update   {}  ({})", want.name, changed.join(", ")),
-        before: Some(spec_value(&current)),
-        after: Some(spec_value(&want)),
+        before: Some(spec_value(current)),
+        after: Some(spec_value(want)),
         wipes_data: false,
-        reason: repair_reason(&changed, &drifted),
+        reason: repair_reason(&changed, drifted),
     });
     Ok(Fate::Update)
+}
+
+/// A service the state does not record: adopted when exactly one with its name (or its
+/// pinned id) exists, created when none does, refused when several do.
+fn unrecorded(
+    svc: &Service,
+    state: &State,
+    observed: &Observed,
+    out: &mut DiffOutput,
+    create: Planned,
+) -> Result<Fate, PlanError> {
+    let key = &svc.key;
+    if let (Some(pinned), true) = (&svc.id, observed.refreshed) {
+        return match observed.unmanaged.get(key).map(Vec::as_slice) {
+            Some([existing]) => adopt(svc, existing, state, observed, out),
+            _ => Err(PlanError::PinnedIdMissing {
+                key: key.clone(),
+                id: pinned.clone(),
+            }),
+        };
+    }
+    match observed.unmanaged.get(key).map(Vec::as_slice) {
+        None | Some([]) => {
+            out.actions.push(create);
+            Ok(Fate::Create)
+        }
+        Some([existing]) => adopt(svc, existing, state, observed, out),
+        Some(several) => Err(PlanError::AmbiguousName {
+            key: key.clone(),
+            name: svc.spec.name.clone(),
+            count: several.len(),
+            ids: several.iter().map(|s| s.id.clone()).collect(),
+        }),
+    }
+}
+
+/// Size, nodes or storage changed outside skyplan (drift), and which. A field changed by
+/// hand to exactly what the topology now asks for is not drift: nothing needs doing, and
+/// reporting it would exit 2 on every run after.
+fn resized_outside(
+    svc: &Service,
+    rec: &crate::state::ServiceRecord,
+    r: &crate::observed::RemoteService,
+    address: &str,
+    out: &mut DiffOutput,
+) -> Vec<&'static str> {
+    let resized: Vec<(&str, Value, Value)> = [
+        (
+            "size",
+            json!(rec.spec.size),
+            json!(r.size),
+            json!(svc.spec.size),
+        ),
+        (
+            "nodes",
+            json!(rec.spec.nodes),
+            json!(r.nodes),
+            json!(svc.spec.nodes),
+        ),
+        (
+            "storage",
+            json!(rec.spec.storage),
+            json!(r.storage),
+            json!(svc.spec.storage),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, was, now, want)| was != now && now != want)
+    .map(|(f, was, now, _)| (f, was, now))
+    .collect();
+    if !resized.is_empty() {
+        let before: serde_json::Map<String, Value> = resized
+            .iter()
+            .map(|(f, a, _)| (f.to_string(), a.clone()))
+            .collect();
+        let after: serde_json::Map<String, Value> = resized
+            .iter()
+            .map(|(f, _, b)| (f.to_string(), b.clone()))
+            .collect();
+        let fields: Vec<&str> = resized.iter().map(|(f, _, _)| *f).collect();
+        out.drift.push(Drift {
+            resource: address.to_string(),
+            kind: DriftKind::ServiceResized,
+            before: Value::Object(before),
+            after: Value::Object(after),
+            detail: format!("{} changed outside skyplan", fields.join(", ")),
+        });
+    }
+    resized.iter().map(|(f, _, _)| *f).collect()
 }
 
 /// A field of an existing service that the topology sets otherwise and that cannot change in
