@@ -364,12 +364,7 @@ fn plan_link(
     let res = &cx.state.resources;
     let src = repl.from.as_str();
     let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
-    // A database that does not answer (its own drift) leaves nothing to plan for the link:
-    // no repair could run, and its replication errors are that one cause.
-    if [r, src]
-        .iter()
-        .any(|k| cx.observed.unreachable.contains_key(*k) && !cx.fate(k).is_new())
-    {
+    if either_end_unanswered(cx, r, src) {
         return;
     }
     let rec_r = res.services.get(r);
@@ -377,32 +372,11 @@ fn plan_link(
     let repointed = link.is_some_and(|l| l.source != src);
 
     // Replication health as observed (only when refresh looked and the link is recorded).
-    let mut repair: Option<(WireMode, String)> = None;
-    let mut reseed: Option<String> = None;
     let observed = cx.observed.replication.get(r);
-    if let (Some(o), Some(l)) = (observed, link) {
-        if !fate_r.is_new() && !repointed {
-            let endpoint = res
-                .services
-                .get(src)
-                .and_then(|s| s.fqdn.as_deref().zip(s.port));
-            let v = classify_replication(r, o, l, endpoint, repl, cx.observed.at);
-            out.warnings.extend(v.warning.clone());
-            if v.healthy() && !l.healthy {
-                // Running fine, but the state does not say so (an apply stopped while waiting,
-                // or `--refresh-only` recorded an outage since repaired by hand): verify and
-                // record it. Never re-wire a running replica from an old position.
-                repair = Some((
-                    WireMode::Restart,
-                    "replication runs but the state does not record it healthy: verify it".into(),
-                ));
-            } else {
-                repair = v.repair;
-                reseed = v.reseed;
-            }
-            out.drift.extend(v.drift);
-        }
-    }
+    let (repair, mut reseed) = match (observed, link) {
+        (Some(o), Some(l)) if !fate_r.is_new() && !repointed => health(cx, r, repl, o, l, out),
+        _ => (None, None),
+    };
 
     if let (Some(l), false, false) = (link, repointed, fate_r.is_new()) {
         out.drift.extend(errant_drift(cx, r, &l.source));
@@ -437,26 +411,10 @@ fn plan_link(
             || returning
             || resuming
             || (repl.seed == Seed::None && (link.is_none() || !existing_r))))
-        .then(|| {
-            if cx.reseeded.contains(src) {
-                return Err(format!(
-                    "{} is re-seeded by this plan, so what it will have after the copy is not \
-                     known now",
-                    cx.name_of(src)
-                ));
-            }
-            check_own_position(cx, r, src)
-        });
+        .then(|| own_position_now(cx, r, src));
     let repoint_ok = matches!(own_position, Some(Ok(())));
     if let (true, false, Some(Err(why))) = (resuming, requested, &own_position) {
-        out.warnings.push(format!(
-            "{} was the primary until an interrupted switchover to {} and cannot follow it from \
-             its own position yet ({why}); it stays fenced and nothing is copied over it unasked: \
-             plan again once it can, or re-seed it with `skyplan apply --replace service.{r}` \
-             (wipes it)",
-            cx.name_of(r),
-            cx.name_of(src)
-        ));
+        out.warnings.push(left_fenced(cx, r, src, why));
         return;
     }
     if let Some(Err(why)) = &own_position {
@@ -471,10 +429,7 @@ fn plan_link(
         }
     }
 
-    let seeded_ok = match (res.restores.get(r), rec_r) {
-        (Some(rs), Some(rec)) => rs.completed && rs.target_id == rec.id,
-        _ => false,
-    };
+    let seeded_ok = seeded(cx, r);
     let needs_seed = repl.seed.uses_backup()
         && (fate_r.is_new()
             || fate_s.is_new()
@@ -495,93 +450,162 @@ fn plan_link(
     let grant = plan_grant(cx, r, src, rec_r, out);
 
     if needs_seed {
-        seeds
-            .entry((src.to_string(), SeedKey::from(&repl.seed)))
-            .or_default()
-            .push(r.to_string());
-        // A replica that holds replicated data and is about to be overwritten from a source
-        // that is new (hence empty) deserves a reason a reviewer cannot miss.
-        let reason = reseed.clone().or_else(|| {
-            (seeded_ok && !fate_r.is_new() && fate_s.is_new()).then(|| {
-                format!(
-                    "{} is {}: this replaces all data on {} with a copy of the new, empty {}",
-                    cx.name_of(src),
-                    if cx.deleted_outside(src) {
-                        "re-created after it was deleted outside skyplan"
-                    } else {
-                        "replaced"
-                    },
-                    cx.name_of(r),
-                    cx.name_of(src)
-                )
-            })
-        });
-        // A service this plan creates (or re-creates) is empty: the restore is its seed, not
-        // a wipe. Over a service that holds data it is one, always with its reason.
-        let (wipes, summary, reason) = if fate_r.is_new() {
-            (
-                false,
-                format!(
-                    "seed     {} from backup.{src}   (a new service: nothing to overwrite)",
-                    cx.name_of(r)
-                ),
-                reason,
-            )
-        } else {
-            let why = reason.unwrap_or_else(|| {
-                format!(
-                    "{} holds data that skyplan never seeded from {} and has no link to keep: it is replaced by a copy of {}",
-                    cx.name_of(r),
-                    cx.name_of(src),
-                    cx.name_of(src)
-                )
-            });
-            (
-                true,
-                format!(
-                    "restore  backup.{src} -> {}   (wipes all data on {})",
-                    cx.name_of(r),
-                    cx.name_of(r)
-                ),
-                Some(why),
-            )
-        };
-        out.actions.push(Planned {
-            kind: ActionKind::Restore {
-                source: src.to_string(),
-                replica: r.to_string(),
-            },
-            change: Change::Create,
-            summary,
-            before: None,
-            after: Some(json!({ "backup_of": cx.name_of(src), "target": cx.name_of(r) })),
-            wipes_data: wipes,
-            reason,
-        });
+        let seed = (src.to_string(), SeedKey::from(&repl.seed));
+        seeds.entry(seed).or_default().push(r.to_string());
+        out.actions
+            .push(restore(cx, r, src, reseed.clone(), seeded_ok));
     }
     if let Some(g) = grant {
         out.actions.push(g);
     }
     if needs_wire {
-        let (mode, reason) = if needs_seed {
-            (WireMode::Fresh, reseed.clone())
-        } else if repoint_ok && existing_r {
-            (WireMode::Repoint, None)
-        } else if !repl.seed.uses_backup() && link.is_none() {
-            (WireMode::Fresh, reseed.clone())
-        } else if let Some((mode, why)) = repair.clone() {
-            (mode, Some(why))
-        } else {
-            (WireMode::Fresh, None)
-        };
+        let fresh_unseeded = !repl.seed.uses_backup() && link.is_none();
+        let (mode, reason) = wire_mode(
+            needs_seed,
+            repoint_ok && existing_r,
+            fresh_unseeded,
+            reseed,
+            repair,
+        );
         let running = observed.map(|o| o.configured && o.io_running && o.sql_running);
         out.actions
             .push(wire(cx, r, repl, link, mode, needs_seed, running, reason));
     }
+    revoke_stale_grants(cx, r, src, out);
+}
 
-    // Entries skyplan added for this replica that are no longer right go: on a previous
-    // source (re-pointed link), or for the outbound IPs of a replica that is re-created.
-    if let Some(g) = res.allowlists.get(r) {
+/// A database that does not answer (its own drift) leaves nothing to plan for the link: no
+/// repair could run, and its replication errors are that one cause.
+fn either_end_unanswered(cx: &Ctx, r: &str, src: &str) -> bool {
+    [r, src]
+        .iter()
+        .any(|k| cx.observed.unreachable.contains_key(*k) && !cx.fate(k).is_new())
+}
+
+/// Whether `r` holds a completed restore of its current service (a seeded replica).
+fn seeded(cx: &Ctx, r: &str) -> bool {
+    let res = &cx.state.resources;
+    match (res.restores.get(r), res.services.get(r)) {
+        (Some(rs), Some(rec)) => rs.completed && rs.target_id == rec.id,
+        _ => false,
+    }
+}
+
+/// How a link is wired: fresh after a seed (or with no seed and no link), by GTID from the
+/// replica's own position (a re-point), or as the observed drift asks (a restart).
+fn wire_mode(
+    seeded: bool,
+    repoint: bool,
+    fresh_unseeded: bool,
+    reseed: Option<String>,
+    repair: Option<(WireMode, String)>,
+) -> (WireMode, Option<String>) {
+    if seeded {
+        (WireMode::Fresh, reseed)
+    } else if repoint {
+        (WireMode::Repoint, None)
+    } else if fresh_unseeded {
+        (WireMode::Fresh, reseed)
+    } else if let Some((mode, why)) = repair {
+        (mode, Some(why))
+    } else {
+        (WireMode::Fresh, None)
+    }
+}
+
+/// Whether `r` can continue from its own position on `src` now: never onto a source this
+/// plan re-seeds (what it will have after the copy is not known).
+fn own_position_now(cx: &Ctx, r: &str, src: &str) -> Result<(), String> {
+    if cx.reseeded.contains(src) {
+        return Err(format!(
+            "{} is re-seeded by this plan, so what it will have after the copy is not known now",
+            cx.name_of(src)
+        ));
+    }
+    check_own_position(cx, r, src)
+}
+
+/// The warning for an interrupted switchover's old primary that cannot follow yet.
+fn left_fenced(cx: &Ctx, r: &str, src: &str, why: &str) -> String {
+    format!(
+        "{} was the primary until an interrupted switchover to {} and cannot follow it from its \
+         own position yet ({why}); it stays fenced and nothing is copied over it unasked: plan \
+         again once it can, or re-seed it with `skyplan apply --replace service.{r}` (wipes it)",
+        cx.name_of(r),
+        cx.name_of(src)
+    )
+}
+
+/// The restore that seeds `r` from `src`'s backup: a seed for a service this plan creates (it
+/// is empty), a wipe, with its reason, over one that holds data.
+fn restore(cx: &Ctx, r: &str, src: &str, reseed: Option<String>, seeded_ok: bool) -> Planned {
+    let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
+    // A replica that holds replicated data and is about to be overwritten from a source
+    // that is new (hence empty) deserves a reason a reviewer cannot miss.
+    let reason = reseed.or_else(|| {
+        (seeded_ok && !fate_r.is_new() && fate_s.is_new()).then(|| {
+            format!(
+                "{} is {}: this replaces all data on {} with a copy of the new, empty {}",
+                cx.name_of(src),
+                if cx.deleted_outside(src) {
+                    "re-created after it was deleted outside skyplan"
+                } else {
+                    "replaced"
+                },
+                cx.name_of(r),
+                cx.name_of(src)
+            )
+        })
+    });
+    // A service this plan creates (or re-creates) is empty: the restore is its seed, not
+    // a wipe. Over a service that holds data it is one, always with its reason.
+    let (wipes, summary, reason) = if fate_r.is_new() {
+        (
+            false,
+            format!(
+                "seed     {} from backup.{src}   (a new service: nothing to overwrite)",
+                cx.name_of(r)
+            ),
+            reason,
+        )
+    } else {
+        let why = reason.unwrap_or_else(|| {
+            format!(
+                "{} holds data that skyplan never seeded from {} and has no link to keep: it is replaced by a copy of {}",
+                cx.name_of(r),
+                cx.name_of(src),
+                cx.name_of(src)
+            )
+        });
+        (
+            true,
+            format!(
+                "restore  backup.{src} -> {}   (wipes all data on {})",
+                cx.name_of(r),
+                cx.name_of(r)
+            ),
+            Some(why),
+        )
+    };
+    Planned {
+        kind: ActionKind::Restore {
+            source: src.to_string(),
+            replica: r.to_string(),
+        },
+        change: Change::Create,
+        summary,
+        before: None,
+        after: Some(json!({ "backup_of": cx.name_of(src), "target": cx.name_of(r) })),
+        wipes_data: wipes,
+        reason,
+    }
+}
+
+/// Entries skyplan added for this replica that are no longer right go: on a previous source
+/// (re-pointed link), or for the outbound IPs of a replica that is re-created.
+fn revoke_stale_grants(cx: &Ctx, r: &str, src: &str, out: &mut DiffOutput) {
+    let (fate_r, fate_s) = (cx.fate(r), cx.fate(src));
+    if let Some(g) = cx.state.resources.allowlists.get(r) {
         if g.on != src {
             push_revoke(cx, &g.on, r, &g.entries, None, out);
         } else if fate_r.is_new() && !fate_s.is_new() {
@@ -592,6 +616,39 @@ fn plan_link(
             push_revoke(cx, src, r, &g.entries, Some(why), out);
         }
     }
+}
+
+/// What refresh saw of a recorded link: the drift, and a restart or re-seed that repairs it.
+fn health(
+    cx: &Ctx,
+    r: &str,
+    repl: &Replication,
+    o: &crate::observed::ObservedReplication,
+    l: &ReplicationRecord,
+    out: &mut DiffOutput,
+) -> (Option<(WireMode, String)>, Option<String>) {
+    let endpoint = cx
+        .state
+        .resources
+        .services
+        .get(&repl.from)
+        .and_then(|s| s.fqdn.as_deref().zip(s.port));
+    let v = classify_replication(r, o, l, endpoint, repl, cx.observed.at);
+    out.warnings.extend(v.warning.clone());
+    out.drift.extend(v.drift.clone());
+    if v.healthy() && !l.healthy {
+        // Running fine, but the state does not say so (an apply stopped while waiting, or
+        // `--refresh-only` recorded an outage since repaired by hand): verify and record it.
+        // Never re-wire a running replica from an old position.
+        return (
+            Some((
+                WireMode::Restart,
+                "replication runs but the state does not record it healthy: verify it".into(),
+            )),
+            None,
+        );
+    }
+    (v.repair, v.reseed)
 }
 
 /// The grant action the link needs, if any, and the drift of the entries skyplan owns.

@@ -126,29 +126,7 @@ fn switchovers(
             .get(old)
             .and_then(|s| s.replication.as_ref());
         if becomes_root && !old_was_root {
-            // Promoting a replica of a replica while its chain's primary becomes a replica:
-            // a switchover the plan cannot fence and catch up in one step (the middle lies
-            // between). Refused, with the way to do it.
-            let mut root = old.clone();
-            let mut hops = 0;
-            while let Some(l) = res.replications.get(&root) {
-                root = l.source.clone();
-                hops += 1;
-                if hops > res.replications.len() {
-                    break;
-                }
-            }
-            let demoted = topology
-                .services
-                .get(&root)
-                .is_some_and(|s| s.replication.is_some());
-            if demoted && &root != new && observed.lost(&root).is_none() {
-                errors.push(PlanError::ChainedCandidate {
-                    new: new.clone(),
-                    via: old.clone(),
-                    root,
-                });
-            }
+            errors.extend(chained_candidate(topology, state, observed, old, new));
             continue;
         }
         if !(becomes_root && old_was_root) {
@@ -210,19 +188,8 @@ fn switchovers(
             .is_some_and(|r| r.role_change.as_ref().is_some_and(|c| &c.from == old));
         // The candidate must be replicating, and not too far behind, to be promoted.
         if let Some(o) = observed.replication.get(new).filter(|_| !resuming) {
-            let lag = o.seconds_behind_master.unwrap_or(0);
-            if !(o.io_running && o.sql_running) || lag > follows.max_lag_seconds {
-                errors.push(PlanError::CandidateUnhealthy {
-                    new: new.clone(),
-                    why: if o.io_running && o.sql_running {
-                        format!(
-                            "it is {lag} s behind (max_lag_seconds = {})",
-                            follows.max_lag_seconds
-                        )
-                    } else {
-                        "its replication is not running".into()
-                    },
-                });
+            if let Some(e) = unfit_candidate(new, o, follows.max_lag_seconds) {
+                errors.push(e);
                 continue;
             }
         }
@@ -240,7 +207,71 @@ fn switchovers(
             checked,
         });
     }
-    // One lost primary, one successor: two would be two writers.
+    errors.extend(two_successors(&found));
+    errors.extend(replaced_primaries_promoted(topology, state));
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Promoting a replica of a replica while its chain's primary becomes a replica: a
+/// switchover the plan cannot fence and catch up in one step (the middle lies between).
+/// Refused, with the way to do it.
+fn chained_candidate(
+    topology: &Topology,
+    state: &State,
+    observed: &Observed,
+    old: &str,
+    new: &str,
+) -> Option<PlanError> {
+    let res = &state.resources;
+    let mut root = old.to_string();
+    let mut hops = 0;
+    while let Some(l) = res.replications.get(&root) {
+        root = l.source.clone();
+        hops += 1;
+        if hops > res.replications.len() {
+            break;
+        }
+    }
+    let demoted = topology
+        .services
+        .get(&root)
+        .is_some_and(|s| s.replication.is_some());
+    (demoted && root != new && observed.lost(&root).is_none()).then(|| {
+        PlanError::ChainedCandidate {
+            new: new.to_string(),
+            via: old.to_string(),
+            root,
+        }
+    })
+}
+
+/// A candidate that does not replicate, or lags more than `max_lag_seconds`.
+fn unfit_candidate(
+    new: &str,
+    o: &crate::observed::ObservedReplication,
+    max_lag_seconds: u64,
+) -> Option<PlanError> {
+    let lag = o.seconds_behind_master.unwrap_or(0);
+    if o.io_running && o.sql_running && lag <= max_lag_seconds {
+        return None;
+    }
+    Some(PlanError::CandidateUnhealthy {
+        new: new.to_string(),
+        why: if o.io_running && o.sql_running {
+            format!("it is {lag} s behind (max_lag_seconds = {max_lag_seconds})")
+        } else {
+            "its replication is not running".into()
+        },
+    })
+}
+
+/// One lost primary, one successor: two would be two writers.
+fn two_successors(found: &[Switch]) -> Vec<PlanError> {
+    let mut errors = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for sw in found.iter().filter(|s| s.lost.is_some()) {
         if !seen.insert(&sw.old) {
@@ -255,10 +286,15 @@ fn switchovers(
             });
         }
     }
-    // A primary that a failover replaced and that has not rejoined holds writes (or may) the
-    // new primary lacks, and lacks the new primary's: making it the primary again would strand
-    // one side. It must follow the new primary first; then it can be switched back.
-    for (key, rec) in &res.services {
+    errors
+}
+
+/// A primary that a failover replaced and that has not rejoined holds writes (or may) the new
+/// primary lacks, and lacks the new primary's: making it the primary again would strand one
+/// side. It must follow the new primary first; then it can be switched back.
+fn replaced_primaries_promoted(topology: &Topology, state: &State) -> Vec<PlanError> {
+    let mut errors = Vec::new();
+    for (key, rec) in &state.resources.services {
         let Some(by) = &rec.failed_over_to else {
             continue;
         };
@@ -273,11 +309,7 @@ fn switchovers(
             });
         }
     }
-    if errors.is_empty() {
-        Ok(found)
-    } else {
-        Err(errors)
-    }
+    errors
 }
 
 /// The replicas of `old` that the topology moves to `new` (a switchover's siblings).
@@ -442,12 +474,52 @@ fn failover(
             ahead.push((k.clone(), theirs));
         }
     }
-    // The sibling to catch up from: one that holds everything every survivor received and
-    // can serve the candidate from its position; the one an interrupted apply began with
-    // first, then the one holding the most (key order between equals).
+    let catch_up = choose_catch_up(
+        state,
+        old,
+        new,
+        &mine,
+        &survivors,
+        ahead,
+        resumed_from.as_deref(),
+    )?;
+    let mut estimate = estimate(state, old, new, &survivors);
+    if let Some(c) = &catch_up {
+        // What the candidate itself received, for the step that waits for it.
+        estimate.received = if mine.has.is_empty() {
+            "nothing".into()
+        } else {
+            mine.has.to_string()
+        };
+        estimate.text = format!(
+            "{} (counting what service.{new} gets from service.{} before it opens)",
+            estimate.text, c.from
+        );
+    }
+    Ok(Lost {
+        why,
+        gone,
+        estimate,
+        catch_up,
+    })
+}
+
+/// The sibling a failover's candidate catches up from: one that holds everything every
+/// survivor received and can serve the candidate from its position; the one an interrupted
+/// apply began with first, then the one holding the most (key order between equals). None
+/// when no sibling is ahead; refused, naming the first, when none of those ahead can serve.
+fn choose_catch_up(
+    state: &State,
+    old: &str,
+    new: &str,
+    mine: &Holdings,
+    survivors: &gtid::GtidSet,
+    mut ahead: Vec<(String, Holdings)>,
+    resumed_from: Option<&str>,
+) -> Result<Option<CatchUp>, PlanError> {
     ahead.sort_by_key(|(k, h)| {
         (
-            resumed_from.as_deref() != Some(k.as_str()),
+            resumed_from != Some(k.as_str()),
             std::cmp::Reverse(total(&h.has)),
             k.clone(),
         )
@@ -466,7 +538,7 @@ fn failover(
             }),
         };
         let after = mine.has.clone().union(&theirs.has);
-        let left = gtid::beyond(&survivors, &after);
+        let left = gtid::beyond(survivors, &after);
         let why_not = if !left.is_empty() {
             Some(format!(
                 "even caught up from it, service.{new} would lack {} that other survivors hold",
@@ -476,7 +548,7 @@ fn failover(
             Some(format!(
                 "service.{sibling} is not a recorded service skyplan can link to"
             ))
-        } else if let Err(u) = gtid::can_follow(&mine, theirs, &[]) {
+        } else if let Err(u) = gtid::can_follow(mine, theirs, &[]) {
             Some(format!(
                 "service.{new} cannot replicate from it by GTID: {}",
                 u.describe(&format!("service.{new}"), &format!("service.{sibling}"))
@@ -501,28 +573,10 @@ fn failover(
             }
         }
     }
-    if let (None, Some(e)) = (&catch_up, refused) {
-        return Err(e);
+    match (catch_up, refused) {
+        (None, Some(e)) => Err(e),
+        (c, _) => Ok(c),
     }
-    let mut estimate = estimate(state, old, new, &survivors);
-    if let Some(c) = &catch_up {
-        // What the candidate itself received, for the step that waits for it.
-        estimate.received = if mine.has.is_empty() {
-            "nothing".into()
-        } else {
-            mine.has.to_string()
-        };
-        estimate.text = format!(
-            "{} (counting what service.{new} gets from service.{} before it opens)",
-            estimate.text, c.from
-        );
-    }
-    Ok(Lost {
-        why,
-        gone,
-        estimate,
-        catch_up,
-    })
 }
 
 /// What `key` has received: everything it applied, and its relay log (`Gtid_IO_Pos`), with
