@@ -208,6 +208,22 @@ async fn settle_plan(
             .update(|s| crate::plan::drift::correct_endpoints(s, observed))
             .await?;
     }
+    // A link the plan keeps as it is (a replica already replicating, healthy, by GTID: an
+    // import, an adoption, the old primary of a switchover killed after it was pointed at
+    // the new one) is recorded now: the plan counted on it, and no step wires it.
+    if derived
+        .drift
+        .iter()
+        .any(|d| d.kind == crate::plan::DriftKind::LinkKept)
+    {
+        handle
+            .update(|s| {
+                for kept in crate::plan::drift::kept_links(&ws.topology, s, observed) {
+                    kept.record(s);
+                }
+            })
+            .await?;
+    }
     Ok(match saved {
         Some(plan) => {
             planfile::check_same_actions(&plan, &derived)?;

@@ -346,12 +346,23 @@ pub struct KeptLink {
 }
 
 impl KeptLink {
-    /// Record it in `state`.
+    /// Record it in `state`, as a wiring step records the link it made: a primary replaced
+    /// by a failover that follows is an ordinary replica now, and the old primary of an
+    /// interrupted switchover that follows the new one has finished it.
     pub fn record(self, state: &mut State) {
+        let res = &mut state.resources;
         if let Some(g) = self.grant {
-            state.resources.allowlists.insert(self.key.clone(), g);
+            res.allowlists.insert(self.key.clone(), g);
         }
-        state.resources.replications.insert(self.key, self.link);
+        if let Some(r) = res.services.get_mut(&self.key) {
+            r.failed_over_to = None;
+        }
+        if let Some(new) = res.services.get_mut(&self.link.source) {
+            if new.role_change.as_ref().is_some_and(|c| c.from == self.key) {
+                new.role_change = None;
+            }
+        }
+        res.replications.insert(self.key, self.link);
     }
 }
 
@@ -620,5 +631,38 @@ fn running(b: bool) -> &'static str {
         "running"
     } else {
         "not running"
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::*;
+    use crate::state::{RoleChange, RoleChangeStep};
+
+    /// The old primary of a switchover killed after it was pointed at the new one, found
+    /// replicating from it: recording the kept link finishes the switchover (and a rejoin
+    /// after a failover), as the wiring step would have.
+    #[test]
+    fn a_kept_link_finishes_an_interrupted_switchover() {
+        let mut s = crate::state::edit::tests::guide();
+        let mut link = s.resources.replications.remove("secondary").unwrap();
+        link.source = "secondary".into();
+        let services = &mut s.resources.services;
+        services.get_mut("secondary").unwrap().role_change = Some(RoleChange {
+            from: "primary".into(),
+            step: RoleChangeStep::Opened,
+            started_at: "2026-12-07T00:00:00Z".into(),
+        });
+        services.get_mut("primary").unwrap().failed_over_to = Some("secondary".into());
+        KeptLink {
+            key: "primary".into(),
+            link,
+            grant: None,
+        }
+        .record(&mut s);
+        let services = &s.resources.services;
+        assert_eq!(services["secondary"].role_change, None);
+        assert_eq!(services["primary"].failed_over_to, None);
+        assert_eq!(s.resources.replications["primary"].source, "secondary");
     }
 }
