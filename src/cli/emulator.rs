@@ -309,6 +309,9 @@ async fn outage(args: OutageArgs, ui: &Printer) -> anyhow::Result<i32> {
             "service {id}: outage started ({mode}); end it with `skyplan emulator outage {} --end`\n",
             args.service
         )),
+        _ if body["ended"] == true => ui.out(&format!(
+            "service {id}: outage ended (its database is up, the API answers for it)\n"
+        )),
         _ => ui.out(&format!(
             "service {id}: not in an outage (its database is up, the API answers for it)\n"
         )),

@@ -1331,6 +1331,17 @@ async fn the_outage_command_and_helpers_drive_the_running_emulator() {
     let run = cloud.skyplan(&["emulator", "outage", &id, "--mode", "timeouts"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("(timeouts)"), "{}", run.stdout);
+    // Ending it says so (issue 30: it used to say "not in an outage"), and ending it again
+    // says that.
+    let run = cloud.skyplan(&["emulator", "outage", &id, "--end"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!("service {id}: outage ended")),
+        "{}",
+        run.stdout
+    );
+    let run = cloud.skyplan(&["emulator", "outage", &id, "--mode", "timeouts"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 
     // The helpers other tests use.
     assert_eq!(outage(&cloud, "cli-outage", OutageMode::Errors).await, id);
@@ -1670,4 +1681,131 @@ async fn a_database_port_taken_before_mariadbd_binds_it_is_replaced_not_a_failed
     try_connect(readwrite_port(&svc), &user, &pass)
         .await
         .expect("the service answers");
+}
+
+/// Issue 30: the catalog lists page as `/services` does — `page_size` 1–100, a next-page
+/// token, `page_order`, tokens checked — and refuse a bad paging query with 400.
+#[tokio::test]
+async fn catalog_lists_page_and_check_their_paging_query() {
+    let emu = Emulator::api_only(0.1).await;
+    let (_, all) = emu
+        .call(Method::GET, "/provisioning/v1/regions", None)
+        .await;
+    let all = all.as_array().unwrap().clone();
+    assert!(all.len() > 2, "{all:?}");
+    // One region per page, following the tokens, gives every region once, in order.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            None => "/provisioning/v1/regions?page_size=1".to_string(),
+            Some(t) => format!("/provisioning/v1/regions?page_size=1&page_token={t}"),
+        };
+        let resp = emu.raw(Method::GET, &path, Some(&emu.key), None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        token = resp
+            .headers()
+            .get("X-SkySQL-Page-Token-Next")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Value = resp.json().await.unwrap();
+        assert_eq!(page.as_array().map(Vec::len), Some(1), "{path}: {page}");
+        seen.push(page[0].clone());
+        if token.is_none() {
+            break;
+        }
+        assert!(seen.len() <= all.len(), "the tokens loop");
+    }
+    assert_eq!(seen, all);
+    for path in [
+        "/provisioning/v1/regions?page_size=0",
+        "/provisioning/v1/regions?page_size=101",
+        "/provisioning/v1/regions?page_size=-1",
+        "/provisioning/v1/regions?page_size=abc",
+        "/provisioning/v1/regions?page_order=sideways",
+        "/provisioning/v1/regions?page_token=garbage",
+        "/provisioning/v1/sizes?page_size=0",
+        "/provisioning/v1/versions?page_size=0",
+        "/provisioning/v1/topologies?page_size=0",
+        "/provisioning/v1/providers?page_size=0",
+    ] {
+        let (status, e) = emu.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {e}");
+        assert!(e["errors"][0]["message"].is_string(), "{path}: {e}");
+    }
+    // Descending order is the same list reversed.
+    let (_, desc) = emu
+        .call(
+            Method::GET,
+            "/provisioning/v1/regions?page_order=desc",
+            None,
+        )
+        .await;
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(desc.as_array().unwrap(), &reversed);
+}
+
+/// Issue 30: every topology of the spec's enum is offered (and `standalone`, which SkySQL's
+/// guide uses); a serverless topology belongs to `transactional_serverless`, and a create
+/// that mixes the two is refused naming the field.
+#[tokio::test]
+async fn every_topology_of_the_spec_is_offered_with_its_service_type() {
+    let emu = Emulator::api_only(0.0).await;
+    let (_, all) = emu
+        .call(Method::GET, "/provisioning/v1/topologies", None)
+        .await;
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for t in ["sa", "es-replica", "es-single", "serverless-standalone", "standalone"] {
+        assert!(names.contains(&t), "{t} in {names:?}");
+    }
+    let (_, serverless) = emu
+        .call(
+            Method::GET,
+            "/provisioning/v1/topologies?service_type=transactional_serverless",
+            None,
+        )
+        .await;
+    let serverless: Vec<&str> = serverless
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(serverless, ["serverless-standalone"]);
+    let body = |service_type: &str| {
+        json!({
+            "name": "serverless-one", "provider": "gcp", "region": "us-east4",
+            "service_type": service_type, "topology": "serverless-standalone",
+            "architecture": "amd64", "size": "sky-2x8", "nodes": 1, "storage": 100,
+        })
+    };
+    let (status, e) = emu
+        .call(
+            Method::POST,
+            "/provisioning/v1/services",
+            Some(body("transactional")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("transactional_serverless"),
+        "{e}"
+    );
+    let (status, created) = emu
+        .call(
+            Method::POST,
+            "/provisioning/v1/services",
+            Some(body("transactional_serverless")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["topology"], "serverless-standalone");
 }

@@ -71,8 +71,10 @@ pub async fn end_outage(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = outage::end(&app, &key).await?;
-    Ok(Json(json!({ "service_id": id, "outage": false })))
+    let (id, ended) = outage::end(&app, &key).await?;
+    Ok(Json(
+        json!({ "service_id": id, "outage": false, "ended": ended }),
+    ))
 }
 
 /// `GET /emulator/v1/status`: liveness and a summary (no secrets).

@@ -1,17 +1,55 @@
 //! The offering lookups of the spec: `GET /provisioning/v1/{providers,regions,sizes,versions,
 //! topologies}` and the zones of a region, filtered by the spec's query parameters (see
-//! [`crate::catalog`] for the data and where it comes from).
+//! [`crate::catalog`] for the data and where it comes from), and paged as every SkySQL list
+//! is (the same rules as `/services`: `page_size` 1–100, `page_order`, `page_token`).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
 
 use super::api_error::ApiError;
 use super::catalog;
+use super::paging::{self, PageQuery};
 
 type Params = Query<HashMap<String, String>>;
+
+/// A catalog list answered one page at a time.
+type Paged = Result<(HeaderMap, Json<Value>), ApiError>;
+
+/// One page of a catalog list (in catalog order; the token names a catalog position), with the
+/// query's paging parameters checked as `/services` checks them.
+fn paged(q: &Params, items: Value) -> Paged {
+    let page_size = match q.get("page_size") {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "page_size {v:?} must be an integer between 1 and 100"
+            ))
+        })?),
+    };
+    let pq = PageQuery {
+        page_size,
+        page_token: q.get("page_token").cloned(),
+        page_order: q.get("page_order").cloned(),
+    };
+    let list = match items {
+        Value::Array(list) => list,
+        other => vec![other],
+    };
+    let indexed: Vec<(u64, Value)> = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
+    let (headers, page) = paging::page(indexed, |(i, _)| *i, 'p', &pq)?;
+    Ok((
+        headers,
+        Json(Value::Array(page.into_iter().map(|(_, v)| v).collect())),
+    ))
+}
 
 /// A filter that must be one of the listed values when given (the spec's enums).
 fn one_of<'a>(q: &'a Params, name: &str, valid: &[&str]) -> Result<Option<&'a str>, ApiError> {
@@ -23,16 +61,16 @@ fn one_of<'a>(q: &'a Params, name: &str, valid: &[&str]) -> Result<Option<&'a st
     }
 }
 
-pub async fn providers() -> Json<Value> {
-    Json(catalog::providers_json())
+pub async fn providers(q: Params) -> Paged {
+    paged(&q, catalog::providers_json())
 }
 
-pub async fn regions(q: Params) -> Result<Json<Value>, ApiError> {
+pub async fn regions(q: Params) -> Paged {
     let provider = one_of(&q, "provider", catalog::PROVIDERS)?;
-    Ok(Json(catalog::regions_json(provider)))
+    paged(&q, catalog::regions_json(provider))
 }
 
-pub async fn zones(Path(region): Path<String>, q: Params) -> Result<Json<Value>, ApiError> {
+pub async fn zones(Path(region): Path<String>, q: Params) -> Paged {
     let provider = match one_of(&q, "provider", catalog::PROVIDERS)? {
         Some(p) => p,
         None => catalog::PROVIDERS
@@ -46,27 +84,30 @@ pub async fn zones(Path(region): Path<String>, q: Params) -> Result<Json<Value>,
             "no region {region:?} for provider {provider}"
         )));
     }
-    Ok(Json(catalog::zones_json(provider, &region)))
+    paged(&q, catalog::zones_json(provider, &region))
 }
 
-pub async fn sizes(q: Params) -> Result<Json<Value>, ApiError> {
+pub async fn sizes(q: Params) -> Paged {
     let provider = one_of(&q, "provider", catalog::PROVIDERS)?;
     let architecture = one_of(&q, "architecture", catalog::ARCHITECTURES)?;
-    Ok(Json(catalog::sizes_json(
+    let sizes = catalog::sizes_json(
         provider,
         architecture,
         q.get("topology").map(String::as_str),
-    )))
+    );
+    paged(&q, sizes)
 }
 
-pub async fn versions(q: Params) -> Json<Value> {
-    Json(catalog::versions_json(
-        q.get("topology").map(String::as_str),
-    ))
+pub async fn versions(q: Params) -> Paged {
+    paged(
+        &q,
+        catalog::versions_json(q.get("topology").map(String::as_str)),
+    )
 }
 
-pub async fn topologies(q: Params) -> Json<Value> {
-    Json(catalog::topologies_json(
-        q.get("service_type").map(String::as_str),
-    ))
+pub async fn topologies(q: Params) -> Paged {
+    paged(
+        &q,
+        catalog::topologies_json(q.get("service_type").map(String::as_str)),
+    )
 }

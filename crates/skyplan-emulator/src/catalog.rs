@@ -11,8 +11,11 @@
 //! - sizes: the `sky-<vCPU>x<GiB>` node sizes of the docs' "Instance sizes" table, for the
 //!   `amd64` architecture on every provider and `arm64` on aws and gcp (the spec's
 //!   `architecture` enum);
-//! - topologies: the transactional topologies of the docs (and `standalone`, which the guide's
-//!   create request uses);
+//! - topologies: every topology of the spec's `topology` enum (`sa`, `es-replica`,
+//!   `es-single`, `serverless-standalone`), the transactional topologies of the docs, and
+//!   `standalone`, which the guide's create request uses (not in the spec's enum: SkySQL's
+//!   own guide is the authority there). A serverless topology is of service type
+//!   `transactional_serverless` and is emulated as a standalone server (see the README);
 //! - versions: the MariaDB Enterprise Server releases of the docs' release notes, each valid
 //!   for every transactional topology.
 
@@ -97,7 +100,9 @@ const SIZES: &[&str] = &[
 /// (name, display name, the most nodes it takes).
 const TOPOLOGIES: &[(&str, &str, i64)] = &[
     ("standalone", "Enterprise Server Single Node", 1),
+    ("sa", "Enterprise Server Single Node", 1),
     ("es-single", "Enterprise Server Single Node", 1),
+    ("serverless-standalone", "Serverless Single Node", 1),
     ("es-replica", "Enterprise Server With Replica(s)", 9),
     ("masterslave", "Enterprise Server With Replica(s)", 9),
     ("galera", "Enterprise Server Galera Cluster", 9),
@@ -105,7 +110,16 @@ const TOPOLOGIES: &[(&str, &str, i64)] = &[
 
 const VERSIONS: &[&str] = &["10.6.20-16", "10.11.10-7", "11.4.4-2"];
 
-pub const SERVICE_TYPES: &[&str] = &["transactional"];
+pub const SERVICE_TYPES: &[&str] = &["transactional", "transactional_serverless"];
+
+/// The service type a topology belongs to.
+fn service_type_of(topology: &str) -> &'static str {
+    if topology.starts_with("serverless") {
+        "transactional_serverless"
+    } else {
+        "transactional"
+    }
+}
 pub const ARCHITECTURES: &[&str] = &["amd64", "arm64"];
 
 pub fn regions(provider: &str) -> &'static [&'static str] {
@@ -254,13 +268,14 @@ pub fn topologies_json(service_type: Option<&str>) -> Value {
     Value::Array(
         TOPOLOGIES
             .iter()
+            .filter(|(name, _, _)| service_type.is_none_or(|s| s == service_type_of(name)))
             .enumerate()
             .map(|(i, (name, display, _))| {
                 json!({
                     "id": name,
                     "name": name,
                     "display_name": display,
-                    "service_type": "transactional",
+                    "service_type": service_type_of(name),
                     "database": "mariadb",
                     "storage_engine": "innodb",
                     "order": i,
@@ -345,6 +360,17 @@ pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {
     let Some((_, _, max_nodes)) = TOPOLOGIES.iter().find(|t| t.0 == o.topology) else {
         return Err(not_in("topology", o.topology, &names, ""));
     };
+    if service_type_of(o.topology) != o.service_type {
+        return Err((
+            "topology",
+            format!(
+                "topology {:?} is of service_type {:?}, not {:?}",
+                o.topology,
+                service_type_of(o.topology),
+                o.service_type
+            ),
+        ));
+    }
     if let Some(v) = o.version.filter(|v| !v.is_empty()) {
         if release_of(v).is_none() {
             return Err(not_in(

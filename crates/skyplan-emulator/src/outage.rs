@@ -110,14 +110,15 @@ pub async fn start(app: &App, key: &str, mode: OutageMode) -> Result<String, Api
 /// Ends the outage of the service `key` (id or name), if it has one: its mariadbd starts again
 /// on the same port with its data, then the API answers for it again. Returns its id. When the
 /// database does not come back, the outage goes on (500) and the call can be retried.
-pub async fn end(app: &App, key: &str) -> Result<String, ApiError> {
+/// Ends the outage of `key`: its id, and whether it was in one.
+pub async fn end(app: &App, key: &str) -> Result<(String, bool), ApiError> {
     let _serial = app.outage_lock.lock().await;
     let rec = app
         .store
         .read(|s| resolve(s, key).cloned())
         .ok_or_else(|| ApiError::service_not_found(key))?;
     if rec.outage.is_none() {
-        return Ok(rec.id);
+        return Ok((rec.id, false));
     }
     // The database first, the mark last: the API must not answer for a service whose
     // database is still down, and a restart in between stops the database again.
@@ -140,7 +141,7 @@ pub async fn end(app: &App, key: &str) -> Result<String, ApiError> {
         Ok(())
     })?;
     tracing::info!("service {}: emulated outage ended", rec.id);
-    Ok(rec.id)
+    Ok((rec.id, true))
 }
 
 #[derive(Deserialize)]
