@@ -16,7 +16,7 @@ use skyplan_api::types::{
 
 use super::api_error::ApiError;
 use super::app::{now, App};
-use super::body::Body;
+use super::body::{Body, StrictList};
 use super::{allowlist, render, FQDN};
 
 type Api<T> = Result<T, ApiError>;
@@ -33,7 +33,7 @@ pub async fn get_allowlist(
 pub async fn put_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(items): Json<Vec<AllowListItem>>,
+    StrictList(items): StrictList<AllowListItem>,
 ) -> Api<Json<Vec<AllowListEndpoint>>> {
     for item in &items {
         allowlist::validate(&item.ip).map_err(ApiError::bad_request)?;

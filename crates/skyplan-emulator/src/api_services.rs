@@ -108,8 +108,10 @@ fn validate_create(req: &CreateServiceRequest) -> Api<String> {
         availability_zone: req.availability_zone.as_deref(),
     };
     catalog::check(&offer).map_err(|(_, message)| ApiError::bad_request(message))?;
-    if req.storage.is_some_and(|s| s < 1) {
-        return Err(ApiError::bad_request("storage must be at least 1 (GB)"));
+    if let Some(gb) = req.storage.filter(|gb| !catalog::storage_offered(*gb)) {
+        return Err(ApiError::bad_request(format!(
+            "storage {gb} GB is not offered: 100 to 1000 GB in steps of 100, or 2000 to 10000 in steps of 1000"
+        )));
     }
     for item in req.allow_list.iter().flatten() {
         allowlist::validate(&item.ip).map_err(ApiError::bad_request)?;
@@ -248,6 +250,11 @@ pub async fn set_storage(
         return Err(ApiError::bad_request(
             "set at least one of size, iops, throughput",
         ));
+    }
+    if let Some(gb) = req.size.filter(|gb| !catalog::storage_offered(*gb)) {
+        return Err(ApiError::bad_request(format!(
+            "storage {gb} GB is not offered: 100 to 1000 GB in steps of 100, or 2000 to 10000 in steps of 1000"
+        )));
     }
     if req.iops.is_some_and(|v| !(3000..=16000).contains(&v)) {
         return Err(ApiError::bad_request("iops must be between 3000 and 16000"));

@@ -1,7 +1,7 @@
 //! Request bodies as SkySQL reads them: a JSON object of the declared shape. serde alone would
 //! also accept a JSON array for a struct (its fields in order), so a restore could be scheduled
 //! from `["a","b"]`; this extractor refuses anything but an object, with the spec's 400 body.
-//! A body that is itself a list (`PUT …/allowlist`) keeps axum's `Json`. A body with anything
+//! A body that is itself a list (`PUT …/allowlist`) is a [`StrictList`]. A body with anything
 //! after its JSON value (`{…} junk`) is refused too.
 //!
 //! [`StrictBody`] and [`StrictList`] (the Configuration Manager's bodies) also refuse a field
@@ -30,9 +30,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = json(req, state).await?;
+        let (value, route) = json(req, state).await?;
         let object = require_object(value, "the body")?;
-        decode(Value::Object(object)).map(Body)
+        let value = Value::Object(object);
+        let body = decode(value.clone())?;
+        route.check(&value)?;
+        Ok(Body(body))
     }
 }
 
@@ -48,10 +51,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = json(req, state).await?;
+        let (value, route) = json(req, state).await?;
         let object = require_object(value, "the body")?;
         known_fields::<T>(&object, "the body")?;
-        decode(Value::Object(object)).map(StrictBody)
+        let value = Value::Object(object);
+        let body = decode(value.clone())?;
+        route.check(&value)?;
+        Ok(StrictBody(body))
     }
 }
 
@@ -67,7 +73,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Value::Array(items) = json(req, state).await? else {
+        let (value, route) = json(req, state).await?;
+        let Value::Array(items) = value.clone() else {
             return Err(ApiError::bad_request("the body must be a JSON array"));
         };
         let mut out = Vec::with_capacity(items.len());
@@ -80,13 +87,28 @@ where
                     .map_err(|e| ApiError::bad_request(format!("{what}: {}", e.message)))?,
             );
         }
+        route.check(&value)?;
         Ok(StrictList(out))
     }
 }
 
 /// The body as one JSON value. Not axum's `Json`, which (in this axum) stops after the first
 /// value and so takes `{…} junk`; serde_json's `from_slice` refuses anything after it.
-async fn json<S: Send + Sync>(req: Request, state: &S) -> Result<Value, ApiError> {
+/// The method and route template a body came with, to check it against the spec's request
+/// schema once the body decoded (the decoder's own messages come first; the spec then refuses
+/// what a lenient decode let through: `null` for a string, a value outside an enum).
+struct Route(Option<(String, String)>);
+
+impl Route {
+    fn check(&self, value: &Value) -> Result<(), ApiError> {
+        match &self.0 {
+            Some((method, route)) => super::spec::check_body(method, route, value),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn json<S: Send + Sync>(req: Request, state: &S) -> Result<(Value, Route), ApiError> {
     let not_json =
         |e: &dyn std::fmt::Display| ApiError::bad_request(format!("the body is not JSON: {e}"));
     if !json_content_type(&req) {
@@ -94,10 +116,24 @@ async fn json<S: Send + Sync>(req: Request, state: &S) -> Result<Value, ApiError
             &"Expected request with `Content-Type: application/json`",
         ));
     }
-    let bytes = Bytes::from_request(req, state)
-        .await
-        .map_err(|e| not_json(&e))?;
-    serde_json::from_slice(&bytes).map_err(|e| not_json(&e))
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    // One limit for every body (axum's, 2 MiB), answered 413 on every route.
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is larger than the API accepts (2 MiB)",
+            )
+        } else {
+            not_json(&e)
+        }
+    })?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| not_json(&e))?;
+    Ok((value, Route(route.map(|r| (method, r)))))
 }
 
 /// `application/json`, or a `+json` type, parameters allowed (what axum's `Json` accepts).

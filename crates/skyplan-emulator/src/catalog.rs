@@ -298,6 +298,12 @@ pub struct Offer<'a> {
     pub availability_zone: Option<&'a str>,
 }
 
+/// The storage sizes SkySQL offers, in GB: 100 to 1,000 in steps of 100, then 2,000 to 10,000
+/// in steps of 1,000 (`GET /provisioning/v1/topologies/{topology}/storage-sizes`).
+pub fn storage_offered(gb: i64) -> bool {
+    matches!(gb, 100..=1000 if gb % 100 == 0) || matches!(gb, 2000..=10000 if gb % 1000 == 0)
+}
+
 /// The first thing SkySQL would refuse in `o`: the field, and a message naming the nearest
 /// valid value where one is close.
 pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {

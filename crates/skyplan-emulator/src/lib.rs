@@ -42,6 +42,7 @@ pub mod render;
 pub mod reqlog;
 pub mod serve;
 pub mod server;
+mod spec;
 pub mod store;
 
 pub use daemon::{

@@ -258,3 +258,96 @@ fn compiled_response(template: &str, method: &str, key: &str) -> Arc<JSONSchema>
         })
         .clone()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The request schemas the emulator validates bodies against
+
+/// Every operation of the full spec that takes a JSON body — `{"ops": [{method, path,
+/// schema}], "components": {…}}` with only the components those schemas reach — which the
+/// emulator embeds (`crates/skyplan-emulator/src/spec_requests.json`) to refuse what SkySQL
+/// refuses. Generated here from the spec so the copy can be checked, never edited by hand.
+pub(crate) fn request_schemas() -> Value {
+    let spec = full_spec();
+    let mut ops = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
+    if let Some(paths) = spec["paths"].as_object() {
+        for (path, item) in paths {
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            for (method, op) in item {
+                let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+                if schema.is_null() {
+                    continue;
+                }
+                refs(schema, &mut wanted);
+                ops.push(json!({
+                    "method": method.to_ascii_uppercase(),
+                    "path": path,
+                    "schema": strip(schema),
+                }));
+            }
+        }
+    }
+    let all = &spec["components"]["schemas"];
+    let mut components = serde_json::Map::new();
+    while let Some(name) = wanted.pop() {
+        if components.contains_key(&name) {
+            continue;
+        }
+        let schema = &all[&name];
+        refs(schema, &mut wanted);
+        components.insert(name, strip(schema));
+    }
+    json!({ "ops": ops, "components": { "schemas": components } })
+}
+
+/// The component names `v` refers to (`#/components/schemas/NAME`).
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                    out.push(name.to_string());
+                }
+            }
+            m.values().for_each(|x| refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+/// A schema without its annotations (descriptions, examples, `x-…`): what validates, only.
+fn strip(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !k.starts_with("x-")
+                        && !matches!(k.as_str(), "description" | "examples" | "example" | "title")
+                })
+                .map(|(k, x)| {
+                    (
+                        k.clone(),
+                        if k == "properties" {
+                            strip_props(x)
+                        } else {
+                            strip(x)
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `properties` maps names to schemas: a property may be called `description` or `title`.
+fn strip_props(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), strip(x))).collect()),
+        other => other.clone(),
+    }
+}
