@@ -1,7 +1,7 @@
 //! When to retry a SkySQL API call, and how long to wait first.
 //!
 //! Every failure is sorted into a [`RetryClass`]:
-//! - `Refused`: the server certainly did not act (429, the "pending state" refusal, a
+//! - `Refused`: the server certainly did not act (429, 425, the "pending state" refusal, a
 //!   connection that never opened). Safe to retry for every request.
 //! - `Ambiguous`: the server may have acted (500/502/503/504, a timeout or a connection lost
 //!   after the request was sent). Safe to retry only for idempotent requests; a non-idempotent
@@ -130,7 +130,8 @@ impl RetryClass {
 /// refusal is recognised by it); `retry_after` is the parsed `Retry-After` header.
 pub fn classify_status(status: u16, message: &str, retry_after: Option<Duration>) -> RetryClass {
     match status {
-        429 => RetryClass::Refused { retry_after },
+        // 425 Too Early: a busy service (the spec declares it for the storage routes).
+        429 | 425 => RetryClass::Refused { retry_after },
         400 | 409 if is_pending_state(message) => RetryClass::Refused { retry_after },
         500 | 502 | 503 | 504 => RetryClass::Ambiguous,
         _ => RetryClass::Fatal,
@@ -206,6 +207,10 @@ mod tests {
         assert_eq!(
             classify_status(429, "", after),
             RetryClass::Refused { retry_after: after }
+        );
+        assert_eq!(
+            classify_status(425, "", None),
+            RetryClass::Refused { retry_after: None }
         );
         for s in [500, 502, 503, 504] {
             assert_eq!(classify_status(s, "", None), RetryClass::Ambiguous, "{s}");

@@ -44,6 +44,19 @@ impl ApiError {
         ApiError::not_found(format!("service {id} not found"))
     }
 
+    /// The answer of a route whose spec declares 425 (Too Early) to a mutation while an
+    /// operation is still running: the same words as [`ApiError::pending`], status 425.
+    pub fn too_early(e: ApiError) -> ApiError {
+        if e.status == StatusCode::BAD_REQUEST && e.message.contains("pending state") {
+            ApiError::new(
+                StatusCode::from_u16(425).unwrap_or(StatusCode::BAD_REQUEST),
+                e.message,
+            )
+        } else {
+            e
+        }
+    }
+
     /// The cloud's answer to a mutation while an operation is still running.
     pub fn pending(id: &str, status: &str) -> ApiError {
         ApiError::bad_request(format!(

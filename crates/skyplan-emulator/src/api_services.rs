@@ -265,7 +265,7 @@ pub async fn set_storage(
         ));
     }
     let fail = app.store.update(|s| {
-        let svc = s.require_running(&id)?;
+        let svc = s.require_running(&id).map_err(ApiError::too_early)?;
         if let Some(size) = req.size {
             if size < svc.storage.size {
                 return Err(ApiError::bad_request(format!(
