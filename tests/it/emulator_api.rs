@@ -1934,3 +1934,36 @@ async fn creates_skysql_would_refuse_are_refused_and_create_nothing() {
         .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
+
+/// Issue 30: the version a service reports is one `GET /provisioning/v1/versions` lists; by
+/// default the release of the series the emulator's `mariadbd` runs.
+#[tokio::test]
+async fn a_created_service_reports_a_version_the_catalog_lists() {
+    let emu = Emulator::api_only(0.0).await;
+    let (_, versions) = emu
+        .call(
+            Method::GET,
+            "/provisioning/v1/versions?topology=es-single",
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    let mut body = service_body("versioned");
+    body.as_object_mut().unwrap().remove("version");
+    let created = emu.create(body).await;
+    let v = created["version"].as_str().unwrap();
+    assert!(listed.contains(&v), "{v} in {listed:?}");
+    assert!(
+        v.starts_with(skyplan_emulator::catalog::SERVER_SERIES),
+        "{v}"
+    );
+    let mut body = service_body("series");
+    body["version"] = json!("11.4");
+    let created = emu.create(body).await;
+    assert_eq!(created["version"], "11.4.4-2");
+}

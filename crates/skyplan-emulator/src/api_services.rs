@@ -155,7 +155,7 @@ fn new_record(
             .unwrap_or_else(|| "transactional".into()),
         topology: req.topology.clone().unwrap_or_else(|| "es-single".into()),
         architecture: req.architecture.clone().unwrap_or_else(|| "amd64".into()),
-        version: req.version.clone().or_else(|| Some("10.11".into())),
+        version: Some(catalog::reported_version(req.version.as_deref())),
         size: req.size.clone().unwrap_or_else(|| "sky-2x8".into()),
         nodes: req.nodes.unwrap_or(1),
         storage,

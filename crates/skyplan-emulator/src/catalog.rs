@@ -399,6 +399,17 @@ pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// The series of the `mariadbd` the emulator runs (Debian's MariaDB 10.11).
+pub const SERVER_SERIES: &str = "10.11";
+
+/// The version a service reports: the release of the catalog it was created with (a series
+/// given as "11.4" is reported as its release), by default the release of the series the
+/// emulator's server runs — always one of `GET /provisioning/v1/versions`.
+pub fn reported_version(given: Option<&str>) -> String {
+    let given = given.filter(|v| !v.is_empty()).unwrap_or(SERVER_SERIES);
+    release_of(given).unwrap_or(given).to_string()
+}
+
 /// A release ("11.4.4-2"), or the release of its major.minor series ("11.4").
 fn release_of(v: &str) -> Option<&'static str> {
     VERSIONS
