@@ -114,20 +114,11 @@ async fn import_locked(
     state.resources.services.insert(
         key.to_string(),
         ServiceRecord {
-            id: s.id.clone(),
-            spec: adopted_spec(&svc.spec, &real, &entries),
             fqdn: real.fqdn.clone(),
             port: real.port,
             outbound_ips: real.outbound_ips.clone(),
             status: Some(real.status.clone()),
-            credentials_from: None,
-            failed_over_to: None,
-            role_change: None,
-            replace_requested: None,
-            last_seen: None,
-            in_flight: None,
-            config_id: None,
-            config: Default::default(),
+            ..ServiceRecord::new(s.id.clone(), adopted_spec(&svc.spec, &real, &entries))
         },
     );
     let config_id = own_config(&remote, &svc.spec.name, &s).await?;

@@ -162,22 +162,7 @@ mod tests {
         for (k, svc) in &t.services {
             s.resources.services.insert(
                 k.clone(),
-                ServiceRecord {
-                    id: format!("db{k}"),
-                    spec: svc.spec.clone(),
-                    fqdn: None,
-                    port: None,
-                    outbound_ips: vec![],
-                    status: None,
-                    credentials_from: None,
-                    failed_over_to: None,
-                    role_change: None,
-                    replace_requested: None,
-                    last_seen: None,
-                    in_flight: None,
-                    config_id: None,
-                    config: Default::default(),
-                },
+                ServiceRecord::new(format!("db{k}"), svc.spec.clone()),
             );
         }
         let link = |source: &str| ReplicationRecord {

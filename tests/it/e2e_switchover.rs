@@ -497,3 +497,77 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+/// A switchover killed once the old primary already replicates from the new one (during its
+/// catch-up wait): the next apply, with the application writing all along, records the link the old primary has (kept, by GTID) and finishes the switchover —
+/// before, the plan counted the link as kept, apply never recorded it, and the role change
+/// stayed open with no link (randomized DR test, seed 3). No copy; nothing lost; both tables
+/// equal on both services; the next plan is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_killed_while_the_old_primary_catches_up_is_finished_with_its_link_recorded() {
+    use crate::reliability_support::Running;
+    use mysql_async::prelude::Queryable;
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let mut all = app::bulk(&cloud, "primary", 1_000).await;
+    let restores_before = restores(&cloud, &keys).await;
+    // The application follows the primary through everything below.
+    let writer = AppWriter::start(&cloud, &["primary", "secondary"]).await;
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let mut run = Running::spawn(
+        &cloud,
+        &["apply", "global-replication.toml", "--auto-approve"],
+    );
+    // Past the opening, the old primary (fenced) is re-pointed at the new one. Its applier is
+    // held by a table lock, so it replicates but cannot catch up with the writes the new
+    // primary takes: the apply is killed in that wait, the link unrecorded.
+    run.wait_for_stderr(
+        "re-pointing service.primary at service.secondary",
+        Duration::from_secs(90),
+    )
+    .await;
+    let mut lock = cloud.sql("primary").await;
+    lock.query_drop("LOCK TABLES app.acks READ").await.unwrap();
+    run.wait_for_stderr(
+        "switchover.secondary: waiting for service.primary to apply",
+        Duration::from_secs(90),
+    )
+    .await;
+    run.kill_9().await;
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(lock);
+    assert!(
+        !cloud
+            .state()
+            .unwrap()
+            .resources
+            .replications
+            .contains_key("primary"),
+        "the killed run recorded no link"
+    );
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acks = writer.stop().await;
+    assert!(!acks.interleaved(), "two writers");
+    all.extend(acks.acked.iter().map(|a| a.0));
+    let state = cloud.state().unwrap();
+    let link = state
+        .resources
+        .replications
+        .get("primary")
+        .unwrap_or_else(|| panic!("no link recorded for service.primary\n{}", r.stdout));
+    assert_eq!(link.source, "secondary");
+    assert_eq!(state.resources.services["secondary"].role_change, None);
+    assert!(read_only(&cloud, "primary").await);
+    assert!(!read_only(&cloud, "secondary").await);
+    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
+    assert_nothing_lost(&cloud, &keys, &all).await;
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}

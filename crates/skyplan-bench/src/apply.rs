@@ -55,15 +55,10 @@ pub(crate) async fn apply(
 ) -> Result<Applied> {
     let mark = emu.log_mark();
     let start = Instant::now();
-    let out = tokio::process::Command::new(skyplan)
-        .current_dir(work)
+    let out = skyplan_in(skyplan, emu, work)
         .arg("apply")
         .arg("--auto-approve")
         .arg(file)
-        .env("NO_COLOR", "1")
-        .env(skyplan_emulator::daemon::DIR_ENV, emu.dir())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .context("running skyplan apply")?;
@@ -84,6 +79,17 @@ pub(crate) async fn apply(
     })
 }
 
+/// The skyplan binary run in `work` against `emu`: no colour, no stdin, killed with the bench.
+fn skyplan_in(skyplan: &Path, emu: &Emulator, work: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(skyplan);
+    c.current_dir(work)
+        .env("NO_COLOR", "1")
+        .env(skyplan_emulator::daemon::DIR_ENV, emu.dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
 /// What `skyplan plan --json FILE` estimates for applying `file` against `emu`: the product's
 /// own path (the emulator's `--op-seconds` read from its info file as the model's input).
 pub(crate) async fn planned_estimate(
@@ -92,14 +98,9 @@ pub(crate) async fn planned_estimate(
     work: &Path,
     file: &Path,
 ) -> Result<Duration> {
-    let out = tokio::process::Command::new(skyplan)
-        .current_dir(work)
+    let out = skyplan_in(skyplan, emu, work)
         .args(["plan", "--json"])
         .arg(file)
-        .env("NO_COLOR", "1")
-        .env(skyplan_emulator::daemon::DIR_ENV, emu.dir())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .context("running skyplan plan --json")?;

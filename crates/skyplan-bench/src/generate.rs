@@ -69,20 +69,11 @@ pub fn applied_state(topology: &Topology) -> State {
         res.services.insert(
             key.clone(),
             ServiceRecord {
-                id: format!("dbtgf{i:08}"),
-                spec: svc.spec.clone(),
                 fqdn: Some(format!("{key}.bench.example")),
                 port: Some(3306),
                 outbound_ips: vec![outbound_ip(i)],
                 status: Some(skyplan_api::types::ServiceStatus::Ready),
-                credentials_from: None,
-                failed_over_to: None,
-                role_change: None,
-                replace_requested: None,
-                last_seen: None,
-                in_flight: None,
-                config_id: None,
-                config: Default::default(),
+                ..ServiceRecord::new(format!("dbtgf{i:08}"), svc.spec.clone())
             },
         );
     }

@@ -35,20 +35,9 @@ async fn populate(remote: &Remote, topology: &Topology) -> Result<State> {
             Ok::<_, anyhow::Error>((
                 svc.key.clone(),
                 ServiceRecord {
-                    id: s.id.clone(),
-                    spec: svc.spec.clone(),
-                    fqdn: None,
-                    port: None,
                     outbound_ips: s.outbound_ips.clone(),
                     status: Some(skyplan_api::types::ServiceStatus::Ready),
-                    credentials_from: None,
-                    failed_over_to: None,
-                    role_change: None,
-                    replace_requested: None,
-                    last_seen: None,
-                    in_flight: None,
-                    config_id: None,
-                    config: Default::default(),
+                    ..ServiceRecord::new(s.id.clone(), svc.spec.clone())
                 },
             ))
         })

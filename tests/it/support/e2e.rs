@@ -154,20 +154,9 @@ impl Cloud {
         state.resources.services.insert(
             "theirs".into(),
             skyplan::state::ServiceRecord {
-                id: id.into(),
-                spec,
                 fqdn: Some(svc.fqdn.clone()),
                 port: svc.readwrite_port(),
-                outbound_ips: vec![],
-                status: None,
-                credentials_from: None,
-                failed_over_to: None,
-                role_change: None,
-                replace_requested: None,
-                last_seen: None,
-                in_flight: None,
-                config_id: None,
-                config: Default::default(),
+                ..skyplan::state::ServiceRecord::new(id.into(), spec)
             },
         );
         let t = self

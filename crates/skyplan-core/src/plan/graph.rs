@@ -228,7 +228,7 @@ impl<'a> Index<'a> {
         // A start goes first among what happens to its service: an update waits for it, and
         // everything that depends on the service depends on the start (it takes the service's
         // place in `svc`). An adoption records the service first, so the start follows it.
-        for &(key, i) in &self.starts.clone() {
+        for &(key, i) in &std::mem::take(&mut self.starts) {
             match self.svc.get(key).copied() {
                 Some(a) if matches!(planned[a].kind, ActionKind::AdoptService { .. }) => {
                     power_edges.push((a, i));

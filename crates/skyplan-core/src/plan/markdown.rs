@@ -211,18 +211,24 @@ impl Picture {
     }
 }
 
+impl Node {
+    fn of(key: &str, spec: &crate::topology::ServiceSpec) -> Node {
+        Node {
+            key: key.to_string(),
+            name: spec.name.clone(),
+            provider: spec.provider.clone(),
+            region: spec.region.clone(),
+        }
+    }
+}
+
 fn state_picture(state: &State) -> String {
     let r = &state.resources;
     Picture {
         nodes: r
             .services
             .iter()
-            .map(|(k, s)| Node {
-                key: k.clone(),
-                name: s.spec.name.clone(),
-                provider: s.spec.provider.clone(),
-                region: s.spec.region.clone(),
-            })
+            .map(|(k, s)| Node::of(k, &s.spec))
             .collect(),
         links: r
             .replications
@@ -238,12 +244,7 @@ fn topology_picture(t: &Topology) -> String {
         nodes: t
             .services
             .iter()
-            .map(|(k, s)| Node {
-                key: k.clone(),
-                name: s.spec.name.clone(),
-                provider: s.spec.provider.clone(),
-                region: s.spec.region.clone(),
-            })
+            .map(|(k, s)| Node::of(k, &s.spec))
             .collect(),
         links: t
             .services

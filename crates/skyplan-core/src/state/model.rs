@@ -213,6 +213,29 @@ pub struct ServiceRecord {
     pub config: BTreeMap<String, String>,
 }
 
+impl ServiceRecord {
+    /// A record of service `id` with `spec` and nothing else known yet (no endpoint, no link
+    /// bookkeeping): the base the callers fill in with `..ServiceRecord::new(id, spec)`.
+    pub fn new(id: String, spec: ServiceSpec) -> ServiceRecord {
+        ServiceRecord {
+            id,
+            spec,
+            fqdn: None,
+            port: None,
+            outbound_ips: Vec::new(),
+            status: None,
+            credentials_from: None,
+            failed_over_to: None,
+            role_change: None,
+            replace_requested: None,
+            last_seen: None,
+            in_flight: None,
+            config_id: None,
+            config: Default::default(),
+        }
+    }
+}
+
 /// One reading of a service's GTIDs, kept in the state (never secret).
 /// A switchover in progress, as recorded on the candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
