@@ -32,6 +32,9 @@ pub struct Remote {
     /// `[provider] lost_after`: the most one service's credentials lookup may take, retries
     /// included, before that service counts as lost.
     pub lost_after: std::time::Duration,
+    /// What the user should know about how the cloud was reached (an emulator started in the
+    /// background): printed by the caller, which holds the printer.
+    pub notes: Vec<String>,
 }
 
 impl Remote {
@@ -52,6 +55,7 @@ impl Remote {
         emulator_dir: Option<&std::path::Path>,
     ) -> Result<Remote> {
         let p = &topology.provider;
+        let mut notes = vec![];
         let (endpoint, api_key, sql_ca, identity) = if p.is_local() {
             let dir = skyplan_emulator::resolve_dir(emulator_dir);
             let exe = skyplan_emulator::daemon::skyplan_exe()?;
@@ -62,7 +66,7 @@ impl Remote {
             .await
             .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
             if started {
-                crate::printer::note(&format!(
+                notes.push(format!(
                     "started the local emulator in the background (pid {}, {}); it keeps running after this command: `skyplan emulator stop` stops it and its databases",
                     emu.pid,
                     emu.dir.display()
@@ -91,6 +95,7 @@ impl Remote {
         let client = SkysqlClient::new(config)?;
         let mut remote = Remote::new(client, endpoint, identity, sql_ca);
         remote.lost_after = p.lost_after();
+        remote.notes = notes;
         Ok(remote)
     }
 
@@ -110,6 +115,7 @@ impl Remote {
             credentials: Mutex::new(HashMap::new()),
             lost: Mutex::new(Default::default()),
             lost_after: std::time::Duration::from_secs(crate::topology::DEFAULT_LOST_AFTER_SECONDS),
+            notes: vec![],
         }
     }
 

@@ -15,7 +15,8 @@ use super::executor::Report;
 use super::progress::{Outcome, Progress, Tally};
 use crate::plan::{Action, ActionId, Plan};
 
-/// Writes events as lines to `out` (stdout in the binary, a buffer in tests).
+/// Writes events as lines to `out` (the printer's stdout stream in the binary, a buffer in
+/// tests).
 pub struct JsonEvents {
     out: Mutex<Box<dyn Write + Send>>,
     tally: Mutex<Tally>,
@@ -24,10 +25,6 @@ pub struct JsonEvents {
 }
 
 impl JsonEvents {
-    pub fn stdout() -> JsonEvents {
-        JsonEvents::to(Box::new(std::io::stdout()))
-    }
-
     pub fn to(out: Box<dyn Write + Send>) -> JsonEvents {
         JsonEvents {
             out: Mutex::new(out),
@@ -215,19 +212,7 @@ impl Progress for Tee {
 mod tests {
     use super::*;
 
-    /// A writer the test reads back.
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::printer::Buffer;
 
     fn action(id: ActionId, address: &str, ms: u64, deps: &[ActionId]) -> Action {
         Action {
@@ -265,7 +250,7 @@ mod tests {
         ev.started(&acts[1]);
         ev.finished(&acts[1], Outcome::Failed("boom"), Duration::from_millis(10));
         ev.message("bye");
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let text = buf.text();
         let events: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -1,5 +1,6 @@
-//! Progress on stderr: a live line per running action with elapsed time on a terminal
-//! (indicatif), plain timestamped lines otherwise (CI logs, pipes).
+//! Progress for people: a live line per running action with elapsed time on a terminal
+//! (indicatif, on stderr), plain timestamped lines otherwise (CI logs, pipes), written to the
+//! printer's stderr stream so a test reads them back.
 //!
 //! The plain log is read after the fact, often from a CI job that ran for an hour, so it says
 //! only what is new: a wait polls every few seconds and reports the same status each time,
@@ -7,7 +8,6 @@
 //! elapsed time every [`HEARTBEAT`] — never the same line twice in a row for a step.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -202,13 +202,16 @@ pub fn clock(d: Duration) -> String {
 
 /// Timestamped lines, for a log read afterwards (see [`LogBook`]).
 pub struct Lines {
+    out: crate::printer::Stream,
     book: Mutex<LogBook>,
     tally: Mutex<Tally>,
 }
 
 impl Lines {
-    pub fn new() -> Lines {
+    /// Lines on `out`: the printer's stderr stream ([`crate::printer::Printer::err_stream`]).
+    pub fn new(out: crate::printer::Stream) -> Lines {
         Lines {
+            out,
             book: Mutex::new(LogBook::default()),
             tally: Mutex::new(Tally::default()),
         }
@@ -220,13 +223,7 @@ impl Lines {
                 "[hour]:[minute]:[second]"
             ))
             .unwrap_or_default();
-        let _ = writeln!(std::io::stderr(), "[{ts}] {msg}");
-    }
-}
-
-impl Default for Lines {
-    fn default() -> Self {
-        Lines::new()
+        self.out.line(&format!("[{ts}] {msg}"));
     }
 }
 
@@ -243,7 +240,12 @@ impl Progress for Lines {
         if let Ok(mut t) = self.tally.lock() {
             t.started(a.id, Instant::now());
         }
-        self.line(&format!("{}: starting ({})", a.address, a.summary.trim()));
+        let what = a.summary.trim();
+        self.line(&if what.is_empty() {
+            format!("{}: starting", a.address)
+        } else {
+            format!("{}: starting ({what})", a.address)
+        });
     }
     fn status(&self, id: ActionId, msg: &str) {
         // Printed under the lock, so two polls of one step cannot pass each other.
@@ -284,7 +286,8 @@ impl Progress for Lines {
     }
 }
 
-/// Live spinners on a terminal.
+/// Live spinners on a terminal: indicatif draws them on stderr itself (chosen only when the
+/// printer's stderr is a terminal).
 pub struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<ActionId, ProgressBar>>,
@@ -631,6 +634,38 @@ mod tests {
             reason: None,
             estimated_ms: None,
         }
+    }
+
+    /// The plain log as a CI job shows it, read back from a captured printer: starts, the
+    /// first of repeated statuses, ends with the count and the time left, a failure, a message.
+    #[test]
+    fn the_plain_log_goes_through_the_printer() {
+        let (ui, cap) = crate::printer::Printer::captured();
+        let lines = Lines::new(ui.err_stream());
+        let mut a = action(0, "service.primary");
+        a.summary = "  + service.primary: launch \"primary\"\n".into();
+        a.estimated_ms = Some(300_000);
+        let mut b = action(1, "service.secondary");
+        b.depends_on = vec![0];
+        b.estimated_ms = Some(120_000);
+        lines.begin(&[a.clone(), b.clone()]);
+        lines.started(&a);
+        lines.status(0, "pending_create");
+        lines.status(0, "pending_create");
+        lines.status(0, "ready");
+        lines.finished(&a, Outcome::Done(""), Duration::from_millis(4200));
+        lines.started(&b);
+        lines.finished(
+            &b,
+            Outcome::Failed("the API said \"no\""),
+            Duration::from_secs(1),
+        );
+        lines.message("1 of 2 actions done");
+        lines.done();
+        assert!(cap.out.text().is_empty(), "progress never goes to stdout");
+        insta::with_settings!({filters => vec![(r"\[\d\d:\d\d:\d\d\]", "[hh:mm:ss]")]}, {
+            insta::assert_snapshot!(cap.err.text());
+        });
     }
 
     #[test]

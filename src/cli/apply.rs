@@ -1,5 +1,6 @@
 //! `skyplan apply [FILE | PLANFILE]`: plan (or load a saved plan), confirm, carry it out.
 
+use crate::ops::ExitStatus;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,8 +48,10 @@ pub(super) struct Args {
     json: bool,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
-    let events = args.json.then(|| Arc::new(JsonEvents::stdout()));
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
+    let events = args
+        .json
+        .then(|| Arc::new(JsonEvents::to(Box::new(ui.out_stream()))));
     let result = run_with(args, ui, events.clone()).await;
     // The error ends the stream too, as its last event (stderr says it as usual).
     if let (Some(ev), Err(e)) = (&events, &result) {
@@ -57,7 +60,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     result
 }
 
-async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> Result<i32> {
+async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> Result<ExitStatus> {
     let path = topology_path(args.file);
     let bytes = skyplan_os::read_bounded(&path, skyplan_os::MAX_FILE_BYTES)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -102,8 +105,10 @@ async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> 
                 ..opts
             },
         )
-        .await;
+        .await
+        .map(ExitStatus::from);
     }
-    let ws = super::common::load_workspace(ui, &path, args.state_backend.as_deref())?;
-    execute(&ws, None, ui, opts).await
+    // The topology as read above: a file is read once per command.
+    let ws = super::common::workspace_from_bytes(ui, &path, bytes, args.state_backend.as_deref())?;
+    execute(&ws, None, ui, opts).await.map(ExitStatus::from)
 }

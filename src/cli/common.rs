@@ -74,8 +74,24 @@ pub(super) fn load_workspace(
     backend_override: Option<&str>,
 ) -> Result<crate::ops::Workspace> {
     let ws = crate::ops::Workspace::load(file, backend_override)?;
+    tell_notes(ui, &ws);
+    Ok(ws)
+}
+
+/// [`load_workspace`] of a topology file the command has already read.
+pub(super) fn workspace_from_bytes(
+    ui: &crate::printer::Printer,
+    file: &std::path::Path,
+    bytes: Vec<u8>,
+    backend_override: Option<&str>,
+) -> Result<crate::ops::Workspace> {
+    let ws = crate::ops::Workspace::from_bytes(file, bytes, backend_override)?;
+    tell_notes(ui, &ws);
+    Ok(ws)
+}
+
+fn tell_notes(ui: &crate::printer::Printer, ws: &crate::ops::Workspace) {
     for note in &ws.notes {
         ui.info(note);
     }
-    Ok(ws)
 }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::CommandFactory;
 
-use super::EXIT_OK;
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -17,10 +17,10 @@ pub(super) struct Args {
     shell: clap_complete::Shell,
 }
 
-pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let mut cmd = super::Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "skyplan", &mut script);
     ui.out(&String::from_utf8_lossy(&script));
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }

@@ -1,6 +1,7 @@
 //! `skyplan destroy [FILE]`: stop replication, revoke skyplan's allowlist entries and delete
 //! every service the state records, replicas first.
 
+use crate::ops::ExitStatus;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -31,7 +32,7 @@ pub(super) struct Args {
     target: Vec<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     execute(
@@ -51,4 +52,5 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         },
     )
     .await
+    .map(ExitStatus::from)
 }

@@ -1,5 +1,6 @@
 //! `skyplan emulator serve|start|stop|status|outage`: the embedded SkySQL emulator.
 
+use crate::ops::ExitStatus;
 use anyhow::Context;
 
 use crate::printer::Printer;
@@ -167,7 +168,7 @@ impl ServeArgs {
 }
 
 /// Runs an emulator command; returns the exit code.
-pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<i32> {
+pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -183,12 +184,12 @@ pub(super) fn run(args: EmulatorArgs, ui: &Printer) -> anyhow::Result<i32> {
     })
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     emulator::serve_until_signal(args.options()?).await?;
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
-async fn start(args: ServeArgs, ui: &Printer) -> anyhow::Result<i32> {
+async fn start(args: ServeArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let opts = args.options()?;
     let exe = emulator::daemon::skyplan_exe()?;
     let (running, started) = emulator::start_background(&opts, &exe).await?;
@@ -216,25 +217,25 @@ async fn start(args: ServeArgs, ui: &Printer) -> anyhow::Result<i32> {
     ui.out(&format!("endpoint: {}\n", running.endpoint));
     ui.out(&format!("api_key:  {}\n", running.api_key));
     ui.out(&format!("ca_cert:  {}\n", running.ca_cert.display()));
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
-async fn stop(args: DirArgs, ui: &Printer) -> anyhow::Result<i32> {
+async fn stop(args: DirArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let dir = emulator::resolve_dir(args.dir.as_deref());
     if emulator::stop(&dir).await? {
         ui.info(&format!("emulator for {} stopped", dir.display()));
     } else {
         ui.info(&format!("no emulator was running for {}", dir.display()));
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
-async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<i32> {
+async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let dir = emulator::resolve_dir(args.dir.dir.as_deref());
     match emulator::find_running(&dir).await {
         Some(running) if args.json => {
             ui.out(&format!("{}\n", serde_json::to_string_pretty(&running)?));
-            Ok(0)
+            Ok(ExitStatus::Success)
         }
         Some(running) => {
             ui.out(&format!("running: pid {}\n", running.pid));
@@ -242,14 +243,14 @@ async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<i32> {
             ui.out(&format!("api_key:  {}\n", running.api_key));
             ui.out(&format!("ca_cert:  {}\n", running.ca_cert.display()));
             ui.out(&format!("dir:      {}\n", running.dir.display()));
-            Ok(0)
+            Ok(ExitStatus::Success)
         }
         None => {
             if args.json {
                 ui.out("null\n");
             }
             ui.info(&format!("no emulator is running for {}", dir.display()));
-            Ok(1)
+            Ok(ExitStatus::Failure)
         }
     }
 }
@@ -258,7 +259,7 @@ async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<i32> {
 /// end starts it again (at most 60 s).
 const OUTAGE_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-async fn outage(args: OutageArgs, ui: &Printer) -> anyhow::Result<i32> {
+async fn outage(args: OutageArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let dir = emulator::resolve_dir(args.dir.dir.as_deref());
     let Some(running) = emulator::find_running(&dir).await else {
         anyhow::bail!(
@@ -316,5 +317,5 @@ async fn outage(args: OutageArgs, ui: &Printer) -> anyhow::Result<i32> {
             "service {id}: not in an outage (its database is up, the API answers for it)\n"
         )),
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

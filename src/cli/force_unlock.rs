@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::common::topology_path;
-use super::{EXIT_ERROR, EXIT_OK};
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 use crate::state::{LockInfo, StateError};
 
@@ -40,14 +40,14 @@ enum Lock {
     Anonymous,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     let location = ws.backend.describe();
-    let expected = match find_lock(&ws).await? {
+    let expected = match find_lock(&ws, ui).await? {
         Lock::Free => {
             ui.info(&format!("{location} is not locked."));
-            return Ok(EXIT_OK);
+            return Ok(ExitStatus::Success);
         }
         Lock::Held(holder) => {
             ui.info(&format!(
@@ -66,12 +66,12 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     if !args.force {
         if !crate::printer::can_prompt() {
             ui.error("refusing to remove the lock without confirmation: stdin is not a terminal (use --force if you are sure no run holds it)");
-            return Ok(EXIT_ERROR);
+            return Ok(ExitStatus::Failure);
         }
         if !ui.confirm("Remove this lock? If the run that holds it is still going, it and the next run could both write the state.",
         )? {
             ui.error("force-unlock cancelled; the lock is still there");
-            return Ok(EXIT_ERROR);
+            return Ok(ExitStatus::Failure);
         }
     }
     match ws
@@ -84,27 +84,27 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     }
     // On MariaDB the lock is the holder's connection: clearing the record alone does not free
     // it. Look again rather than claim success.
-    match find_lock(&ws).await? {
+    match find_lock(&ws, ui).await? {
         Lock::Free => {
             ui.info("Lock removed.");
-            Ok(EXIT_OK)
+            Ok(ExitStatus::Success)
         }
         Lock::Held(_) | Lock::Anonymous => {
             ui.error("the holder's record was removed, but its connection still holds the lock; end it with --kill-holder (or stop that run)");
-            Ok(EXIT_ERROR)
+            Ok(ExitStatus::Failure)
         }
     }
 }
 
 /// The lock's holder, or whether there is a lock at all when it names none: then the only way
 /// to know is to try to take it (at once, and give it back).
-async fn find_lock(ws: &crate::ops::Workspace) -> Result<Lock> {
+async fn find_lock(ws: &crate::ops::Workspace, ui: &Printer) -> Result<Lock> {
     if let Some(h) = ws.backend.lock_holder().await? {
         return Ok(Lock::Held(h));
     }
     match ws
         .backend
-        .lock(LockInfo::for_this_process(), Duration::ZERO)
+        .lock(LockInfo::for_this_process(), Duration::ZERO, ui)
         .await
     {
         Ok(lock) => {

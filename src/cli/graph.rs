@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::common::topology_path;
-use super::EXIT_OK;
+use crate::ops::ExitStatus;
 use crate::ops::{self, PlanOptions};
 use crate::printer::Printer;
 
@@ -31,7 +31,7 @@ enum Format {
     Mermaid,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     let opts = PlanOptions {
@@ -40,7 +40,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         parallelism: 10,
         flags: Default::default(),
     };
-    let (plan, state) = ops::plan(&ws, &opts).await?;
+    let (plan, state) = ops::plan(&ws, &opts, ui).await?;
     // Nothing to do: draw what is managed rather than an empty graph of no actions.
     use crate::plan::graph;
     ui.out(&match (plan.actions.is_empty(), args.format) {
@@ -49,5 +49,5 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         (false, Format::Dot) => graph::to_dot(&plan.actions),
         (false, Format::Mermaid) => graph::to_mermaid(&plan.actions),
     });
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }

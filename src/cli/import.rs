@@ -1,6 +1,7 @@
 //! `skyplan import ADDRESS SERVICE_ID [FILE]`: adopt an existing service under a topology key
 //! (Terraform's verb), then show what the next plan will change.
 
+use crate::ops::ExitStatus;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     let opts = ImportOptions {

@@ -1,6 +1,7 @@
 //! The command line: thin commands over the library. Each command lives in its own file and
-//! returns an exit code; errors become `Error: …` on stderr and exit code 1, usage errors too
-//! (2 only ever means "changes or drift", as `--detailed-exitcode` promises).
+//! returns an [`ExitStatus`], which [`main`] alone turns into the exit code; errors become
+//! `Error: …` on stderr and exit code 1, usage errors too (2 only ever means "changes or
+//! drift", as `--detailed-exitcode` promises).
 //!
 //! Output discipline (as uv's Printer): plans, JSON and DOT go to stdout; progress,
 //! diagnostics and prompts go to stderr.
@@ -24,7 +25,7 @@ mod version;
 
 use clap::{Parser, Subcommand};
 
-pub use crate::ops::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use crate::ops::ExitStatus;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,16 +89,20 @@ pub fn main() -> i32 {
         Ok(a) => a,
         Err(why) => {
             crate::printer::Printer::new(false).error(&why);
-            return EXIT_ERROR;
+            return ExitStatus::Failure.code();
         }
     };
     let cli = match Cli::try_parse_from(args::normalize(prepared)) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version print to stdout and succeed; any usage error exits 1.
-            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let status = if e.use_stderr() {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            };
             let _ = e.print();
-            return code;
+            return status.code();
         }
     };
     common::init_logging(cli.verbose);
@@ -121,11 +126,12 @@ pub fn main() -> i32 {
         Command::Completions(a) => completions::run(a, &ui),
         Command::Version(a) => version::run(a, &ui),
     };
+    // The one place a command's outcome becomes a number.
     match result {
-        Ok(code) => code,
+        Ok(status) => status.code(),
         Err(e) => {
             ui.error(&format!("{e:#}"));
-            EXIT_ERROR
+            ExitStatus::Failure.code()
         }
     }
 }

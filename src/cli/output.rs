@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::common::topology_path;
-use super::EXIT_OK;
 use crate::ops::output;
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     // The file may stand on either side of NAME (`output FILE NAME` or `output NAME FILE`).
     let (file, name) = match (args.file, args.name) {
         (Some(one), None) if !looks_like_file(&one) => (None, Some(one.display().to_string())),
@@ -76,7 +76,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
     } else {
         ui.out(&output::render(&outputs));
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 pub(super) fn looks_like_file(p: &Path) -> bool {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::common::{lock_timeout, topology_path};
-use super::{EXIT_CHANGES, EXIT_OK};
+use crate::ops::ExitStatus;
 use crate::ops::{self, PlanOptions};
 use crate::plan::{planfile, render};
 use crate::printer::Printer;
@@ -69,7 +69,7 @@ enum Format {
     Markdown,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let format = match (args.json, args.format) {
         (true, _) => Format::Json,
         (false, f) => f.unwrap_or(Format::Text),
@@ -99,7 +99,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             target: args.target,
         },
     };
-    let (plan, state) = ops::plan(&ws, &opts).await?;
+    let (plan, state) = ops::plan(&ws, &opts, ui).await?;
     match format {
         Format::Json => ui.out(&format!("{}\n", serde_json::to_string_pretty(&plan)?)),
         Format::Markdown => ui.out_text(&crate::plan::markdown::render(&plan, &state)),
@@ -116,8 +116,8 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         ));
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() {
-        EXIT_CHANGES
+        ExitStatus::Changes
     } else {
-        EXIT_OK
+        ExitStatus::Success
     })
 }

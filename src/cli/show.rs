@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::common::topology_path;
-use super::EXIT_OK;
+use crate::ops::ExitStatus;
 use crate::plan::{planfile, render};
 use crate::printer::Printer;
 
@@ -24,7 +24,7 @@ pub(super) struct Args {
     state_backend: Option<String>,
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     if let Some(p) = &args.planfile {
         let bytes = skyplan_os::read_bounded(p, skyplan_os::MAX_FILE_BYTES)
             .with_context(|| format!("cannot read {}", p.display()))?;
@@ -40,33 +40,29 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                 ));
                 ui.out_text(&render::render(&plan, ui.colors));
             }
-            return Ok(EXIT_OK);
+            return Ok(ExitStatus::Success);
         }
-        // A topology file: show its state.
-        return show_state(p.clone(), args.state_backend.as_deref(), args.json, ui).await;
+        // A topology file: show its state (from the bytes read above: one read per command).
+        let ws = super::common::workspace_from_bytes(ui, p, bytes, args.state_backend.as_deref())?;
+        return show_state(&ws, args.json, ui).await;
     }
-    show_state(
-        topology_path(args.topology),
-        args.state_backend.as_deref(),
-        args.json,
-        ui,
-    )
-    .await
+    let file = topology_path(args.topology);
+    let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
+    show_state(&ws, args.json, ui).await
 }
 
-async fn show_state(file: PathBuf, backend: Option<&str>, json: bool, ui: &Printer) -> Result<i32> {
-    let ws = super::common::load_workspace(ui, &file, backend)?;
+async fn show_state(ws: &crate::ops::Workspace, json: bool, ui: &Printer) -> Result<ExitStatus> {
     let Some(state) = ws.backend.read().await? else {
         ui.info(&format!(
             "No state yet at {} (nothing applied).",
             ws.backend.describe()
         ));
-        return Ok(EXIT_OK);
+        return Ok(ExitStatus::Success);
     };
     if json {
         ui.out(&format!("{}\n", crate::state::codec::to_json(&state)?));
     } else {
         ui.out(&crate::ops::describe_state(&state, &ws.backend.describe()));
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }

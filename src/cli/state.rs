@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::common::{lock_timeout, topology_path};
-use super::EXIT_OK;
+use crate::ops::ExitStatus;
 use crate::ops::Workspace;
 use crate::printer::Printer;
 use crate::state::{address, codec, State};
@@ -91,7 +91,7 @@ enum Command {
     },
 }
 
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let backend_override = args.state_backend.as_deref();
     match args.command {
         Command::List { file } => {
@@ -184,7 +184,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
             ));
         }
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 async fn read(

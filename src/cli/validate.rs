@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::common::topology_path;
-use super::{EXIT_ERROR, EXIT_OK};
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,7 @@ pub(super) struct Args {
     remote: bool,
 }
 
-pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let files = if args.files.is_empty() {
         vec![topology_path(None)]
     } else {
@@ -29,15 +29,17 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
     };
     let mut failed = 0;
     for file in &files {
-        match crate::topology::load(file) {
-            Ok(t) if args.remote => match super::common::block_on(remote_check(file, &t)) {
-                Ok(note) => ui.out(&format!("{}: valid ({note})\n", file.display())),
-                Err(e) => {
-                    failed += 1;
-                    ui.error(&format!("{e:#}"));
+        match crate::topology::load_with_text(file) {
+            Ok((t, text)) if args.remote => {
+                match super::common::block_on(remote_check(file, &text, &t, ui)) {
+                    Ok(note) => ui.out(&format!("{}: valid ({note})\n", file.display())),
+                    Err(e) => {
+                        failed += 1;
+                        ui.error(&format!("{e:#}"));
+                    }
                 }
-            },
-            Ok(t) => {
+            }
+            Ok((t, _)) => {
                 let links = t
                     .services
                     .values()
@@ -62,13 +64,25 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
             }
         }
     }
-    Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }
 
 /// The catalog check of one valid file: what was checked, for the "valid" line.
-async fn remote_check(file: &std::path::Path, t: &crate::topology::Topology) -> Result<String> {
+async fn remote_check(
+    file: &std::path::Path,
+    text: &str,
+    t: &crate::topology::Topology,
+    ui: &Printer,
+) -> Result<String> {
     let remote = crate::remote::Remote::connect(t).await?;
-    let checked = crate::ops::catalog::check_file(file, t, &remote, None).await?;
+    for note in &remote.notes {
+        ui.note(note);
+    }
+    let checked = crate::ops::catalog::check_file(file, text, t, &remote, None).await?;
     Ok(if checked {
         format!(
             "{} services; regions, sizes, versions and topologies offered by {}",

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::common::{parse_duration, topology_path};
-use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::ops::verify::{VerifyOptions, VerifyOutcome};
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 use skyplan_core::verify::{Outcome, VerifyReport};
 
@@ -27,7 +27,7 @@ pub(super) struct Args {
 
 /// Exit 0 when every table is identical, 2 when one differs, 1 on error (or when a table could
 /// not be compared at one position: neither identical nor different).
-pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let file = topology_path(args.file);
     let ws = super::common::load_workspace(ui, &file, args.state_backend.as_deref())?;
     let opts = VerifyOptions {
@@ -41,7 +41,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
                 VerifyReport::new(vec![])
             } else {
                 ui.out(&format!("{message}\n"));
-                return Ok(EXIT_OK);
+                return Ok(ExitStatus::Success);
             }
         }
         VerifyOutcome::Report(r) => r,
@@ -52,15 +52,15 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<i32> {
         ui.out(&report.render());
     }
     Ok(match report.outcome() {
-        Outcome::Identical => EXIT_OK,
-        Outcome::Different => EXIT_CHANGES,
+        Outcome::Identical => ExitStatus::Success,
+        Outcome::Different => ExitStatus::Changes,
         // Not a difference, not identical: verify could not do its job.
         Outcome::Unsettled => {
             ui.error(&format!(
                 "could not compare at one position (the source kept writing): {}",
                 report.not_identical().join(", ")
             ));
-            EXIT_ERROR
+            ExitStatus::Failure
         }
     })
 }

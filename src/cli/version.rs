@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::EXIT_OK;
+use crate::ops::ExitStatus;
 use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +15,7 @@ pub(super) struct Args {
     json: bool,
 }
 
-pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
+pub(super) fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let version = env!("CARGO_PKG_VERSION");
     let state = crate::state::STATE_FORMAT_VERSION;
     let plan = crate::plan::PLAN_FORMAT_VERSION;
@@ -35,5 +35,5 @@ pub(super) fn run(args: Args, ui: &Printer) -> Result<i32> {
             "skyplan {version}\nstate format {state}, plan format {plan}, output format {output}, verify format {verify}\n"
         ));
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }

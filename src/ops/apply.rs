@@ -11,7 +11,7 @@ use crate::apply::executor::{Executor, ProgressHandle, Report};
 use crate::apply::progress::{Bars, Lines, Progress};
 use crate::apply::state_handle::StateHandle;
 use crate::apply::steps::{RealSteps, StepOptions};
-use crate::ops::{self, Workspace, EXIT_ERROR, EXIT_OK};
+use crate::ops::{self, ExitStatus, Workspace};
 use crate::plan::{planfile, render, ActionKind, Plan};
 use crate::printer::Printer;
 use crate::state::State;
@@ -28,13 +28,39 @@ pub struct ExecuteOptions {
     pub events: Option<Arc<JsonEvents>>,
 }
 
+/// How an apply (or destroy) ended, for the CLI to turn into an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The plan had no actions: nothing was asked, nothing changed.
+    NothingToDo,
+    /// Every action is done.
+    Applied,
+    /// A step failed (or the run was interrupted mid-way): the error is reported, the state
+    /// holds every completed step.
+    Failed,
+    /// The user answered something else than "yes": nothing was changed.
+    Cancelled,
+    /// Ctrl-C at the prompt: nothing was changed.
+    Interrupted,
+}
+
+impl From<ApplyOutcome> for ExitStatus {
+    fn from(o: ApplyOutcome) -> ExitStatus {
+        match o {
+            ApplyOutcome::NothingToDo | ApplyOutcome::Applied => ExitStatus::Success,
+            ApplyOutcome::Failed | ApplyOutcome::Cancelled => ExitStatus::Failure,
+            ApplyOutcome::Interrupted => ExitStatus::Interrupted,
+        }
+    }
+}
+
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
 pub async fn execute(
     ws: &Workspace,
     saved: Option<Plan>,
     ui: &Printer,
     opts: ExecuteOptions,
-) -> Result<i32> {
+) -> Result<ApplyOutcome> {
     ops::with_lock(
         ws.backend.as_ref(),
         opts.lock_timeout,
@@ -49,9 +75,9 @@ async fn execute_locked(
     saved: Option<Plan>,
     ui: &Printer,
     opts: &ExecuteOptions,
-) -> Result<i32> {
+) -> Result<ApplyOutcome> {
     let (saved, state) = starting_state(ws, saved, opts).await?;
-    let remote = Arc::new(ops::connect(ws, &state).await?);
+    let remote = Arc::new(ops::connect(ws, &state, ui).await?);
     // The first apply records which cloud this state manages (an older state adopts it).
     let mut state = state;
     state
@@ -88,11 +114,11 @@ async fn execute_locked(
         } else {
             print_outputs(ui, &state, &ws.topology, opts.destroy);
         }
-        return Ok(EXIT_OK);
+        return Ok(ApplyOutcome::NothingToDo);
     }
     let progress = progress_for(ui, opts);
     // Caught from the prompt on: a Ctrl-C there cancels the apply and releases the lock.
-    let stop = interrupt_on_ctrl_c(progress.clone());
+    let stop = interrupt_on_ctrl_c(progress.clone(), ui);
     if let Some(code) = refused_confirmation(ui, opts, &stop).await? {
         return Ok(code);
     }
@@ -256,7 +282,7 @@ fn progress_for(ui: &Printer, opts: &ExecuteOptions) -> Arc<dyn Progress> {
     let human: Arc<dyn Progress> = if ui.stderr_tty {
         Arc::new(Bars::new())
     } else {
-        Arc::new(Lines::new())
+        Arc::new(Lines::new(ui.err_stream()))
     };
     match &opts.events {
         Some(ev) => Arc::new(Tee(vec![human, ev.clone()])),
@@ -264,12 +290,12 @@ fn progress_for(ui: &Printer, opts: &ExecuteOptions) -> Arc<dyn Progress> {
     }
 }
 
-/// The confirmation, unless `--auto-approve`: `Some(exit code)` when the apply must not go on.
+/// The confirmation, unless `--auto-approve`: `Some(outcome)` when the apply must not go on.
 async fn refused_confirmation(
     ui: &Printer,
     opts: &ExecuteOptions,
     stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<i32>> {
+) -> Result<Option<ApplyOutcome>> {
     if opts.auto_approve {
         return Ok(None);
     }
@@ -290,11 +316,11 @@ async fn refused_confirmation(
             Some(true) => None,
             Some(false) => {
                 ui.error("apply cancelled; nothing was changed");
-                Some(EXIT_ERROR)
+                Some(ApplyOutcome::Cancelled)
             }
             None => {
                 ui.error("interrupted at the prompt; nothing was changed");
-                Some(EXIT_INTERRUPTED)
+                Some(ApplyOutcome::Interrupted)
             }
         },
     )
@@ -310,7 +336,7 @@ async fn report_outcome(
     report: &Report,
     handle: &StateHandle,
     remote: &crate::remote::Remote,
-) -> Result<i32> {
+) -> Result<ApplyOutcome> {
     let final_state = handle.snapshot().await;
     let secs = report.elapsed.as_secs_f64();
     if let Some(ev) = &opts.events {
@@ -329,21 +355,25 @@ async fn report_outcome(
             ui.out(&done);
             print_outputs(ui, &final_state, &ws.topology, opts.destroy);
         }
-        return Ok(EXIT_OK);
+        return Ok(ApplyOutcome::Applied);
     }
     let why = summary(plan, report, handle.write_failure());
     if let Some(ev) = &opts.events {
         ev.diagnostic(&crate::hints::complete(&why));
     }
     ui.error(&why);
-    Ok(EXIT_ERROR)
+    Ok(ApplyOutcome::Failed)
 }
 
 /// First Ctrl-C: the returned flag becomes true (at the prompt: cancel; during the apply:
 /// start nothing new, stop waiting, save, report). Second Ctrl-C: clear the progress display
 /// and exit at once; the state is as of the last completed write (each write is atomic, so
 /// the file is never half-written).
-fn interrupt_on_ctrl_c(progress: Arc<dyn Progress>) -> tokio::sync::watch::Receiver<bool> {
+fn interrupt_on_ctrl_c(
+    progress: Arc<dyn Progress>,
+    ui: &Printer,
+) -> tokio::sync::watch::Receiver<bool> {
+    let ui = ui.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Registered here, not when the task first runs, so a Ctrl-C from now on is caught (the
     // prompt follows at once).
@@ -360,13 +390,8 @@ fn interrupt_on_ctrl_c(progress: Arc<dyn Progress>) -> tokio::sync::watch::Recei
         if sigint.recv().await.is_some() {
             // No spinner may stay frozen on the terminal after the process is gone.
             progress.done();
-            // The process exits right here, from a signal task that has no printer; this one
-            // line is the printer's exception.
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("\n{}", crate::hints::complete("Interrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish."));
-            }
-            std::process::exit(EXIT_INTERRUPTED);
+            ui.info("\nInterrupted again: exiting now. The state holds every completed step; run `skyplan apply` again to finish.");
+            std::process::exit(ExitStatus::Interrupted.code());
         }
     });
     stop_rx
@@ -392,9 +417,6 @@ fn next_ctrl_c() -> impl std::future::Future<Output = ()> {
         }
     }
 }
-
-/// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: i32 = 130;
 
 /// Settle what a killed or interrupted run left in flight, before planning (see
 /// `RealSteps::resume_service_operations` and `adopt_started_replications`).
@@ -509,7 +531,11 @@ pub struct RefreshOnlyOptions {
     pub detailed_exitcode: bool,
 }
 
-pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions) -> Result<i32> {
+pub async fn refresh_only(
+    ws: &Workspace,
+    ui: &Printer,
+    opts: RefreshOnlyOptions,
+) -> Result<ExitStatus> {
     let RefreshOnlyOptions {
         auto_approve,
         lock_timeout,
@@ -519,7 +545,7 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
     } = opts;
     let work = async {
         let state = ws.read_state().await?;
-        let remote = ops::connect(ws, &state).await?;
+        let remote = ops::connect(ws, &state, ui).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
         // Only the drift is used: a failover the topology asks for is not refused here.
         let all = crate::plan::PlanFlags {
@@ -541,9 +567,9 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
         // With --detailed-exitcode, drift is exit 2 whether or not the state is then updated,
         // so a scheduler can tell drift from an error (1).
         let found = if detailed_exitcode && plan.summary.drift > 0 {
-            super::EXIT_CHANGES
+            ExitStatus::Changes
         } else {
-            EXIT_OK
+            ExitStatus::Success
         };
         let mut next = state.clone();
         crate::observed::record_observed(&mut next, &ws.topology, &observed);
@@ -570,12 +596,12 @@ pub async fn refresh_only(ws: &Workspace, ui: &Printer, opts: RefreshOnlyOptions
                 Some(true) => {}
                 Some(false) => {
                     ui.error("state left unchanged");
-                    return Ok(EXIT_ERROR);
+                    return Ok(ExitStatus::Failure);
                 }
                 // Returning releases the lock.
                 None => {
                     ui.error("interrupted at the prompt; state left unchanged");
-                    return Ok(EXIT_INTERRUPTED);
+                    return Ok(ExitStatus::Interrupted);
                 }
             }
         }

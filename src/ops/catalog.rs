@@ -48,16 +48,17 @@ pub async fn check(
     remote: &Remote,
     observed: &crate::observed::Observed,
 ) -> Result<()> {
-    check_file(&ws.file, &ws.topology, remote, Some(observed))
+    check_file(&ws.file, &ws.source, &ws.topology, remote, Some(observed))
         .await
         .map(|_| ())
 }
 
-/// Check `topology` (loaded from `file`) against the cloud's catalog; every problem is
-/// reported, located in the file. A cloud that publishes no catalog (404) is not checked:
-/// `Ok(false)`.
+/// Check `topology` (loaded from `file`, whose text is `text`) against the cloud's catalog;
+/// every problem is reported, located in the file. A cloud that publishes no catalog (404) is
+/// not checked: `Ok(false)`.
 pub async fn check_file(
     file: &Path,
+    text: &str,
     topology: &Topology,
     remote: &Remote,
     observed: Option<&crate::observed::Observed>,
@@ -109,11 +110,9 @@ pub async fn check_file(
     if problems.is_empty() {
         return Ok(true);
     }
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let diags: Vec<crate::topology::Diagnostic> = problems
         .into_iter()
-        .map(|p| crate::topology::locate(&text, file, &p.key, &p.field, p.message, p.help))
+        .map(|p| crate::topology::locate(text, file, &p.key, &p.field, p.message, p.help))
         .collect();
     let n = diags.len();
     Err(anyhow::anyhow!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::config_name;
-use crate::ops::{self, PlanOptions, Workspace, EXIT_OK};
+use crate::ops::{self, ExitStatus, PlanOptions, Workspace};
 use crate::plan::diff::{adopted_spec, check_adoptable};
 use crate::plan::render;
 use crate::printer::Printer;
@@ -25,7 +25,7 @@ pub async fn import(
     service_id: &str,
     ui: &Printer,
     opts: ImportOptions,
-) -> Result<i32> {
+) -> Result<ExitStatus> {
     let Some(key) = address.strip_prefix("service.") else {
         bail!("`{address}` is not a service address: import takes service.<key> (e.g. service.primary)");
     };
@@ -39,7 +39,7 @@ pub async fn import(
     };
     let lock = ws
         .backend
-        .lock(LockInfo::for_this_process(), opts.lock_timeout)
+        .lock(LockInfo::for_this_process(), opts.lock_timeout, ui)
         .await?;
     let result = import_locked(ws, key, svc, service_id, ui, &opts).await;
     let _ = lock.release().await;
@@ -54,11 +54,12 @@ pub async fn import(
             parallelism: opts.parallelism,
             flags: Default::default(),
         },
+        ui,
     )
     .await?;
     ui.info("The next plan:");
     ui.out_text(&render::render(&plan, ui.colors));
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 /// Under the lock: check the service, record it, and tag it as ours.
@@ -85,7 +86,7 @@ async fn import_locked(
     {
         bail!("{service_id} is already managed as service.{other}");
     }
-    let remote = ops::connect(ws, &state).await?;
+    let remote = ops::connect(ws, &state, ui).await?;
     let s = remote
         .client
         .get_service(service_id)

@@ -22,7 +22,9 @@ pub async fn with_lock<T>(
     ui: &Printer,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let lock = backend.lock(LockInfo::for_this_process(), timeout).await?;
+    let lock = backend
+        .lock(LockInfo::for_this_process(), timeout, ui)
+        .await?;
     if let Some(old) = lock.took_over() {
         ui.info(&format!(
             "Note: took over a stale lock of pid {} on {} (that process is gone).",

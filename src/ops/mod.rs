@@ -25,17 +25,40 @@ use crate::plan::{self, Plan, PlanInput};
 use crate::state::{State, StateBackend};
 use crate::topology::Topology;
 
-/// Exit codes (Terraform's habits).
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ERROR: i32 = 1;
-/// `plan --detailed-exitcode`: changes (or drift) present.
-pub const EXIT_CHANGES: i32 = 2;
+/// How a command ended. The CLI turns it into the process's exit code in one place
+/// ([`ExitStatus::code`], Terraform's habits), so no layer below spells a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: done, or nothing to do.
+    Success,
+    /// 1: an error was reported, the work failed or was cancelled. Usage errors too: 2 only
+    /// ever means [`ExitStatus::Changes`], as `--detailed-exitcode` promises.
+    Failure,
+    /// 2: `plan --detailed-exitcode` found changes or drift; `verify` found differences.
+    Changes,
+    /// 130 (128 + SIGINT, as shells report it): interrupted by Ctrl-C.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Changes => 2,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
 
 /// A topology file and the state backend it uses.
 pub struct Workspace {
     pub file: PathBuf,
     pub topology: Topology,
     pub topology_sha256: String,
+    /// The file's text as read (once): where later problems are located.
+    pub source: String,
     pub backend: Arc<dyn StateBackend>,
     /// What the user should know about how the workspace was found (printed by the CLI).
     pub notes: Vec<String>,
@@ -44,9 +67,21 @@ pub struct Workspace {
 impl Workspace {
     /// Load and validate the topology; open (not read) its state backend.
     pub fn load(file: &Path, backend_override: Option<&str>) -> Result<Workspace> {
-        let bytes = skyplan_os::read_bounded(file, skyplan_os::MAX_FILE_BYTES)
-            .map_err(|e| anyhow::anyhow!("cannot read topology file {}: {e}", file.display()))?;
-        let topology = crate::topology::load(file).map_err(|d| {
+        let bytes = crate::topology::read(file)?;
+        Workspace::from_bytes(file, bytes, backend_override)
+    }
+
+    /// [`Workspace::load`] of a topology file already read (`apply` reads its argument once
+    /// to tell a saved plan from a topology): the file is read once per command, so what is
+    /// validated, hashed and planned is one and the same content.
+    pub fn from_bytes(
+        file: &Path,
+        bytes: Vec<u8>,
+        backend_override: Option<&str>,
+    ) -> Result<Workspace> {
+        let topology_sha256 = sha256_hex(&bytes);
+        let source = String::from_utf8_lossy(&bytes).into_owned();
+        let topology = crate::topology::parse_bytes(bytes, file).map_err(|d| {
             anyhow::anyhow!(
                 "{d}{} problem{} in {}",
                 d.len(),
@@ -67,7 +102,8 @@ impl Workspace {
         Ok(Workspace {
             notes,
             file: file.to_path_buf(),
-            topology_sha256: sha256_hex(&bytes),
+            topology_sha256,
+            source,
             topology,
             backend,
         })
@@ -93,20 +129,31 @@ pub struct PlanOptions {
 
 /// Connect to the topology's cloud, refusing a state that records another one (before
 /// anything is read from it or planned).
-pub async fn connect(ws: &Workspace, state: &State) -> Result<crate::remote::Remote> {
+pub async fn connect(
+    ws: &Workspace,
+    state: &State,
+    ui: &crate::printer::Printer,
+) -> Result<crate::remote::Remote> {
     let remote = crate::remote::Remote::connect(&ws.topology).await?;
+    for note in &remote.notes {
+        ui.note(note);
+    }
     crate::state::rules::check_endpoint(state, &remote.identity, &ws.backend.describe())?;
     Ok(remote)
 }
 
 /// Refresh (unless told not to) and plan.
-pub async fn plan(ws: &Workspace, opts: &PlanOptions) -> Result<(Plan, State)> {
+pub async fn plan(
+    ws: &Workspace,
+    opts: &PlanOptions,
+    ui: &crate::printer::Printer,
+) -> Result<(Plan, State)> {
     let state = ws.read_state().await?;
     // Refreshed even with an empty state: a service that already carries a topology key's name
     // is shown as an adoption, and an unreachable endpoint is an error, never "all new".
     let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
     let observed = if opts.refresh && !nothing_to_look_at {
-        let remote = connect(ws, &state).await?;
+        let remote = connect(ws, &state, ui).await?;
         let observed =
             crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
         // After refresh, whose first call says clearly when the API cannot be reached.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::ops::{with_lock, Workspace, EXIT_OK};
+use crate::ops::{with_lock, ExitStatus, Workspace};
 use crate::printer::Printer;
 use crate::state::address::Record;
 use crate::state::{edit, State};
@@ -19,7 +19,7 @@ pub async fn rm(
     addresses: &[String],
     lock_timeout: Duration,
     ui: &Printer,
-) -> Result<i32> {
+) -> Result<ExitStatus> {
     let work = async {
         let mut state = stored(ws).await?;
         let before = state.clone();
@@ -45,7 +45,7 @@ pub async fn rm(
     for note in rm_notes(ws, &before, &after, &removed) {
         ui.info(&note);
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 /// What the user should know about the next plan after `rm`.
@@ -102,7 +102,7 @@ pub async fn mv(
     to: &str,
     lock_timeout: Duration,
     ui: &Printer,
-) -> Result<i32> {
+) -> Result<ExitStatus> {
     let work = async {
         let mut state = stored(ws).await?;
         let moved = edit::rename_service(&mut state, from, to)?;
@@ -137,7 +137,7 @@ pub async fn mv(
         "Note: the service keeps its tag {}={old} until skyplan next sets its tags; the tag only tells other workspaces who owns it.",
         crate::ownership::KEY_TAG
     ));
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 async fn stored(ws: &Workspace) -> Result<State> {

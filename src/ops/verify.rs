@@ -52,7 +52,7 @@ pub async fn verify(ws: &Workspace, ui: &Printer, opts: &VerifyOptions) -> Resul
     for link in &links {
         check_applied(ws, &state, link)?;
     }
-    let remote = crate::ops::connect(ws, &state).await?;
+    let remote = crate::ops::connect(ws, &state, ui).await?;
     let mut reports = Vec::new();
     for link in &links {
         let report = verify_link(&remote, &state, link, ui, opts)

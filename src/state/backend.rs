@@ -35,10 +35,12 @@ pub trait StateBackend: Send + Sync {
     /// Take the exclusive lock, retrying until `timeout` has passed (zero: one try).
     /// Refused with `StateError::Locked` naming the holder. Released by `StateLock::release`
     /// or, best effort, on drop.
+    /// While it waits, it says so through `ui` (who holds the lock, then a heartbeat).
     async fn lock(
         &self,
         info: LockInfo,
         timeout: Duration,
+        ui: &crate::printer::Printer,
     ) -> Result<Box<dyn StateLock>, StateError>;
 
     /// Who holds the lock now, if anyone (for `force-unlock` to show before confirming).

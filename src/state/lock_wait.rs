@@ -7,17 +7,19 @@ use super::LockInfo;
 
 /// What a run waiting for the lock (`--lock-timeout`) says: once when it starts waiting,
 /// naming the holder, then every [`LockWait::EVERY`] — never silence while it waits.
-pub struct LockWait {
+pub struct LockWait<'a> {
+    ui: &'a crate::printer::Printer,
     started: Instant,
     timeout: Duration,
     last: Option<Instant>,
 }
 
-impl LockWait {
+impl<'a> LockWait<'a> {
     const EVERY: Duration = Duration::from_secs(10);
 
-    pub fn new(timeout: Duration) -> LockWait {
+    pub fn new(timeout: Duration, ui: &'a crate::printer::Printer) -> LockWait<'a> {
         LockWait {
+            ui,
             started: Instant::now(),
             timeout,
             last: None,
@@ -31,12 +33,12 @@ impl LockWait {
                 let who = holder.map_or("another run".to_string(), |h| {
                     format!("pid {} on {} (`{}`)", h.pid, h.host, h.command)
                 });
-                crate::printer::note(&format!(
+                self.ui.note(&format!(
                     "Acquiring the state lock: held by {who}; waiting up to {} s (--lock-timeout)",
                     self.timeout.as_secs()
                 ));
             }
-            Some(last) if now - last >= Self::EVERY => crate::printer::note(&format!(
+            Some(last) if now - last >= Self::EVERY => self.ui.note(&format!(
                 "still waiting for the state lock ({} s so far)",
                 (now - self.started).as_secs()
             )),

@@ -382,14 +382,22 @@ async fn a_second_locker_is_refused_naming_the_holder<F: Fixture>(f: &F) {
     assert_eq!(a.lock_holder().await.unwrap(), None);
 
     let held = a
-        .lock(LockInfo::new("skyplan apply team.toml"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply team.toml"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(held.took_over().is_none());
 
     let start = Instant::now();
     let err = b
-        .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan plan"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -414,7 +422,11 @@ async fn a_second_locker_is_refused_naming_the_holder<F: Fixture>(f: &F) {
 
     // The holder's own handle is refused as well: the lock is not reentrant.
     let err = a
-        .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan plan"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -426,7 +438,11 @@ async fn a_second_locker_is_refused_naming_the_holder<F: Fixture>(f: &F) {
     held.release().await.unwrap();
     assert_eq!(b.lock_holder().await.unwrap(), None);
     let again = b
-        .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan plan"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(
@@ -437,7 +453,11 @@ async fn a_second_locker_is_refused_naming_the_holder<F: Fixture>(f: &F) {
     // Dropping the lock releases it too.
     drop(again);
     let last = a
-        .lock(LockInfo::new("fourth"), Duration::from_secs(5))
+        .lock(
+            LockInfo::new("fourth"),
+            Duration::from_secs(5),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(last.took_over().is_none());
@@ -450,7 +470,11 @@ async fn lock_timeout_waits_for_the_holder_to_let_go<F: Fixture>(f: &F) {
     let a = f.backend();
     let b = f.backend();
     let held = a
-        .lock(LockInfo::new("first"), Duration::ZERO)
+        .lock(
+            LockInfo::new("first"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
 
@@ -460,7 +484,11 @@ async fn lock_timeout_waits_for_the_holder_to_let_go<F: Fixture>(f: &F) {
     });
     let start = Instant::now();
     let second = b
-        .lock(LockInfo::new("second"), Duration::from_secs(10))
+        .lock(
+            LockInfo::new("second"),
+            Duration::from_secs(10),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     let waited = start.elapsed();
@@ -483,7 +511,11 @@ async fn lock_timeout_waits_for_the_holder_to_let_go<F: Fixture>(f: &F) {
     });
     let start = Instant::now();
     let third = a
-        .lock(LockInfo::new("third"), Duration::from_secs(10))
+        .lock(
+            LockInfo::new("third"),
+            Duration::from_secs(10),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     let waited = start.elapsed();
@@ -502,12 +534,20 @@ async fn lock_timeout_gives_up_at_the_deadline<F: Fixture>(f: &F) {
     let a = f.backend();
     let b = f.backend();
     let held = a
-        .lock(LockInfo::new("first"), Duration::ZERO)
+        .lock(
+            LockInfo::new("first"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     let start = Instant::now();
     let err = b
-        .lock(LockInfo::new("second"), Duration::from_millis(700))
+        .lock(
+            LockInfo::new("second"),
+            Duration::from_millis(700),
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -533,7 +573,11 @@ async fn force_unlock_removes_the_named_holder_only<F: Fixture>(f: &F) {
     assert_eq!(b.force_unlock(None, false).await.unwrap(), None);
 
     let held = a
-        .lock(LockInfo::new("skyplan apply (stuck)"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply (stuck)"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     let err = b.force_unlock(Some("not-the-id"), false).await.unwrap_err();
@@ -544,7 +588,7 @@ async fn force_unlock_removes_the_named_holder_only<F: Fixture>(f: &F) {
     assert_names_the_location(f, &err);
     assert_eq!(b.lock_holder().await.unwrap().as_ref(), Some(held.info()));
     let refused = b
-        .lock(LockInfo::new("x"), Duration::ZERO)
+        .lock(LockInfo::new("x"), Duration::ZERO, &crate::support::ui())
         .await
         .err()
         .unwrap();
@@ -557,6 +601,7 @@ async fn force_unlock_removes_the_named_holder_only<F: Fixture>(f: &F) {
         .lock(
             LockInfo::new("skyplan apply (next)"),
             Duration::from_secs(5),
+            &crate::support::ui(),
         )
         .await
         .unwrap();
@@ -567,7 +612,7 @@ async fn force_unlock_removes_the_named_holder_only<F: Fixture>(f: &F) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(a.lock_holder().await.unwrap().as_ref(), Some(next.info()));
     let err = a
-        .lock(LockInfo::new("x"), Duration::ZERO)
+        .lock(LockInfo::new("x"), Duration::ZERO, &crate::support::ui())
         .await
         .err()
         .unwrap();

@@ -171,14 +171,22 @@ async fn releasing_or_dropping_the_lock_removes_the_lock_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(&dir);
     let held = b
-        .lock(LockInfo::new("skyplan apply demo.toml"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply demo.toml"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(b.lock_path().exists());
     held.release().await.unwrap();
     assert!(!b.lock_path().exists());
     let again = b
-        .lock(LockInfo::new("skyplan plan"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan plan"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(b.lock_path().exists());
@@ -206,7 +214,11 @@ async fn a_lock_left_by_a_dead_process_is_taken_over() {
     let stale = plant_lock(&b, dead_pid, &gethostname());
 
     let lock = b
-        .lock(LockInfo::new("skyplan apply"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert_eq!(lock.took_over(), Some(&stale));
@@ -224,7 +236,11 @@ async fn a_lock_held_on_another_host_is_never_taken_over() {
     let remote = plant_lock(&b, pid, "some-other-host.example");
 
     let err = b
-        .lock(LockInfo::new("skyplan apply"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -238,9 +254,13 @@ async fn a_lock_held_on_another_host_is_never_taken_over() {
         Some(remote)
     );
     assert_eq!(force_unlock_local(&b, None).unwrap(), None);
-    b.lock(LockInfo::new("skyplan apply"), Duration::ZERO)
-        .await
-        .unwrap();
+    b.lock(
+        LockInfo::new("skyplan apply"),
+        Duration::ZERO,
+        &crate::support::ui(),
+    )
+    .await
+    .unwrap();
 }
 
 fn force_unlock_local(b: &LocalBackend, id: Option<&str>) -> Result<Option<LockInfo>, StateError> {
@@ -265,7 +285,11 @@ async fn child_process_lock_holder() {
     };
     let b = LocalBackend::new(path);
     let lock = b
-        .lock(LockInfo::new("child holder"), Duration::from_secs(10))
+        .lock(
+            LockInfo::new("child holder"),
+            Duration::from_secs(10),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     println!("LOCKED {}", lock.info().id);
@@ -309,7 +333,11 @@ async fn a_lock_held_by_another_process_refuses_then_is_taken_over_after_kill_9(
     };
 
     let err = b
-        .lock(LockInfo::new("parent"), Duration::from_millis(300))
+        .lock(
+            LockInfo::new("parent"),
+            Duration::from_millis(300),
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -333,7 +361,11 @@ async fn a_lock_held_by_another_process_refuses_then_is_taken_over_after_kill_9(
     assert!(b.lock_path().exists());
 
     let lock = b
-        .lock(LockInfo::new("parent"), Duration::ZERO)
+        .lock(
+            LockInfo::new("parent"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert_eq!(lock.took_over().map(|h| h.pid), Some(child_pid));

@@ -52,10 +52,17 @@ async fn workspaces_are_independent_rows_of_one_versioned_schema() {
 
     // Another workspace has its own lock.
     let held = a
-        .lock(LockInfo::new("skyplan apply team.toml"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply team.toml"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
-    let other = c.lock(LockInfo::new("x"), Duration::ZERO).await.unwrap();
+    let other = c
+        .lock(LockInfo::new("x"), Duration::ZERO, &crate::support::ui())
+        .await
+        .unwrap();
     other.release().await.unwrap();
     held.release().await.unwrap();
 
@@ -121,7 +128,11 @@ async fn child_process_mariadb_lock_holder() {
     };
     let b = MysqlBackend::from_url(&url, "demo", Some(CHILD_PASSWORD_ENV)).unwrap();
     let lock = b
-        .lock(LockInfo::new("child holder"), Duration::from_secs(10))
+        .lock(
+            LockInfo::new("child holder"),
+            Duration::from_secs(10),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     println!("LOCKED {}", lock.info().id);
@@ -156,7 +167,11 @@ async fn kill_9_of_the_holder_releases_the_lock_at_once() {
 
     let b = db.backend("demo");
     let err = b
-        .lock(LockInfo::new("skyplan apply"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -174,7 +189,11 @@ async fn kill_9_of_the_holder_releases_the_lock_at_once() {
     child.0.wait().unwrap();
     let start = Instant::now();
     let lock = b
-        .lock(LockInfo::new("skyplan apply"), Duration::from_secs(10))
+        .lock(
+            LockInfo::new("skyplan apply"),
+            Duration::from_secs(10),
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     assert!(
@@ -223,7 +242,11 @@ async fn force_unlock_clears_the_record_and_kills_the_holder_only_when_asked() {
     };
 
     let err = b
-        .lock(LockInfo::new("skyplan apply"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .err()
         .unwrap();
@@ -251,13 +274,20 @@ async fn force_unlock_clears_the_record_and_kills_the_holder_only_when_asked() {
     let wrong = b.force_unlock(Some("not-it"), true).await.unwrap_err();
     assert!(matches!(wrong, StateError::LockIdMismatch { .. }));
     b.force_unlock(None, false).await.unwrap();
-    assert!(b.lock(LockInfo::new("x"), Duration::ZERO).await.is_err());
+    assert!(b
+        .lock(LockInfo::new("x"), Duration::ZERO, &crate::support::ui())
+        .await
+        .is_err());
 
     let removed = b.force_unlock(Some(&holder.id), true).await.unwrap();
     assert_eq!(removed.map(|h| h.id), Some(holder.id.clone()));
-    b.lock(LockInfo::new("x"), Duration::from_secs(5))
-        .await
-        .unwrap();
+    b.lock(
+        LockInfo::new("x"),
+        Duration::from_secs(5),
+        &crate::support::ui(),
+    )
+    .await
+    .unwrap();
     drop(stdin);
 }
 
@@ -488,7 +518,11 @@ async fn the_cli_plans_through_mariadb_and_a_second_apply_names_the_holder() {
     // Another run holds the workspace's lock (the workspace is the file stem, "team").
     let holder = db.backend("team");
     let held = holder
-        .lock(LockInfo::new("skyplan apply team.toml"), Duration::ZERO)
+        .lock(
+            LockInfo::new("skyplan apply team.toml"),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .unwrap();
     let out = skyplan()

@@ -166,7 +166,11 @@ fn a_state_of_another_lineage_is_refused_for_a_saved_plan_and_left_untouched() {
 
 async fn hold_lock(state: &PathBuf) -> Box<dyn skyplan::state::StateLock> {
     LocalBackend::new(state)
-        .lock(LockInfo::for_this_process(), Duration::ZERO)
+        .lock(
+            LockInfo::for_this_process(),
+            Duration::ZERO,
+            &crate::support::ui(),
+        )
         .await
         .expect("take the lock")
 }

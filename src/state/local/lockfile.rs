@@ -65,9 +65,10 @@ pub async fn acquire(
     info: LockInfo,
     timeout: Duration,
     location: &str,
+    ui: &crate::printer::Printer,
 ) -> Result<LocalLock, StateError> {
     let deadline = Instant::now() + timeout;
-    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout);
+    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout, ui);
     loop {
         match try_acquire(path, &info)? {
             Attempt::Acquired { took_over } => {

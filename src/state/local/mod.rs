@@ -107,8 +107,10 @@ impl StateBackend for LocalBackend {
         &self,
         info: LockInfo,
         timeout: Duration,
+        ui: &crate::printer::Printer,
     ) -> Result<Box<dyn StateLock>, StateError> {
-        let lock = lockfile::acquire(&self.lock_path(), info, timeout, &self.location()).await?;
+        let lock =
+            lockfile::acquire(&self.lock_path(), info, timeout, &self.location(), ui).await?;
         Ok(Box::new(lock))
     }
 

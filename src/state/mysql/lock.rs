@@ -166,6 +166,7 @@ pub async fn acquire(
     backend: &MysqlBackend,
     mut info: LockInfo,
     timeout: Duration,
+    ui: &crate::printer::Printer,
 ) -> Result<MysqlLock, StateError> {
     // This lock is the connection's (it ends with it), never judged by pid or boot: the
     // record keeps no boot id or start time.
@@ -176,7 +177,7 @@ pub async fn acquire(
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));
     let mut conn = backend.connect_with(opts.into()).await?;
     let deadline = Instant::now() + timeout;
-    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout);
+    let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout, ui);
     loop {
         // In slices, so that a long --lock-timeout says what it waits for.
         let wait = deadline

@@ -288,8 +288,9 @@ impl StateBackend for MysqlBackend {
         &self,
         info: LockInfo,
         timeout: Duration,
+        ui: &crate::printer::Printer,
     ) -> Result<Box<dyn StateLock>, StateError> {
-        Ok(Box::new(lock::acquire(self, info, timeout).await?))
+        Ok(Box::new(lock::acquire(self, info, timeout, ui).await?))
     }
 
     async fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {

@@ -15,3 +15,8 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A printer whose output the test does not look at (it is captured, never on the terminal).
+pub(crate) fn ui() -> skyplan::printer::Printer {
+    skyplan::printer::Printer::captured().0
+}
