@@ -23,21 +23,21 @@ static CONTEXT: Mutex<Context> = Mutex::new(Context {
 });
 
 /// This run's topology file, as the user gave it.
-pub fn set_file(path: &Path) {
+pub(crate) fn set_file(path: &Path) {
     if let Ok(mut c) = CONTEXT.lock() {
         c.file = Some(path.display().to_string());
     }
 }
 
 /// This run's `-chdir=DIR`.
-pub fn set_chdir(dir: &str) {
+pub(crate) fn set_chdir(dir: &str) {
     if let Ok(mut c) = CONTEXT.lock() {
         c.chdir = Some(dir.to_string());
     }
 }
 
 /// `s` with this run's file and `-chdir` added to each hint command in it.
-pub fn complete(s: &str) -> Cow<'_, str> {
+pub(crate) fn complete(s: &str) -> Cow<'_, str> {
     let Ok(c) = CONTEXT.lock() else {
         return Cow::Borrowed(s);
     };
@@ -268,7 +268,7 @@ fn with_chdir(command: &str, chdir: Option<&str>, words: &[&str]) -> String {
 }
 
 /// `skyplan`, with this run's `-chdir`: for a command printed whole (not in backquotes).
-pub fn program() -> String {
+pub(crate) fn program() -> String {
     match CONTEXT.lock().ok().and_then(|c| c.chdir.clone()) {
         Some(d) => format!("skyplan -chdir={}", quoted(&d)),
         None => "skyplan".to_string(),

@@ -8,8 +8,8 @@
 
 pub mod apply;
 pub mod cli;
-pub mod hints;
-pub mod ops;
+pub(crate) mod hints;
+pub(crate) mod ops;
 pub mod plan;
 pub mod printer;
 pub mod refresh;

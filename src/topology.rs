@@ -48,7 +48,10 @@ mod tests {
     fn a_workspace_reads_its_topology_file_once() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("skyplan.toml");
-        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/global-replication.toml");
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/global-replication.toml"
+        );
         std::fs::copy(example, &file).unwrap();
         let before = READS.with(|n| n.get());
         let ws = crate::ops::Workspace::load(&file, None).unwrap();

@@ -17,7 +17,7 @@ use crate::plan::{Action, ActionId, Plan};
 
 /// Writes events as lines to `out` (the printer's stdout stream in the binary, a buffer in
 /// tests).
-pub struct JsonEvents {
+pub(crate) struct JsonEvents {
     out: Mutex<Box<dyn Write + Send>>,
     tally: Mutex<Tally>,
     /// Each action's address, and the last status sent for it (only changes are events).
@@ -25,7 +25,7 @@ pub struct JsonEvents {
 }
 
 impl JsonEvents {
-    pub fn to(out: Box<dyn Write + Send>) -> JsonEvents {
+    pub(crate) fn to(out: Box<dyn Write + Send>) -> JsonEvents {
         JsonEvents {
             out: Mutex::new(out),
             tally: Mutex::new(Tally::default()),
@@ -49,12 +49,12 @@ impl JsonEvents {
     }
 
     /// The plan about to be applied (the same JSON as `plan --json`).
-    pub fn plan(&self, plan: &Plan) {
+    pub(crate) fn plan(&self, plan: &Plan) {
         self.emit("plan", json!({ "plan": plan }));
     }
 
     /// How the apply ended.
-    pub fn summary(&self, plan: &Plan, report: &Report, api_calls: u64) {
+    pub(crate) fn summary(&self, plan: &Plan, report: &Report, api_calls: u64) {
         let addresses = |ids: &mut dyn Iterator<Item = ActionId>| -> Vec<String> {
             ids.filter_map(|id| plan.actions.get(id).map(|a| a.address.clone()))
                 .collect()
@@ -81,7 +81,7 @@ impl JsonEvents {
     }
 
     /// An error that ends the command (also printed on stderr as usual).
-    pub fn diagnostic(&self, message: &str) {
+    pub(crate) fn diagnostic(&self, message: &str) {
         self.emit(
             "diagnostic",
             json!({ "severity": "error", "message": message }),
@@ -180,7 +180,7 @@ impl Progress for JsonEvents {
 }
 
 /// Reports to several printers: the human progress on stderr and the events on stdout.
-pub struct Tee(pub Vec<Arc<dyn Progress>>);
+pub(crate) struct Tee(pub Vec<Arc<dyn Progress>>);
 
 impl Progress for Tee {
     fn begin(&self, actions: &[Action]) {

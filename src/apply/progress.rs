@@ -42,7 +42,7 @@ pub trait Progress: Send + Sync {
 }
 
 /// Reports nothing.
-pub struct Silent;
+pub(crate) struct Silent;
 
 impl Progress for Silent {
     fn started(&self, _: &Action) {}
@@ -53,12 +53,12 @@ impl Progress for Silent {
 
 /// How long a running step may go without a line in the plain log before a heartbeat says it
 /// is still at it.
-pub const HEARTBEAT: Duration = Duration::from_secs(30);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// The plain log's memory of each running step: what it last said and when. It decides which
 /// lines to print and does no I/O; the time is passed in, so it is tested with a fake clock.
 #[derive(Debug, Default)]
-pub struct LogBook {
+pub(crate) struct LogBook {
     steps: HashMap<ActionId, StepLog>,
 }
 
@@ -73,7 +73,7 @@ struct StepLog {
 }
 
 impl LogBook {
-    pub fn started(&mut self, id: ActionId, address: &str, now: Instant) {
+    pub(crate) fn started(&mut self, id: ActionId, address: &str, now: Instant) {
         self.steps.insert(
             id,
             StepLog {
@@ -87,7 +87,7 @@ impl LogBook {
 
     /// The line to print for this status: it when it is new, a heartbeat when it repeats the
     /// last one and the step has been quiet for [`HEARTBEAT`], else nothing.
-    pub fn status(&mut self, id: ActionId, msg: &str, now: Instant) -> Option<String> {
+    pub(crate) fn status(&mut self, id: ActionId, msg: &str, now: Instant) -> Option<String> {
         // A status of a step not started here (work outside the executor) is logged as well.
         let step = self.steps.entry(id).or_insert_with(|| StepLog {
             address: String::new(),
@@ -104,7 +104,7 @@ impl LogBook {
     }
 
     /// The heartbeats due at `now`, in action order.
-    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+    pub(crate) fn tick(&mut self, now: Instant) -> Vec<String> {
         let mut ids: Vec<&ActionId> = self.steps.keys().collect();
         ids.sort_unstable();
         let ids: Vec<ActionId> = ids.into_iter().copied().collect();
@@ -114,7 +114,7 @@ impl LogBook {
     }
 
     /// The step is over: forget it (its final line is the caller's).
-    pub fn finished(&mut self, id: ActionId) {
+    pub(crate) fn finished(&mut self, id: ActionId) {
         self.steps.remove(&id);
     }
 }
@@ -144,22 +144,22 @@ impl StepLog {
 /// and the time left the critical path of what is not done, by the plan's estimates
 /// ([`crate::plan::estimate::remaining`]). No I/O; the time is passed in.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     actions: Vec<Action>,
     done: std::collections::HashSet<ActionId>,
     running: HashMap<ActionId, Instant>,
 }
 
 impl Tally {
-    pub fn begin(&mut self, actions: &[Action]) {
+    pub(crate) fn begin(&mut self, actions: &[Action]) {
         self.actions = actions.to_vec();
     }
-    pub fn started(&mut self, id: ActionId, now: Instant) {
+    pub(crate) fn started(&mut self, id: ActionId, now: Instant) {
         self.running.insert(id, now);
     }
     /// The step ended (done or not): `[k/n, ~T left]`, or `[k/n]` at the end or without
     /// estimates.
-    pub fn finished(&mut self, id: ActionId, now: Instant) -> String {
+    pub(crate) fn finished(&mut self, id: ActionId, now: Instant) -> String {
         self.running.remove(&id);
         self.done.insert(id);
         let (k, n) = self.count();
@@ -169,11 +169,11 @@ impl Tally {
         }
     }
     /// Steps finished, and steps in all.
-    pub fn count(&self) -> (usize, usize) {
+    pub(crate) fn count(&self) -> (usize, usize) {
         (self.done.len(), self.actions.len().max(self.done.len()))
     }
     /// What the estimates leave, in ms (None without estimates).
-    pub fn left(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn left(&self, now: Instant) -> Option<u64> {
         if self.actions.iter().all(|a| a.estimated_ms.is_none()) {
             return None;
         }
@@ -191,7 +191,7 @@ impl Tally {
 }
 
 /// Whole seconds as a person reads them: `45s`, `2m05s`, `1h02m`.
-pub fn clock(d: Duration) -> String {
+pub(crate) fn clock(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..=59 => format!("{s}s"),
@@ -201,7 +201,7 @@ pub fn clock(d: Duration) -> String {
 }
 
 /// Timestamped lines, for a log read afterwards (see [`LogBook`]).
-pub struct Lines {
+pub(crate) struct Lines {
     out: crate::printer::Stream,
     book: Mutex<LogBook>,
     tally: Mutex<Tally>,
@@ -209,7 +209,7 @@ pub struct Lines {
 
 impl Lines {
     /// Lines on `out`: the printer's stderr stream ([`crate::printer::Printer::err_stream`]).
-    pub fn new(out: crate::printer::Stream) -> Lines {
+    pub(crate) fn new(out: crate::printer::Stream) -> Lines {
         Lines {
             out,
             book: Mutex::new(LogBook::default()),
@@ -288,14 +288,14 @@ impl Progress for Lines {
 
 /// Live spinners on a terminal: indicatif draws them on stderr itself (chosen only when the
 /// printer's stderr is a terminal).
-pub struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<ActionId, ProgressBar>>,
     tally: Mutex<Tally>,
 }
 
 impl Bars {
-    pub fn new() -> Bars {
+    pub(crate) fn new() -> Bars {
         Bars::with_target(ProgressDrawTarget::stderr())
     }
 
@@ -380,7 +380,7 @@ impl Progress for Bars {
     }
 }
 
-pub fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 

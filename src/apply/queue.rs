@@ -2,11 +2,11 @@
 //! `DependencyQueue`): an action becomes ready the moment its last dependency finishes, and
 //! at most one action at a time mutates a given service.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 /// Nodes are plan action ids (0..n); `deps[i]` are the ids `i` waits for.
 #[derive(Debug)]
-pub struct DependencyQueue {
+pub(crate) struct DependencyQueue {
     pending_deps: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     /// Services each node mutates.
@@ -21,7 +21,7 @@ pub struct DependencyQueue {
 }
 
 impl DependencyQueue {
-    pub fn new(deps: &[Vec<usize>], services: Vec<Vec<String>>) -> DependencyQueue {
+    pub(crate) fn new(deps: &[Vec<usize>], services: Vec<Vec<String>>) -> DependencyQueue {
         let n = deps.len();
         let mut dependents = vec![Vec::new(); n];
         for (i, ds) in deps.iter().enumerate() {
@@ -46,7 +46,7 @@ impl DependencyQueue {
 
     /// The next ready node whose services are free, marked running. None when nothing can
     /// start now (everything is waiting on a dependency or a busy service).
-    pub fn dequeue(&mut self) -> Option<usize> {
+    pub(crate) fn dequeue(&mut self) -> Option<usize> {
         let pick = self
             .ready
             .iter()
@@ -61,7 +61,7 @@ impl DependencyQueue {
     }
 
     /// Mark `node` finished successfully: its dependents whose last dependency it was become ready.
-    pub fn finish(&mut self, node: usize) {
+    pub(crate) fn finish(&mut self, node: usize) {
         self.release(node);
         self.done.insert(node);
         for j in self.dependents[node].clone() {
@@ -73,7 +73,7 @@ impl DependencyQueue {
     }
 
     /// Mark `node` failed: its dependents never become ready.
-    pub fn fail(&mut self, node: usize) {
+    pub(crate) fn fail(&mut self, node: usize) {
         self.release(node);
         self.failed.insert(node);
     }
@@ -85,35 +85,19 @@ impl DependencyQueue {
         }
     }
 
-    pub fn running(&self) -> usize {
-        self.running.len()
-    }
-
-    pub fn is_finished(&self) -> bool {
+    #[cfg(test)]
+    fn is_finished(&self) -> bool {
         self.done.len() == self.total
     }
 
     /// Nodes that did not run (blocked by a failure or never started), in id order.
-    pub fn not_started(&self) -> Vec<usize> {
+    pub(crate) fn not_started(&self) -> Vec<usize> {
         (0..self.total)
             .filter(|i| {
                 !self.done.contains(i) && !self.failed.contains(i) && !self.running.contains(i)
             })
             .collect()
     }
-
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
-    }
-}
-
-/// Group the queue's per-node service lists from any iterator of (node, services).
-pub fn services_by_node(
-    n: usize,
-    list: impl IntoIterator<Item = (usize, Vec<String>)>,
-) -> Vec<Vec<String>> {
-    let mut m: HashMap<usize, Vec<String>> = list.into_iter().collect();
-    (0..n).map(|i| m.remove(&i).unwrap_or_default()).collect()
 }
 
 #[cfg(test)]

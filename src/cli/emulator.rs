@@ -11,13 +11,13 @@ use std::time::Duration;
 use skyplan_emulator::{self as emulator, ServeOptions};
 
 #[derive(Debug, Args)]
-pub struct EmulatorArgs {
+pub(crate) struct EmulatorArgs {
     #[command(subcommand)]
     pub command: EmulatorCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum EmulatorCommand {
+pub(crate) enum EmulatorCommand {
     /// Run the emulator in the foreground (Ctrl-C stops it and its databases).
     Serve(ServeArgs),
     /// Start the emulator in the background, or reuse the one already running; prints the
@@ -33,14 +33,14 @@ pub enum EmulatorCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct DirArgs {
+pub(crate) struct DirArgs {
     /// Data directory [env: SKYPLAN_EMULATOR_DIR] [default: $XDG_STATE_HOME/skyplan/emulator]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub dir: DirArgs,
     /// Fraction (0-1) of API requests answered with an injected 500/502/503 or 429 [default: 0]
@@ -68,7 +68,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub dir: DirArgs,
     /// Print {"endpoint", "api_key", "pid", "dir", "ca_cert"} as JSON.
@@ -77,7 +77,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct OutageArgs {
+pub(crate) struct OutageArgs {
     #[command(flatten)]
     pub dir: DirArgs,
     /// The service, by id or by name.
@@ -95,7 +95,7 @@ pub struct OutageArgs {
 
 /// How an unreachable region answers (`--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutageMode {
+pub(crate) enum OutageMode {
     /// 503 Service Unavailable at once.
     Errors,
     /// No answer for 30 s, then 504 Gateway Timeout.

@@ -11,7 +11,7 @@ mod args;
 mod common;
 mod completions;
 mod destroy;
-pub mod emulator;
+pub(crate) mod emulator;
 mod force_unlock;
 mod graph;
 mod import;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use super::common::{lock_timeout, topology_path};
 use crate::ops::ExitStatus;
 use crate::ops::{self, PlanOptions};
-use crate::plan::{planfile, render};
+use crate::plan::render;
 use crate::printer::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -106,7 +106,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
         Format::Text => ui.out_text(&render::render(&plan, ui.colors)),
     }
     if let Some(out) = &args.out {
-        planfile::save(&plan, out)
+        crate::plan::saved::save(&plan, out)
             .with_context(|| format!("saving the plan to {}", out.display()))?;
         ui.info(&format!(
             "\nSaved the plan to {}. To carry out exactly these actions, run:\n  {} apply {}",

@@ -16,7 +16,7 @@ use crate::plan::{planfile, render, ActionKind, Plan};
 use crate::printer::Printer;
 use crate::state::State;
 
-pub struct ExecuteOptions {
+pub(crate) struct ExecuteOptions {
     pub auto_approve: bool,
     pub parallelism: usize,
     pub lock_timeout: Duration,
@@ -30,7 +30,7 @@ pub struct ExecuteOptions {
 
 /// How an apply (or destroy) ended, for the CLI to turn into an exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplyOutcome {
+pub(crate) enum ApplyOutcome {
     /// The plan had no actions: nothing was asked, nothing changed.
     NothingToDo,
     /// Every action is done.
@@ -55,7 +55,7 @@ impl From<ApplyOutcome> for ExitStatus {
 }
 
 /// Lock, (re)plan or check the saved plan, confirm, run, report.
-pub async fn execute(
+pub(crate) async fn execute(
     ws: &Workspace,
     saved: Option<Plan>,
     ui: &Printer,
@@ -521,7 +521,7 @@ fn print_outputs(ui: &Printer, state: &State, topology: &crate::topology::Topolo
 /// `plan --refresh-only`: show drift, then (after confirmation) record reality in the state
 /// without touching anything remote.
 /// How `plan --refresh-only` runs.
-pub struct RefreshOnlyOptions {
+pub(crate) struct RefreshOnlyOptions {
     pub auto_approve: bool,
     pub lock_timeout: Duration,
     pub parallelism: usize,
@@ -531,7 +531,7 @@ pub struct RefreshOnlyOptions {
     pub detailed_exitcode: bool,
 }
 
-pub async fn refresh_only(
+pub(crate) async fn refresh_only(
     ws: &Workspace,
     ui: &Printer,
     opts: RefreshOnlyOptions,

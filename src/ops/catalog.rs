@@ -14,7 +14,7 @@ use crate::topology::Topology;
 use super::Workspace;
 
 /// Read the catalog (one listing per kind, every page).
-pub async fn read(remote: &Remote) -> Result<Catalog> {
+pub(crate) async fn read(remote: &Remote) -> Result<Catalog> {
     let client = &remote.client;
     let regions: Vec<Region> = client.list_offering("regions", &[]).await?;
     let sizes: Vec<Size> = client.list_offering("sizes", &[]).await?;
@@ -43,7 +43,7 @@ pub async fn read(remote: &Remote) -> Result<Catalog> {
 
 /// Check the workspace's topology against the cloud's catalog (see [`check_file`]), its
 /// server variables against the variables refresh read (`config_vars`).
-pub async fn check(
+pub(crate) async fn check(
     ws: &Workspace,
     remote: &Remote,
     observed: &crate::observed::Observed,
@@ -56,7 +56,7 @@ pub async fn check(
 /// Check `topology` (loaded from `file`, whose text is `text`) against the cloud's catalog;
 /// every problem is reported, located in the file. A cloud that publishes no catalog (404) is
 /// not checked: `Ok(false)`.
-pub async fn check_file(
+pub(crate) async fn check_file(
     file: &Path,
     text: &str,
     topology: &Topology,

@@ -14,12 +14,12 @@ use crate::plan::render;
 use crate::printer::Printer;
 use crate::state::{LockInfo, LockInfoExt, ServiceRecord};
 
-pub struct ImportOptions {
+pub(crate) struct ImportOptions {
     pub lock_timeout: Duration,
     pub parallelism: usize,
 }
 
-pub async fn import(
+pub(crate) async fn import(
     ws: &Workspace,
     address: &str,
     service_id: &str,

@@ -16,7 +16,7 @@ use crate::state::{LockInfo, LockInfoExt, StateBackend};
 /// The lock is released when `work` ends, with an error or not; a failed release is printed,
 /// not returned, so it never hides the work's own result. (If the process dies instead, the
 /// next run finds the lock stale: its pid is gone.)
-pub async fn with_lock<T>(
+pub(crate) async fn with_lock<T>(
     backend: &dyn StateBackend,
     timeout: Duration,
     ui: &Printer,

@@ -4,15 +4,15 @@
 //! layer wires it to the edges (`remote`, `refresh`, `state`, `apply`) and prints through the
 //! [`Printer`](crate::printer::Printer).
 
-pub mod apply;
-pub mod catalog;
-pub mod import;
+pub(crate) mod apply;
+pub(crate) mod catalog;
+pub(crate) mod import;
 mod lock;
-pub mod output;
-pub mod state_edit;
-pub mod verify;
+pub(crate) mod output;
+pub(crate) mod state_edit;
+pub(crate) mod verify;
 
-pub use lock::with_lock;
+pub(crate) use lock::with_lock;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use crate::topology::Topology;
 /// How a command ended. The CLI turns it into the process's exit code in one place
 /// ([`ExitStatus::code`], Terraform's habits), so no layer below spells a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
+pub(crate) enum ExitStatus {
     /// 0: done, or nothing to do.
     Success,
     /// 1: an error was reported, the work failed or was cancelled. Usage errors too: 2 only
@@ -42,7 +42,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The process exit code.
-    pub fn code(self) -> i32 {
+    pub(crate) fn code(self) -> i32 {
         match self {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
@@ -53,7 +53,7 @@ impl ExitStatus {
 }
 
 /// A topology file and the state backend it uses.
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub file: PathBuf,
     pub topology: Topology,
     pub topology_sha256: String,
@@ -66,7 +66,7 @@ pub struct Workspace {
 
 impl Workspace {
     /// Load and validate the topology; open (not read) its state backend.
-    pub fn load(file: &Path, backend_override: Option<&str>) -> Result<Workspace> {
+    pub(crate) fn load(file: &Path, backend_override: Option<&str>) -> Result<Workspace> {
         let bytes = crate::topology::read(file)?;
         Workspace::from_bytes(file, bytes, backend_override)
     }
@@ -74,7 +74,7 @@ impl Workspace {
     /// [`Workspace::load`] of a topology file already read (`apply` reads its argument once
     /// to tell a saved plan from a topology): the file is read once per command, so what is
     /// validated, hashed and planned is one and the same content.
-    pub fn from_bytes(
+    pub(crate) fn from_bytes(
         file: &Path,
         bytes: Vec<u8>,
         backend_override: Option<&str>,
@@ -110,7 +110,7 @@ impl Workspace {
     }
 
     /// The stored state, or a new empty one (not yet written) when there is none.
-    pub async fn read_state(&self) -> Result<State> {
+    pub(crate) async fn read_state(&self) -> Result<State> {
         Ok(self
             .backend
             .read()
@@ -119,7 +119,7 @@ impl Workspace {
     }
 }
 
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     pub refresh: bool,
     pub destroy: bool,
     pub parallelism: usize,
@@ -129,7 +129,7 @@ pub struct PlanOptions {
 
 /// Connect to the topology's cloud, refusing a state that records another one (before
 /// anything is read from it or planned).
-pub async fn connect(
+pub(crate) async fn connect(
     ws: &Workspace,
     state: &State,
     ui: &crate::printer::Printer,
@@ -143,7 +143,7 @@ pub async fn connect(
 }
 
 /// Refresh (unless told not to) and plan.
-pub async fn plan(
+pub(crate) async fn plan(
     ws: &Workspace,
     opts: &PlanOptions,
     ui: &crate::printer::Printer,
@@ -171,7 +171,7 @@ pub async fn plan(
     Ok((plan, state))
 }
 
-pub fn plan_from(
+pub(crate) fn plan_from(
     ws: &Workspace,
     state: &State,
     observed: &Observed,
@@ -208,13 +208,13 @@ fn estimate_base(ws: &Workspace) -> plan::estimate::Base {
     plan::estimate::Base::Emulator { op_seconds }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A human summary of a state (for `skyplan show`).
-pub fn describe_state(state: &State, location: &str) -> String {
+pub(crate) fn describe_state(state: &State, location: &str) -> String {
     let mut s = String::new();
     let r = &state.resources;
     let _ = writeln!(

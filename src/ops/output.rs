@@ -17,11 +17,11 @@ use crate::state::State;
 use crate::topology::Topology;
 
 /// Version of the `output --json` document.
-pub const OUTPUT_FORMAT_VERSION: u32 = 1;
+pub(crate) const OUTPUT_FORMAT_VERSION: u32 = 1;
 
 /// The `output --json` document.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outputs {
+pub(crate) struct Outputs {
     pub format_version: u32,
     /// Keyed by the topology key.
     pub services: BTreeMap<String, ServiceOutput>,
@@ -33,7 +33,7 @@ pub struct Outputs {
 
 /// A backup skyplan took.
 #[derive(Debug, Clone, Serialize)]
-pub struct BackupOutput {
+pub(crate) struct BackupOutput {
     /// `backup_made.SOURCE.ID`, as `state list` names it.
     pub address: String,
     pub id: String,
@@ -44,7 +44,7 @@ pub struct BackupOutput {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ServiceOutput {
+pub(crate) struct ServiceOutput {
     /// `service.KEY`, as plans and `state list` name it.
     pub address: String,
     pub name: String,
@@ -68,7 +68,7 @@ pub struct ServiceOutput {
 /// Writes go to the primary; a replica is read-only for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub(crate) enum Role {
     Primary,
     Replica,
 }
@@ -76,7 +76,7 @@ pub enum Role {
 /// Where the credentials that work on a service come from: after a restore, a service accepts
 /// its source's credentials only.
 #[derive(Debug, Clone, Serialize)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// Key of the service whose credentials work here (itself, or the one it was restored from).
     pub from: String,
     /// That service's id; null when the state no longer records it.
@@ -87,7 +87,7 @@ pub struct Credentials {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReplicationOutput {
+pub(crate) struct ReplicationOutput {
     /// Key of the source service.
     pub source: String,
     pub host: String,
@@ -99,7 +99,7 @@ pub struct ReplicationOutput {
 
 /// The outputs of every service `state` manages; with `only`, of that key alone (an error
 /// naming the managed keys when it is not one).
-pub fn outputs(state: &State, topology: &Topology, only: Option<&str>) -> Result<Outputs> {
+pub(crate) fn outputs(state: &State, topology: &Topology, only: Option<&str>) -> Result<Outputs> {
     let services = &state.resources.services;
     if let Some(key) = only {
         if !services.contains_key(key) {
@@ -187,7 +187,7 @@ fn service_output(state: &State, topology: &Topology, key: &str) -> ServiceOutpu
 }
 
 /// The outputs for a terminal: a block per service.
-pub fn render(o: &Outputs) -> String {
+pub(crate) fn render(o: &Outputs) -> String {
     let mut s = String::from("Outputs:\n");
     for (key, svc) in &o.services {
         let endpoint = match (&svc.host, svc.port) {

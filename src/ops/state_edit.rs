@@ -14,7 +14,7 @@ use crate::state::address::Record;
 use crate::state::{edit, State};
 
 /// Forget the records `addresses` name (see [`edit::remove`]).
-pub async fn rm(
+pub(crate) async fn rm(
     ws: &Workspace,
     addresses: &[String],
     lock_timeout: Duration,
@@ -96,7 +96,7 @@ fn rm_notes(ws: &Workspace, before: &State, after: &State, removed: &edit::Remov
 
 /// Rename service `from` to `to` (both `service.KEY`) and every record naming it (see
 /// [`edit::rename_service`]).
-pub async fn mv(
+pub(crate) async fn mv(
     ws: &Workspace,
     from: &str,
     to: &str,

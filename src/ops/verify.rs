@@ -30,19 +30,23 @@ use crate::remote::Remote;
 use crate::sql::SqlConn;
 use crate::state::State;
 
-pub struct VerifyOptions {
+pub(crate) struct VerifyOptions {
     /// How long each wait for a replica to reach its source's position may take.
     pub timeout: Duration,
 }
 
-pub enum VerifyOutcome {
+pub(crate) enum VerifyOutcome {
     /// The topology has no replication links.
     NoLinks,
     Report(VerifyReport),
 }
 
 /// Verify every link of the workspace's topology.
-pub async fn verify(ws: &Workspace, ui: &Printer, opts: &VerifyOptions) -> Result<VerifyOutcome> {
+pub(crate) async fn verify(
+    ws: &Workspace,
+    ui: &Printer,
+    opts: &VerifyOptions,
+) -> Result<VerifyOutcome> {
     let links = verify::links(&ws.topology);
     if links.is_empty() {
         return Ok(VerifyOutcome::NoLinks);

@@ -1,7 +1,7 @@
 //! The plan: built by the pure core (`skyplan_core::plan`, re-exported here); this module adds
-//! saving and loading plan files.
+//! writing plan files.
 
-pub mod planfile;
+pub(crate) mod saved;
 
 pub use skyplan_core::plan::*;
 pub use skyplan_core::plan::{action, diff, drift, graph, render};

@@ -2,8 +2,8 @@
 //! reqwest (retries, waits, pending-state handling) by `client` and `operations`.
 
 pub mod client;
-pub mod configs;
+pub(crate) mod configs;
 pub mod error;
-pub mod operations;
+pub(crate) mod operations;
 
 pub use skyplan_api::{request, retry, secret, types};

@@ -456,7 +456,7 @@ pub(super) fn is_client_error(e: &SkysqlError) -> bool {
 }
 
 /// `1.2.3.4` and `1.2.3.4/32` are the same entry.
-pub use skyplan_api::cidr::same as same_address;
+pub(crate) use skyplan_api::cidr::same as same_address;
 
 fn pagination_error(req: &ApiRequest, pages: u32) -> SkysqlError {
     SkysqlError::Pagination {

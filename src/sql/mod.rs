@@ -12,16 +12,16 @@
 //! roles.rs       read_only for clients, fencing (ending client sessions)
 //! ```
 
-pub mod conn;
-pub mod connect;
-pub mod error;
-pub mod grant;
+pub(crate) mod conn;
+pub(crate) mod connect;
+pub(crate) mod error;
+pub(crate) mod grant;
 pub mod gtids;
-pub mod procedures;
-pub mod roles;
-pub mod status;
-pub mod variables;
-pub mod verify;
+pub(crate) mod procedures;
+pub(crate) mod roles;
+pub(crate) mod status;
+pub(crate) mod variables;
+pub(crate) mod verify;
 
 pub use conn::SqlConn;
 pub use connect::{connect, connect_with_timeout, SqlTarget, TlsMode, DEFAULT_CONNECT_TIMEOUT};

@@ -9,7 +9,7 @@ use super::SqlConn;
 use crate::observed::ObservedReplication;
 
 /// The column of `change_external_primary_gtid`'s result that holds the GRANT.
-pub const GRANT_COLUMN: &str = "Run_this_grant_on_your_external_primary";
+pub(crate) const GRANT_COLUMN: &str = "Run_this_grant_on_your_external_primary";
 
 const REPLICATION_STATUS: &str = "CALL sky.replication_status()";
 

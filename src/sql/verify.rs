@@ -11,7 +11,7 @@ use super::status::NamedRow;
 use super::SqlConn;
 
 /// Schemas that hold no user data: the server's own, and SkySQL's `sky`.
-pub const SYSTEM_SCHEMAS: [&str; 5] = [
+pub(crate) const SYSTEM_SCHEMAS: [&str; 5] = [
     "mysql",
     "information_schema",
     "performance_schema",
@@ -23,12 +23,12 @@ pub const SYSTEM_SCHEMAS: [&str; 5] = [
 const ER_NO_SUCH_TABLE: u16 = 1146;
 
 /// `` `name` ``, with backticks inside doubled.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
 /// `` `schema`.`name` ``.
-pub fn quote_table(t: &TableId) -> String {
+pub(crate) fn quote_table(t: &TableId) -> String {
     format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
 }
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-pub use super::{HistoryEntry, LockInfo, Writer};
+pub(crate) use super::{HistoryEntry, LockInfo, Writer};
 use super::{State, StateError};
 use async_trait::async_trait;
 

@@ -7,7 +7,7 @@ use super::LockInfo;
 
 /// What a run waiting for the lock (`--lock-timeout`) says: once when it starts waiting,
 /// naming the holder, then every [`LockWait::EVERY`] — never silence while it waits.
-pub struct LockWait<'a> {
+pub(crate) struct LockWait<'a> {
     ui: &'a crate::printer::Printer,
     started: Instant,
     timeout: Duration,
@@ -17,7 +17,7 @@ pub struct LockWait<'a> {
 impl<'a> LockWait<'a> {
     const EVERY: Duration = Duration::from_secs(10);
 
-    pub fn new(timeout: Duration, ui: &'a crate::printer::Printer) -> LockWait<'a> {
+    pub(crate) fn new(timeout: Duration, ui: &'a crate::printer::Printer) -> LockWait<'a> {
         LockWait {
             ui,
             started: Instant::now(),
@@ -26,7 +26,7 @@ impl<'a> LockWait<'a> {
         }
     }
 
-    pub fn tick(&mut self, holder: Option<&LockInfo>) {
+    pub(crate) fn tick(&mut self, holder: Option<&LockInfo>) {
         let now = Instant::now();
         match self.last {
             None => {

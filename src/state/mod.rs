@@ -5,10 +5,10 @@
 //! `backend` the contract the engine uses; `local` and `mysql` the two places a state can live;
 //! `migrate` moves it between them.
 
-pub mod backend;
+pub(crate) mod backend;
 pub mod local;
-pub mod lock_wait;
-pub mod migrate;
+pub(crate) mod lock_wait;
+pub(crate) mod migrate;
 pub mod mysql;
 
 pub use skyplan_core::state::*;

@@ -10,12 +10,12 @@ use skyplan_api::cidr::Cidr;
 use skyplan_api::types::AllowListItem;
 
 /// Parses `"1.2.3.4"` (a /32) or `"1.2.3.0/24"` ([`Cidr`], shared with skyplan).
-pub fn parse(entry: &str) -> Option<IpNet> {
+pub(crate) fn parse(entry: &str) -> Option<IpNet> {
     Cidr::parse(entry).map(|c| c.net())
 }
 
 /// Checks that an entry is a valid IPv4 address or netblock, as the cloud requires.
-pub fn validate(entry: &str) -> Result<IpNet, String> {
+pub(crate) fn validate(entry: &str) -> Result<IpNet, String> {
     match parse(entry) {
         Some(net @ IpNet::V4(_)) => Ok(net),
         Some(IpNet::V6(_)) => Err(format!("{entry:?} is IPv6; only IPv4 is supported")),
@@ -26,14 +26,14 @@ pub fn validate(entry: &str) -> Result<IpNet, String> {
 }
 
 /// Is `ip` inside any entry of `list`?
-pub fn allows(list: &[AllowListItem], ip: IpAddr) -> bool {
+pub(crate) fn allows(list: &[AllowListItem], ip: IpAddr) -> bool {
     list.iter()
         .filter_map(|item| parse(&item.ip))
         .any(|net| net.contains(&ip))
 }
 
 /// The index of the entry denoting the same network as `entry`.
-pub fn position(list: &[AllowListItem], entry: &IpNet) -> Option<usize> {
+pub(crate) fn position(list: &[AllowListItem], entry: &IpNet) -> Option<usize> {
     list.iter()
         .position(|item| parse(&item.ip).as_ref() == Some(entry))
 }

@@ -14,7 +14,7 @@ use super::outage::{self, OutageMode};
 /// `POST /emulator/v1/services/{id or name}/fail-next`: the next long operation (create, size,
 /// storage, delete, backup, restore) of that service ends `failed`. A name that no service has
 /// yet marks the service that will be created with that name.
-pub async fn fail_next(
+pub(crate) async fn fail_next(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -42,7 +42,7 @@ struct OutageRequest {
 /// (optional; default `errors`): the service's region stops answering (see [`outage`]).
 /// Starting it again changes the mode. 404 for an unknown service, 409 while the service has
 /// an operation running.
-pub async fn start_outage(
+pub(crate) async fn start_outage(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
     body: Bytes,
@@ -67,7 +67,7 @@ pub async fn start_outage(
 
 /// `DELETE /emulator/v1/services/{id or name}/outage`: the outage ends; the service's database
 /// is back with its data and the API answers for it again. Without an outage: nothing to do.
-pub async fn end_outage(
+pub(crate) async fn end_outage(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -78,7 +78,7 @@ pub async fn end_outage(
 }
 
 /// `GET /emulator/v1/status`: liveness and a summary (no secrets).
-pub async fn status(State(app): State<Arc<App>>) -> Json<Value> {
+pub(crate) async fn status(State(app): State<Arc<App>>) -> Json<Value> {
     let services = app.store.read(|s| s.services.len());
     Json(json!({
         "pid": std::process::id(),

@@ -19,7 +19,7 @@ use super::{ids, ops};
 
 type Api<T> = Result<T, ApiError>;
 
-pub async fn create_schedule(
+pub(crate) async fn create_schedule(
     State(app): State<Arc<App>>,
     Body(req): Body<BackupScheduleRequest>,
 ) -> Api<Json<BackupScheduleResponse>> {
@@ -92,7 +92,7 @@ pub async fn create_schedule(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     page: Option<usize>,
     page_size: Option<usize>,
     order: Option<String>,
@@ -124,7 +124,7 @@ fn paginate<T: Clone>(mut items: Vec<T>, q: &PageQuery) -> Api<(Vec<T>, i64, i64
     Ok((items[start..end].to_vec(), total as i64, pages as i64))
 }
 
-pub async fn list_backups(
+pub(crate) async fn list_backups(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<Json<PagedBackupsResponse>> {
@@ -159,7 +159,7 @@ pub async fn list_backups(
     }))
 }
 
-pub async fn list_schedules(
+pub(crate) async fn list_schedules(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<Json<PagedBackupSchedulesResponse>> {
@@ -179,7 +179,7 @@ pub async fn list_schedules(
     }))
 }
 
-pub async fn create_restore(
+pub(crate) async fn create_restore(
     State(app): State<Arc<App>>,
     Body(req): Body<RestoreRequest>,
 ) -> Api<Json<RestoreResponse>> {
@@ -242,7 +242,7 @@ pub async fn create_restore(
     Ok(Json(restore))
 }
 
-pub async fn list_restores(
+pub(crate) async fn list_restores(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<Json<PagedRestoresResponse>> {
@@ -262,7 +262,7 @@ pub async fn list_restores(
     }))
 }
 
-pub async fn get_restore(
+pub(crate) async fn get_restore(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Api<Json<RestoreResponse>> {

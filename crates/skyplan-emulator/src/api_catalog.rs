@@ -61,16 +61,16 @@ fn one_of<'a>(q: &'a Params, name: &str, valid: &[&str]) -> Result<Option<&'a st
     }
 }
 
-pub async fn providers(q: Params) -> Paged {
+pub(crate) async fn providers(q: Params) -> Paged {
     paged(&q, catalog::providers_json())
 }
 
-pub async fn regions(q: Params) -> Paged {
+pub(crate) async fn regions(q: Params) -> Paged {
     let provider = one_of(&q, "provider", catalog::PROVIDERS)?;
     paged(&q, catalog::regions_json(provider))
 }
 
-pub async fn zones(Path(region): Path<String>, q: Params) -> Paged {
+pub(crate) async fn zones(Path(region): Path<String>, q: Params) -> Paged {
     let provider = match one_of(&q, "provider", catalog::PROVIDERS)? {
         Some(p) => p,
         None => catalog::PROVIDERS
@@ -87,7 +87,7 @@ pub async fn zones(Path(region): Path<String>, q: Params) -> Paged {
     paged(&q, catalog::zones_json(provider, &region))
 }
 
-pub async fn sizes(q: Params) -> Paged {
+pub(crate) async fn sizes(q: Params) -> Paged {
     let provider = one_of(&q, "provider", catalog::PROVIDERS)?;
     let architecture = one_of(&q, "architecture", catalog::ARCHITECTURES)?;
     let sizes = catalog::sizes_json(
@@ -98,14 +98,14 @@ pub async fn sizes(q: Params) -> Paged {
     paged(&q, sizes)
 }
 
-pub async fn versions(q: Params) -> Paged {
+pub(crate) async fn versions(q: Params) -> Paged {
     paged(
         &q,
         catalog::versions_json(q.get("topology").map(String::as_str)),
     )
 }
 
-pub async fn topologies(q: Params) -> Paged {
+pub(crate) async fn topologies(q: Params) -> Paged {
     paged(
         &q,
         catalog::topologies_json(q.get("service_type").map(String::as_str)),

@@ -35,7 +35,7 @@ const NAME_MAX: usize = 100;
 
 /// Filters of `GET /configs` besides paging.
 #[derive(Debug, Deserialize)]
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     /// Also the cloud's own default configurations: the emulator has none, so it changes
     /// nothing (but must be a boolean).
     #[serde(rename = "include_default")]
@@ -43,7 +43,7 @@ pub struct ListFilter {
 }
 
 /// `GET /provisioning/v1/configs` (200): in creation order, paged like the service list.
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
     Query(_filter): Query<ListFilter>,
@@ -60,7 +60,7 @@ pub async fn list(
 
 /// `POST /provisioning/v1/configs` (202): a new, empty configuration for one topology and
 /// release, under a name no other configuration has.
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<Arc<App>>,
     StrictBody(req): StrictBody<CreateConfigRequest>,
 ) -> Api<(StatusCode, Json<Config>)> {
@@ -100,7 +100,7 @@ pub async fn create(
 }
 
 /// `GET /provisioning/v1/configs/{id}` (200), with the ids of the services using it.
-pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<Json<Config>> {
+pub(crate) async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<Json<Config>> {
     app.store
         .read(|s| {
             // The only operation that documents no 404.
@@ -113,7 +113,7 @@ pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<Jso
 }
 
 /// `DELETE /provisioning/v1/configs/{id}` (200); refused while a service uses it.
-pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+pub(crate) async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
     app.store.update(|s| {
         require(s, &id)?;
         let users = s.services_using(&id);
@@ -131,7 +131,7 @@ pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<
 }
 
 /// `PATCH /provisioning/v1/configs/{id}` (204): renames it.
-pub async fn rename(
+pub(crate) async fn rename(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     StrictBody(req): StrictBody<UpdateConfigRequest>,
@@ -150,7 +150,7 @@ pub async fn rename(
 
 /// `GET /provisioning/v1/configs/{id}/values` (202, as the spec has it): the values set, by
 /// config key id, in variable name order.
-pub async fn get_values(
+pub(crate) async fn get_values(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Api<(StatusCode, Json<Vec<ConfigValue>>)> {
@@ -160,7 +160,7 @@ pub async fn get_values(
 
 /// `PUT /provisioning/v1/configs/{id}/values` (202): replaces every value at once; one bad
 /// entry refuses the whole batch. Takes effect at each service's next start.
-pub async fn put_values(
+pub(crate) async fn put_values(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     StrictList(entries): StrictList<ConfigValue>,
@@ -210,7 +210,7 @@ fn batch_entry(entry: &ConfigValue, topology: &str) -> Api<(&'static str, String
 
 /// `POST /provisioning/v1/configs/{id}/values/{variable}` (204): sets one value, checked
 /// against the variable's type and range. Takes effect at each service's next start.
-pub async fn set_value(
+pub(crate) async fn set_value(
     State(app): State<Arc<App>>,
     Path((id, variable)): Path<(String, String)>,
     StrictBody(req): StrictBody<ConfigValueRequest>,
@@ -228,7 +228,7 @@ pub async fn set_value(
 
 /// `DELETE /provisioning/v1/configs/{id}/values/{variable}` (204): back to the server's
 /// default at the next start. Unsetting a value that is not set is no error.
-pub async fn unset_value(
+pub(crate) async fn unset_value(
     State(app): State<Arc<App>>,
     Path((id, variable)): Path<(String, String)>,
 ) -> Api<StatusCode> {
@@ -245,14 +245,14 @@ pub async fn unset_value(
 
 /// Filters of `GET /topologies/{topology}/configs` besides paging.
 #[derive(Debug, Deserialize)]
-pub struct KeysFilter {
+pub(crate) struct KeysFilter {
     version: Option<String>,
 }
 
 /// `GET /provisioning/v1/topologies/{topology}/configs` (200): the variables, in name order
 /// (the same for every release; a `version` filter must still name one). An unknown topology
 /// or version is a 400: the operation documents no 404.
-pub async fn topology_keys(
+pub(crate) async fn topology_keys(
     Path(topology): Path<String>,
     Query(q): Query<PageQuery>,
     Query(filter): Query<KeysFilter>,
@@ -262,7 +262,12 @@ pub async fn topology_keys(
         catalog::release(version, topology).map_err(ApiError::bad_request)?;
     }
     let keys: Vec<(u64, ConfigKey)> = (1u64..)
-        .zip(configs::variables().iter().map(configs::Variable::to_key))
+        .zip(
+            configs::variables()
+                .iter()
+                .copied()
+                .map(configs::Variable::to_key),
+        )
         .collect();
     let (headers, page) = paging::page(keys, |(i, _)| *i, 'k', &q)?;
     Ok((headers, Json(page.into_iter().map(|(_, k)| k).collect())))
@@ -271,7 +276,7 @@ pub async fn topology_keys(
 /// `POST /provisioning/v1/services/{id}/config` (202): attaches a configuration of the
 /// service's topology (replacing any other). The running server is not restarted: the values
 /// apply at its next start.
-pub async fn attach(
+pub(crate) async fn attach(
     State(app): State<Arc<App>>,
     Path(service_id): Path<String>,
     StrictBody(req): StrictBody<ServiceConfigState>,
@@ -300,7 +305,7 @@ pub async fn attach(
 /// `DELETE /provisioning/v1/services/{id}/config` (202): detaches its configuration (the one
 /// detached is answered; `""` when there was none, which is no error, so a retry succeeds).
 /// The server keeps its values until its next start.
-pub async fn detach(
+pub(crate) async fn detach(
     State(app): State<Arc<App>>,
     Path(service_id): Path<String>,
 ) -> Api<(StatusCode, Json<ServiceConfigState>)> {

@@ -79,7 +79,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Builds the full error response for `path`.
-pub fn error_response(status: StatusCode, message: &str, path: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, message: &str, path: &str) -> Response {
     let body = ErrorResponse {
         code: i64::from(status.as_u16()),
         errors: vec![ErrorDetails {
@@ -103,7 +103,7 @@ pub fn error_response(status: StatusCode, message: &str, path: &str) -> Response
 }
 
 /// Middleware: every error answer gets the spec's body.
-pub async fn render_errors(req: Request, next: Next) -> Response {
+pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status();
@@ -140,6 +140,6 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
 }
 
 /// The fallback for unknown routes; [`render_errors`] gives it the error body.
-pub async fn no_route() -> ApiError {
+pub(crate) async fn no_route() -> ApiError {
     ApiError::not_found("no such API path")
 }

@@ -21,7 +21,7 @@ use super::{allowlist, render, FQDN};
 
 type Api<T> = Result<T, ApiError>;
 
-pub async fn get_allowlist(
+pub(crate) async fn get_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Api<Json<Vec<AllowListEndpoint>>> {
@@ -30,7 +30,7 @@ pub async fn get_allowlist(
         .map(Json)
 }
 
-pub async fn put_allowlist(
+pub(crate) async fn put_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     StrictList(items): StrictList<AllowListItem>,
@@ -41,7 +41,7 @@ pub async fn put_allowlist(
     change(&app, &id, |list| *list = items)
 }
 
-pub async fn add_to_allowlist(
+pub(crate) async fn add_to_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<AddAllowListIPAddressRequest>,
@@ -57,7 +57,7 @@ pub async fn add_to_allowlist(
     })
 }
 
-pub async fn delete_from_allowlist(
+pub(crate) async fn delete_from_allowlist(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<DeleteAllowedAddressRequest>,
@@ -85,7 +85,7 @@ fn change(
         .map(Json)
 }
 
-pub async fn credentials(
+pub(crate) async fn credentials(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Api<Json<CredentialsResponse>> {
@@ -100,7 +100,7 @@ pub async fn credentials(
         .map(Json)
 }
 
-pub async fn is_ip_allowed(
+pub(crate) async fn is_ip_allowed(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<IsIpAllowedRequest>,

@@ -19,7 +19,7 @@ use super::{allowlist, catalog, ids, ops, proxy, render};
 
 type Api<T> = Result<T, ApiError>;
 
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<Arc<App>>,
     Body(req): Body<CreateServiceRequest>,
 ) -> Api<(StatusCode, Json<ServiceResponse>)> {
@@ -177,7 +177,7 @@ fn new_record(
 
 /// Pages in creation order; a page token is the creation number of the page's first service,
 /// so pages stay stable when services are deleted in between.
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Query(q): Query<PageQuery>,
 ) -> Api<(HeaderMap, Json<Vec<ServiceResponse>>)> {
@@ -194,7 +194,7 @@ pub async fn list(
     Ok((headers, Json(page.iter().map(render::service).collect())))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Api<Json<ServiceResponse>> {
@@ -203,7 +203,7 @@ pub async fn get(
         .map(Json)
 }
 
-pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+pub(crate) async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
     let fail = app.store.update(|s| {
         let svc = s.require_settled(&id)?;
         svc.status = ServiceStatus::PendingDelete;
@@ -215,7 +215,7 @@ pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<
     Ok(StatusCode::OK)
 }
 
-pub async fn set_size(
+pub(crate) async fn set_size(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<ServiceSizeState>,
@@ -241,7 +241,7 @@ pub async fn set_size(
     Ok((StatusCode::ACCEPTED, Json(req)))
 }
 
-pub async fn set_storage(
+pub(crate) async fn set_storage(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<SetStorageRequest>,
@@ -292,7 +292,7 @@ pub async fn set_storage(
 
 /// `POST …/nodes` (full spec): pending_scale, then ready. Nothing real to scale: the node count
 /// is recorded.
-pub async fn set_nodes(
+pub(crate) async fn set_nodes(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<ServiceNodesState>,
@@ -313,7 +313,7 @@ pub async fn set_nodes(
 }
 
 /// `PATCH …/tags` (full spec): replaces the tags at once; 204 No Content.
-pub async fn set_tags(
+pub(crate) async fn set_tags(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<UpdateServiceTagsRequest>,
@@ -329,18 +329,18 @@ pub async fn set_tags(
 
 /// `POST …/start` (full spec): a stopped service goes `pending_start`, its database starts,
 /// then `ready`. Anything but `stopped` is refused (400), as starting a running service is.
-pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+pub(crate) async fn start(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
     power(&app, id, true)
 }
 
 /// `POST …/stop` (full spec): a ready service goes `pending_stop`, its database stops cleanly
 /// (data kept), then `stopped`. Anything but `ready` is refused (400).
-pub async fn stop(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
+pub(crate) async fn stop(State(app): State<Arc<App>>, Path(id): Path<String>) -> Api<StatusCode> {
     power(&app, id, false)
 }
 
 /// `POST …/power` (full spec, deprecated for `…/start` and `…/stop`): `{"is_active": bool}`.
-pub async fn set_power(
+pub(crate) async fn set_power(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Body(req): Body<PowerState>,

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::api_error::ApiError;
 
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 #[async_trait]
 impl<S, T> FromRequest<S> for Body<T>
@@ -40,7 +40,7 @@ where
 }
 
 /// A JSON object of `T`'s shape and no other field.
-pub struct StrictBody<T>(pub T);
+pub(crate) struct StrictBody<T>(pub T);
 
 #[async_trait]
 impl<S, T> FromRequest<S> for StrictBody<T>
@@ -62,7 +62,7 @@ where
 }
 
 /// A JSON array of objects of `T`'s shape and no other field.
-pub struct StrictList<T>(pub Vec<T>);
+pub(crate) struct StrictList<T>(pub Vec<T>);
 
 #[async_trait]
 impl<S, T> FromRequest<S> for StrictList<T>

@@ -22,7 +22,7 @@ const SECTION: &str = "mysqld";
 
 /// What a variable accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// An integer in `min..=max`; with `size`, also `<n>K|M|G|T` (×1024ⁿ), as my.cnf reads it.
     Int { min: u64, max: u64, size: bool },
     /// A decimal number (`10`, `0.5`) in `min..=max`.
@@ -44,7 +44,7 @@ enum Doc {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Variable {
+pub(crate) struct Variable {
     pub name: &'static str,
     pub kind: Kind,
     pub default: &'static str,
@@ -201,23 +201,23 @@ const VARIABLES: &[Variable] = &[
 ];
 
 /// Every variable, in name order.
-pub fn variables() -> &'static [Variable] {
+pub(crate) fn variables() -> &'static [Variable] {
     VARIABLES
 }
 
 /// The variable called `name` (exact: server variable names are lower case).
-pub fn find(name: &str) -> Option<&'static Variable> {
+pub(crate) fn find(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|v| v.name == name)
 }
 
 /// The variable whose `ConfigKey::id` is `id`.
-pub fn by_key_id(id: &str) -> Option<&'static Variable> {
+pub(crate) fn by_key_id(id: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|v| v.key_id() == id)
 }
 
 /// The variable `name` if a configuration may set it: a 400 message naming it otherwise (with
 /// the nearest name when one is close, and the reason when the cloud manages it).
-pub fn settable(name: &str, topology: &str) -> Result<&'static Variable, String> {
+pub(crate) fn settable(name: &str, topology: &str) -> Result<&'static Variable, String> {
     let Some(v) = find(name) else {
         let hint = skyplan_api::suggest::nearest(name, VARIABLES.iter().map(|v| v.name))
             .map(|n| format!("; did you mean {n:?}?"))
@@ -238,12 +238,12 @@ pub fn settable(name: &str, topology: &str) -> Result<&'static Variable, String>
 impl Variable {
     /// Stable, derived from the name, and distinct from it, so a client cannot mix the two up
     /// unnoticed.
-    pub fn key_id(&self) -> String {
+    pub(crate) fn key_id(&self) -> String {
         format!("server-{}", self.name)
     }
 
     /// `value` as stored and written to my.cnf, or a 400 message saying what is accepted.
-    pub fn normalise(&self, value: &str) -> Result<String, String> {
+    pub(crate) fn normalise(&self, value: &str) -> Result<String, String> {
         let name = self.name;
         let v = value.trim();
         match self.kind {
@@ -287,7 +287,7 @@ impl Variable {
     }
 
     /// The catalog entry (`v1.ConfigKey`).
-    pub fn to_key(&self) -> ConfigKey {
+    pub(crate) fn to_key(self) -> ConfigKey {
         let (minimum_value, maximum_value) = match self.kind {
             Kind::Int { min, max, .. } | Kind::Decimal { min, max } => {
                 (Some(min.to_string()), Some(max.to_string()))
@@ -368,7 +368,7 @@ fn parse_decimal(text: &str) -> Option<f64> {
 /// The server variables service `rec` starts with: the values of its attached configuration,
 /// in name order (none without one). Read at every start of its mariadbd, so a change made
 /// while it runs takes effect at the next start.
-pub fn server_variables(store: &Store, rec: &ServiceRecord) -> Vec<(String, String)> {
+pub(crate) fn server_variables(store: &Store, rec: &ServiceRecord) -> Vec<(String, String)> {
     rec.config_id
         .as_deref()
         .and_then(|id| store.config(id))

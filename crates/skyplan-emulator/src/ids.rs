@@ -5,7 +5,7 @@ use rand::Rng;
 use std::net::Ipv4Addr;
 
 /// A service id like SkySQL's: `dbpgf` followed by 8 digits (uniqueness is the caller's check).
-pub fn service_id() -> String {
+pub(crate) fn service_id() -> String {
     format!(
         "dbpgf{:08}",
         rand::thread_rng().gen_range(0..100_000_000u32)
@@ -14,18 +14,18 @@ pub fn service_id() -> String {
 
 /// A custom configuration's id, shaped like a service's: `cfg` followed by 8 digits
 /// (uniqueness is the caller's check).
-pub fn config_id() -> String {
+pub(crate) fn config_id() -> String {
     format!("cfg{:08}", rand::thread_rng().gen_range(0..100_000_000u32))
 }
 
 /// An opaque 32-hex-digit id (backups, trace ids).
-pub fn hex_id() -> String {
+pub(crate) fn hex_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// A random alphanumeric secret (service passwords, API keys): no characters a shell or a
 /// connection URL would need to quote.
-pub fn secret(len: usize) -> String {
+pub(crate) fn secret(len: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(len)
@@ -36,7 +36,7 @@ pub fn secret(len: usize) -> String {
 /// The outbound IP of the `seq`-th service (1-based): 127.0.1.1, 127.0.1.2, … 127.0.1.254,
 /// 127.0.2.1, … All of 127.0.0.0/8 is loopback on Linux, so the proxy can really bind these as
 /// source addresses; 127.0.0.x is left to the operator.
-pub fn outbound_ip(seq: u64) -> Option<Ipv4Addr> {
+pub(crate) fn outbound_ip(seq: u64) -> Option<Ipv4Addr> {
     let k = seq.checked_sub(1)?;
     let third = 1 + k / 254;
     let fourth = 1 + k % 254;

@@ -12,38 +12,38 @@
 //! - `serve` runs an emulator in this process; `daemon` runs one in the background and finds
 //!   it again (`info`: `emulator.json`, the API key).
 
-pub mod allowlist;
-pub mod api_admin;
-pub mod api_backups;
-pub mod api_catalog;
-pub mod api_configs;
-pub mod api_error;
-pub mod api_security;
-pub mod api_services;
-pub mod app;
-pub mod body;
+mod allowlist;
+mod api_admin;
+mod api_backups;
+mod api_catalog;
+mod api_configs;
+mod api_error;
+mod api_security;
+mod api_services;
+mod app;
+mod body;
 pub mod catalog;
-pub mod configs;
+mod configs;
 pub mod daemon;
-pub mod error;
-pub mod faults;
-pub mod ids;
+mod error;
+mod faults;
+mod ids;
 pub mod info;
-pub mod instances;
+mod instances;
 pub mod mariadb;
-pub mod ops;
+mod ops;
 pub mod options;
 pub mod outage;
-pub mod paging;
-pub mod peer;
-pub mod ports;
-pub mod proxy;
-pub mod render;
+mod paging;
+mod peer;
+mod ports;
+mod proxy;
+mod render;
 pub mod reqlog;
-pub mod serve;
-pub mod server;
+mod serve;
+mod server;
 mod spec;
-pub mod store;
+mod store;
 
 pub use daemon::{
     default_dir, ensure_running, find_running, kill_strays, resolve_dir, start_background, stop,

@@ -53,7 +53,7 @@ fn settle(app: &App, id: &str, result: Result<(), String>) {
 }
 
 /// pending_create → ready: creates and starts the service's mariadbd.
-pub async fn create(app: Arc<App>, id: String, fail: bool) {
+pub(crate) async fn create(app: Arc<App>, id: String, fail: bool) {
     let start = Instant::now();
     let result = if fail {
         Err(INJECTED.to_string())
@@ -79,7 +79,7 @@ async fn create_database(app: &App, id: &str) -> Option<Result<(), String>> {
 
 /// Starts (or adopts) the database of service `id` with its data (`None` once the service is
 /// gone): after a stop, an outage or an emulator restart.
-pub async fn open_database(app: &App, id: &str) -> Option<Result<(), String>> {
+pub(crate) async fn open_database(app: &App, id: &str) -> Option<Result<(), String>> {
     on_a_free_port(app, id, false, |rec| async move {
         let vars = server_variables(app, &rec);
         app.instances.open(&rec, &vars).await
@@ -145,7 +145,7 @@ fn move_to_a_free_port(app: &App, id: &str) -> Result<u16, String> {
 }
 
 /// pending_modifying → ready after a size or storage change (nothing real to resize).
-pub async fn modify(app: Arc<App>, id: String, fail: bool) {
+pub(crate) async fn modify(app: Arc<App>, id: String, fail: bool) {
     let start = Instant::now();
     pace(&app, start).await;
     settle(&app, &id, if fail { Err(INJECTED.into()) } else { Ok(()) });
@@ -153,7 +153,7 @@ pub async fn modify(app: Arc<App>, id: String, fail: bool) {
 
 /// pending_start → ready (the database started again with its data), pending_stop → stopped
 /// (the database stopped cleanly). A failure leaves the service `failed`, as SkySQL does.
-pub async fn power(app: Arc<App>, id: String, active: bool, fail: bool) {
+pub(crate) async fn power(app: Arc<App>, id: String, active: bool, fail: bool) {
     let start = Instant::now();
     let Some(rec) = record(&app, &id) else {
         return;
@@ -188,7 +188,7 @@ fn set_stopped(app: &App, id: &str) {
 
 /// pending_delete → gone: stops the proxy and mariadbd, removes the data, then the record
 /// (GET answers 404 from then on).
-pub async fn delete(app: Arc<App>, id: String, fail: bool) {
+pub(crate) async fn delete(app: Arc<App>, id: String, fail: bool) {
     let start = Instant::now();
     let Some(rec) = record(&app, &id) else {
         return;
@@ -213,7 +213,7 @@ pub async fn delete(app: Arc<App>, id: String, fail: bool) {
 }
 
 /// A one-off full backup: Pending → Running → Succeeded (or Failed).
-pub async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: bool) {
+pub(crate) async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: bool) {
     let start = Instant::now();
     let dest = app.dir.join("backups").join(&backup_id);
     let _ = app.store.update(|s| {
@@ -266,7 +266,7 @@ pub async fn backup(app: Arc<App>, backup_id: String, service_id: String, fail: 
 
 /// Restores a backup into a service: the target stops, its data is replaced, and afterwards it
 /// accepts the backup source's credentials only.
-pub async fn restore(
+pub(crate) async fn restore(
     app: Arc<App>,
     restore_id: i64,
     backup_id: String,
@@ -363,7 +363,7 @@ fn set_restore_status(app: &App, id: i64, status: RestoreStatus, message: Option
 
 /// After an emulator restart: settles operations the previous process left pending, restarts
 /// (or adopts) every service's mariadbd, and reopens every endpoint.
-pub async fn recover(app: &Arc<App>) {
+pub(crate) async fn recover(app: &Arc<App>) {
     const INTERRUPTED: &str = "interrupted by an emulator restart";
     let _ = app.store.update(|s| {
         for b in s.backups.iter_mut() {

@@ -10,13 +10,13 @@ use serde::Deserialize;
 
 use super::api_error::ApiError;
 
-pub const PAGE_TOKEN_NEXT: &str = "X-SkySQL-Page-Token-Next";
-pub const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
+pub(crate) const PAGE_TOKEN_NEXT: &str = "X-SkySQL-Page-Token-Next";
+pub(crate) const PAGE_TOKEN_PREVIOUS: &str = "X-SkySQL-Page-Token-Previous";
 
 /// The paging query parameters (each list endpoint's query struct holds these three; serde's
 /// `flatten` would make the query decoder read `page_size` as a string and refuse it).
 #[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     pub page_size: Option<usize>,
     pub page_token: Option<String>,
     pub page_order: Option<String>,
@@ -24,7 +24,7 @@ pub struct PageQuery {
 
 /// One page of `items` and its headers. `key` is each item's position (unique; the order of the
 /// listing); a token is `prefix` followed by a key in hex.
-pub fn page<T>(
+pub(crate) fn page<T>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> u64,
     prefix: char,

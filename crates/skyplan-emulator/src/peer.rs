@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Returns the key of the candidate process that owns the client end of the connection from
 /// `peer` to `listen`, or `None` when none of them does (or /proc cannot say).
-pub fn owner_of_connection<K: Clone>(
+pub(crate) fn owner_of_connection<K: Clone>(
     peer: SocketAddr,
     listen: SocketAddr,
     candidates: &[(K, u32)],
@@ -28,7 +28,7 @@ pub fn owner_of_connection<K: Clone>(
 }
 
 /// The inode of the TCP socket whose local end is `local` and whose remote end is `remote`.
-pub fn tcp_socket_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+pub(crate) fn tcp_socket_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
     let (local, remote) = (canonical(local), canonical(remote));
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
@@ -42,7 +42,7 @@ pub fn tcp_socket_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
 }
 
 /// The first of `pids` holding a file descriptor on socket `inode`.
-pub fn pid_with_socket(inode: u64, pids: impl IntoIterator<Item = u32>) -> Option<u32> {
+pub(crate) fn pid_with_socket(inode: u64, pids: impl IntoIterator<Item = u32>) -> Option<u32> {
     let target = format!("socket:[{inode}]");
     pids.into_iter().find(|pid| {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -98,7 +98,7 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
 
 /// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`, used by dual-stack sockets) as plain IPv4,
 /// so both tables compare alike.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),

@@ -17,7 +17,7 @@ fn ephemeral_start() -> u16 {
 }
 
 /// A port on 127.0.0.1 free right now, below the ephemeral range when possible.
-pub fn db_port() -> std::io::Result<u16> {
+pub(crate) fn db_port() -> std::io::Result<u16> {
     let top = ephemeral_start();
     let bottom = top.saturating_sub(12_000).max(10_000);
     if bottom < top {
@@ -34,7 +34,7 @@ pub fn db_port() -> std::io::Result<u16> {
 }
 
 /// Whether a failed start says the port was taken (MariaDB's "Bind on TCP/IP port … 98").
-pub fn port_was_taken(e: &crate::mariadb::MariadbError) -> bool {
+pub(crate) fn port_was_taken(e: &crate::mariadb::MariadbError) -> bool {
     let text = e.to_string();
     text.contains("Address already in use") || text.contains("Bind on TCP/IP port")
 }

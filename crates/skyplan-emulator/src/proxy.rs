@@ -39,7 +39,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// The verdict on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Forward to `upstream`, binding the upstream socket to `source_ip` when it is loopback.
     Allow {
         upstream: SocketAddr,
@@ -50,13 +50,15 @@ pub enum Decision {
 }
 
 /// Decides the fate of connections to a service's endpoint.
-pub trait Gate: Send + Sync + 'static {
+pub(crate) trait Gate: Send + Sync + 'static {
     fn decide(&self, service_id: &str, listen: SocketAddr, peer: SocketAddr) -> Decision;
 }
 
 /// A running proxy; dropping it stops the listeners and every connection it forwards.
-pub struct ProxyHandle {
-    pub port: u16,
+pub(crate) struct ProxyHandle {
+    /// The port it listens on (the tests connect to it; the emulator knows it already).
+    #[cfg(test)]
+    port: u16,
     task: JoinHandle<()>,
 }
 
@@ -69,7 +71,7 @@ impl Drop for ProxyHandle {
 /// The listeners of one endpoint: 127.0.0.1:`preferred` (any free port when 0 or taken), plus
 /// [::1] on the same port when it is free, because clients resolving "localhost" may try IPv6
 /// first.
-pub async fn bind(preferred: u16) -> io::Result<Vec<TcpListener>> {
+pub(crate) async fn bind(preferred: u16) -> io::Result<Vec<TcpListener>> {
     let v4 = match preferred {
         0 => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?,
         port => match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
@@ -86,7 +88,12 @@ pub async fn bind(preferred: u16) -> io::Result<Vec<TcpListener>> {
 }
 
 /// Serves `listeners` for `service_id`, asking `gate` about every connection.
-pub fn spawn(listeners: Vec<TcpListener>, service_id: String, gate: Arc<dyn Gate>) -> ProxyHandle {
+pub(crate) fn spawn(
+    listeners: Vec<TcpListener>,
+    service_id: String,
+    gate: Arc<dyn Gate>,
+) -> ProxyHandle {
+    #[cfg(test)]
     let port = listeners
         .first()
         .and_then(|l| l.local_addr().ok())
@@ -101,7 +108,11 @@ pub fn spawn(listeners: Vec<TcpListener>, service_id: String, gate: Arc<dyn Gate
         }
         while tasks.join_next().await.is_some() {}
     });
-    ProxyHandle { port, task }
+    ProxyHandle {
+        #[cfg(test)]
+        port,
+        task,
+    }
 }
 
 async fn accept_loop(listener: TcpListener, service_id: String, gate: Arc<dyn Gate>) {

@@ -9,9 +9,9 @@ use super::store::{ConfigRecord, ServiceRecord};
 use super::FQDN;
 
 /// The name of the single endpoint every emulated service has.
-pub const ENDPOINT_NAME: &str = "primary";
+pub(crate) const ENDPOINT_NAME: &str = "primary";
 
-pub fn service(rec: &ServiceRecord) -> ServiceResponse {
+pub(crate) fn service(rec: &ServiceRecord) -> ServiceResponse {
     ServiceResponse {
         id: rec.id.clone(),
         name: rec.name.clone(),
@@ -66,7 +66,7 @@ pub fn service(rec: &ServiceRecord) -> ServiceResponse {
 }
 
 /// `v1.Config`; `services`: the ids of the services it is attached to.
-pub fn config(rec: &ConfigRecord, services: Vec<String>) -> Config {
+pub(crate) fn config(rec: &ConfigRecord, services: Vec<String>) -> Config {
     Config {
         id: rec.id.clone(),
         name: rec.name.clone(),
@@ -83,7 +83,7 @@ pub fn config(rec: &ConfigRecord, services: Vec<String>) -> Config {
 
 const CREATOR: &str = "skyplan-emulator";
 
-pub fn allowlist(rec: &ServiceRecord) -> Vec<AllowListEndpoint> {
+pub(crate) fn allowlist(rec: &ServiceRecord) -> Vec<AllowListEndpoint> {
     vec![AllowListEndpoint {
         allow_list_deprecated: rec.allow_list.iter().map(|i| i.ip.clone()).collect(),
         allow_list: rec.allow_list.clone(),

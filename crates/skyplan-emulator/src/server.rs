@@ -17,9 +17,9 @@ use super::faults::Fault;
 use super::{api_admin, api_backups, api_catalog, api_configs, api_security, api_services, outage};
 
 /// Paths under this prefix are the emulator's own: never faulted.
-pub const ADMIN_PREFIX: &str = "/emulator/";
+pub(crate) const ADMIN_PREFIX: &str = "/emulator/";
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     const SVC: &str = "/provisioning/v1/services/:service_id";
     const CONFIGS: &str = "/provisioning/v1/configs";
     Router::new()

@@ -19,7 +19,7 @@ use super::api_error::ApiError;
 use super::outage::OutageMode;
 use super::EmulatorError;
 
-pub const FILE_NAME: &str = "store.json";
+pub(crate) const FILE_NAME: &str = "store.json";
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

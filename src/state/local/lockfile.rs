@@ -28,7 +28,7 @@ pub fn lock_path(state_path: &Path) -> PathBuf {
 
 /// A held local lock; removes its lock file on release or drop.
 #[derive(Debug)]
-pub struct LocalLock {
+pub(crate) struct LocalLock {
     path: PathBuf,
     info: LockInfo,
     took_over: Option<LockInfo>,
@@ -60,7 +60,7 @@ impl Drop for LocalLock {
 }
 
 /// Take the lock at `path`, retrying every 200 ms until `timeout` has passed.
-pub async fn acquire(
+pub(crate) async fn acquire(
     path: &Path,
     info: LockInfo,
     timeout: Duration,
@@ -190,7 +190,7 @@ fn read_holder(path: &Path) -> Result<Holder, StateError> {
 }
 
 /// The holder recorded in the lock file at `path`, if any (and readable).
-pub fn holder(path: &Path) -> Result<Option<LockInfo>, StateError> {
+pub(crate) fn holder(path: &Path) -> Result<Option<LockInfo>, StateError> {
     Ok(match read_holder(path)? {
         Holder::Known(h) => Some(h),
         _ => None,
@@ -295,7 +295,7 @@ fn legacy_pid_reused(holder: &LockInfo) -> bool {
 
 /// Whether a process with this pid exists on this host. Unknowable pids count as alive: a lock
 /// is only taken over when its holder is certainly gone.
-pub fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     i32::try_from(pid).map_or(true, |p| p <= 0) || skyplan_os::pid_alive(pid)
 }
 

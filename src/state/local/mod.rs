@@ -1,8 +1,8 @@
 //! The local state backend: one JSON file (default `state/<topology stem>.state.json`), its
 //! previous version in `<file>.backup`, and a lock file next to it.
 
-pub mod atomic;
-pub mod lockfile;
+pub(crate) mod atomic;
+pub(crate) mod lockfile;
 
 use std::fs;
 use std::io::ErrorKind;

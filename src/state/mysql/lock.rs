@@ -25,7 +25,7 @@ const ER_KILL_DENIED: u16 = 1095;
 /// The server's longest idle time for a session: a long apply must not lose its lock.
 const LOCK_SESSION_WAIT_TIMEOUT: usize = 31_536_000;
 
-pub struct MysqlLock {
+pub(crate) struct MysqlLock {
     conn: Option<Conn>,
     name: String,
     workspace: String,
@@ -95,7 +95,7 @@ async fn release(
 
 /// The recorded holder of the lock, when the lock is held. A holder that left no (or a stale)
 /// record is described by its connection, with the id `connection-N`.
-pub async fn holder(
+pub(crate) async fn holder(
     conn: &mut Conn,
     backend: &MysqlBackend,
 ) -> Result<Option<(LockInfo, u64)>, StateError> {
@@ -162,7 +162,7 @@ async fn info_row(
     )
 }
 
-pub async fn acquire(
+pub(crate) async fn acquire(
     backend: &MysqlBackend,
     mut info: LockInfo,
     timeout: Duration,
@@ -255,7 +255,7 @@ pub async fn acquire(
 }
 
 /// Clear the lock record and, with `kill_holder`, kill the connection holding the named lock.
-pub async fn force_unlock(
+pub(crate) async fn force_unlock(
     backend: &MysqlBackend,
     expected_id: Option<&str>,
     kill_holder: bool,

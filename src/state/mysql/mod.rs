@@ -10,8 +10,8 @@
 //!   that replaces it, so a writer holding a stale serial fails instead of overwriting.
 //! - The password lives only in memory (never in `describe()`, errors, logs or the state).
 
-pub mod config;
-pub mod lock;
+pub(crate) mod config;
+pub(crate) mod lock;
 pub mod schema;
 
 use crate::state::WriterExt;

@@ -17,7 +17,7 @@ use crate::state::State;
 
 /// What one action would discard that nobody else holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loss {
+pub(crate) struct Loss {
     /// The service whose data goes (key).
     pub key: String,
     /// The address of the action that discards it.
@@ -28,7 +28,7 @@ pub struct Loss {
 impl Loss {
     /// `service.secondary holds 2-2002-1..2-2002-1095 (1095 transactions) that no surviving
     /// service has; restore.secondary discards them`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "service.{} holds {} that no other surviving service has; {} discards them",
             self.key,
@@ -50,7 +50,7 @@ fn discarded(kind: &ActionKind) -> Option<(&str, String)> {
 
 /// Every discard in `actions` of transactions no survivor holds. (A service whose GTIDs could
 /// not be read is not weighed here: the re-point and seed checks already refuse or say why.)
-pub fn losses(actions: &[Planned], state: &State, observed: &Observed) -> Vec<Loss> {
+pub(crate) fn losses(actions: &[Planned], state: &State, observed: &Observed) -> Vec<Loss> {
     if !observed.refreshed {
         return Vec::new();
     }
@@ -102,7 +102,7 @@ pub fn losses(actions: &[Planned], state: &State, observed: &Observed) -> Vec<Lo
 
 /// Primaries the plan would re-create because they were deleted, while the file still has
 /// them: the case where a re-create empties what the replicas hold.
-pub fn recreated_lost_primaries(
+pub(crate) fn recreated_lost_primaries(
     actions: &[Planned],
     state: &State,
     observed: &Observed,
@@ -127,7 +127,7 @@ pub fn recreated_lost_primaries(
 
 /// What to do about lost primary `key`: which of its replicas holds the most, and the edit
 /// that fails over to it.
-pub fn failover_hint(
+pub(crate) fn failover_hint(
     key: &str,
     topology: &crate::topology::Topology,
     observed: &Observed,
@@ -153,7 +153,10 @@ pub fn failover_hint(
 /// Plans never delete what they keep: the same service id deleted under one key and adopted
 /// under another (the state's keys no longer match the file, say after `state mv` before the
 /// edit). Returns (id, deleted key, kept key).
-pub fn deleted_and_kept(actions: &[Planned], state: &State) -> Option<(String, String, String)> {
+pub(crate) fn deleted_and_kept(
+    actions: &[Planned],
+    state: &State,
+) -> Option<(String, String, String)> {
     let deleted: Vec<(&str, &str)> = actions
         .iter()
         .filter_map(|a| match &a.kind {
@@ -177,7 +180,7 @@ pub fn deleted_and_kept(actions: &[Planned], state: &State) -> Option<(String, S
 }
 
 /// A state record that cannot be trusted to say what exists: one without an id.
-pub fn damaged(state: &State) -> Option<String> {
+pub(crate) fn damaged(state: &State) -> Option<String> {
     state
         .resources
         .services
@@ -196,7 +199,7 @@ pub fn damaged(state: &State) -> Option<String> {
 /// the next write. A state at serial 0 or 1 with such a service is therefore that first
 /// apply's create interrupted before it was recorded (a kill, a full disk): adopted, as the
 /// next apply is told. Returns "service.KEY: NAME (ID)" for each.
-pub fn records_lost(state: &State, observed: &Observed) -> Vec<String> {
+pub(crate) fn records_lost(state: &State, observed: &Observed) -> Vec<String> {
     if state.serial < 2 || !state.resources.services.is_empty() {
         return Vec::new();
     }

@@ -10,7 +10,7 @@ pub mod estimate;
 mod flags;
 pub use flags::record_replaces;
 pub mod graph;
-pub mod last_copy;
+pub(crate) mod last_copy;
 pub mod markdown;
 pub mod mermaid;
 pub mod planfile;

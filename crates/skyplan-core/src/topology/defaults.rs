@@ -5,17 +5,17 @@ use super::raw::RawFields;
 
 // Built-in values for fields that neither the service nor `[defaults]` sets. They match the
 // guide's request body (`setup-global-replication.md`), so a minimal file describes its setup.
-pub const SERVICE_TYPE: &str = "transactional";
-pub const TOPOLOGY: &str = "standalone";
-pub const ARCHITECTURE: &str = "amd64";
-pub const NODES: u32 = 1;
-pub const SSL_ENABLED: bool = true;
-pub const DELETION_PROTECTION: bool = false;
+pub(crate) const SERVICE_TYPE: &str = "transactional";
+pub(crate) const TOPOLOGY: &str = "standalone";
+pub(crate) const ARCHITECTURE: &str = "amd64";
+pub(crate) const NODES: u32 = 1;
+pub(crate) const SSL_ENABLED: bool = true;
+pub(crate) const DELETION_PROTECTION: bool = false;
 /// A fresh backup is the only seed that is always consistent with the source's binlogs.
-pub const SEED: Seed = Seed::NewBackup;
+pub(crate) const SEED: Seed = Seed::NewBackup;
 
 /// Fields that must be set, by the service or by `[defaults]`, because no value is a safe guess.
-pub const REQUIRED: &[&str] = &["name", "provider", "region", "size", "storage"];
+pub(crate) const REQUIRED: &[&str] = &["name", "provider", "region", "size", "storage"];
 
 /// `own` with every unset field taken from `defaults`. Spans travel with the values, so an
 /// error in an inherited value points into `[defaults]`, where the user has to fix it.

@@ -205,19 +205,19 @@ fn render_all(items: &[Diagnostic]) -> String {
 
 /// A topology file's text, able to turn byte spans into located diagnostics.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceFile<'a> {
+pub(crate) struct SourceFile<'a> {
     pub path: &'a Path,
     pub text: &'a str,
 }
 
 impl<'a> SourceFile<'a> {
-    pub fn new(path: &'a Path, text: &'a str) -> SourceFile<'a> {
+    pub(crate) fn new(path: &'a Path, text: &'a str) -> SourceFile<'a> {
         SourceFile { path, text }
     }
 
     /// A diagnostic pointing at `span` (byte offsets into the text). Multi-line spans are
     /// underlined on their first line only.
-    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         let start = floor_boundary(self.text, span.start);
         let end = floor_boundary(self.text, span.end.max(start));
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -250,7 +250,7 @@ impl<'a> SourceFile<'a> {
 
     /// Like [`SourceFile::error`], but the snippet shows `<hidden>` instead of the text in
     /// `hidden` (on the same line), for values that are probably secrets.
-    pub fn error_hiding(
+    pub(crate) fn error_hiding(
         &self,
         span: Range<usize>,
         hidden: Range<usize>,
@@ -283,7 +283,7 @@ impl<'a> SourceFile<'a> {
 
     /// The span of a table header such as `[services.primary]` starting at `start`, so that
     /// "missing field" errors underline the header rather than the whole table body.
-    pub fn header_span(&self, start: usize) -> Range<usize> {
+    pub(crate) fn header_span(&self, start: usize) -> Range<usize> {
         let start = floor_boundary(self.text, start);
         let rest = &self.text[start..];
         let line = &rest[..rest.find('\n').unwrap_or(rest.len())];

@@ -6,13 +6,13 @@
 //! ```
 //! Nothing stops at the first problem: a user fixing a file sees all of them at once.
 
-pub mod defaults;
-pub mod diagnostics;
-pub mod model;
+pub(crate) mod defaults;
+pub(crate) mod diagnostics;
+pub(crate) mod model;
 mod parse;
 mod raw;
 mod replication;
-pub mod rules;
+pub(crate) mod rules;
 mod suggest;
 #[cfg(test)]
 mod tests;
