@@ -56,13 +56,28 @@ pub(crate) struct ServeArgs {
     /// API only: services get no MariaDB server (for benchmarks of the API alone).
     #[arg(long)]
     pub no_mariadb: bool,
+    /// Distances between regions: `none`, `regions` (the built-in round-trip table of the
+    /// catalog's regions) or a TOML file of round trips (see the README) [default: none]
+    #[arg(long, value_name = "PROFILE")]
+    pub latency: Option<String>,
+    /// The region skyplan's own SQL comes from, under a latency profile [default: the region
+    /// of the oldest service]
+    #[arg(long, value_name = "REGION")]
+    pub client_region: Option<String>,
+    /// The SkySQL API answers after this many milliseconds (the control plane's distance)
+    /// [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub api_delay_ms: Option<u64>,
     /// Every option as one JSON `ServeOptions`: how `emulator start` hands them to the daemon
     /// (`skyplan_emulator::daemon::SERVE_OPTIONS_FLAG`).
     #[arg(
         long = "options-json",
         hide = true,
         value_name = "JSON",
-        conflicts_with_all = ["fault_rate", "fault_seed", "op_seconds", "no_mariadb"]
+        conflicts_with_all = [
+            "fault_rate", "fault_seed", "op_seconds", "no_mariadb", "latency", "client_region",
+            "api_delay_ms",
+        ]
     )]
     pub options_json: Option<String>,
 }
@@ -71,7 +86,7 @@ pub(crate) struct ServeArgs {
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub dir: DirArgs,
-    /// Print {"endpoint", "api_key", "pid", "dir", "ca_cert"} as JSON.
+    /// Print {"endpoint", "api_key", "pid", "dir", "ca_cert", "latency"} as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -127,12 +142,27 @@ impl ServeArgs {
             return Ok(opts);
         }
         let defaults = ServeOptions::new(emulator::resolve_dir(self.dir.dir.as_deref()));
-        Ok(ServeOptions {
+        let opts = ServeOptions {
             op_seconds: self.op_seconds.unwrap_or(defaults.op_seconds),
             fault_rate: self.fault_rate.unwrap_or(defaults.fault_rate),
             fault_seed: self.fault_seed.unwrap_or(defaults.fault_seed),
             no_mariadb: self.no_mariadb,
+            latency: self.latency()?,
             ..defaults
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+
+    /// `--latency`, `--client-region`, `--api-delay-ms` (a profile file is read here, once).
+    fn latency(&self) -> anyhow::Result<emulator::latency::Latency> {
+        Ok(emulator::latency::Latency {
+            profile: match &self.latency {
+                Some(p) => emulator::latency::Latency::parse_profile(p)?,
+                None => Default::default(),
+            },
+            client_region: self.client_region.clone(),
+            api_delay_ms: self.api_delay_ms.unwrap_or(0),
         })
     }
 
@@ -157,6 +187,17 @@ impl ServeArgs {
                 running.fault_seed
             ));
         }
+        if let Ok(latency) = self.latency() {
+            let asked = self.latency.is_some()
+                || self.client_region.is_some()
+                || self.api_delay_ms.is_some();
+            if asked && latency != running.latency {
+                out.push(format!(
+                    "the latency options (running: {})",
+                    describe_latency(&running.latency)
+                ));
+            }
+        }
         if self.no_mariadb != running.no_mariadb {
             out.push(format!(
                 "--no-mariadb {} (running: {})",
@@ -165,6 +206,23 @@ impl ServeArgs {
         }
         out
     }
+}
+
+/// The latency options in a few words: `none`, `regions, client us-east4, API +50 ms`, ….
+fn describe_latency(l: &emulator::latency::Latency) -> String {
+    use emulator::latency::Profile;
+    let mut parts = vec![match &l.profile {
+        Profile::None => "none".to_string(),
+        Profile::Regions => "regions".to_string(),
+        Profile::File(f) => format!("file {}", f.file.display()),
+    }];
+    if let Some(r) = &l.client_region {
+        parts.push(format!("client {r}"));
+    }
+    if l.api_delay_ms > 0 {
+        parts.push(format!("API +{} ms", l.api_delay_ms));
+    }
+    parts.join(", ")
 }
 
 /// Runs an emulator command; returns the exit code.
@@ -234,15 +292,25 @@ async fn status(args: StatusArgs, ui: &Printer) -> anyhow::Result<ExitStatus> {
     let dir = emulator::resolve_dir(args.dir.dir.as_deref());
     match emulator::find_running(&dir).await {
         Some(running) if args.json => {
-            ui.out(&format!("{}\n", serde_json::to_string_pretty(&running)?));
+            let mut json = serde_json::to_value(&running)?;
+            // The distances it emulates, as it was started with them.
+            let latency = emulator::info::read_info(&dir)
+                .map(|i| i.options.latency)
+                .unwrap_or_default();
+            json["latency"] = serde_json::to_value(&latency)?;
+            ui.out(&format!("{}\n", serde_json::to_string_pretty(&json)?));
             Ok(ExitStatus::Success)
         }
         Some(running) => {
+            let latency = emulator::info::read_info(&dir)
+                .map(|i| i.options.latency)
+                .unwrap_or_default();
             ui.out(&format!("running: pid {}\n", running.pid));
             ui.out(&format!("endpoint: {}\n", running.endpoint));
             ui.out(&format!("api_key:  {}\n", running.api_key));
             ui.out(&format!("ca_cert:  {}\n", running.ca_cert.display()));
             ui.out(&format!("dir:      {}\n", running.dir.display()));
+            ui.out(&format!("latency:  {}\n", describe_latency(&latency)));
             Ok(ExitStatus::Success)
         }
         None => {

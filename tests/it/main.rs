@@ -20,6 +20,7 @@ mod e2e_dr_random;
 mod e2e_drift;
 mod e2e_failover;
 mod e2e_flags;
+mod e2e_latency;
 mod e2e_power;
 mod e2e_reliability;
 mod e2e_repoint;

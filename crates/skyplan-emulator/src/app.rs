@@ -125,10 +125,10 @@ impl App {
             };
         }
         let owner = peer::owner_of_connection(peer_addr, listen, &running);
-        let (source_ip, who) = match owner {
+        let (source_ip, who) = match &owner {
             Some(owner) => {
                 let ip = self.store.read(|s| {
-                    s.service(&owner)
+                    s.service(owner)
                         .and_then(|r| r.outbound_ip.parse::<IpAddr>().ok())
                 });
                 match ip {
@@ -142,12 +142,40 @@ impl App {
             Decision::Allow {
                 upstream: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), db_port),
                 source_ip,
+                delay: self.one_way_delay(service_id, owner.as_deref()),
             }
         } else {
             Decision::Deny {
                 reason: format!("source {source_ip} ({who}) is not in its allowlist"),
             }
         }
+    }
+}
+
+impl App {
+    /// Half the round trip between the client and `target` under the latency profile: the
+    /// client is the service `from` (a replica's IO thread), or the operator, who sits in the
+    /// client region (`--client-region`, else the region of the oldest service: for one
+    /// topology, the first region skyplan created a service in).
+    fn one_way_delay(&self, target: &str, from: Option<&str>) -> std::time::Duration {
+        let latency = &self.opts.latency;
+        if latency.profile == super::latency::Profile::None {
+            return std::time::Duration::ZERO;
+        }
+        self.store
+            .read(|s| {
+                let region = |id: &str| s.service(id).map(|r| r.region.clone());
+                let to = region(target)?;
+                let from = match from {
+                    Some(service) => region(service)?,
+                    None => latency
+                        .client_region
+                        .clone()
+                        .or_else(|| s.services.first().map(|r| r.region.clone()))?,
+                };
+                Some(latency.one_way(&from, &to))
+            })
+            .unwrap_or_default()
     }
 }
 

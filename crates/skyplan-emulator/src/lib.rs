@@ -30,6 +30,7 @@ mod faults;
 mod ids;
 pub mod info;
 mod instances;
+pub mod latency;
 pub mod mariadb;
 mod ops;
 pub mod options;

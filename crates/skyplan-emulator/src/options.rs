@@ -18,6 +18,10 @@ pub struct ServeOptions {
     pub fault_seed: u64,
     /// Services without mariadbd (API-only, for benchmarks); never the default.
     pub no_mariadb: bool,
+    /// Distances between regions (`--latency`, `--client-region`, `--api-delay-ms`): none by
+    /// default. Absent in the options of emulators started before it existed.
+    #[serde(default)]
+    pub latency: super::latency::Latency,
 }
 
 impl ServeOptions {
@@ -31,6 +35,7 @@ impl ServeOptions {
             fault_rate: 0.0,
             fault_seed: 0,
             no_mariadb: false,
+            latency: Default::default(),
         }
     }
 
@@ -47,7 +52,7 @@ impl ServeOptions {
                 self.fault_rate
             )));
         }
-        Ok(())
+        self.latency.validate()
     }
 
     pub fn op_duration(&self) -> Duration {

@@ -27,6 +27,11 @@
 //!    with `mariadbd`). The proxy binds its upstream socket to the source IP (all of 127/8 is
 //!    local on Linux), so `mariadbd` also sees the replica's outbound IP as the client host.
 //!
+//! 5. With a latency profile ([`super::latency`]), each chunk is forwarded half the round trip
+//!    between the two regions after it was read, in each direction: the IO thread of a replica
+//!    pays its source's distance, the operator the distance from the client region. Chunks
+//!    keep their order and are pipelined, so the delay costs time, not throughput.
+//!
 //! The allowlist is checked when a connection opens; open connections survive an allowlist
 //! change, as on most clouds. The private port is reachable by anyone on the machine who looks
 //! for it: the emulator enforces the allowlist on the published endpoint only.
@@ -34,16 +39,20 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The verdict on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Forward to `upstream`, binding the upstream socket to `source_ip` when it is loopback.
+    /// Forward to `upstream`, binding the upstream socket to `source_ip` when it is loopback,
+    /// each chunk `delay` after it was read (in both directions).
     Allow {
         upstream: SocketAddr,
         source_ip: IpAddr,
+        delay: Duration,
     },
     /// Close the connection; `reason` goes to the emulator log.
     Deny { reason: String },
@@ -147,11 +156,12 @@ async fn handle(
     // The /proc scan reads files: keep it off the async workers.
     let id = service_id.clone();
     let decision = tokio::task::spawn_blocking(move || gate.decide(&id, listen, peer)).await;
-    let (upstream, source_ip) = match decision {
+    let (upstream, source_ip, delay) = match decision {
         Ok(Decision::Allow {
             upstream,
             source_ip,
-        }) => (upstream, source_ip),
+            delay,
+        }) => (upstream, source_ip, delay),
         Ok(Decision::Deny { reason }) => {
             tracing::info!("refused connection to {service_id} from {peer}: {reason}");
             return;
@@ -170,7 +180,57 @@ async fn handle(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    if delay.is_zero() {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return;
+    }
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        delayed_copy(client_read, server_write, delay),
+        delayed_copy(server_read, client_write, delay),
+    );
+}
+
+/// Chunks in flight on one direction of a delayed connection: enough for a WAN's
+/// bandwidth-delay product at the chunk size below, small enough to bound the memory.
+const DELAYED_CHUNKS: usize = 256;
+
+/// Copies `from` to `to`, each chunk `delay` after it was read, in order; then shuts `to` down
+/// (as `copy_bidirectional` does on end of file). The reader does not wait for the writer:
+/// a stream of chunks is delayed as a whole, not chunk after chunk.
+async fn delayed_copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    delay: Duration,
+) {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(DELAYED_CHUNKS);
+    let read = async move {
+        loop {
+            let mut buf = vec![0u8; 16 * 1024];
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    let due = tokio::time::Instant::now() + delay;
+                    if tx.send((due, buf)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, buf)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }
 
 /// Connects to `upstream` from `source_ip` when that is a loopback IPv4 address other than
@@ -195,6 +255,7 @@ mod tests {
     /// Allows only connections whose service id is "open"; reports the source IP it chose.
     struct TestGate {
         upstream: SocketAddr,
+        delay: Duration,
     }
 
     impl Gate for TestGate {
@@ -203,6 +264,7 @@ mod tests {
                 Decision::Allow {
                     upstream: self.upstream,
                     source_ip: "127.0.1.9".parse().unwrap(),
+                    delay: self.delay,
                 }
             } else {
                 Decision::Deny {
@@ -235,6 +297,7 @@ mod tests {
     async fn forwards_allowed_connections_from_the_emulated_source_ip() {
         let gate = Arc::new(TestGate {
             upstream: reporting_upstream().await,
+            delay: Duration::ZERO,
         });
         let open = spawn(bind(0).await.unwrap(), "open".into(), gate.clone());
         assert_eq!(read_all_from(open.port).await, "127.0.1.9");
@@ -244,6 +307,7 @@ mod tests {
     async fn closes_refused_connections_at_once() {
         let gate = Arc::new(TestGate {
             upstream: reporting_upstream().await,
+            delay: Duration::ZERO,
         });
         let closed = spawn(bind(0).await.unwrap(), "closed".into(), gate);
         assert_eq!(read_all_from(closed.port).await, "");
@@ -253,11 +317,66 @@ mod tests {
     async fn dropping_the_handle_stops_listening() {
         let gate = Arc::new(TestGate {
             upstream: reporting_upstream().await,
+            delay: Duration::ZERO,
         });
         let handle = spawn(bind(0).await.unwrap(), "open".into(), gate);
         let port = handle.port;
         drop(handle);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+
+    /// An upstream that echoes every byte back.
+    async fn echo_upstream() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.into_split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A round trip through a proxy delaying 40 ms each way takes 80 ms or a little more, and
+    /// a burst of 50 exchanges written at once takes about one round trip, not 50: the delay
+    /// costs latency, not throughput.
+    #[tokio::test]
+    async fn a_delayed_connection_pays_the_round_trip_once_per_exchange() {
+        let gate = Arc::new(TestGate {
+            upstream: echo_upstream().await,
+            delay: Duration::from_millis(40),
+        });
+        let proxy = spawn(bind(0).await.unwrap(), "open".into(), gate);
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 4];
+        let t = std::time::Instant::now();
+        s.write_all(b"ping").await.unwrap();
+        s.read_exact(&mut buf).await.unwrap();
+        let rtt = t.elapsed();
+        assert_eq!(&buf, b"ping");
+        assert!(rtt >= Duration::from_millis(80), "{rtt:?}");
+        assert!(rtt < Duration::from_millis(300), "{rtt:?}");
+        let t = std::time::Instant::now();
+        for _ in 0..50 {
+            s.write_all(b"ping").await.unwrap();
+        }
+        let mut all = vec![0u8; 200];
+        s.read_exact(&mut all).await.unwrap();
+        let burst = t.elapsed();
+        assert!(burst >= Duration::from_millis(80), "{burst:?}");
+        assert!(
+            burst < Duration::from_millis(400),
+            "{burst:?}: chunks were not pipelined"
+        );
+        // The end of the stream is forwarded too: the upstream sees EOF, the client then.
+        s.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
     }
 }

@@ -103,6 +103,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         // below) passes the outage gate, after the API-key check: a request naming a service
         // in an emulated outage gets the unreachable region's answer (see `outage::gate`).
         .route_layer(from_fn_with_state(app.clone(), outage::gate))
+        // The control plane's distance (`--api-delay-ms`): SkySQL's routes only.
+        .route_layer(from_fn_with_state(app.clone(), control_plane_delay))
         .merge(admin_routes())
         .fallback(api_error::no_route)
         .layer(from_fn_with_state(app.clone(), require_api_key))
@@ -124,6 +126,15 @@ fn admin_routes() -> Router<Arc<App>> {
             post(api_admin::start_outage).delete(api_admin::end_outage),
         )
         .route("/emulator/v1/status", get(api_admin::status))
+}
+
+/// Answers after the latency profile's control-plane delay, as a distant API does.
+async fn control_plane_delay(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let delay = app.opts.latency.api_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    next.run(req).await
 }
 
 async fn log_request(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {

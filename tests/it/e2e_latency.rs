@@ -1,0 +1,120 @@
+//! The emulator at a distance (`emulator start --latency`): a fixed 20 ms round trip between
+//! two regions, paid by SQL from the client region to the far service and not to the near one,
+//! a control-plane delay on the SkySQL API, and the profile in `emulator status --json`.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+
+use crate::support::e2e::Cloud;
+
+/// The fastest of `n` `SELECT 1` round trips on `conn` (the minimum: a loaded machine only
+/// ever adds time).
+async fn fastest_round_trip(conn: &mut mysql_async::Conn, n: usize) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..n {
+        let t = Instant::now();
+        let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
+        best = best.min(t.elapsed());
+    }
+    best
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_proxy_delays_sql_by_the_profile_and_the_api_answers_after_its_delay() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    std::fs::write(
+        cloud.dir().join("twenty.toml"),
+        "# A fixed distance for the test.\n[[pair]]\nregions = [\"us-east4\", \"us-west1\"]\nrtt_ms = 20\n",
+    )
+    .unwrap();
+    cloud.start_emulator(&[
+        "--latency",
+        "twenty.toml",
+        "--client-region",
+        "us-east4",
+        "--api-delay-ms",
+        "20",
+    ]);
+
+    // The profile as the emulator runs it.
+    let r = cloud
+        .skyplan(&["emulator", "status", "--json"])
+        .expect_code(0);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let latency = &status["latency"];
+    assert_eq!(latency["profile"]["name"], "file", "{latency}");
+    assert_eq!(latency["profile"]["pair"][0]["rtt_ms"], 20.0, "{latency}");
+    assert_eq!(latency["client_region"], "us-east4", "{latency}");
+    assert_eq!(latency["api_delay_ms"], 20, "{latency}");
+    let r = cloud.skyplan(&["emulator", "status"]).expect_code(0);
+    assert!(r.stdout.contains("latency:  file "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("client us-east4, API +20 ms"),
+        "{}",
+        r.stdout
+    );
+
+    // Two services by hand, one in each region.
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let near = cloud.create_by_hand(&topo.services["primary"].spec).await;
+    let far = cloud.create_by_hand(&topo.services["secondary"].spec).await;
+    assert_eq!(
+        (near.region.as_str(), far.region.as_str()),
+        ("us-east4", "us-west1")
+    );
+    cloud.wait_service_ready(&near.id).await;
+    cloud.wait_service_ready(&far.id).await;
+
+    // Every exchange with the far service pays the 20 ms round trip; the near one does not.
+    let mut far_sql = cloud.sql_to_service(&far.id).await;
+    let mut near_sql = cloud.sql_to_service(&near.id).await;
+    let far_rtt = fastest_round_trip(&mut far_sql, 10).await;
+    let near_rtt = fastest_round_trip(&mut near_sql, 10).await;
+    assert!(far_rtt >= Duration::from_millis(20), "far: {far_rtt:?}");
+    assert!(far_rtt < Duration::from_millis(200), "far: {far_rtt:?}");
+    assert!(near_rtt < Duration::from_millis(15), "near: {near_rtt:?}");
+
+    // The SkySQL API answers after its control-plane delay.
+    let api = cloud.api();
+    let mut fastest = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        api.get_service(&near.id).await.unwrap().expect("listed");
+        fastest = fastest.min(t.elapsed());
+    }
+    assert!(fastest >= Duration::from_millis(20), "API: {fastest:?}");
+}
+
+/// A bad profile is refused with its reason, and nothing is started.
+#[test]
+fn a_bad_latency_profile_is_refused_before_anything_starts() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    std::fs::write(
+        cloud.dir().join("bad.toml"),
+        "[[pair]]\nregions = [\"us-east4\", \"us-wets1\"]\nrtt_ms = 20\n",
+    )
+    .unwrap();
+    let r = cloud
+        .skyplan(&["emulator", "start", "--latency", "bad.toml"])
+        .expect_code(1);
+    assert!(
+        r.stderr
+            .contains("\"us-wets1\" is not a region of the catalog (did you mean \"us-west1\"?)"),
+        "{}",
+        r.stderr
+    );
+    let r = cloud
+        .skyplan(&[
+            "emulator",
+            "start",
+            "--latency",
+            "regions",
+            "--client-region",
+            "mars",
+        ])
+        .expect_code(1);
+    assert!(r.stderr.contains("--client-region"), "{}", r.stderr);
+    assert!(!cloud.emulator_dir().join("emulator.json").exists());
+}
