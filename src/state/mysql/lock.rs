@@ -254,6 +254,26 @@ pub(crate) async fn acquire(
     })
 }
 
+/// How long a killed holder's connection may take to let its lock go.
+const KILLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Until connection `killed` no longer holds the lock (or [`KILLED_RELEASE_WAIT`] passed:
+/// the caller looks again and says so).
+async fn wait_released(conn: &mut Conn, backend: &MysqlBackend, killed: u64) {
+    let deadline = Instant::now() + KILLED_RELEASE_WAIT;
+    while Instant::now() < deadline {
+        let holder: Option<Option<u64>> = conn
+            .exec_first("SELECT IS_USED_LOCK(?)", (backend.lock_name(),))
+            .await
+            .ok()
+            .flatten();
+        if holder.flatten() != Some(killed) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Clear the lock record and, with `kill_holder`, kill the connection holding the named lock.
 pub(crate) async fn force_unlock(
     backend: &MysqlBackend,
@@ -284,7 +304,9 @@ pub(crate) async fn force_unlock(
             .query_drop(format!("KILL CONNECTION {connection}"))
             .await
         {
-            Ok(()) => {}
+            // KILL returns once the connection is marked; the killed thread releases its
+            // locks when it notices, a moment later on a busy server.
+            Ok(()) => wait_released(&mut conn, backend, *connection).await,
             // It ended meanwhile, which is what we wanted.
             Err(mysql_async::Error::Server(e)) if e.code == ER_NO_SUCH_THREAD => {}
             Err(mysql_async::Error::Server(e)) if e.code == ER_KILL_DENIED => {
