@@ -21,6 +21,7 @@
 pub mod apply;
 pub mod child;
 pub mod critical;
+pub mod distance;
 pub mod emulator;
 pub mod generate;
 pub mod machine;
@@ -62,6 +63,25 @@ pub struct Options {
     pub outage: bool,
     /// `--op-seconds` of the fan-out apply.
     pub op: Duration,
+    /// `--latency PROFILE`: the Day-2 rows run at these distances instead of over loopback.
+    pub latency: Option<skyplan_emulator::latency::Profile>,
+    /// `--api-delay-ms`: the control plane's distance under `--latency`.
+    pub api_delay_ms: u64,
+}
+
+impl Options {
+    /// Where the Day-2 rows run: loopback, or (under `--latency`) the guide's pair with its
+    /// secondary at a near and at a far distance from the primary (us-east4): us-west1 and
+    /// asia-southeast1.
+    pub fn distances(&self) -> Vec<distance::Distance> {
+        match &self.latency {
+            None => vec![distance::Distance::loopback()],
+            Some(profile) => ["us-west1", "asia-southeast1"]
+                .iter()
+                .map(|r| distance::Distance::pair(profile, r, self.api_delay_ms))
+                .collect(),
+        }
+    }
 }
 
 /// Runs the selected measurements in order, reporting progress on stderr.
@@ -91,9 +111,14 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         rows.push(repoint::run(&opts.work, &opts.skyplan, &example).await);
     }
     if opts.switchover {
-        eprintln!("skyplan-bench: switchover of a pair under a live writer…");
         let example = opts.examples.join("global-replication.toml");
-        rows.push(switchover::run(&opts.work, &opts.skyplan, &example).await);
+        for at in opts.distances() {
+            eprintln!(
+                "skyplan-bench: switchover of a pair under a live writer ({})…",
+                at.label()
+            );
+            rows.push(switchover::run(&opts.work, &opts.skyplan, &example, &at).await);
+        }
     }
     if opts.switchbacks {
         eprintln!("skyplan-bench: ten switchovers there and back under a live writer…");

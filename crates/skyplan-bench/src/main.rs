@@ -1,4 +1,4 @@
-//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S]`: measure skyplan
+//! `skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S] [--latency PROFILE]`: measure skyplan
 //! and print one table (stdout) with the machine it ran on. Progress goes to stderr.
 //! Run it through `scripts/bench`, which builds in release mode first.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use skyplan_bench::{self as bench, child, machine::Machine, offline, table};
 
-const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S] [--examples DIR] [--keep]";
+const USAGE: &str = "usage: skyplan-bench [--only offline,refresh,fan-out,guide,repoint,switchover,switchbacks,outage] [--op-seconds S] [--latency none|regions|FILE [--api-delay-ms MS]] [--examples DIR] [--keep]";
 
 fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
     let bench_exe = std::env::current_exe().context("locating skyplan-bench")?;
@@ -41,6 +41,8 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
         switchbacks: true,
         outage: true,
         op: Duration::from_secs(2),
+        latency: None,
+        api_delay_ms: 0,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -85,6 +87,14 @@ fn options(args: &[String], work: PathBuf) -> Result<bench::Options> {
                 opts.op = Duration::from_secs_f64(secs);
             }
             "--examples" => opts.examples = PathBuf::from(value()?),
+            "--latency" => {
+                let profile = skyplan_emulator::latency::Latency::parse_profile(value()?)?;
+                opts.latency =
+                    (profile != skyplan_emulator::latency::Profile::None).then_some(profile);
+            }
+            "--api-delay-ms" => {
+                opts.api_delay_ms = value()?.parse().context("--api-delay-ms")?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
