@@ -14,6 +14,9 @@ pub struct SqlConn {
     endpoint: String,
     /// Kept only to scrub it out of server error messages.
     password: Secret,
+    /// A driver or network error happened on it (not a server's refusal): a session pool
+    /// does not hand it out again.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqlConn {
@@ -30,7 +33,13 @@ impl SqlConn {
             conn,
             endpoint,
             password,
+            broken: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether a driver or network error left this connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `host:port` of the server.
@@ -44,9 +53,13 @@ impl SqlConn {
     }
 
     pub async fn disconnect(self) -> Result<(), SqlError> {
-        let endpoint = self.endpoint;
-        let password = self.password;
-        self.conn.disconnect().await.map_err(|e| {
+        let SqlConn {
+            conn,
+            endpoint,
+            password,
+            ..
+        } = self;
+        conn.disconnect().await.map_err(|e| {
             let (code, message) = describe(&e, |m| password.redact_in(m));
             SqlError::Query {
                 endpoint,
@@ -78,6 +91,15 @@ impl SqlConn {
         result.map_err(|e| self.query_error(what, &e))
     }
 
+    /// Prepare `sql` on this connection (mysql_async keeps it in the connection's statement
+    /// cache): a later `call` of the same text skips the prepare's round trip.
+    pub(crate) async fn prepare(&mut self, what: &str, sql: &str) -> Result<(), SqlError> {
+        match self.conn.prep(sql).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.query_error(what, &e)),
+        }
+    }
+
     /// Run one statement in the text protocol, discarding any result.
     pub(crate) async fn execute(&mut self, what: &str, sql: &str) -> Result<(), SqlError> {
         match self.conn.query_drop(sql).await {
@@ -87,6 +109,10 @@ impl SqlConn {
     }
 
     pub(crate) fn query_error(&self, what: &str, e: &mysql_async::Error) -> SqlError {
+        if !matches!(e, mysql_async::Error::Server(_)) {
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let (code, message) = describe(e, |m| self.password.redact_in(m));
         SqlError::Query {
             endpoint: self.endpoint.clone(),

@@ -22,6 +22,9 @@ use crate::gtid::{GtidSet, ObservedGtids};
 /// Events read per `SHOW BINLOG EVENTS` page while looking for a domain's first event.
 const PAGE: u32 = 2000;
 
+/// The statement of [`SqlConn::master_gtid_wait`] (prepared once per connection).
+const MASTER_GTID_WAIT: &str = "SELECT MASTER_GTID_WAIT(?, ?) AS reached";
+
 impl SqlConn {
     /// The GTID state and binlog beginning of this server (read-only).
     pub async fn observed_gtids(&mut self) -> Result<ObservedGtids, SqlError> {
@@ -45,6 +48,14 @@ impl SqlConn {
         Ok(observed)
     }
 
+    /// Prepare [`SqlConn::master_gtid_wait`]'s statement now, so a later wait costs one round
+    /// trip, not two (prepare + execute): a switchover does it before its fence, where the
+    /// round trips do not stop the application's writes.
+    pub async fn prepare_gtid_wait(&mut self) -> Result<(), SqlError> {
+        self.prepare("SELECT MASTER_GTID_WAIT(?, ?)", MASTER_GTID_WAIT)
+            .await
+    }
+
     /// `MASTER_GTID_WAIT(pos, timeout)` on a replica: whether its SQL thread applied `pos`
     /// (every domain) within `timeout`. Read-only: it only waits.
     pub async fn master_gtid_wait(
@@ -54,7 +65,7 @@ impl SqlConn {
     ) -> Result<bool, SqlError> {
         super::validate_gtid(pos)?;
         let what = "SELECT MASTER_GTID_WAIT(?, ?)";
-        let sql = "SELECT MASTER_GTID_WAIT(?, ?) AS reached";
+        let sql = MASTER_GTID_WAIT;
         let params = Params::Positional(vec![pos.into(), timeout.as_secs_f64().into()]);
         let sets = self.call(what, sql, params).await?;
         // 0: reached; -1: timed out; NULL: the server could not wait (not a replica).

@@ -25,6 +25,17 @@ impl SqlConn {
         self.execute(sql, sql).await
     }
 
+    /// Open a caught-up replica as the primary in one round trip: its replication stopped
+    /// and reset (`sky.stop_replication`, `sky.reset_replication`) and `read_only` OFF, sent
+    /// as one multi-statement text query. The statements run in order and stop at the first
+    /// error; after any of them the candidate no longer replicates (the caller rolls back
+    /// with that in mind). At a WAN distance each round trip is the application's write gap.
+    pub async fn promote(&mut self) -> Result<(), SqlError> {
+        let what =
+            "CALL sky.stop_replication(); CALL sky.reset_replication(); SET GLOBAL read_only = OFF";
+        self.execute(what, what).await
+    }
+
     /// Whether this account may change `read_only` (fence a primary, open a new one):
     /// `ALL PRIVILEGES`, `SUPER` or `READ_ONLY ADMIN` on `*.*`, per `SHOW GRANTS`.
     pub async fn can_set_read_only(&mut self) -> Result<bool, SqlError> {

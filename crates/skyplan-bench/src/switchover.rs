@@ -35,60 +35,89 @@ pub(crate) fn switched(guide: &str) -> Result<String> {
 /// (sequence number, server id, when) of every acknowledged write.
 pub(crate) type Acks = Vec<(u64, u32, Instant)>;
 
+/// One of the writer's connections, with the server id it reported when it connected.
+struct Warm {
+    conn: mysql_async::Conn,
+    server: u32,
+}
+
+async fn open(host: &str, port: u16, ca: &Path) -> Option<Warm> {
+    let ssl = mysql_async::SslOpts::default().with_root_certs(vec![ca.to_path_buf().into()]);
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(port)
+        .user(Some(APP.0))
+        .pass(Some(APP.1))
+        .ssl_opts(Some(ssl));
+    let mut conn = mysql_async::Conn::new(opts).await.ok()?;
+    let server: u32 = conn.query_first("SELECT @@server_id").await.ok()??;
+    Some(Warm { conn, server })
+}
+
+/// One acknowledged write of `seq` on `w`, or why not: `Err(true)` when the connection is
+/// still good (the server refused: read-only), `Err(false)` when it is gone.
+async fn write(w: &mut Warm, seq: u64) -> Result<u32, bool> {
+    match w
+        .conn
+        .exec_drop(
+            "INSERT INTO bench.acks (seq, server) VALUES (?, @@server_id)",
+            (seq,),
+        )
+        .await
+    {
+        Ok(()) => Ok(w.server),
+        // Committed before an ambiguous failure: the retry hits the key.
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => w
+            .conn
+            .exec_first("SELECT server FROM bench.acks WHERE seq = ?", (seq,))
+            .await
+            .ok()
+            .flatten()
+            .ok_or(false),
+        Err(mysql_async::Error::Server(_)) => Err(true),
+        Err(_) => Err(false),
+    }
+}
+
+/// The application: one numbered row per transaction, on the service it last wrote to,
+/// moving to the next when refused. Like a pooled application (or a proxy), it keeps a
+/// connection open to every service, so a move costs the write's round trip, not a new
+/// TCP + TLS + login (about five more round trips at a WAN distance).
 pub(crate) async fn writer(
     endpoints: Vec<(String, u16)>,
     ca: std::path::PathBuf,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Acks> {
     let mut acks = Vec::new();
+    let mut pool: Vec<Option<Warm>> = Vec::new();
+    for (host, port) in &endpoints {
+        pool.push(open(host, *port, &ca).await);
+    }
     let mut at = 0;
-    let mut conn: Option<mysql_async::Conn> = None;
     let mut seq = 0u64;
     while !*stop.borrow() {
         seq += 1;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if conn.is_none() {
+            if pool[at].is_none() {
                 let (host, port) = &endpoints[at];
-                let ssl = mysql_async::SslOpts::default().with_root_certs(vec![ca.clone().into()]);
-                let opts = mysql_async::OptsBuilder::default()
-                    .ip_or_hostname(host.clone())
-                    .tcp_port(*port)
-                    .user(Some(APP.0))
-                    .pass(Some(APP.1))
-                    .ssl_opts(Some(ssl));
-                conn = mysql_async::Conn::new(opts).await.ok();
+                pool[at] = open(host, *port, &ca).await;
             }
-            let done = match conn.as_mut() {
-                Some(c) => {
-                    let r: Result<u32, mysql_async::Error> = async {
-                        let server: u32 = c.query_first("SELECT @@server_id").await?.unwrap_or(0);
-                        c.exec_drop(
-                            "INSERT INTO bench.acks (seq, server) VALUES (?, ?)",
-                            (seq, server),
-                        )
-                        .await?;
-                        Ok(server)
-                    }
-                    .await;
-                    match r {
-                        Ok(server) => Some(server),
-                        // Committed before an ambiguous failure: the retry hits the key.
-                        Err(mysql_async::Error::Server(e)) if e.code == 1062 => c
-                            .exec_first("SELECT server FROM bench.acks WHERE seq = ?", (seq,))
-                            .await
-                            .ok()
-                            .flatten(),
-                        Err(_) => None,
+            let done = match pool[at].as_mut() {
+                Some(w) => write(w, seq).await,
+                None => Err(false),
+            };
+            match done {
+                Ok(server) => {
+                    acks.push((seq, server, Instant::now()));
+                    break;
+                }
+                Err(still_good) => {
+                    if !still_good {
+                        pool[at] = None;
                     }
                 }
-                None => None,
-            };
-            if let Some(server) = done {
-                acks.push((seq, server, Instant::now()));
-                break;
             }
-            conn = None;
             at = (at + 1) % endpoints.len();
             if Instant::now() > deadline {
                 bail!("no service accepted write {seq} for a minute");

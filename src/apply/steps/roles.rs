@@ -67,6 +67,9 @@ pub(super) async fn switchover(
     // 1b. Checked again here, before the point of no return: once the candidate has
     // caught up, the old primary and the siblings that move to it can follow it by GTID.
     followers_can_follow(steps, &state, &mut oldc, &mut newc, old, new).await?;
+    // Every round trip to the candidate between the fence and its opening is the
+    // application's write gap: prepare its wait now (a WAN round trip saved).
+    newc.prepare_gtid_wait().await?;
     // The old primary's configuration says read-only before it is fenced: a restart from
     // here on keeps it fenced. Refused by the cloud: nothing else was changed.
     super::config::set_role_in_config(steps, old, true, p)
@@ -80,7 +83,15 @@ pub(super) async fn switchover(
     // 2-4, rolled back on failure.
     p.status(&format!("fencing service.{old}"));
     let fenced_at = std::time::Instant::now();
-    let promoted = fence_and_promote(steps, &mut oldc, &mut newc, old, new, p).await;
+    let promoted = fence_and_promote(
+        steps,
+        &mut oldc,
+        &mut newc,
+        (old, new),
+        resumed.is_some(),
+        p,
+    )
+    .await;
     let (ended, final_pos) = match promoted {
         Ok(v) => v,
         Err((e, stopped)) => {
@@ -478,12 +489,16 @@ pub(super) async fn set_role(
 
 /// Fence `old`, let `new` catch up with it, stop and reset replication on `new`, open it.
 /// On failure: the error, and whether `new`'s replication was stopped (to start it again).
+///
+/// After the fence, the candidate gets two round trips when it replicates (the wait for the
+/// final position, then [`SqlConn::promote`]): its replication was found running just before
+/// (step 1), so it is read again only when resuming an interrupted run.
 async fn fence_and_promote(
     steps: &RealSteps,
     oldc: &mut SqlConn,
     newc: &mut SqlConn,
-    old: &str,
-    new: &str,
+    (old, new): (&str, &str),
+    resuming: bool,
     p: &ProgressHandle,
 ) -> Result<(usize, String), (anyhow::Error, bool)> {
     let e = |e: anyhow::Error| (e, false);
@@ -504,11 +519,17 @@ async fn fence_and_promote(
         .unwrap_or_default();
     // Resuming a run that stopped here: the candidate's replication may be stopped (start it
     // again to catch up) or already reset (it had caught up before the reset).
-    let st = newc.replication_status().await.map_err(|x| e(x.into()))?;
-    if st.configured && !(st.io_running && st.sql_running) {
-        newc.start_replication().await.map_err(|x| e(x.into()))?;
-    }
-    if !st.configured {
+    let configured = if resuming {
+        let st = newc.replication_status().await.map_err(|x| e(x.into()))?;
+        if st.configured && !(st.io_running && st.sql_running) {
+            newc.start_replication().await.map_err(|x| e(x.into()))?;
+        }
+        st.configured
+    } else {
+        // Found replicating by step 1; a break since is caught by the wait below.
+        true
+    };
+    if !configured {
         // Reset by the interrupted run after it caught up: it must still hold everything the
         // (fenced) old primary has, or opening it would lose those writes.
         let (mine, theirs) = (newc.observed_gtids().await, oldc.observed_gtids().await);
@@ -522,7 +543,7 @@ async fn fence_and_promote(
             )));
         }
     }
-    if !final_pos.is_empty() && st.configured {
+    if !final_pos.is_empty() && configured {
         p.status(&format!("waiting for service.{new} to apply {final_pos}"));
         let applied = newc
             .wait_applied(&final_pos, steps.opts.healthy_timeout)
@@ -536,19 +557,18 @@ async fn fence_and_promote(
         }
     }
     let stopped = |x: anyhow::Error| (x, true);
-    if st.configured {
-        newc.stop_replication()
-            .await
-            .map_err(|x| stopped(x.into()))?;
-        newc.reset_replication()
-            .await
-            .map_err(|x| stopped(x.into()))?;
-    }
     p.status(&format!("opening service.{new} for writes"));
-    newc.set_read_only(false)
-        .await
-        .with_context(|| format!("opening service.{new} for writes"))
-        .map_err(stopped)?;
+    if configured {
+        newc.promote()
+            .await
+            .with_context(|| format!("opening service.{new} for writes"))
+            .map_err(stopped)?;
+    } else {
+        newc.set_read_only(false)
+            .await
+            .with_context(|| format!("opening service.{new} for writes"))
+            .map_err(stopped)?;
+    }
     Ok((ended, final_pos))
 }
 
