@@ -35,6 +35,8 @@ pub struct Remote {
     /// What the user should know about how the cloud was reached (an emulator started in the
     /// background): printed by the caller, which holds the printer.
     pub notes: Vec<String>,
+    /// Refresh's SQL sessions, one per service, closed when the refresh ends.
+    pub(crate) sessions: crate::sql::sessions::Sessions,
 }
 
 impl Remote {
@@ -116,6 +118,7 @@ impl Remote {
             lost: Mutex::new(Default::default()),
             lost_after: std::time::Duration::from_secs(crate::topology::DEFAULT_LOST_AFTER_SECONDS),
             notes: vec![],
+            sessions: Default::default(),
         }
     }
 
@@ -175,6 +178,16 @@ impl Remote {
     pub async fn sql(&self, state: &State, key: &str) -> Result<SqlConn> {
         let target = self.sql_target(state, key).await?;
         Ok(crate::sql::connect(&target).await?)
+    }
+
+    /// The refresh's session with service `key` (see [`crate::sql::sessions`]): connected on
+    /// first use, shared by every phase of the refresh.
+    pub(crate) async fn session(
+        &self,
+        state: &State,
+        key: &str,
+    ) -> Result<crate::sql::sessions::Session> {
+        self.sessions.get(key, || self.sql(state, key)).await
     }
 
     pub async fn sql_target(&self, state: &State, key: &str) -> Result<SqlTarget> {

@@ -101,10 +101,10 @@ pub(super) async fn configs(
                 BTreeMap::new()
             } else {
                 let read = async {
-                    let mut conn = remote.sql(state, key).await?;
+                    let mut conn = remote.session(state, key).await?;
                     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                     let v = conn.global_variables(&refs).await?;
-                    let _ = conn.disconnect().await;
+                    drop(conn);
                     Ok::<_, anyhow::Error>(v)
                 };
                 // A database that does not answer is reported by the GTID reads; its running

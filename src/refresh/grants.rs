@@ -32,9 +32,9 @@ pub(super) async fn can_fence(
     let mut can_fence = BTreeMap::new();
     for key in role_changes.into_iter().filter(|k| ready.contains(k)) {
         let read = async {
-            let mut conn = remote.sql(state, key).await?;
+            let mut conn = remote.session(state, key).await?;
             let can = conn.can_set_read_only().await?;
-            let _ = conn.disconnect().await;
+            drop(conn);
             Ok::<_, anyhow::Error>(can)
         };
         match read.await {

@@ -75,10 +75,10 @@ pub(super) async fn gtids_and_roles(
         let read: Vec<(String, GtidRead)> = stream::iter(keys)
             .map(|key| async move {
                 let read = async {
-                    let mut conn = remote.sql(state, key).await?;
+                    let mut conn = remote.session(state, key).await?;
                     let g = conn.observed_gtids().await?;
                     let ro = conn.read_only().await?;
-                    let _ = conn.disconnect().await;
+                    drop(conn);
                     Ok::<_, anyhow::Error>((g, ro))
                 };
                 let read = read.await.map_err(|e| {

@@ -35,12 +35,14 @@ pub async fn refresh(
     state: &State,
     parallelism: usize,
 ) -> Result<Observed> {
-    match tokio::time::timeout(
+    let result = tokio::time::timeout(
         REFRESH_DEADLINE,
         refresh_within(remote, topology, state, parallelism),
     )
-    .await
-    {
+    .await;
+    // Its sessions end with it, whatever it found.
+    remote.sessions.close().await;
+    match result {
         Ok(observed) => observed,
         Err(_) => anyhow::bail!(
             "refresh did not finish within {} minutes (the SkySQL API or the services answer too slowly); nothing was planned",

@@ -50,7 +50,7 @@ pub(super) async fn statuses(
         stream::iter(replicas)
             .map(|key| async move {
                 let status = async {
-                    let mut conn = match remote.sql(state, key).await {
+                    let mut conn = match remote.session(state, key).await {
                         Ok(c) => c,
                         Err(e) if nothing_answered(&e) => {
                             tracing::info!("service.{key} does not answer: {e:#}");
@@ -74,15 +74,16 @@ pub(super) async fn statuses(
                         .with_context(|| {
                             format!("reading the replication status of service.{key}")
                         })?;
-                    let _ = conn.disconnect().await;
+                    // Given back before the source's is asked for: a task never holds two.
+                    drop(conn);
                     // Still reconnecting: did its source restart lately? (A source that does
                     // not answer is its own drift.)
                     if let (Some(r), Some(link)) =
                         (status.reconnecting.as_mut(), res.replications.get(key))
                     {
-                        if let Ok(mut src) = remote.sql(state, &link.source).await {
+                        if let Ok(mut src) = remote.session(state, &link.source).await {
                             r.source_up_seconds = src.uptime_seconds().await.ok();
-                            let _ = src.disconnect().await;
+                            drop(src);
                         }
                     }
                     Ok(Some(status))

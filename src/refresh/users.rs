@@ -31,9 +31,9 @@ pub(super) async fn replication_users(
     let users_read: Vec<Result<(String, Vec<String>), String>> = stream::iter(roots)
         .map(|key| async move {
             let read = async {
-                let mut conn = remote.sql(state, key).await?;
+                let mut conn = remote.session(state, key).await?;
                 let users = conn.replication_users().await?;
-                let _ = conn.disconnect().await;
+                drop(conn);
                 Ok::<_, anyhow::Error>(users)
             };
             match read.await {

@@ -19,6 +19,7 @@ pub(crate) mod grant;
 pub mod gtids;
 pub(crate) mod procedures;
 pub(crate) mod roles;
+pub(crate) mod sessions;
 pub(crate) mod status;
 pub(crate) mod variables;
 pub(crate) mod verify;

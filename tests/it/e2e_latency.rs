@@ -118,3 +118,43 @@ fn a_bad_latency_profile_is_refused_before_anything_starts() {
     assert!(r.stderr.contains("--client-region"), "{}", r.stderr);
     assert!(!cloud.emulator_dir().join("emulator.json").exists());
 }
+
+/// The server's count of connection attempts (every session skyplan opened on it).
+async fn connections(conn: &mut mysql_async::Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+        .await
+        .unwrap();
+    row.expect("a Connections row").1
+}
+
+/// Refresh opens at most one SQL session per service, whatever its phases read there
+/// (replication status, GTIDs and role, replication users, grants, configuration): each new
+/// session is a TCP, TLS and login exchange, about five round trips at a distance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_opens_one_sql_session_per_service() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&["--op-seconds", "0"]);
+    cloud
+        .skyplan(&["apply", "--auto-approve", "global-replication.toml"])
+        .expect_code(0);
+    let mut primary = cloud.sql("primary").await;
+    let mut secondary = cloud.sql("secondary").await;
+    let before = (
+        connections(&mut primary).await,
+        connections(&mut secondary).await,
+    );
+    let r = cloud
+        .skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"])
+        .expect_code(0);
+    assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+    let after = (
+        connections(&mut primary).await,
+        connections(&mut secondary).await,
+    );
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "sessions opened by one plan on (primary, secondary)"
+    );
+}
