@@ -13,6 +13,7 @@ mod parse;
 mod raw;
 mod replication;
 pub mod rules;
+mod schema;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Snippet};
 pub use model::*;
+pub(crate) use schema::file_schema;
 
 use diagnostics::SourceFile;
 

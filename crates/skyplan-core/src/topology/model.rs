@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Endpoint value that selects the embedded emulator.
 pub const LOCAL_ENDPOINT: &str = "local";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Topology {
     /// The file it was read from (used for the default state path and in messages).
     pub source: PathBuf,
@@ -19,18 +20,19 @@ pub struct Topology {
     pub services: BTreeMap<String, Service>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderConfig {
     /// `"local"` or an https URL such as `https://api.skysql.com`.
     pub endpoint: String,
     /// Name of the environment variable holding the API key (never the key itself).
     pub api_key_env: String,
-    /// Retries of a failed API call (transport errors, 429, 5xx, "pending state");
-    /// None = the client's default.
+    /// Retries of a failed API call (transport errors, 429, 5xx, "pending state"); absent:
+    /// the client's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
-    /// `lost_after`: the most time the API may take to answer for one service (retries
-    /// included) before that service counts as lost; None = [`DEFAULT_LOST_AFTER_SECONDS`].
+    /// `lost_after`, in seconds: the most time the API may take to answer for one service
+    /// (retries included) before that service counts as lost; absent: 20 s.
+    // 20 s is [`DEFAULT_LOST_AFTER_SECONDS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_after_seconds: Option<u64>,
 }
@@ -63,7 +65,7 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StateConfig {
     /// Explicit local state file path (relative paths are relative to the working directory).
     pub path: Option<PathBuf>,
@@ -74,7 +76,7 @@ pub struct StateConfig {
 }
 
 /// One `[services.<key>]` entry with `[defaults]` merged in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Service {
     pub key: String,
     pub spec: ServiceSpec,
@@ -114,8 +116,10 @@ impl Service {
 }
 
 /// The fields of `v1.CreateServiceRequest` that skyplan manages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServiceSpec {
+    #[schemars(pattern(r"^[a-z][a-z0-9-]+$"), length(max = super::rules::MAX_NAME_LEN))]
     pub name: String,
     pub service_type: String,
     pub topology: String,
@@ -164,7 +168,7 @@ impl ServiceSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Replication {
     /// Key of the source service.
     pub from: String,
@@ -186,7 +190,7 @@ fn default_reconnect_grace() -> u64 {
     DEFAULT_RECONNECT_GRACE_SECONDS
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Seed {
     /// Take a new full backup of the source and restore it.

@@ -97,6 +97,9 @@ pub fn service_name(name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// What [`service_key`] accepts, as a pattern (for the schemas).
+pub const SERVICE_KEY: &str = "^[a-z][a-z0-9_-]*$";
+
 /// Service keys become addresses (`service.<key>`) and state keys: keep them plain.
 pub fn service_key(key: &str) -> Result<(), Problem> {
     let ok = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -154,14 +157,17 @@ pub fn at_least(field: &str, value: i64, min: i64) -> Result<u32, Problem> {
     u32::try_from(value).map_err(|_| Problem::new(format!("{field} {value} is too large")))
 }
 
+/// The most retries of a failed API call a topology may ask for.
+pub const MAX_RETRIES: u32 = 20;
+
 /// Retries of a failed API call (0 = fail at the first error).
 pub fn max_retries(value: i64) -> Result<u32, Problem> {
     u32::try_from(value)
         .ok()
-        .filter(|n| *n <= 20)
+        .filter(|n| *n <= MAX_RETRIES)
         .ok_or_else(|| {
             Problem::new(format!(
-                "max_retries must be between 0 and 20, found {value}"
+                "max_retries must be between 0 and {MAX_RETRIES}, found {value}"
             ))
         })
 }
