@@ -93,7 +93,10 @@ pub enum Event<'a> {
     },
     /// An error that ends the command (a refusal at plan time, an unreachable API, a failed
     /// apply's reason); stderr says the same.
-    Diagnostic { severity: Severity, message: &'a str },
+    Diagnostic {
+        severity: Severity,
+        message: &'a str,
+    },
 }
 
 /// How an action ended.
@@ -127,7 +130,10 @@ fn closed_events(schema: &mut schemars::Schema) {
     let Some(serde_json::Value::Array(events)) = schema.get_mut("oneOf") else {
         return;
     };
-    for event in events.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+    for event in events
+        .iter_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
         if let Some(serde_json::Value::Object(p)) = event.get_mut("properties") {
             p.insert("@timestamp".into(), true.into());
         }

@@ -31,7 +31,7 @@ pub const OUTPUT_FORMAT_VERSION: u32 = 1;
 #[schemars(untagged)]
 pub enum OutputDocument {
     All(Outputs),
-    One(ServiceOutput),
+    One(Box<ServiceOutput>),
 }
 
 /// The `output --json` document.

@@ -119,7 +119,12 @@ impl Transform for AbsentNotNull {
         let required: Vec<String> = object
             .get("required")
             .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         let Some(Value::Object(properties)) = object.get_mut("properties") else {
             return;
