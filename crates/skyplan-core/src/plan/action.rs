@@ -12,10 +12,8 @@ use crate::topology::{Seed, ServiceSpec};
 /// Index of an action inside its plan.
 pub type ActionId = usize;
 
-/// How an action changes the world, in Terraform's vocabulary (drives markers and the summary).
-/// adopt: take over an existing service the state does not record (marker <=); read: use
-/// something that exists as it is, e.g. an existing backup as a seed (marker =, not counted in
-/// the summary).
+/// How an action changes the world, in Terraform's vocabulary (drives markers and the summary:
+/// adopt is `<=`, read is `=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {

@@ -10,16 +10,19 @@ use serde::{Deserialize, Serialize};
 /// Endpoint value that selects the embedded emulator.
 pub const LOCAL_ENDPOINT: &str = "local";
 
+/// The topology as skyplan resolved it: the file's services with `[defaults]` merged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Topology {
     /// The file it was read from (used for the default state path and in messages).
     pub source: PathBuf,
     pub provider: ProviderConfig,
     pub state: StateConfig,
-    /// Services by key (the `<key>` of `[services.<key>]`); BTreeMap keeps output deterministic.
+    /// Services by key (the `<key>` of `[services.<key>]`).
+    // A BTreeMap keeps output deterministic.
     pub services: BTreeMap<String, Service>,
 }
 
+/// Where the SkySQL API is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderConfig {
     /// `"local"` or an https URL such as `https://api.skysql.com`.
@@ -65,6 +68,7 @@ impl ProviderConfig {
     }
 }
 
+/// Where the state is kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StateConfig {
     /// Explicit local state file path (relative paths are relative to the working directory).
@@ -190,6 +194,7 @@ fn default_reconnect_grace() -> u64 {
     DEFAULT_RECONNECT_GRACE_SECONDS
 }
 
+/// How the replica is seeded: "new-backup", "latest-backup", "none", or {"backup": id}.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Seed {
