@@ -14,6 +14,7 @@ pub mod plan;
 pub mod printer;
 pub mod refresh;
 pub mod remote;
+pub mod schemas;
 pub mod skysql;
 pub mod sql;
 pub mod state;

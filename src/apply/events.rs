@@ -9,14 +9,139 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::executor::Report;
 use super::progress::{Outcome, Progress, Tally};
 use crate::plan::{Action, ActionId, Plan};
 
-/// Writes events as lines to `out` (the printer's stdout stream in the binary, a buffer in
-/// tests).
+/// One line of `skyplan apply --json`'s stdout: each line is one JSON object, one of the events
+/// below, in the order they happened. People's output (the plan, progress, the summary) goes to
+/// stderr meanwhile. A stream ends with a summary event, or with a diagnostic when the command
+/// fails before or instead of running the actions.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields, transform = closed_events)]
+pub(crate) struct EventLine<'a> {
+    /// When the event happened (RFC 3339, UTC).
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    #[serde(flatten)]
+    pub event: Event<'a>,
+}
+
+/// The events, by `type`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum Event<'a> {
+    /// The plan about to be applied, as `plan --json` prints it (schemas/plan.schema.json).
+    Plan {
+        // Described by its own schema, not repeated here.
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+        plan: &'a Plan,
+    },
+    /// The actions start: how many, and how long the plan's estimates say they take (the
+    /// critical path; null without estimates).
+    ApplyStart {
+        actions: usize,
+        estimated_ms: Option<u64>,
+    },
+    /// An action starts.
+    ActionStart {
+        /// The action's id in the plan.
+        id: ActionId,
+        address: &'a str,
+        summary: &'a str,
+        estimated_ms: Option<u64>,
+    },
+    /// What a running action waits for changed (sent only when it changes).
+    ActionStatus {
+        id: ActionId,
+        address: &'a str,
+        status: &'a str,
+    },
+    /// An action ended: done, failed, or still running in the cloud after an interrupt (the
+    /// next apply resumes it). done/total count the actions ended; remaining_ms is what the
+    /// estimates leave (null without estimates).
+    ActionEnd {
+        id: ActionId,
+        address: &'a str,
+        outcome: ActionOutcome,
+        /// done: what it adds (optional).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<&'a str>,
+        /// failed or still_running: why.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        elapsed_ms: u64,
+        done: usize,
+        total: usize,
+        remaining_ms: Option<u64>,
+    },
+    /// A message of the apply (an interrupt received, say).
+    Message { message: &'a str },
+    /// How the apply ended. applied: every action done (or none was needed); failed: an action
+    /// failed; interrupted: Ctrl-C. The lists hold addresses.
+    Summary {
+        outcome: ApplyOutcome,
+        completed: Vec<String>,
+        failed: Vec<String>,
+        still_running: Vec<String>,
+        not_started: Vec<String>,
+        elapsed_ms: u64,
+        api_calls: u64,
+    },
+    /// An error that ends the command (a refusal at plan time, an unreachable API, a failed
+    /// apply's reason); stderr says the same.
+    Diagnostic {
+        severity: Severity,
+        message: &'a str,
+    },
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ActionOutcome {
+    Done,
+    Failed,
+    StillRunning,
+}
+
+/// How the apply ended.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApplyOutcome {
+    Applied,
+    Failed,
+    Interrupted,
+}
+
+/// A diagnostic's severity: the stream reports errors only.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Severity {
+    Error,
+}
+
+/// Each event is closed, as the objects of the other documents are: it has its own fields and
+/// `@timestamp` (which the line, not the event, holds), nothing else.
+fn closed_events(schema: &mut schemars::Schema) {
+    let Some(serde_json::Value::Array(events)) = schema.get_mut("oneOf") else {
+        return;
+    };
+    for event in events
+        .iter_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
+        if let Some(serde_json::Value::Object(p)) = event.get_mut("properties") {
+            p.insert("@timestamp".into(), true.into());
+        }
+        event.insert("additionalProperties".into(), false.into());
+    }
+}
+
+/// Writes events as lines to `out` (stdout in the binary, a buffer in tests).
 pub(crate) struct JsonEvents {
     out: Mutex<Box<dyn Write + Send>>,
     tally: Mutex<Tally>,
@@ -33,24 +158,24 @@ impl JsonEvents {
         }
     }
 
-    /// One event: `{"type": …, "@timestamp": …, …fields}` on its own line.
-    fn emit(&self, kind: &str, fields: Value) {
-        let mut event = json!({
-            "type": kind,
-            "@timestamp": crate::state::backend::now_rfc3339(),
-        });
-        if let (Some(e), Value::Object(f)) = (event.as_object_mut(), fields) {
-            e.extend(f);
-        }
+    /// One event, stamped now, on its own line.
+    fn emit(&self, event: Event<'_>) {
+        let line = EventLine {
+            timestamp: crate::state::backend::now_rfc3339(),
+            event,
+        };
+        let Ok(text) = serde_json::to_string(&line) else {
+            return;
+        };
         if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{event}");
+            let _ = writeln!(out, "{text}");
             let _ = out.flush();
         }
     }
 
     /// The plan about to be applied (the same JSON as `plan --json`).
     pub(crate) fn plan(&self, plan: &Plan) {
-        self.emit("plan", json!({ "plan": plan }));
+        self.emit(Event::Plan { plan });
     }
 
     /// How the apply ended.
@@ -60,32 +185,29 @@ impl JsonEvents {
                 .collect()
         };
         let outcome = if report.success() {
-            "applied"
+            ApplyOutcome::Applied
         } else if report.interrupted {
-            "interrupted"
+            ApplyOutcome::Interrupted
         } else {
-            "failed"
+            ApplyOutcome::Failed
         };
-        self.emit(
-            "summary",
-            json!({
-                "outcome": outcome,
-                "completed": addresses(&mut report.completed.iter().copied()),
-                "failed": addresses(&mut report.failed.iter().map(|(id, _)| *id)),
-                "still_running": addresses(&mut report.abandoned.iter().map(|(id, _)| *id)),
-                "not_started": addresses(&mut report.not_started.iter().copied()),
-                "elapsed_ms": millis(report.elapsed),
-                "api_calls": api_calls,
-            }),
-        );
+        self.emit(Event::Summary {
+            outcome,
+            completed: addresses(&mut report.completed.iter().copied()),
+            failed: addresses(&mut report.failed.iter().map(|(id, _)| *id)),
+            still_running: addresses(&mut report.abandoned.iter().map(|(id, _)| *id)),
+            not_started: addresses(&mut report.not_started.iter().copied()),
+            elapsed_ms: millis(report.elapsed),
+            api_calls,
+        });
     }
 
     /// An error that ends the command (also printed on stderr as usual).
     pub(crate) fn diagnostic(&self, message: &str) {
-        self.emit(
-            "diagnostic",
-            json!({ "severity": "error", "message": message }),
-        );
+        self.emit(Event::Diagnostic {
+            severity: Severity::Error,
+            message,
+        });
     }
 }
 
@@ -101,29 +223,26 @@ impl Progress for JsonEvents {
         if let Ok(mut s) = self.steps.lock() {
             s.extend(actions.iter().map(|a| (a.id, (a.address.clone(), None))));
         }
-        let estimate: Option<u64> = actions
+        let estimated_ms: Option<u64> = actions
             .iter()
             .any(|a| a.estimated_ms.is_some())
             .then(|| crate::plan::estimate::remaining(actions, &|_| false, &|_| None));
-        self.emit(
-            "apply_start",
-            json!({ "actions": actions.len(), "estimated_ms": estimate }),
-        );
+        self.emit(Event::ApplyStart {
+            actions: actions.len(),
+            estimated_ms,
+        });
     }
 
     fn started(&self, a: &Action) {
         if let Ok(mut t) = self.tally.lock() {
             t.started(a.id, Instant::now());
         }
-        self.emit(
-            "action_start",
-            json!({
-                "id": a.id,
-                "address": a.address,
-                "summary": a.summary.trim(),
-                "estimated_ms": a.estimated_ms,
-            }),
-        );
+        self.emit(Event::ActionStart {
+            id: a.id,
+            address: &a.address,
+            summary: a.summary.trim(),
+            estimated_ms: a.estimated_ms,
+        });
     }
 
     fn status(&self, id: ActionId, msg: &str) {
@@ -138,14 +257,15 @@ impl Progress for JsonEvents {
             entry.1 = Some(msg.to_string());
             entry.0.clone()
         };
-        self.emit(
-            "action_status",
-            json!({ "id": id, "address": address, "status": msg }),
-        );
+        self.emit(Event::ActionStatus {
+            id,
+            address: &address,
+            status: msg,
+        });
     }
 
     fn finished(&self, a: &Action, outcome: Outcome<'_>, took: Duration) {
-        let (done, total, left) = match self.tally.lock() {
+        let (done, total, remaining_ms) = match self.tally.lock() {
             Ok(mut t) => {
                 t.finished(a.id, Instant::now());
                 let (k, n) = t.count();
@@ -153,29 +273,28 @@ impl Progress for JsonEvents {
             }
             Err(_) => (0, 0, None),
         };
-        let (word, text) = match outcome {
-            Outcome::Done(note) => ("done", note),
-            Outcome::Failed(e) => ("failed", e),
-            Outcome::StillRunning(e) => ("still_running", e),
+        let (outcome, text) = match outcome {
+            Outcome::Done(note) => (ActionOutcome::Done, note),
+            Outcome::Failed(e) => (ActionOutcome::Failed, e),
+            Outcome::StillRunning(e) => (ActionOutcome::StillRunning, e),
         };
-        let mut fields = json!({
-            "id": a.id,
-            "address": a.address,
-            "outcome": word,
-            "elapsed_ms": millis(took),
-            "done": done,
-            "total": total,
-            "remaining_ms": left,
+        let text = (!text.is_empty()).then_some(text);
+        let done_note = matches!(outcome, ActionOutcome::Done);
+        self.emit(Event::ActionEnd {
+            id: a.id,
+            address: &a.address,
+            outcome,
+            note: text.filter(|_| done_note),
+            error: text.filter(|_| !done_note),
+            elapsed_ms: millis(took),
+            done,
+            total,
+            remaining_ms,
         });
-        if !text.is_empty() {
-            let key = if word == "done" { "note" } else { "error" };
-            fields[key] = Value::String(text.to_string());
-        }
-        self.emit("action_end", fields);
     }
 
     fn message(&self, msg: &str) {
-        self.emit("message", json!({ "message": msg }));
+        self.emit(Event::Message { message: msg });
     }
 }
 
@@ -211,6 +330,7 @@ impl Progress for Tee {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     use crate::printer::Buffer;
 

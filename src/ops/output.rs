@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use anyhow::{bail, Result};
+use schemars::JsonSchema;
 use serde::Serialize;
+use skyplan_core::topology::rules::SERVICE_KEY;
 
 use crate::remote::Remote;
 use crate::state::State;
@@ -19,20 +21,40 @@ use crate::topology::Topology;
 /// Version of the `output --json` document.
 pub(crate) const OUTPUT_FORMAT_VERSION: u32 = 1;
 
+/// What `skyplan output --json` prints (format_version 1): each managed service's endpoint,
+/// role, region, where to get its credentials and its replication source, read from the state.
+/// Never a password. With NAME, the one service object (definitions/ServiceOutput) is printed
+/// alone. New fields may be added; existing ones keep their meaning.
+//
+// The document's schema; the command prints one of the two.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)] // never built: it only describes the document to the schema generator
+pub(crate) enum OutputDocument {
+    All(Outputs),
+    One(Box<ServiceOutput>),
+}
+
 /// The `output --json` document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct Outputs {
+    /// Version of this document; a change that breaks it gets a new version.
+    #[schemars(extend("const" = OUTPUT_FORMAT_VERSION))]
     pub format_version: u32,
-    /// Keyed by the topology key.
+    /// Every service the state manages, keyed by its topology key.
+    #[schemars(extend("propertyNames" = { "pattern": SERVICE_KEY }))]
     pub services: BTreeMap<String, ServiceOutput>,
-    /// The backups skyplan took, which stay in SkySQL (and are billed) after the restores
-    /// they seeded; absent when there are none (and with NAME).
+    /// The backups skyplan took to seed replicas. They stay in SkySQL (and are billed) after
+    /// the restores: SkySQL's API has no call to delete a backup. Absent when there are none
+    /// (and with NAME).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<BackupOutput>,
 }
 
 /// A backup skyplan took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct BackupOutput {
     /// `backup_made.SOURCE.ID`, as `state list` names it.
     pub address: String,
@@ -43,57 +65,76 @@ pub(crate) struct BackupOutput {
     pub gtid_position: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What a user connects to for one service (`output --json NAME` prints it alone).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct ServiceOutput {
     /// `service.KEY`, as plans and `state list` name it.
+    #[schemars(extend("pattern" = format!("^service\\.{}", &SERVICE_KEY[1..])))]
     pub address: String,
+    /// The SkySQL service name.
     pub name: String,
     /// The SkySQL service id.
     pub id: String,
-    /// Where clients connect; null until the service has an endpoint.
+    /// The host clients connect to; null until the service has an endpoint.
     pub host: Option<String>,
+    /// The port clients connect to (read-write); null until known.
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     pub role: Role,
-    /// For a replica: the key of the service it replicates from, as the topology says.
+    /// For a replica, the key of the service it replicates from (per the topology); null for
+    /// a primary.
     pub replica_of: Option<String>,
     pub provider: String,
     pub region: String,
-    /// The last status skyplan saw (e.g. `ready`).
+    /// The last status skyplan saw (e.g. `ready`); null if never seen.
     pub status: Option<String>,
     pub credentials: Credentials,
-    /// The replication link skyplan wired into this service, as the state records it.
+    /// The replication link skyplan wired into this service, as recorded; null when it has
+    /// none.
     pub replication: Option<ReplicationOutput>,
 }
 
-/// Writes go to the primary; a replica is read-only for clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// primary: writes go here. replica: read-only for clients. As the topology says (for a service
+/// no longer in the topology: as the state's replication record says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Role {
     Primary,
     Replica,
 }
 
-/// Where the credentials that work on a service come from: after a restore, a service accepts
-/// its source's credentials only.
-#[derive(Debug, Clone, Serialize)]
+/// Where to get the credentials that work on this service: after a restore a service accepts
+/// its source's credentials only. The API call is named; the password is never printed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct Credentials {
-    /// Key of the service whose credentials work here (itself, or the one it was restored from).
+    /// Key of the service whose credentials work here (the service itself, or the one it was
+    /// restored from).
     pub from: String,
     /// That service's id; null when the state no longer records it.
     pub service_id: Option<String>,
+    #[schemars(with = "String", extend("const" = "GET"))]
     pub method: &'static str,
-    /// The API path that returns them (never the password itself); null without an id.
+    /// The SkySQL API path returning the credentials; null without a service id.
+    #[schemars(pattern(r"^/provisioning/v1/services/[^/]+/security/credentials$"))]
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A replication link, as the state records it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub(crate) struct ReplicationOutput {
     /// Key of the source service.
     pub source: String,
+    /// The source endpoint's host.
     pub host: String,
+    #[schemars(range(min = 1))]
     pub port: u16,
+    /// Replicates over TLS.
     pub ssl: bool,
-    /// Whether skyplan saw the link healthy when it last checked.
+    /// Whether skyplan saw the link healthy when it last checked (run `skyplan plan` to check
+    /// again).
     pub healthy: bool,
 }
 

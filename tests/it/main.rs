@@ -45,6 +45,7 @@ mod plan_markdown;
 mod plan_power;
 mod plan_repoint;
 mod plan_roles;
+mod schemas_generated;
 mod secrets;
 mod skysql_client;
 mod sql_sky;

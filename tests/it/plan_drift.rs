@@ -486,7 +486,7 @@ fn drift_json_matches_the_schema_and_lists_every_field() {
     .unwrap();
     let schema_json: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Every kind the engine can report is documented.
-    let documented: Vec<&serde_json::Value> = schema_json["definitions"]["drift"]["properties"]
+    let documented: Vec<&serde_json::Value> = schema_json["definitions"]["Drift"]["properties"]
         ["kind"]["oneOf"]
         .as_array()
         .unwrap()

@@ -10,6 +10,7 @@ pub mod gtid;
 pub mod observed;
 pub mod ownership;
 pub mod plan;
+pub mod schemas;
 pub mod state;
 pub mod status;
 pub mod topology;

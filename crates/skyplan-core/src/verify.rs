@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::gtid::GtidSet;
@@ -106,7 +107,8 @@ pub struct TableSide {
     pub checksum: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How the table compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TableStatus {
     /// Same row count and checksum (or gone from both sides while verify ran).
@@ -158,7 +160,8 @@ pub fn again(attempts: &[Attempt], max: u32) -> bool {
 }
 
 /// One table of one link, as last compared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct TableReport {
     /// `schema.name`.
     pub table: String,
@@ -166,18 +169,27 @@ pub struct TableReport {
     pub name: String,
     pub status: TableStatus,
     pub equal: bool,
-    /// `None`: the table is not on that side.
+    /// Row count on the source; null when the table is not there.
     pub rows_source: Option<u64>,
+    /// Row count on the replica; null when the table is not there.
     pub rows_replica: Option<u64>,
+    /// CHECKSUM TABLE on the source; null when the table is not there (or the server returned
+    /// NULL).
     pub checksum_source: Option<u64>,
+    /// CHECKSUM TABLE on the replica; null when the table is not there (or the server returned
+    /// NULL).
     pub checksum_replica: Option<u64>,
-    /// How many comparisons were made (a difference is re-checked up to [`ATTEMPTS`] times).
+    /// Comparisons made: a table that is not equal is compared again, up to 3 times in all,
+    /// before it is reported (a writer on the source can move it between the two snapshots).
+    // 3 is [`ATTEMPTS`].
+    #[schemars(range(min = 1))]
     pub attempts: u32,
-    /// The source's GTID position at its snapshot in the last comparison.
+    /// The source's GTID position at its snapshot for the last comparison; the replica had
+    /// applied it before its own snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
-    /// Whether the replica's snapshot was at exactly that position in the last comparison
-    /// (`None`: the replica could not say).
+    /// Whether the replica's snapshot held exactly the source's position in the last
+    /// comparison; null when the replica could not say (then a difference counts as one).
     #[serde(default)]
     pub same_position: Option<bool>,
 }
@@ -267,15 +279,20 @@ impl TableReport {
 }
 
 /// One link's tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct LinkReport {
-    /// Topology keys.
+    /// Topology key of the source (service.<key>).
     pub source: String,
+    /// Topology key of the replica (replication.<key>).
     pub replica: String,
-    /// Service names.
+    /// Service name of the source.
     pub source_name: String,
+    /// Service name of the replica.
     pub replica_name: String,
     pub equal: bool,
+    /// Every user table found on either side (base tables outside mysql,
+    /// information_schema, performance_schema, sys and sky), by schema and name.
     pub tables: Vec<TableReport>,
 }
 
@@ -302,17 +319,27 @@ impl LinkReport {
     }
 }
 
-/// What `skyplan verify` found (its `--json` document).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The output of `skyplan verify --json`: for each replication link of the topology (a replica
+/// and the source it replicates from), every user table compared by row count and CHECKSUM
+/// TABLE after the replica applied the source's position. The exit code says the same: 0 when
+/// `equal`; 2 when a table differs (`tables_different` > 0); 1 when no table differs but some
+/// are `unsettled` (this document is printed), or on an error (no document). No secrets appear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct VerifyReport {
+    /// Version of this format. Readers refuse higher versions.
+    #[schemars(extend("const" = FORMAT_VERSION))]
     pub format_version: u32,
-    /// Every table of every link is identical.
+    /// Every table of every link is identical (true when there are no links).
     pub equal: bool,
     pub tables_compared: usize,
-    /// Tables found different (or on one side only).
+    /// Tables with another row count or checksum, or on one side only.
     pub tables_different: usize,
-    /// Tables that could not be compared at one position ([`TableStatus::Unsettled`]).
+    /// Tables that were not equal each time but never compared at one position (a writer on
+    /// the source may explain it): neither identical nor a difference.
+    // That is [`TableStatus::Unsettled`].
     pub tables_unsettled: usize,
+    /// Sources before their replicas, then by replica key.
     pub links: Vec<LinkReport>,
 }
 

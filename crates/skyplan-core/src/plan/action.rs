@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,8 +12,9 @@ use crate::topology::{Seed, ServiceSpec};
 /// Index of an action inside its plan.
 pub type ActionId = usize;
 
-/// How an action changes the world, in Terraform's vocabulary (drives markers and the summary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How an action changes the world, in Terraform's vocabulary (drives markers and the summary:
+/// adopt is `<=`, read is `=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Take over an existing service the state does not record (and bring it to the file).
@@ -40,7 +42,7 @@ impl Change {
 }
 
 /// Why replication is (re)wired, which decides how the executor starts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WireMode {
     /// Configure from the seeding backup's GTID position, grant, start, verify.
@@ -57,7 +59,7 @@ pub enum WireMode {
 }
 
 /// What to do. Service keys refer to the topology (and the state's maps).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
     /// Create a service and wait until it is ready.
@@ -67,6 +69,7 @@ pub enum ActionKind {
     /// allowlist entries the topology lists (entries it does not list are not touched).
     AdoptService {
         key: String,
+        /// The id of the existing service.
         service_id: String,
         from: ServiceSpec,
         to: ServiceSpec,
@@ -112,20 +115,37 @@ pub enum ActionKind {
     StopReplication { source: String, replica: String },
     /// Drop a replication user (`user@host`) that no link owns, on `on` (a chain's root, so
     /// the drop replicates to every replica).
-    DropReplicationUser { on: String, user: String },
+    DropReplicationUser {
+        /// The key of the service (a chain's root) the user is dropped on.
+        on: String,
+        /// The account, `user@host`.
+        user: String,
+    },
     /// Make a service writable for clients (a primary) or read-only (a replica), as the
     /// topology says (`read_only`).
-    SetRole { key: String, writable: bool },
+    SetRole {
+        key: String,
+        /// true opens the service for client writes (primary), false makes it read-only for
+        /// clients (replica).
+        writable: bool,
+    },
     /// Start (`active`) or stop a service through the API, as the topology's `is_active` says,
     /// and wait until it is `ready` or `stopped`. Stopping keeps the data.
-    SetPower { key: String, active: bool },
+    SetPower {
+        key: String,
+        /// true starts the service (its data is kept), false stops it (as is_active = false
+        /// asks).
+        active: bool,
+    },
     /// Make `new` (a replica of `old`) the primary, with no data lost and none copied: fence
     /// `old` (read-only, client sessions ended), wait until `new` applied `old`'s final GTID,
     /// stop and reset replication on `new` and open it for writes, then re-point `old` at
     /// `new` from its own position. Before `new` is opened, any failure unfences `old` and
     /// changes nothing else.
     Switchover {
+        /// The key of the primary that becomes a replica.
         old: String,
+        /// The key of the replica that becomes the primary.
         new: String,
         /// The old primary's new link: over TLS or not.
         ssl: bool,
@@ -137,8 +157,12 @@ pub enum ActionKind {
     /// and reset replication, open it for writes. `old` is not touched: when it is not
     /// `old_gone`, the state marks it replaced, so that it is fenced when it answers again.
     Failover {
+        /// The key of the lost primary.
         old: String,
+        /// The key of the replica that becomes the primary.
         new: String,
+        /// The lost primary no longer exists (otherwise it does not answer, and is fenced when
+        /// it answers again).
         old_gone: bool,
         /// A surviving sibling (another replica of `old`) that received transactions `new`
         /// lacks: before `new` is opened, it replicates from that sibling by GTID (a
@@ -147,7 +171,7 @@ pub enum ActionKind {
         catch_up_from: Option<String>,
     },
     /// Keep `key`'s server variables in its custom configuration (SkySQL's Configuration
-    /// Manager, one per service): create it, named `name`, when `config_id` is `None` (or the
+    /// Manager, one per service): create it, named `name`, when there is no `config_id` (or the
     /// recorded one is gone), set `set` and unset `unset` there, attach it when `attach`, and
     /// set on the running server the dynamic variables of `live` (`SET GLOBAL`), so that what
     /// the configuration says holds now and after every restart.
@@ -157,7 +181,8 @@ pub enum ActionKind {
         config_id: Option<String>,
         name: String,
         topology: String,
-        /// The configuration's MariaDB version: the service's (`None`: read from the API).
+        /// The configuration's MariaDB version: the service's (absent: read from the API at
+        /// apply).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
         /// Everything the configuration should hold (a new one gets all of it).
@@ -176,28 +201,40 @@ pub enum ActionKind {
     /// Restart the service (stop, then start, through the API; its data is kept) so that
     /// `variables`, which take effect only when the server starts, do. Its clients are
     /// disconnected while it restarts.
-    RestartService { key: String, variables: Vec<String> },
+    RestartService {
+        key: String,
+        /// The variables that take effect only when the server starts.
+        variables: Vec<String>,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One step of the plan: what it does (`kind`, with that kind's fields), what it changes, and
+/// which steps must finish first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Action {
     pub id: ActionId,
-    /// Stable name, e.g. `service.primary`, `restore.secondary`.
+    /// Stable name: service.<key>, backup.<source>, restore.<replica>,
+    /// allowlist.<source>.<replica>, replication.<replica>, replication_user.<service>.<user>,
+    /// switchover.<new primary>, failover.<new primary>, role.<key>, power.<key>, config.<key>,
+    /// restart.<key>.
+    #[schemars(pattern(ADDRESS))]
     pub address: String,
     pub change: Change,
     #[serde(flatten)]
     pub kind: ActionKind,
     /// One line for reviewers.
     pub summary: String,
-    /// Ids of actions that must finish first.
+    /// Ids of actions that must finish first (earlier in the plan).
     pub depends_on: Vec<ActionId>,
-    /// Values before and after, `null` when the object does not exist on that side. Values not
-    /// known until apply are the string "(known after apply)".
+    /// Values before the action; null when the object does not exist yet. Values not known
+    /// until apply are the string "(known after apply)".
     pub before: Option<Value>,
+    /// Values after the action; null when it will not exist.
     pub after: Option<Value>,
     /// Destroys or overwrites data: a restore, a replace, a delete.
     pub wipes_data: bool,
-    /// Why this action is planned when not because of the topology (drift repair), if so.
+    /// Why the action is planned when it repairs drift (not because of the topology).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// How long this action is expected to take, in milliseconds (`plan::estimate`).
@@ -206,6 +243,9 @@ pub struct Action {
 }
 
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// What an action's address starts with: one prefix per kind of thing ([`ActionKind::address`]).
+pub const ADDRESS: &str = "^(service|backup|restore|allowlist|replication|replication_user|switchover|failover|role|power|config|restart)\\.";
 
 impl ActionKind {
     /// The address prefix and key that name this action.

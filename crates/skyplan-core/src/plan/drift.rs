@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -10,56 +11,96 @@ use super::action::WireMode;
 use crate::observed::{Observed, ObservedReplication, ObservedService};
 use crate::state::{ReplicationRecord, State};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// What drifted. Every kind except the informational ones (`allowlist_entry_added`,
+/// `link_kept`) counts in `summary.drift` and makes `plan --detailed-exitcode` exit 2.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[schemars(inline)]
 pub enum DriftKind {
-    /// The id recorded in state no longer exists (404).
+    /// The id recorded in the state answers 404. Repair: create it again (and re-seed a replica); a
+    /// service no longer in the topology is only forgotten.
     ServiceDeleted,
+    /// The service is in status `failed`. Repair: replace it (wipes it).
     ServiceFailed,
+    /// The service is stopped. No repair: start it from the SkySQL portal.
     ServiceStopped,
-    /// Size, nodes or storage changed outside skyplan.
+    /// size, nodes or storage changed outside skyplan (before/after hold the changed fields).
+    /// Repair: resize back; storage cannot shrink, so grown storage is kept and the detail says
+    /// what to set in the topology. A change to exactly what the topology asks for is not drift.
     ServiceResized,
-    /// An allowlist entry skyplan owns was removed.
+    /// An entry skyplan added to a source's allowlist for a replica is gone (CIDR-normalised:
+    /// `1.2.3.4` is `1.2.3.4/32`). Repair: add it again.
     AllowlistEntryRemoved,
-    /// Entries added by hand (reported, left alone).
+    /// Informational: entries added by hand; left alone, and not counted as drift for the exit
+    /// code.
     AllowlistEntryAdded,
-    /// A user-listed allow_list entry is missing.
+    /// An entry of the topology's `allow_list` is gone from the service. Repair: add it again.
     AllowListChanged,
+    /// Both replication threads stopped without an error (e.g. `sky.stop_replication()`). Repair:
+    /// restart where it stopped.
     ReplicationStopped,
-    /// IO or SQL thread stopped on an error.
+    /// A replication thread stopped, or keeps failing, on an error (`last_io_error` /
+    /// `last_sql_error` in after). Repair: restart for IO errors; re-seed by backup and restore
+    /// (wipes the replica) for SQL errors and error 1236 (position gone from the source's binlogs).
     ReplicationBroken,
-    /// The channel was reset: no replication configured.
+    /// No replication configured on the replica (e.g. `sky.reset_replication()`). Repair: rewire
+    /// from the replica's own GTID position.
     ReplicationMissing,
-    /// Replicating from another host/port than the topology's source.
+    /// The replica replicates from another host/port than the recorded source. Repair: re-seed from
+    /// the source.
     ReplicationRepointed,
+    /// Seconds_Behind_Master above `[services.<key>.replication] max_lag_seconds` (default 300). No
+    /// repair: reported for a person.
     ReplicationLagging,
-    /// The replica has transactions its source does not: someone wrote to the replica.
+    /// The replica holds transactions its source does not have (`after.errant` lists their GTIDs):
+    /// something wrote to the replica. Such a replica cannot be re-pointed or promoted without
+    /// conflicts. No repair (re-seeding would discard the writes): reported for a person, who
+    /// decides whether they matter.
     ErrantTransactions,
-    /// A `skysql_replication_*` user on a source that no link skyplan manages owns.
+    /// A `skysql_replication_*` user on a source (a chain's root) that no link in the state owns,
+    /// e.g. left by a replica removed before skyplan dropped users, or by a crash. Repair: drop it
+    /// on that source (the drop replicates to every replica).
     ReplicationUserOrphaned,
-    /// A replica that clients can write to, or a primary that refuses their writes.
+    /// A replica that clients can write to (`read_only` OFF), or a primary that refuses their
+    /// writes (`read_only` ON, e.g. a fence left behind). Repair: set `read_only` as the topology's
+    /// roles say.
     RoleMismatch,
-    /// The API reports another endpoint (host, port) for a service than the state records.
+    /// The API reports another fqdn or port for the service than the state records. The API's is
+    /// used for everything planned and done; apply records it.
     ServiceEndpointChanged,
-    /// A recorded service that does not answer (its API or its database): a primary that a
-    /// failover replaced, still away.
+    /// A recorded service whose API or database does not answer: a primary that a failover replaced
+    /// and that is still away. No repair until it answers; then it is fenced first and rejoins the
+    /// new primary by GTID.
     ServiceUnreachable,
-    /// A service the API reports ready but whose database does not answer skyplan (a dead
-    /// `mariadbd`, a network cut). Nothing that depends on it can be changed: apply refuses.
+    /// The API reports the service ready, but its database does not answer skyplan (`after.error`
+    /// says how it failed): a dead server or a network cut. Replication from or to it cannot be
+    /// repaired, so nothing is planned for those links and `apply` refuses (exit 1, nothing
+    /// changed) until it answers; if the primary is lost, fail over (README).
     DatabaseUnreachable,
-    /// A primary that a failover replaced came back with transactions the new primary lacks:
-    /// it stays fenced until a person decides what they are.
+    /// A primary that a failover replaced answers again with transactions the new primary lacks
+    /// (`after.extra` lists them as GTID ranges): the writes the failover lost. It stays fenced
+    /// (read-only); skyplan does not re-seed it on its own: take the rows you need, then re-seed it
+    /// with `apply --replace service.<key> --allow-data-loss` (flagged as wiping; the last-copy
+    /// rule lists what it discards).
     DivergedPrimary,
-    /// A switchover that an apply started and did not finish (killed, interrupted): the state
-    /// records how far it got; apply resumes it by GTID. When neither side is open for writes
-    /// the detail says "no writable primary".
+    /// A switchover that an apply started and did not finish (killed or interrupted): the state
+    /// records it on the candidate (`role_change`). When neither the old primary nor the candidate
+    /// is open for writes the detail says "no writable primary". Repair: apply resumes it by GTID
+    /// (finishing the catch-up and opening the candidate, or re-pointing the old primary); it never
+    /// re-seeds on its own.
     RoleChangeInterrupted,
-    /// A server variable of a managed service differs from the topology's `config`: in its
-    /// configuration (edited outside skyplan) or on the running server (`SET GLOBAL` by hand).
+    /// A server variable of a managed service differs from the topology: in its configuration
+    /// (edited outside skyplan, or deleted) or on the running server (a SET GLOBAL by hand).
+    /// Resource `config.<key>`; the detail names each variable. Repair: the configuration is set
+    /// again, dynamic variables are set on the server, and a variable that takes effect only at a
+    /// start is applied by a flagged restart.
     ConfigChanged,
-    /// Informational: a replica the state records without a link (imported, adopted, or its
-    /// record lost) already replicates from the topology's source, healthy and with nothing
-    /// that source lacks: the link is kept as it is, not re-seeded.
+    /// Informational: a replica the state records without a link (imported, adopted, or its record
+    /// lost) already replicates from the topology's source, healthy and with no transaction the
+    /// source lacks: the link (and the allowlist entries that admit it) is kept as it is, not re-
+    /// seeded. Not counted as drift.
     LinkKept,
 }
 
@@ -124,15 +165,27 @@ impl DriftKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One difference between what skyplan last applied (the state) and what refresh observed
+/// (the SkySQL API and the services' replication status over SQL). Drift is listed apart from
+/// the actions; the actions that repair it carry a `reason`. Every kind except
+/// `allowlist_entry_added` and `link_kept` counts in `summary.drift` and makes
+/// `plan --detailed-exitcode` exit 2; an error (e.g. the API unreachable) exits 1 and prints no
+/// plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Drift {
-    /// Address of the resource, e.g. `service.secondary`.
+    /// Address of the drifted resource: `service.<key>`, `allowlist.<source>.<replica>`,
+    /// `replication.<replica>`, `role.<key>`, `config.<key>` or `switchover.<new primary>`, as
+    /// in the actions.
     pub resource: String,
     pub kind: DriftKind,
-    /// What skyplan expected (from state).
+    /// What skyplan expected (from the state), e.g. {"io_running": true, "sql_running": true,
+    /// "source": "host:port"}; null when there is nothing to compare.
     pub before: Value,
-    /// What refresh found.
+    /// What refresh found, with the same fields as before (plus the server's errors for
+    /// replication); null when the resource is gone.
     pub after: Value,
+    /// One line for people.
     pub detail: String,
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Action, ActionId, ActionKind, Plan};
@@ -22,9 +23,12 @@ pub const HISTORY: usize = 5;
 
 /// Recorded durations, in milliseconds, by `kind/provider/storage` (e.g. `create/gcp/100`),
 /// newest last. Kept in the state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Durations(pub BTreeMap<String, Vec<u64>>);
+pub struct Durations(
+    #[schemars(extend("additionalProperties" = { "type": "array", "maxItems": HISTORY, "items": { "type": "integer", "minimum": 0 } }))]
+    pub BTreeMap<String, Vec<u64>>,
+);
 
 impl Durations {
     pub fn is_empty(&self) -> bool {
@@ -61,13 +65,15 @@ pub enum Base {
     Emulator { op_seconds: f64 },
 }
 
-/// The plan's estimate (`estimate` in `--json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How long applying the plan is expected to take: the critical path of the action graph,
+/// each action weighed by its estimated_ms (`estimate` in `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Estimate {
     /// The critical path, in milliseconds.
     pub total_ms: u64,
-    /// How many actions were estimated from durations this workspace recorded (the others
-    /// from the defaults).
+    /// How many actions were estimated from durations this workspace recorded (the state's
+    /// durations); the others from the defaults.
     pub from_history: usize,
     /// `SkySQL` or `emulator`: whose defaults the others use.
     pub defaults: String,

@@ -18,6 +18,7 @@ pub mod render;
 pub mod seed;
 pub mod start;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use action::{Action, ActionId, ActionKind, Change, WireMode, KNOWN_AFTER_APPLY};
@@ -180,7 +181,9 @@ impl PlanError {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the plan does, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Summary {
     /// Existing services taken over (never counted as added).
     #[serde(default)]
@@ -189,9 +192,10 @@ pub struct Summary {
     pub change: usize,
     pub replace: usize,
     pub destroy: usize,
-    /// Steps that wipe or destroy data.
+    /// Actions that wipe or destroy data.
     pub wipes_data: usize,
-    /// Steps that restart a server (its clients are disconnected).
+    /// restart_service actions: servers restarted (clients disconnected) so that variables
+    /// that take effect only at a start do.
     #[serde(default)]
     pub restarts: usize,
     /// Drift items that need attention (informational ones excluded).
@@ -204,36 +208,50 @@ impl From<seed::SeedError> for PlanError {
     }
 }
 
-/// Plain data: what will be done, in dependency order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A skyplan plan: the output of `skyplan plan --json` and the content of a saved plan file
+/// (`plan --out`). Actions are listed in dependency order; `depends_on` holds the ids of
+/// actions that must finish first. Values not known until apply are the string
+/// "(known after apply)". No secrets appear in a plan.
+//
+// Plain data: what will be done, in dependency order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Plan {
+    /// Version of this format. Readers refuse higher versions.
+    #[schemars(extend("const" = PLAN_FORMAT_VERSION))]
     pub format_version: u32,
     pub skyplan_version: String,
-    /// Whether this is a destroy plan (everything in state torn down).
+    /// True for a destroy plan (everything in the state torn down).
     pub destroy: bool,
-    /// Whether refresh looked at the real world (false for `--refresh=false`).
+    /// Whether the real world was looked at (false for `--refresh=false`).
     pub refreshed: bool,
     pub topology_file: String,
-    /// SHA-256 of the topology file's bytes: a saved plan is refused if the file changed.
+    /// SHA-256 of the topology file; a saved plan is refused when the file changed.
     pub topology_sha256: String,
-    /// The state this plan was made against: a saved plan is refused if it moved on.
+    /// Lineage of the state the plan was made against.
     pub lineage: String,
+    /// Serial of that state; a saved plan is refused when the state moved on (stale plan).
     pub serial: u64,
     pub actions: Vec<Action>,
+    /// Differences between the state and what refresh observed, reported apart from the
+    /// planned actions.
     pub drift: Vec<Drift>,
-    /// What the reviewer should know before applying that is not an error (shown above the
-    /// summary as `Warning: …`).
+    /// What the reviewer should know before applying that is not an error, e.g. a seed backup
+    /// taken of another service (shown above the summary as `Warning: …`). Absent when there
+    /// is none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub summary: Summary,
-    /// How long applying it is expected to take (the critical path; `plan::estimate`).
+    /// How long applying the plan is expected to take (`plan::estimate`). Absent when nothing
+    /// is planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<estimate::Estimate>,
-    /// The command line's `--allow-data-loss`, `--replace` and `--target` (flattened: absent
-    /// when unused): applying the saved plan re-derives it the same way.
+    // The command line's `--allow-data-loss`, `--replace` and `--target` (flattened: absent
+    // when unused): applying the saved plan re-derives it the same way.
     #[serde(flatten)]
     pub flags: PlanFlags,
-    /// The desired topology, so a saved plan applies exactly what was reviewed.
+    /// The resolved desired topology (defaults merged), so a saved plan applies exactly what
+    /// was reviewed.
     pub topology: Topology,
 }
 
@@ -259,16 +277,20 @@ pub struct PlanInput<'a> {
 
 /// What the command line adds to the inputs (`--allow-data-loss`, `--replace`, `--target`);
 /// a saved plan records them, so applying it re-derives the same plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanFlags {
-    /// A failover (promoting a replica of a lost primary) may be planned.
+    /// The plan was made with --allow-data-loss: a failover (promoting a replica of a lost
+    /// primary) may be in it; applying the saved plan re-derives it the same way. Absent when
+    /// false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_data_loss: bool,
-    /// Addresses to rebuild although nothing drifted: a replica (`service.KEY` or
-    /// `replication.KEY`) is re-seeded, any other service replaced. Both wipe data.
+    /// The plan was made with --replace ADDRESS…: addresses to rebuild although nothing
+    /// drifted; a replica (`service.KEY` or `replication.KEY`) is re-seeded, any other service
+    /// replaced. Both wipe data. Absent when unused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace: Vec<String>,
-    /// Addresses to limit the plan to (with what they depend on): a partial plan.
+    /// A partial plan: made with --target ADDRESS…; only those and what they depend on are in
+    /// it. Absent when unused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<String>,
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use skyplan_api::types::{BackupStatus, ServiceStatus};
@@ -14,22 +15,39 @@ use crate::topology::ServiceSpec;
 /// than calling the field corrupt. Version 1 files are read as they are.
 pub const STATE_FORMAT_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A lineage: a UUID.
+const UUID: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// An RFC 3339 time, as skyplan writes them (`2024-05-01T12:00:00Z`).
+const RFC3339: &str = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}";
+
+/// What skyplan created and knows about remote objects (format_version 2; version 1 files,
+/// without durations, are read as they are). Holds ids and derived facts, never secrets.
+/// Written by skyplan; edit only with care.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
+    /// State format version; a skyplan refuses versions newer than it supports.
+    #[schemars(range(min = 1))]
     pub format_version: u32,
-    /// Set once when the state is created; a state from another lineage is another topology.
+    /// UUID set once when the state is created; states of different lineage are different
+    /// states (another topology).
+    #[schemars(pattern(UUID))]
     pub lineage: String,
-    /// Incremented on every write.
+    /// Incremented on every write; writes are compare-and-swap on it.
     pub serial: u64,
     /// The cloud this state manages: the API endpoint, or `local:<instance id>` for an
     /// emulator. Recorded by the first apply; a state is refused against another one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// Required: skyplan always writes it (`{}` when empty), so a state without it is damaged,
-    /// not empty — read as empty, it would make every service look new.
+    /// What skyplan manages. Always written (`{}` when empty), so a state without it is
+    /// damaged, not empty.
+    //
+    // Required: read as empty, a damaged state would make every service look new.
     pub resources: Resources,
-    /// How long recent actions took here, for the plan's estimate (`plan::estimate`).
+    /// How long recent actions took here, in milliseconds, newest last (at most 5 per key),
+    /// keyed kind/provider/storage (e.g. create/gcp/100): what the plan's estimate
+    /// (`plan::estimate`) is refined by. Absent until an apply ran a step.
     #[serde(
         default,
         skip_serializing_if = "crate::plan::estimate::Durations::is_empty"
@@ -55,10 +73,11 @@ impl State {
     }
 }
 
-/// All maps are keyed by the topology's service key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Every map is keyed by the topology's service key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    /// Keyed by the service key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, ServiceRecord>,
     /// Keyed by the *replica* key: the backup that seeds that replica.
@@ -87,12 +106,14 @@ pub struct Resources {
 }
 
 /// A backup skyplan took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MadeBackupRecord {
     /// Key of the backed-up service.
+    #[schemars(length(min = 1))]
     pub source: String,
     /// Its service id then.
+    #[schemars(length(min = 1))]
     pub service_id: String,
     /// When it finished (RFC 3339), when the API said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,12 +122,14 @@ pub struct MadeBackupRecord {
     pub gtid_position: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationUserRecord {
     /// The service the GRANT ran on (a chain's root): where the user is dropped.
+    #[schemars(length(min = 1))]
     pub on: String,
     /// The replica the user was created for.
+    #[schemars(length(min = 1))]
     pub replica: String,
 }
 
@@ -123,11 +146,12 @@ impl Resources {
 }
 
 /// A long operation started but not yet seen finished: resumed by polling after a crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InFlight {
     pub operation: Operation,
     /// RFC 3339.
+    #[schemars(pattern(RFC3339))]
     pub started_at: String,
     /// Operation-specific id (restore id, backup schedule id) when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +159,7 @@ pub struct InFlight {
 }
 
 /// The kind of a long operation in flight (`"create"`, … in the state).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Create,
@@ -163,10 +187,11 @@ impl std::fmt::Display for Operation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRecord {
     /// SkySQL service id.
+    #[schemars(length(min = 1))]
     pub id: String,
     /// The spec as last applied.
     pub spec: ServiceSpec,
@@ -178,6 +203,7 @@ pub struct ServiceRecord {
     pub outbound_ips: Vec<String>,
     /// Last status seen (e.g. "ready").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub status: Option<ServiceStatus>,
     /// After a restore the service takes its credentials from this service (key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +225,7 @@ pub struct ServiceRecord {
     /// when its replacement or re-seed is done: an apply interrupted in between leaves it, and
     /// the next plan carries the replace out as if it were asked again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(RFC3339))]
     pub replace_requested: Option<String>,
     /// The last GTID state skyplan read on this service: what a failover's loss estimate
     /// compares the candidate with when this service no longer answers.
@@ -206,6 +233,7 @@ pub struct ServiceRecord {
     pub last_seen: Option<LastSeen>,
     /// The custom configuration (Configuration Manager) skyplan keeps for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub config_id: Option<String>,
     /// The values skyplan set in that configuration, by variable name (`read_only` by role
     /// included).
@@ -236,20 +264,21 @@ impl ServiceRecord {
     }
 }
 
-/// One reading of a service's GTIDs, kept in the state (never secret).
 /// A switchover in progress, as recorded on the candidate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
     /// The old primary (key).
+    #[schemars(length(min = 1))]
     pub from: String,
     pub step: RoleChangeStep,
     /// RFC 3339.
+    #[schemars(pattern(RFC3339))]
     pub started_at: String,
 }
 
 /// How far a switchover got: the point of no return is the candidate's opening.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleChangeStep {
     /// The old primary may be fenced; the candidate is not open yet (it may have stopped
@@ -259,7 +288,8 @@ pub enum RoleChangeStep {
     Opened,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One reading of a service's GTIDs, kept in the state (never secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LastSeen {
     /// `gtid_binlog_state` as the server spelled it.
@@ -271,12 +301,12 @@ pub struct LastSeen {
     pub lag_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRecord {
     /// Key of the backed-up (source) service.
     pub source: String,
-    /// Backup id (None while only the schedule exists).
+    /// Backup id (absent while only the schedule exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,12 +314,13 @@ pub struct BackupRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid_position: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub status: Option<BackupStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRecord {
     pub backup_id: String,
@@ -302,7 +333,7 @@ pub struct RestoreRecord {
     pub in_flight: Option<InFlight>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowlistRecord {
     /// Key of the service whose allowlist holds the entries (the source).
@@ -316,8 +347,8 @@ pub struct AllowlistRecord {
     pub earlier: Vec<EarlierGrant>,
 }
 
-/// Allowlist entries of an earlier grant (see [`AllowlistRecord::earlier`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Allowlist entries of an earlier grant, on another source (`AllowlistRecord::earlier`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EarlierGrant {
     /// Key of the service whose allowlist holds them.
@@ -355,7 +386,7 @@ impl AllowlistRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationRecord {
     /// Key of the source service.

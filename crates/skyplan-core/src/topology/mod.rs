@@ -12,7 +12,8 @@ pub(crate) mod model;
 mod parse;
 mod raw;
 mod replication;
-pub(crate) mod rules;
+pub mod rules;
+mod schema;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Location, Snippet};
 pub use model::*;
+pub(crate) use schema::file_schema;
 
 use diagnostics::SourceFile;
 

@@ -4,33 +4,38 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Endpoint value that selects the embedded emulator.
 pub const LOCAL_ENDPOINT: &str = "local";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The topology as skyplan resolved it: the file's services with `[defaults]` merged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Topology {
     /// The file it was read from (used for the default state path and in messages).
     pub source: PathBuf,
     pub provider: ProviderConfig,
     pub state: StateConfig,
-    /// Services by key (the `<key>` of `[services.<key>]`); BTreeMap keeps output deterministic.
+    /// Services by key (the `<key>` of `[services.<key>]`).
+    // A BTreeMap keeps output deterministic.
     pub services: BTreeMap<String, Service>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the SkySQL API is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderConfig {
     /// `"local"` or an https URL such as `https://api.skysql.com`.
     pub endpoint: String,
     /// Name of the environment variable holding the API key (never the key itself).
     pub api_key_env: String,
-    /// Retries of a failed API call (transport errors, 429, 5xx, "pending state");
-    /// None = the client's default.
+    /// Retries of a failed API call (transport errors, 429, 5xx, "pending state"); absent:
+    /// the client's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
-    /// `lost_after`: the most time the API may take to answer for one service (retries
-    /// included) before that service counts as lost; None = [`DEFAULT_LOST_AFTER_SECONDS`].
+    /// `lost_after`, in seconds: the most time the API may take to answer for one service
+    /// (retries included) before that service counts as lost; absent: 20 s.
+    // 20 s is [`DEFAULT_LOST_AFTER_SECONDS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_after_seconds: Option<u64>,
 }
@@ -63,7 +68,8 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the state is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StateConfig {
     /// Explicit local state file path (relative paths are relative to the working directory).
     pub path: Option<PathBuf>,
@@ -74,7 +80,7 @@ pub struct StateConfig {
 }
 
 /// One `[services.<key>]` entry with `[defaults]` merged in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Service {
     pub key: String,
     pub spec: ServiceSpec,
@@ -114,8 +120,10 @@ impl Service {
 }
 
 /// The fields of `v1.CreateServiceRequest` that skyplan manages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServiceSpec {
+    #[schemars(pattern(r"^[a-z][a-z0-9-]+$"), length(max = super::rules::MAX_NAME_LEN))]
     pub name: String,
     pub service_type: String,
     pub topology: String,
@@ -164,7 +172,7 @@ impl ServiceSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Replication {
     /// Key of the source service.
     pub from: String,
@@ -186,7 +194,8 @@ fn default_reconnect_grace() -> u64 {
     DEFAULT_RECONNECT_GRACE_SECONDS
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How the replica is seeded: "new-backup", "latest-backup", "none", or {"backup": id}.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Seed {
     /// Take a new full backup of the source and restore it.

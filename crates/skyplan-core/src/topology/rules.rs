@@ -10,7 +10,7 @@ use super::suggest::{did_you_mean, list};
 
 /// What is wrong with a value, before it is given a location.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
+pub struct Problem {
     pub message: String,
     pub help: Option<String>,
 }
@@ -29,14 +29,14 @@ impl Problem {
     }
 }
 
-pub(crate) const PROVIDERS: &[&str] = &["aws", "gcp", "azure"];
-pub(crate) const ARCHITECTURES: &[&str] = &["amd64", "arm64"];
-pub(crate) const SERVICE_TYPES: &[&str] = &["transactional", "transactional_serverless"];
+pub const PROVIDERS: &[&str] = &["aws", "gcp", "azure"];
+pub const ARCHITECTURES: &[&str] = &["amd64", "arm64"];
+pub const SERVICE_TYPES: &[&str] = &["transactional", "transactional_serverless"];
 /// The spec documents gp2 and io1; gp3 is accepted too (its `volume_throughput` mentions it).
-pub(crate) const VOLUME_TYPES: &[&str] = &["gp2", "io1", "gp3"];
+pub const VOLUME_TYPES: &[&str] = &["gp2", "io1", "gp3"];
 /// Topologies named by the spec's enum, its examples and the guide. Others are accepted
 /// (the API grows new ones), unless they look like a typo of one of these.
-pub(crate) const KNOWN_TOPOLOGIES: &[&str] = &[
+pub const KNOWN_TOPOLOGIES: &[&str] = &[
     "standalone",
     "es-single",
     "es-replica",
@@ -46,10 +46,10 @@ pub(crate) const KNOWN_TOPOLOGIES: &[&str] = &[
     "xpand",
 ];
 
-pub(crate) const MAX_NAME_LEN: usize = 24;
+pub const MAX_NAME_LEN: usize = 24;
 
 /// A value that must be one of `allowed`.
-pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), Problem> {
+pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), Problem> {
     if allowed.contains(&value) {
         return Ok(());
     }
@@ -64,7 +64,7 @@ pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), P
 }
 
 /// SkySQL service names: `^[a-z][a-z0-9-]+$`, at most 24 characters.
-pub(crate) fn service_name(name: &str) -> Result<(), Problem> {
+pub fn service_name(name: &str) -> Result<(), Problem> {
     let help = "a name starts with a lowercase letter and has 2 to 24 lowercase letters, \
                 digits and `-`, e.g. `skysql-primary`";
     if name.is_empty() {
@@ -97,8 +97,11 @@ pub(crate) fn service_name(name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// What [`service_key`] accepts, as a pattern (for the schemas).
+pub const SERVICE_KEY: &str = "^[a-z][a-z0-9_-]*$";
+
 /// Service keys become addresses (`service.<key>`) and state keys: keep them plain.
-pub(crate) fn service_key(key: &str) -> Result<(), Problem> {
+pub fn service_key(key: &str) -> Result<(), Problem> {
     let ok = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && key
             .chars()
@@ -121,7 +124,7 @@ fn describe(c: char) -> String {
 }
 
 /// Storage sizes the API accepts: 100–1000 GB by 100, 2000–10000 GB by 1000.
-pub(crate) fn storage(gb: i64) -> Result<u32, Problem> {
+pub fn storage(gb: i64) -> Result<u32, Problem> {
     let valid = |g: i64| {
         ((100..=1000).contains(&g) && g % 100 == 0)
             || ((2000..=10000).contains(&g) && g % 1000 == 0)
@@ -145,7 +148,7 @@ pub(crate) fn storage(gb: i64) -> Result<u32, Problem> {
 }
 
 /// A count that must be at least `min` and fit the API's integer.
-pub(crate) fn at_least(field: &str, value: i64, min: i64) -> Result<u32, Problem> {
+pub fn at_least(field: &str, value: i64, min: i64) -> Result<u32, Problem> {
     if value < min {
         return Err(Problem::new(format!(
             "{field} must be at least {min}, found {value}"
@@ -154,19 +157,22 @@ pub(crate) fn at_least(field: &str, value: i64, min: i64) -> Result<u32, Problem
     u32::try_from(value).map_err(|_| Problem::new(format!("{field} {value} is too large")))
 }
 
+/// The most retries of a failed API call a topology may ask for.
+pub const MAX_RETRIES: u32 = 20;
+
 /// Retries of a failed API call (0 = fail at the first error).
-pub(crate) fn max_retries(value: i64) -> Result<u32, Problem> {
+pub fn max_retries(value: i64) -> Result<u32, Problem> {
     u32::try_from(value)
         .ok()
-        .filter(|n| *n <= 20)
+        .filter(|n| *n <= MAX_RETRIES)
         .ok_or_else(|| {
             Problem::new(format!(
-                "max_retries must be between 0 and 20, found {value}"
+                "max_retries must be between 0 and {MAX_RETRIES}, found {value}"
             ))
         })
 }
 
-pub(crate) fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
+pub fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
     u64::try_from(value)
         .ok()
         .filter(|v| *v >= 1)
@@ -174,13 +180,13 @@ pub(crate) fn max_lag_seconds(value: i64) -> Result<u64, Problem> {
 }
 
 /// `reconnect_grace`: `"2m"`, `"90s"`, `"1h"` or plain seconds, at most a day; in seconds.
-pub(crate) fn reconnect_grace(value: &str) -> Result<u64, Problem> {
+pub fn reconnect_grace(value: &str) -> Result<u64, Problem> {
     duration("reconnect_grace", value, 0, 86_400, "at most a day")
 }
 
 /// `[provider] lost_after`: how long skyplan waits for the API to answer for one service
 /// before it counts that service as lost (a region down): 1 s to an hour; in seconds.
-pub(crate) fn lost_after(value: &str) -> Result<u64, Problem> {
+pub fn lost_after(value: &str) -> Result<u64, Problem> {
     duration("lost_after", value, 1, 3_600, "between 1s and an hour")
 }
 
@@ -205,7 +211,7 @@ fn duration(field: &str, value: &str, min: u64, max: u64, range: &str) -> Result
 }
 
 /// A plain string value that must not be empty or contain whitespace (sizes, versions).
-pub(crate) fn word(field: &str, value: &str) -> Result<(), Problem> {
+pub fn word(field: &str, value: &str) -> Result<(), Problem> {
     if value.is_empty() {
         return Err(Problem::new(format!("{field} is empty")));
     }
@@ -218,7 +224,7 @@ pub(crate) fn word(field: &str, value: &str) -> Result<(), Problem> {
 }
 
 /// Cloud region names are lowercase letters, digits and `-` on every provider.
-pub(crate) fn region(value: &str) -> Result<(), Problem> {
+pub fn region(value: &str) -> Result<(), Problem> {
     let ok = !value.is_empty()
         && value
             .chars()
@@ -232,7 +238,7 @@ pub(crate) fn region(value: &str) -> Result<(), Problem> {
 }
 
 /// Lenient: any plain name is accepted, except empty ones and near-misses of known topologies.
-pub(crate) fn topology(value: &str) -> Result<(), Problem> {
+pub fn topology(value: &str) -> Result<(), Problem> {
     if value.is_empty() {
         let help = format!("for example {}", list(KNOWN_TOPOLOGIES));
         return Err(Problem::new("topology is empty").help(help));
@@ -258,7 +264,7 @@ pub(crate) fn topology(value: &str) -> Result<(), Problem> {
 const ECHO: usize = 64;
 
 /// `value` as a message may repeat it: cut short, control characters escaped.
-pub(crate) fn echo(value: &str) -> String {
+pub fn echo(value: &str) -> String {
     let mut s: String = value
         .chars()
         .take(ECHO)
@@ -272,7 +278,7 @@ pub(crate) fn echo(value: &str) -> String {
 
 /// An allow-list entry: an IPv4 netblock without host bits, or a bare IPv4 address
 /// (normalised to `/32`).
-pub(crate) fn cidr(value: &str) -> Result<String, Problem> {
+pub fn cidr(value: &str) -> Result<String, Problem> {
     let help = "write an IPv4 address (`203.0.113.7`) or netblock (`10.0.0.0/24`)";
     // Written exactly: blanks around an entry are a typo here, not something to guess past.
     let parsed = Cidr::parse(value).filter(|_| value.trim() == value);
@@ -299,7 +305,7 @@ pub(crate) fn cidr(value: &str) -> Result<String, Problem> {
 
 /// The whole internet (`0.0.0.0/0`, or any `/0`) only with `allow_public = true`: one
 /// mistyped netblock must not open a database to the world.
-pub(crate) fn not_the_world(cidr: String, allow_public: bool) -> Result<String, Problem> {
+pub fn not_the_world(cidr: String, allow_public: bool) -> Result<String, Problem> {
     if cidr.ends_with("/0") && !allow_public {
         return Err(Problem::new(format!(
             "`{cidr}` opens the service to the whole internet"
@@ -310,7 +316,7 @@ pub(crate) fn not_the_world(cidr: String, allow_public: bool) -> Result<String, 
 }
 
 /// A tag: no control characters in its key or value (they would reach logs and terminals).
-pub(crate) fn tag(key: &str, value: &str) -> Result<(), Problem> {
+pub fn tag(key: &str, value: &str) -> Result<(), Problem> {
     if key.chars().chain(value.chars()).any(char::is_control) {
         return Err(
             Problem::new(format!("tag `{}` holds a control character", echo(key)))
@@ -326,7 +332,7 @@ pub const ROLE_VARIABLE: &str = "read_only";
 
 /// One `[services.<key>.config]` entry: a server variable's name as the catalog spells it
 /// (`max_connections`, not `max-connections`), and a value that fits on one line.
-pub(crate) fn config_variable(name: &str, value: &str) -> Result<(), Problem> {
+pub fn config_variable(name: &str, value: &str) -> Result<(), Problem> {
     if name == ROLE_VARIABLE {
         return Err(Problem::new(format!(
             "`{ROLE_VARIABLE}` is set by skyplan from each service's role"
@@ -362,9 +368,9 @@ pub(crate) fn config_variable(name: &str, value: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-pub(crate) const SEED_MODES: &[&str] = &["new-backup", "latest-backup", "backup:<id>", "none"];
+pub const SEED_MODES: &[&str] = &["new-backup", "latest-backup", "backup:<id>", "none"];
 
-pub(crate) fn seed(value: &str) -> Result<Seed, Problem> {
+pub fn seed(value: &str) -> Result<Seed, Problem> {
     if let Some(seed) = Seed::parse(value) {
         return Ok(seed);
     }
@@ -383,7 +389,7 @@ pub(crate) fn seed(value: &str) -> Result<Seed, Problem> {
 }
 
 /// `local` (the embedded emulator) or an http(s) URL with a host.
-pub(crate) fn endpoint(value: &str) -> Result<(), Problem> {
+pub fn endpoint(value: &str) -> Result<(), Problem> {
     if value == super::model::LOCAL_ENDPOINT {
         return Ok(());
     }
@@ -422,7 +428,7 @@ pub(crate) fn endpoint(value: &str) -> Result<(), Problem> {
 
 /// The name of an environment variable. The value is never repeated in the message: a user
 /// who gets this wrong has often pasted the secret itself.
-pub(crate) fn env_var_name(field: &str, value: &str) -> Result<(), Problem> {
+pub fn env_var_name(field: &str, value: &str) -> Result<(), Problem> {
     let ok = value
         .chars()
         .next()
@@ -439,7 +445,7 @@ pub(crate) fn env_var_name(field: &str, value: &str) -> Result<(), Problem> {
 
 /// A state backend URL such as `mysql://skyplan@db.example.com:3306/skyplan`, without a password
 /// (that comes from the variable named by `password_env`).
-pub(crate) fn backend_url(value: &str) -> Result<(), Problem> {
+pub fn backend_url(value: &str) -> Result<(), Problem> {
     let Some((scheme, rest)) = value.split_once("://") else {
         return Err(Problem::new("invalid state backend URL")
             .help("for example \"mysql://skyplan@db.example.com:3306/skyplan\""));
