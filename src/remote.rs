@@ -37,7 +37,14 @@ pub struct Remote {
     pub notes: Vec<String>,
     /// Refresh's SQL sessions, one per service, closed when the refresh ends.
     pub(crate) sessions: crate::sql::sessions::Sessions,
+    /// How many services refresh reads over SQL at once: its own bound, above the API's
+    /// (`--parallelism`), because a SQL read mostly waits on the network and each service is
+    /// its own server (issue 28).
+    pub sql_parallelism: usize,
 }
+
+/// [`Remote::sql_parallelism`] by default.
+pub const DEFAULT_SQL_PARALLELISM: usize = 64;
 
 impl Remote {
     /// Connect to the topology's endpoint. For `"local"`, find (or start) the emulator of
@@ -119,6 +126,7 @@ impl Remote {
             lost_after: std::time::Duration::from_secs(crate::topology::DEFAULT_LOST_AFTER_SECONDS),
             notes: vec![],
             sessions: Default::default(),
+            sql_parallelism: DEFAULT_SQL_PARALLELISM,
         }
     }
 
@@ -188,6 +196,25 @@ impl Remote {
         key: &str,
     ) -> Result<crate::sql::sessions::Session> {
         self.sessions.get(key, || self.sql(state, key)).await
+    }
+
+    /// Look up the credentials of `keys` at the API's bound (`parallelism`), so the SQL reads
+    /// that follow, at their own higher bound, find them cached and make no API call. A
+    /// failure is not reported here: the read that needs the credentials reports it.
+    pub(crate) async fn prefetch_credentials<'a>(
+        &self,
+        state: &State,
+        keys: impl IntoIterator<Item = &'a String>,
+        parallelism: usize,
+    ) {
+        use futures::stream::{self, StreamExt};
+        stream::iter(keys)
+            .map(|key| async move {
+                let _ = self.sql_target(state, key).await;
+            })
+            .buffer_unordered(parallelism.max(1))
+            .collect::<Vec<()>>()
+            .await;
     }
 
     pub async fn sql_target(&self, state: &State, key: &str) -> Result<SqlTarget> {

@@ -1,6 +1,7 @@
 //! Refresh: read what really exists into `Observed` — services (one paginated list, then a
-//! confirming GET only for ids the list lacks), allowlists, and replication status over SQL,
-//! the per-service calls concurrent within `parallelism`.
+//! confirming GET only for ids the list lacks), allowlists, and replication status over SQL.
+//! The per-service API calls are concurrent within `parallelism`, the SQL reads within
+//! `Remote::sql_parallelism` (64 by default), each service through one session.
 
 use std::time::Duration;
 
@@ -96,17 +97,21 @@ async fn refresh_within(
         .map(|(k, _)| *k)
         .filter(|k| res.services.contains_key(*k))
         .collect();
+    // The SQL reads: credentials first, at the API's bound; then the reads at their own.
+    remote
+        .prefetch_credentials(state, ready.iter().copied(), parallelism)
+        .await;
+    let sql = remote.sql_parallelism.max(1);
     let replication::Statuses {
         replication,
         unanswered,
-    } = replication::statuses(remote, topology, state, &ready, parallelism).await?;
+    } = replication::statuses(remote, topology, state, &ready, sql).await?;
     let gtids::Reads {
         gtids,
         read_only,
         unreachable,
-    } = gtids::gtids_and_roles(remote, topology, state, &ready, unanswered, parallelism).await?;
-    let replication_users =
-        users::replication_users(remote, topology, state, &ready, parallelism).await?;
+    } = gtids::gtids_and_roles(remote, topology, state, &ready, unanswered, sql).await?;
+    let replication_users = users::replication_users(remote, topology, state, &ready, sql).await?;
     let can_fence = grants::can_fence(remote, topology, state, &ready).await?;
     let backups::Backups {
         backups,

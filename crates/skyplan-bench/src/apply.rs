@@ -267,10 +267,16 @@ async fn verify_replication(emu: &Emulator, work: &Path, file: &Path) -> Result<
     Ok(())
 }
 
-async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<(Row, Row)> {
-    let work = root.join("guide");
+async fn guide(
+    root: &Path,
+    skyplan: &Path,
+    example: &Path,
+    at: &super::distance::Distance,
+) -> Result<(Row, Row)> {
+    let work = root.join(format!("guide-{}", at.secondary_region));
     let (file, _) = prepare(example, &work)?;
-    let opts = ServeOptions::new(work.join("emulator"));
+    std::fs::write(&file, at.topology(example)?)?;
+    let opts = at.serve_options(work.join("emulator"));
     let op = opts.op_seconds;
     let started = Instant::now();
     let emu = Emulator::start(skyplan, opts).await?;
@@ -282,10 +288,7 @@ async fn guide(root: &Path, skyplan: &Path, example: &Path) -> Result<(Row, Row)
     verify_replication(&emu, &work, &file).await?;
     let wall = start.elapsed();
     drop(emu);
-    Ok((Row::new(format!(
-        "guide end to end ({}), --op-seconds {op}",
-        example.display()
-    ))
+    Ok((Row::new(guide_name(example, op, at))
     .wall(wall)
     .calls(format!(
         "{} ({} polling GETs)",
@@ -312,12 +315,25 @@ pub async fn run_fan_out(root: &Path, skyplan: &Path, example: &Path, op: Durati
     }
 }
 
+fn guide_name(example: &Path, op: f64, at: &super::distance::Distance) -> String {
+    format!(
+        "guide end to end ({}), --op-seconds {op} ({})",
+        example.display(),
+        at.label()
+    )
+}
+
 /// The guide's row and its estimate row.
-pub async fn run_guide(root: &Path, skyplan: &Path, example: &Path) -> Vec<Row> {
-    match guide(root, skyplan, example).await {
+pub async fn run_guide(
+    root: &Path,
+    skyplan: &Path,
+    example: &Path,
+    at: &super::distance::Distance,
+) -> Vec<Row> {
+    match guide(root, skyplan, example, at).await {
         Ok((row, estimate)) => vec![row, estimate],
         Err(e) => vec![Row::failed(
-            format!("guide end to end ({})", example.display()),
+            guide_name(example, ServeOptions::DEFAULT_OP_SECONDS, at),
             &e,
         )],
     }

@@ -101,9 +101,14 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         rows.extend(apply::run_fan_out(&opts.work, &opts.skyplan, &example, opts.op).await);
     }
     if opts.guide {
-        eprintln!("skyplan-bench: the guide's example end to end…");
         let example = opts.examples.join("global-replication.toml");
-        rows.extend(apply::run_guide(&opts.work, &opts.skyplan, &example).await);
+        for at in opts.distances() {
+            eprintln!(
+                "skyplan-bench: the guide's example end to end ({})…",
+                at.label()
+            );
+            rows.extend(apply::run_guide(&opts.work, &opts.skyplan, &example, &at).await);
+        }
     }
     if opts.repoint {
         eprintln!("skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB)…");
