@@ -284,7 +284,13 @@ async fn guide(
     let estimate = planned_estimate(skyplan, &emu, &work, &file).await?;
     let start = Instant::now();
     let run = apply(skyplan, &emu, &work, &file).await?;
-    let estimated = estimate_row("the guide", estimate, run.wall, op);
+    // The estimate knows the operations' pace, not the distance: at a distance the row says so.
+    let what = if at.is_loopback() {
+        "the guide".to_string()
+    } else {
+        format!("the guide ({}; the model has no term for distance)", at.label())
+    };
+    let estimated = estimate_row(&what, estimate, run.wall, op);
     verify_replication(&emu, &work, &file).await?;
     let wall = start.elapsed();
     drop(emu);
