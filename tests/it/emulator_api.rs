@@ -1866,6 +1866,22 @@ async fn every_topology_of_the_spec_is_offered_with_its_service_type() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     assert_eq!(created["topology"], "serverless-standalone");
+    // SkySQL's own MCP server (skysqlinc/skysql-mcp, `launch_serverless_db`) sends no more
+    // than this: no service_type (the spec declares no default), size, storage or version.
+    // The service type follows from the topology.
+    let (status, launched) = emu
+        .call(
+            Method::POST,
+            "/provisioning/v1/services",
+            Some(json!({
+                "topology": "serverless-standalone", "provider": "azure",
+                "region": "eastus", "name": "mcp-launched",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{launched}");
+    assert_eq!(launched["service_type"], "transactional_serverless");
+    assert_eq!(launched["region"], "eastus");
 }
 
 /// Issue 30: the request schemas the emulator validates bodies against are the published

@@ -32,6 +32,7 @@ mod emulator_api;
 mod emulator_config;
 mod emulator_guide;
 mod emulator_mariadb;
+mod emulator_mcp;
 mod hostile_api;
 mod parser_robustness;
 mod plan_adopt;

@@ -288,7 +288,10 @@ async fn guide(
     let what = if at.is_loopback() {
         "the guide".to_string()
     } else {
-        format!("the guide ({}; the model has no term for distance)", at.label())
+        format!(
+            "the guide ({}; the model has no term for distance)",
+            at.label()
+        )
     };
     let estimated = estimate_row(&what, estimate, run.wall, op);
     verify_replication(&emu, &work, &file).await?;

@@ -102,7 +102,9 @@ fn validate_create(req: &CreateServiceRequest) -> Api<String> {
         architecture: req.architecture.as_deref().unwrap_or("amd64"),
         size: req.size.as_deref().unwrap_or("sky-2x8"),
         topology: req.topology.as_deref().unwrap_or("es-single"),
-        service_type: req.service_type.as_deref().unwrap_or("transactional"),
+        service_type: req.service_type.as_deref().unwrap_or_else(|| {
+            catalog::service_type_of(req.topology.as_deref().unwrap_or("es-single"))
+        }),
         version: req.version.as_deref(),
         nodes: req.nodes.unwrap_or(1),
         availability_zone: req.availability_zone.as_deref(),
@@ -149,10 +151,9 @@ fn new_record(
         status: ServiceStatus::PendingCreate,
         region: req.region.clone().unwrap_or_else(|| "us-east4".into()),
         provider,
-        service_type: req
-            .service_type
-            .clone()
-            .unwrap_or_else(|| "transactional".into()),
+        service_type: req.service_type.clone().unwrap_or_else(|| {
+            catalog::service_type_of(req.topology.as_deref().unwrap_or("es-single")).into()
+        }),
         topology: req.topology.clone().unwrap_or_else(|| "es-single".into()),
         architecture: req.architecture.clone().unwrap_or_else(|| "amd64".into()),
         version: Some(catalog::reported_version(req.version.as_deref())),

@@ -112,8 +112,10 @@ const VERSIONS: &[&str] = &["10.6.20-16", "10.11.10-7", "11.4.4-2"];
 
 pub const SERVICE_TYPES: &[&str] = &["transactional", "transactional_serverless"];
 
-/// The service type a topology belongs to.
-fn service_type_of(topology: &str) -> &'static str {
+/// The service type a topology belongs to: also what a create that names no `service_type`
+/// gets (the spec declares no default; SkySQL's own MCP server launches a
+/// `serverless-standalone` without one).
+pub(crate) fn service_type_of(topology: &str) -> &'static str {
     if topology.starts_with("serverless") {
         "transactional_serverless"
     } else {
