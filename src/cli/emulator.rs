@@ -68,6 +68,11 @@ pub(crate) struct ServeArgs {
     /// [default: 0]
     #[arg(long, value_name = "MS")]
     pub api_delay_ms: Option<u64>,
+    /// Benchmarks: at most K mariadbd servers; later services share them, each with its own
+    /// admin account (backups, restores and outages of a sharing service act on the shared
+    /// server) [default: a server per service]
+    #[arg(long, value_name = "K")]
+    pub shared_mariadbd: Option<usize>,
     /// Every option as one JSON `ServeOptions`: how `emulator start` hands them to the daemon
     /// (`skyplan_emulator::daemon::SERVE_OPTIONS_FLAG`).
     #[arg(
@@ -76,7 +81,7 @@ pub(crate) struct ServeArgs {
         value_name = "JSON",
         conflicts_with_all = [
             "fault_rate", "fault_seed", "op_seconds", "no_mariadb", "latency", "client_region",
-            "api_delay_ms",
+            "api_delay_ms", "shared_mariadbd",
         ]
     )]
     pub options_json: Option<String>,
@@ -148,6 +153,7 @@ impl ServeArgs {
             fault_seed: self.fault_seed.unwrap_or(defaults.fault_seed),
             no_mariadb: self.no_mariadb,
             latency: self.latency()?,
+            shared_mariadbd: self.shared_mariadbd,
             ..defaults
         };
         opts.validate()?;
@@ -197,6 +203,17 @@ impl ServeArgs {
                     describe_latency(&running.latency)
                 ));
             }
+        }
+        if let Some(k) = self
+            .shared_mariadbd
+            .filter(|k| Some(*k) != running.shared_mariadbd)
+        {
+            out.push(format!(
+                "--shared-mariadbd {k} (running: {})",
+                running
+                    .shared_mariadbd
+                    .map_or("a server per service".to_string(), |k| k.to_string())
+            ));
         }
         if self.no_mariadb != running.no_mariadb {
             out.push(format!(

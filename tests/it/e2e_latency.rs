@@ -158,3 +158,43 @@ async fn a_refresh_opens_one_sql_session_per_service() {
         "sessions opened by one plan on (primary, secondary)"
     );
 }
+
+/// Shared mode (`--shared-mariadbd K`, for benchmarks of many services with their SQL): after
+/// K services with their own server, the next share them, each with its own account, behind
+/// its own endpoint (allowlist and distance included); deleting one leaves the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_beyond_k_share_the_first_servers_with_their_own_accounts() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&["--op-seconds", "0", "--shared-mariadbd", "1"]);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let mut ids = Vec::new();
+    for name in ["host-one", "tenant-two", "tenant-three"] {
+        let mut spec = topo.services["primary"].spec.clone();
+        spec.name = name.into();
+        let svc = cloud.create_by_hand(&spec).await;
+        cloud.wait_service_ready(&svc.id).await;
+        ids.push(svc.id);
+    }
+    assert_eq!(cloud.mariadbd_count(), 1, "one server for three services");
+    for id in &ids {
+        let mut sql = cloud.sql_to_service(id).await;
+        let user: Option<String> = sql.query_first("SELECT CURRENT_USER()").await.unwrap();
+        assert_eq!(
+            user.as_deref(),
+            Some(format!("{id}@%").as_str()),
+            "its own account"
+        );
+    }
+    let gone = ids.pop().unwrap();
+    cloud.api().delete_service(&gone).await.unwrap();
+    for _ in 0..100 {
+        if cloud.api().get_service(&gone).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cloud.mariadbd_count(), 1, "the shared server stays");
+    let mut sql = cloud.sql_to_service(&ids[1]).await;
+    let one: Option<i64> = sql.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+}

@@ -61,7 +61,7 @@ pub(crate) async fn create(
                 break id;
             }
         };
-        let rec = new_record(
+        let mut rec = new_record(
             &req,
             seq,
             id,
@@ -70,6 +70,10 @@ pub(crate) async fn create(
             public_port,
             db_port,
         );
+        if let Some(host) = shared_host(s, app.opts.shared_mariadbd, seq) {
+            rec.db_port = host.db_port;
+            rec.shared_host = Some(host.id.clone());
+        }
         let fail = s.take_fail_next(&name);
         s.services.push(rec.clone());
         Ok((rec, fail))
@@ -81,6 +85,27 @@ pub(crate) async fn create(
     let (op_app, id) = (app.clone(), rec.id.clone());
     app.spawn_op(ops::create(op_app, id, fail));
     Ok((StatusCode::ACCEPTED, Json(render::service(&rec))))
+}
+
+/// Shared mode (`--shared-mariadbd K`): once K services have a server of their own, a new
+/// one shares the server of one of them, in turn.
+fn shared_host(
+    s: &crate::store::Store,
+    shared: Option<usize>,
+    seq: u64,
+) -> Option<&crate::store::ServiceRecord> {
+    let k = shared?;
+    let hosts: Vec<&crate::store::ServiceRecord> = s
+        .services
+        .iter()
+        .filter(|r| r.shared_host.is_none())
+        .collect();
+    if hosts.len() < k {
+        return None;
+    }
+    hosts
+        .get(usize::try_from(seq).unwrap_or(0) % hosts.len())
+        .copied()
 }
 
 fn validate_create(req: &CreateServiceRequest) -> Api<String> {
@@ -173,6 +198,7 @@ fn new_record(
         errors: Vec::new(),
         outage: None,
         config_id: None,
+        shared_host: None,
     }
 }
 

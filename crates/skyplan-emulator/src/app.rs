@@ -99,10 +99,17 @@ impl App {
     /// The decision behind every connection to a service endpoint; see [`super::proxy`].
     fn decide(&self, service_id: &str, listen: SocketAddr, peer_addr: SocketAddr) -> Decision {
         let target = self.store.read(|s| {
-            s.service(service_id)
-                .map(|r| (r.allow_list.clone(), r.db_port, r.outage.is_some()))
+            s.service(service_id).map(|r| {
+                (
+                    r.allow_list.clone(),
+                    r.db_port,
+                    r.outage.is_some(),
+                    // Whose mariadbd serves it (its own, or the shared one's).
+                    r.shared_host.clone().unwrap_or_else(|| r.id.clone()),
+                )
+            })
         });
-        let Some((allow_list, db_port, in_outage)) = target else {
+        let Some((allow_list, db_port, in_outage, server)) = target else {
             return Decision::Deny {
                 reason: "the service no longer exists".into(),
             };
@@ -119,7 +126,7 @@ impl App {
         // as soon as it is up, before its start has finished, and that connection must come
         // from its outbound IP, or the primary refuses its grant (user@outbound IP) with 1045.
         let running = self.instances.pids();
-        if self.instances.is_api_only() || !running.iter().any(|(id, _)| id == service_id) {
+        if self.instances.is_api_only() || !running.iter().any(|(id, _)| *id == server) {
             return Decision::Deny {
                 reason: "its database is not running".into(),
             };

@@ -84,10 +84,29 @@ impl Instances {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
+        if let Some(host) = &rec.shared_host {
+            return self.join(rec, host).await;
+        }
         let cfg = self.config(backend, rec)?;
         let vars = ServerVariables::new(vars.to_vec())?;
         let instance = Instance::create_with_variables(&backend.binaries, cfg, vars).await?;
         self.remember(&rec.id, instance);
+        Ok(())
+    }
+
+    /// A sharing service (`--shared-mariadbd`): its admin account on its host's server, and
+    /// the host's instance under its id too.
+    async fn join(&self, rec: &ServiceRecord, host: &str) -> Result<(), MariadbError> {
+        let instance = self.get(host)?;
+        instance
+            .read()
+            .await
+            .add_tenant(&rec.username, &rec.password)
+            .await?;
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rec.id.clone(), instance);
         Ok(())
     }
 
@@ -102,6 +121,15 @@ impl Instances {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
+        if let Some(host) = &rec.shared_host {
+            // Its account is in the host's data already: only the alias is new.
+            let instance = self.get(host)?;
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rec.id.clone(), instance);
+            return Ok(());
+        }
         let cfg = self.config(backend, rec)?;
         let vars = ServerVariables::new(vars.to_vec())?;
         let mut instance = Instance::open(&backend.binaries, cfg).with_server_variables(vars);
@@ -150,11 +178,23 @@ impl Instances {
         guard.restore(backup_dir, &cfg).await
     }
 
-    /// Stops the service's mariadbd and removes its directory.
+    /// Stops the service's mariadbd and removes its directory (a sharing service: removes its
+    /// account from the shared server, which stays).
     pub async fn destroy(&self, rec: &ServiceRecord) -> Result<(), MariadbError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
+        if rec.shared_host.is_some() {
+            let alias = self
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&rec.id);
+            if let Some(instance) = alias {
+                instance.read().await.remove_tenant(&rec.username).await?;
+            }
+            return Ok(());
+        }
         let instance = self
             .live
             .lock()

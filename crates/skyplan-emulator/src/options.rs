@@ -22,6 +22,12 @@ pub struct ServeOptions {
     /// default. Absent in the options of emulators started before it existed.
     #[serde(default)]
     pub latency: super::latency::Latency,
+    /// At most this many mariadbd servers: once they exist, a new service shares the server
+    /// of an earlier one, with its own admin account on it (benchmarks of many services with
+    /// their SQL; backups, restores and outages of a sharing service act on the shared
+    /// server). None: a server per service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_mariadbd: Option<usize>,
 }
 
 impl ServeOptions {
@@ -36,6 +42,7 @@ impl ServeOptions {
             fault_seed: 0,
             no_mariadb: false,
             latency: Default::default(),
+            shared_mariadbd: None,
         }
     }
 
@@ -50,6 +57,11 @@ impl ServeOptions {
             return Err(EmulatorError::Invalid(format!(
                 "--fault-rate {} must be between 0 and 1",
                 self.fault_rate
+            )));
+        }
+        if let Some(k) = self.shared_mariadbd.filter(|k| !(1..=64).contains(k)) {
+            return Err(EmulatorError::Invalid(format!(
+                "--shared-mariadbd {k} must be between 1 and 64"
             )));
         }
         self.latency.validate()

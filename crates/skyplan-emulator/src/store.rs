@@ -92,6 +92,10 @@ pub struct ServiceRecord {
     /// service's mariadbd. Absent in stores written before configurations existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_id: Option<String>,
+    /// Shared mode (`--shared-mariadbd`, benchmarks only): the service whose mariadbd this one
+    /// uses, with its own admin account on it; None for a service with its own server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_host: Option<String>,
 }
 
 /// A custom configuration (Configuration Manager). Which services use it is not kept here but

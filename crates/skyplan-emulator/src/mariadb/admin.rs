@@ -110,6 +110,12 @@ impl<'a> Admin<'a> {
             .map_err(|e| self.err("writing sky.settings", e))
     }
 
+    /// Drops a service's admin account (a tenant of a shared server leaving it).
+    pub(super) async fn drop_admin_user(&mut self, user: &str) -> Result<(), MariadbError> {
+        let sql = format!("DROP USER IF EXISTS {}@'%'", quote(user));
+        self.run("dropping an admin user", &sql).await
+    }
+
     async fn run(&mut self, action: &str, sql: &str) -> Result<(), MariadbError> {
         self.conn
             .query_drop(sql)

@@ -22,6 +22,23 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Gives another service an admin account on this server: the emulator's shared mode
+    /// (`--shared-mariadbd`), where a benchmark's many services sit behind a few servers.
+    pub async fn add_tenant(&self, user: &str, password: &str) -> Result<(), MariadbError> {
+        let mut admin = Admin::connect(&self.layout).await?;
+        let made = admin.create_admin_user(user, password).await;
+        admin.close().await;
+        made
+    }
+
+    /// Removes a tenant's account ([`Instance::add_tenant`]); the server and its data stay.
+    pub async fn remove_tenant(&self, user: &str) -> Result<(), MariadbError> {
+        let mut admin = Admin::connect(&self.layout).await?;
+        let dropped = admin.drop_admin_user(user).await;
+        admin.close().await;
+        dropped
+    }
+
     /// Initialises a new data directory, starts the server, creates the admin user and
     /// installs the `sky` schema. Leaves the server running. Fails if `cfg.dir` already holds
     /// a data directory.
