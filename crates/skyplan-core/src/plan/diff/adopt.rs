@@ -249,3 +249,167 @@ fn adopt(
         Fate::Update
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::fixtures::{guide_topology, remote};
+    use super::*;
+
+    const LINEAGE: &str = "00000000-0000-4000-8000-000000000000";
+
+    fn primary() -> Service {
+        guide_topology().services["primary"].clone()
+    }
+
+    fn create(svc: &Service) -> Planned {
+        Planned {
+            kind: ActionKind::CreateService {
+                key: svc.key.clone(),
+                spec: svc.spec.clone(),
+            },
+            change: Change::Create,
+            summary: "create".into(),
+            before: None,
+            after: None,
+            wipes_data: false,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn only_a_reported_difference_in_what_cannot_change_in_place_conflicts() {
+        let spec = ServiceSpec::for_test("svc-a");
+        let mut existing = remote("x-1", &spec);
+        (existing.region, existing.architecture) = ("US-EAST4".into(), String::new());
+        assert!(adoption_conflicts(&spec, &existing).is_empty());
+        // Size, nodes and storage change in place: an update after the adoption.
+        existing.size = "sky-4x16".into();
+        assert!(adoption_conflicts(&spec, &existing).is_empty());
+        (existing.region, existing.ssl_enabled) = ("europe-west1".into(), false);
+        let c = adoption_conflicts(&spec, &existing);
+        let fields: Vec<&str> = c.iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["region", "ssl_enabled"]);
+        assert_eq!(c[0].real_toml, "\"europe-west1\"");
+        assert_eq!((c[1].real.as_str(), c[1].file.as_str()), ("false", "true"));
+    }
+
+    #[test]
+    fn another_workspaces_service_is_never_adopted() {
+        let spec = ServiceSpec::for_test("svc-a");
+        let mut existing = remote("x-1", &spec);
+        existing.tags = crate::ownership::tags(&BTreeMap::new(), "other-lineage", "db");
+        let e = check_adoptable("a", &spec, &existing, LINEAGE).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::OwnedElsewhere { lineage, owner_key, .. } if lineage == "other-lineage" && owner_key == "db"),
+            "{e:?}"
+        );
+        // This workspace's own tag: a service its state lost track of, ours to take back.
+        existing.tags = crate::ownership::tags(&BTreeMap::new(), LINEAGE, "a");
+        check_adoptable("a", &spec, &existing, LINEAGE).unwrap();
+        existing.provider = "aws".into();
+        let e = check_adoptable("a", &spec, &existing, LINEAGE).unwrap_err();
+        assert!(matches!(e, PlanError::AdoptionConflict { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_adopted_spec_is_what_the_api_reports_and_the_topology_for_the_rest() {
+        let mut want = ServiceSpec::for_test("svc-a");
+        want.allow_list = vec!["1.2.3.4/32".into(), "5.6.7.8/32".into()];
+        let mut existing = remote("x-1", &want);
+        (existing.size, existing.nodes, existing.storage) = ("sky-4x16".into(), 0, 200);
+        let from = adopted_spec(&want, &existing, &["1.2.3.4".to_string(), "9.9.9.9".into()]);
+        assert_eq!(from.size, "sky-4x16");
+        assert_eq!(
+            from.nodes, want.nodes,
+            "left out by the API: the topology's"
+        );
+        assert_eq!(from.storage, 200);
+        assert_eq!(
+            from.allow_list,
+            ["1.2.3.4/32"],
+            "only listed entries present"
+        );
+    }
+
+    #[test]
+    fn one_service_by_the_name_is_adopted_none_created_several_refused() {
+        let svc = primary();
+        let state = State::with_lineage(LINEAGE);
+        let mut observed = Observed {
+            refreshed: true,
+            ..Observed::default()
+        };
+        let mut out = DiffOutput::default();
+        let fate = unrecorded(&svc, &state, &observed, &mut out, create(&svc)).unwrap();
+        assert_eq!(
+            (fate, out.actions[0].change),
+            (Fate::Create, Change::Create)
+        );
+
+        let mut existing = remote("x-1", &svc.spec);
+        existing.size = "sky-4x16".into();
+        observed
+            .unmanaged
+            .insert("primary".into(), vec![existing.clone()]);
+        let mut out = DiffOutput::default();
+        let fate = unrecorded(&svc, &state, &observed, &mut out, create(&svc)).unwrap();
+        assert_eq!(fate, Fate::Update, "its size is then updated");
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(a.change, Change::Adopt);
+        assert!(!a.wipes_data);
+        assert!(
+            a.summary.starts_with("adopt    svc-primary")
+                && a.summary.ends_with("(x-1); then update size"),
+            "{}",
+            a.summary
+        );
+
+        let mut other = existing.clone();
+        other.id = "x-2".into();
+        observed
+            .unmanaged
+            .insert("primary".into(), vec![existing, other]);
+        let e = unrecorded(&svc, &state, &observed, &mut out, create(&svc)).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::AmbiguousName { count: 2, ids, .. } if ids == &["x-1", "x-2"]),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_pinned_id_not_found_or_a_service_being_deleted_is_not_adopted() {
+        let mut svc = primary();
+        let state = State::with_lineage(LINEAGE);
+        let mut observed = Observed {
+            refreshed: true,
+            ..Observed::default()
+        };
+        svc.id = Some("x-9".into());
+        let e = unrecorded(
+            &svc,
+            &state,
+            &observed,
+            &mut DiffOutput::default(),
+            create(&svc),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PlanError::PinnedIdMissing { .. }), "{e:?}");
+
+        let mut existing = remote("x-1", &svc.spec);
+        existing.status = ServiceStatus::PendingDelete;
+        observed.unmanaged.insert("primary".into(), vec![existing]);
+        let e = unrecorded(
+            &svc,
+            &state,
+            &observed,
+            &mut DiffOutput::default(),
+            create(&svc),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PlanError::NotAdoptable { .. }), "{e:?}");
+    }
+}

@@ -24,6 +24,8 @@ use crate::topology::{ServiceSpec, Topology};
 mod adopt;
 mod allowlist;
 mod config;
+#[cfg(test)]
+mod fixtures;
 mod links;
 mod power;
 pub mod roles;
@@ -356,4 +358,165 @@ pub fn describe_spec(s: &ServiceSpec) -> String {
 
 pub fn spec_value(s: &ServiceSpec) -> Value {
     serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{guide_state, guide_topology, seen, topology};
+    use super::*;
+    use crate::plan::PlanFlags;
+
+    fn summaries(out: &DiffOutput) -> Vec<&str> {
+        out.actions.iter().map(|a| a.summary.as_str()).collect()
+    }
+
+    #[test]
+    fn the_guide_as_applied_plans_nothing() {
+        let (t, s) = (guide_topology(), guide_state());
+        for observed in [Observed::offline(), seen(&s)] {
+            let out = diff(&t, &s, &observed, &PlanFlags::default()).unwrap();
+            assert!(out.actions.is_empty(), "{:?}", summaries(&out));
+            assert!(out.drift.is_empty(), "{:?}", out.drift);
+            assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        }
+    }
+
+    #[test]
+    fn a_service_the_topology_drops_is_deleted_and_its_link_torn_down() {
+        let t = topology(
+            "[services.primary]\nname = \"svc-primary\"\nprovider = \"gcp\"\nregion = \"us-east4\"\nsize = \"sky-2x8\"\nstorage = 100\n",
+        );
+        let s = guide_state();
+        let out = diff(&t, &s, &Observed::offline(), &PlanFlags::default()).unwrap();
+        let delete = out
+            .actions
+            .iter()
+            .find(
+                |a| matches!(&a.kind, ActionKind::DeleteService { key, .. } if key == "secondary"),
+            )
+            .expect("the secondary is deleted");
+        assert!(delete.wipes_data);
+        assert_eq!(
+            delete.summary,
+            "delete   svc-secondary  (destroys all its data)"
+        );
+        assert_eq!(
+            delete.reason.as_deref(),
+            Some("[services.secondary] is no longer in the topology")
+        );
+        let kinds: Vec<&ActionKind> = out.actions.iter().map(|a| &a.kind).collect();
+        assert!(kinds.iter().any(
+            |k| matches!(k, ActionKind::StopReplication { replica, .. } if replica == "secondary")
+        ));
+        assert!(kinds.iter().any(
+            |k| matches!(k, ActionKind::AllowlistRevoke { source, .. } if source == "primary")
+        ));
+    }
+
+    #[test]
+    fn a_dropped_service_already_deleted_is_only_forgotten() {
+        let t = topology(
+            "[services.primary]\nname = \"svc-primary\"\nprovider = \"gcp\"\nregion = \"us-east4\"\nsize = \"sky-2x8\"\nstorage = 100\n",
+        );
+        let s = guide_state();
+        let mut o = seen(&s);
+        o.services.insert(
+            "secondary".into(),
+            ObservedService::Missing {
+                id: "svc-secondary".into(),
+            },
+        );
+        let out = diff(&t, &s, &o, &PlanFlags::default()).unwrap();
+        let forget = out
+            .actions
+            .iter()
+            .find(|a| matches!(a.kind, ActionKind::DeleteService { .. }))
+            .unwrap();
+        assert!(!forget.wipes_data);
+        assert!(
+            forget.summary.starts_with("forget   svc-secondary"),
+            "{}",
+            forget.summary
+        );
+        assert!(out
+            .drift
+            .iter()
+            .any(|d| d.kind == DriftKind::ServiceDeleted && d.resource == "service.secondary"));
+        // A replica gone from the state's services is not stopped; only forgotten.
+        assert!(!out
+            .actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::StopReplication { .. })));
+    }
+
+    #[test]
+    fn a_kept_service_whose_api_does_not_answer_fails_the_plan() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.services.insert(
+            "secondary".into(),
+            ObservedService::Unreachable {
+                id: "svc-secondary".into(),
+                why: "timed out".into(),
+            },
+        );
+        let e = diff(&t, &s, &o, &PlanFlags::default()).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Unreachable { key, why } if key == "secondary" && why == "timed out"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_database_that_does_not_answer_is_drift_that_blocks_apply() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.unreachable
+            .insert("secondary".into(), "connection refused".into());
+        let out = diff(&t, &s, &o, &PlanFlags::default()).unwrap();
+        assert!(out.actions.is_empty(), "{:?}", summaries(&out));
+        let [d] = out.drift.as_slice() else {
+            panic!("{:?}", out.drift)
+        };
+        assert_eq!(d.kind, DriftKind::DatabaseUnreachable);
+        assert!(
+            d.detail.contains("apply refuses until it answers"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn replace_requested_of_a_primary_replaces_it_unless_protected() {
+        let (mut t, s) = (guide_topology(), guide_state());
+        let flags = PlanFlags {
+            replace: vec!["service.primary".into()],
+            ..PlanFlags::default()
+        };
+        let out = diff(&t, &s, &Observed::offline(), &flags).unwrap();
+        let replace = out
+            .actions
+            .iter()
+            .find(|a| matches!(a.kind, ActionKind::ReplaceService { .. }))
+            .unwrap();
+        assert_eq!(replace.reason.as_deref(), Some("requested with --replace"));
+        // Its replica is re-seeded from the new, empty primary.
+        assert!(out.actions.iter().any(
+            |a| matches!(&a.kind, ActionKind::Restore { replica, .. } if replica == "secondary")
+        ));
+        t.services.get_mut("primary").unwrap().deletion_protection = true;
+        let e = diff(&t, &s, &Observed::offline(), &flags).unwrap_err();
+        assert!(matches!(e, PlanError::DeletionProtected { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn changed_fields_are_named_in_a_fixed_order() {
+        let a = ServiceSpec::for_test("a");
+        let mut b = a.clone();
+        b.storage = 200;
+        b.region = "europe-west1".into();
+        b.allow_list = vec!["10.0.0.0/24".into()];
+        assert_eq!(changed_fields(&a, &b), ["region", "storage", "allow_list"]);
+        assert!(changed_fields(&a, &a).is_empty());
+    }
 }

@@ -340,3 +340,197 @@ fn spec_value_new(s: &ServiceSpec) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::fixtures::{guide_state, guide_topology, remote, seen};
+    use super::*;
+
+    fn primary() -> Service {
+        guide_topology().services["primary"].clone()
+    }
+
+    #[test]
+    fn what_the_api_leaves_out_or_spells_otherwise_keeps_the_recorded_value() {
+        let rec = ServiceSpec::for_test("svc-primary");
+        let mut r = remote("svc-primary", &rec);
+        (r.size, r.nodes, r.storage) = (String::new(), 0, 0);
+        (r.provider, r.region, r.ssl_enabled) = ("GCP".into(), "US-EAST4".into(), false);
+        let t = trusted(&r, &rec);
+        assert_eq!((t.size.as_str(), t.nodes, t.storage), ("sky-2x8", 1, 100));
+        assert_eq!(
+            (t.provider.as_str(), t.region.as_str()),
+            ("gcp", "us-east4")
+        );
+        assert!(t.ssl_enabled, "ssl_enabled is always the recorded one");
+        // A real change is kept: it is what the service is now.
+        r.region = "europe-west1".into();
+        assert_eq!(trusted(&r, &rec).region, "europe-west1");
+        assert_eq!(
+            current_spec(&rec, Some(&trusted(&r, &rec))).region,
+            "europe-west1"
+        );
+        assert_eq!(current_spec(&rec, None), rec);
+    }
+
+    #[test]
+    fn a_field_that_cannot_change_in_place_replaces_and_others_update() {
+        let svc = primary();
+        let mut out = DiffOutput::default();
+        let mut current = svc.spec.clone();
+        current.region = "europe-west1".into();
+        let fate = update_or_replace(&svc, &current, &svc.spec, &[], &mut out).unwrap();
+        assert_eq!(fate, Fate::Replace);
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert!(a.wipes_data);
+        assert_eq!(a.reason.as_deref(), Some("region cannot change in place"));
+        assert!(
+            a.summary.starts_with("replace  svc-primary"),
+            "{}",
+            a.summary
+        );
+
+        let mut out = DiffOutput::default();
+        let mut current = svc.spec.clone();
+        current.size = "sky-4x16".into();
+        let fate = update_or_replace(&svc, &current, &svc.spec, &["size"], &mut out).unwrap();
+        assert_eq!(fate, Fate::Update);
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(a.summary, "update   svc-primary  (size)");
+        assert_eq!(a.reason.as_deref(), Some("size changed outside skyplan"));
+        assert!(!a.wipes_data);
+
+        let mut out = DiffOutput::default();
+        let same = update_or_replace(&svc, &svc.spec, &svc.spec, &[], &mut out).unwrap();
+        assert_eq!(same, Fate::Keep);
+        assert!(out.actions.is_empty());
+    }
+
+    #[test]
+    fn storage_never_shrinks_and_a_protected_service_is_not_replaced() {
+        let mut svc = primary();
+        let mut current = svc.spec.clone();
+        current.storage = 200;
+        let e = update_or_replace(&svc, &current, &svc.spec, &[], &mut DiffOutput::default())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::StorageShrink {
+                    from: 200,
+                    to: 100,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        svc.deletion_protection = true;
+        let mut current = svc.spec.clone();
+        current.provider = "aws".into();
+        let e = update_or_replace(&svc, &current, &svc.spec, &[], &mut DiffOutput::default())
+            .unwrap_err();
+        assert!(matches!(e, PlanError::DeletionProtected { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_resize_by_hand_is_drift_unless_it_is_what_the_topology_asks() {
+        let (mut svc, s) = (primary(), guide_state());
+        let rec = &s.resources.services["primary"];
+        let mut r = remote(&rec.id, &rec.spec);
+        r.size = "sky-4x16".into();
+        let mut out = DiffOutput::default();
+        assert_eq!(
+            resized_outside(&svc, rec, &r, "service.primary", &mut out),
+            ["size"]
+        );
+        let [d] = out.drift.as_slice() else {
+            panic!("{:?}", out.drift)
+        };
+        assert_eq!(d.kind, DriftKind::ServiceResized);
+        assert_eq!(d.detail, "size changed outside skyplan");
+        assert_eq!(d.after, json!({ "size": "sky-4x16" }));
+
+        svc.spec.size = "sky-4x16".into();
+        let mut out = DiffOutput::default();
+        assert!(resized_outside(&svc, rec, &r, "service.primary", &mut out).is_empty());
+        assert!(out.drift.is_empty());
+    }
+
+    #[test]
+    fn a_failed_service_is_replaced_and_a_deleted_one_created_again() {
+        let (svc, s) = (primary(), guide_state());
+        let mut o = seen(&s);
+        if let Some(ObservedService::Present(r)) = o.services.get_mut("primary") {
+            r.status = ServiceStatus::Failed;
+        }
+        let mut out = DiffOutput::default();
+        let fate = plan_service(&svc, &s, &o, &HashMap::new(), &mut out).unwrap();
+        assert_eq!(fate, Fate::Replace);
+        assert_eq!(out.drift[0].kind, DriftKind::ServiceFailed);
+        assert_eq!(out.actions[0].reason.as_deref(), Some("the service failed"));
+
+        o.services.insert(
+            "primary".into(),
+            ObservedService::Missing {
+                id: "svc-primary".into(),
+            },
+        );
+        let mut out = DiffOutput::default();
+        let fate = plan_service(&svc, &s, &o, &HashMap::new(), &mut out).unwrap();
+        assert_eq!(fate, Fate::Create);
+        assert_eq!(out.drift[0].kind, DriftKind::ServiceDeleted);
+        let a = &out.actions[0];
+        assert_eq!(a.change, Change::Create);
+        assert_eq!(a.reason.as_deref(), Some("deleted outside skyplan"));
+        assert_eq!(a.after.as_ref().unwrap()["fqdn"], json!(KNOWN_AFTER_APPLY));
+    }
+
+    #[test]
+    fn storage_grown_by_hand_is_kept_and_the_topology_told() {
+        let (svc, s) = (primary(), guide_state());
+        let mut o = seen(&s);
+        if let Some(ObservedService::Present(r)) = o.services.get_mut("primary") {
+            r.storage = 300;
+        }
+        let mut out = DiffOutput::default();
+        let fate = plan_service(&svc, &s, &o, &HashMap::new(), &mut out).unwrap();
+        assert_eq!(fate, Fate::Keep, "{:?}", out.actions);
+        assert!(
+            out.drift[0].detail.ends_with(
+                "storage cannot shrink back to 100 GB: set storage = 300 in the topology"
+            ),
+            "{}",
+            out.drift[0].detail
+        );
+    }
+
+    #[test]
+    fn a_pinned_id_must_be_the_recorded_one() {
+        let (mut svc, s) = (primary(), guide_state());
+        svc.id = Some("svc-other".into());
+        let e = plan_service(
+            &svc,
+            &s,
+            &seen(&s),
+            &HashMap::new(),
+            &mut DiffOutput::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PlanError::PinnedIdMismatch { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn repair_reason_names_only_the_fields_put_back() {
+        assert_eq!(
+            repair_reason(&["size", "storage"], &["storage", "nodes"]).as_deref(),
+            Some("storage changed outside skyplan")
+        );
+        assert_eq!(repair_reason(&["size"], &[]), None);
+    }
+}

@@ -336,3 +336,241 @@ impl Ord for SeedKey {
         self.0.to_string().cmp(&other.0.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use skyplan_api::types::{Backup, BackupStatus};
+    use time::format_description::well_known::Rfc3339;
+
+    use super::super::super::fixtures::{guide_state, guide_topology, seen};
+    use super::super::super::Fate;
+    use super::*;
+    use crate::observed::Observed;
+    use crate::state::{InFlight, Operation};
+
+    fn seeds(seed: &Seed, replicas: &[&str]) -> Seeds {
+        Seeds::from([(
+            ("primary".to_string(), SeedKey::from(seed)),
+            replicas.iter().map(|r| r.to_string()).collect(),
+        )])
+    }
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::parse("2026-11-30T12:00:00Z", &Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn seeds_group_by_their_spelling() {
+        let mut keys = [
+            SeedKey::from(&Seed::NewBackup),
+            SeedKey::from(&Seed::Backup("b-1".into())),
+            SeedKey::from(&Seed::LatestBackup),
+        ];
+        keys.sort();
+        let spelled: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
+        assert_eq!(spelled, ["backup:b-1", "latest-backup", "new-backup"]);
+        assert_eq!(SeedKey::from(&Seed::None), SeedKey::from(&Seed::None));
+    }
+
+    #[test]
+    fn one_new_backup_serves_every_replica_of_a_source() {
+        let (t, s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        plan_backups(
+            &cx,
+            seeds(&Seed::NewBackup, &["secondary", "third"]),
+            &mut out,
+        )
+        .unwrap();
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(a.summary, "backup   full, once, of svc-primary");
+        assert_eq!(a.change, Change::Create);
+        assert!(matches!(&a.kind, ActionKind::Backup { replicas, .. } if replicas.len() == 2));
+        assert_eq!(
+            a.after.as_ref().unwrap()["backup_id"],
+            json!(KNOWN_AFTER_APPLY)
+        );
+        assert_eq!(a.reason, None);
+    }
+
+    #[test]
+    fn the_latest_backup_is_chosen_at_plan_time_and_named_in_the_restore() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.at = Some(now());
+        o.backups.insert(
+            "primary".into(),
+            vec![Backup {
+                id: "b-7".into(),
+                status: BackupStatus::Succeeded,
+                backup_type: "full".into(),
+                end_time: Some("2026-11-30T09:00:00Z".into()),
+                binlog_gtid_position: Some("0-1-7".into()),
+                ..Backup::default()
+            }],
+        );
+        let fates = BTreeMap::new();
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let mut out = DiffOutput::default();
+        out.actions.push(restore(
+            &cx,
+            "secondary",
+            "primary",
+            Some("asked".into()),
+            true,
+        ));
+        plan_backups(&cx, seeds(&Seed::LatestBackup, &["secondary"]), &mut out).unwrap();
+        assert_eq!(
+            out.actions[0].summary,
+            "restore  backup.primary (b-7) -> svc-secondary   (wipes all data on svc-secondary)"
+        );
+        assert_eq!(
+            out.actions[0].after.as_ref().unwrap()["backup_id"],
+            json!("b-7")
+        );
+        let b = &out.actions[1];
+        assert_eq!(b.change, Change::Read, "an existing backup adds nothing");
+        assert_eq!(
+            b.summary,
+            "backup   existing backup b-7 of svc-primary, taken 2026-11-30T09:00:00Z, at GTID 0-1-7"
+        );
+    }
+
+    #[test]
+    fn an_existing_backup_of_a_source_this_plan_creates_is_refused() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.at = Some(now());
+        let fates = BTreeMap::from([("primary", Fate::Create)]);
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let e = plan_backups(
+            &cx,
+            seeds(&Seed::LatestBackup, &["secondary"]),
+            &mut DiffOutput::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("latest-backup"), "{e}");
+    }
+
+    #[test]
+    fn a_previous_run_failed_backup_is_retried_and_a_running_one_resumed() {
+        let (t, mut s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        assert_eq!(
+            previous_backup(&Ctx::for_test(&t, &s, &o, &fates), "primary"),
+            None
+        );
+        let rec = s.resources.backups.get_mut("secondary").unwrap();
+        rec.status = Some(BackupStatus::Failed);
+        assert_eq!(
+            previous_backup(&Ctx::for_test(&t, &s, &o, &fates), "primary").as_deref(),
+            Some("retry: the previous backup b-1 of svc-primary failed")
+        );
+        s.resources.backups.get_mut("secondary").unwrap().in_flight = Some(InFlight {
+            operation: Operation::Backup,
+            started_at: "2026-11-30T11:00:00Z".into(),
+            operation_id: None,
+        });
+        let why = previous_backup(&Ctx::for_test(&t, &s, &o, &fates), "primary").unwrap();
+        assert!(
+            why.starts_with("a previous run scheduled a backup of svc-primary"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_restore_seeds_a_new_replica_and_wipes_one_that_holds_data() {
+        let (t, s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let new = BTreeMap::from([("secondary", Fate::Create)]);
+        let a = restore(
+            &Ctx::for_test(&t, &s, &o, &new),
+            "secondary",
+            "primary",
+            None,
+            false,
+        );
+        assert!(!a.wipes_data);
+        assert_eq!(
+            a.summary,
+            "seed     svc-secondary from backup.primary   (a new service: nothing to overwrite)"
+        );
+        // Over a replica that holds data, always with a reason; a new, empty source says so.
+        let source_new = BTreeMap::from([("primary", Fate::Replace)]);
+        let a = restore(
+            &Ctx::for_test(&t, &s, &o, &source_new),
+            "secondary",
+            "primary",
+            None,
+            true,
+        );
+        assert!(a.wipes_data);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("svc-primary is replaced: this replaces all data on svc-secondary with a copy of the new, empty svc-primary")
+        );
+        let keep = BTreeMap::new();
+        let a = restore(
+            &Ctx::for_test(&t, &s, &o, &keep),
+            "secondary",
+            "primary",
+            None,
+            false,
+        );
+        assert!(a.wipes_data);
+        assert!(a
+            .reason
+            .unwrap()
+            .contains("holds data that skyplan never seeded"));
+    }
+
+    #[test]
+    fn the_chosen_gtid_replaces_the_unknown_one_in_a_fresh_wiring() {
+        let mut out = DiffOutput::default();
+        out.actions.push(Planned {
+            kind: ActionKind::Replicate {
+                source: "primary".into(),
+                replica: "secondary".into(),
+                ssl: true,
+                mode: WireMode::Fresh,
+            },
+            change: Change::Create,
+            summary: format!("wire     p -> s at the backup's GTID {KNOWN_AFTER_APPLY}"),
+            before: None,
+            after: Some(json!({ "gtid": format!("the backup's GTID {KNOWN_AFTER_APPLY}") })),
+            wipes_data: false,
+            reason: None,
+        });
+        name_the_backup(
+            &mut out,
+            "primary",
+            &["other".into()],
+            Some("b-7"),
+            Some("0-1-7"),
+        );
+        assert!(
+            out.actions[0].summary.ends_with(KNOWN_AFTER_APPLY),
+            "not its replica"
+        );
+        name_the_backup(
+            &mut out,
+            "primary",
+            &["secondary".into()],
+            Some("b-7"),
+            Some("0-1-7"),
+        );
+        assert_eq!(
+            out.actions[0].summary,
+            "wire     p -> s at the backup's GTID 0-1-7"
+        );
+        assert_eq!(
+            out.actions[0].after.as_ref().unwrap()["gtid"],
+            json!("0-1-7")
+        );
+    }
+}

@@ -143,3 +143,168 @@ pub(super) fn push_revoke(
         reason,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::fixtures::{guide_state, guide_topology, seen};
+    use super::super::super::Fate;
+    use super::*;
+    use crate::observed::Observed;
+
+    #[test]
+    fn a_new_replica_is_granted_its_outbound_ips_known_after_apply() {
+        let (t, s) = (guide_topology(), guide_state());
+        let o = seen(&s);
+        let fates = BTreeMap::from([("secondary", Fate::Create)]);
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let rec = s.resources.services.get("secondary");
+        let g = plan_grant(&cx, "secondary", "primary", rec, &mut DiffOutput::default()).unwrap();
+        assert_eq!(
+            g.summary,
+            format!("grant    svc-secondary outbound IP {KNOWN_AFTER_APPLY} on svc-primary")
+        );
+        assert_eq!(g.after.unwrap()["entries"], json!(KNOWN_AFTER_APPLY));
+        assert_eq!(
+            g.before.unwrap(),
+            json!({ "on": "svc-primary", "entries": ["10.0.0.1/32"] })
+        );
+    }
+
+    #[test]
+    fn a_grant_in_place_needs_nothing_and_one_removed_by_hand_is_put_back() {
+        let (t, s) = (guide_topology(), guide_state());
+        let fates = BTreeMap::new();
+        let rec = s.resources.services.get("secondary");
+        let mut o = seen(&s);
+        o.allowlists
+            .insert("primary".into(), vec!["10.0.0.1".into()]);
+        let mut out = DiffOutput::default();
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        assert!(plan_grant(&cx, "secondary", "primary", rec, &mut out).is_none());
+        assert!(out.drift.is_empty());
+
+        o.allowlists.insert("primary".into(), vec![]);
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let g = plan_grant(&cx, "secondary", "primary", rec, &mut out).unwrap();
+        assert_eq!(
+            g.reason.as_deref(),
+            Some("allowlist entry removed outside skyplan")
+        );
+        let [d] = out.drift.as_slice() else {
+            panic!("{:?}", out.drift)
+        };
+        assert_eq!(d.kind, DriftKind::AllowlistEntryRemoved);
+        assert_eq!(
+            d.detail,
+            "10.0.0.1/32 for svc-secondary removed from svc-primary's allowlist"
+        );
+    }
+
+    #[test]
+    fn new_outbound_ips_are_granted_as_hosts() {
+        let (t, s) = (guide_topology(), guide_state());
+        let fates = BTreeMap::new();
+        let mut o = seen(&s);
+        if let Some(ObservedService::Present(r)) = o.services.get_mut("secondary") {
+            r.outbound_ips = vec!["10.0.0.9".into()];
+        }
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let rec = s.resources.services.get("secondary");
+        let g = plan_grant(&cx, "secondary", "primary", rec, &mut DiffOutput::default()).unwrap();
+        assert_eq!(
+            g.reason.as_deref(),
+            Some("svc-secondary's outbound IPs changed")
+        );
+        assert_eq!(g.after.unwrap()["entries"], json!(["10.0.0.9/32"]));
+    }
+
+    #[test]
+    fn nothing_is_revoked_on_a_source_going_away() {
+        let (t, s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let entries = ["10.0.0.1/32".to_string()];
+        let keep = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        push_revoke(
+            &Ctx::for_test(&t, &s, &o, &keep),
+            "primary",
+            "secondary",
+            &entries,
+            None,
+            &mut out,
+        );
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(a.summary, "revoke   10.0.0.1/32 on svc-primary's allowlist");
+        assert_eq!(a.change, Change::Delete);
+
+        let replaced = BTreeMap::from([("primary", Fate::Replace)]);
+        let mut out = DiffOutput::default();
+        push_revoke(
+            &Ctx::for_test(&t, &s, &o, &replaced),
+            "primary",
+            "secondary",
+            &entries,
+            None,
+            &mut out,
+        );
+        assert!(out.actions.is_empty());
+        let mut lost = seen(&s);
+        lost.services.insert(
+            "primary".into(),
+            ObservedService::Missing {
+                id: "svc-primary".into(),
+            },
+        );
+        push_revoke(
+            &Ctx::for_test(&t, &s, &lost, &keep),
+            "primary",
+            "secondary",
+            &entries,
+            None,
+            &mut out,
+        );
+        assert!(out.actions.is_empty());
+    }
+
+    #[test]
+    fn stale_entries_go_for_a_re_created_replica_or_a_previous_source() {
+        let (t, s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let recreated = BTreeMap::from([("secondary", Fate::Create)]);
+        let mut out = DiffOutput::default();
+        revoke_stale_grants(
+            &Ctx::for_test(&t, &s, &o, &recreated),
+            "secondary",
+            "primary",
+            &mut out,
+        );
+        assert_eq!(
+            out.actions[0].reason.as_deref(),
+            Some("svc-secondary is new: these admitted the outbound IPs of the old one")
+        );
+        // The grant is on another source than the one it now replicates from.
+        let keep = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        revoke_stale_grants(
+            &Ctx::for_test(&t, &s, &o, &keep),
+            "secondary",
+            "elsewhere",
+            &mut out,
+        );
+        assert!(matches!(
+            &out.actions[0].kind,
+            ActionKind::AllowlistRevoke { source, .. } if source == "primary"
+        ));
+        // Kept on the same source: nothing stale.
+        let mut out = DiffOutput::default();
+        revoke_stale_grants(
+            &Ctx::for_test(&t, &s, &o, &keep),
+            "secondary",
+            "primary",
+            &mut out,
+        );
+        assert!(out.actions.is_empty());
+    }
+}

@@ -116,6 +116,27 @@ impl Ctx<'_> {
     }
 }
 
+#[cfg(test)]
+impl<'a> Ctx<'a> {
+    /// A context over these inputs: no `--replace`, nothing re-seeded, no failover catching up.
+    fn for_test(
+        topology: &'a Topology,
+        state: &'a State,
+        observed: &'a Observed,
+        fates: &'a BTreeMap<&'a str, Fate>,
+    ) -> Ctx<'a> {
+        Ctx {
+            topology,
+            state,
+            observed,
+            fates,
+            replace: &[],
+            reseeded: BTreeSet::new(),
+            catching_up: BTreeMap::new(),
+        }
+    }
+}
+
 /// (source, seed) → replicas that need a fresh copy of the source's data.
 type Seeds = BTreeMap<(String, SeedKey), Vec<String>>;
 
@@ -565,4 +586,133 @@ fn health(
         );
     }
     (v.repair, v.reseed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{guide_state, guide_topology, seen};
+    use super::*;
+    use crate::plan::action::ActionKind;
+
+    fn links(fates: &BTreeMap<&str, Fate>, observed: &Observed) -> DiffOutput {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut out = DiffOutput::default();
+        plan_links(&t, &s, observed, fates, &[], &[], &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_recorded_healthy_link_needs_nothing() {
+        let out = links(&BTreeMap::new(), &seen(&guide_state()));
+        assert!(out.actions.is_empty(), "{:?}", out.actions);
+        assert!(out.drift.is_empty(), "{:?}", out.drift);
+    }
+
+    #[test]
+    fn a_replica_re_created_is_seeded_granted_and_wired_and_its_old_entries_revoked() {
+        let fates = BTreeMap::from([("secondary", Fate::Replace)]);
+        let out = links(&fates, &seen(&guide_state()));
+        let addresses: Vec<String> = out.actions.iter().map(|a| a.kind.address()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "restore.secondary",
+                "allowlist.primary.secondary",
+                "replication.secondary",
+                "allowlist.primary.secondary",
+                "backup.primary",
+            ]
+        );
+        // A new service is empty: the restore is its seed, not a wipe.
+        assert!(out.actions.iter().all(|a| !a.wipes_data));
+        assert!(matches!(
+            out.actions[3].kind,
+            ActionKind::AllowlistRevoke { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stopped_link_is_drift_and_restarted() {
+        let s = guide_state();
+        let mut o = seen(&s);
+        o.replication.insert(
+            "secondary".into(),
+            crate::observed::ObservedReplication {
+                configured: true,
+                io_running: true,
+                sql_running: false,
+                master_host: Some("svc-primary.example.com".into()),
+                master_port: Some(3306),
+                ..Default::default()
+            },
+        );
+        let out = links(&BTreeMap::new(), &o);
+        assert!(!out.drift.is_empty());
+        let wires: Vec<&str> = out
+            .actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Replicate { .. }))
+            .map(|a| a.summary.as_str())
+            .collect();
+        assert_eq!(wires.len(), 1, "{:?}", out.actions);
+        assert!(
+            !out.actions.iter().any(|a| a.wipes_data),
+            "no copy over a kept link"
+        );
+    }
+
+    #[test]
+    fn seeded_means_a_completed_restore_of_the_current_service() {
+        let (t, mut s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        assert!(seeded(&Ctx::for_test(&t, &s, &o, &fates), "secondary"));
+        assert!(!seeded(&Ctx::for_test(&t, &s, &o, &fates), "primary"));
+        s.resources.restores.get_mut("secondary").unwrap().target_id = "svc-before".into();
+        assert!(!seeded(&Ctx::for_test(&t, &s, &o, &fates), "secondary"));
+    }
+
+    #[test]
+    fn an_end_whose_database_does_not_answer_leaves_the_link_alone() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.unreachable.insert("primary".into(), "refused".into());
+        let keep = BTreeMap::new();
+        assert!(either_end_unanswered(
+            &Ctx::for_test(&t, &s, &o, &keep),
+            "secondary",
+            "primary"
+        ));
+        // Unless this plan replaces it: a new service answers.
+        let replaced = BTreeMap::from([("primary", Fate::Replace)]);
+        assert!(!either_end_unanswered(
+            &Ctx::for_test(&t, &s, &o, &replaced),
+            "secondary",
+            "primary"
+        ));
+    }
+
+    #[test]
+    fn own_position_needs_a_refresh_and_the_gtids_of_both_ends() {
+        let (t, s) = (guide_topology(), guide_state());
+        let fates = BTreeMap::new();
+        let offline = Observed::offline();
+        let why = check_own_position(
+            &Ctx::for_test(&t, &s, &offline, &fates),
+            "secondary",
+            "primary",
+        )
+        .unwrap_err();
+        assert!(why.starts_with("refresh was skipped"), "{why}");
+        let o = seen(&s);
+        let why = check_own_position(&Ctx::for_test(&t, &s, &o, &fates), "secondary", "primary")
+            .unwrap_err();
+        assert_eq!(why, "the GTIDs of svc-secondary could not be read");
+        let mut cx = Ctx::for_test(&t, &s, &o, &fates);
+        cx.reseeded.insert("primary".into());
+        let why = own_position_now(&cx, "secondary", "primary").unwrap_err();
+        assert!(
+            why.starts_with("svc-primary is re-seeded by this plan"),
+            "{why}"
+        );
+    }
 }

@@ -114,3 +114,95 @@ pub(super) fn interrupted_role_changes(cx: &Ctx, out: &mut DiffOutput) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::fixtures::{guide_state, guide_topology, seen};
+    use super::*;
+    use crate::plan::action::WireMode;
+    use crate::state::RoleChange;
+
+    #[test]
+    fn a_writable_replica_is_fenced_and_a_fenced_primary_opened() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.read_only = BTreeMap::from([("primary".into(), true), ("secondary".into(), false)]);
+        let fates = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        plan_roles(&Ctx::for_test(&t, &s, &o, &fates), &[], &mut out);
+        let summaries: Vec<&str> = out.actions.iter().map(|a| a.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "open     svc-primary for writes (read_only OFF): it is the primary",
+                "fence    svc-secondary for clients (read_only ON): it is a replica",
+            ]
+        );
+        assert!(out.drift.iter().all(|d| d.kind == DriftKind::RoleMismatch));
+        assert_eq!(out.drift.len(), 2);
+        // As they should be: nothing.
+        o.read_only = BTreeMap::from([("primary".into(), false), ("secondary".into(), true)]);
+        let mut out = DiffOutput::default();
+        plan_roles(&Ctx::for_test(&t, &s, &o, &fates), &[], &mut out);
+        assert!(out.actions.is_empty() && out.drift.is_empty());
+    }
+
+    #[test]
+    fn a_replica_this_plan_wires_is_left_to_the_wiring() {
+        let (t, s) = (guide_topology(), guide_state());
+        let mut o = seen(&s);
+        o.read_only = BTreeMap::from([("secondary".into(), false)]);
+        let mut out = DiffOutput::default();
+        out.actions.push(Planned {
+            kind: ActionKind::Replicate {
+                source: "primary".into(),
+                replica: "secondary".into(),
+                ssl: true,
+                mode: WireMode::Fresh,
+            },
+            change: Change::Update,
+            summary: String::new(),
+            before: None,
+            after: None,
+            wipes_data: false,
+            reason: None,
+        });
+        let fates = BTreeMap::new();
+        plan_roles(&Ctx::for_test(&t, &s, &o, &fates), &[], &mut out);
+        assert_eq!(out.actions.len(), 1);
+        assert!(out.drift.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_switchover_is_drift_naming_no_writable_primary() {
+        let (t, mut s) = (guide_topology(), guide_state());
+        s.resources
+            .services
+            .get_mut("secondary")
+            .unwrap()
+            .role_change = Some(RoleChange {
+            from: "primary".into(),
+            step: RoleChangeStep::Fencing,
+            started_at: "2026-01-01T00:00:00Z".into(),
+        });
+        let mut o = seen(&s);
+        o.read_only = BTreeMap::from([("primary".into(), true), ("secondary".into(), true)]);
+        let fates = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        interrupted_role_changes(&Ctx::for_test(&t, &s, &o, &fates), &mut out);
+        let [d] = out.drift.as_slice() else {
+            panic!("{:?}", out.drift)
+        };
+        assert_eq!(d.kind, DriftKind::RoleChangeInterrupted);
+        assert_eq!(d.resource, "switchover.secondary");
+        assert!(
+            d.detail
+                .contains("interrupted before svc-secondary was opened: no writable primary"),
+            "{}",
+            d.detail
+        );
+        assert_eq!(d.after["writable_primary"], json!(false));
+    }
+}

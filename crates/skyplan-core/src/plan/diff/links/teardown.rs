@@ -87,3 +87,98 @@ pub(super) fn plan_teardown(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::fixtures::{guide_state, topology, GUIDE};
+    use super::*;
+    use crate::observed::Observed;
+    use crate::state::EarlierGrant;
+
+    /// The guide with the secondary's replication removed: a standalone service now.
+    fn unlinked() -> crate::topology::Topology {
+        let text = GUIDE.replace("[services.secondary.replication]\nfrom = \"primary\"\n", "");
+        topology(&text)
+    }
+
+    #[test]
+    fn a_link_the_topology_dropped_is_stopped_with_its_user_and_its_entries_revoked() {
+        let (t, s, o) = (unlinked(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        plan_teardown(
+            &Ctx::for_test(&t, &s, &o, &fates),
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            &mut out,
+        );
+        let summaries: Vec<&str> = out.actions.iter().map(|a| a.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "stop     svc-primary -> svc-secondary (stop and reset replication; DROP USER skysql_replication_x@10.0.0.2)",
+                "revoke   10.0.0.1/32 on svc-primary's allowlist",
+            ]
+        );
+        assert!(out
+            .actions
+            .iter()
+            .all(|a| a.change == Change::Delete && !a.wipes_data));
+    }
+
+    #[test]
+    fn a_promoted_replica_is_stopped_by_its_switchover_not_here() {
+        let (t, s, o) = (unlinked(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        let mut out = DiffOutput::default();
+        let promoted = BTreeSet::from(["secondary"]);
+        plan_teardown(
+            &Ctx::for_test(&t, &s, &o, &fates),
+            &promoted,
+            &BTreeSet::new(),
+            &mut out,
+        );
+        assert_eq!(out.actions.len(), 1);
+        assert!(matches!(
+            out.actions[0].kind,
+            ActionKind::AllowlistRevoke { .. }
+        ));
+    }
+
+    #[test]
+    fn entries_left_on_an_earlier_source_are_revoked_unless_a_catch_up_owns_them() {
+        let t = topology(&format!(
+            "{GUIDE}\n[services.third]\nname = \"svc-third\"\n"
+        ));
+        let mut s = guide_state();
+        let mut third = s.resources.services["primary"].clone();
+        (third.id, third.spec.name) = ("svc-third".into(), "svc-third".into());
+        s.resources.services.insert("third".into(), third);
+        s.resources.allowlists.get_mut("secondary").unwrap().earlier = vec![EarlierGrant {
+            on: "third".into(),
+            entries: vec!["10.0.0.7/32".into()],
+        }];
+        let (o, fates) = (Observed::offline(), BTreeMap::new());
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let mut out = DiffOutput::default();
+        plan_teardown(&cx, &BTreeSet::new(), &BTreeSet::new(), &mut out);
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(a.summary, "revoke   10.0.0.7/32 on svc-third's allowlist");
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("granted for svc-secondary when it replicated from svc-third, which did not answer when it was re-pointed")
+        );
+        let mut out = DiffOutput::default();
+        plan_teardown(
+            &cx,
+            &BTreeSet::new(),
+            &BTreeSet::from([("secondary", "third")]),
+            &mut out,
+        );
+        assert!(out.actions.is_empty());
+    }
+}

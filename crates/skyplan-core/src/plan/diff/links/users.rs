@@ -67,3 +67,72 @@ fn drop_user(cx: &Ctx, on: &str, user: &str, why: &str) -> Planned {
         reason: Some(why.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::fixtures::{guide_state, guide_topology, seen};
+    use super::super::super::Fate;
+    use super::*;
+
+    const OURS: &str = "skysql_replication_x@10.0.0.2";
+
+    fn users(
+        s: &crate::state::State,
+        on_primary: &[&str],
+        fates: &BTreeMap<&str, Fate>,
+    ) -> DiffOutput {
+        let t = guide_topology();
+        let mut o = seen(s);
+        o.replication_users = BTreeMap::from([(
+            "primary".to_string(),
+            on_primary.iter().map(|u| u.to_string()).collect(),
+        )]);
+        let mut out = DiffOutput::default();
+        plan_orphaned_users(&Ctx::for_test(&t, s, &o, fates), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_user_of_a_recorded_link_is_kept() {
+        let out = users(&guide_state(), &[OURS], &BTreeMap::new());
+        assert!(out.actions.is_empty() && out.drift.is_empty());
+    }
+
+    #[test]
+    fn a_user_no_link_owns_is_reported_and_dropped() {
+        let out = users(
+            &guide_state(),
+            &[OURS, "skysql_replication_y@10.0.0.9"],
+            &BTreeMap::new(),
+        );
+        let [a] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(
+            a.summary,
+            "drop     replication user skysql_replication_y@10.0.0.9 on svc-primary"
+        );
+        assert_eq!(a.reason.as_deref(), Some("no replication link owns it"));
+        let [d] = out.drift.as_slice() else {
+            panic!("{:?}", out.drift)
+        };
+        assert_eq!(d.kind, DriftKind::ReplicationUserOrphaned);
+    }
+
+    #[test]
+    fn a_recorded_user_whose_link_is_gone_is_dropped_without_drift() {
+        let mut s = guide_state();
+        s.resources.replications.remove("secondary");
+        let out = users(&s, &[OURS], &BTreeMap::new());
+        assert_eq!(
+            out.actions[0].reason.as_deref(),
+            Some("its replication link is gone")
+        );
+        assert!(out.drift.is_empty());
+        // A service this plan re-creates starts without users: nothing to look at there.
+        let out = users(&s, &[OURS], &BTreeMap::from([("primary", Fate::Replace)]));
+        assert!(out.actions.is_empty());
+    }
+}

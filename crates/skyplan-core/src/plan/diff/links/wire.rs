@@ -196,3 +196,118 @@ fn repoint_action(
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::fixtures::{guide_state, guide_topology};
+    use super::*;
+    use crate::observed::Observed;
+
+    #[test]
+    fn the_mode_is_fresh_after_a_seed_then_a_repoint_then_the_repair() {
+        let repair = || Some((WireMode::Restart, "stopped".to_string()));
+        let why = || Some("asked".to_string());
+        assert_eq!(
+            wire_mode(true, true, false, why(), repair()),
+            (WireMode::Fresh, why())
+        );
+        assert_eq!(
+            wire_mode(false, true, true, why(), repair()),
+            (WireMode::Repoint, None)
+        );
+        assert_eq!(
+            wire_mode(false, false, true, why(), repair()),
+            (WireMode::Fresh, why())
+        );
+        assert_eq!(
+            wire_mode(false, false, false, None, repair()),
+            (WireMode::Restart, Some("stopped".into()))
+        );
+        assert_eq!(
+            wire_mode(false, false, false, None, None),
+            (WireMode::Fresh, None)
+        );
+    }
+
+    #[test]
+    fn a_stopped_link_restarts_where_it_stopped_and_a_new_one_at_the_backups_gtid() {
+        let (t, s, o) = (guide_topology(), guide_state(), Observed::offline());
+        let fates = BTreeMap::new();
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let repl = t.services["secondary"].replication.clone().unwrap();
+        let link = s.resources.replications.get("secondary");
+        let a = wire(
+            &cx,
+            "secondary",
+            &repl,
+            link,
+            WireMode::Restart,
+            false,
+            Some(false),
+            None,
+        );
+        assert_eq!(
+            a.summary,
+            "restart  svc-primary -> svc-secondary from where it stopped, ssl"
+        );
+        assert_eq!(a.change, Change::Update);
+        assert_eq!(a.after.as_ref().unwrap()["gtid"], json!("0-1-5"));
+        assert_eq!(a.before.as_ref().unwrap()["running"], json!(false));
+
+        let a = wire(
+            &cx,
+            "secondary",
+            &repl,
+            None,
+            WireMode::Fresh,
+            true,
+            None,
+            None,
+        );
+        assert_eq!(a.change, Change::Create);
+        assert_eq!(
+            a.after.as_ref().unwrap()["gtid"],
+            json!(format!("the backup's GTID {KNOWN_AFTER_APPLY}"))
+        );
+        assert_eq!(
+            a.after.as_ref().unwrap()["host"],
+            json!("svc-primary.example.com:3306")
+        );
+    }
+
+    #[test]
+    fn a_link_moving_to_another_source_is_a_repoint_without_a_copy() {
+        let (t, mut s, o) = (guide_topology(), guide_state(), Observed::offline());
+        s.resources
+            .replications
+            .get_mut("secondary")
+            .unwrap()
+            .source = "old".into();
+        let fates = BTreeMap::new();
+        let cx = Ctx::for_test(&t, &s, &o, &fates);
+        let repl = t.services["secondary"].replication.clone().unwrap();
+        let link = s.resources.replications.get("secondary");
+        let a = wire(
+            &cx,
+            "secondary",
+            &repl,
+            link,
+            WireMode::Repoint,
+            false,
+            None,
+            None,
+        );
+        assert_eq!(
+            a.summary,
+            "re-point svc-secondary: old -> svc-primary from its own position, no data copied, ssl"
+        );
+        assert!(!a.wipes_data);
+        assert_eq!(a.before.as_ref().unwrap()["source"], json!("old"));
+        assert_eq!(
+            a.after.as_ref().unwrap()["gtid"],
+            json!("the replica's own GTID position")
+        );
+    }
+}
