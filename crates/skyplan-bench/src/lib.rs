@@ -94,6 +94,10 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
     if opts.refresh {
         eprintln!("skyplan-bench: refresh of 1,000 services (API-only emulator)…");
         rows.push(refresh::run(&opts.work, &opts.skyplan).await);
+        if opts.latency.is_some() {
+            eprintln!("skyplan-bench: refresh of 1,000 services with their SQL checks, 100 ms away…");
+            rows.push(refresh::run_sql(&opts.work, &opts.skyplan).await);
+        }
     }
     if opts.fan_out {
         eprintln!("skyplan-bench: apply fan-out 1+8 on real MariaDB…");
