@@ -1,6 +1,7 @@
 //! Saved plans (`plan --out FILE`, `apply FILE`): the plan's JSON plus what makes it stale.
 //! A saved plan holds ids and positions, never secrets. Reading and writing the file is the
-//! binary's (`skyplan::plan::planfile`); this is the format and its freshness rules.
+//! binary's (`skyplan::plan::saved` writes it, `apply` and `show` read it); this is the format
+//! and its freshness rules.
 
 use super::{Plan, PLAN_FORMAT_VERSION};
 use crate::state::State;
