@@ -22,17 +22,17 @@ use crate::support::spec::assert_schema;
 // Harness
 
 /// An emulator in this process on its own temp dir; dropping it (also on panic) stops the API
-/// and kills every mariadbd it started.
-struct Emulator {
+/// and kills every mariadbd it started. Also the harness of `emulator_conformance`.
+pub(crate) struct Emulator {
     running: Option<RunningEmulator>,
     dir: tempfile::TempDir,
-    http: reqwest::Client,
-    base: String,
-    key: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) key: String,
 }
 
 impl Emulator {
-    async fn api_only(op_seconds: f64) -> Emulator {
+    pub(crate) async fn api_only(op_seconds: f64) -> Emulator {
         Emulator::with(|o| ServeOptions {
             op_seconds,
             no_mariadb: true,
@@ -89,7 +89,7 @@ impl Emulator {
         self.running = Some(running);
     }
 
-    async fn raw(
+    pub(crate) async fn raw(
         &self,
         method: Method,
         path: &str,
@@ -106,20 +106,25 @@ impl Emulator {
         req.send().await.unwrap()
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let resp = self.raw(method, path, Some(&self.key), body).await;
         let status = resp.status();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, value) = self.call(method.clone(), path, body).await;
         assert!(status.is_success(), "{method} {path}: {status} {value}");
         value
     }
 
-    async fn create(&self, body: Value) -> Value {
+    pub(crate) async fn create(&self, body: Value) -> Value {
         let (status, svc) = self
             .call(Method::POST, "/provisioning/v1/services", Some(body))
             .await;
@@ -127,7 +132,7 @@ impl Emulator {
         svc
     }
 
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         path: &str,
         what: &str,
@@ -147,7 +152,7 @@ impl Emulator {
         }
     }
 
-    async fn wait_settled(&self, id: &str) -> Value {
+    pub(crate) async fn wait_settled(&self, id: &str) -> Value {
         self.wait_for(
             &format!("/provisioning/v1/services/{id}"),
             "a settled status",
@@ -161,13 +166,13 @@ impl Emulator {
         .await
     }
 
-    async fn wait_ready(&self, id: &str) -> Value {
+    pub(crate) async fn wait_ready(&self, id: &str) -> Value {
         let svc = self.wait_settled(id).await;
         assert_eq!(svc["status"], "ready", "{svc}");
         svc
     }
 
-    async fn backup(&self, service_id: &str) -> Value {
+    pub(crate) async fn backup(&self, service_id: &str) -> Value {
         self.ok(
             Method::POST,
             "/skybackup/v1/backups/schedules",
@@ -1982,4 +1987,79 @@ async fn a_created_service_reports_a_version_the_catalog_lists() {
     body["version"] = json!("11.4");
     let created = emu.create(body).await;
     assert_eq!(created["version"], "11.4.4-2");
+}
+
+/// What the conformance suite (`emulator_conformance`) found, each answered as the spec
+/// declares: an unknown service on the allowlist's mutations and is-ip-allowed, and an
+/// unknown region's zones, are 400 (those operations document no 404); the catalog's declared
+/// filters `name` (providers, an enum) and `only_legacy` (topologies, a boolean) are checked,
+/// as is the backup lists' `page` (at least 1).
+#[tokio::test]
+async fn statuses_and_parameters_the_conformance_suite_found() {
+    let emu = Emulator::api_only(0.0).await;
+    let unknown = "/provisioning/v1/services/dbpgf00000000/security";
+    for (method, path, body) in [
+        (Method::PUT, "allowlist", json!([{"ip": "10.0.0.1/32"}])),
+        (
+            Method::POST,
+            "allowlist",
+            json!({"ip_address": "10.0.0.1/32"}),
+        ),
+        (
+            Method::DELETE,
+            "allowlist",
+            json!({"ip_address": "10.0.0.1/32"}),
+        ),
+        (
+            Method::POST,
+            "is-ip-allowed",
+            json!({"ip_address": "10.0.0.1"}),
+        ),
+    ] {
+        let path = format!("{unknown}/{path}");
+        let (status, e) = conforming(&emu, method.clone(), &path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {e}");
+        let msg = e["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("dbpgf00000000 not found"), "{e}");
+    }
+    for path in [
+        "/provisioning/v1/regions/mars-north1/zones",
+        "/provisioning/v1/regions/us-west-2/zones?provider=gcp",
+        "/provisioning/v1/providers?name=mars",
+        "/provisioning/v1/providers?name=",
+        "/provisioning/v1/topologies?only_legacy=maybe",
+        "/provisioning/v1/topologies?only_legacy=TRUE",
+        "/skybackup/v1/backups?page=0",
+    ] {
+        let (status, _) = conforming(&emu, Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    let (_, aws) = conforming(
+        &emu,
+        Method::GET,
+        "/provisioning/v1/providers?name=aws",
+        None,
+    )
+    .await;
+    assert_eq!(aws.as_array().map(Vec::len), Some(1), "{aws}");
+    assert_eq!(aws[0]["name"], "aws");
+    let (_, legacy) = conforming(
+        &emu,
+        Method::GET,
+        "/provisioning/v1/topologies?only_legacy=true",
+        None,
+    )
+    .await;
+    assert_eq!(legacy, json!([]), "the emulator offers no legacy topology");
+    let (_, current) = conforming(
+        &emu,
+        Method::GET,
+        "/provisioning/v1/topologies?only_legacy=false",
+        None,
+    )
+    .await;
+    assert!(
+        current.as_array().is_some_and(|t| !t.is_empty()),
+        "{current}"
+    );
 }

@@ -30,6 +30,7 @@ mod e2e_switchover;
 mod e2e_verify;
 mod emulator_api;
 mod emulator_config;
+mod emulator_conformance;
 mod emulator_guide;
 mod emulator_mariadb;
 mod emulator_mcp;

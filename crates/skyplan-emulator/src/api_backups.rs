@@ -102,7 +102,11 @@ pub(crate) struct PageQuery {
 
 /// One page of `items` (1-based `page`), and the page count.
 fn paginate<T: Clone>(mut items: Vec<T>, q: &PageQuery) -> Api<(Vec<T>, i64, i64)> {
-    let page = q.page.unwrap_or(1).max(1);
+    // Pages count from 1 (the spec's `minimum: 1`); page 0 is refused, not read as page 1.
+    let page = q.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::bad_request("page must be 1 or more"));
+    }
     let page_size = q.page_size.unwrap_or(100);
     if !(1..=100).contains(&page_size) {
         return Err(ApiError::bad_request("page_size must be between 1 and 100"));

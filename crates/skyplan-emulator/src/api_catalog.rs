@@ -61,8 +61,25 @@ fn one_of<'a>(q: &'a Params, name: &str, valid: &[&str]) -> Result<Option<&'a st
     }
 }
 
+/// A boolean query parameter, when given: `true` or `false`, as the spec's `type: boolean`.
+fn boolean(q: &Params, name: &str) -> Result<Option<bool>, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "query parameter {name}={v:?} must be true or false"
+        ))),
+    }
+}
+
 pub(crate) async fn providers(q: Params) -> Paged {
-    paged(&q, catalog::providers_json())
+    let name = one_of(&q, "name", catalog::PROVIDERS)?;
+    let mut all = catalog::providers_json();
+    if let (Some(name), Value::Array(list)) = (name, &mut all) {
+        list.retain(|p| p["name"] == name);
+    }
+    paged(&q, all)
 }
 
 pub(crate) async fn regions(q: Params) -> Paged {
@@ -77,10 +94,11 @@ pub(crate) async fn zones(Path(region): Path<String>, q: Params) -> Paged {
             .iter()
             .copied()
             .find(|p| catalog::regions(p).contains(&region.as_str()))
-            .ok_or_else(|| ApiError::not_found(format!("no region {region:?}")))?,
+            .ok_or_else(|| ApiError::bad_request(format!("no region {region:?}")))?,
     };
+    // 400, not 404: the operation documents no 404.
     if !catalog::regions(provider).contains(&region.as_str()) {
-        return Err(ApiError::not_found(format!(
+        return Err(ApiError::bad_request(format!(
             "no region {region:?} for provider {provider}"
         )));
     }
@@ -105,9 +123,14 @@ pub(crate) async fn versions(q: Params) -> Paged {
     )
 }
 
+/// `only_legacy=true` lists the legacy topologies only: the emulator offers none (its
+/// topologies are those of the spec's create request, and `standalone`).
 pub(crate) async fn topologies(q: Params) -> Paged {
-    paged(
-        &q,
-        catalog::topologies_json(q.get("service_type").map(String::as_str)),
-    )
+    let only_legacy = boolean(&q, "only_legacy")?.unwrap_or(false);
+    let all = if only_legacy {
+        Value::Array(Vec::new())
+    } else {
+        catalog::topologies_json(q.get("service_type").map(String::as_str))
+    };
+    paged(&q, all)
 }

@@ -57,6 +57,18 @@ impl ApiError {
         }
     }
 
+    /// The answer of a route whose spec documents no 404 (the allowlist's mutations,
+    /// is-ip-allowed, a region's zones): what names nothing is a bad request there, as on the
+    /// schedule and restore routes, so a client written against the spec sees a status it
+    /// handles. Any other error is left as it is.
+    pub fn undocumented_404(e: ApiError) -> ApiError {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::bad_request(e.message)
+        } else {
+            e
+        }
+    }
+
     /// The cloud's answer to a mutation while an operation is still running.
     pub fn pending(id: &str, status: &str) -> ApiError {
         ApiError::bad_request(format!(

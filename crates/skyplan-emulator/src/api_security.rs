@@ -70,6 +70,8 @@ pub(crate) async fn delete_from_allowlist(
     })
 }
 
+/// PUT, POST and DELETE: the spec documents no 404 for them (only `GET` does), so an unknown
+/// service is a 400.
 fn change(
     app: &App,
     id: &str,
@@ -77,7 +79,7 @@ fn change(
 ) -> Api<Json<Vec<AllowListEndpoint>>> {
     app.store
         .update(|s| {
-            let svc = s.require_settled(id)?;
+            let svc = s.require_settled(id).map_err(ApiError::undocumented_404)?;
             edit(&mut svc.allow_list);
             svc.updated_on = now();
             Ok(render::allowlist(svc))
@@ -110,9 +112,11 @@ pub(crate) async fn is_ip_allowed(
         .ok_or_else(|| {
             ApiError::bad_request(format!("{:?} is not an IP address", req.ip_address))
         })?;
+    // The spec documents only 200 and 400 here: an unknown service is a 400.
     let is_allowed = app.store.read(|s| {
         s.require(&id)
             .map(|svc| allowlist::allows(&svc.allow_list, ip))
+            .map_err(ApiError::undocumented_404)
     })?;
     Ok(Json(IsIpAllowedResponse {
         ip_address: req.ip_address,

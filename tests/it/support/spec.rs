@@ -221,7 +221,9 @@ pub(crate) fn conformance(
     if json_content.get("schema").is_none() {
         return Ok(operation);
     }
-    let compiled = compiled_response(template, &method, key);
+    let compiled = cached(format!("response {method} {template} {key}"), || {
+        &json_content["schema"]
+    });
     let errors = violations(&compiled, &value);
     if errors.is_empty() {
         Ok(operation)
@@ -239,10 +241,9 @@ pub(crate) fn assert_conforms(method: &str, concrete_path: &str, status: u16, bo
     }
 }
 
-/// The response schema of one operation and status key, compiled once.
-fn compiled_response(template: &str, method: &str, key: &str) -> Arc<JSONSchema> {
+/// A schema of the full spec, compiled once under `id` (which must name it uniquely).
+fn cached(id: String, schema: impl FnOnce() -> &'static Value) -> Arc<JSONSchema> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<JSONSchema>>>> = OnceLock::new();
-    let id = format!("{method} {template} {key}");
     // A panic while compiling poisons the lock; the map itself is still sound.
     let mut cache = CACHE
         .get_or_init(Default::default)
@@ -250,12 +251,7 @@ fn compiled_response(template: &str, method: &str, key: &str) -> Arc<JSONSchema>
         .unwrap_or_else(|e| e.into_inner());
     cache
         .entry(id)
-        .or_insert_with(|| {
-            let spec = full_spec();
-            let schema = &spec["paths"][template][method]["responses"][key]["content"]
-                ["application/json"]["schema"];
-            Arc::new(compile(schema, &spec["components"]))
-        })
+        .or_insert_with(|| Arc::new(compile(schema(), &full_spec()["components"])))
         .clone()
 }
 
@@ -350,4 +346,130 @@ fn strip_props(v: &Value) -> Value {
         Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), strip(x))).collect()),
         other => other.clone(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations as a client sees them: what requests the spec admits (for generated requests)
+
+/// Every operation of the full spec: `(METHOD, path template)`, in the document's order.
+pub(crate) fn operations() -> Vec<(String, &'static str)> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    let mut out = Vec::new();
+    for (template, item) in full_spec()["paths"].as_object().into_iter().flatten() {
+        for (method, _) in item.as_object().into_iter().flatten() {
+            if METHODS.contains(&method.as_str()) {
+                out.push((method.to_ascii_uppercase(), template.as_str()));
+            }
+        }
+    }
+    out
+}
+
+/// One parameter an operation declares.
+#[derive(Debug, Clone)]
+pub(crate) struct Parameter {
+    pub(crate) name: &'static str,
+    /// `path`, `query`, `header` or `cookie`.
+    pub(crate) location: &'static str,
+    pub(crate) required: bool,
+    pub(crate) schema: &'static Value,
+}
+
+/// The parameters of `method` on `template`: the path item's, overridden by the operation's
+/// own of the same name and location (OpenAPI 3.1 §4.8.9), `$ref`s resolved.
+pub(crate) fn parameters(method: &str, template: &str) -> Vec<Parameter> {
+    let item = &full_spec()["paths"][template];
+    let op = &item[method.to_ascii_lowercase().as_str()];
+    let mut out: Vec<Parameter> = Vec::new();
+    for declared in [&item["parameters"], &op["parameters"]] {
+        for p in declared.as_array().into_iter().flatten() {
+            let p = resolve(p);
+            let (Some(name), Some(location)) = (p["name"].as_str(), p["in"].as_str()) else {
+                continue;
+            };
+            let param = Parameter {
+                name,
+                location,
+                // Path parameters are always required (§4.8.12.2).
+                required: location == "path" || p["required"].as_bool().unwrap_or(false),
+                schema: resolve(&p["schema"]),
+            };
+            out.retain(|o| !(o.name == name && o.location == location));
+            out.push(param);
+        }
+    }
+    out
+}
+
+/// The object a `$ref` names (`#/components/…`, followed until it is not a `$ref`); any
+/// other value as it is.
+pub(crate) fn resolve(mut v: &'static Value) -> &'static Value {
+    while let Some(r) = v.get("$ref").and_then(Value::as_str) {
+        match r.strip_prefix('#') {
+            Some(pointer) => match full_spec().pointer(pointer) {
+                Some(target) => v = target,
+                None => panic!("the spec's {r} resolves"),
+            },
+            None => panic!("{r}: only references into the spec itself are supported"),
+        }
+    }
+    v
+}
+
+/// The `application/json` request body schema of an operation, and whether a body is
+/// required; `None` when the operation declares no JSON body.
+pub(crate) fn request_body(method: &str, template: &str) -> Option<(&'static Value, bool)> {
+    let op = &full_spec()["paths"][template][method.to_ascii_lowercase().as_str()];
+    let body = resolve(&op["requestBody"]);
+    let schema = &body["content"]["application/json"]["schema"];
+    (!schema.is_null()).then(|| (schema, body["required"].as_bool().unwrap_or(false)))
+}
+
+/// Every way `body` fails the operation's declared request schema (empty: it is valid, or the
+/// operation declares no JSON body).
+pub(crate) fn request_violations(method: &str, template: &str, body: &Value) -> Vec<String> {
+    let Some((schema, _)) = request_body(method, template) else {
+        return Vec::new();
+    };
+    let compiled = cached(format!("request {method} {template}"), || schema);
+    violations(&compiled, body)
+}
+
+/// Every way a raw parameter value (a path segment or query value, decoded) fails the
+/// parameter's schema. The text is read as the schema's type first, as a server reading the
+/// parameter does (`style: simple`/`form` of a primitive, §4.8.12.4): an integer must be
+/// digits, a boolean `true` or `false`; then the schema's constraints apply.
+pub(crate) fn parameter_violations(param: &Parameter, raw: &str) -> Vec<String> {
+    let value = match param.schema["type"].as_str() {
+        Some("integer") => match raw.parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => return vec![format!("{raw:?} is not an integer")],
+        },
+        Some("number") => match raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
+            Some(n) => Value::Number(n),
+            None => return vec![format!("{raw:?} is not a number")],
+        },
+        Some("boolean") => match raw {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return vec![format!("{raw:?} is not a boolean")],
+        },
+        _ => Value::String(raw.to_string()),
+    };
+    let schema = param.schema;
+    let compiled = cached(format!("parameter {schema}"), || schema);
+    violations(&compiled, &value)
+}
+
+/// Every way `value` fails the full spec's `#/components/schemas/<name>`.
+pub(crate) fn component_violations(name: &str, value: &Value) -> Vec<String> {
+    let schema = &full_spec()["components"]["schemas"][name];
+    assert!(schema.is_object(), "the spec has no schema {name}");
+    violations(&cached(format!("component {name}"), || schema), value)
 }
