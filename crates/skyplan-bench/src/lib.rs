@@ -95,7 +95,9 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         eprintln!("skyplan-bench: refresh of 1,000 services (API-only emulator)…");
         rows.push(refresh::run(&opts.work, &opts.skyplan).await);
         if opts.latency.is_some() {
-            eprintln!("skyplan-bench: refresh of 1,000 services with their SQL checks, 100 ms away…");
+            eprintln!(
+                "skyplan-bench: refresh of 1,000 services with their SQL checks, 100 ms away…"
+            );
             rows.push(refresh::run_sql(&opts.work, &opts.skyplan).await);
         }
     }

@@ -15,6 +15,12 @@ use super::mariadb::{
 };
 use super::store::ServiceRecord;
 
+/// Sharing services that may be adding their account to a host at once.
+const JOINING_AT_ONCE: usize = 8;
+
+/// How long a sharing service's create waits for its host's server to be up.
+const HOST_START_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What real instances need: the MariaDB binaries and the emulator CA.
 struct Backend {
     binaries: Binaries,
@@ -30,6 +36,10 @@ pub struct Instances {
     /// Read lock for backups (they run beside client traffic), write lock for start, restore
     /// and destroy.
     live: Mutex<HashMap<String, Arc<RwLock<Instance>>>>,
+    /// Sharing services joining their host at once: each opens a root session on the host's
+    /// socket, and a benchmark creating a thousand of them must not pass the server's
+    /// connection limit.
+    joining: tokio::sync::Semaphore,
 }
 
 impl Instances {
@@ -62,6 +72,7 @@ impl Instances {
             ca_cert,
             backend,
             live: Mutex::new(HashMap::new()),
+            joining: tokio::sync::Semaphore::new(JOINING_AT_ONCE),
         }
     }
 
@@ -97,7 +108,16 @@ impl Instances {
     /// A sharing service (`--shared-mariadbd`): its admin account on its host's server, and
     /// the host's instance under its id too.
     async fn join(&self, rec: &ServiceRecord, host: &str) -> Result<(), MariadbError> {
-        let instance = self.get(host)?;
+        // The host may still be starting (created a moment before): its server comes first.
+        let deadline = std::time::Instant::now() + HOST_START_WAIT;
+        let _slot = self.joining.acquire().await;
+        let instance = loop {
+            match self.get(host) {
+                Ok(instance) => break instance,
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        };
         instance
             .read()
             .await

@@ -91,8 +91,16 @@ pub(crate) async fn open_database(app: &App, id: &str) -> Option<Result<(), Stri
 /// every start (create, start, restore, recovery), so the values in force when it starts are
 /// the ones it gets.
 fn server_variables(app: &App, rec: &ServiceRecord) -> Vec<(String, String)> {
-    app.store.read(|s| super::configs::server_variables(s, rec))
+    let mut vars = app.store.read(|s| super::configs::server_variables(s, rec));
+    // A shared server (`--shared-mariadbd`) takes the sessions of every service on it.
+    if app.opts.shared_mariadbd.is_some() && rec.shared_host.is_none() {
+        vars.push(("max_connections".into(), SHARED_MAX_CONNECTIONS.into()));
+    }
+    vars
 }
+
+/// `max_connections` of a server that services share.
+const SHARED_MAX_CONNECTIONS: &str = "4000";
 
 /// Runs `start` (a create or an open of the service's mariadbd). A port taken between its
 /// choice and mariadbd's bind (see `ports`), or while the database was down, is not the
