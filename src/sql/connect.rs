@@ -89,9 +89,19 @@ fn opts(target: &SqlTarget, ssl: Option<SslOpts>) -> Opts {
         // mysql_async otherwise switches loopback connections to the unix socket it reads
         // from the server, which would bypass TLS (and the emulator's allowlist).
         .prefer_socket(false)
+        // Given, so the driver does not ask the server for them after the login: a round trip
+        // saved per session (at a distance, per service refreshed). The packet limit is the
+        // protocol's largest; the wait timeout only matters to a pool, which skyplan has not.
+        .max_allowed_packet(Some(MAX_ALLOWED_PACKET))
+        .wait_timeout(Some(DEFAULT_WAIT_TIMEOUT_SECONDS))
         .ssl_opts(ssl)
         .into()
 }
+
+/// The largest packet the protocol allows (1 GiB): never lower than the server's own limit.
+const MAX_ALLOWED_PACKET: usize = 1 << 30;
+/// MariaDB's default `wait_timeout`.
+const DEFAULT_WAIT_TIMEOUT_SECONDS: usize = 28_800;
 
 async fn ssl_opts(tls: &TlsMode) -> Result<Option<SslOpts>, SqlError> {
     match tls {
