@@ -71,3 +71,55 @@ async fn an_unoffered_region_or_size_is_a_located_did_you_mean_before_anything_i
     );
     assert!(cloud.api().list_services().await.unwrap().is_empty());
 }
+
+/// Issue 30: a created service reports a version `GET /provisioning/v1/versions` lists, and it
+/// is the version its server runs (`SELECT VERSION()`): the catalog offers the emulator's own
+/// `mariadbd` release in place of the docs' release of that series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_service_reports_the_version_its_server_runs() {
+    use mysql_async::prelude::Queryable;
+    let mut cloud = Cloud::new("global-replication.toml");
+    cloud.start_emulator(&["--op-seconds", "0"]);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let mut spec = topo.services["primary"].spec.clone();
+    spec.version = None;
+    let svc = cloud.create_by_hand(&spec).await;
+    cloud.wait_service_ready(&svc.id).await;
+    let reported = cloud
+        .api()
+        .get_service(&svc.id)
+        .await
+        .unwrap()
+        .expect("listed")
+        .version
+        .expect("a version");
+    let mut sql = cloud.sql_to_service(&svc.id).await;
+    let running: Option<String> = sql.query_first("SELECT VERSION()").await.unwrap();
+    let running = running.unwrap();
+    assert!(
+        running.starts_with(&format!("{reported}-")),
+        "the API says {reported}, the server {running}"
+    );
+    let versions: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/provisioning/v1/versions",
+            cloud.info().endpoint
+        ))
+        .header("X-API-Key", cloud.info().api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&reported.as_str()),
+        "{reported} in {names:?}"
+    );
+}

@@ -117,9 +117,14 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         }
     }
     if opts.repoint {
-        eprintln!("skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB)…");
         let example = opts.examples.join("global-replication.toml");
-        rows.push(repoint::run(&opts.work, &opts.skyplan, &example).await);
+        for at in opts.distances() {
+            eprintln!(
+                "skyplan-bench: re-point by GTID vs by re-seed (300 MB, real MariaDB, {})…",
+                at.label()
+            );
+            rows.push(repoint::run(&opts.work, &opts.skyplan, &example, &at).await);
+        }
     }
     if opts.switchover {
         let example = opts.examples.join("global-replication.toml");

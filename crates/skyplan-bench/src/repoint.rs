@@ -13,9 +13,9 @@ use anyhow::{bail, Context, Result};
 use mysql_async::prelude::Queryable;
 
 use super::apply::{apply, connect, prepare};
+use super::distance::Distance;
 use super::emulator::Emulator;
 use super::table::{duration, Row};
-use skyplan_emulator::ServeOptions;
 
 /// How much the replica holds for the large re-points.
 const DATA_BYTES: u64 = 300 * 1024 * 1024;
@@ -92,12 +92,12 @@ async fn repoint(
     Ok((run.wall, run.took.contains_key("restore.third")))
 }
 
-async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
-    let work = root.join("repoint");
+async fn measure(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Result<Row> {
+    let work = root.join(format!("repoint-{}", at.secondary_region));
     let (file, _) = prepare(example, &work)?;
-    let guide = std::fs::read_to_string(example)?;
+    let guide = at.topology(example)?;
     std::fs::write(&file, topology(&guide, "primary"))?;
-    let emu = Emulator::start(skyplan, ServeOptions::new(work.join("emulator"))).await?;
+    let emu = Emulator::start(skyplan, at.serve_options(work.join("emulator"))).await?;
     apply(skyplan, &emu, &work, &file)
         .await
         .context("applying primary + 2 replicas")?;
@@ -126,8 +126,9 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
 
     let limit = small.mul_f64(MAX_GROWTH) + SLACK;
     Ok(Row::new(format!(
-        "re-point a replica holding {} MB: by GTID vs by re-seed",
-        bytes / 1024 / 1024
+        "re-point a replica holding {} MB: by GTID vs by re-seed ({})",
+        bytes / 1024 / 1024,
+        at.label()
     ))
     .wall(large)
     .target(
@@ -148,9 +149,12 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
     )))
 }
 
-pub async fn run(root: &Path, skyplan: &Path, example: &Path) -> Row {
-    match measure(root, skyplan, example).await {
+pub async fn run(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Row {
+    match measure(root, skyplan, example, at).await {
         Ok(row) => row,
-        Err(e) => Row::failed("re-point by GTID vs by re-seed", &e),
+        Err(e) => Row::failed(
+            format!("re-point by GTID vs by re-seed ({})", at.label()),
+            &e,
+        ),
     }
 }

@@ -110,6 +110,39 @@ const TOPOLOGIES: &[(&str, &str, i64)] = &[
 
 const VERSIONS: &[&str] = &["10.6.20-16", "10.11.10-7", "11.4.4-2"];
 
+/// The releases offered once the emulator knows its own `mariadbd`'s version
+/// ([`set_server_version`]): the docs' list with the release of that server's series replaced
+/// by the server's own version, so the version a service reports is the version it runs.
+static OFFERED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+/// That server's version, the default of a create that names none.
+static SERVER_VERSION: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The releases `GET /provisioning/v1/versions` lists.
+fn versions() -> &'static [&'static str] {
+    OFFERED.get().map_or(VERSIONS, Vec::as_slice)
+}
+
+/// Offer the version of the `mariadbd` every service runs (`mariadbd --version`: "10.11.19")
+/// in place of the docs' release of its series (or beside them, for a series they lack).
+/// Once per process: every emulator in it runs the same binary.
+pub fn set_server_version(version: &str) {
+    let series = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let ours: &'static str = Box::leak(version.to_string().into_boxed_str());
+    let mut list: Vec<&'static str> = VERSIONS
+        .iter()
+        .copied()
+        .filter(|r| series(r) != series(ours))
+        .collect();
+    list.push(ours);
+    list.sort_by_key(|v| {
+        v.split(['.', '-'])
+            .map(|n| n.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    let _ = OFFERED.set(list);
+    let _ = SERVER_VERSION.set(ours);
+}
+
 pub const SERVICE_TYPES: &[&str] = &["transactional", "transactional_serverless"];
 
 /// The service type a topology belongs to: also what a create that names no `service_type`
@@ -246,7 +279,7 @@ pub fn versions_json(topology: Option<&str>) -> Value {
         .iter()
         .filter(|(t, _, _)| topology.is_none_or(|f| f == *t))
     {
-        for (i, v) in VERSIONS.iter().enumerate() {
+        for (i, v) in versions().iter().enumerate() {
             out.push(json!({
                 "id": version_id(t, v),
                 "name": v,
@@ -255,7 +288,7 @@ pub fn versions_json(topology: Option<&str>) -> Value {
                 "product": "server",
                 "topology": t,
                 "is_major": false,
-                "default": i + 1 == VERSIONS.len(),
+                "default": i + 1 == versions().len(),
             }));
         }
     }
@@ -384,7 +417,7 @@ pub fn check(o: &Offer) -> Result<(), (&'static str, String)> {
             return Err(not_in(
                 "version",
                 v,
-                VERSIONS,
+                versions(),
                 &format!(" for {}", o.topology),
             ));
         }
@@ -406,15 +439,17 @@ pub const SERVER_SERIES: &str = "10.11";
 
 /// The version a service reports: the release of the catalog it was created with (a series
 /// given as "11.4" is reported as its release), by default the release of the series the
-/// emulator's server runs — always one of `GET /provisioning/v1/versions`.
+/// emulator's server runs — its own version once known ([`set_server_version`]) — always one
+/// of `GET /provisioning/v1/versions`.
 pub fn reported_version(given: Option<&str>) -> String {
-    let given = given.filter(|v| !v.is_empty()).unwrap_or(SERVER_SERIES);
+    let server = SERVER_VERSION.get().copied().unwrap_or(SERVER_SERIES);
+    let given = given.filter(|v| !v.is_empty()).unwrap_or(server);
     release_of(given).unwrap_or(given).to_string()
 }
 
 /// A release ("11.4.4-2"), or the release of its major.minor series ("11.4").
 fn release_of(v: &str) -> Option<&'static str> {
-    VERSIONS
+    versions()
         .iter()
         .copied()
         .find(|r| *r == v || r.starts_with(&format!("{v}.")))
@@ -447,7 +482,7 @@ pub fn release(given: &str, topology: &str) -> Result<&'static str, String> {
         given
             .strip_prefix(t)
             .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|r| VERSIONS.iter().copied().find(|v| *v == r))
+            .and_then(|r| versions().iter().copied().find(|v| *v == r))
     };
     if let Some(r) = by_id(topology) {
         return Ok(r);
@@ -457,7 +492,7 @@ pub fn release(given: &str, topology: &str) -> Result<&'static str, String> {
             "version {given:?} is a version of topology {t}, not of {topology}"
         ));
     }
-    let hint = nearest(given, VERSIONS)
+    let hint = nearest(given, versions())
         .map(|n| format!("; did you mean {n:?}?"))
         .unwrap_or_default();
     Err(format!(
@@ -531,7 +566,8 @@ mod tests {
             .unwrap_err()
             .contains("did you mean \"es-replica\""));
         assert_eq!(release("11.4.4-2", "es-replica"), Ok("11.4.4-2"));
-        assert_eq!(release("10.11", "es-replica"), Ok("10.11.10-7"));
+        // The 10.11 release is the docs' one, or the emulator's own server once it is known.
+        assert!(release("10.11", "es-replica").is_ok_and(|r| r.starts_with("10.11.")));
         assert_eq!(release("es-replica-11.4.4-2", "es-replica"), Ok("11.4.4-2"));
         let ids: Vec<String> = versions_json(Some("es-replica"))
             .as_array()

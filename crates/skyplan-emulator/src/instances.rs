@@ -46,7 +46,12 @@ impl Instances {
     /// Real instances: finds the MariaDB binaries (a clear error naming the Debian packages
     /// when they are missing) and loads or creates the CA in `<dir>/ca`.
     pub fn real(dir: &Path) -> Result<Instances, MariadbError> {
-        Instances::with_binaries(dir, Binaries::locate()?)
+        let binaries = Binaries::locate()?;
+        // The catalog offers (and a service reports) the version the servers really run.
+        if let Some(v) = binaries.server_version() {
+            super::catalog::set_server_version(&v);
+        }
+        Instances::with_binaries(dir, binaries)
     }
 
     /// Real instances of `binaries` (tests give stand-ins).

@@ -18,6 +18,17 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// The server's version as `mariadbd --version` says it ("Ver 10.11.19-MariaDB-…" →
+    /// "10.11.19"); None when it does not run or says something else.
+    pub fn server_version(&self) -> Option<String> {
+        let out = std::process::Command::new(&self.mariadbd)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        parse_version(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// Finds the binaries on PATH plus the usual sbin directories. Newer names first; the old
     /// `mysqld`/`mysql_install_db`/`mariabackup` names are accepted as fallbacks.
     pub fn locate() -> Result<Binaries, MariadbError> {
@@ -28,6 +39,16 @@ impl Binaries {
             backup: find(&dirs, &["mariadb-backup", "mariabackup"])?,
         })
     }
+}
+
+/// "… Ver 10.11.19-MariaDB-0+deb12u1 for …" → "10.11.19".
+fn parse_version(text: &str) -> Option<String> {
+    let after = text.split("Ver ").nth(1)?;
+    let v: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty())).then_some(v)
 }
 
 fn search_dirs(path_var: Option<&std::ffi::OsStr>) -> Vec<PathBuf> {
@@ -63,6 +84,20 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_version_is_read_from_its_banner() {
+        assert_eq!(
+            parse_version("/usr/sbin/mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)\n"),
+            Some("10.11.19".to_string())
+        );
+        assert_eq!(
+            parse_version("mariadbd  Ver 11.4.4-MariaDB for Linux"),
+            Some("11.4.4".into())
+        );
+        assert_eq!(parse_version("something else"), None);
+        assert_eq!(parse_version("x Ver 10.11 for"), None);
+    }
 
     #[test]
     fn missing_binary_names_the_debian_packages() {
