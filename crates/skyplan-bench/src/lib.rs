@@ -137,14 +137,24 @@ pub async fn run_all(opts: &Options) -> Vec<Row> {
         }
     }
     if opts.switchbacks {
-        eprintln!("skyplan-bench: ten switchovers there and back under a live writer…");
         let example = opts.examples.join("global-replication.toml");
-        rows.push(switchbacks::run(&opts.work, &opts.skyplan, &example).await);
+        for at in opts.distances() {
+            eprintln!(
+                "skyplan-bench: ten switchovers there and back under a live writer ({})…",
+                at.label()
+            );
+            rows.push(switchbacks::run(&opts.work, &opts.skyplan, &example, &at).await);
+        }
     }
     if opts.outage {
-        eprintln!("skyplan-bench: failover from a hanging region under a live writer…");
         let example = opts.examples.join("global-replication.toml");
-        rows.push(outage::run(&opts.work, &opts.skyplan, &example).await);
+        for at in opts.distances() {
+            eprintln!(
+                "skyplan-bench: failover from a hanging region under a live writer ({})…",
+                at.label()
+            );
+            rows.push(outage::run(&opts.work, &opts.skyplan, &example, &at).await);
+        }
     }
     rows
 }

@@ -14,10 +14,10 @@ use anyhow::{bail, Context, Result};
 use mysql_async::prelude::Queryable;
 
 use super::apply::{apply, connect, prepare};
+use super::distance::Distance;
 use super::emulator::Emulator;
 use super::switchover::{switched, writer, APP};
 use super::table::{duration, Row};
-use skyplan_emulator::ServeOptions;
 
 const WHAT: &str = "failover from a hanging region under a live writer";
 const MAX_APPLY: Duration = Duration::from_secs(90);
@@ -46,11 +46,12 @@ async fn skyplan_run(skyplan: &Path, emu: &Emulator, work: &Path, args: &[&str])
     Ok(())
 }
 
-async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
-    let work = root.join("outage");
+async fn measure(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Result<Row> {
+    let work = root.join(format!("outage-{}", at.secondary_region));
     let (file, _) = prepare(example, &work)?;
-    let guide = std::fs::read_to_string(example)?;
-    let emu = Emulator::start(skyplan, ServeOptions::new(work.join("emulator"))).await?;
+    let guide = at.topology(example)?;
+    std::fs::write(&file, &guide)?;
+    let emu = Emulator::start(skyplan, at.serve_options(work.join("emulator"))).await?;
     apply(skyplan, &emu, &work, &file)
         .await
         .context("applying the guide")?;
@@ -119,7 +120,7 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
     let Some(gap) = first_new else {
         bail!("the writer never wrote on the new primary");
     };
-    Ok(Row::new(WHAT)
+    Ok(Row::new(format!("{WHAT} ({})", at.label()))
         .wall(took)
         .target(
             format!("failover apply <= {}", duration(MAX_APPLY)),
@@ -132,9 +133,9 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
         )))
 }
 
-pub async fn run(root: &Path, skyplan: &Path, example: &Path) -> Row {
-    match measure(root, skyplan, example).await {
+pub async fn run(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Row {
+    match measure(root, skyplan, example, at).await {
         Ok(row) => row,
-        Err(e) => Row::failed(WHAT, &e),
+        Err(e) => Row::failed(format!("{WHAT} ({})", at.label()), &e),
     }
 }

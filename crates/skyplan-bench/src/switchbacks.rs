@@ -14,22 +14,23 @@ use anyhow::{bail, Context, Result};
 use mysql_async::prelude::Queryable;
 
 use super::apply::{apply, connect, prepare};
+use super::distance::Distance;
 use super::emulator::Emulator;
 use super::switchover::{switched, writer, APP};
 use super::table::{duration, Row};
-use skyplan_emulator::ServeOptions;
 
 const WHAT: &str = "ten switchovers there and back under a live writer";
 const SWITCHES: usize = 10;
 const BETWEEN: u64 = 5_200;
 const MAX_GAP: Duration = Duration::from_secs(5);
 
-async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
-    let work = root.join("switchbacks");
+async fn measure(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Result<Row> {
+    let work = root.join(format!("switchbacks-{}", at.secondary_region));
     let (file, _) = prepare(example, &work)?;
-    let guide = std::fs::read_to_string(example)?;
+    let guide = at.topology(example)?;
+    std::fs::write(&file, &guide)?;
     let turned = switched(&guide)?;
-    let emu = Emulator::start(skyplan, ServeOptions::new(work.join("emulator"))).await?;
+    let emu = Emulator::start(skyplan, at.serve_options(work.join("emulator"))).await?;
     apply(skyplan, &emu, &work, &file)
         .await
         .context("applying the guide")?;
@@ -124,7 +125,7 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
     if moves != SWITCHES {
         bail!("the writer moved {moves} times for {SWITCHES} switchovers");
     }
-    Ok(Row::new(WHAT)
+    Ok(Row::new(format!("{WHAT} ({})", at.label()))
         .wall(wall)
         .target(
             format!("gap <= {} each, 0 lost, 0 copies", duration(MAX_GAP)),
@@ -138,9 +139,9 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path) -> Result<Row> {
         )))
 }
 
-pub async fn run(root: &Path, skyplan: &Path, example: &Path) -> Row {
-    match measure(root, skyplan, example).await {
+pub async fn run(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> Row {
+    match measure(root, skyplan, example, at).await {
         Ok(row) => row,
-        Err(e) => Row::failed(WHAT, &e),
+        Err(e) => Row::failed(format!("{WHAT} ({})", at.label()), &e),
     }
 }
