@@ -53,11 +53,23 @@ pub(crate) async fn apply(
     work: &Path,
     file: &Path,
 ) -> Result<Applied> {
+    apply_with(skyplan, emu, work, file, &[]).await
+}
+
+/// [`apply`] with more flags (`--allow-data-loss` for a re-seed that discards on purpose).
+pub(crate) async fn apply_with(
+    skyplan: &Path,
+    emu: &Emulator,
+    work: &Path,
+    file: &Path,
+    flags: &[&str],
+) -> Result<Applied> {
     let mark = emu.log_mark();
     let start = Instant::now();
     let out = skyplan_in(skyplan, emu, work)
         .arg("apply")
         .arg("--auto-approve")
+        .args(flags)
         .arg(file)
         .output()
         .await

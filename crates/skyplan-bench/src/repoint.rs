@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use mysql_async::prelude::Queryable;
 
-use super::apply::{apply, connect, prepare};
+use super::apply::{apply, apply_with, connect, prepare};
 use super::distance::Distance;
 use super::emulator::Emulator;
 use super::table::{duration, Row};
@@ -78,17 +78,19 @@ async fn load(emu: &Emulator, work: &Path, file: &Path) -> Result<u64> {
     Ok(bytes)
 }
 
-/// Re-point `third` to `to`; the apply's wall time and whether it restored.
+/// Re-point `third` to `to`; the apply's wall time and whether it restored. `flags`: the
+/// re-seed over the errant write discards it, which the last-copy rule refuses without
+/// `--allow-data-loss`.
 async fn repoint(
     skyplan: &Path,
     emu: &Emulator,
     work: &Path,
     file: &Path,
-    guide: &str,
-    to: &str,
+    (guide, to): (&str, &str),
+    flags: &[&str],
 ) -> Result<(Duration, bool)> {
     std::fs::write(file, topology(guide, to))?;
-    let run = apply(skyplan, emu, work, file).await?;
+    let run = apply_with(skyplan, emu, work, file, flags).await?;
     Ok((run.wall, run.took.contains_key("restore.third")))
 }
 
@@ -102,13 +104,13 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> 
         .await
         .context("applying primary + 2 replicas")?;
 
-    let (small, copied) = repoint(skyplan, &emu, &work, &file, &guide, "secondary").await?;
+    let (small, copied) = repoint(skyplan, &emu, &work, &file, (&guide, "secondary"), &[]).await?;
     if copied {
         bail!("the re-point without data restored: it should go by GTID");
     }
     eprintln!("skyplan-bench: loading {} MB…", DATA_BYTES / 1024 / 1024);
     let bytes = load(&emu, &work, &file).await?;
-    let (large, copied) = repoint(skyplan, &emu, &work, &file, &guide, "primary").await?;
+    let (large, copied) = repoint(skyplan, &emu, &work, &file, (&guide, "primary"), &[]).await?;
     if copied {
         bail!("the re-point with data restored: it should go by GTID");
     }
@@ -118,7 +120,15 @@ async fn measure(root: &Path, skyplan: &Path, example: &Path, at: &Distance) -> 
         .query_drop("CREATE DATABASE IF NOT EXISTS errant")
         .await?;
     drop(third);
-    let (reseed, copied) = repoint(skyplan, &emu, &work, &file, &guide, "secondary").await?;
+    let (reseed, copied) = repoint(
+        skyplan,
+        &emu,
+        &work,
+        &file,
+        (&guide, "secondary"),
+        &["--allow-data-loss"],
+    )
+    .await?;
     if !copied {
         bail!("the re-point over an errant write did not re-seed");
     }
