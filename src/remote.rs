@@ -74,6 +74,14 @@ impl Remote {
             )
             .await
             .with_context(|| format!("starting the local emulator in {}", dir.display()))?;
+            // Under a latency profile, skyplan's own SQL comes from the topology's first region.
+            if let Some(first) = topology.services.values().next() {
+                if let Err(e) =
+                    skyplan_emulator::daemon::report_client_region(&emu, &first.spec.region).await
+                {
+                    notes.push(format!("the emulator was not told the client region: {e}"));
+                }
+            }
             if started {
                 notes.push(format!(
                     "started the local emulator in the background (pid {}, {}); it keeps running after this command: `skyplan emulator stop` stops it and its databases",

@@ -60,8 +60,8 @@ pub(crate) struct ServeArgs {
     /// catalog's regions) or a TOML file of round trips (see the README) [default: none]
     #[arg(long, value_name = "PROFILE")]
     pub latency: Option<String>,
-    /// The region skyplan's own SQL comes from, under a latency profile [default: the region
-    /// of the oldest service]
+    /// The region skyplan's own SQL comes from, under a latency profile [default: the first
+    /// region of the topology skyplan applies (each run says it), else the oldest service's]
     #[arg(long, value_name = "REGION")]
     pub client_region: Option<String>,
     /// The SkySQL API answers after this many milliseconds (the control plane's distance)

@@ -198,3 +198,51 @@ async fn services_beyond_k_share_the_first_servers_with_their_own_accounts() {
     let one: Option<i64> = sql.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
 }
+
+/// Without `--client-region`, skyplan's own SQL comes from the first region of the topology it
+/// applies: connecting with a topology tells the emulator (and only an emulator that
+/// emulates distances is told anything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_region_defaults_to_the_first_region_of_the_topology_applied() {
+    let mut cloud = Cloud::new("global-replication.toml");
+    std::fs::write(
+        cloud.dir().join("twenty.toml"),
+        "[[pair]]\nregions = [\"us-east4\", \"us-west1\"]\nrtt_ms = 20\n",
+    )
+    .unwrap();
+    cloud.start_emulator(&["--latency", "twenty.toml"]);
+    let topo = skyplan::topology::load(&cloud.dir().join("global-replication.toml")).unwrap();
+    let east = cloud.create_by_hand(&topo.services["primary"].spec).await;
+    cloud.wait_service_ready(&east.id).await;
+    let mut sql = cloud.sql_to_service(&east.id).await;
+    let opts = sql.opts().clone();
+    // Until told otherwise, the operator sits in the guide's first region: beside this one.
+    let near = fastest_round_trip(&mut sql, 10).await;
+    assert!(near < Duration::from_millis(15), "before: {near:?}");
+
+    // A topology whose first service is in us-west1: skyplan applies it from there.
+    let guide = std::fs::read_to_string(cloud.dir().join("global-replication.toml")).unwrap();
+    let west_first = guide
+        .replacen("region = \"us-east4\"", "region = \"REGION_A\"", 1)
+        .replacen("region = \"us-west1\"", "region = \"us-east4\"", 1)
+        .replacen("region = \"REGION_A\"", "region = \"us-west1\"", 1);
+    std::fs::write(cloud.dir().join("west-first.toml"), west_first).unwrap();
+    let west = skyplan::topology::load(&cloud.dir().join("west-first.toml")).unwrap();
+    assert_eq!(
+        west.services.values().next().unwrap().spec.region,
+        "us-west1"
+    );
+    let remote = skyplan::remote::Remote::connect_with(
+        &west,
+        Default::default(),
+        Some(&cloud.emulator_dir()),
+    )
+    .await
+    .unwrap();
+    assert!(remote.notes.is_empty(), "{:?}", remote.notes);
+    // The same endpoint and account again (the harness's own helper would connect with the
+    // guide's topology, which reports us-east4 back).
+    let mut sql = mysql_async::Conn::new(opts).await.unwrap();
+    let far = fastest_round_trip(&mut sql, 10).await;
+    assert!(far >= Duration::from_millis(20), "after: {far:?}");
+}

@@ -11,6 +11,33 @@ use super::api_error::ApiError;
 use super::app::App;
 use super::outage::{self, OutageMode};
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientRegion {
+    region: String,
+}
+
+/// `PUT /emulator/v1/client-region` `{"region": …}`: where the operator (skyplan) sits under a
+/// latency profile, sent by skyplan with the first region of the topology it applies; a
+/// `--client-region` given at start wins. Answers the region in force and whether it was
+/// pinned at start.
+pub(crate) async fn set_client_region(
+    State(app): State<Arc<App>>,
+    Json(body): Json<ClientRegion>,
+) -> Result<Json<Value>, ApiError> {
+    if super::latency::site_known(&body.region).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "region {:?} is not a region of the catalog",
+            body.region
+        )));
+    }
+    let in_force = app.report_client_region(&body.region);
+    Ok(Json(json!({
+        "client_region": in_force,
+        "pinned": app.opts.latency.client_region.is_some(),
+    })))
+}
+
 /// `POST /emulator/v1/services/{id or name}/fail-next`: the next long operation (create, size,
 /// storage, delete, backup, restore) of that service ends `failed`. A name that no service has
 /// yet marks the service that will be created with that name.

@@ -31,6 +31,10 @@ pub struct App {
     ops: Mutex<JoinSet<()>>,
     /// Handed to proxies, which must not keep the app alive.
     myself: Weak<App>,
+    /// Where the operator sits under a latency profile when `--client-region` did not say:
+    /// the first region of the topology being applied, as skyplan reports it
+    /// (`PUT /emulator/v1/client-region`); until then, the oldest service's region.
+    client_region: Mutex<Option<String>>,
 }
 
 impl App {
@@ -53,7 +57,29 @@ impl App {
             proxies: Mutex::new(HashMap::new()),
             ops: Mutex::new(JoinSet::new()),
             myself: myself.clone(),
+            client_region: Mutex::new(None),
         })
+    }
+
+    /// The operator's region: `--client-region`, else what skyplan reported, else None (the
+    /// oldest service's region is used).
+    pub fn client_region(&self) -> Option<String> {
+        self.opts.latency.client_region.clone().or_else(|| {
+            self.client_region
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
+    /// The region skyplan applies a topology from (`PUT /emulator/v1/client-region`); a
+    /// `--client-region` given at start wins. Returns the region in force.
+    pub fn report_client_region(&self, region: &str) -> Option<String> {
+        if self.opts.latency.client_region.is_none() {
+            *self.client_region.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(region.to_string());
+        }
+        self.client_region()
     }
 
     /// Runs a long operation in the background.
@@ -175,9 +201,8 @@ impl App {
                 let to = region(target)?;
                 let from = match from {
                     Some(service) => region(service)?,
-                    None => latency
-                        .client_region
-                        .clone()
+                    None => self
+                        .client_region()
                         .or_else(|| s.services.first().map(|r| r.region.clone()))?,
                 };
                 Some(latency.one_way(&from, &to))

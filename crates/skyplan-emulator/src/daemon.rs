@@ -62,6 +62,35 @@ pub async fn find_running(dir: &Path) -> Option<LocalEmulator> {
     (body["pid"].as_u64() == Some(u64::from(info.pid))).then_some(info)
 }
 
+/// Tell a running emulator where the operator applies from — the first region of the
+/// topology being applied — when it emulates distances and `--client-region` did not say
+/// (see `App::report_client_region`). Nothing is sent otherwise: a run against a loopback
+/// emulator makes no extra request. Errors say why; the caller only notes them.
+pub async fn report_client_region(running: &LocalEmulator, region: &str) -> Result<(), String> {
+    let Some(info) = info::read_info(&running.dir) else {
+        return Ok(());
+    };
+    let latency = &info.options.latency;
+    if latency.profile == super::latency::Profile::None || latency.client_region.is_some() {
+        return Ok(());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .put(format!("{}/emulator/v1/client-region", running.endpoint))
+        .header("X-API-Key", &running.api_key)
+        .json(&serde_json::json!({ "region": region }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        s => Err(format!("the emulator answered {s}")),
+    }
+}
+
 /// The emulator of `dir`, started in the background with default options when none runs.
 pub async fn ensure_running(dir: &Path) -> Result<LocalEmulator, EmulatorError> {
     let exe = skyplan_exe()?;

@@ -31,8 +31,8 @@ pub const MAX_API_DELAY_MS: u64 = 30_000;
 pub struct Latency {
     pub profile: Profile,
     /// Where skyplan (or any client that is not an emulated service) sits: its SQL to a
-    /// service pays the round trip from this region. Unset: the region of the oldest service
-    /// the emulator holds (for one topology, the first one skyplan created).
+    /// service pays the round trip from this region. Unset: the first region of the topology
+    /// skyplan applies (it says so when it connects), else the oldest service's region.
     #[serde(default)]
     pub client_region: Option<String>,
     /// The SkySQL API (not the emulator's own `/emulator/v1` routes) answers after this
@@ -300,6 +300,11 @@ struct Site {
     metro: &'static str,
     lat: f64,
     lon: f64,
+}
+
+/// Whether `region` is a catalog region (any provider); `Some(())` when it is.
+pub(crate) fn site_known(region: &str) -> Option<()> {
+    site_of(region).map(|_| ())
 }
 
 /// Where each catalog region is (the providers' published locations).

@@ -126,6 +126,10 @@ fn admin_routes() -> Router<Arc<App>> {
             post(api_admin::start_outage).delete(api_admin::end_outage),
         )
         .route("/emulator/v1/status", get(api_admin::status))
+        .route(
+            "/emulator/v1/client-region",
+            axum::routing::put(api_admin::set_client_region),
+        )
 }
 
 /// Answers after the latency profile's control-plane delay, as a distant API does.
