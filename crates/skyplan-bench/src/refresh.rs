@@ -88,25 +88,48 @@ fn classify(calls: &[Logged]) -> (usize, usize, usize, usize, usize) {
     (list, get, allow, creds, other)
 }
 
-async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
-    let mut opts = ServeOptions::new(root.join("refresh-emulator"));
-    opts.op_seconds = 0.0;
-    opts.no_mariadb = true;
+/// What one timed refresh saw and cost.
+struct Refreshed {
+    observed: skyplan::observed::Observed,
+    wall: Duration,
+    /// API requests the client made.
+    made: u64,
+    /// The requests the emulator logged meanwhile.
+    logged: Vec<Logged>,
+}
+
+/// An emulator with `opts`, `n` generated services created in it, then one timed refresh by a
+/// fresh client (as `skyplan plan` would have: its counter starts at zero).
+async fn refresh_generated(skyplan: &Path, opts: ServeOptions, n: usize) -> Result<Refreshed> {
     let emu = Emulator::start(skyplan, opts).await?;
     let text = generate::topology_toml(n);
     let topology = skyplan::topology::parse(&text, Path::new("bench.toml"))
         .map_err(|d| anyhow!("generated topology is invalid:\n{d}"))?;
     let setup = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
     let state = populate(&setup, &topology).await?;
-
-    // A fresh client, as `skyplan plan` would have: its counter starts at zero.
     let remote = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
     let mark = emu.log_mark();
     let start = Instant::now();
     let observed = refresh::refresh(&remote, &topology, &state, PARALLELISM).await?;
     let wall = start.elapsed();
-    let made = remote.client.requests_made();
-    let logged = emu.requests_since(mark)?;
+    Ok(Refreshed {
+        observed,
+        wall,
+        made: remote.client.requests_made(),
+        logged: emu.requests_since(mark)?,
+    })
+}
+
+async fn measure(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
+    let mut opts = ServeOptions::new(root.join("refresh-emulator"));
+    opts.op_seconds = 0.0;
+    opts.no_mariadb = true;
+    let Refreshed {
+        observed,
+        wall,
+        made,
+        logged,
+    } = refresh_generated(skyplan, opts, n).await?;
     let (list, get, allow, creds, other) = classify(&logged);
     let seen = observed.services.len();
     if seen != n {
@@ -154,19 +177,13 @@ async fn measure_sql(root: &Path, skyplan: &Path, n: usize) -> Result<Row> {
         client_region: Some(super::distance::PRIMARY_REGION.into()),
         api_delay_ms: 0,
     };
-    let emu = Emulator::start(skyplan, opts).await?;
-    let text = generate::topology_toml(n);
-    let topology = skyplan::topology::parse(&text, Path::new("bench.toml"))
-        .map_err(|d| anyhow!("generated topology is invalid:\n{d}"))?;
-    let setup = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
-    let state = populate(&setup, &topology).await?;
-    let remote = Remote::connect_with(&topology, RetryPolicy::default(), Some(emu.dir())).await?;
-    let mark = emu.log_mark();
-    let start = Instant::now();
-    let observed = refresh::refresh(&remote, &topology, &state, PARALLELISM).await?;
-    let wall = start.elapsed();
-    let made = remote.client.requests_made();
-    let (list, _, _, creds, _) = classify(&emu.requests_since(mark)?);
+    let Refreshed {
+        observed,
+        wall,
+        made,
+        logged,
+    } = refresh_generated(skyplan, opts, n).await?;
+    let (list, _, _, creds, _) = classify(&logged);
     let read = observed.gtids.len();
     if read != n {
         bail!("refresh read the GTIDs of {read} of {n} services");
