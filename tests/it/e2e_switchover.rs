@@ -11,6 +11,52 @@ use crate::support::e2e::Cloud;
 const PAIR_SWITCHED: &str =
     "[services.primary.replication]\nfrom = \"secondary\"\nseed = \"new-backup\"\nssl = true\n";
 
+/// What the interrupted-switchover tests start from: the guide applied, the application's
+/// tables on the primary holding `rows` rows, the topology file and the guide's text.
+struct Applied {
+    cloud: Cloud,
+    file: std::path::PathBuf,
+    guide: String,
+    keys: [&'static str; 2],
+    /// Every row acknowledged so far.
+    all: Vec<u64>,
+    restores_before: usize,
+}
+
+async fn applied_with_rows(rows: u64) -> Applied {
+    let mut cloud = Cloud::new("global-replication.toml");
+    let file = cloud.dir().join("global-replication.toml");
+    let guide = std::fs::read_to_string(&file).unwrap();
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    app::setup(&cloud, "primary").await;
+    let keys = ["primary", "secondary"];
+    let all = app::bulk(&cloud, "primary", rows).await;
+    let restores_before = restores(&cloud, &keys).await;
+    Applied {
+        cloud,
+        file,
+        guide,
+        keys,
+        all,
+        restores_before,
+    }
+}
+
+/// How every interrupted switchover must end: nothing backed up or restored, every
+/// acknowledged row on every service (COUNT and CHECKSUM equal), and a clean next plan.
+async fn assert_finished_without_copy(
+    cloud: &mut Cloud,
+    keys: &[&str],
+    restores_before: usize,
+    all: &[u64],
+) {
+    assert_eq!(restores(cloud, keys).await, restores_before, "no copy");
+    assert_nothing_lost(cloud, keys, all).await;
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
 /// The guide with the roles turned round: the secondary is the primary.
 fn pair_switched(guide: &str) -> String {
     let start = guide.find("[services.secondary.replication]").unwrap();
@@ -318,15 +364,14 @@ async fn a_pair_switches_over_and_back_five_times_under_load_with_a_reseed_betwe
 async fn a_switchover_killed_during_the_catch_up_wait_is_finished_by_the_next_apply() {
     use crate::reliability_support::Running;
     use mysql_async::prelude::Queryable;
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    app::setup(&cloud, "primary").await;
-    let keys = ["primary", "secondary"];
-    let mut all = app::bulk(&cloud, "primary", 1_000).await;
-    let restores_before = restores(&cloud, &keys).await;
+    let Applied {
+        mut cloud,
+        file,
+        guide,
+        keys,
+        mut all,
+        restores_before,
+    } = applied_with_rows(1_000).await;
     let writer = AppWriter::start(&cloud, &["primary", "secondary"]).await;
     // The candidate applies nothing while this lock is held.
     let mut lock = cloud.sql("secondary").await;
@@ -381,15 +426,14 @@ async fn a_switchover_killed_during_the_catch_up_wait_is_finished_by_the_next_ap
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_copy() {
     use crate::reliability_support::Running;
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    app::setup(&cloud, "primary").await;
-    let keys = ["primary", "secondary"];
-    let mut all = app::bulk(&cloud, "primary", 1_000).await;
-    let restores_before = restores(&cloud, &keys).await;
+    let Applied {
+        mut cloud,
+        file,
+        guide,
+        keys,
+        mut all,
+        restores_before,
+    } = applied_with_rows(1_000).await;
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let mut run = Running::spawn(
         &cloud,
@@ -434,15 +478,14 @@ async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_write() {
     use crate::reliability_support::Running;
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    app::setup(&cloud, "primary").await;
-    let keys = ["primary", "secondary"];
-    let mut all = app::bulk(&cloud, "primary", 300).await;
-    let restores_before = restores(&cloud, &keys).await;
+    let Applied {
+        mut cloud,
+        file,
+        guide,
+        keys,
+        mut all,
+        restores_before,
+    } = applied_with_rows(300).await;
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let mut run = Running::spawn(
         &cloud,
@@ -492,10 +535,7 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
-    assert_nothing_lost(&cloud, &keys, &all).await;
-    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_finished_without_copy(&mut cloud, &keys, restores_before, &all).await;
 }
 
 /// A switchover killed once the old primary already replicates from the new one (during its
@@ -507,15 +547,14 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
 async fn a_switchover_killed_while_the_old_primary_catches_up_is_finished_with_its_link_recorded() {
     use crate::reliability_support::Running;
     use mysql_async::prelude::Queryable;
-    let mut cloud = Cloud::new("global-replication.toml");
-    let file = cloud.dir().join("global-replication.toml");
-    let guide = std::fs::read_to_string(&file).unwrap();
-    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    app::setup(&cloud, "primary").await;
-    let keys = ["primary", "secondary"];
-    let mut all = app::bulk(&cloud, "primary", 1_000).await;
-    let restores_before = restores(&cloud, &keys).await;
+    let Applied {
+        mut cloud,
+        file,
+        guide,
+        keys,
+        mut all,
+        restores_before,
+    } = applied_with_rows(1_000).await;
     // The application follows the primary through everything below.
     let writer = AppWriter::start(&cloud, &["primary", "secondary"]).await;
     std::fs::write(&file, pair_switched(&guide)).unwrap();
@@ -566,8 +605,5 @@ async fn a_switchover_killed_while_the_old_primary_catches_up_is_finished_with_i
     assert_eq!(state.resources.services["secondary"].role_change, None);
     assert!(read_only(&cloud, "primary").await);
     assert!(!read_only(&cloud, "secondary").await);
-    assert_eq!(restores(&cloud, &keys).await, restores_before, "no copy");
-    assert_nothing_lost(&cloud, &keys, &all).await;
-    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_finished_without_copy(&mut cloud, &keys, restores_before, &all).await;
 }

@@ -70,6 +70,14 @@ pub(super) async fn switchover(
     // Every round trip to the candidate between the fence and its opening is the
     // application's write gap: prepare its wait now (a WAN round trip saved).
     newc.prepare_gtid_wait().await?;
+    // The candidate's replication, read here, before the fence, where the round trip costs
+    // the application nothing: one an interrupted run (or anyone) stopped is started again
+    // so it can catch up; one already reset (it had caught up) is checked after the fence
+    // against the old primary's final position. A break after this is caught by the wait.
+    let st = newc.replication_status().await?;
+    if st.configured && !(st.io_running && st.sql_running) {
+        newc.start_replication().await?;
+    }
     // The old primary's configuration says read-only before it is fenced: a restart from
     // here on keeps it fenced. Refused by the cloud: nothing else was changed.
     super::config::set_role_in_config(steps, old, true, p)
@@ -83,15 +91,8 @@ pub(super) async fn switchover(
     // 2-4, rolled back on failure.
     p.status(&format!("fencing service.{old}"));
     let fenced_at = std::time::Instant::now();
-    let promoted = fence_and_promote(
-        steps,
-        &mut oldc,
-        &mut newc,
-        (old, new),
-        resumed.is_some(),
-        p,
-    )
-    .await;
+    let promoted =
+        fence_and_promote(steps, &mut oldc, &mut newc, (old, new), st.configured, p).await;
     let (ended, final_pos) = match promoted {
         Ok(v) => v,
         Err((e, stopped)) => {
@@ -490,15 +491,14 @@ pub(super) async fn set_role(
 /// Fence `old`, let `new` catch up with it, stop and reset replication on `new`, open it.
 /// On failure: the error, and whether `new`'s replication was stopped (to start it again).
 ///
-/// After the fence, the candidate gets two round trips when it replicates (the wait for the
-/// final position, then [`SqlConn::promote`]): its replication was found running just before
-/// (step 1), so it is read again only when resuming an interrupted run.
+/// After the fence, the candidate gets two round trips when it replicates (`configured`, read
+/// just before the fence: the wait for the final position, then [`SqlConn::promote`]).
 async fn fence_and_promote(
     steps: &RealSteps,
     oldc: &mut SqlConn,
     newc: &mut SqlConn,
     (old, new): (&str, &str),
-    resuming: bool,
+    configured: bool,
     p: &ProgressHandle,
 ) -> Result<(usize, String), (anyhow::Error, bool)> {
     let e = |e: anyhow::Error| (e, false);
@@ -517,18 +517,6 @@ async fn fence_and_promote(
         .map_err(|x| e(x.into()))?
         .binlog_pos
         .unwrap_or_default();
-    // Resuming a run that stopped here: the candidate's replication may be stopped (start it
-    // again to catch up) or already reset (it had caught up before the reset).
-    let configured = if resuming {
-        let st = newc.replication_status().await.map_err(|x| e(x.into()))?;
-        if st.configured && !(st.io_running && st.sql_running) {
-            newc.start_replication().await.map_err(|x| e(x.into()))?;
-        }
-        st.configured
-    } else {
-        // Found replicating by step 1; a break since is caught by the wait below.
-        true
-    };
     if !configured {
         // Reset by the interrupted run after it caught up: it must still hold everything the
         // (fenced) old primary has, or opening it would lose those writes.
