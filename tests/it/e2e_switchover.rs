@@ -478,6 +478,7 @@ async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_write() {
     use crate::reliability_support::Running;
+    use mysql_async::prelude::Queryable;
     let Applied {
         mut cloud,
         file,
@@ -497,6 +498,12 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     )
     .await;
     run.kill_9().await;
+    // The kill may land after the killed run started the old primary's replication from the
+    // new one; then it would apply the writes below too, and they would no longer be the new
+    // primary's alone. Its applier is held until the file is put back, so the writes exist
+    // only on the new primary whichever way the race went.
+    let mut hold = cloud.sql("primary").await;
+    hold.query_drop("LOCK TABLES app.acks READ").await.unwrap();
     // The application moves to the service that takes its writes: the new primary.
     let writer = AppWriter::start(&cloud, &["secondary", "primary"]).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -531,6 +538,8 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     assert!(read_only(&cloud, "primary").await, "still fenced");
     assert_nothing_lost(&cloud, &["secondary"], &all).await;
 
+    hold.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(hold);
     // The file put back: the switchover finishes by GTID, no copy, nothing lost.
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
