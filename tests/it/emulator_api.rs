@@ -1011,7 +1011,11 @@ async fn services_survive_an_emulator_restart() {
     // Emulator gone, database left running: the new emulator adopts it.
     emu.restart(false).await;
     let after = emu.wait_ready(&id).await;
-    assert_eq!(readwrite_port(&after), readwrite_port(&before));
+    assert_eq!(
+        readwrite_port(&after),
+        readwrite_port(&before),
+        "the endpoint kept its port"
+    );
     assert_eq!(
         emu.running().mariadbd_pids(),
         pids,

@@ -107,15 +107,34 @@ impl App {
             .insert(service_id.to_string(), handle);
     }
 
-    /// Stops the proxy of `service_id` (its endpoint stops answering at once).
-    pub fn stop_proxy(&self, service_id: &str) {
-        self.proxies
+    /// Stops the proxy of `service_id`; its endpoint's port is closed when this returns.
+    pub async fn stop_proxy(&self, service_id: &str) {
+        let handle = self
+            .proxies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(service_id);
+        if let Some(handle) = handle {
+            handle.stop().await;
+        }
     }
 
-    pub fn stop_all_proxies(&self) {
+    /// Stops every proxy; their ports are closed when this returns.
+    pub async fn stop_all_proxies(&self) {
+        let handles: Vec<_> = self
+            .proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for handle in handles {
+            handle.stop().await;
+        }
+    }
+
+    /// Starts stopping every proxy without waiting (for `Drop`, which cannot wait).
+    pub fn drop_all_proxies(&self) {
         self.proxies
             .lock()
             .unwrap_or_else(|e| e.into_inner())

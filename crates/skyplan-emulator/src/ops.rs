@@ -205,7 +205,7 @@ pub(crate) async fn delete(app: Arc<App>, id: String, fail: bool) {
         pace(&app, start).await;
         return settle(&app, &id, Err(INJECTED.into()));
     }
-    app.stop_proxy(&id);
+    app.stop_proxy(&id).await;
     let destroyed = app.instances.destroy(&rec).await;
     pace(&app, start).await;
     if let Err(e) = destroyed {

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The verdict on one connection.
@@ -63,17 +64,26 @@ pub(crate) trait Gate: Send + Sync + 'static {
     fn decide(&self, service_id: &str, listen: SocketAddr, peer: SocketAddr) -> Decision;
 }
 
-/// A running proxy; dropping it stops the listeners and every connection it forwards.
+/// A running proxy. [`ProxyHandle::stop`] closes its listeners and connections and returns once
+/// they are closed; dropping it starts the same shutdown without waiting for it.
 pub(crate) struct ProxyHandle {
     /// The port it listens on (the tests connect to it; the emulator knows it already).
     #[cfg(test)]
     port: u16,
-    task: JoinHandle<()>,
+    /// Dropped to stop the proxy.
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
 }
 
-impl Drop for ProxyHandle {
-    fn drop(&mut self) {
-        self.task.abort();
+impl ProxyHandle {
+    /// Stops the proxy and waits until its listening sockets are closed, so that a new proxy
+    /// (an emulator restarted on the same directory) can bind the same port at once. Aborting
+    /// the task alone would close them only whenever the runtime next got to it.
+    pub(crate) async fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
@@ -108,19 +118,27 @@ pub(crate) fn spawn(
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(0);
+    let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        // Accept loops and connections live in this set: aborting the task drops them all.
+        // Accept loops (each owning its listener and its connections) live in this set.
         let mut tasks = JoinSet::new();
         for listener in listeners {
             let (service_id, gate) = (service_id.clone(), gate.clone());
             tasks.spawn(accept_loop(listener, service_id, gate));
         }
-        while tasks.join_next().await.is_some() {}
+        tokio::select! {
+            // Stop asked, or the handle dropped.
+            _ = stopped => {}
+            () = async { while tasks.join_next().await.is_some() {} } => {}
+        }
+        // Aborts every accept loop and waits until each is gone, listener included.
+        tasks.shutdown().await;
     });
     ProxyHandle {
         #[cfg(test)]
         port,
-        task,
+        stop: Some(stop),
+        task: Some(task),
     }
 }
 
@@ -326,6 +344,25 @@ mod tests {
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
     }
 
+    /// A restarted emulator binds its services' ports again right after the old one stopped:
+    /// `stop` returns only once the port is free (seen in CI: with an abort alone, the new bind
+    /// could come first and move the endpoint to another port).
+    #[tokio::test]
+    async fn the_port_is_free_when_stop_returns() {
+        let gate = Arc::new(TestGate {
+            upstream: reporting_upstream().await,
+            delay: Duration::ZERO,
+        });
+        for _ in 0..20 {
+            let handle = spawn(bind(0).await.unwrap(), "open".into(), gate.clone());
+            let port = handle.port;
+            // A connection in flight too, as a replica's IO thread would hold one.
+            let _client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            handle.stop().await;
+            let again = bind(port).await.unwrap();
+            assert_eq!(again[0].local_addr().unwrap().port(), port);
+        }
+    }
     /// An upstream that echoes every byte back.
     async fn echo_upstream() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -50,7 +50,7 @@ impl RunningEmulator {
             let _ = tx.send(());
         }
         self.app.abort_ops();
-        self.app.stop_all_proxies();
+        self.app.stop_all_proxies().await;
         if stop_databases {
             self.app.instances.stop_all().await;
         }
@@ -62,7 +62,7 @@ impl Drop for RunningEmulator {
     fn drop(&mut self) {
         self.server.abort();
         self.app.abort_ops();
-        self.app.stop_all_proxies();
+        self.app.drop_all_proxies();
     }
 }
 
