@@ -30,9 +30,18 @@ pub(super) async fn statuses(
     parallelism: usize,
 ) -> Result<Statuses> {
     let res = &state.resources;
-    // Recorded links, and replicas of the topology the state records without one (imported,
-    // adopted, a lost record): a link they already have is kept rather than re-seeded.
-    let replicas: Vec<&String> = res
+    // Recorded links, replicas of the topology the state records without one (imported,
+    // adopted, a lost record), and the old primary of a switchover interrupted after its
+    // opening (the run may have pointed it at the new primary): a link they already have is
+    // kept rather than re-seeded (`kept_links`).
+    let left_behind = res.services.values().filter_map(|r| {
+        r.role_change
+            .as_ref()
+            .filter(|c| c.step == crate::state::RoleChangeStep::Opened)
+            .and_then(|c| res.services.get_key_value(&c.from))
+            .map(|(k, _)| k)
+    });
+    let replicas: BTreeSet<&String> = res
         .replications
         .keys()
         .chain(
@@ -42,6 +51,7 @@ pub(super) async fn statuses(
                 .filter(|(k, s)| s.replication.is_some() && !res.replications.contains_key(*k))
                 .map(|(k, _)| k),
         )
+        .chain(left_behind)
         .filter(|r| ready.contains(r))
         .collect();
     // A replica whose database does not answer is recorded as such (its own drift), not a

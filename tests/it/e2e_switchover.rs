@@ -472,11 +472,18 @@ async fn a_switchover_killed_after_the_opening_is_finished_by_a_repoint_not_a_co
 /// Issue 23's flip-back: a switchover stopped after the opening (kill -9 while the old
 /// primary is re-pointed), the application writes on the new primary, and the operator
 /// reverts the file. Before, the plan opened the old primary, backed it up and restored it
-/// over the new one (1,095 acknowledged writes lost, exit 0). Now `plan` and `apply` refuse
-/// with exit 1, naming the new primary's writes as GTID ranges, and change nothing; the file
-/// put back finishes the switchover by GTID, with every acknowledged write kept.
+/// over the new one (1,095 acknowledged writes lost, exit 0).
+///
+/// Where the kill lands decides what is right, and the test takes either way:
+/// - the old primary does not follow the new one yet: `plan` and `apply` refuse with exit 1,
+///   naming the new primary's writes as GTID ranges, and change nothing; the file put back
+///   finishes the switchover by GTID;
+/// - it follows already (healthy): its link is kept, and the reverted file is a switchover
+///   back by GTID — it catches up on the new primary's writes before it opens — never a copy.
+///
+/// Every acknowledged write kept, no copy, a clean plan at the end, either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_write() {
+async fn a_flip_back_after_a_half_done_switchover_keeps_every_write_and_never_copies() {
     use crate::reliability_support::Running;
     use mysql_async::prelude::Queryable;
     let Applied {
@@ -498,10 +505,9 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     )
     .await;
     run.kill_9().await;
-    // The kill may land after the killed run started the old primary's replication from the
-    // new one; then it would apply the writes below too, and they would no longer be the new
-    // primary's alone. Its applier is held until the file is put back, so the writes exist
-    // only on the new primary whichever way the race went.
+    // The old primary's applier is held until the plans below are read: if the killed run
+    // already started its replication from the new one, it receives the writes below but
+    // does not apply them, so they stay the new primary's alone while the plans are judged.
     let mut hold = cloud.sql("primary").await;
     hold.query_drop("LOCK TABLES app.acks READ").await.unwrap();
     // The application moves to the service that takes its writes: the new primary.
@@ -513,12 +519,32 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
 
     // The operator reverts the file.
     std::fs::write(&file, &guide).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    if r.code == 2 {
+        // It followed already: a switchover back, by GTID.
+        eprintln!("case checked: the old primary followed already (a switchover back)");
+        assert_switchover_back(&r);
+        hold.query_drop("UNLOCK TABLES").await.unwrap();
+        drop(hold);
+        let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(!read_only(&cloud, "primary").await, "the primary again");
+        assert!(read_only(&cloud, "secondary").await, "a replica again");
+        assert_finished_without_copy(&mut cloud, &keys, restores_before, &all).await;
+        return;
+    }
+    eprintln!("case checked: the old primary did not follow yet (refused)");
     let before = std::fs::read(cloud.state_path()).unwrap();
-    for args in [
-        vec!["plan", "global-replication.toml", "--detailed-exitcode"],
-        vec!["apply", "global-replication.toml", "--auto-approve"],
+    for (args, r) in [
+        (
+            vec!["plan", "global-replication.toml", "--detailed-exitcode"],
+            r,
+        ),
+        (
+            vec!["apply", "global-replication.toml", "--auto-approve"],
+            cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]),
+        ),
     ] {
-        let r = cloud.skyplan(&args);
         assert_eq!(r.code, 1, "{args:?}\n{}\n{}", r.stdout, r.stderr);
         assert!(
             r.stderr.contains("service.secondary holds ")
@@ -544,6 +570,75 @@ async fn a_flip_back_after_a_half_done_switchover_is_refused_and_keeps_every_wri
     std::fs::write(&file, pair_switched(&guide)).unwrap();
     let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_finished_without_copy(&mut cloud, &keys, restores_before, &all).await;
+}
+
+/// The plan of a reverted file once the old primary follows the new one: its link kept, a
+/// switchover back by GTID, no copy.
+fn assert_switchover_back(r: &crate::support::cli::Run) {
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("replication.primary")
+            && r.stdout.contains("link kept")
+            && r.stdout.contains("switchover.primary")
+            && !r.stdout.contains("restore")
+            && !r.stdout.contains("wipes"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The flip-back's other case, made certain: the switchover is killed while the old primary
+/// already follows the new one (in its catch-up wait, its applier held so the wait lasts), the
+/// application writing all along. The operator reverts the file: the link the old primary has
+/// is kept and the plan is a switchover back by GTID — no copy, which before would have opened
+/// the old primary while the new one still took writes. The apply, with the writer still
+/// running and moving back when refused, ends with every acknowledged write on both services,
+/// no copy and a clean plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flip_back_once_the_old_primary_follows_is_a_switchover_back_by_gtid() {
+    use crate::reliability_support::Running;
+    use mysql_async::prelude::Queryable;
+    let Applied {
+        mut cloud,
+        file,
+        guide,
+        keys,
+        mut all,
+        restores_before,
+    } = applied_with_rows(300).await;
+    let writer = AppWriter::start(&cloud, &["primary", "secondary"]).await;
+    std::fs::write(&file, pair_switched(&guide)).unwrap();
+    let mut run = Running::spawn(
+        &cloud,
+        &["apply", "global-replication.toml", "--auto-approve"],
+    );
+    run.wait_for_stderr(
+        "re-pointing service.primary at service.secondary",
+        Duration::from_secs(90),
+    )
+    .await;
+    let mut hold = cloud.sql("primary").await;
+    hold.query_drop("LOCK TABLES app.acks READ").await.unwrap();
+    run.wait_for_stderr(
+        "switchover.secondary: waiting for service.primary to apply",
+        Duration::from_secs(90),
+    )
+    .await;
+    run.kill_9().await;
+
+    std::fs::write(&file, &guide).unwrap();
+    let r = cloud.skyplan(&["plan", "global-replication.toml", "--detailed-exitcode"]);
+    assert_switchover_back(&r);
+    hold.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(hold);
+    let r = cloud.skyplan(&["apply", "global-replication.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acks = writer.stop().await;
+    all.extend(acks.acked.iter().map(|a| a.0));
+    assert!(!read_only(&cloud, "primary").await, "the primary again");
+    assert!(read_only(&cloud, "secondary").await, "a replica again");
     assert_finished_without_copy(&mut cloud, &keys, restores_before, &all).await;
 }
 

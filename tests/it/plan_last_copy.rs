@@ -147,3 +147,79 @@ fn a_state_that_lost_every_record_is_refused_while_its_tagged_services_exist() {
     let e = plan_of(&t, &emptied, &theirs).unwrap_err();
     assert!(!matches!(e, PlanError::RecordsLost { .. }), "{e}");
 }
+
+/// The state of a switchover killed after the opening, the old primary already following the
+/// new one: the secondary writable with writes of its own, the primary fenced and replicating
+/// from it. `healthy` says whether the primary's link runs without an error.
+fn opened_with_old_primary_following(
+    healthy: bool,
+) -> (skyplan::state::State, skyplan::observed::Observed) {
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources.replications.remove("secondary");
+    s.resources.backups.remove("secondary");
+    s.resources.restores.remove("secondary");
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Opened,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = in_sync(&s);
+    o.replication.remove("secondary");
+    let new = &s.resources.services["secondary"];
+    o.replication.insert(
+        "primary".into(),
+        skyplan::observed::ObservedReplication {
+            configured: true,
+            io_running: healthy,
+            sql_running: true,
+            master_host: new.fqdn.clone(),
+            master_port: new.port,
+            seconds_behind_master: Some(0),
+            last_io_errno: if healthy { 0 } else { 1045 },
+            last_io_error: if healthy {
+                String::new()
+            } else {
+                "Access denied".into()
+            },
+            ..Default::default()
+        },
+    );
+    // The primary has received the secondary's writes; it is applying the last of them.
+    o.gtids
+        .insert("primary".into(), gtids("1-1001-40,2-2002-3"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,2-2002-5"));
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), false);
+    (s, o)
+}
+
+/// The file put back after a switchover killed once the old primary followed the new one:
+/// the link it has is kept (observed beats recorded), so the flip-back is a switchover back
+/// by GTID — the primary catches up on the secondary's writes before it opens — not a copy of
+/// the primary over the secondary, which would discard those writes (refused) or, with none,
+/// open the primary while the secondary still took writes.
+#[test]
+fn a_flip_back_once_the_old_primary_follows_is_a_switchover_back_with_no_copy() {
+    let (s, o) = opened_with_old_primary_following(true);
+    let reverted = example("global-replication.toml");
+    let p = plan_of(&reverted, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(p.action("switchover.primary").is_some(), "{text}");
+    assert!(
+        text.contains("switch   primary skysql-secondary -> skysql-primary (no data copied)")
+            && text.contains("replication.primary  link kept")
+            && !text.contains("restore")
+            && !text.contains("wipes"),
+        "{text}"
+    );
+    // An unhealthy link proves nothing: the secondary's writes exist only there, and the
+    // copy that would discard them is refused as before.
+    let (s, o) = opened_with_old_primary_following(false);
+    let e = plan_of(&reverted, &s, &o).unwrap_err();
+    assert!(matches!(e, PlanError::LastCopy { .. }), "{e}");
+}

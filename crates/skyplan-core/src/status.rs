@@ -63,6 +63,10 @@ pub enum ThreadState {
     No,
     /// The IO thread is trying to reach the primary (network, allowlist or credentials).
     Connecting,
+    /// MariaDB's state between the two: connected, registering with the primary and asking
+    /// for its GTID position before the first event (`slave_running_str` in `sql/slave.cc`:
+    /// No, Connecting, Preparing, Yes). Seen in CI right after a replica's start.
+    Preparing,
 }
 
 pub fn parse_thread_state(
@@ -73,6 +77,7 @@ pub fn parse_thread_state(
         v if v.eq_ignore_ascii_case("yes") => Ok(ThreadState::Yes),
         v if v.eq_ignore_ascii_case("no") || v.is_empty() => Ok(ThreadState::No),
         v if v.eq_ignore_ascii_case("connecting") => Ok(ThreadState::Connecting),
+        v if v.eq_ignore_ascii_case("preparing") => Ok(ThreadState::Preparing),
         v => Err(bad(column, v)),
     }
 }
@@ -100,7 +105,8 @@ pub fn parse_replication_status(
     Ok(ObservedReplication {
         configured: master_host.is_some(),
         io_running: io == ThreadState::Yes,
-        sql_running: sql == ThreadState::Yes,
+        // A SQL thread has no connection to make: starting is running.
+        sql_running: matches!(sql, ThreadState::Yes | ThreadState::Preparing),
         master_host,
         master_user: non_empty(row.get_any(&["Master_User", "Source_User"]).unwrap_or(None)),
         master_port: parse_opt_number(
@@ -205,9 +211,9 @@ pub fn connect_retry(rows: &[NamedRow]) -> Option<u64> {
 /// The replication status, with the IO thread's "Connecting" state taken into account, and
 /// whether it is retrying after an error (to be read again).
 ///
-/// The parsed status says only whether the IO thread is "Yes". "Connecting" without an error
-/// is a thread that runs and is (re)establishing its connection, as right after a start: it
-/// counts as running. "Connecting" with an error is a reconnect in progress: the caller reads
+/// The parsed status says only whether the IO thread is "Yes". "Connecting" (or "Preparing",
+/// connected and registering) without an error is a thread that runs and is (re)establishing
+/// its connection, as right after a start: it counts as running. "Connecting" with an error is a reconnect in progress: the caller reads
 /// again so it settles before it is judged; one that keeps failing is reported as it is: not
 /// running, with the server's `Last_IO_Error`.
 pub fn judge_status(rows: &[NamedRow]) -> Result<(ObservedReplication, bool), StatusParseError> {
@@ -216,7 +222,7 @@ pub fn judge_status(rows: &[NamedRow]) -> Result<(ObservedReplication, bool), St
         .first()
         .and_then(|r| r.get_any(&["Slave_IO_Running", "Replica_IO_Running"]).ok())
         .and_then(|v| parse_thread_state("Slave_IO_Running", v).ok())
-        == Some(ThreadState::Connecting);
+        .is_some_and(|t| matches!(t, ThreadState::Connecting | ThreadState::Preparing));
     if connecting && status.last_io_errno == 0 {
         status.io_running = true;
     }
@@ -394,6 +400,19 @@ mod judge_tests {
         let (s, retrying) = judge_status(&row("Connecting", "0")).unwrap();
         assert!(s.io_running && s.sql_running && !retrying);
         assert_eq!(s.seconds_behind_master, None);
+    }
+
+    /// MariaDB's fourth state (connected, registering): CI once read it right after a start,
+    /// and refresh failed on "an unexpected value `Preparing`".
+    #[test]
+    fn preparing_is_a_running_thread_and_retried_after_an_error() {
+        let (s, retrying) = judge_status(&row("Preparing", "0")).unwrap();
+        assert!(s.io_running && !retrying);
+        let (s, retrying) = judge_status(&row("Preparing", "2013")).unwrap();
+        assert!(!s.io_running && retrying);
+        let mut r = row("Yes", "0");
+        r[0] = r[0].clone().with("Slave_SQL_Running", Some("Preparing"));
+        assert!(parse_replication_status(&r).unwrap().sql_running);
     }
 
     #[test]

@@ -305,89 +305,123 @@ pub fn corrected<'a>(state: &'a State, observed: &Observed) -> (Cow<'a, State>, 
 /// Only with the source's and the replica's GTIDs read; anything less proves nothing.
 /// The entries on the source's allowlist that admit the replica's outbound IPs come with it
 /// (the link needs them; they are skyplan's from now on, as if it had granted them).
+///
+/// The old primary of a switchover interrupted after the candidate opened is kept the same
+/// way when it follows the candidate, whatever the file says now: that is where the
+/// interrupted run left it (observed beats recorded). A file put back to the old roles then
+/// plans a switchover back by GTID from there, not a copy of the old primary over the
+/// candidate (which would also open the old primary while the candidate still takes writes).
 pub fn kept_links(
     topology: &crate::topology::Topology,
     state: &State,
     observed: &Observed,
 ) -> Vec<KeptLink> {
     let res = &state.resources;
-    let mut out = Vec::new();
-    for (key, svc) in &topology.services {
-        let Some(repl) = &svc.replication else {
-            continue;
-        };
-        if res.replications.contains_key(key) || !res.services.contains_key(key) {
-            continue;
-        }
-        let Some(src) = res.services.get(&repl.from) else {
-            continue;
-        };
-        let (Some(host), Some(port), Some(o)) =
-            (src.fqdn.as_ref(), src.port, observed.replication.get(key))
+    let mut out: Vec<KeptLink> = topology
+        .services
+        .iter()
+        .filter_map(|(key, svc)| {
+            let repl = svc.replication.as_ref()?;
+            keep(state, observed, key, &repl.from, repl.ssl)
+        })
+        .collect();
+    for (new, rec) in &res.services {
+        let Some(c) = rec
+            .role_change
+            .as_ref()
+            .filter(|c| c.step == crate::state::RoleChangeStep::Opened)
         else {
             continue;
         };
-        let from_source = o.master_host.as_deref().is_some_and(|h| {
-            h.trim_end_matches('.')
-                .eq_ignore_ascii_case(host.trim_end_matches('.'))
-        }) && o.master_port == Some(port);
-        let healthy = o.configured
-            && o.io_running
-            && o.sql_running
-            && o.last_io_errno == 0
-            && o.last_sql_errno == 0;
-        let compatible = match (observed.gtids.get(key), observed.gtids.get(&repl.from)) {
-            (Some(mine), Some(theirs)) => crate::gtid::repoint(mine, theirs, &[]).is_ok(),
-            _ => false,
-        };
-        if from_source && healthy && compatible {
-            // The account it connects as, among the replication users read on the chains'
-            // roots: the link owns it from now on (never dropped as an orphan).
-            let user = o.master_user.as_deref().and_then(|name| {
-                let mut found = observed
-                    .replication_users
-                    .values()
-                    .flatten()
-                    .filter(|u| u.split_once('@').map_or(u.as_str(), |(n, _)| n) == name);
-                match (found.next(), found.next()) {
-                    (Some(one), None) => Some(one.clone()),
-                    _ => None,
-                }
-            });
-            let ips: Vec<String> = res.services[key]
-                .outbound_ips
-                .iter()
-                .map(|ip| crate::plan::diff::cidr32(ip))
-                .collect();
-            let on_source = observed.allowlists.get(&repl.from);
-            let grant = (!ips.is_empty()
-                && !res.allowlists.contains_key(key)
-                && on_source.is_some_and(|present| {
-                    ips.iter()
-                        .all(|e| crate::plan::diff::contains_cidr(present, e))
-                }))
-            .then(|| crate::state::AllowlistRecord {
-                on: repl.from.clone(),
-                entries: ips,
-                earlier: Vec::new(),
-            });
-            out.push(KeptLink {
-                key: key.clone(),
-                grant,
-                link: crate::state::ReplicationRecord {
-                    source: repl.from.clone(),
-                    source_host: host.clone(),
-                    source_port: port,
-                    gtid_position: None,
-                    ssl: repl.ssl,
-                    replication_user: user,
-                    healthy: true,
-                    wired_at: None,
-                },
-            });
+        let old = &c.from;
+        let ssl = topology
+            .services
+            .get(new)
+            .and_then(|s| s.replication.as_ref())
+            .is_none_or(|r| r.ssl);
+        if topology.services.contains_key(old)
+            && topology.services.contains_key(new)
+            && !out.iter().any(|k| &k.key == old)
+        {
+            out.extend(keep(state, observed, old, new, ssl));
         }
     }
     out
+}
+
+/// The link `key` has to `from` when [`kept_links`] keeps it: not recorded, observed pointing
+/// at `from`'s endpoint and healthy, and holding nothing `from` lacks.
+fn keep(state: &State, observed: &Observed, key: &str, from: &str, ssl: bool) -> Option<KeptLink> {
+    let res = &state.resources;
+    if res.replications.contains_key(key) || !res.services.contains_key(key) {
+        return None;
+    }
+    let src = res.services.get(from)?;
+    let (host, port, o) = (
+        src.fqdn.as_ref()?,
+        src.port?,
+        observed.replication.get(key)?,
+    );
+    let from_source = o.master_host.as_deref().is_some_and(|h| {
+        h.trim_end_matches('.')
+            .eq_ignore_ascii_case(host.trim_end_matches('.'))
+    }) && o.master_port == Some(port);
+    let healthy = o.configured
+        && o.io_running
+        && o.sql_running
+        && o.last_io_errno == 0
+        && o.last_sql_errno == 0;
+    let compatible = match (observed.gtids.get(key), observed.gtids.get(from)) {
+        (Some(mine), Some(theirs)) => crate::gtid::repoint(mine, theirs, &[]).is_ok(),
+        _ => false,
+    };
+    if !(from_source && healthy && compatible) {
+        return None;
+    }
+    // The account it connects as, among the replication users read on the chains' roots:
+    // the link owns it from now on (never dropped as an orphan).
+    let user = o.master_user.as_deref().and_then(|name| {
+        let mut found = observed
+            .replication_users
+            .values()
+            .flatten()
+            .filter(|u| u.split_once('@').map_or(u.as_str(), |(n, _)| n) == name);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Some(one.clone()),
+            _ => None,
+        }
+    });
+    let ips: Vec<String> = res.services[key]
+        .outbound_ips
+        .iter()
+        .map(|ip| crate::plan::diff::cidr32(ip))
+        .collect();
+    let on_source = observed.allowlists.get(from);
+    let grant = (!ips.is_empty()
+        && !res.allowlists.contains_key(key)
+        && on_source.is_some_and(|present| {
+            ips.iter()
+                .all(|e| crate::plan::diff::contains_cidr(present, e))
+        }))
+    .then(|| crate::state::AllowlistRecord {
+        on: from.to_string(),
+        entries: ips,
+        earlier: Vec::new(),
+    });
+    Some(KeptLink {
+        key: key.to_string(),
+        grant,
+        link: crate::state::ReplicationRecord {
+            source: from.to_string(),
+            source_host: host.clone(),
+            source_port: port,
+            gtid_position: None,
+            ssl,
+            replication_user: user,
+            healthy: true,
+            wired_at: None,
+        },
+    })
 }
 
 /// A link [`kept_links`] found: the replica, its link, and the grant on its source.
