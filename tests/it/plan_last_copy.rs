@@ -16,12 +16,9 @@ fn gtids(binlog: &str) -> ObservedGtids {
     }
 }
 
-/// A switchover failed after the opening: the secondary is the primary and took 1,095 writes,
-/// the old primary is fenced. The operator reverts the file. Before, the plan opened the old
-/// primary and restored the secondary from it (1,095 acknowledged writes lost, exit 0). Now
-/// the plan refuses and names the secondary's writes.
-#[test]
-fn a_flip_back_over_writes_only_the_new_primary_has_is_refused_naming_them() {
+/// A switchover to the secondary stopped right after its opening, as apply records it: the
+/// secondary's link, backup and restore forgotten, the role change open. Refresh saw it so.
+fn opened() -> (skyplan::state::State, skyplan::observed::Observed) {
     let mut s = applied(&example("global-replication.toml"));
     s.resources.replications.remove("secondary");
     s.resources.backups.remove("secondary");
@@ -37,6 +34,16 @@ fn a_flip_back_over_writes_only_the_new_primary_has_is_refused_naming_them() {
     });
     let mut o = in_sync(&s);
     o.replication.remove("secondary");
+    (s, o)
+}
+
+/// A switchover failed after the opening: the secondary is the primary and took 1,095 writes,
+/// the old primary is fenced. The operator reverts the file. Before, the plan opened the old
+/// primary and restored the secondary from it (1,095 acknowledged writes lost, exit 0). Now
+/// the plan refuses and names the secondary's writes.
+#[test]
+fn a_flip_back_over_writes_only_the_new_primary_has_is_refused_naming_them() {
+    let (s, mut o) = opened();
     o.gtids.insert("primary".into(), gtids("1-1001-40"));
     o.gtids
         .insert("secondary".into(), gtids("1-1001-40,2-2002-1095"));
@@ -154,21 +161,7 @@ fn a_state_that_lost_every_record_is_refused_while_its_tagged_services_exist() {
 fn opened_with_old_primary_following(
     healthy: bool,
 ) -> (skyplan::state::State, skyplan::observed::Observed) {
-    let mut s = applied(&example("global-replication.toml"));
-    s.resources.replications.remove("secondary");
-    s.resources.backups.remove("secondary");
-    s.resources.restores.remove("secondary");
-    s.resources
-        .services
-        .get_mut("secondary")
-        .unwrap()
-        .role_change = Some(RoleChange {
-        from: "primary".into(),
-        step: RoleChangeStep::Opened,
-        started_at: "2026-12-07T05:00:00Z".into(),
-    });
-    let mut o = in_sync(&s);
-    o.replication.remove("secondary");
+    let (s, mut o) = opened();
     let new = &s.resources.services["secondary"];
     o.replication.insert(
         "primary".into(),
@@ -222,4 +215,33 @@ fn a_flip_back_once_the_old_primary_follows_is_a_switchover_back_with_no_copy() 
     let (s, o) = opened_with_old_primary_following(false);
     let e = plan_of(&reverted, &s, &o).unwrap_err();
     assert!(matches!(e, PlanError::LastCopy { .. }), "{e}");
+}
+
+/// The kept link of an interrupted switchover's old primary owns the account the killed run
+/// granted for it (recorded), even before that grant reached the root refresh read the users
+/// on: the switchover back then drops it once the link is forgotten. Before, the account was
+/// found only among the users read, so a grant still in the old primary's relay log left the
+/// link without one and the account an orphan after the switchover back (seen in CI).
+#[test]
+fn a_kept_link_owns_the_account_its_run_recorded() {
+    let (mut s, mut o) = opened_with_old_primary_following(true);
+    let account = "skysql_replication_old@127.0.1.2".to_string();
+    s.resources.replication_users.insert(
+        account.clone(),
+        skyplan::state::ReplicationUserRecord {
+            on: "secondary".into(),
+            replica: "primary".into(),
+        },
+    );
+    o.replication.get_mut("primary").unwrap().master_user = Some("skysql_replication_old".into());
+    o.replication_users.clear();
+    let kept = skyplan::plan::drift::kept_links(&example("global-replication.toml"), &s, &o);
+    let [k] = kept.as_slice() else {
+        panic!("{kept:?}")
+    };
+    assert_eq!(
+        (k.key.as_str(), k.link.source.as_str()),
+        ("primary", "secondary")
+    );
+    assert_eq!(k.link.replication_user.as_deref(), Some(account.as_str()));
 }

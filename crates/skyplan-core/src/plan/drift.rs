@@ -378,18 +378,28 @@ fn keep(state: &State, observed: &Observed, key: &str, from: &str, ssl: bool) ->
     if !(from_source && healthy && compatible) {
         return None;
     }
-    // The account it connects as, among the replication users read on the chains' roots:
-    // the link owns it from now on (never dropped as an orphan).
+    // The account it connects as: the link owns it from now on (never dropped as an orphan,
+    // and dropped by a switchover that forgets the link). The one a run granted for this
+    // replica is recorded; otherwise it is looked for among the users read on the chains'
+    // roots (an interrupted switchover's grant may not have reached the root read yet).
+    let name_of = |u: &str| u.split_once('@').map_or(u, |(n, _)| n).to_string();
     let user = o.master_user.as_deref().and_then(|name| {
-        let mut found = observed
+        let recorded = res
             .replication_users
-            .values()
-            .flatten()
-            .filter(|u| u.split_once('@').map_or(u.as_str(), |(n, _)| n) == name);
-        match (found.next(), found.next()) {
-            (Some(one), None) => Some(one.clone()),
-            _ => None,
-        }
+            .iter()
+            .find(|(u, r)| r.replica == key && name_of(u) == name)
+            .map(|(u, _)| u.clone());
+        recorded.or_else(|| {
+            let mut found = observed
+                .replication_users
+                .values()
+                .flatten()
+                .filter(|u| name_of(u) == name);
+            match (found.next(), found.next()) {
+                (Some(one), None) => Some(one.clone()),
+                _ => None,
+            }
+        })
     });
     let ips: Vec<String> = res.services[key]
         .outbound_ips

@@ -25,7 +25,14 @@ pub(super) fn plan_orphaned_users(cx: &Ctx, out: &mut DiffOutput) {
         .collect();
     let recorded = &cx.state.resources.replication_users;
     for (on, users) in &cx.observed.replication_users {
-        if cx.fate(on).is_new() || cx.deleted_outside(on) || !cx.topology.services.contains_key(on)
+        // A service refresh read as a root that turns out to replicate (a link kept, such as
+        // an interrupted switchover's old primary following the new one) is a replica: its
+        // users came through replication and go where they were granted; skyplan never
+        // writes to a replica.
+        if cx.fate(on).is_new()
+            || cx.deleted_outside(on)
+            || !cx.topology.services.contains_key(on)
+            || cx.state.resources.replications.contains_key(on)
         {
             continue;
         }
@@ -119,6 +126,27 @@ mod tests {
             panic!("{:?}", out.drift)
         };
         assert_eq!(d.kind, DriftKind::ReplicationUserOrphaned);
+    }
+
+    /// Read on the primary as a root, but the primary replicates (a link kept: an
+    /// interrupted switchover's old primary following the new one): nothing is dropped there.
+    /// Before, the drop ran on the replica (an errant write) and the user was granted again.
+    #[test]
+    fn nothing_is_dropped_on_a_service_that_replicates() {
+        let mut s = guide_state();
+        let mut link = s.resources.replications.remove("secondary").unwrap();
+        link.source = "secondary".into();
+        s.resources.replications.insert("primary".into(), link);
+        let out = users(
+            &s,
+            &[OURS, "skysql_replication_y@10.0.0.9"],
+            &BTreeMap::new(),
+        );
+        assert!(
+            out.actions.is_empty() && out.drift.is_empty(),
+            "{:?}",
+            out.actions
+        );
     }
 
     #[test]
