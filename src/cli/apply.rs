@@ -24,6 +24,8 @@ pub(super) struct Args {
     /// How many actions may run at once.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
+    #[command(flatten)]
+    sql: super::common::SqlBound,
     /// Wait this long for a state lock held by another run (e.g. 30s, 5m).
     #[arg(long, value_parser = lock_timeout, default_value = "0s")]
     lock_timeout: Duration,
@@ -67,6 +69,7 @@ async fn run_with(args: Args, ui: &Printer, events: Option<Arc<JsonEvents>>) -> 
     let opts = ExecuteOptions {
         auto_approve: args.auto_approve,
         parallelism: args.parallelism,
+        sql_parallelism: args.sql.sql_parallelism,
         lock_timeout: args.lock_timeout,
         destroy: false,
         flags: crate::plan::PlanFlags {

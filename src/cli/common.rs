@@ -39,6 +39,24 @@ pub(super) fn topology_path(file: Option<PathBuf>) -> PathBuf {
     file.unwrap_or_else(|| PathBuf::from(DEFAULT_TOPOLOGY))
 }
 
+/// `--sql-parallelism N`: how many services' databases refresh reads at once (one SQL session
+/// each). The API's calls stay bounded by `--parallelism`: at a distance the SQL round trips
+/// dominate, and a database takes more sessions than the API takes calls.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(super) struct SqlBound {
+    /// How many services' databases refresh reads at once (one SQL session each; API calls
+    /// stay bounded by --parallelism).
+    #[arg(long, value_name = "N", value_parser = at_least_one, default_value_t = crate::remote::DEFAULT_SQL_PARALLELISM)]
+    pub(super) sql_parallelism: usize,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of sessions (1 or more)")),
+    }
+}
+
 pub(super) fn lock_timeout(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }

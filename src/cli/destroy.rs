@@ -20,6 +20,8 @@ pub(super) struct Args {
     /// How many actions may run at once.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
+    #[command(flatten)]
+    sql: super::common::SqlBound,
     /// Wait this long for a state lock held by another run (e.g. 30s, 5m).
     #[arg(long, value_parser = lock_timeout, default_value = "0s")]
     lock_timeout: std::time::Duration,
@@ -42,6 +44,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
         ExecuteOptions {
             auto_approve: args.auto_approve,
             parallelism: args.parallelism,
+            sql_parallelism: args.sql.sql_parallelism,
             lock_timeout: args.lock_timeout,
             destroy: true,
             flags: crate::plan::PlanFlags {

@@ -38,6 +38,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
         refresh: args.refresh,
         destroy: false,
         parallelism: 10,
+        sql_parallelism: crate::remote::DEFAULT_SQL_PARALLELISM,
         flags: Default::default(),
     };
     let (plan, state) = ops::plan(&ws, &opts, ui).await?;

@@ -25,6 +25,8 @@ pub(super) struct Args {
     /// How many refresh calls may run at once for the plan shown afterwards.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
+    #[command(flatten)]
+    sql: super::common::SqlBound,
     /// Use this state backend instead of the topology's.
     #[arg(long)]
     state_backend: Option<String>,
@@ -36,6 +38,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
     let opts = ImportOptions {
         lock_timeout: args.lock_timeout,
         parallelism: args.parallelism,
+        sql_parallelism: args.sql.sql_parallelism,
     };
     import(&ws, &args.address, &args.service_id, ui, opts).await
 }

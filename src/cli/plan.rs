@@ -46,6 +46,8 @@ pub(super) struct Args {
     /// How many services to refresh at once.
     #[arg(long, default_value_t = 10)]
     parallelism: usize,
+    #[command(flatten)]
+    sql: super::common::SqlBound,
     /// Skip the confirmation of `--refresh-only`'s state update.
     #[arg(long)]
     auto_approve: bool,
@@ -84,6 +86,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
             auto_approve: args.auto_approve,
             lock_timeout: args.lock_timeout,
             parallelism: args.parallelism,
+            sql_parallelism: args.sql.sql_parallelism,
             json: format == Format::Json,
             detailed_exitcode: args.detailed_exitcode,
         };
@@ -93,6 +96,7 @@ pub(super) async fn run(args: Args, ui: &Printer) -> Result<ExitStatus> {
         refresh: args.refresh,
         destroy: args.destroy,
         parallelism: args.parallelism,
+        sql_parallelism: args.sql.sql_parallelism,
         flags: crate::plan::PlanFlags {
             allow_data_loss: args.allow_data_loss,
             replace: args.replace,

@@ -19,6 +19,8 @@ use crate::state::State;
 pub(crate) struct ExecuteOptions {
     pub auto_approve: bool,
     pub parallelism: usize,
+    /// `--sql-parallelism`: refresh's SQL sessions at once.
+    pub sql_parallelism: usize,
     pub lock_timeout: Duration,
     pub destroy: bool,
     /// `--allow-data-loss`, `--replace`, `--target` (a saved plan carries its own).
@@ -77,7 +79,7 @@ async fn execute_locked(
     opts: &ExecuteOptions,
 ) -> Result<ApplyOutcome> {
     let (saved, state) = starting_state(ws, saved, opts).await?;
-    let remote = Arc::new(ops::connect(ws, &state, ui).await?);
+    let remote = Arc::new(ops::connect(ws, &state, ui, opts.sql_parallelism).await?);
     // The first apply records which cloud this state manages (an older state adopts it).
     let mut state = state;
     state
@@ -525,6 +527,8 @@ pub(crate) struct RefreshOnlyOptions {
     pub auto_approve: bool,
     pub lock_timeout: Duration,
     pub parallelism: usize,
+    /// `--sql-parallelism`: refresh's SQL sessions at once.
+    pub sql_parallelism: usize,
     /// The drift as JSON on stdout instead of the rendered plan.
     pub json: bool,
     /// Exit 2 when there is drift (and record nothing without a confirmation).
@@ -540,12 +544,13 @@ pub(crate) async fn refresh_only(
         auto_approve,
         lock_timeout,
         parallelism,
+        sql_parallelism,
         json,
         detailed_exitcode,
     } = opts;
     let work = async {
         let state = ws.read_state().await?;
-        let remote = ops::connect(ws, &state, ui).await?;
+        let remote = ops::connect(ws, &state, ui, sql_parallelism).await?;
         let observed = crate::refresh::refresh(&remote, &ws.topology, &state, parallelism).await?;
         // Only the drift is used: a failover the topology asks for is not refused here.
         let all = crate::plan::PlanFlags {

@@ -17,6 +17,8 @@ use crate::state::{LockInfo, LockInfoExt, ServiceRecord};
 pub(crate) struct ImportOptions {
     pub lock_timeout: Duration,
     pub parallelism: usize,
+    /// `--sql-parallelism`: refresh's SQL sessions at once.
+    pub sql_parallelism: usize,
 }
 
 pub(crate) async fn import(
@@ -52,6 +54,7 @@ pub(crate) async fn import(
             refresh: true,
             destroy: false,
             parallelism: opts.parallelism,
+            sql_parallelism: opts.sql_parallelism,
             flags: Default::default(),
         },
         ui,
@@ -86,7 +89,7 @@ async fn import_locked(
     {
         bail!("{service_id} is already managed as service.{other}");
     }
-    let remote = ops::connect(ws, &state, ui).await?;
+    let remote = ops::connect(ws, &state, ui, opts.sql_parallelism).await?;
     let s = remote
         .client
         .get_service(service_id)

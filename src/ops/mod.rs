@@ -123,18 +123,22 @@ pub(crate) struct PlanOptions {
     pub refresh: bool,
     pub destroy: bool,
     pub parallelism: usize,
+    /// `--sql-parallelism`: refresh's SQL sessions at once.
+    pub sql_parallelism: usize,
     /// `--allow-data-loss`, `--replace`, `--target`.
     pub flags: crate::plan::PlanFlags,
 }
 
 /// Connect to the topology's cloud, refusing a state that records another one (before
-/// anything is read from it or planned).
+/// anything is read from it or planned). Refresh reads `sql_parallelism` databases at once.
 pub(crate) async fn connect(
     ws: &Workspace,
     state: &State,
     ui: &crate::printer::Printer,
+    sql_parallelism: usize,
 ) -> Result<crate::remote::Remote> {
-    let remote = crate::remote::Remote::connect(&ws.topology).await?;
+    let mut remote = crate::remote::Remote::connect(&ws.topology).await?;
+    remote.sql_parallelism = sql_parallelism;
     for note in &remote.notes {
         ui.note(note);
     }
@@ -153,7 +157,7 @@ pub(crate) async fn plan(
     // is shown as an adoption, and an unreachable endpoint is an error, never "all new".
     let nothing_to_look_at = opts.destroy && state.resources.services.is_empty();
     let observed = if opts.refresh && !nothing_to_look_at {
-        let remote = connect(ws, &state, ui).await?;
+        let remote = connect(ws, &state, ui, opts.sql_parallelism).await?;
         let observed =
             crate::refresh::refresh(&remote, &ws.topology, &state, opts.parallelism).await?;
         // After refresh, whose first call says clearly when the API cannot be reached.

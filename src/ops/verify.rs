@@ -56,7 +56,8 @@ pub(crate) async fn verify(
     for link in &links {
         check_applied(ws, &state, link)?;
     }
-    let remote = crate::ops::connect(ws, &state, ui).await?;
+    let remote =
+        crate::ops::connect(ws, &state, ui, crate::remote::DEFAULT_SQL_PARALLELISM).await?;
     let mut reports = Vec::new();
     for link in &links {
         let report = verify_link(&remote, &state, link, ui, opts)

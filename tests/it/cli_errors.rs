@@ -115,6 +115,28 @@ fn an_unwritable_state_directory_is_named() {
     assert!(!t.path().join("emulator").exists(), "no emulator started");
 }
 
+/// `--sql-parallelism` takes 1 or more: 0 (which would read nothing) or a word is refused
+/// before anything is read or contacted.
+#[test]
+fn a_sql_parallelism_below_one_is_refused() {
+    for (cmd, bad) in [("plan", "0"), ("apply", "many"), ("import", "1.5")] {
+        let mut t = applied_guide();
+        let before = std::fs::read(t.state_file("global-replication")).unwrap();
+        let r = t.args(&[cmd, "--sql-parallelism", bad]).run();
+        assert_ne!(r.code, 0, "{cmd} {bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--sql-parallelism")
+                && r.stderr.contains("is not a number of sessions (1 or more)"),
+            "{cmd} {bad}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            std::fs::read(t.state_file("global-replication")).unwrap(),
+            before
+        );
+    }
+}
+
 #[test]
 fn a_file_that_is_not_a_plan_is_refused() {
     let mut t = applied_guide().file("plan.json", "{\"format_version\": 1, \"actions\": 7}\n");

@@ -157,6 +157,16 @@ async fn fan_out_seeds_and_wires_the_replicas_in_parallel() {
     cloud
         .skyplan(&["plan", "fan-out.toml", "--detailed-exitcode"])
         .expect_code(0);
+    // The same refresh one database at a time (`--sql-parallelism`): the same answer.
+    cloud
+        .skyplan(&[
+            "plan",
+            "fan-out.toml",
+            "--detailed-exitcode",
+            "--sql-parallelism",
+            "1",
+        ])
+        .expect_code(0);
 }
 
 fn assert_matches_schema(schema: &str, bytes: &[u8]) {
