@@ -78,10 +78,7 @@ async fn remote_check(
     t: &crate::topology::Topology,
     ui: &Printer,
 ) -> Result<String> {
-    let remote = crate::remote::Remote::connect(t).await?;
-    for note in &remote.notes {
-        ui.note(note);
-    }
+    let remote = crate::ops::connect_to(t, ui).await?;
     let checked = crate::ops::catalog::check_file(file, text, t, &remote, None).await?;
     Ok(if checked {
         format!(

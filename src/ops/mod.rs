@@ -129,6 +129,19 @@ pub(crate) struct PlanOptions {
     pub flags: crate::plan::PlanFlags,
 }
 
+/// Connect to the topology's cloud (starting the local emulator when it is the cloud), its
+/// notes said (an emulator started in the background, a client region not reported).
+pub(crate) async fn connect_to(
+    topology: &crate::topology::Topology,
+    ui: &crate::printer::Printer,
+) -> Result<crate::remote::Remote> {
+    let remote = crate::remote::Remote::connect(topology).await?;
+    for note in &remote.notes {
+        ui.note(note);
+    }
+    Ok(remote)
+}
+
 /// Connect to the topology's cloud, refusing a state that records another one (before
 /// anything is read from it or planned). Refresh reads `sql_parallelism` databases at once.
 pub(crate) async fn connect(
@@ -137,11 +150,8 @@ pub(crate) async fn connect(
     ui: &crate::printer::Printer,
     sql_parallelism: usize,
 ) -> Result<crate::remote::Remote> {
-    let mut remote = crate::remote::Remote::connect(&ws.topology).await?;
+    let mut remote = connect_to(&ws.topology, ui).await?;
     remote.sql_parallelism = sql_parallelism;
-    for note in &remote.notes {
-        ui.note(note);
-    }
     crate::state::rules::check_endpoint(state, &remote.identity, &ws.backend.describe())?;
     Ok(remote)
 }
