@@ -252,6 +252,18 @@ async fn settle_plan(
             })
             .await?;
     }
+    // A switchover recorded at its fencing step that refresh shows promoted already, or given
+    // up by the file, is recorded as it is: the plan was made from that.
+    if derived.drift.iter().any(|d| {
+        d.kind == crate::plan::DriftKind::RoleChangeInterrupted
+            && d.after.get("corrected").is_some()
+    }) {
+        handle
+            .update(|s| {
+                crate::plan::drift::settle_role_changes(&ws.topology, s, observed);
+            })
+            .await?;
+    }
     Ok(match saved {
         Some(plan) => {
             planfile::check_same_actions(&plan, &derived)?;

@@ -21,12 +21,19 @@ pub(super) async fn replication_users(
     let res = &state.resources;
     // Replication users on the chains' roots (managed services that replicate from nobody),
     // so that users no link owns are reported and dropped. Unreadable: left out.
+    // The candidate of an interrupted switchover too: refresh may find it promoted (its link
+    // forgotten by the plan), and its own replication user then an orphan to drop now.
     let roots = ready.iter().filter(|k| {
-        !res.replications.contains_key(**k)
-            && topology
-                .services
-                .get(**k)
-                .is_some_and(|s| s.replication.is_none())
+        let candidate = res
+            .services
+            .get(**k)
+            .is_some_and(|r| r.role_change.is_some());
+        candidate
+            || (!res.replications.contains_key(**k)
+                && topology
+                    .services
+                    .get(**k)
+                    .is_some_and(|s| s.replication.is_none()))
     });
     let users_read: Vec<Result<(String, Vec<String>), String>> = stream::iter(roots)
         .map(|key| async move {

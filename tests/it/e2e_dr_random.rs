@@ -235,7 +235,7 @@ impl Dr {
     }
 
     async fn step(&mut self, op: &Op) {
-        let next = op.next(&self.model);
+        let mut next = op.next(&self.model);
         let before = self.copies().await;
         let mut reseeded = op.replaces();
         match op {
@@ -251,6 +251,7 @@ impl Dr {
                     self.lag(to).await;
                 }
                 let old_server = self.server_id(self.model.primary).await;
+                let mut reverted = false;
                 let writer = AppWriter::start(&self.cloud, &self.endpoints()).await;
                 match op {
                     Op::Restart { key } => self.restart(key).await,
@@ -265,14 +266,20 @@ impl Dr {
                             reseeded = Some(*key);
                         }
                     }
-                    _ => self.change(op, &next).await,
+                    _ => {
+                        if self.change(op, &next).await {
+                            next = self.model.clone();
+                            reverted = true;
+                        }
+                    }
                 }
                 // A few writes on the settled topology too.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let acks = writer.stop().await;
                 let servers: Vec<u32> = acks.acked.iter().map(|a| a.1).collect();
+                // A switchover reverted moves the writes there and back: A, B, A.
                 assert!(
-                    !acks.interleaved(),
+                    reverted || !acks.interleaved(),
                     "two servers took the application's writes in turn during `{op}` \
                      (server ids in order, deduplicated): {:?}",
                     dedup(&servers)
@@ -501,8 +508,9 @@ impl Dr {
     }
 
     /// Write the next topology, plan it (changes, and no copy unless replacing), apply it
-    /// (killed once and applied again, for a kill).
-    async fn change(&self, op: &Op, next: &Model) {
+    /// (killed once and applied again, for a kill). Returns true when a killed switchover was
+    /// reverted: the model stays as it was.
+    async fn change(&self, op: &Op, next: &Model) -> bool {
         self.write_topology(next);
         let replace = op.replaces().map(|r| format!("--replace=service.{r}"));
         let mut plan = vec!["plan", TOPOLOGY, "--detailed-exitcode"];
@@ -520,10 +528,10 @@ impl Dr {
                 );
             }
         }
-        let Op::Kill9 { line, .. } = op else {
+        let Op::Kill9 { line, op: inner } = op else {
             let r = self.cli(&apply).await;
             assert_eq!(r.code, Some(0), "the apply of `{op}`\n{}", output(&r));
-            return;
+            return false;
         };
         let mut run = Running::spawn(&self.cloud, &apply);
         let deadline = Instant::now() + CLI_TIMEOUT;
@@ -531,7 +539,8 @@ impl Dr {
             assert!(Instant::now() < deadline, "apply hung:\n{}", run.stderr());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if run.is_running() {
+        let killed = run.is_running();
+        if killed {
             let r = run.kill_9().await;
             let last = r.stderr.lines().last().unwrap_or_default().to_string();
             self.note(format!("       killed after stderr line: {last}"));
@@ -540,7 +549,32 @@ impl Dr {
             self.note(format!("       the apply ended before line {line}"));
             assert_eq!(r.code, Some(0), "the apply of `{op}`\n{}", output(&r));
         }
-        // What an operator does next: apply the same file again, without the flags.
+        // What an operator does next: apply the same file again, without the flags; or, for
+        // a killed switchover (every other kill line, so the seeds' draws stay as they were),
+        // put the file back and apply: a switchover back by GTID (the old primary follows the
+        // new one already), nothing to undo (killed before the opening), or a refusal (past
+        // the opening, the old primary not following yet), after which the switched file
+        // finishes it. Never a copy either way (`check`).
+        if killed && matches!(**inner, Op::Switchover { .. }) && line % 2 == 0 {
+            self.write_topology(&self.model);
+            let r = self.cli(&["apply", TOPOLOGY, "--auto-approve"]).await;
+            if r.code == Some(0) {
+                self.note("       the file put back: reverted".into());
+                return true;
+            }
+            // Refused when the new primary is open and the old one does not follow it yet:
+            // the file put back would open two writers and copy over the new one.
+            assert!(
+                r.code == Some(1) && r.stderr.contains("is past its point of no return"),
+                "the apply of the file put back after the kill of `{op}`\n{}",
+                output(&r)
+            );
+            self.note(
+                "       the file put back: refused (past the opening), switched file applied"
+                    .into(),
+            );
+            self.write_topology(next);
+        }
         let r = self.cli(&["apply", TOPOLOGY, "--auto-approve"]).await;
         assert_eq!(
             r.code,
@@ -548,6 +582,7 @@ impl Dr {
             "the apply after the kill of `{op}`\n{}",
             output(&r)
         );
+        false
     }
 
     /// Stop the database cleanly and start it again with its data, as a maintenance restart

@@ -52,10 +52,11 @@ fn a_flip_back_over_writes_only_the_new_primary_has_is_refused_naming_them() {
     let reverted = example("global-replication.toml");
     let e = plan_of(&reverted, &s, &o).unwrap_err();
     assert!(
-        matches!(e, PlanError::LastCopy { .. })
+        matches!(e, PlanError::RevertedPastTheOpening { .. })
             && e.to_string().contains(
                 "service.secondary holds 2-2002-1..2-2002-1095 (1095 transactions) that no other surviving service has; restore.secondary discards them"
-            ),
+            )
+            && e.to_string().contains("Put the file back and apply"),
         "{e}"
     );
     // With consent, the plan lists them first.
@@ -214,7 +215,7 @@ fn a_flip_back_once_the_old_primary_follows_is_a_switchover_back_with_no_copy() 
     // copy that would discard them is refused as before.
     let (s, o) = opened_with_old_primary_following(false);
     let e = plan_of(&reverted, &s, &o).unwrap_err();
-    assert!(matches!(e, PlanError::LastCopy { .. }), "{e}");
+    assert!(matches!(e, PlanError::RevertedPastTheOpening { .. }), "{e}");
 }
 
 /// The kept link of an interrupted switchover's old primary owns the account the killed run

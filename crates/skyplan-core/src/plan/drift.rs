@@ -224,7 +224,117 @@ pub fn corrected_for<'a>(
         });
         kept.record(st.to_mut());
     }
+    if !role_change_corrections(topology, &st, observed).is_empty() {
+        drift.extend(settle_role_changes(topology, st.to_mut(), observed));
+    }
     (st, drift)
+}
+
+/// Records what refresh proves about switchovers recorded at their fencing step (see
+/// [`RoleChangeFix`]), as drift. `plan` corrects its copy of the state; `apply` records it.
+pub fn settle_role_changes(
+    topology: &crate::topology::Topology,
+    state: &mut State,
+    observed: &Observed,
+) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    for (new, fix) in role_change_corrections(topology, state, observed) {
+        let res = &mut state.resources;
+        let Some(rec) = res.services.get_mut(&new) else {
+            continue;
+        };
+        let Some(change) = rec.role_change.as_mut() else {
+            continue;
+        };
+        let old = change.from.clone();
+        let detail = match fix {
+            RoleChangeFix::Opened => {
+                change.step = crate::state::RoleChangeStep::Opened;
+                // As the opening records it: the candidate's link, backup and restore go.
+                res.replications.remove(&new);
+                res.backups.remove(&new);
+                res.restores.remove(&new);
+                format!(
+                    "service.{new} no longer replicates and is open for writes: the switchover from service.{old} got past its opening, which the interrupted run did not record; recorded now"
+                )
+            }
+            RoleChangeFix::Abandoned => {
+                rec.role_change = None;
+                format!(
+                    "the switchover of the primary service.{old} -> service.{new} was interrupted before service.{new} was opened, and the file no longer asks for it: abandoned (service.{new} still replicates from service.{old}; a fence left on service.{old} is lifted)"
+                )
+            }
+        };
+        drift.push(Drift {
+            resource: format!("switchover.{new}"),
+            kind: DriftKind::RoleChangeInterrupted,
+            before: json!({ "primary": old }),
+            after: json!({ "corrected": fix.name() }),
+            detail,
+        });
+    }
+    drift
+}
+
+/// What refresh proves about a switchover recorded at its fencing step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoleChangeFix {
+    /// The candidate was promoted (its replication reset, open for writes) and the run was
+    /// killed before it recorded that: the point of no return is behind it.
+    Opened,
+    /// Not promoted, and the file put back the roles it started from: nothing to resume.
+    Abandoned,
+}
+
+impl RoleChangeFix {
+    fn name(self) -> &'static str {
+        match self {
+            RoleChangeFix::Opened => "opened",
+            RoleChangeFix::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Switchovers recorded at their fencing step that refresh shows elsewhere (observed beats
+/// recorded): the candidate promoted already, or the switchover given up by the file.
+fn role_change_corrections(
+    topology: &crate::topology::Topology,
+    state: &State,
+    observed: &Observed,
+) -> Vec<(String, RoleChangeFix)> {
+    let mut out = Vec::new();
+    for (new, rec) in &state.resources.services {
+        let Some(c) = rec
+            .role_change
+            .as_ref()
+            .filter(|c| c.step == crate::state::RoleChangeStep::Fencing)
+        else {
+            continue;
+        };
+        let Some(o) = observed.replication.get(new) else {
+            continue;
+        };
+        let writable = observed.read_only.get(new) == Some(&false);
+        if !o.configured && writable {
+            out.push((new.clone(), RoleChangeFix::Opened));
+            continue;
+        }
+        let follows_old = |k: &str, from: &str| {
+            topology
+                .services
+                .get(k)
+                .and_then(|s| s.replication.as_ref())
+                .is_some_and(|r| r.from == from)
+        };
+        let old_is_root = topology
+            .services
+            .get(&c.from)
+            .is_some_and(|s| s.replication.is_none());
+        if o.configured && old_is_root && follows_old(new, &c.from) {
+            out.push((new.clone(), RoleChangeFix::Abandoned));
+        }
+    }
+    out
 }
 
 pub fn corrected<'a>(state: &'a State, observed: &Observed) -> (Cow<'a, State>, Vec<Drift>) {

@@ -216,3 +216,31 @@ pub(crate) fn records_lost(state: &State, observed: &Observed) -> Vec<String> {
         })
         .collect()
 }
+
+/// A switchover past its opening (the candidate `new` open for writes) whose old primary does
+/// not follow it yet, with a file that makes the old primary the primary again and `new` a
+/// replica. Planned as asked, that opens the old primary beside `new` and copies it over
+/// `new`: two writers for a while, and whatever `new` takes meanwhile is discarded. Returns
+/// (old, new).
+pub(crate) fn reverted_past_the_opening(
+    topology: &crate::topology::Topology,
+    state: &State,
+) -> Option<(String, String)> {
+    let res = &state.resources;
+    res.services.iter().find_map(|(new, rec)| {
+        let c = rec
+            .role_change
+            .as_ref()
+            .filter(|c| c.step == crate::state::RoleChangeStep::Opened)?;
+        let old_root = topology
+            .services
+            .get(&c.from)
+            .is_some_and(|s| s.replication.is_none());
+        let new_replica = topology
+            .services
+            .get(new)
+            .is_some_and(|s| s.replication.is_some());
+        (old_root && new_replica && !res.replications.contains_key(&c.from))
+            .then(|| (c.from.clone(), new.clone()))
+    })
+}

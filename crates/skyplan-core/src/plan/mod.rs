@@ -165,6 +165,13 @@ pub enum PlanError {
         lineage: String,
         services: Vec<String>,
     },
+    #[error("the switchover of the primary service.{old} -> service.{new} is past its point of no return: service.{new} is open for writes, and service.{old}, fenced, does not follow it yet. The file makes service.{old} the primary again: planned now, that would open service.{old} beside service.{new} and copy service.{old} over service.{new}, discarding what service.{new} takes{losses}. Nothing was changed. Put the file back and apply (service.{old} follows service.{new} by GTID, no copy), then revert the file: a switchover back by GTID. Or run again with --allow-data-loss to copy service.{old} over service.{new}")]
+    RevertedPastTheOpening {
+        old: String,
+        new: String,
+        /// What the copy would discard now, each `; <loss>` (empty when nothing yet).
+        losses: String,
+    },
     #[error("the last-copy rule: {}. Nothing was changed. These transactions exist nowhere else: take what you need from them, or run again with --allow-data-loss to discard them", .losses.join("; "))]
     LastCopy { losses: Vec<String> },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
@@ -324,6 +331,15 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         return Err(PlanError::DeleteAndKeep { id, deleted, kept });
     }
     let losses = last_copy::losses(&out.actions, state, input.observed);
+    if !flags.allow_data_loss {
+        if let Some((old, new)) = last_copy::reverted_past_the_opening(input.topology, state) {
+            let losses = losses
+                .iter()
+                .map(|l| format!("; {}", l.describe()))
+                .collect();
+            return Err(PlanError::RevertedPastTheOpening { old, new, losses });
+        }
+    }
     if !losses.is_empty() {
         let described: Vec<String> = losses.iter().map(last_copy::Loss::describe).collect();
         if !flags.allow_data_loss {

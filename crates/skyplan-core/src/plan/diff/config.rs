@@ -73,7 +73,7 @@ fn plan_one(
     let seen = observed.configs.get(key);
     let (config_id, current) = current_values(recorded_id.as_ref(), seen, rec);
     config_drift(
-        key,
+        (key, role_of(svc)),
         recorded_id.as_ref(),
         config_id.as_ref(),
         rec,
@@ -120,12 +120,7 @@ fn desired_values(
 ) -> BTreeMap<String, String> {
     let mut desired = config::desired(svc, vars);
     if !refreshed && rec.is_some_and(|r| r.config.contains_key(ROLE_VARIABLE)) {
-        let role = if svc.replication.is_some() {
-            "ON"
-        } else {
-            "OFF"
-        };
-        desired.insert(ROLE_VARIABLE.into(), role.into());
+        desired.insert(ROLE_VARIABLE.into(), role_of(svc).into());
     }
     desired
 }
@@ -148,9 +143,21 @@ fn current_values(
     }
 }
 
-/// The configuration deleted, or changed, outside skyplan.
+/// The role the topology gives `svc`, as its configuration's `read_only` says it.
+fn role_of(svc: &Service) -> &'static str {
+    if svc.replication.is_some() {
+        "ON"
+    } else {
+        "OFF"
+    }
+}
+
+/// The configuration deleted, or changed, outside skyplan. `read_only` holding the role the
+/// topology gives the service is not drift: skyplan's role steps write it at the moment of a
+/// role change, and a run killed between that write and the state's record left it so
+/// (randomized DR test, a kill during "keeping read_only = OFF in the configuration").
 fn config_drift(
-    key: &str,
+    (key, role): (&str, &str),
     recorded_id: Option<&String>,
     config_id: Option<&String>,
     rec: Option<&crate::state::ServiceRecord>,
@@ -172,7 +179,10 @@ fn config_drift(
     }
     if let (Some(id), Some(r), Some(_)) = (config_id, rec, seen) {
         // The configuration changed outside skyplan: what it holds is not what was set.
-        let changed = changed_names(&r.config, current);
+        let mut changed = changed_names(&r.config, current);
+        changed.retain(|n| {
+            n != ROLE_VARIABLE || !current.get(n).is_some_and(|v| config::same(v, role))
+        });
         if !changed.is_empty() {
             out.drift.push(Drift {
                 resource: format!("config.{key}"),
