@@ -246,3 +246,84 @@ fn a_kept_link_owns_the_account_its_run_recorded() {
     );
     assert_eq!(k.link.replication_user.as_deref(), Some(account.as_str()));
 }
+
+/// A switchover killed between the candidate's promotion and the state's record of it: the
+/// state says "fencing", refresh sees the candidate no longer replicating and open for writes.
+/// Observed beats recorded: the opening is recorded, so a file put back is refused (it would
+/// open the old primary beside the candidate) rather than planned as an un-fencing.
+#[test]
+fn a_promotion_the_state_missed_is_recorded_and_a_file_put_back_refused() {
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Fencing,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = in_sync(&s);
+    o.replication.insert("secondary".into(), Default::default());
+    o.gtids.insert("primary".into(), gtids("1-1001-40"));
+    o.gtids
+        .insert("secondary".into(), gtids("1-1001-40,2-2002-3"));
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), false);
+    let reverted = example("global-replication.toml");
+    let e = plan_of(&reverted, &s, &o).unwrap_err();
+    assert!(
+        matches!(e, PlanError::RevertedPastTheOpening { .. })
+            && e.to_string()
+                .contains("service.secondary holds 2-2002-1..2-2002-3"),
+        "{e}"
+    );
+    // The switched file finishes it: the old primary follows by GTID, no copy.
+    let mut switched = reverted.clone();
+    let link = switched
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .replication
+        .take()
+        .unwrap();
+    switched.services.get_mut("primary").unwrap().replication =
+        Some(skyplan::topology::Replication {
+            from: "secondary".into(),
+            ..link
+        });
+    let p = plan_of(&switched, &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        text.contains("got past its opening") && !text.contains("restore"),
+        "{text}"
+    );
+}
+
+/// A switchover killed before the opening, the file put back: nothing to resume. It is
+/// abandoned (said once), the old primary's fence lifted, and nothing else planned.
+#[test]
+fn a_switchover_killed_before_the_opening_and_put_back_is_abandoned() {
+    let mut s = applied(&example("global-replication.toml"));
+    s.resources
+        .services
+        .get_mut("secondary")
+        .unwrap()
+        .role_change = Some(RoleChange {
+        from: "primary".into(),
+        step: RoleChangeStep::Fencing,
+        started_at: "2026-12-07T05:00:00Z".into(),
+    });
+    let mut o = in_sync(&s);
+    o.read_only.insert("primary".into(), true);
+    o.read_only.insert("secondary".into(), true);
+    let p = plan_of(&example("global-replication.toml"), &s, &o).unwrap();
+    let text = render::render(&p, false);
+    assert!(
+        text.contains("abandoned")
+            && text.contains("open     skysql-primary for writes")
+            && !text.contains("restore")
+            && !text.contains("switch "),
+        "{text}"
+    );
+}
