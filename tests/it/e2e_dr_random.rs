@@ -20,6 +20,11 @@
 //! returns it rejoins by GTID, or, holding writes the new primary lacks, is refused a re-seed
 //! without the flag (the last-copy rule lists them) and re-seeded with it.
 //!
+//! A killed apply is applied again with the same file; after a killed switchover whose kill
+//! line is even, the operator puts the file back instead: the apply must revert it (a
+//! switchover back, or nothing to undo) or refuse (past the opening, the old primary not
+//! following yet), after which the switched file finishes it. Never a copy either way.
+//!
 //! `SKYPLAN_DR_SEED` (default below), `SKYPLAN_DR_STEPS`, `SKYPLAN_DR_SERVICES` (3 or 4) and
 //! `SKYPLAN_DR_OPS` (kinds, comma-separated: switchover, switchover-chained, chain, unchain,
 //! repoint, replace, kill9, restart, restart-replica, restart-all, bulk, failover, return,

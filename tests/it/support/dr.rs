@@ -140,7 +140,8 @@ pub(crate) enum Kind {
     Repoint,
     /// `apply --replace service.X` of a replica: the one operation that may copy data.
     Replace,
-    /// One of the operations above, its apply killed with SIGKILL, then applied again.
+    /// One of the operations above, its apply killed with SIGKILL, then applied again (a
+    /// switchover killed at an even line: its file put back first).
     Kill9,
     /// The primary's database stopped cleanly and started again (data kept).
     Restart,
