@@ -272,7 +272,8 @@ pub fn is_restart_io_error(errno: u32) -> bool {
 /// Make the state say what refresh saw (`plan --refresh-only`): gone services are forgotten,
 /// resized ones take their real size, unhealthy links are marked so, and a link a replica of
 /// `topology` already has that the state does not record is recorded as it is
-/// (`drift::kept_links`).
+/// (`drift::kept_links`), and so is what refresh proves of a switchover an apply left at its
+/// fencing step (`drift::settle_role_changes`).
 pub fn record_observed(
     state: &mut crate::state::State,
     topology: &crate::topology::Topology,
@@ -330,4 +331,6 @@ pub fn record_observed(
     for kept in crate::plan::drift::kept_links(topology, state, observed) {
         kept.record(state);
     }
+    // A switchover recorded at its fencing step, found promoted or given up by the file.
+    crate::plan::drift::settle_role_changes(topology, state, observed);
 }
