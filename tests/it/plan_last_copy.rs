@@ -247,12 +247,9 @@ fn a_kept_link_owns_the_account_its_run_recorded() {
     assert_eq!(k.link.replication_user.as_deref(), Some(account.as_str()));
 }
 
-/// A switchover killed between the candidate's promotion and the state's record of it: the
-/// state says "fencing", refresh sees the candidate no longer replicating and open for writes.
-/// Observed beats recorded: the opening is recorded, so a file put back is refused (it would
-/// open the old primary beside the candidate) rather than planned as an un-fencing.
-#[test]
-fn a_promotion_the_state_missed_is_recorded_and_a_file_put_back_refused() {
+/// A switchover to the secondary recorded at its fencing step (the secondary's link still
+/// recorded), refresh seeing everything as recorded.
+fn fencing() -> (skyplan::state::State, skyplan::observed::Observed) {
     let mut s = applied(&example("global-replication.toml"));
     s.resources
         .services
@@ -263,7 +260,17 @@ fn a_promotion_the_state_missed_is_recorded_and_a_file_put_back_refused() {
         step: RoleChangeStep::Fencing,
         started_at: "2026-12-07T05:00:00Z".into(),
     });
-    let mut o = in_sync(&s);
+    let o = in_sync(&s);
+    (s, o)
+}
+
+/// A switchover killed between the candidate's promotion and the state's record of it: the
+/// state says "fencing", refresh sees the candidate no longer replicating and open for writes.
+/// Observed beats recorded: the opening is recorded, so a file put back is refused (it would
+/// open the old primary beside the candidate) rather than planned as an un-fencing.
+#[test]
+fn a_promotion_the_state_missed_is_recorded_and_a_file_put_back_refused() {
+    let (s, mut o) = fencing();
     o.replication.insert("secondary".into(), Default::default());
     o.gtids.insert("primary".into(), gtids("1-1001-40"));
     o.gtids
@@ -304,17 +311,7 @@ fn a_promotion_the_state_missed_is_recorded_and_a_file_put_back_refused() {
 /// abandoned (said once), the old primary's fence lifted, and nothing else planned.
 #[test]
 fn a_switchover_killed_before_the_opening_and_put_back_is_abandoned() {
-    let mut s = applied(&example("global-replication.toml"));
-    s.resources
-        .services
-        .get_mut("secondary")
-        .unwrap()
-        .role_change = Some(RoleChange {
-        from: "primary".into(),
-        step: RoleChangeStep::Fencing,
-        started_at: "2026-12-07T05:00:00Z".into(),
-    });
-    let mut o = in_sync(&s);
+    let (s, mut o) = fencing();
     o.read_only.insert("primary".into(), true);
     o.read_only.insert("secondary".into(), true);
     let p = plan_of(&example("global-replication.toml"), &s, &o).unwrap();
