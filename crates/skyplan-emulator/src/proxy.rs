@@ -121,18 +121,21 @@ pub(crate) fn spawn(
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Accept loops (each owning its listener and its connections) live in this set.
+        let (closing, closed) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         for listener in listeners {
             let (service_id, gate) = (service_id.clone(), gate.clone());
-            tasks.spawn(accept_loop(listener, service_id, gate));
+            tasks.spawn(accept_loop(listener, service_id, gate, closed.clone()));
         }
         tokio::select! {
             // Stop asked, or the handle dropped.
             _ = stopped => {}
             () = async { while tasks.join_next().await.is_some() {} } => {}
         }
-        // Aborts every accept loop and waits until each is gone, listener included.
-        tasks.shutdown().await;
+        // Each accept loop closes its listener and its connections, then ends: once they
+        // have, the port is free (an abort would free it only whenever the runtime got to it).
+        let _ = closing.send(true);
+        while tasks.join_next().await.is_some() {}
     });
     ProxyHandle {
         #[cfg(test)]
@@ -142,13 +145,20 @@ pub(crate) fn spawn(
     }
 }
 
-async fn accept_loop(listener: TcpListener, service_id: String, gate: Arc<dyn Gate>) {
+async fn accept_loop(
+    listener: TcpListener,
+    service_id: String,
+    gate: Arc<dyn Gate>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
     let Ok(listen) = listener.local_addr() else {
         return;
     };
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            // Only `true` is ever sent; an error means the proxy task is gone: stop too.
+            _ = closed.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let (service_id, gate) = (service_id.clone(), gate.clone());
@@ -162,6 +172,8 @@ async fn accept_loop(listener: TcpListener, service_id: String, gate: Arc<dyn Ga
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    drop(listener);
+    connections.shutdown().await;
 }
 
 async fn handle(

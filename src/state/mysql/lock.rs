@@ -176,7 +176,8 @@ pub(crate) async fn acquire(
     let opts = mysql_async::OptsBuilder::from_opts(backend.opts())
         .wait_timeout(Some(LOCK_SESSION_WAIT_TIMEOUT));
     let mut conn = backend.connect_with(opts.into()).await?;
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
+    let mut dead_holder_waited = false;
     let mut heartbeat = crate::state::lock_wait::LockWait::new(timeout, ui);
     loop {
         // In slices, so that a long --lock-timeout says what it waits for.
@@ -207,6 +208,19 @@ pub(crate) async fn acquire(
         match holder_now {
             // Released between GET_LOCK and the check: try again.
             None if Instant::now() < deadline + Duration::from_secs(1) => continue,
+            // Its holder ran on this host and is gone (kill -9): its connection is closed,
+            // and the server lets the lock go as soon as it notices. Give it that moment
+            // rather than fail on a lock nobody holds (seen in CI right after a kill -9).
+            Some((ref h, _))
+                if !dead_holder_waited
+                    && h.pid != 0
+                    && h.host == info.host
+                    && !crate::state::local::lockfile::pid_alive(h.pid) =>
+            {
+                dead_holder_waited = true;
+                deadline = Instant::now() + DEAD_HOLDER_RELEASE_WAIT;
+                continue;
+            }
             h => {
                 return Err(StateError::Locked {
                     location: loc,
@@ -253,6 +267,10 @@ pub(crate) async fn acquire(
         took_over,
     })
 }
+
+/// How long the server may take to notice that a holder that died on this host closed its
+/// connection, before the lock it held counts as held.
+const DEAD_HOLDER_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a killed holder's connection may take to let its lock go.
 const KILLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
